@@ -1,0 +1,5 @@
+"""anonymizer: privacy-first face anonymization."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

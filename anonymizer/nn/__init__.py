@@ -1,0 +1,22 @@
+"""The shared torch model stack: backbones, necks, heads and the registered model builders."""
+
+from __future__ import annotations
+
+from ._registry import build_model, get_model_builder, list_models, register_model
+from .backbones import MobileNetV2
+from .detectors import FaceDetector, centerface, prepare_batch
+from .heads import CenterHead
+from .necks import TopDownFPN
+
+__all__ = [
+    "CenterHead",
+    "FaceDetector",
+    "MobileNetV2",
+    "TopDownFPN",
+    "build_model",
+    "centerface",
+    "get_model_builder",
+    "list_models",
+    "prepare_batch",
+    "register_model",
+]

