@@ -7,11 +7,13 @@ from .backbones import MobileNetV2
 from .detectors import FaceDetector, centerface, prepare_batch
 from .heads import CenterHead
 from .necks import TopDownFPN
+from .retinaface import RetinaHead, retinaface, retinaface_loss
 
 __all__ = [
     "CenterHead",
     "FaceDetector",
     "MobileNetV2",
+    "RetinaHead",
     "TopDownFPN",
     "build_model",
     "centerface",
@@ -19,4 +21,6 @@ __all__ = [
     "list_models",
     "prepare_batch",
     "register_model",
+    "retinaface",
+    "retinaface_loss",
 ]

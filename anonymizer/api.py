@@ -1,0 +1,76 @@
+"""The stable Python facade: detect faces in an image and anonymize it.
+
+Images may be given as a path, a PIL image or an RGB (or RGBA / grey) uint8 array. Coordinates are
+pixels of the upright image (EXIF orientation applied).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .media.image import LoadedImage, load_image
+from .pipeline.photo import (
+    DEFAULT_FEATHER,
+    DEFAULT_MASK_SCALE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_UPSCALE,
+    FaceFinder,
+    cover_faces,
+)
+from .types import AnonymizedImage, Detections
+
+ImageInput = str | Path | Image.Image | np.ndarray | LoadedImage
+
+
+@lru_cache(maxsize=4)
+def get_finder(
+    model: str = "centerface", threshold: float = DEFAULT_THRESHOLD, upscale: float = DEFAULT_UPSCALE
+) -> FaceFinder:
+    """A shared :class:`FaceFinder` per setting (the model is loaded once per process)."""
+    return FaceFinder(model, threshold=threshold, upscale=upscale)
+
+
+def _load(image: ImageInput) -> LoadedImage:
+    return image if isinstance(image, LoadedImage) else load_image(image)
+
+
+def detect_faces(
+    image: ImageInput,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    upscale: float = DEFAULT_UPSCALE,
+    model: str = "centerface",
+) -> Detections:
+    """Every face above ``threshold``: boxes, scores and five landmarks, best first."""
+    img = _load(image)
+    faces = get_finder(model, threshold, upscale).find(img.rgb)
+    return Detections(width=img.width, height=img.height, faces=faces, path=str(img.path) if img.path else None)
+
+
+def anonymize_image(
+    image: ImageInput,
+    *,
+    method: str = "solid",
+    shape: str = "ellipse",
+    mask_scale: float = DEFAULT_MASK_SCALE,
+    feather: float = DEFAULT_FEATHER,
+    threshold: float = DEFAULT_THRESHOLD,
+    upscale: float = DEFAULT_UPSCALE,
+    color: tuple[int, int, int] = (0, 0, 0),
+    model: str = "centerface",
+) -> AnonymizedImage:
+    """Find every face and cover it with ``method`` ("solid", "pixelate" or "blur").
+
+    Returns the anonymized upright RGB image with the faces, the covered regions and the changed-pixel
+    mask. The input is not modified.
+    """
+    img = _load(image)
+    faces = get_finder(model, threshold, upscale).find(img.rgb)
+    out, regions, mask = cover_faces(
+        img.rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
+    )
+    return AnonymizedImage(image=out, faces=faces, regions=regions, mask=mask, method=method, source=img.path)

@@ -1,0 +1,267 @@
+"""Image reading and writing: EXIF orientation, metadata policy, size limits, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
+from ..errors import InputError, MediaError
+
+log = logging.getLogger(__name__)
+
+#: Refuse images with more pixels than this (a decompression bomb guard); 16k x 12k fits.
+MAX_PIXELS = 200_000_000
+
+#: File formats we write, by Pillow format name -> file extension.
+FORMATS: dict[str, str] = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp"})
+_FORMAT_ALIASES = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(eq=False)
+class LoadedImage:
+    """An upright RGB image and what came with it.
+
+    rgb: uint8 (H, W, 3), EXIF orientation applied. alpha: uint8 (H, W) or None.
+    format: Pillow format name of the source ("JPEG", "PNG", ...), or None for in-memory images.
+    icc_profile: the colour profile, kept on output. exif/xmp/comment/text: metadata, written
+    out only with ``keep_metadata``.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    path: Path | None = None
+    format: str | None = None
+    icc_profile: bytes | None = None
+    exif: Image.Exif | None = None
+    xmp: bytes | None = None
+    comment: bytes | None = None
+    text: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+def normalize_format(name: str) -> str:
+    """'jpg' / 'JPEG' / '.png' -> Pillow format name; InputError for anything we do not write."""
+    key = name.lower().lstrip(".")
+    if key not in _FORMAT_ALIASES:
+        raise InputError(f"unsupported output format {name!r}; expected one of jpeg, png, webp, tiff, bmp")
+    return _FORMAT_ALIASES[key]
+
+
+def _from_pil(im: Image.Image, path: Path | None) -> LoadedImage:
+    if getattr(im, "n_frames", 1) > 1:
+        # Only the first frame would be anonymized and the others would leak: refuse.
+        raise InputError(f"{im.format} has {im.n_frames} frames; multi-frame images are not supported", path=path)
+    info = dict(im.info)
+    try:
+        exif = im.getexif()
+    except Exception:  # a broken EXIF block must not stop anonymization; it is never copied
+        exif = None
+    im = ImageOps.exif_transpose(im) or im
+    alpha = None
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in info):
+        rgba = im.convert("RGBA")
+        alpha = np.asarray(rgba)[:, :, 3].copy()
+        im = rgba.convert("RGB")
+    elif im.mode != "RGB":
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8)).convert("RGB")
+        else:
+            im = im.convert("RGB")
+    text = {k: v for k, v in info.items() if isinstance(v, str) and k not in ("xmp",)}
+    xmp = info.get("xmp")
+    return LoadedImage(
+        rgb=np.array(im, dtype=np.uint8),  # a writable copy
+        alpha=alpha,
+        path=path,
+        icc_profile=info.get("icc_profile"),
+        exif=exif if exif else None,
+        xmp=xmp.encode() if isinstance(xmp, str) else xmp,
+        comment=info.get("comment"),
+        text=text,
+    )
+
+
+def load_image(src: str | Path | Image.Image | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
+    """Read ``src`` (a path, a PIL image, or an RGB/RGBA/grey uint8 array) as an upright RGB image.
+
+    Raises InputError naming the file for a missing, empty, truncated, non-image, multi-frame or
+    oversized (decompression bomb) input.
+    """
+    if isinstance(src, np.ndarray):
+        return _from_array(src)
+    if isinstance(src, Image.Image):
+        im = src
+        im.load()
+        loaded = _from_pil(im, None)
+        loaded.format = im.format
+        return loaded
+    path = Path(src)
+    if not path.exists():
+        raise InputError("no such file", path=path)
+    if not path.is_file():
+        raise InputError("not a regular file", path=path)
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError("empty file (0 bytes); expected an image", path=path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise InputError(
+                        f"image is {w}x{h} = {w * h / 1e6:.0f} MP, above the limit of {max_pixels / 1e6:.0f} MP "
+                        "(possible decompression bomb)",
+                        path=path,
+                    )
+                fmt = im.format
+                im.load()
+                loaded = _from_pil(im, path)
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image too large (possible decompression bomb): {exc}", path=path) from exc
+    except UnidentifiedImageError:
+        raise InputError("not an image Pillow can read (expected JPEG, PNG, WebP, TIFF, BMP, ...)", path=path) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"truncated or corrupt image ({exc})", path=path) from exc
+    loaded.format = fmt
+    return loaded
+
+
+def _from_array(arr: np.ndarray) -> LoadedImage:
+    if arr.dtype != np.uint8:
+        raise InputError(f"image array must be uint8, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError(f"image array must be (H, W, 3) RGB or (H, W, 4) RGBA, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"image array is empty, shape {arr.shape}")
+    alpha = arr[:, :, 3].copy() if arr.shape[2] == 4 else None
+    return LoadedImage(rgb=np.ascontiguousarray(arr[:, :, :3]), alpha=alpha)
+
+
+def _exif_for_output(exif: Image.Exif) -> bytes:
+    out = Image.Exif()
+    out.load(exif.tobytes())
+    out[_EXIF_ORIENTATION] = 1  # the pixels are upright now
+    # IFD1 holds the embedded thumbnail: an un-anonymized copy of the photo. Never keep it.
+    out._ifds.pop(1, None)  # noqa: SLF001
+    out._info = None  # noqa: SLF001
+    data = out.tobytes()
+    return data
+
+
+def encode_image(
+    image: LoadedImage | np.ndarray,
+    *,
+    format: str,
+    keep_metadata: bool = False,
+    quality: int = 95,
+    alpha: np.ndarray | None = None,
+) -> bytes:
+    """Encode an RGB uint8 array (with the source's colour profile and, if asked, its metadata).
+
+    Metadata is stripped by default (EXIF with GPS, XMP, IPTC, comments, text chunks); the ICC
+    profile is kept. ``keep_metadata`` copies EXIF (never its thumbnail, orientation reset), XMP,
+    comments and PNG text. JPEG is written at ``quality`` with 4:4:4 chroma, PNG losslessly.
+    """
+    fmt = normalize_format(format)
+    src = image if isinstance(image, LoadedImage) else None
+    rgb = image.rgb if isinstance(image, LoadedImage) else image
+    if alpha is None and src is not None:
+        alpha = src.alpha
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
+    im = Image.fromarray(rgb, "RGB")
+    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
+        im.putalpha(Image.fromarray(alpha, "L"))
+    kw: dict[str, object] = {}
+    if src is not None and src.icc_profile:
+        kw["icc_profile"] = src.icc_profile
+    if fmt == "JPEG":
+        kw.update(quality=quality, subsampling=0, optimize=True)
+    elif fmt == "PNG":
+        kw.update(optimize=False, compress_level=6)
+    elif fmt == "WEBP":
+        kw.update(lossless=True, quality=100, method=4)
+    if keep_metadata and src is not None:
+        if src.exif is not None:
+            kw["exif"] = _exif_for_output(src.exif)
+        if src.xmp and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+            kw["xmp"] = src.xmp
+        if src.comment and fmt == "JPEG":
+            kw["comment"] = src.comment
+        if src.text and fmt == "PNG":
+            info = PngInfo()
+            for k, v in src.text.items():
+                info.add_text(k, v)
+            kw["pnginfo"] = info
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=fmt, **kw)
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"cannot encode {fmt}: {exc}") from exc
+    return buf.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A failure leaves nothing behind: neither a partial ``path`` nor the temporary file.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_image(
+    image: LoadedImage | np.ndarray,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    keep_metadata: bool = False,
+    quality: int = 95,
+) -> Path:
+    """Encode and write atomically. ``format`` defaults to the one named by ``path``'s extension."""
+    path = Path(path)
+    fmt = normalize_format(format or path.suffix or "png")
+    write_atomic(path, encode_image(image, format=fmt, keep_metadata=keep_metadata, quality=quality))
+    return path
+
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey face

@@ -1,0 +1,220 @@
+"""Photos: find every face (multi-scale, tiled for large images) and cover it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import InputError
+from ..nn import build_model, prepare_batch
+from ..nn.detectors import FaceDetector
+from ..ops.boxes import nms
+from ..ops.masks import SHAPES, region_alpha, region_window
+from ..ops.replace import METHODS, composite, replace_patch
+from ..types import Face, Region
+
+log = logging.getLogger(__name__)
+
+#: Defaults chosen by measurement (benchmarks/coverage.py, see README "Coverage").
+DEFAULT_THRESHOLD = 0.3
+DEFAULT_NMS_IOU = 0.3
+DEFAULT_MASK_SCALE = 1.3
+DEFAULT_FEATHER = 0.15
+DEFAULT_UPSCALE = 2.0
+
+
+def configure_runtime(threads: int | None = None) -> int:
+    """Use ``threads`` intra-op threads (default: every core) and flush denormal floats to zero.
+
+    CenterFace's activations underflow into denormals on real photos; without flushing, the CPU's
+    slow path makes inference about 50x slower (measured 1.4 s vs 18 ms at 640x480 on 2 cores).
+    Returns the number of threads set.
+    """
+    n = threads or os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    torch.set_flush_denormal(True)
+    return n
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One detector input: a crop of the image (x, y origin) resized by ``scale``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    scale: float
+
+
+def plan_passes(
+    width: int,
+    height: int,
+    *,
+    upscale: float = DEFAULT_UPSCALE,
+    tile: int = 640,
+    overlap: int = 96,
+    max_upscaled_pixels: int = 2_400_000,
+    downscale_side: int = 640,
+) -> list[_Pass]:
+    """The passes that find faces of every size in a ``width`` x ``height`` image.
+
+    - the whole image at its own size (faces of roughly 12 px up to several hundred);
+    - when ``upscale`` > 1, the image enlarged ``upscale`` times for small faces: in one pass when the
+      enlarged image has at most ``max_upscaled_pixels``, else in overlapping tiles of ``tile`` px
+      (``overlap`` px shared, which covers every face small enough to need this pass);
+    - when the long side exceeds ``1.5 * downscale_side``, a reduced copy whose long side is
+      ``downscale_side``, for faces larger than the detector's receptive field.
+    """
+    passes = [_Pass(0, 0, width, height, 1.0)]
+    if upscale > 1:
+        if width * height * upscale**2 <= max_upscaled_pixels:
+            passes.append(_Pass(0, 0, width, height, upscale))
+        else:
+            step = tile - overlap
+            xs = list(range(0, max(width - tile, 0) + 1, step))
+            ys = list(range(0, max(height - tile, 0) + 1, step))
+            if xs[-1] + tile < width:
+                xs.append(width - tile)
+            if ys[-1] + tile < height:
+                ys.append(height - tile)
+            for y in ys:
+                for x in xs:
+                    passes.append(_Pass(x, y, min(tile, width - x), min(tile, height - y), upscale))
+    long_side = max(width, height)
+    if long_side > 1.5 * downscale_side:
+        passes.append(_Pass(0, 0, width, height, downscale_side / long_side))
+    return passes
+
+
+class FaceFinder:
+    """Face detection over a whole image: model, threshold and multi-scale plan.
+
+    ``find(rgb)`` takes an RGB uint8 (H, W, 3) array and returns faces in its pixels, best first.
+    """
+
+    def __init__(
+        self,
+        model: str = "centerface",
+        *,
+        weights: str | None = "default",
+        threshold: float = DEFAULT_THRESHOLD,
+        nms_iou: float = DEFAULT_NMS_IOU,
+        upscale: float = DEFAULT_UPSCALE,
+        batch_size: int = 4,
+        threads: int | None = None,
+    ) -> None:
+        if not 0 < threshold < 1:
+            raise InputError(f"threshold must be in (0, 1), got {threshold}")
+        if not 0 < nms_iou <= 1:
+            raise InputError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        if upscale != 0 and upscale < 1:
+            raise InputError(f"upscale must be 0 (off) or >= 1, got {upscale}")
+        configure_runtime(threads)
+        net = build_model(model, weights=weights)
+        if not isinstance(net, FaceDetector):
+            raise InputError(f"model {model!r} is not a face detector")
+        self.model = net.eval().to(memory_format=torch.channels_last)
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self.upscale = upscale
+        self.batch_size = batch_size
+
+    def _crops(self, rgb: np.ndarray, passes: list[_Pass]) -> Iterator[Tensor]:
+        for p in passes:
+            crop = rgb[p.y : p.y + p.h, p.x : p.x + p.w]
+            if p.scale != 1.0:
+                size = (max(1, round(p.w * p.scale)), max(1, round(p.h * p.scale)))
+                interp = cv2.INTER_LINEAR if p.scale > 1 else cv2.INTER_AREA
+                crop = cv2.resize(crop, size, interpolation=interp)
+            yield torch.from_numpy(np.array(crop, copy=True, order="C"))
+
+    @torch.inference_mode()
+    def find(self, rgb: np.ndarray) -> tuple[Face, ...]:
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise InputError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        passes = plan_passes(w, h, upscale=self.upscale)
+        all_boxes, all_scores, all_lms = [], [], []
+        crops = list(self._crops(rgb, passes))
+        # Batch passes of the same padded size together (tiles); others run alone.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, c in enumerate(crops):
+            key = (-(-c.shape[0] // 32), -(-c.shape[1] // 32))
+            groups.setdefault(key, []).append(i)
+        for idx in groups.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                batch = prepare_batch([crops[i] for i in chunk])
+                for i, (boxes, scores, lms) in zip(chunk, self.model.detect(batch, threshold=self.threshold, nms_iou=self.nms_iou), strict=True):
+                    p = passes[i]
+                    sx = p.w / crops[i].shape[1]
+                    sy = p.h / crops[i].shape[0]
+                    boxes = boxes * torch.tensor([sx, sy, sx, sy]) + torch.tensor([p.x, p.y, p.x, p.y])
+                    lms = lms * torch.tensor([sx, sy]) + torch.tensor([p.x, p.y])
+                    all_boxes.append(boxes)
+                    all_scores.append(scores)
+                    all_lms.append(lms)
+        boxes = torch.cat(all_boxes) if all_boxes else torch.zeros(0, 4)
+        scores = torch.cat(all_scores) if all_scores else torch.zeros(0)
+        lms = torch.cat(all_lms) if all_lms else torch.zeros(0, 5, 2)
+        if len(passes) > 1:
+            keep = nms(boxes, scores, self.nms_iou)
+            boxes, scores, lms = boxes[keep], scores[keep], lms[keep]
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        return tuple(
+            Face(
+                box=tuple(float(v) for v in b),  # type: ignore[arg-type]
+                score=float(s),
+                landmarks=tuple((float(x), float(y)) for x, y in lm),
+            )
+            for b, s, lm in zip(boxes.tolist(), scores.tolist(), lms.tolist(), strict=True)
+            if b[2] > b[0] and b[3] > b[1]
+        )
+
+
+def cover_faces(
+    rgb: np.ndarray,
+    faces: tuple[Face, ...] | list[Face],
+    *,
+    method: str = "solid",
+    shape: str = "ellipse",
+    mask_scale: float = DEFAULT_MASK_SCALE,
+    feather: float = DEFAULT_FEATHER,
+    color: tuple[int, int, int] = (0, 0, 0),
+) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+    """Cover every face of ``rgb`` (RGB uint8 (H, W, 3)); returns (new image, regions, changed-pixel mask).
+
+    The input array is not modified.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if shape not in SHAPES:
+        raise InputError(f"unknown mask shape {shape!r}; expected one of {', '.join(SHAPES)}")
+    if mask_scale <= 0:
+        raise InputError(f"mask scale must be > 0, got {mask_scale}")
+    out = rgb.copy()
+    h, w = rgb.shape[:2]
+    mask = np.zeros((h, w), dtype=bool)
+    regions: list[Region] = []
+    for face in faces:
+        win = region_window(face.box, (h, w), scale=mask_scale, feather=feather)
+        x1, y1, x2, y2 = win
+        if x2 <= x1 or y2 <= y1:
+            continue
+        alpha = region_alpha(face.box, win, shape=shape, scale=mask_scale, feather=feather)
+        patch = out[y1:y2, x1:x2]
+        rep = replace_patch(patch, method, face_width=face.width * mask_scale, color=color)
+        out[y1:y2, x1:x2] = composite(patch, rep, alpha)
+        mask[y1:y2, x1:x2] |= alpha > 0
+        regions.append(Region(face=face, box=win, shape=shape))
+    return out, tuple(regions), mask
