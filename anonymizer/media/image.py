@@ -225,6 +225,12 @@ def encode_image(
     return buf.getvalue()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
@@ -237,6 +243,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 #: Defaults chosen by measurement (benchmarks/coverage.py, see README "Coverage").
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_NMS_IOU = 0.3
-DEFAULT_MASK_SCALE = 1.3
-DEFAULT_FEATHER = 0.15
+DEFAULT_MASK_SCALE = 1.5
+DEFAULT_FEATHER = 0.05
 DEFAULT_UPSCALE = 2.0
 
 

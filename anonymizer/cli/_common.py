@@ -1,0 +1,54 @@
+"""Helpers shared by the CLI commands: error reporting, progress, JSON Lines."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from ..errors import AnonymizerError, InputError
+from ..pipeline.batch import BatchReport
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors into one line on stderr: exit 2 for bad usage (InputError), else 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            raise fail(str(exc), 2) from None
+        except AnonymizerError as exc:
+            raise fail(str(exc), 1) from None
+
+    return wrapper
+
+
+def show_progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def emit_json(obj: object) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def finish(report: BatchReport, summary: str) -> None:
+    """Print the summary and every per-file error; exit 1 when any file failed."""
+    typer.echo(summary, err=True)
+    for _, error in report.failed:
+        typer.echo(f"error: {error}", err=True)
+    if report.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,46 @@
+"""The `anonymizer` console script: a Typer app with one module per command."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from .anonymize import anonymize
+from .detect import detect
+from .models import models
+
+app = typer.Typer(
+    name="anonymizer",
+    help="Privacy-first face anonymization: find every face in photos and cover it.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"anonymizer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+) -> None:
+    """Privacy-first face anonymization: find every face in photos and cover it."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+app.command()(anonymize)
+app.command()(detect)
+app.command()(models)
+
+
+def main() -> None:
+    app()
