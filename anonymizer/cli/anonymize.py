@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InputError
 from ..media.image import encode_image, load_image, write_atomic
 from ..pipeline.batch import Job, plan_jobs, run_jobs
 from ..pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, configure_runtime
@@ -47,6 +48,7 @@ def anonymize(
     quality: Annotated[int, typer.Option(help="JPEG quality.", min=1, max=100)] = 95,
     keep_metadata: Annotated[bool, typer.Option("--keep-metadata", help="Copy EXIF (never its thumbnail), XMP and comments. Default: strip all metadata but the colour profile.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
+    contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
 ) -> None:
     """Find every face in photos and cover it. Inputs are never modified; outputs are written atomically."""
@@ -55,7 +57,10 @@ def anonymize(
     configure_runtime(threads)
     fmt = format.value if format else None
     jobs = plan_jobs(inputs, output, fmt=fmt)
+    if contact_sheet is not None and any(contact_sheet.resolve() == j.src.resolve() for j in jobs):
+        raise InputError("the contact sheet would overwrite an input", path=contact_sheet)
     faces_total = 0
+    counts: dict[Path, int] = {}
 
     def work(job: Job) -> dict[str, object]:
         nonlocal faces_total
@@ -73,6 +78,7 @@ def anonymize(
         img.rgb = result.image
         write_atomic(job.dest, encode_image(img, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality))
         faces_total += len(result.faces)
+        counts[job.src] = len(result.faces)
         return {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
@@ -80,6 +86,12 @@ def anonymize(
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
     report = run_jobs(jobs, work, progress=show_progress(), desc="anonymize", on_result=on_result)
+    if contact_sheet is not None:
+        from ..media.contact_sheet import contact_sheet as write_sheet
+
+        done = set(report.done)
+        rows = [(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest]
+        write_sheet(rows, contact_sheet)
     finish(
         report,
         f"anonymized {len(report.done)} of {len(jobs)} file(s), {faces_total} face(s) covered, into {output}",

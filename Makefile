@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-all bench coverage cli-docs clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch/torchvision first, pinned: a plain `torch` would pull a multi-GB build.
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/anonymizer anonymize samples -o out --contact-sheet out/contact_sheet.png
+	@echo "Anonymized photos are in out/; out/contact_sheet.png shows each input beside its output."
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m ""
+
+bench: $(STAMP)
+	$(PY) benchmarks/photos.py
+
+coverage: $(STAMP)
+	$(PY) benchmarks/coverage.py
+
+cli-docs: $(STAMP)
+	$(PY) -m typer anonymizer.cli.app utils docs --name anonymizer --output cli/README.md
+
+clean:
+	rm -rf out .pytest_cache
