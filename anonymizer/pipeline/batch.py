@@ -79,18 +79,18 @@ def plan_jobs(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: 
     Raises InputError when the output folder lies inside an input folder or is an input file, so that
     outputs are never read back as inputs and no input is ever overwritten.
     """
-    inputs = [Path(i) for i in inputs]
-    if not inputs:
+    paths = [Path(i) for i in inputs]
+    if not paths:
         raise InputError("no inputs given")
     out_root = None if out_dir is None else Path(out_dir).resolve()
     if out_root is not None:
-        for i in inputs:
+        for i in paths:
             ir = i.resolve()
             if i.is_dir() and _is_within(out_root, ir):
                 raise InputError(f"output folder {out_dir} is inside the input folder; choose one outside it", path=i)
             if i.is_file() and ir == out_root:
                 raise InputError("output folder is an input file", path=i)
-    files = collect_inputs(inputs)
+    files = collect_inputs(paths)
     sources = {f.resolve() for f, _ in files}
     jobs: list[Job] = []
     for f, rel in files:
