@@ -74,6 +74,7 @@ def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
     for i, up in enumerate(ups):
         prefix = f"neck.deconv_layers.{i}"
         deconv, bn = up.get_submodule("conv"), up.get_submodule("bn")
+        assert isinstance(deconv, nn.ConvTranspose2d)
         put(deconv.weight, init[f"{prefix}.conv.weight"], f"{prefix}.conv.weight")
         for p in ("weight", "bias"):
             put(getattr(bn, p), init[f"{prefix}.bn.{p}"], f"{prefix}.bn.{p}")
