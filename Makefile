@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/anonymizer anonymize samples -o out --contact-sheet out/contact_sheet.png
-	@echo "Anonymized photos are in out/; out/contact_sheet.png shows each input beside its output."
+	$(VENV)/bin/anonymizer anonymize samples -o out --contact-sheet review/contact_sheet.png
+	@echo "Anonymized photos are in out/. review/contact_sheet.png shows each input beside its output (it shows the original faces: keep it private)."
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -36,4 +36,4 @@ cli-docs: $(STAMP)
 	$(PY) -m typer anonymizer.cli.app utils docs --name anonymizer --output cli/README.md
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out review .pytest_cache

@@ -26,11 +26,15 @@ from .types import AnonymizedImage, Detections
 ImageInput = str | Path | Image.Image | np.ndarray | LoadedImage
 
 
-@lru_cache(maxsize=4)
 def get_finder(
     model: str = "centerface", threshold: float = DEFAULT_THRESHOLD, upscale: float = DEFAULT_UPSCALE
 ) -> FaceFinder:
     """A shared :class:`FaceFinder` per setting (the model is loaded once per process)."""
+    return _finder(model, float(threshold), float(upscale))
+
+
+@lru_cache(maxsize=4)
+def _finder(model: str, threshold: float, upscale: float) -> FaceFinder:
     return FaceFinder(model, threshold=threshold, upscale=upscale)
 
 

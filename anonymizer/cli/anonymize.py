@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, MediaError
 from ..media.image import encode_image, load_image, write_atomic
 from ..pipeline.batch import Job, plan_jobs, run_jobs
 from ..pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, configure_runtime
@@ -48,7 +48,7 @@ def anonymize(
     quality: Annotated[int, typer.Option(help="JPEG quality.", min=1, max=100)] = 95,
     keep_metadata: Annotated[bool, typer.Option("--keep-metadata", help="Copy EXIF (never its thumbnail), XMP and comments. Default: strip all metadata but the colour profile.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
-    contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output.", show_default=False)] = None,
+    contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output, for review; it shows the original faces, so it must be outside the output folder.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
 ) -> None:
     """Find every face in photos and cover it. Inputs are never modified; outputs are written atomically."""
@@ -57,8 +57,17 @@ def anonymize(
     configure_runtime(threads)
     fmt = format.value if format else None
     jobs = plan_jobs(inputs, output, fmt=fmt)
-    if contact_sheet is not None and any(contact_sheet.resolve() == j.src.resolve() for j in jobs):
-        raise InputError("the contact sheet would overwrite an input", path=contact_sheet)
+    if contact_sheet is not None:
+        sheet = contact_sheet.resolve()
+        if any(sheet == j.src.resolve() for j in jobs):
+            raise InputError("the contact sheet would overwrite an input", path=contact_sheet)
+        if sheet.is_relative_to(output.resolve()):
+            # it shows the original faces: never put it among the anonymized files people will share
+            raise InputError("the contact sheet shows original faces; write it outside the output folder", path=contact_sheet)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
     faces_total = 0
     counts: dict[Path, int] = {}
 

@@ -21,14 +21,19 @@ def contact_sheet(
 ) -> Path:
     """Write a PNG with one row per (input, output, caption): input thumbnail, output thumbnail, caption.
 
+    The sheet shows the original faces: it is for the person checking a batch, never for release.
+
     Files that cannot be read are shown as a grey box. Returns ``dest``.
     """
     width = pad * 3 + thumb * 2
-    height = pad + len(rows) * (thumb + label_height + pad)
-    sheet = Image.new("RGB", (width, max(height, pad * 2)), (255, 255, 255))
+    head = label_height + pad
+    height = head + pad + len(rows) * (thumb + label_height + pad)
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    draw.rectangle((0, 0, width, head), fill=(190, 0, 0))
+    draw.text((pad, pad // 2 + 2), "FOR REVIEW ONLY - the left column shows the ORIGINAL faces", fill=(255, 255, 255))
     for i, (src, out, caption) in enumerate(rows):
-        top = pad + i * (thumb + label_height + pad)
+        top = head + pad + i * (thumb + label_height + pad)
         draw.text((pad, top), caption[:100], fill=(0, 0, 0))
         for j, path in enumerate((src, out)):
             try:

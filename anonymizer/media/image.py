@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
+import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from ..errors import InputError, MediaError
@@ -24,7 +24,7 @@ MAX_PIXELS = 200_000_000
 #: File formats we write, by Pillow format name -> file extension.
 FORMATS: dict[str, str] = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp"})
-_FORMAT_ALIASES = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+_FORMAT_ALIASES = {"jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -67,7 +67,9 @@ def normalize_format(name: str) -> str:
 
 def _from_pil(im: Image.Image, path: Path | None) -> LoadedImage:
     frames = int(getattr(im, "n_frames", 1))
-    if frames > 1:
+    # MPO (most phone JPEGs) carries a reduced preview as its second frame: the first frame is the photo,
+    # and only pixels of the first frame are ever written out.
+    if frames > 1 and im.format != "MPO":
         # Only the first frame would be anonymized and the others would leak: refuse.
         raise InputError(f"{im.format} has {frames} frames; multi-frame images are not supported", path=path)
     info = dict(im.info)
@@ -126,11 +128,13 @@ def load_image(src: str | Path | Image.Image | np.ndarray, *, max_pixels: int = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # e.g. "Corrupt EXIF data": metadata is dropped (or re-parsed) on output anyway
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise InputError(
-                        f"image is {w}x{h} = {w * h / 1e6:.0f} MP, above the limit of {max_pixels / 1e6:.0f} MP "
+                        f"image is {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,} "
                         "(possible decompression bomb)",
                         path=path,
                     )
@@ -143,8 +147,9 @@ def load_image(src: str | Path | Image.Image | np.ndarray, *, max_pixels: int = 
         raise InputError(f"image too large (possible decompression bomb): {exc}", path=path) from exc
     except UnidentifiedImageError:
         raise InputError("not an image Pillow can read (expected JPEG, PNG, WebP, TIFF, BMP, ...)", path=path) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"truncated or corrupt image ({exc})", path=path) from exc
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError) as exc:
+        # Pillow's decoders signal damaged files with all of these
+        raise InputError(f"truncated or corrupt image ({type(exc).__name__}: {exc})", path=path) from exc
     loaded.format = fmt
     return loaded
 
@@ -159,18 +164,25 @@ def _from_array(arr: np.ndarray) -> LoadedImage:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"image array is empty, shape {arr.shape}")
     alpha = arr[:, :, 3].copy() if arr.shape[2] == 4 else None
-    return LoadedImage(rgb=np.ascontiguousarray(arr[:, :, :3]), alpha=alpha)
+    return LoadedImage(rgb=np.array(arr[:, :, :3], order="C"), alpha=alpha)  # a copy, like the other inputs
+
+
+_EXIF_IFD = 0x8769
+_MAKER_NOTE = 0x927C
 
 
 def _exif_for_output(exif: Image.Exif) -> bytes:
+    """EXIF to keep with ``keep_metadata``: upright orientation, and never an embedded image.
+
+    The thumbnail (IFD1) is an un-anonymized copy of the photo: Pillow's ``tobytes()`` writes IFD0 and
+    its sub-IFDs only, never IFD1 (a test checks the thumbnail's bytes are gone). MakerNote is dropped
+    too: camera makers store preview JPEGs in it.
+    """
     out = Image.Exif()
     out.load(exif.tobytes())
     out[_EXIF_ORIENTATION] = 1  # the pixels are upright now
-    # IFD1 holds the embedded thumbnail: an un-anonymized copy of the photo. Never keep it.
-    out._ifds.pop(1, None)  # noqa: SLF001
-    out._info = None  # noqa: SLF001
-    data = out.tobytes()
-    return data
+    out.get_ifd(_EXIF_IFD).pop(_MAKER_NOTE, None)
+    return out.tobytes()
 
 
 def encode_image(
@@ -226,35 +238,47 @@ def encode_image(
     return buf.getvalue()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
-    A failure leaves nothing behind: neither a partial ``path`` nor the temporary file.
+    A failure leaves nothing behind: neither a partial ``path`` nor the temporary file. The file gets
+    the usual permissions (0666 less the umask).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=path) from exc
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as exc:
         raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not every file system supports it; the rename itself is already atomic
+    finally:
+        os.close(fd)
 
 
 def save_image(
@@ -271,5 +295,3 @@ def save_image(
     write_atomic(path, encode_image(image, format=fmt, keep_metadata=keep_metadata, quality=quality))
     return path
 
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey face

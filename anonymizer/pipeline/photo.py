@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,17 +30,17 @@ DEFAULT_UPSCALE = 2.0
 
 
 def configure_runtime(threads: int | None = None) -> int:
-    """Use ``threads`` intra-op threads (default: every core) and flush denormal floats to zero.
+    """Use ``threads`` intra-op threads (None: leave torch's setting, every core by default) and flush
+    denormal floats to zero.
 
     CenterFace's activations underflow into denormals on real photos; without flushing, the CPU's
     slow path makes inference about 50x slower (measured 1.4 s vs 18 ms at 640x480 on 2 cores).
     Returns the number of threads set.
     """
-    n = threads or os.cpu_count() or 1
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
-    return n
+    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,8 @@ class FaceFinder:
             raise InputError(f"threshold must be in (0, 1), got {threshold}")
         if not 0 < nms_iou <= 1:
             raise InputError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if upscale != 0 and upscale < 1:
             raise InputError(f"upscale must be 0 (off) or >= 1, got {upscale}")
         configure_runtime(threads)
@@ -145,6 +146,8 @@ class FaceFinder:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise InputError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
+        if h == 0 or w == 0:
+            raise InputError(f"image is empty: {w}x{h} pixels")
         passes = plan_passes(w, h, upscale=self.upscale, downscale_side=self.downscale_side)
         all_boxes, all_scores, all_lms = [], [], []
         crops = list(self._crops(rgb, passes))
