@@ -22,6 +22,8 @@ from .pipeline.photo import (
     cover_faces,
 )
 from .types import AnonymizedImage, Detections
+from .vault.images import RestoredImage, restore_bytes, restore_file
+from .vault.keys import Identity, Key
 
 ImageInput = str | Path | Image.Image | np.ndarray | LoadedImage
 
@@ -66,15 +68,36 @@ def anonymize_image(
     upscale: float = DEFAULT_UPSCALE,
     color: tuple[int, int, int] = (0, 0, 0),
     model: str = "centerface",
+    key: Key | None = None,
 ) -> AnonymizedImage:
     """Find every face and cover it with ``method`` ("solid", "pixelate" or "blur").
 
     Returns the anonymized upright RGB image with the faces, the covered regions and the changed-pixel
-    mask. The input is not modified.
+    mask. The input is not modified. With ``key`` (:meth:`Key.from_password`, :meth:`Key.from_recipients`)
+    the original pixels of every region are kept for sealing: ``result.save(path)`` / ``result.encode()``
+    write them encrypted into a vault, which :func:`restore_image` opens.
     """
     img = _load(image)
     faces = get_finder(model, threshold, upscale).find(img.rgb)
     out, regions, mask = cover_faces(
         img.rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
     )
-    return AnonymizedImage(image=out, faces=faces, regions=regions, mask=mask, method=method, source=img.path)
+    originals: tuple[np.ndarray, ...] = ()
+    if key is not None:
+        originals = tuple(img.rgb[r.box[1] : r.box[3], r.box[0] : r.box[2]].copy() for r in regions)
+    return AnonymizedImage(
+        image=out, faces=faces, regions=regions, mask=mask, method=method, source=img.path,
+        originals=originals, key=key, loaded=img,
+    )
+
+
+def restore_image(image: str | Path | bytes, key: Key | Identity, *, sidecar: bytes | None = None) -> RestoredImage:
+    """Put the original pixels back into an image anonymized with a key.
+
+    ``image`` is a path (its vault embedded, or in ``PATH.vault`` beside it) or the file's bytes (with
+    ``sidecar`` when the vault is separate). ``key``: ``Key.from_password(...)`` or ``Identity.load(...)``.
+    Raises WrongKeyError, VaultIntegrityError or VaultError; never returns partial results.
+    """
+    if isinstance(image, bytes | bytearray):
+        return restore_bytes(bytes(image), key, sidecar=sidecar)
+    return restore_file(image, key)

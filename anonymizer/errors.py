@@ -34,11 +34,24 @@ class VaultError(AnonymizerError):
 
 
 class VaultIntegrityError(VaultError):
-    """A vault was modified or corrupted: its authentication failed."""
+    """A vault (or the image it belongs to) was modified or corrupted: authentication failed.
+
+    The message always starts with "integrity check failed".
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        if not message.startswith("integrity check failed"):
+            message = f"integrity check failed: {message}"
+        super().__init__(message, path=path)
 
 
 class WrongKeyError(VaultError):
-    """The password or private key does not open this vault."""
+    """The password or private key does not open this vault. The message starts with "wrong password or key"."""
+
+    def __init__(self, message: str = "wrong password or key", *, path: str | Path | None = None) -> None:
+        if not message.startswith("wrong password or key"):
+            message = f"wrong password or key: {message}"
+        super().__init__(message, path=path)
 
 
 __all__ = [

@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError, MediaError
-from ..media.image import encode_image, load_image, write_atomic
+from ..media.image import load_image
+from ..vault.images import sidecar_path
 from ..pipeline.batch import Job, plan_jobs, run_jobs
 from ..pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, configure_runtime
 from ._common import emit_json, finish, handle_errors, show_progress
+from .secrets import read_secret, sealing_key
 
 
 class Method(str, Enum):
@@ -24,6 +26,11 @@ class Method(str, Enum):
 class Shape(str, Enum):
     ellipse = "ellipse"
     box = "box"
+
+
+class VaultMode(str, Enum):
+    embed = "embed"
+    sidecar = "sidecar"
 
 
 class Format(str, Enum):
@@ -50,11 +57,21 @@ def anonymize(
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
     contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output, for review; it shows the original faces, so it must be outside the output folder.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
+    password_file: Annotated[Path | None, typer.Option(help="Seal the original faces with the password in this file (reversible; see `restore`).", show_default=False)] = None,
+    password_env: Annotated[str | None, typer.Option(help="Seal with the password in this environment variable.", show_default=False)] = None,
+    ask_password: Annotated[bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")] = False,
+    recipient: Annotated[list[Path] | None, typer.Option("--recipient", help="Seal for this X25519 public key (PEM from `keygen`); repeatable. Only its private key restores.", show_default=False)] = None,
+    vault: Annotated[VaultMode, typer.Option(help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always for TIFF and BMP).")] = VaultMode.embed,
 ) -> None:
-    """Find every face in photos and cover it. Inputs are never modified; outputs are written atomically."""
+    """Find every face in photos and cover it. Inputs are never modified; outputs are written atomically.
+
+    Without a key the original face pixels are gone. With --password-file, --password-env,
+    --ask-password or --recipient they are encrypted (AES-256-GCM) into a vault that `restore` opens.
+    """
     from ..api import anonymize_image
 
     configure_runtime(threads)
+    key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
     fmt = format.value if format else None
     jobs = plan_jobs(inputs, output, fmt=fmt)
     if contact_sheet is not None:
@@ -83,12 +100,16 @@ def anonymize(
             feather=feather,
             threshold=threshold,
             upscale=upscale,
+            key=key,
         )
-        img.rgb = result.image
-        write_atomic(job.dest, encode_image(img, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality))
+        result.save(job.dest, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality, vault=vault.value)
         faces_total += len(result.faces)
         counts[job.src] = len(result.faces)
-        return {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
+        row: dict[str, object] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
+        if key is not None:
+            side = sidecar_path(job.dest)
+            row["vault"] = str(side) if side.is_file() else "embedded"
+        return row
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if json_lines:

@@ -10,11 +10,13 @@ import typer
 from .. import __version__
 from .anonymize import anonymize
 from .detect import detect
+from .keygen import keygen
 from .models import models
+from .restore import restore
 
 app = typer.Typer(
     name="anonymizer",
-    help="Privacy-first face anonymization: find every face in photos and cover it.",
+    help="Privacy-first face anonymization: find every face in photos and cover it; with a key, restore it.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
@@ -38,7 +40,9 @@ def root(
 
 
 app.command()(anonymize)
+app.command()(restore)
 app.command()(detect)
+app.command()(keygen)
 app.command()(models)
 
 

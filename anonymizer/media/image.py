@@ -238,11 +238,11 @@ def encode_image(
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
     A failure leaves nothing behind: neither a partial ``path`` nor the temporary file. The file gets
-    the usual permissions (0666 less the umask).
+    ``mode`` less the umask (the usual 0666 by default; 0600 for private keys).
     """
     path = Path(path)
     try:
@@ -251,7 +251,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=path) from exc
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
         raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
     try:

@@ -1,0 +1,305 @@
+"""The vault: a versioned, authenticated container for original pixels (docs/vault-format.md).
+
+    MAGIC (8) | version u16 | header length u32 | header (canonical JSON) | header MAC (32)
+    then per record: meta length u32 | meta (canonical JSON) | chunk count u32 |
+                     per chunk: length u32 | nonce (12) || AES-256-GCM ciphertext and tag
+
+All integers are big-endian. The content key (CEK) is random per vault and wrapped in each slot of the
+header (see :mod:`anonymizer.vault.keys`). Associated data binds everything together:
+
+- slot wrap: ``context`` = SHA-256(MAGIC | version | header with each slot reduced to its descriptor);
+- chunk: ``context`` | record index u64 | chunk index u32 | chunk count u32 | SHA-256(meta).
+
+- header MAC: HMAC-SHA256 over MAGIC | version | the whole header, keyed by HKDF(CEK), so that the
+  slots one did not open (other recipients) cannot be altered unnoticed either.
+
+So the header (format version, KDF name and parameters, salt, image info) and each record's geometry
+are authenticated, chunks cannot be reordered, dropped or moved between records or vaults.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import VaultError, VaultIntegrityError, WrongKeyError
+from .keys import (
+    SALT_BYTES,
+    VERIFIER_BYTES,
+    Identity,
+    Key,
+    check_kdf_params,
+    public_bytes,
+    recipient_secrets,
+)
+
+MAGIC = b"\x89ANONVT\n"
+VERSION = 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+MAC_BYTES = 32
+CHUNK_BYTES = 1 << 20  # payloads are sealed in chunks of at most 1 MiB
+MAX_HEADER = 1 << 20
+MAX_META = 1 << 16
+MAX_CHUNKS = 1 << 24
+
+
+@dataclass(frozen=True)
+class Record:
+    """One sealed item: ``meta`` (geometry; stored in clear, authenticated) and ``payload`` (secret)."""
+
+    meta: dict[str, Any]
+    payload: bytes
+
+
+@dataclass
+class Vault:
+    """A parsed (not yet opened) vault."""
+
+    header: dict[str, Any]
+    header_bytes: bytes
+    header_mac: bytes
+    records: list[tuple[dict[str, Any], bytes, list[bytes]]] = field(default_factory=list)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        info = self.header.get("info", {})
+        return info if isinstance(info, dict) else {}
+
+
+def _canon(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _unb64(s: object, what: str, size: int | None = None) -> bytes:
+    if not isinstance(s, str):
+        raise VaultIntegrityError(f"malformed vault: {what} is not a string")
+    try:
+        out = base64.b64decode(s.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise VaultIntegrityError(f"malformed vault: {what} is not base64") from None
+    if size is not None and len(out) != size:
+        raise VaultIntegrityError(f"malformed vault: {what} has {len(out)} bytes, expected {size}")
+    return out
+
+
+_SLOT_SECRET_FIELDS = ("verifier", "nonce", "wrapped")
+
+
+def _context(header: dict[str, Any]) -> bytes:
+    slots = [{k: v for k, v in s.items() if k not in _SLOT_SECRET_FIELDS} for s in header["slots"]]
+    reduced = dict(header, slots=slots)
+    return hashlib.sha256(MAGIC + struct.pack(">H", VERSION) + _canon(reduced)).digest()
+
+
+def _header_mac(cek: bytes, header_bytes: bytes) -> bytes:
+    mac_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"anonymizer vault v1 header mac").derive(cek)
+    return hmac.new(mac_key, MAGIC + struct.pack(">H", VERSION) + header_bytes, hashlib.sha256).digest()
+
+
+def _chunk_aad(context: bytes, record: int, chunk: int, chunks: int, meta_bytes: bytes) -> bytes:
+    return context + struct.pack(">QII", record, chunk, chunks) + hashlib.sha256(meta_bytes).digest()
+
+
+def seal(records: Sequence[Record], key: Key, *, info: dict[str, Any]) -> bytes:
+    """Encrypt ``records`` for every password and recipient of ``key``; returns the vault bytes."""
+    cek = AESGCM.generate_key(bit_length=256)
+    slots: list[dict[str, Any]] = []
+    secrets: list[tuple[bytes, bytes]] = []
+    epk_bytes: bytes | None = None
+    if key.has_password:
+        p = key.password_slot_params()
+        slots.append({"type": "password", "kdf": p.kdf, "salt": _b64(p.salt), "params": dict(p.params)})
+        secrets.append(key.password_secrets(p.kdf, p.salt, p.params, b""))
+    if key.recipients:
+        eph = X25519PrivateKey.generate()  # one ephemeral key per vault
+        epk_bytes = public_bytes(eph.public_key())
+        for r in key.recipients:
+            rb = public_bytes(r)
+            slots.append({"type": "x25519", "recipient": _b64(rb)})
+            secrets.append(recipient_secrets(eph.exchange(r), epk_bytes, rb, b""))
+    header: dict[str, Any] = {
+        "format": "anonymizer-vault",
+        "version": VERSION,
+        "cipher": "AES-256-GCM",
+        "epk": _b64(epk_bytes) if epk_bytes else None,
+        "info": info,
+        "records": len(records),
+        "slots": slots,
+    }
+    context = _context(header)
+    for slot, (wrap_key, verifier) in zip(slots, secrets, strict=True):
+        nonce = os.urandom(NONCE_BYTES)
+        slot["verifier"] = _b64(verifier)
+        slot["nonce"] = _b64(nonce)
+        slot["wrapped"] = _b64(AESGCM(wrap_key).encrypt(nonce, cek, context))
+    header_bytes = _canon(header)
+    out = [MAGIC, struct.pack(">HI", VERSION, len(header_bytes)), header_bytes, _header_mac(cek, header_bytes)]
+    aead = AESGCM(cek)
+    for i, rec in enumerate(records):
+        meta_bytes = _canon(rec.meta)
+        chunks = [rec.payload[o : o + CHUNK_BYTES] for o in range(0, len(rec.payload), CHUNK_BYTES)] or [b""]
+        out.append(struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", len(chunks)))
+        for j, chunk in enumerate(chunks):
+            nonce = os.urandom(NONCE_BYTES)  # fresh per seal: never reused under this key
+            ct = aead.encrypt(nonce, chunk, _chunk_aad(context, i, j, len(chunks), meta_bytes))
+            out.append(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
+    return b"".join(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise VaultIntegrityError(f"truncated vault: {what} needs {n} bytes, {len(self.data) - self.pos} left")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u32(self, what: str) -> int:
+        return int(struct.unpack(">I", self.take(4, what))[0])
+
+
+def _json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data.decode("ascii"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise VaultIntegrityError(f"malformed vault: {what} is not JSON") from None
+    if not isinstance(obj, dict):
+        raise VaultIntegrityError(f"malformed vault: {what} is not an object")
+    return obj
+
+
+def parse(blob: bytes) -> Vault:
+    """Parse vault bytes without any key. Raises VaultError (VaultIntegrityError when damaged)."""
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise VaultError("a vault must be bytes")
+    r = _Reader(bytes(blob))
+    if r.take(len(MAGIC), "magic") != MAGIC:
+        raise VaultIntegrityError("not an anonymizer vault (bad magic)")
+    version, hlen = struct.unpack(">HI", r.take(6, "version and header length"))
+    if version != VERSION:
+        raise VaultError(f"unsupported vault format version {version}; this anonymizer reads version {VERSION}")
+    if hlen > MAX_HEADER:
+        raise VaultIntegrityError(f"malformed vault: header of {hlen} bytes")
+    header_bytes = r.take(hlen, "header")
+    header_mac = r.take(MAC_BYTES, "header MAC")
+    header = _json(header_bytes, "header")
+    if header.get("format") != "anonymizer-vault" or header.get("version") != VERSION:
+        raise VaultIntegrityError("malformed vault: header names another format or version")
+    if header.get("cipher") != "AES-256-GCM":
+        raise VaultError(f"unsupported cipher {header.get('cipher')!r}")
+    slots = header.get("slots")
+    if not isinstance(slots, list) or not slots or not all(isinstance(s, dict) for s in slots):
+        raise VaultIntegrityError("malformed vault: no key slots")
+    n = header.get("records")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise VaultIntegrityError("malformed vault: bad record count")
+    if not isinstance(header.get("info", {}), dict):
+        raise VaultIntegrityError("malformed vault: info is not an object")
+    vault = Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
+    for _ in range(n):
+        mlen = r.u32("record meta length")
+        if mlen > MAX_META:
+            raise VaultIntegrityError(f"malformed vault: record meta of {mlen} bytes")
+        meta_bytes = r.take(mlen, "record meta")
+        meta = _json(meta_bytes, "record meta")
+        count = r.u32("chunk count")
+        if count == 0 or count > MAX_CHUNKS:
+            raise VaultIntegrityError(f"malformed vault: {count} chunks in a record")
+        chunks = []
+        for _ in range(count):
+            clen = r.u32("chunk length")
+            if clen < NONCE_BYTES + TAG_BYTES:
+                raise VaultIntegrityError(f"malformed vault: chunk of {clen} bytes")
+            chunks.append(r.take(clen, "chunk"))
+        vault.records.append((meta, meta_bytes, chunks))
+    if r.pos != len(r.data):
+        raise VaultIntegrityError(f"malformed vault: {len(r.data) - r.pos} unexpected bytes after the last record")
+    return vault
+
+
+def _unlock(vault: Vault, key: Key | Identity) -> bytes:
+    """The content key, from the first slot that ``key`` opens."""
+    header = vault.header
+    try:
+        context = _context(header)
+    except (TypeError, ValueError, AttributeError):
+        raise VaultIntegrityError("malformed vault header") from None
+    tried = False
+    for slot in header["slots"]:
+        kind = slot.get("type")
+        if isinstance(key, Key) and kind == "password" and key.has_password:
+            kdf = slot.get("kdf")
+            params = check_kdf_params(str(kdf), slot.get("params") if isinstance(slot.get("params"), dict) else {})
+            salt = _unb64(slot.get("salt"), "salt", SALT_BYTES)
+            wrap_key, verifier = key.password_secrets(str(kdf), salt, params, b"")
+        elif isinstance(key, Identity) and kind == "x25519":
+            rb = _unb64(slot.get("recipient"), "recipient", 32)
+            if rb != public_bytes(key.public_key):
+                continue
+            epk = _unb64(header.get("epk"), "ephemeral key", 32)
+            wrap_key, verifier = recipient_secrets(key.exchange(epk), epk, rb, b"")
+        else:
+            continue
+        tried = True
+        stored = _unb64(slot.get("verifier"), "verifier", VERIFIER_BYTES)
+        nonce = _unb64(slot.get("nonce"), "nonce", NONCE_BYTES)
+        wrapped = _unb64(slot.get("wrapped"), "wrapped key")
+        try:
+            cek = AESGCM(wrap_key).decrypt(nonce, wrapped, context)
+        except InvalidTag:
+            if stored == verifier:
+                raise VaultIntegrityError("integrity check failed: the vault header was modified") from None
+            continue  # this slot is not ours (e.g. another recipient or a wrong password)
+        if stored != verifier or len(cek) != 32:
+            raise VaultIntegrityError("integrity check failed: the vault header was modified")
+        return cek
+    if not tried:
+        kinds = sorted({str(s.get("type")) for s in header["slots"]})
+        if isinstance(key, Identity):
+            raise WrongKeyError(f"wrong password or key: this key is not a recipient of this vault (slots: {', '.join(kinds)})")
+        raise WrongKeyError(f"wrong password or key: this vault has no password slot (slots: {', '.join(kinds)})")
+    raise WrongKeyError("wrong password or key")
+
+
+def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any], list[Record]]:
+    """Authenticate and decrypt: (info, records). WrongKeyError or VaultIntegrityError on failure."""
+    vault = blob if isinstance(blob, Vault) else parse(blob)
+    cek = _unlock(vault, key)
+    if not hmac.compare_digest(_header_mac(cek, vault.header_bytes), vault.header_mac):
+        raise VaultIntegrityError("integrity check failed: the vault header was modified")
+    context = _context(vault.header)
+    aead = AESGCM(cek)
+    out: list[Record] = []
+    for i, (meta, meta_bytes, chunks) in enumerate(vault.records):
+        parts = []
+        for j, chunk in enumerate(chunks):
+            try:
+                parts.append(
+                    aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], _chunk_aad(context, i, j, len(chunks), meta_bytes))
+                )
+            except InvalidTag:
+                raise VaultIntegrityError(f"integrity check failed: record {i} chunk {j} was modified") from None
+        out.append(Record(meta=meta, payload=b"".join(parts)))
+    return vault.info, out

@@ -1,0 +1,149 @@
+"""Reversible photos: seal the original pixels of every covered region, and put them back."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError, VaultError, VaultIntegrityError
+from ..media.image import LoadedImage, load_image
+from ..types import Region
+from .containers import SIDECAR_SUFFIX, container_of, embed, extract
+from .format import Record, open_vault, seal
+from .keys import Identity, Key
+
+VAULT_MODES = ("embed", "sidecar")
+
+
+@dataclass(frozen=True, eq=False)
+class RestoredImage:
+    """image: RGB uint8 (H, W, 3) with every sealed region put back; alpha: (H, W) or None;
+    regions: how many regions were restored; source: the loaded anonymized file (colour profile)."""
+
+    image: np.ndarray
+    alpha: np.ndarray | None
+    regions: int
+    info: dict[str, Any]
+    source: LoadedImage
+
+
+def _png(crop: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(crop, "RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def seal_regions(
+    encoded: bytes,
+    regions: Sequence[Region],
+    originals: Sequence[np.ndarray],
+    key: Key,
+    *,
+    width: int,
+    height: int,
+    mode: str = "embed",
+    mask: dict[str, float] | None = None,
+) -> tuple[bytes, bytes | None]:
+    """Seal ``originals`` (the original pixels of each region's box, RGB uint8) for ``key``.
+
+    ``encoded`` is the anonymized image file; the vault records its SHA-256 so that a modified image is
+    detected on restore. Returns (file bytes, sidecar bytes or None): with ``mode="embed"`` the vault is
+    inside the file (PNG, JPEG, WebP), else it is returned for a sidecar ``OUTPUT.vault``.
+    """
+    if mode not in VAULT_MODES:
+        raise InputError(f"vault mode must be one of {VAULT_MODES}, got {mode!r}")
+    if len(regions) != len(originals):
+        raise InputError(f"{len(regions)} regions but {len(originals)} original crops")
+    container = mode if mode == "sidecar" or container_of(encoded) else "sidecar"
+    info = {
+        "kind": "image",
+        "width": width,
+        "height": height,
+        "image_sha256": hashlib.sha256(encoded).hexdigest(),
+        "container": "embedded" if container == "embed" else "sidecar",
+    }
+    records = []
+    for i, (region, crop) in enumerate(zip(regions, originals, strict=True)):
+        x1, y1, x2, y2 = region.box
+        if crop.shape != (y2 - y1, x2 - x1, 3) or crop.dtype != np.uint8:
+            raise InputError(f"region {i}: crop {crop.shape} {crop.dtype} does not match its box {region.box}")
+        meta = {
+            "region": i,
+            "frame": 0,
+            "box": [int(v) for v in region.box],
+            "face_box": [round(float(v), 3) for v in region.face.box],
+            "shape": region.shape,
+            "codec": "png",
+            **({"mask": mask} if mask else {}),
+        }
+        records.append(Record(meta=meta, payload=_png(np.ascontiguousarray(crop))))
+    blob = seal(records, key, info=info)
+    if container == "embed":
+        return embed(encoded, blob), None
+    return encoded, blob
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def restore_bytes(data: bytes, key: Key | Identity, *, sidecar: bytes | None = None, name: str = "image") -> RestoredImage:
+    """Open the vault carried by ``data`` (or ``sidecar``) and put the original regions back.
+
+    Raises WrongKeyError ("wrong password or key"), VaultIntegrityError ("integrity check failed") or
+    VaultError (no vault). Nothing is decoded before the vault and the image are authenticated.
+    """
+    vault, base = extract(data)
+    if vault is None:
+        vault = sidecar
+    if vault is None:
+        raise VaultError(f"no vault found in {name} or beside it ({name}{SIDECAR_SUFFIX}); was it anonymized with a key?")
+    info, records = open_vault(vault, key)
+    if info.get("kind") != "image":
+        raise VaultError(f"this vault holds a {info.get('kind')!r}, not an image")
+    if hashlib.sha256(base).hexdigest() != info.get("image_sha256"):
+        raise VaultIntegrityError("integrity check failed: the image does not match its vault (modified or replaced)")
+    with io.BytesIO(base) as f:
+        loaded = load_image(Image.open(f))
+    if (loaded.width, loaded.height) != (info.get("width"), info.get("height")):
+        raise VaultIntegrityError("integrity check failed: image size differs from the vault's")
+    out = loaded.rgb.copy()
+    for rec in records:
+        box = rec.meta.get("box")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+            raise VaultIntegrityError("malformed region geometry in vault")
+        x1, y1, x2, y2 = box
+        if not (0 <= x1 < x2 <= loaded.width and 0 <= y1 < y2 <= loaded.height):
+            raise VaultIntegrityError(f"region box {box} lies outside the {loaded.width}x{loaded.height} image")
+        try:
+            with Image.open(io.BytesIO(rec.payload)) as im:
+                crop = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError) as exc:
+            raise VaultIntegrityError(f"sealed region cannot be decoded: {exc}") from None
+        if crop.shape != (y2 - y1, x2 - x1, 3):
+            raise VaultIntegrityError(f"sealed region {crop.shape[:2]} does not match its box {box}")
+        out[y1:y2, x1:x2] = crop
+    return RestoredImage(image=out, alpha=loaded.alpha, regions=len(records), info=info, source=loaded)
+
+
+def restore_file(path: str | Path, key: Key | Identity) -> RestoredImage:
+    """Restore an anonymized file; a sidecar ``PATH.vault`` is used when the file carries no vault."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    side = sidecar_path(path)
+    sidecar = side.read_bytes() if side.is_file() else None
+    try:
+        return restore_bytes(data, key, sidecar=sidecar, name=path.name)
+    except VaultError as exc:
+        raise type(exc)(exc.reason, path=path) from None

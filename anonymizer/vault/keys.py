@@ -1,0 +1,267 @@
+"""Keys: passwords (Argon2id, else Scrypt) and X25519 recipients; every secret stays in memory only.
+
+A vault's content key (CEK, 256 random bits) is wrapped once per *slot*:
+
+- password slot: KDF(password, salt, params) -> 32 bytes -> HKDF-SHA256 -> (wrap key, verifier);
+- recipient slot: X25519(ephemeral private, recipient public) -> HKDF-SHA256 (salt = ephemeral public ||
+  recipient public) -> (wrap key, verifier). One ephemeral key per vault; never the raw shared secret.
+
+The verifier (16 bytes, stored) tells a wrong key from a tampered vault; it allows nothing that a guess
+against the wrapped key would not allow anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ..errors import InputError, VaultError, WrongKeyError
+
+try:  # Argon2id arrived in cryptography 44
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    HAVE_ARGON2 = True
+except ImportError:  # pragma: no cover - depends on the installed cryptography
+    HAVE_ARGON2 = False
+
+#: Defaults: RFC 9106's second recommended Argon2id setting; Scrypt at 128 MiB.
+ARGON2_DEFAULT = {"t": 3, "m": 65536, "p": 4}
+SCRYPT_DEFAULT = {"n": 2**17, "r": 8, "p": 1}
+#: Minimums a reader accepts (OWASP's Argon2id floor; Scrypt n >= 2**15): a crafted header asking for
+#: less is refused, so nobody can downgrade a vault to a cheap-to-guess key derivation.
+ARGON2_MIN = {"t": 2, "m": 19456, "p": 1}
+SCRYPT_MIN = {"n": 2**15, "r": 8, "p": 1}
+#: Maximums a reader accepts, so a crafted header cannot make a reader allocate without bound.
+ARGON2_MAX = {"t": 64, "m": 4 * 1024 * 1024, "p": 64}
+SCRYPT_MAX = {"n": 2**22, "r": 32, "p": 16}
+SALT_BYTES = 16
+VERIFIER_BYTES = 16
+
+
+def _hkdf(secret: bytes, *, salt: bytes | None, info: bytes) -> tuple[bytes, bytes]:
+    """(32-byte wrap key, 16-byte verifier) from ``secret``."""
+    okm = HKDF(algorithm=hashes.SHA256(), length=32 + VERIFIER_BYTES, salt=salt, info=info).derive(secret)
+    return okm[:32], okm[32:]
+
+
+def check_kdf_params(kdf: str, params: dict[str, Any]) -> dict[str, int]:
+    """Validate KDF parameters read from a vault: known KDF, integer values within [minimum, maximum]."""
+    if kdf == "argon2id":
+        lo, hi = ARGON2_MIN, ARGON2_MAX
+    elif kdf == "scrypt":
+        lo, hi = SCRYPT_MIN, SCRYPT_MAX
+    else:
+        raise VaultError(f"unknown key derivation {kdf!r}")
+    out: dict[str, int] = {}
+    for name in lo:
+        value = params.get(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise VaultError(f"{kdf} parameter {name!r} missing or not an integer")
+        if value < lo[name]:
+            raise VaultError(
+                f"refusing weak {kdf} parameters: {name}={value} is below the minimum {lo[name]} (downgrade attempt?)"
+            )
+        if value > hi[name]:
+            raise VaultError(f"refusing {kdf} parameters: {name}={value} is above the maximum {hi[name]}")
+        out[name] = value
+    if kdf == "scrypt" and out["n"] & (out["n"] - 1):
+        raise VaultError(f"scrypt n={out['n']} is not a power of two")
+    return out
+
+
+def derive_password_key(password: bytes, kdf: str, salt: bytes, params: dict[str, int]) -> bytes:
+    """Run the password KDF (a new KDF object per derivation, as the library requires)."""
+    if kdf == "argon2id":
+        if not HAVE_ARGON2:
+            raise VaultError("this vault uses Argon2id, which the installed 'cryptography' does not provide")
+        return Argon2id(salt=salt, length=32, iterations=params["t"], lanes=params["p"], memory_cost=params["m"]).derive(
+            password
+        )
+    if kdf == "scrypt":
+        return Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"]).derive(password)
+    raise VaultError(f"unknown key derivation {kdf!r}")
+
+
+@dataclass(frozen=True)
+class PasswordSlotParams:
+    kdf: str
+    salt: bytes
+    params: dict[str, int]
+
+
+class Key:
+    """What to seal for: a password, X25519 recipients, or both; also opens vaults by password.
+
+    Build with :meth:`from_password` and/or :meth:`from_recipients`; combine with ``+``. The password
+    stays in this object only; the KDF runs once per salt (one fresh salt per Key when sealing, so a
+    batch pays for one derivation).
+    """
+
+    def __init__(
+        self,
+        *,
+        password: bytes | None = None,
+        recipients: tuple[X25519PublicKey, ...] = (),
+        kdf: str | None = None,
+        kdf_params: dict[str, int] | None = None,
+    ) -> None:
+        if password is None and not recipients:
+            raise InputError("a key needs a password or at least one recipient")
+        if password is not None and len(password) == 0:
+            raise InputError("the password is empty")
+        self._password = password
+        self.recipients = recipients
+        if kdf is None:
+            kdf = "argon2id" if HAVE_ARGON2 else "scrypt"
+        if kdf_params is None:
+            kdf_params = dict(ARGON2_DEFAULT if kdf == "argon2id" else SCRYPT_DEFAULT)
+        if password is not None:
+            try:
+                check_kdf_params(kdf, kdf_params)
+            except VaultError as exc:
+                raise InputError(str(exc)) from None
+        self.kdf = kdf
+        self.kdf_params = dict(kdf_params)
+        self._sealing: PasswordSlotParams | None = None
+        self._derived: dict[tuple[str, bytes, tuple[tuple[str, int], ...]], bytes] = {}
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Key(password={'yes' if self._password else 'no'}, recipients={len(self.recipients)}, kdf={self.kdf})"
+
+    @classmethod
+    def from_password(
+        cls, password: str | bytes, *, kdf: str | None = None, kdf_params: dict[str, int] | None = None
+    ) -> Key:
+        pw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
+        return cls(password=pw, kdf=kdf, kdf_params=kdf_params)
+
+    @classmethod
+    def from_recipients(cls, recipients: Iterable[X25519PublicKey | str | Path]) -> Key:
+        keys = tuple(r if isinstance(r, X25519PublicKey) else load_public_key(r) for r in recipients)
+        return cls(recipients=keys)
+
+    def __add__(self, other: Key) -> Key:
+        if self._password is not None and other._password is not None:
+            raise InputError("a key can hold one password")
+        src = self if self._password is not None else other
+        return Key(
+            password=src._password,
+            recipients=self.recipients + other.recipients,
+            kdf=src.kdf,
+            kdf_params=src.kdf_params,
+        )
+
+    @property
+    def has_password(self) -> bool:
+        return self._password is not None
+
+    def password_slot_params(self) -> PasswordSlotParams:
+        """The salt and parameters this key seals with (a fresh salt, fixed for this Key's lifetime)."""
+        if self._sealing is None:
+            self._sealing = PasswordSlotParams(self.kdf, os.urandom(SALT_BYTES), dict(self.kdf_params))
+        return self._sealing
+
+    def password_secrets(self, kdf: str, salt: bytes, params: dict[str, int], context: bytes) -> tuple[bytes, bytes]:
+        """(wrap key, verifier) for a password slot; the KDF output is cached per (kdf, salt, params)."""
+        if self._password is None:
+            raise WrongKeyError("this vault is sealed with a password; give the password")
+        cache_key = (kdf, salt, tuple(sorted(params.items())))
+        if cache_key not in self._derived:
+            self._derived[cache_key] = derive_password_key(self._password, kdf, salt, params)
+        return _hkdf(self._derived[cache_key], salt=None, info=b"anonymizer vault v1 password slot|" + context)
+
+
+def recipient_secrets(shared: bytes, epk: bytes, recipient: bytes, context: bytes) -> tuple[bytes, bytes]:
+    """(wrap key, verifier) for a recipient slot, from the X25519 shared secret."""
+    return _hkdf(shared, salt=epk + recipient, info=b"anonymizer vault v1 recipient slot|" + context)
+
+
+def public_bytes(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def fingerprint(key: X25519PublicKey) -> str:
+    """Short hex id of a public key (SHA-256 of its raw bytes, first 16 hex digits)."""
+    return hashlib.sha256(public_bytes(key)).hexdigest()[:16]
+
+
+def load_public_key(path: str | Path) -> X25519PublicKey:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read public key: {exc.strerror or exc}", path=path) from exc
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InputError("not a PEM public key", path=path) from exc
+    if not isinstance(key, X25519PublicKey):
+        raise InputError(f"expected an X25519 public key, got {type(key).__name__}", path=path)
+    return key
+
+
+class Identity:
+    """An X25519 private key: opens vaults sealed for its public key."""
+
+    def __init__(self, private_key: X25519PrivateKey) -> None:
+        self._key = private_key
+
+    def __repr__(self) -> str:
+        return f"Identity({fingerprint(self.public_key)})"
+
+    @classmethod
+    def generate(cls) -> Identity:
+        return cls(X25519PrivateKey.generate())
+
+    @classmethod
+    def load(cls, path: str | Path, passphrase: str | bytes | None = None) -> Identity:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read private key: {exc.strerror or exc}", path=path) from exc
+        pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+        try:
+            key = serialization.load_pem_private_key(data, password=pw)
+        except TypeError as exc:  # encrypted without a passphrase given, or a passphrase for a plain key
+            raise WrongKeyError(f"private key passphrase: {exc}", path=path) from exc
+        except ValueError as exc:
+            if b"ENCRYPTED" in data and pw is not None:
+                raise WrongKeyError("wrong passphrase for this private key", path=path) from exc
+            raise InputError("not a PEM private key", path=path) from exc
+        except UnsupportedAlgorithm as exc:
+            raise InputError("unsupported private key", path=path) from exc
+        if not isinstance(key, X25519PrivateKey):
+            raise InputError(f"expected an X25519 private key, got {type(key).__name__}", path=path)
+        return cls(key)
+
+    @property
+    def public_key(self) -> X25519PublicKey:
+        return self._key.public_key()
+
+    def private_pem(self, passphrase: str | bytes | None = None) -> bytes:
+        if passphrase:
+            pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+            enc: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(pw)
+        else:
+            enc = serialization.NoEncryption()
+        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+    def public_pem(self) -> bytes:
+        return self.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def exchange(self, peer: bytes) -> bytes:
+        try:
+            return self._key.exchange(X25519PublicKey.from_public_bytes(peer))
+        except ValueError as exc:  # malformed or low-order point in a crafted vault
+            raise VaultError(f"invalid ephemeral key in vault: {exc}") from None
