@@ -2,13 +2,16 @@
 
     >>> from anonymizer import detect_faces, anonymize_image
     >>> result = anonymize_image("photo.jpg", method="pixelate")  # doctest: +SKIP
+    >>> key = Key.from_password("correct horse battery staple")  # doctest: +SKIP
+    >>> anonymize_image("photo.jpg", key=key).save("out.png")  # doctest: +SKIP
+    >>> restore_image("out.png", key).image  # the original pixels  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import anonymize_image, detect_faces
+from .api import anonymize_image, detect_faces, restore_image
 from .errors import (
     AnonymizerError,
     InputError,
@@ -19,15 +22,19 @@ from .errors import (
     WrongKeyError,
 )
 from .types import AnonymizedImage, Detections, Face, Region
+from .vault import Identity, Key, RestoredImage
 
 __all__ = [
     "AnonymizedImage",
     "AnonymizerError",
     "Detections",
     "Face",
+    "Identity",
     "InputError",
+    "Key",
     "MediaError",
     "Region",
+    "RestoredImage",
     "VaultError",
     "VaultIntegrityError",
     "WeightsError",
@@ -35,4 +42,5 @@ __all__ = [
     "__version__",
     "anonymize_image",
     "detect_faces",
+    "restore_image",
 ]

@@ -21,9 +21,12 @@ def test_public_names() -> None:
         "AnonymizerError",
         "Detections",
         "Face",
+        "Identity",
         "InputError",
+        "Key",
         "MediaError",
         "Region",
+        "RestoredImage",
         "VaultError",
         "VaultIntegrityError",
         "WeightsError",
@@ -31,6 +34,7 @@ def test_public_names() -> None:
         "__version__",
         "anonymize_image",
         "detect_faces",
+        "restore_image",
     ]
     assert issubclass(anonymizer.WrongKeyError, anonymizer.VaultError)
     assert issubclass(anonymizer.VaultIntegrityError, anonymizer.AnonymizerError)
