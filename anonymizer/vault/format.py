@@ -8,7 +8,9 @@ All integers are big-endian. The content key (CEK) is random per vault and wrapp
 header (see :mod:`anonymizer.vault.keys`). Associated data binds everything together:
 
 - slot wrap: ``context`` = SHA-256(MAGIC | version | header with each slot reduced to its descriptor);
-- chunk: ``context`` | record index u64 | chunk index u32 | chunk count u32 | SHA-256(meta).
+- chunk: ``stream`` | record index u64 | chunk index u32 | chunk count u32 | SHA-256(meta), where
+  ``stream`` = SHA-256(MAGIC | version | the reduced header without ``info`` and ``records``), which is
+  known before the first record, so that video can be sealed while it streams;
 
 - header MAC: HMAC-SHA256 over MAGIC | version | the whole header, keyed by HKDF(CEK), so that the
   slots one did not open (other recipients) cannot be altered unnoticed either.
@@ -24,10 +26,11 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -114,54 +117,98 @@ def _header_mac(cek: bytes, header_bytes: bytes) -> bytes:
     return hmac.new(mac_key, MAGIC + struct.pack(">H", VERSION) + header_bytes, hashlib.sha256).digest()
 
 
+_STREAM_EXCLUDED = ("info", "records")
+
+
+def _stream_context(header: dict[str, Any]) -> bytes:
+    slots = [{k: v for k, v in s.items() if k not in _SLOT_SECRET_FIELDS} for s in header["slots"]]
+    reduced = {k: v for k, v in header.items() if k not in _STREAM_EXCLUDED}
+    reduced["slots"] = slots
+    return hashlib.sha256(MAGIC + struct.pack(">H", VERSION) + b"stream" + _canon(reduced)).digest()
+
+
 def _chunk_aad(context: bytes, record: int, chunk: int, chunks: int, meta_bytes: bytes) -> bytes:
     return context + struct.pack(">QII", record, chunk, chunks) + hashlib.sha256(meta_bytes).digest()
 
 
-def seal(records: Sequence[Record], key: Key, *, info: dict[str, Any]) -> bytes:
-    """Encrypt ``records`` for every password and recipient of ``key``; returns the vault bytes."""
-    cek = AESGCM.generate_key(bit_length=256)
-    slots: list[dict[str, Any]] = []
-    secrets: list[tuple[bytes, bytes]] = []
-    epk_bytes: bytes | None = None
-    if key.has_password:
-        p = key.password_slot_params()
-        slots.append({"type": "password", "kdf": p.kdf, "salt": _b64(p.salt), "params": dict(p.params)})
-        secrets.append(key.password_secrets(p.kdf, p.salt, p.params, b""))
-    if key.recipients:
-        eph = X25519PrivateKey.generate()  # one ephemeral key per vault
-        epk_bytes = public_bytes(eph.public_key())
-        for r in key.recipients:
-            rb = public_bytes(r)
-            slots.append({"type": "x25519", "recipient": _b64(rb)})
-            secrets.append(recipient_secrets(eph.exchange(r), epk_bytes, rb, b""))
-    header: dict[str, Any] = {
-        "format": "anonymizer-vault",
-        "version": VERSION,
-        "cipher": "AES-256-GCM",
-        "epk": _b64(epk_bytes) if epk_bytes else None,
-        "info": info,
-        "records": len(records),
-        "slots": slots,
-    }
-    context = _context(header)
-    for slot, (wrap_key, verifier) in zip(slots, secrets, strict=True):
-        nonce = os.urandom(NONCE_BYTES)
-        slot["verifier"] = _b64(verifier)
-        slot["nonce"] = _b64(nonce)
-        slot["wrapped"] = _b64(AESGCM(wrap_key).encrypt(nonce, cek, context))
-    header_bytes = _canon(header)
-    out = [MAGIC, struct.pack(">HI", VERSION, len(header_bytes)), header_bytes, _header_mac(cek, header_bytes)]
-    aead = AESGCM(cek)
-    for i, rec in enumerate(records):
-        meta_bytes = _canon(rec.meta)
-        chunks = [rec.payload[o : o + CHUNK_BYTES] for o in range(0, len(rec.payload), CHUNK_BYTES)] or [b""]
-        out.append(struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", len(chunks)))
+class VaultWriter:
+    """Seal records one at a time (video streams); :meth:`finish` writes the header once ``info`` is known.
+
+    Sealed chunks are spooled to a temporary file (in memory up to 64 MiB), so memory stays flat.
+    """
+
+    def __init__(self, key: Key) -> None:
+        import tempfile
+
+        self._cek = AESGCM.generate_key(bit_length=256)
+        self._aead = AESGCM(self._cek)
+        self._slots: list[dict[str, Any]] = []
+        self._secrets: list[tuple[bytes, bytes]] = []
+        epk_bytes: bytes | None = None
+        if key.has_password:
+            p = key.password_slot_params()
+            self._slots.append({"type": "password", "kdf": p.kdf, "salt": _b64(p.salt), "params": dict(p.params)})
+            self._secrets.append(key.password_secrets(p.kdf, p.salt, p.params, b""))
+        if key.recipients:
+            eph = X25519PrivateKey.generate()  # one ephemeral key per vault
+            epk_bytes = public_bytes(eph.public_key())
+            for r in key.recipients:
+                rb = public_bytes(r)
+                self._slots.append({"type": "x25519", "recipient": _b64(rb)})
+                self._secrets.append(recipient_secrets(eph.exchange(r), epk_bytes, rb, b""))
+        self._header: dict[str, Any] = {
+            "format": "anonymizer-vault",
+            "version": VERSION,
+            "cipher": "AES-256-GCM",
+            "epk": _b64(epk_bytes) if epk_bytes else None,
+            "slots": self._slots,
+        }
+        self._stream = _stream_context(self._header)
+        self._body = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self.records = 0
+
+    def add(self, meta: dict[str, Any], payload: bytes) -> None:
+        meta_bytes = _canon(meta)
+        if len(meta_bytes) > MAX_META:
+            raise VaultError(f"record meta of {len(meta_bytes)} bytes is too large")
+        chunks = [payload[o : o + CHUNK_BYTES] for o in range(0, len(payload), CHUNK_BYTES)] or [b""]
+        self._body.write(struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", len(chunks)))
         for j, chunk in enumerate(chunks):
             nonce = os.urandom(NONCE_BYTES)  # fresh per seal: never reused under this key
-            ct = aead.encrypt(nonce, chunk, _chunk_aad(context, i, j, len(chunks), meta_bytes))
-            out.append(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
-    return b"".join(out)
+            ct = self._aead.encrypt(nonce, chunk, _chunk_aad(self._stream, self.records, j, len(chunks), meta_bytes))
+            self._body.write(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
+        self.records += 1
+
+    def finish(self, info: dict[str, Any], out: BinaryIO | None = None) -> bytes | None:
+        """Write the vault to ``out`` (returns None) or return its bytes."""
+        header = dict(self._header, info=info, records=self.records)
+        context = _context(header)
+        for slot, (wrap_key, verifier) in zip(self._slots, self._secrets, strict=True):
+            nonce = os.urandom(NONCE_BYTES)
+            slot["verifier"] = _b64(verifier)
+            slot["nonce"] = _b64(nonce)
+            slot["wrapped"] = _b64(AESGCM(wrap_key).encrypt(nonce, self._cek, context))
+        header_bytes = _canon(header)
+        head = MAGIC + struct.pack(">HI", VERSION, len(header_bytes)) + header_bytes + _header_mac(self._cek, header_bytes)
+        self._body.seek(0)
+        if out is None:
+            data = head + self._body.read()
+            self._body.close()
+            return data
+        out.write(head)
+        shutil.copyfileobj(self._body, out)
+        self._body.close()
+        return None
+
+
+def seal(records: Sequence[Record], key: Key, *, info: dict[str, Any]) -> bytes:
+    """Encrypt ``records`` for every password and recipient of ``key``; returns the vault bytes."""
+    writer = VaultWriter(key)
+    for rec in records:
+        writer.add(rec.meta, rec.payload)
+    data = writer.finish(info)
+    assert data is not None
+    return data
 
 
 class _Reader:
@@ -289,7 +336,7 @@ def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any]
     cek = _unlock(vault, key)
     if not hmac.compare_digest(_header_mac(cek, vault.header_bytes), vault.header_mac):
         raise VaultIntegrityError("integrity check failed: the vault header was modified")
-    context = _context(vault.header)
+    stream = _stream_context(vault.header)
     aead = AESGCM(cek)
     out: list[Record] = []
     for i, (meta, meta_bytes, chunks) in enumerate(vault.records):
@@ -297,7 +344,7 @@ def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any]
         for j, chunk in enumerate(chunks):
             try:
                 parts.append(
-                    aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], _chunk_aad(context, i, j, len(chunks), meta_bytes))
+                    aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], _chunk_aad(stream, i, j, len(chunks), meta_bytes))
                 )
             except InvalidTag:
                 raise VaultIntegrityError(f"integrity check failed: record {i} chunk {j} was modified") from None
