@@ -10,6 +10,8 @@ import typer
 
 from ..errors import InputError, MediaError
 from ..media.image import load_image
+from ..media.video import VIDEO_SUFFIXES, probe
+from ..pipeline.video import DEFAULT_DETECT_EVERY, DEFAULT_VIDEO_THRESHOLD, anonymize_video
 from ..vault.images import sidecar_path
 from ..pipeline.batch import Job, plan_jobs, run_jobs
 from ..pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, configure_runtime
@@ -43,14 +45,14 @@ class Format(str, Enum):
 
 @handle_errors
 def anonymize(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input tree is mirrored inside it. Must not be inside an input folder.", show_default=False)],
     method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), or blur (the weakest).")] = Method.solid,
-    threshold: Annotated[float, typer.Option(help="Face score threshold; lower finds more faces.", min=0.01, max=0.99)] = DEFAULT_THRESHOLD,
+    threshold: Annotated[float | None, typer.Option(help=f"Face score threshold; lower finds more faces. Default: {DEFAULT_THRESHOLD} for photos (multi-scale), {DEFAULT_VIDEO_THRESHOLD} for videos (one pass per frame).", min=0.01, max=0.99, show_default=False)] = None,
     mask_scale: Annotated[float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)] = DEFAULT_MASK_SCALE,
     mask_shape: Annotated[Shape, typer.Option(help="Mask shape around each face.")] = Shape.ellipse,
     feather: Annotated[float, typer.Option(help="Soft edge outside the mask, as a fraction of its size (0 = hard edge).", min=0.0, max=1.0)] = DEFAULT_FEATHER,
-    upscale: Annotated[float, typer.Option(help="Extra detection pass at this enlargement for small faces (0 = off, faster).", min=0.0, max=4.0)] = DEFAULT_UPSCALE,
+    upscale: Annotated[float | None, typer.Option(help=f"Extra detection pass at this enlargement for small faces (0 = off, faster). Default: {DEFAULT_UPSCALE} for photos, 0 for videos.", min=0.0, max=4.0, show_default=False)] = None,
     format: Annotated[Format | None, typer.Option("--format", help="Output format. Default: the same as each input.", show_default=False)] = None,
     quality: Annotated[int, typer.Option(help="JPEG quality.", min=1, max=100)] = 95,
     keep_metadata: Annotated[bool, typer.Option("--keep-metadata", help="Copy EXIF (never its thumbnail), XMP and comments. Default: strip all metadata but the colour profile.")] = False,
@@ -61,14 +63,21 @@ def anonymize(
     password_env: Annotated[str | None, typer.Option(help="Seal with the password in this environment variable.", show_default=False)] = None,
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")] = False,
     recipient: Annotated[list[Path] | None, typer.Option("--recipient", help="Seal for this X25519 public key (PEM from `keygen`); repeatable. Only its private key restores.", show_default=False)] = None,
-    vault: Annotated[VaultMode, typer.Option(help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always for TIFF and BMP).")] = VaultMode.embed,
+    vault: Annotated[VaultMode, typer.Option(help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always for TIFF, BMP and videos).")] = VaultMode.embed,
+    detect_every: Annotated[int, typer.Option(help="Videos: detect faces on every K-th frame (and on scene cuts), track in between.", min=1, max=30)] = DEFAULT_DETECT_EVERY,
+    codec: Annotated[str, typer.Option(help="Videos: output video codec (FFmpeg encoder name).")] = "libx264",
+    crf: Annotated[int, typer.Option(help="Videos: constant rate factor (quality; lower is better).", min=0, max=63)] = 18,
+    lossless: Annotated[bool, typer.Option("--lossless", help="Videos: lossless RGB H.264 (libx264rgb, qp 0); restored frames then equal the decoded originals exactly.")] = False,
+    start: Annotated[float | None, typer.Option(help="Videos: anonymize from this time (seconds).", min=0.0, show_default=False)] = None,
+    end: Annotated[float | None, typer.Option(help="Videos: anonymize up to this time (seconds).", min=0.0, show_default=False)] = None,
+    cut: Annotated[bool, typer.Option("--cut", help="Videos: drop what lies outside --start/--end instead of copying it unchanged.")] = False,
 ) -> None:
-    """Find every face in photos and cover it. Inputs are never modified; outputs are written atomically.
+    """Find every face in photos and videos and cover it. Inputs are never modified; outputs are written atomically.
 
     Without a key the original face pixels are gone. With --password-file, --password-env,
     --ask-password or --recipient they are encrypted (AES-256-GCM) into a vault that `restore` opens.
     """
-    from ..api import anonymize_image
+    from ..api import anonymize_image, get_finder
 
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
@@ -88,9 +97,35 @@ def anonymize(
     faces_total = 0
     counts: dict[Path, int] = {}
 
+    def work_video(job: Job) -> dict[str, object]:
+        nonlocal faces_total
+        assert job.dest is not None
+        from tqdm import tqdm
+
+        info = probe(job.src)
+        finder = get_finder(
+            threshold=DEFAULT_VIDEO_THRESHOLD if threshold is None else threshold,
+            upscale=0.0 if upscale is None else upscale,
+        )
+        with tqdm(total=info.frames or None, desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
+            rep = anonymize_video(
+                job.src, job.dest, finder=finder, method=method.value, shape=mask_shape.value, mask_scale=mask_scale,
+                feather=feather, detect_every=detect_every, key=key, codec=codec, crf=crf, lossless=lossless,
+                start=start, end=end, cut=cut, progress=bar.update,
+            )
+        faces_total += rep.tracks
+        counts[job.src] = rep.tracks
+        row: dict[str, object] = {"path": str(job.src), "output": str(job.dest), "frames": rep.frames,
+                                  "tracks": rep.tracks, "regions": rep.regions}
+        if key is not None:
+            row["vault"] = str(sidecar_path(job.dest))
+        return row
+
     def work(job: Job) -> dict[str, object]:
         nonlocal faces_total
         assert job.dest is not None
+        if job.src.suffix.lower() in VIDEO_SUFFIXES:
+            return work_video(job)
         img = load_image(job.src)
         result = anonymize_image(
             img,
@@ -98,8 +133,8 @@ def anonymize(
             shape=mask_shape.value,
             mask_scale=mask_scale,
             feather=feather,
-            threshold=threshold,
-            upscale=upscale,
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            upscale=DEFAULT_UPSCALE if upscale is None else upscale,
             key=key,
         )
         result.save(job.dest, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality, vault=vault.value)

@@ -42,7 +42,8 @@ def restore(
         restored = restore_file(job.src, key)
         src = restored.source
         out = LoadedImage(rgb=restored.image, alpha=restored.alpha, icc_profile=src.icc_profile)
-        write_atomic(job.dest, encode_image(out, format="png"))
+        # the restored image shows the original faces: readable by its owner only
+        write_atomic(job.dest, encode_image(out, format="png"), mode=0o600)
         return {"path": str(job.src), "output": str(job.dest), "regions": restored.regions}
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:

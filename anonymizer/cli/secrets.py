@@ -27,10 +27,10 @@ def read_secret(file: Path | None, env: str | None, ask: bool, *, what: str = "p
             raise InputError(f"the {what} file is empty", path=file)
         return secret
     if env is not None:
-        value = os.environ.get(env)
-        if not value:
+        raw = os.environb.get(env.encode("utf-8", "surrogateescape"))  # bytes: any encoding works
+        if not raw:
             raise InputError(f"environment variable {env} is not set or empty (it should hold the {what})")
-        return value.encode("utf-8")
+        return raw
     if ask:
         value = typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm)
         if not value:

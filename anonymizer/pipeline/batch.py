@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import AnonymizerError, InputError
 from ..media.image import FORMATS, IMAGE_SUFFIXES, normalize_format
+from ..media.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def _is_within(path: Path, folder: Path) -> bool:
 def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     """(file, path relative to its output root) for every file named or found under a named folder.
 
-    Folders are walked recursively for image files (sorted, hidden entries skipped); named files are
+    Folders are walked recursively for image and video files (sorted, hidden entries skipped); named files are
     taken whatever their extension (a non-image then fails with a clear error). A missing input raises
     InputError.
     """
@@ -54,7 +55,7 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
                 rel = f.relative_to(p)
                 if any(part.startswith(".") for part in rel.parts):
                     continue
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                     out.append((f, rel))
         elif p.exists():
             out.append((p, Path(p.name)))
@@ -64,7 +65,9 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 
 
 def output_suffix(src: Path, fmt: str | None) -> str:
-    """The output extension: the input's own unless ``fmt`` names another format."""
+    """The output extension: the input's own unless ``fmt`` names another (image) format."""
+    if src.suffix.lower() in VIDEO_SUFFIXES:
+        return src.suffix
     if fmt is None:
         return src.suffix if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
     name = normalize_format(fmt)

@@ -70,7 +70,7 @@ def plan_passes(
     - when ``upscale`` > 1, the image enlarged ``upscale`` times for small faces: in one pass when the
       enlarged image has at most ``max_upscaled_pixels``, else in overlapping tiles of ``tile`` px
       (``overlap`` px shared, which covers every face small enough to need this pass);
-    - when ``downscale_side`` > 0 and the long side exceeds ``1.5 * downscale_side``, a reduced copy whose long side is
+    - when ``downscale_side`` > 0 and the long side exceeds ``2 * downscale_side``, a reduced copy whose long side is
       ``downscale_side``, for faces larger than the detector's receptive field.
     """
     passes = [_Pass(0, 0, width, height, 1.0)]
@@ -89,7 +89,7 @@ def plan_passes(
                 for x in xs:
                     passes.append(_Pass(x, y, min(tile, width - x), min(tile, height - y), upscale))
     long_side = max(width, height)
-    if downscale_side > 0 and long_side > 1.5 * downscale_side:
+    if downscale_side > 0 and long_side > 2 * downscale_side:
         passes.append(_Pass(0, 0, width, height, downscale_side / long_side))
     return passes
 

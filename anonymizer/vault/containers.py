@@ -111,6 +111,9 @@ def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
             raise VaultIntegrityError("malformed JPEG: expected a marker")
+        if data[pos + 1] == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
         marker = data[pos + 1]
         if marker == 0xDA:  # start of scan: entropy-coded data follows
             break
@@ -150,6 +153,8 @@ def _jpeg_extract(data: bytes) -> tuple[bytes | None, bytes]:
         for pos, marker, total in _jpeg_segments(data)
         if marker == JPEG_MARKER and data[pos + 4 : pos + 4 + len(JPEG_ID)] == JPEG_ID
     ]
+    if any(total < 4 + len(JPEG_ID) + 4 for _, total in ours):
+        raise VaultIntegrityError("integrity check failed: a vault segment in the JPEG is too short")
     if not ours:
         return None, data
     pieces: dict[int, bytes] = {}
@@ -180,14 +185,16 @@ def _webp_chunks(data: bytes) -> list[tuple[int, bytes, int]]:
     if len(data) < 12:
         raise VaultIntegrityError("truncated WebP file")
     (riff_size,) = struct.unpack("<I", data[4:8])
-    end = min(len(data), 8 + riff_size)
+    if riff_size != len(data) - 8:
+        raise VaultIntegrityError("integrity check failed: the WebP RIFF size does not match the file")
+    end = len(data)
     out = []
     pos = 12
     while pos + 8 <= end:
         ctype = data[pos : pos + 4]
         (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         total = 8 + size + (size & 1)
-        if pos + 8 + size > end:
+        if pos + total > end:
             raise VaultIntegrityError("truncated WebP file")
         out.append((pos, ctype, total))
         pos += total
@@ -204,15 +211,7 @@ def _webp_embed(image: bytes, vault: bytes) -> bytes:
     added = not chunks or chunks[0][1] != b"VP8X"
     if added:
         # Simple format: unknown chunks need the extended (VP8X) header, which gives the canvas size.
-        from PIL import Image
-        import io
-
-        with Image.open(io.BytesIO(image)) as im:
-            w, h = im.size
-            has_alpha = im.mode in ("RGBA", "LA")
-        flags = 0x10 if has_alpha else 0
-        vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-        body = vp8x + body
+        body = _vp8x_for(image) + body
     # first byte of our chunk: 1 when we added the VP8X header, so that extract() can undo exactly that
     payload = bytes([1 if added else 0]) + vault
     pad = b"\x00" if len(payload) & 1 else b""
@@ -229,7 +228,7 @@ def _webp_extract(data: bytes) -> tuple[bytes | None, bytes]:
         raise VaultIntegrityError("integrity check failed: more than one vault chunk in the WebP")
     pos, _, total = ours[0]
     (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
-    if size < 1 or data[pos + 8] not in (0, 1):
+    if size < 1 or pos + total > len(data) or data[pos + 8] not in (0, 1):
         raise VaultIntegrityError("integrity check failed: malformed vault chunk in the WebP")
     added = data[pos + 8] == 1
     if size & 1 and data[pos + 8 + size] != 0:
@@ -237,7 +236,24 @@ def _webp_extract(data: bytes) -> tuple[bytes | None, bytes]:
     vault = data[pos + 9 : pos + 8 + size]
     body = data[12:pos] + data[pos + total :]
     if added:
-        if body[:4] != b"VP8X":
-            raise VaultIntegrityError("integrity check failed: WebP extended header missing")
+        rest = _webp_rewrap(body[18:])
+        if body[:18] != _vp8x_for(rest):  # the header we added must be exactly the one we would add
+            raise VaultIntegrityError("integrity check failed: the WebP extended header was modified")
         body = body[18:]
     return vault, _webp_rewrap(body)
+
+
+def _vp8x_for(image: bytes) -> bytes:
+    """The VP8X chunk our embed() adds to a simple-format WebP ``image``."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image), formats=["WEBP"]) as im:
+            w, h = im.size
+            has_alpha = im.mode in ("RGBA", "LA")
+    except (OSError, ValueError) as exc:
+        raise VaultIntegrityError(f"integrity check failed: unreadable WebP ({exc})") from None
+    flags = 0x10 if has_alpha else 0
+    return b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")

@@ -56,6 +56,7 @@ TAG_BYTES = 16
 MAC_BYTES = 32
 CHUNK_BYTES = 1 << 20  # payloads are sealed in chunks of at most 1 MiB
 MAX_HEADER = 1 << 20
+MAX_SLOTS = 64
 MAX_META = 1 << 16
 MAX_CHUNKS = 1 << 24
 
@@ -239,6 +240,13 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
 
 def parse(blob: bytes) -> Vault:
     """Parse vault bytes without any key. Raises VaultError (VaultIntegrityError when damaged)."""
+    try:
+        return _parse(blob)
+    except (RecursionError, struct.error, OverflowError, IndexError, TypeError, AttributeError) as exc:
+        raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
+
+
+def _parse(blob: bytes) -> Vault:
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise VaultError("a vault must be bytes")
     r = _Reader(bytes(blob))
@@ -259,11 +267,23 @@ def parse(blob: bytes) -> Vault:
     slots = header.get("slots")
     if not isinstance(slots, list) or not slots or not all(isinstance(s, dict) for s in slots):
         raise VaultIntegrityError("malformed vault: no key slots")
+    if len(slots) > MAX_SLOTS:
+        raise VaultIntegrityError(f"malformed vault: {len(slots)} key slots (at most {MAX_SLOTS})")
+    if sum(s.get("type") == "password" for s in slots) > 1:
+        raise VaultIntegrityError("malformed vault: more than one password slot")
+    for s in slots:
+        for name, value in s.items():
+            ok = isinstance(value, str) or (name == "params" and isinstance(value, dict))
+            if not ok or (name == "params" and not all(isinstance(v, int) for v in value.values())):
+                raise VaultIntegrityError(f"malformed vault: slot field {name!r}")
     n = header.get("records")
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise VaultIntegrityError("malformed vault: bad record count")
-    if not isinstance(header.get("info", {}), dict):
-        raise VaultIntegrityError("malformed vault: info is not an object")
+    info = header.get("info", {})
+    if not isinstance(info, dict) or not all(isinstance(v, str | int | float | type(None)) for v in info.values()):
+        raise VaultIntegrityError("malformed vault: info is not a flat object")
+    if not isinstance(header.get("epk"), str | type(None)):
+        raise VaultIntegrityError("malformed vault: bad ephemeral key")
     vault = Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
     for _ in range(n):
         mlen = r.u32("record meta length")
@@ -271,13 +291,15 @@ def parse(blob: bytes) -> Vault:
             raise VaultIntegrityError(f"malformed vault: record meta of {mlen} bytes")
         meta_bytes = r.take(mlen, "record meta")
         meta = _json(meta_bytes, "record meta")
+        if not all(isinstance(v, str | int | float | type(None)) or (isinstance(v, list) and len(v) <= 16) for v in meta.values()):
+            raise VaultIntegrityError("malformed vault: record meta is not flat")
         count = r.u32("chunk count")
         if count == 0 or count > MAX_CHUNKS:
             raise VaultIntegrityError(f"malformed vault: {count} chunks in a record")
         chunks = []
         for _ in range(count):
             clen = r.u32("chunk length")
-            if clen < NONCE_BYTES + TAG_BYTES:
+            if clen < NONCE_BYTES + TAG_BYTES or clen > NONCE_BYTES + CHUNK_BYTES + TAG_BYTES:
                 raise VaultIntegrityError(f"malformed vault: chunk of {clen} bytes")
             chunks.append(r.take(clen, "chunk"))
         vault.records.append((meta, meta_bytes, chunks))
@@ -306,7 +328,11 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
             if rb != public_bytes(key.public_key):
                 continue
             epk = _unb64(header.get("epk"), "ephemeral key", 32)
-            wrap_key, verifier = recipient_secrets(key.exchange(epk), epk, rb, b"")
+            try:
+                shared = key.exchange(epk)
+            except VaultError:
+                raise VaultIntegrityError("integrity check failed: the vault's ephemeral key was modified") from None
+            wrap_key, verifier = recipient_secrets(shared, epk, rb, b"")
         else:
             continue
         tried = True
@@ -316,9 +342,10 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
         try:
             cek = AESGCM(wrap_key).decrypt(nonce, wrapped, context)
         except InvalidTag:
-            if stored == verifier:
+            # A recipient slot names its public key: when it is ours, any failure is tampering.
+            if stored == verifier or kind == "x25519":
                 raise VaultIntegrityError("integrity check failed: the vault header was modified") from None
-            continue  # this slot is not ours (e.g. another recipient or a wrong password)
+            continue  # a wrong password
         if stored != verifier or len(cek) != 32:
             raise VaultIntegrityError("integrity check failed: the vault header was modified")
         return cek
@@ -332,6 +359,14 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
 
 def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any], list[Record]]:
     """Authenticate and decrypt: (info, records). WrongKeyError or VaultIntegrityError on failure."""
+    try:
+        return _open(blob, key)
+    except (RecursionError, struct.error, OverflowError, IndexError, TypeError, AttributeError) as exc:
+        # the checks above should make these unreachable; a crafted vault must never escape as a crash
+        raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
+
+
+def _open(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any], list[Record]]:
     vault = blob if isinstance(blob, Vault) else parse(blob)
     cek = _unlock(vault, key)
     if not hmac.compare_digest(_header_mac(cek, vault.header_bytes), vault.header_mac):

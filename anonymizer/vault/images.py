@@ -90,6 +90,27 @@ def seal_regions(
     return encoded, blob
 
 
+def decode_crop(rec: Record, size: tuple[int, int]) -> np.ndarray:
+    """A sealed region's pixels, RGB uint8 of ``size`` = (w, h). Only PNG is accepted, and its declared
+    size is checked before decoding: a vault made with a public key is not trusted input."""
+    if rec.meta.get("codec") != "png":
+        raise VaultIntegrityError(f"sealed region has codec {rec.meta.get('codec')!r}; expected 'png'")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(rec.payload), formats=["PNG"]) as im:
+                if im.size != size:
+                    raise VaultIntegrityError(f"sealed region is {im.size}, its box is {size}")
+                crop = np.asarray(im.convert("RGB"))
+    except VaultIntegrityError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise VaultIntegrityError(f"sealed region cannot be decoded: {exc}") from None
+    return crop
+
+
 def sidecar_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + SIDECAR_SUFFIX)
@@ -123,14 +144,7 @@ def restore_bytes(data: bytes, key: Key | Identity, *, sidecar: bytes | None = N
         x1, y1, x2, y2 = box
         if not (0 <= x1 < x2 <= loaded.width and 0 <= y1 < y2 <= loaded.height):
             raise VaultIntegrityError(f"region box {box} lies outside the {loaded.width}x{loaded.height} image")
-        try:
-            with Image.open(io.BytesIO(rec.payload)) as im:
-                crop = np.asarray(im.convert("RGB"))
-        except (OSError, ValueError) as exc:
-            raise VaultIntegrityError(f"sealed region cannot be decoded: {exc}") from None
-        if crop.shape != (y2 - y1, x2 - x1, 3):
-            raise VaultIntegrityError(f"sealed region {crop.shape[:2]} does not match its box {box}")
-        out[y1:y2, x1:x2] = crop
+        out[y1:y2, x1:x2] = decode_crop(rec, (x2 - x1, y2 - y1))
     return RestoredImage(image=out, alpha=loaded.alpha, regions=len(records), info=info, source=loaded)
 
 
@@ -142,7 +156,10 @@ def restore_file(path: str | Path, key: Key | Identity) -> RestoredImage:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
     side = sidecar_path(path)
-    sidecar = side.read_bytes() if side.is_file() else None
+    try:
+        sidecar = side.read_bytes() if side.is_file() else None
+    except OSError as exc:
+        raise InputError(f"cannot read the sidecar vault: {exc.strerror or exc}", path=side) from exc
     try:
         return restore_bytes(data, key, sidecar=sidecar, name=path.name)
     except VaultError as exc:

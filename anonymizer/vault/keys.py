@@ -41,9 +41,11 @@ SCRYPT_DEFAULT = {"n": 2**17, "r": 8, "p": 1}
 #: less is refused, so nobody can downgrade a vault to a cheap-to-guess key derivation.
 ARGON2_MIN = {"t": 2, "m": 19456, "p": 1}
 SCRYPT_MIN = {"n": 2**15, "r": 8, "p": 1}
-#: Maximums a reader accepts, so a crafted header cannot make a reader allocate without bound.
-ARGON2_MAX = {"t": 64, "m": 4 * 1024 * 1024, "p": 64}
-SCRYPT_MAX = {"n": 2**22, "r": 32, "p": 16}
+#: Maximums a reader accepts, so a crafted header cannot make a reader spend minutes or gigabytes
+#: before anything is authenticated (at most 1 GiB of memory either way).
+ARGON2_MAX = {"t": 10, "m": 1024 * 1024, "p": 16}
+SCRYPT_MAX = {"n": 2**20, "r": 16, "p": 4}
+SCRYPT_MAX_BYTES = 1 << 30  # 128 * n * r
 SALT_BYTES = 16
 VERIFIER_BYTES = 16
 
@@ -76,19 +78,23 @@ def check_kdf_params(kdf: str, params: dict[str, Any]) -> dict[str, int]:
         out[name] = value
     if kdf == "scrypt" and out["n"] & (out["n"] - 1):
         raise VaultError(f"scrypt n={out['n']} is not a power of two")
+    if kdf == "scrypt" and 128 * out["n"] * out["r"] > SCRYPT_MAX_BYTES:
+        raise VaultError(f"refusing scrypt parameters: n={out['n']}, r={out['r']} need more than 1 GiB")
     return out
 
 
 def derive_password_key(password: bytes, kdf: str, salt: bytes, params: dict[str, int]) -> bytes:
     """Run the password KDF (a new KDF object per derivation, as the library requires)."""
-    if kdf == "argon2id":
-        if not HAVE_ARGON2:
-            raise VaultError("this vault uses Argon2id, which the installed 'cryptography' does not provide")
-        return Argon2id(salt=salt, length=32, iterations=params["t"], lanes=params["p"], memory_cost=params["m"]).derive(
-            password
-        )
-    if kdf == "scrypt":
-        return Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"]).derive(password)
+    try:
+        if kdf == "argon2id":
+            if not HAVE_ARGON2:
+                raise VaultError("this vault uses Argon2id, which the installed 'cryptography' does not provide")
+            kdf_obj = Argon2id(salt=salt, length=32, iterations=params["t"], lanes=params["p"], memory_cost=params["m"])
+            return kdf_obj.derive(password)
+        if kdf == "scrypt":
+            return Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"]).derive(password)
+    except MemoryError:
+        raise VaultError(f"not enough memory for the {kdf} key derivation this vault asks for") from None
     raise VaultError(f"unknown key derivation {kdf!r}")
 
 
@@ -250,6 +256,10 @@ class Identity:
         return self._key.public_key()
 
     def private_pem(self, passphrase: str | bytes | None = None) -> bytes:
+        """PKCS#8 PEM, encrypted when ``passphrase`` is given (cryptography's best available PKCS#8
+        encryption: PBKDF2-HMAC-SHA256 with few iterations, so the passphrase must be strong)."""
+        if passphrase is not None and len(passphrase) == 0:
+            raise InputError("the passphrase is empty; omit it to write an unencrypted key")
         if passphrase:
             pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
             enc: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(pw)

@@ -89,8 +89,11 @@ def test_anonymize_help_shows_defaults(runner: CliRunner) -> None:
     result = runner.invoke(app, ["anonymize", "--help"])
     assert result.exit_code == 0
     text = _flat(result.stdout)
-    for default in ("solid", "0.3", "1.5", "ellipse", "0.05", "2.0", "95"):
+    for default in ("solid", "1.5", "ellipse", "0.05", "95", "3", "libx264", "18"):
         assert f"[default: {default}]" in text, default
+    # photo and video defaults differ; the help names both
+    assert "Default: 0.3 for photos" in text and "0.2 for videos" in text
+    assert "Default: 2.0 for photos, 0 for videos" in text
     assert "--output" in text and "--format" in text and "--json" in text and "--keep-metadata" in text
 
 

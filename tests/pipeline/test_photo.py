@@ -60,16 +60,17 @@ def test_large_image_gets_a_downscaled_pass() -> None:
     assert (low[0].x, low[0].y, low[0].w, low[0].h) == (0, 0, 4000, 3000)
     assert low[0].scale == pytest.approx(640 / 4000)
     assert passes[-1] is low[0]
-    # Off with downscale_side=0, and not needed below 1.5 x 640 on the long side.
+    # Off with downscale_side=0, and not needed up to 2 x 640 on the long side (720p video, for one).
     assert all(p.scale >= 1 for p in plan_passes(4000, 3000, downscale_side=0))
-    assert all(p.scale >= 1 for p in plan_passes(960, 500))
-    assert [p.scale for p in plan_passes(961, 500, upscale=0)] == [1.0, pytest.approx(640 / 961)]
+    assert all(p.scale >= 1 for p in plan_passes(1280, 720))
+    assert [p.scale for p in plan_passes(1281, 500, upscale=0)] == [1.0, pytest.approx(640 / 1281)]
 
 
-def test_tiles_and_downscale_for_the_group_photo_size() -> None:
-    passes = plan_passes(1280, 881)
+def test_tiles_and_downscale_for_a_large_group_photo() -> None:
+    passes = plan_passes(1986, 1545)
     scales = [p.scale for p in passes]
-    assert scales[0] == 1.0 and scales[-1] == pytest.approx(0.5) and set(scales[1:-1]) == {2.0}
+    assert scales[0] == 1.0 and scales[-1] == pytest.approx(640 / 1986) and set(scales[1:-1]) == {2.0}
+    assert len(scales) > 3  # the 2x pass is tiled
 
 
 # FaceFinder on real photos -----------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""Face tracks across video frames: association, motion prediction, hold after the last detection,
+size smoothing. Boxes are ndarray (x1, y1, x2, y2) in pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a[N, 4] and b[M, 4]."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray  # smoothed box at frame `frame`
+    frame: int
+    last_seen: int  # frame of the last detection
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre px / frame
+    hits: int = 1
+
+    def predict(self, frame: int) -> np.ndarray:
+        """The box expected at ``frame``: moved by the velocity, grown a little per frame unseen."""
+        dt = frame - self.frame
+        c = (self.box[:2] + self.box[2:]) / 2 + self.velocity * dt
+        half = (self.box[2:] - self.box[:2]) / 2 * (1.0 + 0.03 * max(0, frame - self.last_seen))
+        return np.concatenate([c - half, c + half]).astype(np.float32)
+
+
+class FaceTracker:
+    """Associates detections into tracks and says which boxes to cover on every frame.
+
+    ``update(frame, boxes)`` with detections (ndarray[N, 4]) on detection frames, or ``None`` on frames
+    without detection; returns ([(track id, box)] to cover on this frame, [new tracks]). A track is
+    covered for ``hold`` frames after its last detection (at its predicted position), so a face missed
+    for a frame or two stays covered; sizes are smoothed (exponential average, never smaller than the
+    current detection) so masks do not jitter.
+    """
+
+    def __init__(self, *, hold: int = 12, min_iou: float = 0.15, smooth: float = 0.5) -> None:
+        self.hold = hold
+        self.min_iou = min_iou
+        self.smooth = smooth
+        self.tracks: list[Track] = []
+        self._next = 0
+
+    def reset(self) -> None:
+        self.tracks = []
+
+    def update(self, frame: int, boxes: np.ndarray | None) -> tuple[list[tuple[int, np.ndarray]], list[Track]]:
+        self.tracks = [t for t in self.tracks if frame - t.last_seen <= self.hold]
+        new: list[Track] = []
+        if boxes is not None:
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            predicted = np.array([t.predict(frame) for t in self.tracks], np.float32).reshape(-1, 4)
+            ious = iou_matrix(predicted, boxes)
+            matched_t: set[int] = set()
+            matched_d: set[int] = set()
+            for flat in np.argsort(-ious, axis=None):
+                ti, di = divmod(int(flat), len(boxes))
+                if ious[ti, di] < self.min_iou:
+                    break
+                if ti in matched_t or di in matched_d:
+                    continue
+                matched_t.add(ti)
+                matched_d.add(di)
+                self._observe(self.tracks[ti], frame, boxes[di], predicted[ti])
+            for di in range(len(boxes)):
+                if di not in matched_d:
+                    t = Track(id=self._next, box=boxes[di].copy(), frame=frame, last_seen=frame)
+                    self._next += 1
+                    self.tracks.append(t)
+                    new.append(t)
+        covers = [(t.id, t.box if t.frame == frame else t.predict(frame)) for t in self.tracks]
+        return covers, new
+
+    def _observe(self, t: Track, frame: int, det: np.ndarray, predicted: np.ndarray) -> None:
+        dt = max(1, frame - t.frame)
+        old_c = (t.box[:2] + t.box[2:]) / 2
+        new_c = (det[:2] + det[2:]) / 2
+        t.velocity = 0.5 * t.velocity + 0.5 * (new_c - old_c) / dt
+        a = self.smooth
+        smoothed = a * predicted + (1 - a) * det
+        # never smaller than what was just detected
+        t.box = np.concatenate([np.minimum(smoothed[:2], det[:2]), np.maximum(smoothed[2:], det[2:])]).astype(np.float32)
+        t.frame = frame
+        t.last_seen = frame
+        t.hits += 1
+
+
+def scene_cut(prev: np.ndarray | None, cur: np.ndarray, *, threshold: float = 40.0) -> bool:
+    """True when two small grey thumbnails (uint8) differ by more than ``threshold`` on average."""
+    if prev is None:
+        return False
+    return float(np.mean(np.abs(prev.astype(np.int16) - cur.astype(np.int16)))) > threshold

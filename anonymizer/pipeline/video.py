@@ -1,0 +1,251 @@
+"""Videos: detect every K frames (and on scene cuts), track in between, cover, keep audio; with a key,
+seal the original pixels of every covered region of every frame into a sidecar vault."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..media.video import Frame, Transcoder
+from ..types import Face
+from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, FaceFinder, cover_faces
+from .tracking import FaceTracker, scene_cut
+
+log = logging.getLogger(__name__)
+
+#: Chosen by measurement (benchmarks/video.py): see README "Video".
+DEFAULT_DETECT_EVERY = 3
+DEFAULT_HOLD_SECONDS = 0.5
+DEFAULT_VIDEO_THRESHOLD = 0.2
+_END = object()
+
+
+class _Worker(threading.Thread):
+    """Runs ``fn`` in a thread; an exception is kept and re-raised by :meth:`check`."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class VideoReport:
+    frames: int = 0
+    frames_covered: int = 0
+    detections: int = 0
+    tracks: int = 0
+    regions: int = 0
+    scene_cuts: int = 0
+    rotation: int = 0
+    per_frame: list[list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    frame: Frame
+    covers: dict[int, np.ndarray]
+
+
+def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
+def _boxes_back(boxes: np.ndarray, rotation: int, w: int, h: int) -> np.ndarray:
+    """Map boxes found on ``np.rot90(frame, k)`` back to the stored frame of size w x h."""
+    k = (rotation // 90) % 4
+    out = boxes.copy()
+    for _ in range(k):  # undo one counter-clockwise quarter turn at a time
+        # in a CCW-rotated image of the current frame, point (x', y') came from (w_cur - y', x')
+        x1, y1, x2, y2 = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy(), out[:, 3].copy()
+        out = np.stack([w - y2, x1, w - y1, x2], axis=1) if False else np.stack([w - y2, x1, w - y1, x2], axis=1)
+    return out
+
+
+def anonymize_video(
+    src: str | Path,
+    dest: str | Path,
+    *,
+    finder: FaceFinder,
+    method: str = "solid",
+    shape: str = "ellipse",
+    mask_scale: float = DEFAULT_MASK_SCALE,
+    feather: float = DEFAULT_FEATHER,
+    detect_every: int = DEFAULT_DETECT_EVERY,
+    hold_seconds: float = DEFAULT_HOLD_SECONDS,
+    key: object | None = None,
+    codec: str = "libx264",
+    crf: int = 18,
+    lossless: bool = False,
+    start: float | None = None,
+    end: float | None = None,
+    cut: bool = False,
+    progress: Callable[[int], None] | None = None,
+    keep_boxes: bool = False,
+) -> VideoReport:
+    """Anonymize ``src`` into ``dest`` (same container). See the module docstring.
+
+    Faces are detected on every ``detect_every``-th frame of the span and on scene cuts, and tracked in
+    between; each track stays covered ``hold_seconds`` after its last detection, and a new track is also
+    covered on the frames before its first detection back to the previous detection frame, so a face
+    entering between two detections is never shown. With ``key``, a sidecar ``dest.vault`` is written.
+    """
+    if detect_every < 1:
+        raise InputError(f"detect_every must be >= 1, got {detect_every}")
+    tc = Transcoder(src, dest, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut)
+    report = VideoReport()
+    writer = None
+    if key is not None:
+        from ..vault.format import VaultWriter
+
+        writer = VaultWriter(key)  # type: ignore[arg-type]
+    try:
+        fps = float(tc._vout.average_rate or 25)  # noqa: SLF001
+        tracker = FaceTracker(hold=max(1, round(hold_seconds * fps)))
+        delay = detect_every + 1
+        pending: deque[_Pending] = deque()
+        prev_thumb: np.ndarray | None = None
+        span_index = 0
+        last_cut = 0
+
+        decoded: queue.Queue[object] = queue.Queue(maxsize=8)
+        to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
+        stop = threading.Event()
+
+        def read() -> None:
+            try:
+                for f in tc.frames():
+                    while not stop.is_set():
+                        try:
+                            decoded.put(f, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            finally:
+                decoded.put(_END)
+
+        def write() -> None:
+            while (item := to_encode.get()) is not _END:
+                tc.write(item)  # type: ignore[arg-type]
+
+        reader, writer_thread = _Worker(read), _Worker(write)
+
+        def emit(p: _Pending) -> None:
+            faces = [Face(box=tuple(float(v) for v in b), score=1.0, landmarks=()) for b in p.covers.values()]  # type: ignore[arg-type]
+            rgb = p.frame.rgb
+            if faces:
+                out, regions, _ = cover_faces(rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather)
+                report.frames_covered += 1
+                report.regions += len(regions)
+                if writer is not None:
+                    for tid, region in zip(p.covers, regions, strict=True):
+                        x1, y1, x2, y2 = region.box
+                        crop = np.ascontiguousarray(rgb[y1:y2, x1:x2])
+                        writer.add(
+                            {"frame": p.frame.index, "pts": p.frame.pts, "track": int(tid), "box": [x1, y1, x2, y2],
+                             "shape": shape, "codec": "png"},
+                            cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes(),
+                        )
+                p.frame.rgb = out
+            if keep_boxes:
+                report.per_frame.append([(tid, tuple(float(v) for v in b)) for tid, b in p.covers.items()])  # type: ignore[misc]
+            while True:
+                writer_thread.check()
+                try:
+                    to_encode.put(p.frame, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            report.frames += 1
+            if progress is not None:
+                progress(1)
+
+        reader.start()
+        writer_thread.start()
+
+        def frames_in() -> Iterator[Frame]:
+            while (item := decoded.get()) is not _END:
+                yield item  # type: ignore[misc]
+            reader.check()
+
+        for frame in frames_in():
+            covers: dict[int, np.ndarray] = {}
+            if frame.in_span:
+                h, w = frame.rgb.shape[:2]
+                thumb = cv2.resize(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
+                is_cut = scene_cut(prev_thumb, thumb)
+                prev_thumb = thumb
+                if is_cut:
+                    report.scene_cuts += 1
+                    tracker.reset()
+                    last_cut = frame.index
+                detect = is_cut or span_index % detect_every == 0
+                span_index += 1
+                boxes = None
+                if detect:
+                    found = finder.find(_upright(frame.rgb, tc.rotation))
+                    boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
+                    if tc.rotation:
+                        boxes = _boxes_back(boxes, tc.rotation, w, h)
+                    report.detections += len(boxes)
+                current, new = tracker.update(frame.index, boxes)
+                covers = {tid: b for tid, b in current}
+                for t in new:  # cover a face entering between detections on the frames it was missed
+                    report.tracks += 1
+                    for p in pending:
+                        if p.frame.in_span and p.frame.index >= last_cut and p.frame.index > frame.index - delay:
+                            p.covers.setdefault(t.id, t.box.copy())
+            pending.append(_Pending(frame, covers))
+            while len(pending) > delay:
+                emit(pending.popleft())
+        while pending:
+            emit(pending.popleft())
+        to_encode.put(_END)
+        writer_thread.join()
+        writer_thread.check()
+        report.rotation = tc.rotation
+        tc.finish()
+    except BaseException:
+        stop.set()
+        try:
+            to_encode.put_nowait(_END)
+        except queue.Full:
+            pass
+        for t in (locals().get("reader"), locals().get("writer_thread")):
+            if isinstance(t, threading.Thread) and t.is_alive():
+                t.join(timeout=5)
+        tc.abort()
+        raise
+    if writer is not None:
+        from ..media.image import write_atomic
+        from ..vault.images import sidecar_path
+
+        digest = hashlib.sha256(Path(dest).read_bytes()).hexdigest()
+        info = {"kind": "video", "frames": report.frames, "video_sha256": digest, "container": "sidecar"}
+        data = writer.finish(info)
+        assert data is not None
+        write_atomic(sidecar_path(dest), data)
+    return report
