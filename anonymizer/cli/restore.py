@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..media.image import LoadedImage, encode_image, write_atomic
+from ..media.video import VIDEO_SUFFIXES
 from ..pipeline.batch import Job, plan_jobs, run_jobs
 from ..vault.images import restore_file
 from ._common import emit_json, finish, handle_errors, show_progress
@@ -26,7 +28,8 @@ def restore(
     identity_passphrase_env: Annotated[str | None, typer.Option(help="Passphrase of the private key, in this environment variable.", show_default=False)] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
 ) -> None:
-    """Restore the original faces of files anonymized with a key. Outputs are lossless PNG.
+    """Restore the original faces of files anonymized with a key. Photos come out as lossless PNG,
+    videos as lossless H.264 (libx264rgb) in their own container, audio copied.
 
     A PNG (or WebP) output restores bit for bit to the image as it was read; from a JPEG output the face
     regions are exact and the rest is as decoded from that JPEG. A wrong password or key, or a modified
@@ -39,6 +42,13 @@ def restore(
 
     def work(job: Job) -> dict[str, object]:
         assert job.dest is not None
+        if job.src.suffix.lower() in VIDEO_SUFFIXES:
+            from ..pipeline.video import restore_video
+
+            dest = job.dest.with_suffix(job.src.suffix)
+            regions = restore_video(job.src, dest, key)
+            os.chmod(dest, 0o600)  # it shows the original faces
+            return {"path": str(job.src), "output": str(dest), "regions": regions}
         restored = restore_file(job.src, key)
         src = restored.source
         out = LoadedImage(rgb=restored.image, alpha=restored.alpha, icc_profile=src.icc_profile)

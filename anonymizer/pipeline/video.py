@@ -73,13 +73,17 @@ def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def _boxes_back(boxes: np.ndarray, rotation: int, w: int, h: int) -> np.ndarray:
-    """Map boxes found on ``np.rot90(frame, k)`` back to the stored frame of size w x h."""
+    """Map boxes found on ``np.rot90(frame, k)`` (k = rotation / 90, counter-clockwise turns) back to the
+    stored frame of ``w`` x ``h``. One CCW turn sends stored (x, y) to (y, w - x)."""
     k = (rotation // 90) % 4
     out = boxes.copy()
-    for _ in range(k):  # undo one counter-clockwise quarter turn at a time
-        # in a CCW-rotated image of the current frame, point (x', y') came from (w_cur - y', x')
+    cw, ch = (w, h) if k % 2 == 0 else (h, w)  # size of the rotated image the boxes live in
+    for _ in range(k):
+        # undo one CCW turn of an image of size cw x ch: (x', y') came from (cw_prev - y', x')
+        prev_w = ch
         x1, y1, x2, y2 = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy(), out[:, 3].copy()
-        out = np.stack([w - y2, x1, w - y1, x2], axis=1) if False else np.stack([w - y2, x1, w - y1, x2], axis=1)
+        out = np.stack([prev_w - y2, x1, prev_w - y1, x2], axis=1)
+        cw, ch = ch, cw
     return out
 
 
@@ -165,8 +169,8 @@ def anonymize_video(
                         x1, y1, x2, y2 = region.box
                         crop = np.ascontiguousarray(rgb[y1:y2, x1:x2])
                         writer.add(
-                            {"frame": p.frame.index, "pts": p.frame.pts, "track": int(tid), "box": [x1, y1, x2, y2],
-                             "shape": shape, "codec": "png"},
+                            {"frame": report.frames, "source_frame": p.frame.index, "pts": p.frame.pts,
+                             "track": int(tid), "box": [x1, y1, x2, y2], "shape": shape, "codec": "png"},
                             cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes(),
                         )
                 p.frame.rgb = out
@@ -249,3 +253,55 @@ def anonymize_video(
         assert data is not None
         write_atomic(sidecar_path(dest), data)
     return report
+
+
+def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: Callable[[int], None] | None = None) -> int:
+    """Rebuild ``src`` (anonymized with a key; vault in ``src.vault``) with the original regions put back.
+
+    The output is lossless (libx264rgb, qp 0) in the same container, audio copied: when ``src`` was made
+    with ``--lossless``, every restored frame equals the decoded original exactly; otherwise the face
+    regions are exact and the rest is as decoded from ``src``. Returns the number of regions restored.
+    Raises WrongKeyError / VaultIntegrityError / VaultError before anything is written.
+    """
+    from ..errors import VaultError, VaultIntegrityError
+    from ..vault.format import open_vault
+    from ..vault.images import decode_crop, sidecar_path
+
+    src, dest = Path(src), Path(dest)
+    side = sidecar_path(src)
+    if not side.is_file():
+        raise VaultError(f"no vault found beside this video ({side.name}); was it anonymized with a key?", path=src)
+    try:
+        info, records = open_vault(side.read_bytes(), key)  # type: ignore[arg-type]
+    except VaultError as exc:
+        raise type(exc)(exc.reason, path=src) from None
+    if info.get("kind") != "video":
+        raise VaultError(f"this vault holds a {info.get('kind')!r}, not a video", path=src)
+    if hashlib.sha256(src.read_bytes()).hexdigest() != info.get("video_sha256"):
+        raise VaultIntegrityError("the video does not match its vault (modified or replaced)", path=src)
+    by_frame: dict[int, list] = {}
+    for rec in records:
+        frame, box = rec.meta.get("frame"), rec.meta.get("box")
+        if not isinstance(frame, int) or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+            raise VaultIntegrityError("malformed region geometry in vault", path=src)
+        by_frame.setdefault(frame, []).append(rec)
+    tc = Transcoder(src, dest, lossless=True)
+    restored = 0
+    try:
+        for frame in tc.frames():
+            recs = by_frame.get(frame.index, [])  # "frame" is the position in the anonymized video
+            h, w = frame.rgb.shape[:2]
+            for rec in recs:
+                x1, y1, x2, y2 = rec.meta["box"]
+                if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
+                    raise VaultIntegrityError(f"region box {rec.meta['box']} lies outside the {w}x{h} frame", path=src)
+                frame.rgb[y1:y2, x1:x2] = decode_crop(rec, (x2 - x1, y2 - y1))
+                restored += 1
+            tc.write(frame)
+            if progress is not None:
+                progress(1)
+        tc.finish()
+    except BaseException:
+        tc.abort()
+        raise
+    return restored

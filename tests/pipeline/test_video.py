@@ -1,0 +1,154 @@
+"""Videos through the real detector: frames, timestamps, audio, rotation, spans, tracking, vault."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from videoclips import decode, face_centre, make_clip  # noqa: E402
+
+from anonymizer import Key, VaultIntegrityError, WrongKeyError  # noqa: E402
+from anonymizer.api import get_finder  # noqa: E402
+from anonymizer.errors import InputError  # noqa: E402
+from anonymizer.pipeline.tracking import FaceTracker  # noqa: E402
+from anonymizer.pipeline.video import anonymize_video, restore_video  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def finder():
+    return get_finder(threshold=0.2, upscale=0.0)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "walk.mp4")
+
+
+def _covered(frame: np.ndarray, i: int) -> bool:
+    x, y = face_centre(i)
+    return float(frame[y - 10 : y + 10, x - 10 : x + 10].mean()) < 40  # solid black fill
+
+
+def test_frames_timestamps_and_audio_are_kept(clip, finder, tmp_path) -> None:
+    out = tmp_path / "out.mp4"
+    report = anonymize_video(clip, out, finder=finder, detect_every=3)
+    src_frames, src_pts, src_audio, _ = decode(clip)
+    frames, pts, audio, _ = decode(out)
+    assert len(frames) == len(src_frames) == report.frames == 24
+    assert pts == src_pts
+    assert audio and audio == src_audio  # copied packet for packet, not re-encoded
+    assert all(_covered(f, i) for i, f in enumerate(frames))  # detection frames and tracked ones
+    assert not _covered(src_frames[5], 5)
+    assert report.detections >= 8 and report.tracks >= 1
+
+
+def test_variable_frame_rate_and_no_audio(finder, tmp_path) -> None:
+    clip = make_clip(tmp_path / "vfr.mp4", frames=12, audio=False, vfr=True)
+    out = tmp_path / "out.mp4"
+    anonymize_video(clip, out, finder=finder)
+    _, src_pts, _, _ = decode(clip)
+    frames, pts, audio, _ = decode(out)
+    assert pts == src_pts and len(set(np.diff(pts))) > 1 and audio == []
+    assert all(_covered(f, i) for i, f in enumerate(frames))
+
+
+def test_rotation_is_kept_and_faces_are_found_upright(finder, tmp_path) -> None:
+    # the stored frames hold the face on its side; the display rotation makes it upright
+    import av
+    import cv2
+
+    src = make_clip(tmp_path / "upright.mp4", frames=6, audio=False)
+    frames, _, _, _ = decode(src)
+    rotated = tmp_path / "rot.mp4"
+    with av.open(str(rotated), "w") as out:
+        vs = out.add_stream("libx264", rate=12)
+        vs.width, vs.height, vs.pix_fmt = frames[0].shape[0], frames[0].shape[1], "yuv420p"
+        vs.set_display_rotation(90)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE)), format="rgb24")
+            vf.pts = i
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    with av.open(str(rotated)) as c:
+        display = int(next(c.decode(video=0)).rotation)
+    out = tmp_path / "out.mp4"
+    report = anonymize_video(rotated, out, finder=finder, detect_every=1)
+    got, _, _, rotation = decode(out)
+    assert rotation == display != 0
+    assert report.detections >= 6
+    for i, f in enumerate(got):
+        upright = cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        assert _covered(upright, i)
+
+
+def test_span_keep_and_cut(clip, finder, tmp_path) -> None:
+    keep = tmp_path / "keep.mp4"
+    anonymize_video(clip, keep, finder=finder, start=1.0, end=1.5)
+    frames, pts, _, _ = decode(keep)
+    assert len(frames) == 24
+    inside = [i for i, t in enumerate(pts) if 1000 <= t < 1500]
+    assert inside and all(_covered(frames[i], i) for i in inside)
+    assert not any(_covered(frames[i], i) for i in range(len(frames)) if i not in inside)
+    cut = tmp_path / "cut.mp4"
+    anonymize_video(clip, cut, finder=finder, start=1.0, end=1.5, cut=True)
+    frames_cut, pts_cut, audio_cut, _ = decode(cut)
+    assert len(frames_cut) == len(inside) and pts_cut[0] == 0
+    assert 0 < len(audio_cut) < len(decode(clip)[2])
+
+
+def test_lossless_round_trip_with_a_key(clip, finder, tmp_path) -> None:
+    key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
+    out = tmp_path / "anon.mp4"
+    report = anonymize_video(clip, out, finder=finder, key=key, lossless=True)
+    assert (tmp_path / "anon.mp4.vault").is_file() and report.regions >= 24
+    restored = tmp_path / "restored.mp4"
+    assert restore_video(out, restored, Key.from_password("pw")) == report.regions
+    src_frames, src_pts, src_audio, _ = decode(clip)
+    frames, pts, audio, _ = decode(restored)
+    assert all(np.array_equal(a, b) for a, b in zip(src_frames, frames, strict=True))  # bit for bit
+    assert pts == src_pts and audio == src_audio
+    with pytest.raises(WrongKeyError):
+        restore_video(out, tmp_path / "x.mp4", Key.from_password("nope"))
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 1
+    out.write_bytes(bytes(data))
+    with pytest.raises(VaultIntegrityError, match="integrity check failed"):
+        restore_video(out, tmp_path / "y.mp4", Key.from_password("pw"))
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "y.mp4").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video", "half"])
+def test_bad_videos_leave_nothing(clip, finder, tmp_path, content) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 2] if content == "half" else content)
+    out = tmp_path / "out" / "bad.mp4"
+    with pytest.raises(InputError, match="bad.mp4"):
+        anonymize_video(bad, out, finder=finder)
+    assert not out.exists() and not any(p.name.endswith(".part.mp4") for p in out.parent.glob("*"))
+
+
+def test_unknown_codec(clip, finder, tmp_path) -> None:
+    with pytest.raises(InputError, match="codec"):
+        anonymize_video(clip, tmp_path / "o.mp4", finder=finder, codec="no-such-codec")
+    assert list(tmp_path.glob("*.mp4")) == []
+
+
+def test_tracker_holds_and_associates() -> None:
+    t = FaceTracker(hold=3)
+    covers, new = t.update(0, np.array([[10, 10, 50, 50]], np.float32))
+    assert len(new) == 1 and len(covers) == 1
+    tid = new[0].id
+    covers, new = t.update(1, np.array([[14, 10, 54, 50]], np.float32))  # moved: same track
+    assert not new and [c[0] for c in covers] == [tid]
+    for f in (2, 3, 4):  # missed detections: still covered at the predicted place
+        covers, _ = t.update(f, np.zeros((0, 4), np.float32))
+        box = covers[0][1]
+        assert [c[0] for c in covers] == [tid] and (box[0] + box[2]) / 2 > 32 + (f - 1)  # moving right
+    covers, _ = t.update(5, np.zeros((0, 4), np.float32))
+    assert covers == []  # held for 3 frames after the last detection
+    covers, new = t.update(6, np.array([[200, 200, 240, 240]], np.float32))
+    assert len(new) == 1 and new[0].id != tid
