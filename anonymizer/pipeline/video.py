@@ -117,8 +117,12 @@ def anonymize_video(
     """
     if detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
+    decoded: queue.Queue[object] = queue.Queue(maxsize=8)
+    to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
+    stop = threading.Event()
     tc = Transcoder(src, dest, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut)
     report = VideoReport()
+    workers: list[_Worker] = []
     writer = None
     if key is not None:
         from ..vault.format import VaultWriter
@@ -133,9 +137,6 @@ def anonymize_video(
         span_index = 0
         last_cut = 0
 
-        decoded: queue.Queue[object] = queue.Queue(maxsize=8)
-        to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
-        stop = threading.Event()
 
         def read() -> None:
             try:
@@ -156,6 +157,7 @@ def anonymize_video(
                 tc.write(item)  # type: ignore[arg-type]
 
         reader, writer_thread = _Worker(read), _Worker(write)
+        workers.extend((reader, writer_thread))
 
         def emit(p: _Pending) -> None:
             faces = [Face(box=tuple(float(v) for v in b), score=1.0, landmarks=()) for b in p.covers.values()]  # type: ignore[arg-type]
@@ -234,13 +236,14 @@ def anonymize_video(
         tc.finish()
     except BaseException:
         stop.set()
-        try:
-            to_encode.put_nowait(_END)
-        except queue.Full:
-            pass
-        for t in (locals().get("reader"), locals().get("writer_thread")):
-            if isinstance(t, threading.Thread) and t.is_alive():
-                t.join(timeout=5)
+        if workers:
+            try:
+                to_encode.put(_END, timeout=5)
+            except queue.Full:
+                pass
+        for worker in workers:
+            if worker.is_alive():
+                worker.join(timeout=5)
         tc.abort()
         raise
     if writer is not None:

@@ -1,0 +1,59 @@
+"""Videos through the CLI: batches mixing photos and videos, bad videos, restore."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from videoclips import decode, make_clip  # noqa: E402
+
+from anonymizer.cli.app import app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "walk.mp4", frames=12)
+
+
+def test_batch_with_photos_videos_and_bad_videos(clip, samples, tmp_path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(clip, src / "good.mp4")
+    shutil.copy(samples / "astronaut.png", src / "photo.png")
+    (src / "empty.mp4").write_bytes(b"")
+    (src / "truncated.mp4").write_bytes(clip.read_bytes()[:3000])
+    (src / "text.mov").write_text("not a video")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["anonymize", str(src), "-o", str(out), "--json", "--detect-every", "2"])
+    assert r.exit_code == 1
+    rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
+    assert rows["good.mp4"]["frames"] == 12 and rows["good.mp4"]["tracks"] >= 1
+    assert rows["photo.png"]["faces"] == 1
+    for bad in ("empty.mp4", "truncated.mp4", "text.mov"):
+        assert bad in rows[bad]["error"]
+        assert any(bad in line for line in r.stderr.splitlines() if line.startswith("error:"))
+    assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "photo.png"]  # nothing partial
+    frames, _, audio, _ = decode(out / "good.mp4")
+    assert len(frames) == 12 and audio
+
+
+def test_video_restore_through_the_cli(clip, tmp_path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("video password")
+    runner = CliRunner()
+    r = runner.invoke(app, ["anonymize", str(clip), "-o", str(tmp_path / "a"), "--lossless", "--password-file", str(pw)])
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "a" / "walk.mp4.vault").is_file()
+    r = runner.invoke(app, ["restore", str(tmp_path / "a"), "-o", str(tmp_path / "r"), "--password-file", str(pw)])
+    assert r.exit_code == 0, r.stderr
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["walk.mp4"]
+    original, _, _, _ = decode(clip)
+    restored, _, _, _ = decode(tmp_path / "r" / "walk.mp4")
+    assert all(np.array_equal(a, b) for a, b in zip(original, restored, strict=True))
