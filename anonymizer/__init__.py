@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import anonymize_image, detect_faces, restore_image
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AnonymizerError,
     InputError,
@@ -23,6 +24,20 @@ from .errors import (
 )
 from .types import AnonymizedImage, Detections, Face, Region
 from .vault import Identity, Key, RestoredImage
+
+if TYPE_CHECKING:
+    from .api import anonymize_image, detect_faces, restore_image
+
+_LAZY = {"anonymize_image", "detect_faces", "restore_image"}
+
+
+def __getattr__(name: str) -> Any:
+    # the API pulls in torch; importing it on first use keeps `anonymizer --help` fast
+    if name in _LAZY:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'anonymizer' has no attribute {name!r}")
 
 __all__ = [
     "AnonymizedImage",

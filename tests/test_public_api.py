@@ -76,3 +76,11 @@ def test_cli_reference_is_in_sync(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert out.read_text() == (ROOT / "cli" / "README.md").read_text(), "run `make cli-docs` and commit cli/README.md"
+
+
+def test_cli_starts_without_importing_torch() -> None:
+    # `anonymizer --help` and `--version` stay fast: torch is imported on first use only
+    code = "import sys, anonymizer.cli.app, anonymizer; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+    assert callable(anonymizer.detect_faces)  # the lazy names still resolve

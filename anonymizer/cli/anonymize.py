@@ -10,11 +10,17 @@ import typer
 
 from ..errors import InputError, MediaError
 from ..media.image import load_image
+from ..defaults import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_FEATHER,
+    DEFAULT_MASK_SCALE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_UPSCALE,
+    DEFAULT_VIDEO_THRESHOLD,
+)
 from ..media.video import VIDEO_SUFFIXES, probe
-from ..pipeline.video import DEFAULT_DETECT_EVERY, DEFAULT_VIDEO_THRESHOLD, anonymize_video
-from ..vault.images import sidecar_path
 from ..pipeline.batch import Job, plan_jobs, run_jobs
-from ..pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, configure_runtime
+from ..vault.images import sidecar_path
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
@@ -78,6 +84,8 @@ def anonymize(
     --ask-password or --recipient they are encrypted (AES-256-GCM) into a vault that `restore` opens.
     """
     from ..api import anonymize_image, get_finder
+    from ..pipeline.photo import configure_runtime
+    from ..pipeline.video import anonymize_video
 
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)

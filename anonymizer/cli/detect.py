@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..pipeline.batch import Job, plan_jobs, run_jobs
-from ..pipeline.photo import DEFAULT_THRESHOLD, DEFAULT_UPSCALE, configure_runtime
+from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE
 from ._common import emit_json, finish, handle_errors, show_progress
 
 
@@ -27,6 +27,7 @@ def detect(
     as seen in the image.
     """
     from ..api import detect_faces
+    from ..pipeline.photo import configure_runtime
 
     configure_runtime(threads)
     jobs = plan_jobs(inputs, None)

@@ -21,12 +21,19 @@ from ..types import Face, Region
 
 log = logging.getLogger(__name__)
 
-#: Defaults chosen by measurement (benchmarks/coverage.py, see README "Coverage").
-DEFAULT_THRESHOLD = 0.3
-DEFAULT_NMS_IOU = 0.3
-DEFAULT_MASK_SCALE = 1.5
-DEFAULT_FEATHER = 0.05
-DEFAULT_UPSCALE = 2.0
+from ..defaults import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_NMS_IOU, DEFAULT_THRESHOLD, DEFAULT_UPSCALE
+
+__all__ = [
+    "DEFAULT_FEATHER",
+    "DEFAULT_MASK_SCALE",
+    "DEFAULT_NMS_IOU",
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_UPSCALE",
+    "FaceFinder",
+    "configure_runtime",
+    "cover_faces",
+    "plan_passes",
+]
 
 
 def configure_runtime(threads: int | None = None) -> int:

@@ -23,10 +23,8 @@ from .tracking import FaceTracker, scene_cut
 
 log = logging.getLogger(__name__)
 
-#: Chosen by measurement (benchmarks/video.py): see README "Video".
-DEFAULT_DETECT_EVERY = 3
-DEFAULT_HOLD_SECONDS = 0.5
-DEFAULT_VIDEO_THRESHOLD = 0.2
+from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS, DEFAULT_VIDEO_THRESHOLD  # noqa: E402, F401
+
 _END = object()
 
 
