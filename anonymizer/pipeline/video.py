@@ -3,8 +3,8 @@ seal the original pixels of every covered region of every frame into a sidecar v
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MediaError
 from ..media.video import Frame, Transcoder
 from ..types import Face
 from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, FaceFinder, cover_faces
@@ -244,15 +244,29 @@ def anonymize_video(
                 worker.join(timeout=5)
         tc.abort()
         raise
-    if writer is not None:
-        from ..media.image import write_atomic
-        from ..vault.images import sidecar_path
+    from ..vault.images import sidecar_path
 
-        digest = hashlib.sha256(Path(dest).read_bytes()).hexdigest()
-        info = {"kind": "video", "frames": report.frames, "video_sha256": digest, "container": "sidecar"}
-        data = writer.finish(info)
-        assert data is not None
-        write_atomic(sidecar_path(dest), data)
+    if writer is None:
+        stale = sidecar_path(dest)
+        if stale.is_file():
+            stale.unlink()  # a vault from an earlier run would no longer match this video
+    else:
+        from ..weights import sha256_file
+
+        info = {"kind": "video", "frames": report.frames, "video_sha256": sha256_file(Path(dest)), "container": "sidecar"}
+        side = sidecar_path(dest)
+        tmp = side.with_name(f".{side.name}.part")
+        try:
+            with open(tmp, "wb") as f:  # streamed: the sealed regions may be larger than memory
+                writer.finish(info, out=f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, side)
+        except OSError as exc:
+            Path(dest).unlink(missing_ok=True)  # a reversible output without its vault is no use
+            raise MediaError(f"cannot write the vault: {exc.strerror or exc}", path=side) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
     return report
 
 
@@ -278,7 +292,9 @@ def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: C
         raise type(exc)(exc.reason, path=src) from None
     if info.get("kind") != "video":
         raise VaultError(f"this vault holds a {info.get('kind')!r}, not a video", path=src)
-    if hashlib.sha256(src.read_bytes()).hexdigest() != info.get("video_sha256"):
+    from ..weights import sha256_file
+
+    if sha256_file(src) != info.get("video_sha256"):
         raise VaultIntegrityError("the video does not match its vault (modified or replaced)", path=src)
     by_frame: dict[int, list] = {}
     for rec in records:
