@@ -155,7 +155,8 @@ class VaultWriter:
             epk_bytes = public_bytes(eph.public_key())
             for r in key.recipients:
                 rb = public_bytes(r)
-                self._slots.append({"type": "x25519", "recipient": _b64(rb)})
+                # the slot does not name its recipient: published files stay unlinkable to key holders
+                self._slots.append({"type": "x25519"})
                 self._secrets.append(recipient_secrets(eph.exchange(r), epk_bytes, rb, b""))
         self._header: dict[str, Any] = {
             "format": "anonymizer-vault",
@@ -316,6 +317,7 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
     except (TypeError, ValueError, AttributeError):
         raise VaultIntegrityError("malformed vault header") from None
     tried = False
+    mine = None  # (epk, shared secret, our public key) computed once for all recipient slots
     for slot in header["slots"]:
         kind = slot.get("type")
         if isinstance(key, Key) and kind == "password" and key.has_password:
@@ -324,35 +326,32 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
             salt = _unb64(slot.get("salt"), "salt", SALT_BYTES)
             wrap_key, verifier = key.password_secrets(str(kdf), salt, params, b"")
         elif isinstance(key, Identity) and kind == "x25519":
-            rb = _unb64(slot.get("recipient"), "recipient", 32)
-            if rb != public_bytes(key.public_key):
-                continue
-            epk = _unb64(header.get("epk"), "ephemeral key", 32)
-            try:
-                shared = key.exchange(epk)
-            except VaultError:
-                raise VaultIntegrityError("integrity check failed: the vault's ephemeral key was modified") from None
-            wrap_key, verifier = recipient_secrets(shared, epk, rb, b"")
+            if mine is None:
+                epk = _unb64(header.get("epk"), "ephemeral key", 32)
+                mine = (epk, key.exchange(epk), public_bytes(key.public_key))
+            epk, shared, ours = mine
+            wrap_key, verifier = recipient_secrets(shared, epk, ours, b"")
         else:
             continue
         tried = True
         stored = _unb64(slot.get("verifier"), "verifier", VERIFIER_BYTES)
+        if kind == "x25519" and not hmac.compare_digest(stored, verifier):
+            continue  # another recipient's slot
         nonce = _unb64(slot.get("nonce"), "nonce", NONCE_BYTES)
         wrapped = _unb64(slot.get("wrapped"), "wrapped key")
         try:
             cek = AESGCM(wrap_key).decrypt(nonce, wrapped, context)
         except InvalidTag:
-            # A recipient slot names its public key: when it is ours, any failure is tampering.
-            if stored == verifier or kind == "x25519":
+            if hmac.compare_digest(stored, verifier):  # the right key: the vault was changed
                 raise VaultIntegrityError("integrity check failed: the vault header was modified") from None
             continue  # a wrong password
-        if stored != verifier or len(cek) != 32:
+        if not hmac.compare_digest(stored, verifier) or len(cek) != 32:
             raise VaultIntegrityError("integrity check failed: the vault header was modified")
         return cek
+    kinds = sorted({str(s.get("type")) for s in header["slots"]})
+    if isinstance(key, Identity):
+        raise WrongKeyError(f"wrong password or key: this key is not a recipient of this vault (slots: {', '.join(kinds)})")
     if not tried:
-        kinds = sorted({str(s.get("type")) for s in header["slots"]})
-        if isinstance(key, Identity):
-            raise WrongKeyError(f"wrong password or key: this key is not a recipient of this vault (slots: {', '.join(kinds)})")
         raise WrongKeyError(f"wrong password or key: this vault has no password slot (slots: {', '.join(kinds)})")
     raise WrongKeyError("wrong password or key")
 
