@@ -20,14 +20,16 @@ def face_patch() -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(im[20:250, 140:340]), (FACE, int(FACE * 230 / 200)), interpolation=cv2.INTER_AREA)
 
 
-def face_centre(i: int) -> tuple[int, int]:
+def face_centre(i: int, speed: int = 5) -> tuple[int, int]:
     """Where the face's centre is on frame i (stored orientation, no rotation)."""
-    return 20 + 5 * i + FACE // 2, 40 + int(FACE * 230 / 200) // 2
+    return 20 + speed * i + FACE // 2, 40 + int(FACE * 230 / 200) // 2
 
 
 def make_clip(
-    path: Path, *, frames: int = 24, fps: int = 12, audio: bool = True, vfr: bool = False, rotation: int = 0
+    path: Path, *, frames: int = 24, fps: int = 12, audio: bool = True, vfr: bool = False, rotation: int = 0,
+    speed: int = 5, visible: range | None = None,
 ) -> Path:
+    """A clip with the face moving ``speed`` px per frame, shown on the frames in ``visible`` (default: all)."""
     patch = face_patch()
     rng = np.random.default_rng(0)
     out = av.open(str(path), "w")
@@ -44,8 +46,9 @@ def make_clip(
     t_ms = 0
     for i in range(frames):
         canvas = np.full((SIZE[1], SIZE[0], 3), 150, np.uint8) + rng.integers(0, 20, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
-        x = 20 + 5 * i
-        canvas[40 : 40 + patch.shape[0], x : x + FACE] = patch
+        x = 20 + speed * i
+        if visible is None or i in visible:
+            canvas[40 : 40 + patch.shape[0], x : x + FACE] = patch
         vf = av.VideoFrame.from_ndarray(canvas, format="rgb24")
         vf.pts = t_ms
         vf.time_base = tb

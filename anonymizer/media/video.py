@@ -89,7 +89,21 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-@dataclass
+def _first_frame_rotation(path: Path) -> int:
+    """The display rotation (degrees) of the first frame; 0 when unknown."""
+    av = _av()
+    container = _open_input(path)
+    try:
+        for frame in container.decode(video=0):
+            return int(getattr(frame, "rotation", 0) or 0)
+    except av.FFmpegError:
+        pass  # a broken stream is reported when it is read for real
+    finally:
+        container.close()
+    return 0
+
+
+@dataclass(eq=False)
 class Frame:
     """A decoded frame: ``rgb`` uint8 (H, W, 3) as stored (not rotated), its pts and time in seconds."""
 
@@ -122,6 +136,7 @@ class Transcoder:
         end: float | None = None,
         cut: bool = False,
         threads: int = 0,
+        mode: int = 0o666,
     ) -> None:
         av = _av()
         self.src = Path(src)
@@ -129,54 +144,81 @@ class Transcoder:
         self.start, self.end, self.cut = start, end, cut
         if start is not None and end is not None and end <= start:
             raise InputError(f"--end ({end}) must be after --start ({start})")
+        self.rotation = _first_frame_rotation(self.src)
         self._in = _open_input(self.src)
         self._vin = self._in.streams.video[0]
         self._vin.thread_type = "AUTO"
         self._ain = self._in.streams.audio[0] if self._in.streams.audio else None
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.dest.with_name(f".{self.dest.name}.{secrets.token_hex(4)}.part{self.dest.suffix}")
-        fmt = self._in.format.name.split(",")[0] if self.dest.suffix.lower() == self.src.suffix.lower() else None
         try:
-            self._out = av.open(str(self._tmp), "w", format=fmt)
-        except (av.FFmpegError, OSError) as exc:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            # created here with the final permissions (0600 for restored videos) before FFmpeg writes it
+            os.close(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+        except OSError as exc:
             self._in.close()
-            raise MediaError(f"cannot create output: {exc}", path=self.dest) from None
+            raise MediaError(f"cannot create output: {exc.strerror or exc}", path=self.dest) from None
         codec = LOSSLESS_CODEC if lossless else codec
-        rate = self._vin.average_rate or self._vin.guessed_rate or Fraction(25)
-        try:
-            self._vout = self._out.add_stream(codec, rate=rate)
-        except (av.FFmpegError, ValueError) as exc:
-            self.abort()
-            raise InputError(f"unknown or unavailable codec {codec!r} ({exc})") from None
-        cc = self._vout.codec_context
-        cc.width, cc.height = self._vin.codec_context.width, self._vin.codec_context.height
-        self._vout.time_base = self._vin.time_base
-        cc.time_base = self._vin.time_base
-        if codec == LOSSLESS_CODEC:
-            cc.pix_fmt = "rgb24"
-            cc.options = {"qp": "0", "preset": "ultrafast" if preset == "veryfast" else preset}
-        elif codec in ("libx264", "libx265"):
-            cc.pix_fmt = "yuv420p"
-            cc.options = {"crf": str(crf), "preset": preset}
-        elif codec == "libvpx-vp9":
-            cc.pix_fmt = "yuv420p"
-            cc.options = {"crf": str(crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
-        else:
-            cc.pix_fmt = "yuv420p"
-        if threads:
-            cc.thread_count = threads
+        self._codec = codec
         self._aout = None
-        if self._ain is not None:
+        for with_audio in (True, False):
             try:
-                self._aout = self._out.add_stream_from_template(self._ain)
+                self._open_output(codec, crf, preset, threads, with_audio=with_audio and self._ain is not None)
+                break
             except (av.FFmpegError, ValueError) as exc:
-                log.warning("%s: audio cannot be copied into this container (%s); dropped", self.src, exc)
-        self.rotation = 0
-        self._rotation_set = False
+                self._close_output()
+                if with_audio and self._ain is not None and self._aout is not None:
+                    log.warning("%s: audio cannot be copied into %s (%s); dropped", self.src, self.dest.suffix, exc)
+                    continue
+                self.abort()
+                raise InputError(f"cannot encode with codec {codec!r} into {self.dest.suffix} ({exc})", path=self.src) from None
         self.frames_in = 0
         self.frames_out = 0
         self._lock = threading.Lock()  # audio is muxed by the decoding side, video by the encoding side
-        self._shift: int | None = None
+        self._last_pts: int | None = None
+        self._any_in_span = False
+
+    def _open_output(self, codec: str, crf: int, preset: str, threads: int, *, with_audio: bool) -> None:
+        """Open the muxer and encoders and write the header now, so every error shows here, in one thread."""
+        av = _av()
+        self._out = av.open(str(self._tmp), "w")  # the format follows the output's suffix
+        rate = self._vin.average_rate or self._vin.guessed_rate or Fraction(25)
+        self._vout = self._out.add_stream(codec, rate=rate)
+        cc = self._vout.codec_context
+        w, h = self._vin.codec_context.width, self._vin.codec_context.height
+        cc.width, cc.height = w, h
+        self._vout.time_base = self._vin.time_base
+        cc.time_base = self._vin.time_base
+        odd = w % 2 or h % 2  # 4:2:0 needs even sizes
+        if codec == LOSSLESS_CODEC:
+            cc.pix_fmt = "rgb24"
+            options = {"qp": "0", "preset": "ultrafast" if preset == "veryfast" else preset}
+        elif codec in ("libx264", "libx265"):
+            cc.pix_fmt = "yuv444p" if odd else "yuv420p"
+            options = {"crf": str(crf), "preset": preset}
+        elif codec == "libvpx-vp9":
+            cc.pix_fmt = "yuv444p" if odd else "yuv420p"
+            options = {"crf": str(crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
+        else:
+            cc.pix_fmt = "yuv420p"
+            options = {}
+        if self.dest.suffix.lower() == ".avi":
+            options["bf"] = "0"  # AVI cannot store B-frame timestamps
+        cc.options = options
+        if threads:
+            cc.thread_count = threads
+        if self.rotation:
+            self._vout.set_display_rotation(self.rotation)
+        self._aout = self._out.add_stream_from_template(self._ain) if with_audio else None
+        self._out.start_encoding()
+
+    def _close_output(self) -> None:
+        out = getattr(self, "_out", None)
+        if out is not None:
+            try:
+                out.close()
+            except Exception:  # a half-opened muxer may fail to close; the file is rewritten anyway
+                pass
+        self._out = None
 
     def _span(self, t: float) -> bool:
         return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
@@ -193,50 +235,60 @@ class Transcoder:
                     if self.cut and not self._span(t):
                         continue
                     if self.cut and self.start:
-                        offset = int(self.start / packet.time_base)
+                        offset = int(round(self.start / packet.time_base))
                         packet.pts -= offset
                         packet.dts -= offset
+                        if packet.dts < 0:
+                            continue
                     packet.stream = self._aout
                     with self._lock:
                         self._out.mux(packet)
                     continue
                 for vf in packet.decode():
-                    if not self._rotation_set:
-                        self.rotation = int(getattr(vf, "rotation", 0) or 0)
-                        if self.rotation:
-                            self._vout.set_display_rotation(self.rotation)
-                        self._rotation_set = True
-                    t = float(vf.pts * vf.time_base) if vf.pts is not None else self.frames_in / float(self._vout.average_rate or 25)
+                    pts = vf.pts if vf.pts is not None else vf.best_effort_timestamp
+                    if pts is not None and self._last_pts is not None and pts <= self._last_pts:
+                        pts = self._last_pts + 1  # keep timestamps increasing (some AVI files)
+                    if pts is not None:
+                        self._last_pts = pts
+                    t = float(pts * vf.time_base) if pts is not None else self.frames_in / float(self._vout.average_rate or 25)
                     in_span = self._span(t)
                     index = self.frames_in
                     self.frames_in += 1
                     if self.cut and not in_span:
                         continue
-                    yield Frame(index=index, rgb=vf.to_ndarray(format="rgb24"), pts=vf.pts, time=t, in_span=in_span)
+                    self._any_in_span = True
+                    yield Frame(index=index, rgb=vf.to_ndarray(format="rgb24"), pts=pts, time=t, in_span=in_span)
         except av.FFmpegError as exc:
             raise InputError(f"corrupt or truncated video at frame {self.frames_in} ({exc})", path=self.src) from None
         if self.frames_in == 0:
             raise InputError("the video has no frames", path=self.src)
+        if self.cut and self.frames_out == 0 and not self._any_in_span:
+            raise InputError("no frames between --start and --end", path=self.src)
 
     def write(self, frame: Frame) -> None:
         av = _av()
         vf = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
         pts = frame.pts
         if pts is not None and self.cut and self.start:
-            if self._shift is None:
-                self._shift = pts
-            pts -= self._shift
+            pts -= int(round(self.start / self._vin.time_base))  # the same shift as the audio
         vf.pts = pts
         vf.time_base = self._vin.time_base
-        self._mux(self._vout.encode(vf))
+        try:
+            packets = self._vout.encode(vf)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot encode frame {frame.index}: {exc}", path=self.dest) from None
+        self._mux(packets)
         self.frames_out += 1
 
     def _mux(self, packets: Any) -> None:
+        av = _av()
         try:
             with self._lock:
                 self._out.mux(packets)
         except OSError as exc:
             raise MediaError(f"cannot write output: {exc.strerror or exc}", path=self.dest) from None
+        except (av.FFmpegError, ValueError) as exc:
+            raise MediaError(f"cannot write output: {exc}", path=self.dest) from None
 
     def finish(self) -> Path:
         """Flush, close and move the output into place."""
@@ -253,11 +305,12 @@ class Transcoder:
 
     def abort(self) -> None:
         """Close everything and remove the partial output."""
-        for c in (getattr(self, "_out", None), getattr(self, "_in", None)):
-            if c is not None:
-                try:
-                    c.close()
-                except Exception:  # closing a broken muxer can fail again; the file goes anyway
-                    pass
+        self._close_output()
+        c = getattr(self, "_in", None)
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # closing a broken demuxer can fail again; nothing is kept from it
+                pass
         if self._tmp.exists():
             self._tmp.unlink()

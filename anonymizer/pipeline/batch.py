@@ -137,6 +137,9 @@ def run_jobs(
             error = str(exc) if exc.path else f"{job.src}: {exc}"
         except OSError as exc:
             error = f"{job.src}: {exc.strerror or exc}"
+        except Exception as exc:  # a bug or a library's unexpected error: this file fails, the batch goes on
+            log.debug("unexpected error on %s", job.src, exc_info=True)
+            error = f"{job.src}: unexpected error ({type(exc).__name__}: {exc})"
         if error is None:
             report.done.append(job.src)
         else:

@@ -30,6 +30,7 @@ class Track:
     last_seen: int  # frame of the last detection
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre px / frame
     hits: int = 1
+    last_det: np.ndarray | None = None  # the raw detection at `last_seen`
 
     def predict(self, frame: int) -> np.ndarray:
         """The box expected at ``frame``: moved by the velocity, grown a little per frame unseen."""
@@ -55,12 +56,16 @@ class FaceTracker:
         self.smooth = smooth
         self.tracks: list[Track] = []
         self._next = 0
+        #: (track id, previous detection frame, its box, this frame, this box) for tracks matched by the
+        #: last update: lets a caller that holds frames back fill the gap between two detections
+        self.observations: list[tuple[int, int, np.ndarray, int, np.ndarray]] = []
 
     def reset(self) -> None:
         self.tracks = []
 
     def update(self, frame: int, boxes: np.ndarray | None) -> tuple[list[tuple[int, np.ndarray]], list[Track]]:
         self.tracks = [t for t in self.tracks if frame - t.last_seen <= self.hold]
+        self.observations = []
         new: list[Track] = []
         if boxes is not None:
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -79,7 +84,7 @@ class FaceTracker:
                 self._observe(self.tracks[ti], frame, boxes[di], predicted[ti])
             for di in range(len(boxes)):
                 if di not in matched_d:
-                    t = Track(id=self._next, box=boxes[di].copy(), frame=frame, last_seen=frame)
+                    t = Track(id=self._next, box=boxes[di].copy(), frame=frame, last_seen=frame, last_det=boxes[di].copy())
                     self._next += 1
                     self.tracks.append(t)
                     new.append(t)
@@ -90,7 +95,11 @@ class FaceTracker:
         dt = max(1, frame - t.frame)
         old_c = (t.box[:2] + t.box[2:]) / 2
         new_c = (det[:2] + det[2:]) / 2
-        t.velocity = 0.5 * t.velocity + 0.5 * (new_c - old_c) / dt
+        measured = (new_c - old_c) / dt
+        t.velocity = measured if t.hits == 1 else 0.5 * t.velocity + 0.5 * measured
+        if t.last_det is not None and frame > t.last_seen:
+            self.observations.append((t.id, t.last_seen, t.last_det.copy(), frame, det.copy()))
+        t.last_det = det.copy()
         a = self.smooth
         smoothed = a * predicted + (1 - a) * det
         # never smaller than what was just detected

@@ -59,10 +59,23 @@ class VideoReport:
     per_frame: list[list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     frame: Frame
     covers: dict[int, np.ndarray]
+    detected: bool = False
+
+
+def _union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
+    if a is None:
+        return b.astype(np.float32)
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+
+
+def _grown(box: np.ndarray, factor: float) -> np.ndarray:
+    c = (box[:2] + box[2:]) / 2
+    half = (box[2:] - box[:2]) / 2 * factor
+    return np.concatenate([c - half, c + half]).astype(np.float32)
 
 
 def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
@@ -129,7 +142,8 @@ def anonymize_video(
     try:
         fps = float(tc._vout.average_rate or 25)  # noqa: SLF001
         tracker = FaceTracker(hold=max(1, round(hold_seconds * fps)))
-        delay = detect_every + 1
+        # frames are held back long enough to fill the gap between two detections of a track
+        delay = 2 * detect_every + 1
         pending: deque[_Pending] = deque()
         prev_thumb: np.ndarray | None = None
         span_index = 0
@@ -148,7 +162,13 @@ def anonymize_video(
                     if stop.is_set():
                         return
             finally:
-                decoded.put(_END)
+                while True:  # never block for good: the main thread may have stopped reading
+                    try:
+                        decoded.put(_END, timeout=0.2)
+                        break
+                    except queue.Full:
+                        if stop.is_set():
+                            break
 
         def write() -> None:
             while (item := to_encode.get()) is not _END:
@@ -195,10 +215,39 @@ def anonymize_video(
                 yield item  # type: ignore[misc]
             reader.check()
 
+        def detect_on(p: _Pending) -> None:
+            """Detect on a held frame, update the tracks, and fix the covers of the frames held with it."""
+            h, w = p.frame.rgb.shape[:2]
+            found = finder.find(_upright(p.frame.rgb, tc.rotation))
+            boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
+            if tc.rotation:
+                boxes = _boxes_back(boxes, tc.rotation, w, h)
+            report.detections += len(boxes)
+            current, new = tracker.update(p.frame.index, boxes)
+            for tid, b in current:
+                p.covers[tid] = _union(p.covers.get(tid), b)
+            p.detected = True
+            held = [q for q in pending if q.frame.in_span and last_cut <= q.frame.index < p.frame.index]
+            for t in new:  # a face that appeared between detections: cover it on the frames held back
+                report.tracks += 1
+                for q in held:
+                    q.covers[t.id] = _union(q.covers.get(t.id), _grown(t.box, 1.0 + 0.15 * (p.frame.index - q.frame.index)))
+            for tid, f1, b1, f2, b2 in tracker.observations:
+                c1, c2 = (b1[:2] + b1[2:]) / 2, (b2[:2] + b2[2:]) / 2
+                v = (c2 - c1) / (f2 - f1)
+                for q in held:
+                    if f1 < q.frame.index < f2:  # between two detections: interpolate
+                        a = (q.frame.index - f1) / (f2 - f1)
+                        q.covers[tid] = _union(q.covers.get(tid), _grown(b1 + (b2 - b1) * a, 1.1))
+                    elif q.frame.index < f1 and tid in q.covers:  # before its first detection: extrapolate
+                        d = f1 - q.frame.index
+                        shift = np.concatenate([v * d, v * d]).astype(np.float32)
+                        q.covers[tid] = _union(q.covers[tid], _grown(b1 - shift, 1.0 + 0.1 * d))
+
+        last_in_span: _Pending | None = None
         for frame in frames_in():
-            covers: dict[int, np.ndarray] = {}
+            entry = _Pending(frame, {})
             if frame.in_span:
-                h, w = frame.rgb.shape[:2]
                 thumb = cv2.resize(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
                 is_cut = scene_cut(prev_thumb, thumb)
                 prev_thumb = thumb
@@ -206,25 +255,23 @@ def anonymize_video(
                     report.scene_cuts += 1
                     tracker.reset()
                     last_cut = frame.index
-                detect = is_cut or span_index % detect_every == 0
+                pending.append(entry)
+                if is_cut or span_index % detect_every == 0:
+                    detect_on(entry)
+                else:
+                    current, _ = tracker.update(frame.index, None)
+                    entry.covers = {tid: b for tid, b in current}
                 span_index += 1
-                boxes = None
-                if detect:
-                    found = finder.find(_upright(frame.rgb, tc.rotation))
-                    boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
-                    if tc.rotation:
-                        boxes = _boxes_back(boxes, tc.rotation, w, h)
-                    report.detections += len(boxes)
-                current, new = tracker.update(frame.index, boxes)
-                covers = {tid: b for tid, b in current}
-                for t in new:  # cover a face entering between detections on the frames it was missed
-                    report.tracks += 1
-                    for p in pending:
-                        if p.frame.in_span and p.frame.index >= last_cut and p.frame.index > frame.index - delay:
-                            p.covers.setdefault(t.id, t.box.copy())
-            pending.append(_Pending(frame, covers))
+                last_in_span = entry
+            else:
+                if last_in_span is not None and not last_in_span.detected and last_in_span in pending:
+                    detect_on(last_in_span)  # the span's last frame: nothing after it would catch a new face
+                last_in_span = None
+                pending.append(entry)
             while len(pending) > delay:
                 emit(pending.popleft())
+        if last_in_span is not None and not last_in_span.detected and last_in_span in pending:
+            detect_on(last_in_span)  # the video's last frame
         while pending:
             emit(pending.popleft())
         to_encode.put(_END)
@@ -302,7 +349,7 @@ def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: C
         if not isinstance(frame, int) or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
             raise VaultIntegrityError("malformed region geometry in vault", path=src)
         by_frame.setdefault(frame, []).append(rec)
-    tc = Transcoder(src, dest, lossless=True)
+    tc = Transcoder(src, dest, lossless=True, mode=0o600)  # it shows the original faces
     restored = 0
     try:
         for frame in tc.frames():

@@ -28,9 +28,22 @@ def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clips") / "walk.mp4")
 
 
-def _covered(frame: np.ndarray, i: int) -> bool:
-    x, y = face_centre(i)
+def _covered(frame: np.ndarray, i: int, speed: int = 5) -> bool:
+    x, y = face_centre(i, speed)
     return float(frame[y - 10 : y + 10, x - 10 : x + 10].mean()) < 40  # solid black fill
+
+
+def _fully_covered(out: np.ndarray, original: np.ndarray, finder) -> bool:
+    """Every face the detector finds on the original frame is black over the inner 60% of its box."""
+    faces = finder.find(original)
+    assert faces
+    for f in faces:
+        x1, y1, x2, y2 = f.box
+        w, h = x2 - x1, y2 - y1
+        inner = out[int(y1 + 0.2 * h) : int(y2 - 0.2 * h), int(x1 + 0.2 * w) : int(x2 - 0.2 * w)]
+        if float((inner.mean(axis=2) < 40).mean()) < 0.97:
+            return False
+    return True
 
 
 def test_frames_timestamps_and_audio_are_kept(clip, finder, tmp_path) -> None:
@@ -44,6 +57,26 @@ def test_frames_timestamps_and_audio_are_kept(clip, finder, tmp_path) -> None:
     assert all(_covered(f, i) for i, f in enumerate(frames))  # detection frames and tracked ones
     assert not _covered(src_frames[5], 5)
     assert report.detections >= 8 and report.tracks >= 1
+
+
+def test_a_face_appearing_after_the_last_detection_frame_is_covered(finder, tmp_path) -> None:
+    # detections on frames 0, 3, 6; the face shows only on 7 and 8, the last two frames
+    clip = make_clip(tmp_path / "late.mp4", frames=9, audio=False, visible=range(7, 9))
+    out = tmp_path / "out.mp4"
+    anonymize_video(clip, out, finder=finder, detect_every=3)
+    frames, _, _, _ = decode(out)
+    assert _covered(frames[7], 7) and _covered(frames[8], 8)
+    assert not _covered(frames[0], 0)  # frames long before its first appearance stay as they were
+
+
+def test_a_fast_face_entering_between_detections_is_covered_whole(finder, tmp_path) -> None:
+    # 12 px per frame; appears on frame 4, first detected on 6, again on 9: frames 4-5 are filled back
+    clip = make_clip(tmp_path / "fast.mp4", frames=12, audio=False, speed=12, visible=range(4, 12))
+    out = tmp_path / "out.mp4"
+    anonymize_video(clip, out, finder=finder, detect_every=3)
+    frames, _, _, _ = decode(out)
+    originals, _, _, _ = decode(clip)
+    assert all(_fully_covered(frames[i], originals[i], finder) for i in range(4, 12))
 
 
 def test_variable_frame_rate_and_no_audio(finder, tmp_path) -> None:
@@ -96,7 +129,8 @@ def test_span_keep_and_cut(clip, finder, tmp_path) -> None:
     cut = tmp_path / "cut.mp4"
     anonymize_video(clip, cut, finder=finder, start=1.0, end=1.5, cut=True)
     frames_cut, pts_cut, audio_cut, _ = decode(cut)
-    assert len(frames_cut) == len(inside) and pts_cut[0] == 0
+    # video and audio both shift by --start, so they stay in sync
+    assert len(frames_cut) == len(inside) and pts_cut == [pts[i] - 1000 for i in inside]
     assert 0 < len(audio_cut) < len(decode(clip)[2])
 
 
@@ -152,3 +186,25 @@ def test_tracker_holds_and_associates() -> None:
     assert covers == []  # held for 3 frames after the last detection
     covers, new = t.update(6, np.array([[200, 200, 240, 240]], np.float32))
     assert len(new) == 1 and new[0].id != tid
+
+
+def test_odd_sizes_and_containers(finder, tmp_path) -> None:
+    import av
+
+    src = make_clip(tmp_path / "src.mp4", frames=4, audio=False)
+    frames, _, _, _ = decode(src)
+    for name in ("odd.mkv", "odd.mp4"):
+        path = tmp_path / name
+        with av.open(str(path), "w") as out:
+            vs = out.add_stream("libx264", rate=12)
+            vs.width, vs.height, vs.pix_fmt = 319, 239, "yuv444p"
+            for i, f in enumerate(frames):
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:239, :319]), format="rgb24")
+                vf.pts = i
+                out.mux(vs.encode(vf))
+            out.mux(vs.encode(None))
+        dest = tmp_path / "out" / name
+        anonymize_video(path, dest, finder=finder)
+        got, _, _, _ = decode(dest)
+        assert len(got) == 4 and got[0].shape == (239, 319, 3)
+    assert (tmp_path / "out" / "odd.mp4").read_bytes()[4:12] == b"ftypisom"  # MP4, not QuickTime
