@@ -21,18 +21,9 @@ import numpy as np
 from _data import dlib_faces
 
 from anonymizer.ops.masks import union_mask
+from anonymizer.pipeline.tracking import iou_matrix
 from anonymizer.pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, FaceFinder, cover_faces
 from anonymizer.media import load_image
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
 
 
 def average_precision(dets: list[tuple[np.ndarray, np.ndarray]], gts: list[np.ndarray], min_size: float) -> float:
@@ -44,7 +35,7 @@ def average_precision(dets: list[tuple[np.ndarray, np.ndarray]], gts: list[np.nd
         npos += int((~small).sum())
         used = np.zeros(len(gt), bool)
         order = np.argsort(-scores)
-        ious = iou(boxes[order], gt) if len(gt) and len(boxes) else np.zeros((len(boxes), len(gt)))
+        ious = iou_matrix(boxes[order], gt) if len(gt) and len(boxes) else np.zeros((len(boxes), len(gt)))
         for k, i in enumerate(order):
             j = int(np.argmax(ious[k])) if len(gt) else -1
             if j >= 0 and ious[k, j] >= 0.5 and not used[j]:

@@ -149,7 +149,7 @@ class VaultWriter:
         if key.has_password:
             p = key.password_slot_params()
             self._slots.append({"type": "password", "kdf": p.kdf, "salt": _b64(p.salt), "params": dict(p.params)})
-            self._secrets.append(key.password_secrets(p.kdf, p.salt, p.params, b""))
+            self._secrets.append(key.password_secrets(p.kdf, p.salt, p.params))
         if key.recipients:
             eph = X25519PrivateKey.generate()  # one ephemeral key per vault
             epk_bytes = public_bytes(eph.public_key())
@@ -157,7 +157,7 @@ class VaultWriter:
                 rb = public_bytes(r)
                 # the slot does not name its recipient: published files stay unlinkable to key holders
                 self._slots.append({"type": "x25519"})
-                self._secrets.append(recipient_secrets(eph.exchange(r), epk_bytes, rb, b""))
+                self._secrets.append(recipient_secrets(eph.exchange(r), epk_bytes, rb))
         self._header: dict[str, Any] = {
             "format": "anonymizer-vault",
             "version": VERSION,
@@ -324,13 +324,13 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
             kdf = slot.get("kdf")
             params = check_kdf_params(str(kdf), slot.get("params") if isinstance(slot.get("params"), dict) else {})
             salt = _unb64(slot.get("salt"), "salt", SALT_BYTES)
-            wrap_key, verifier = key.password_secrets(str(kdf), salt, params, b"")
+            wrap_key, verifier = key.password_secrets(str(kdf), salt, params)
         elif isinstance(key, Identity) and kind == "x25519":
             if mine is None:
                 epk = _unb64(header.get("epk"), "ephemeral key", 32)
                 mine = (epk, key.exchange(epk), public_bytes(key.public_key))
             epk, shared, ours = mine
-            wrap_key, verifier = recipient_secrets(shared, epk, ours, b"")
+            wrap_key, verifier = recipient_secrets(shared, epk, ours)
         else:
             continue
         tried = True

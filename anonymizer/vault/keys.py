@@ -177,19 +177,19 @@ class Key:
             self._sealing = PasswordSlotParams(self.kdf, os.urandom(SALT_BYTES), dict(self.kdf_params))
         return self._sealing
 
-    def password_secrets(self, kdf: str, salt: bytes, params: dict[str, int], context: bytes) -> tuple[bytes, bytes]:
+    def password_secrets(self, kdf: str, salt: bytes, params: dict[str, int]) -> tuple[bytes, bytes]:
         """(wrap key, verifier) for a password slot; the KDF output is cached per (kdf, salt, params)."""
         if self._password is None:
             raise WrongKeyError("this vault is sealed with a password; give the password")
         cache_key = (kdf, salt, tuple(sorted(params.items())))
         if cache_key not in self._derived:
             self._derived[cache_key] = derive_password_key(self._password, kdf, salt, params)
-        return _hkdf(self._derived[cache_key], salt=None, info=b"anonymizer vault v1 password slot|" + context)
+        return _hkdf(self._derived[cache_key], salt=None, info=b"anonymizer vault v1 password slot|")
 
 
-def recipient_secrets(shared: bytes, epk: bytes, recipient: bytes, context: bytes) -> tuple[bytes, bytes]:
+def recipient_secrets(shared: bytes, epk: bytes, recipient: bytes) -> tuple[bytes, bytes]:
     """(wrap key, verifier) for a recipient slot, from the X25519 shared secret."""
-    return _hkdf(shared, salt=epk + recipient, info=b"anonymizer vault v1 recipient slot|" + context)
+    return _hkdf(shared, salt=epk + recipient, info=b"anonymizer vault v1 recipient slot|")
 
 
 def public_bytes(key: X25519PublicKey) -> bytes:
