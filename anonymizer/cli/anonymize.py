@@ -115,7 +115,7 @@ def anonymize(
             threshold=DEFAULT_VIDEO_THRESHOLD if threshold is None else threshold,
             upscale=0.0 if upscale is None else upscale,
         )
-        with tqdm(total=info.frames or None, desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
+        with tqdm(total=info.expected_frames(start, end, cut), desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
             rep = anonymize_video(
                 job.src, job.dest, finder=finder, method=method.value, shape=mask_shape.value, mask_scale=mask_scale,
                 feather=feather, detect_every=detect_every, key=key, codec=codec, crf=crf, lossless=lossless,

@@ -42,10 +42,15 @@ def restore(
     def work(job: Job) -> dict[str, object]:
         assert job.dest is not None
         if job.src.suffix.lower() in VIDEO_SUFFIXES:
+            from tqdm import tqdm
+
+            from ..media.video import probe
             from ..pipeline.video import restore_video
 
             dest = job.dest.with_suffix(job.src.suffix)
-            regions = restore_video(job.src, dest, key)
+            total = probe(job.src).expected_frames()
+            with tqdm(total=total, desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
+                regions = restore_video(job.src, dest, key, progress=bar.update)
             return {"path": str(job.src), "output": str(dest), "regions": regions}
         restored = restore_file(job.src, key)
         src = restored.source

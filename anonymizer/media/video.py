@@ -43,6 +43,19 @@ class VideoInfo:
     has_audio: bool
     rotation: int
 
+    def expected_frames(self, start: float | None = None, end: float | None = None, cut: bool = False) -> int | None:
+        """Frames an anonymization will write (for progress bars): the stored count, or an estimate from
+        duration x rate where the container stores none (MKV, WebM); with ``cut``, the span's share. None
+        when unknown."""
+        total = self.frames or int(round(self.duration * self.fps))
+        if not total:
+            return None
+        if cut and (start or end is not None) and self.duration > 0:
+            lo = max(0.0, start or 0.0)
+            hi = self.duration if end is None else min(end, self.duration)
+            return max(0, int(round((hi - lo) / self.duration * total)))
+        return total
+
 
 def _open_input(path: Path) -> Any:
     av = _av()

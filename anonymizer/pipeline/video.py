@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -323,49 +324,69 @@ def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: C
     The output is lossless (libx264rgb, qp 0) in the same container, audio copied: when ``src`` was made
     with ``--lossless``, every restored frame equals the decoded original exactly; otherwise the face
     regions are exact and the rest is as decoded from ``src``. Returns the number of regions restored.
-    Raises WrongKeyError / VaultIntegrityError / VaultError before anything is written.
+    The vault is read as a stream (memory stays flat however long the video). A wrong key, a changed
+    header or a replaced video raise before anything is written; a record damaged further in raises
+    VaultIntegrityError mid-way, and the partial output is removed.
     """
     from ..errors import VaultError, VaultIntegrityError
-    from ..vault.format import open_vault
+    from ..vault.format import open_vault_stream
     from ..vault.images import decode_crop, sidecar_path
 
     src, dest = Path(src), Path(dest)
     side = sidecar_path(src)
     if not side.is_file():
         raise VaultError(f"no vault found beside this video ({side.name}); was it anonymized with a key?", path=src)
-    try:
-        info, records = open_vault(side.read_bytes(), key)  # type: ignore[arg-type]
-    except VaultError as exc:
-        raise type(exc)(exc.reason, path=src) from None
-    if info.get("kind") != "video":
-        raise VaultError(f"this vault holds a {info.get('kind')!r}, not a video", path=src)
-    from ..weights import sha256_file
+    with open(side, "rb") as vf:
+        try:
+            info, records = open_vault_stream(vf, key)  # type: ignore[arg-type]
+        except VaultError as exc:
+            raise type(exc)(exc.reason, path=src) from None
+        if info.get("kind") != "video":
+            raise VaultError(f"this vault holds a {info.get('kind')!r}, not a video", path=src)
+        from ..weights import sha256_file
 
-    if sha256_file(src) != info.get("video_sha256"):
-        raise VaultIntegrityError("the video does not match its vault (modified or replaced)", path=src)
-    by_frame: dict[int, list] = {}
-    for rec in records:
+        if sha256_file(src) != info.get("video_sha256"):
+            raise VaultIntegrityError("the video does not match its vault (modified or replaced)", path=src)
+        tc = Transcoder(src, dest, lossless=True, mode=0o600)  # it shows the original faces
+        try:
+            return _restore_frames(tc, records, decode_crop, src, progress)
+        except VaultError as exc:
+            tc.abort()
+            raise type(exc)(exc.reason, path=src) from None
+        except BaseException:
+            tc.abort()
+            raise
+
+
+def _restore_frames(tc: Transcoder, records: Iterator[Any], decode_crop: Callable[..., Any], src: Path, progress: Callable[[int], None] | None) -> int:
+    """Merge the vault's records (in frame order) into the decoded frames of ``src``."""
+    from ..errors import VaultIntegrityError
+
+    def geometry(rec: Any) -> tuple[int, list[int]]:
         frame, box = rec.meta.get("frame"), rec.meta.get("box")
         if not isinstance(frame, int) or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
             raise VaultIntegrityError("malformed region geometry in vault", path=src)
-        by_frame.setdefault(frame, []).append(rec)
-    tc = Transcoder(src, dest, lossless=True, mode=0o600)  # it shows the original faces
+        return frame, box
+
+    pending = next(records, None)
     restored = 0
-    try:
-        for frame in tc.frames():
-            recs = by_frame.get(frame.index, [])  # "frame" is the position in the anonymized video
-            h, w = frame.rgb.shape[:2]
-            for rec in recs:
-                x1, y1, x2, y2 = rec.meta["box"]
-                if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
-                    raise VaultIntegrityError(f"region box {rec.meta['box']} lies outside the {w}x{h} frame", path=src)
-                frame.rgb[y1:y2, x1:x2] = decode_crop(rec, (x2 - x1, y2 - y1))
-                restored += 1
-            tc.write(frame)
-            if progress is not None:
-                progress(1)
-        tc.finish()
-    except BaseException:
-        tc.abort()
-        raise
+    for frame in tc.frames():
+        h, w = frame.rgb.shape[:2]
+        while pending is not None:
+            index, (x1, y1, x2, y2) = geometry(pending)  # "frame" is the position in the anonymized video
+            if index > frame.index:
+                break
+            if index < frame.index:
+                raise VaultIntegrityError(f"vault records out of frame order (frame {index} after {frame.index})", path=src)
+            if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
+                raise VaultIntegrityError(f"region box {[x1, y1, x2, y2]} lies outside the {w}x{h} frame", path=src)
+            frame.rgb[y1:y2, x1:x2] = decode_crop(pending, (x2 - x1, y2 - y1))
+            restored += 1
+            pending = next(records, None)
+        tc.write(frame)
+        if progress is not None:
+            progress(1)
+    if pending is not None:
+        raise VaultIntegrityError(f"the vault holds regions for frame {geometry(pending)[0]}, past the video's end", path=src)
+    tc.finish()
     return restored

@@ -24,11 +24,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import os
 import shutil
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -214,19 +215,24 @@ def seal(records: Sequence[Record], key: Key, *, info: dict[str, Any]) -> bytes:
 
 
 class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    """Reads exact byte counts from a stream; a short read is a truncated vault."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
         self.pos = 0
 
     def take(self, n: int, what: str) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise VaultIntegrityError(f"truncated vault: {what} needs {n} bytes, {len(self.data) - self.pos} left")
-        out = self.data[self.pos : self.pos + n]
+        out = self.f.read(n) if n >= 0 else b""
+        if n < 0 or len(out) != n:
+            raise VaultIntegrityError(f"truncated vault: {what} needs {n} bytes, {max(len(out), 0)} left")
         self.pos += n
         return out
 
     def u32(self, what: str) -> int:
         return int(struct.unpack(">I", self.take(4, what))[0])
+
+    def at_end(self) -> bool:
+        return self.f.read(1) == b""
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
@@ -239,18 +245,26 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
+_CRASHES = (RecursionError, struct.error, OverflowError, IndexError, TypeError, AttributeError)
+
+
 def parse(blob: bytes) -> Vault:
     """Parse vault bytes without any key. Raises VaultError (VaultIntegrityError when damaged)."""
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise VaultError("a vault must be bytes")
     try:
-        return _parse(blob)
-    except (RecursionError, struct.error, OverflowError, IndexError, TypeError, AttributeError) as exc:
+        r = _Reader(io.BytesIO(bytes(blob)))
+        vault = _parse_head(r)
+        for _ in range(vault.header["records"]):
+            vault.records.append(_parse_record(r))
+        if not r.at_end():
+            raise VaultIntegrityError("malformed vault: unexpected bytes after the last record")
+        return vault
+    except _CRASHES as exc:
         raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
 
 
-def _parse(blob: bytes) -> Vault:
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise VaultError("a vault must be bytes")
-    r = _Reader(bytes(blob))
+def _parse_head(r: _Reader) -> Vault:
     if r.take(len(MAGIC), "magic") != MAGIC:
         raise VaultIntegrityError("not an anonymizer vault (bad magic)")
     version, hlen = struct.unpack(">HI", r.take(6, "version and header length"))
@@ -285,28 +299,27 @@ def _parse(blob: bytes) -> Vault:
         raise VaultIntegrityError("malformed vault: info is not a flat object")
     if not isinstance(header.get("epk"), str | type(None)):
         raise VaultIntegrityError("malformed vault: bad ephemeral key")
-    vault = Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
-    for _ in range(n):
-        mlen = r.u32("record meta length")
-        if mlen > MAX_META:
-            raise VaultIntegrityError(f"malformed vault: record meta of {mlen} bytes")
-        meta_bytes = r.take(mlen, "record meta")
-        meta = _json(meta_bytes, "record meta")
-        if not all(isinstance(v, str | int | float | type(None)) or (isinstance(v, list) and len(v) <= 16) for v in meta.values()):
-            raise VaultIntegrityError("malformed vault: record meta is not flat")
-        count = r.u32("chunk count")
-        if count == 0 or count > MAX_CHUNKS:
-            raise VaultIntegrityError(f"malformed vault: {count} chunks in a record")
-        chunks = []
-        for _ in range(count):
-            clen = r.u32("chunk length")
-            if clen < NONCE_BYTES + TAG_BYTES or clen > NONCE_BYTES + CHUNK_BYTES + TAG_BYTES:
-                raise VaultIntegrityError(f"malformed vault: chunk of {clen} bytes")
-            chunks.append(r.take(clen, "chunk"))
-        vault.records.append((meta, meta_bytes, chunks))
-    if r.pos != len(r.data):
-        raise VaultIntegrityError(f"malformed vault: {len(r.data) - r.pos} unexpected bytes after the last record")
-    return vault
+    return Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
+
+
+def _parse_record(r: _Reader) -> tuple[dict[str, Any], bytes, list[bytes]]:
+    mlen = r.u32("record meta length")
+    if mlen > MAX_META:
+        raise VaultIntegrityError(f"malformed vault: record meta of {mlen} bytes")
+    meta_bytes = r.take(mlen, "record meta")
+    meta = _json(meta_bytes, "record meta")
+    if not all(isinstance(v, str | int | float | type(None)) or (isinstance(v, list) and len(v) <= 16) for v in meta.values()):
+        raise VaultIntegrityError("malformed vault: record meta is not flat")
+    count = r.u32("chunk count")
+    if count == 0 or count > MAX_CHUNKS:
+        raise VaultIntegrityError(f"malformed vault: {count} chunks in a record")
+    chunks = []
+    for _ in range(count):
+        clen = r.u32("chunk length")
+        if clen < NONCE_BYTES + TAG_BYTES or clen > NONCE_BYTES + CHUNK_BYTES + TAG_BYTES:
+            raise VaultIntegrityError(f"malformed vault: chunk of {clen} bytes")
+        chunks.append(r.take(clen, "chunk"))
+    return meta, meta_bytes, chunks
 
 
 def _unlock(vault: Vault, key: Key | Identity) -> bytes:
@@ -359,28 +372,57 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
 def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any], list[Record]]:
     """Authenticate and decrypt: (info, records). WrongKeyError or VaultIntegrityError on failure."""
     try:
-        return _open(blob, key)
-    except (RecursionError, struct.error, OverflowError, IndexError, TypeError, AttributeError) as exc:
+        vault = blob if isinstance(blob, Vault) else parse(blob)
+        aead = _open_head(vault, key)
+        stream = _stream_context(vault.header)
+        return vault.info, [_decrypt(aead, stream, i, rec) for i, rec in enumerate(vault.records)]
+    except _CRASHES as exc:
         # the checks above should make these unreachable; a crafted vault must never escape as a crash
         raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
 
 
-def _open(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any], list[Record]]:
-    vault = blob if isinstance(blob, Vault) else parse(blob)
+def open_vault_stream(f: BinaryIO, key: Key | Identity) -> tuple[dict[str, Any], Iterator[Record]]:
+    """Open a vault read from ``f`` without holding it in memory (video sidecars).
+
+    The key and the header are checked before this returns (WrongKeyError, VaultIntegrityError); the
+    records are then decrypted one at a time as the iterator is consumed, each authenticated before it
+    is yielded, and a truncated or extended vault raises VaultIntegrityError at its end. So a consumer
+    must treat what it built from earlier records as unconfirmed until the iterator is exhausted.
+    """
+    try:
+        r = _Reader(f)
+        vault = _parse_head(r)
+        aead = _open_head(vault, key)
+    except _CRASHES as exc:
+        raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
+    stream = _stream_context(vault.header)
+    count = vault.header["records"]
+
+    def records() -> Iterator[Record]:
+        try:
+            for i in range(count):
+                yield _decrypt(aead, stream, i, _parse_record(r))
+            if not r.at_end():
+                raise VaultIntegrityError("malformed vault: unexpected bytes after the last record")
+        except _CRASHES as exc:
+            raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
+
+    return vault.info, records()
+
+
+def _open_head(vault: Vault, key: Key | Identity) -> AESGCM:
     cek = _unlock(vault, key)
     if not hmac.compare_digest(_header_mac(cek, vault.header_bytes), vault.header_mac):
         raise VaultIntegrityError("integrity check failed: the vault header was modified")
-    stream = _stream_context(vault.header)
-    aead = AESGCM(cek)
-    out: list[Record] = []
-    for i, (meta, meta_bytes, chunks) in enumerate(vault.records):
-        parts = []
-        for j, chunk in enumerate(chunks):
-            try:
-                parts.append(
-                    aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], _chunk_aad(stream, i, j, len(chunks), meta_bytes))
-                )
-            except InvalidTag:
-                raise VaultIntegrityError(f"integrity check failed: record {i} chunk {j} was modified") from None
-        out.append(Record(meta=meta, payload=b"".join(parts)))
-    return vault.info, out
+    return AESGCM(cek)
+
+
+def _decrypt(aead: AESGCM, stream: bytes, i: int, rec: tuple[dict[str, Any], bytes, list[bytes]]) -> Record:
+    meta, meta_bytes, chunks = rec
+    parts = []
+    for j, chunk in enumerate(chunks):
+        try:
+            parts.append(aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], _chunk_aad(stream, i, j, len(chunks), meta_bytes)))
+        except InvalidTag:
+            raise VaultIntegrityError(f"integrity check failed: record {i} chunk {j} was modified") from None
+    return Record(meta=meta, payload=b"".join(parts))

@@ -57,3 +57,39 @@ def test_video_restore_through_the_cli(clip, tmp_path) -> None:
     original, _, _, _ = decode(clip)
     restored, _, _, _ = decode(tmp_path / "r" / "walk.mp4")
     assert all(np.array_equal(a, b) for a, b in zip(original, restored, strict=True))
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_disk_that_fills_up_fails_that_file_only(clip, samples, finder, tmp_path) -> None:
+    """No disk can be filled here; a file-size limit makes every write past 200 kB fail the same way."""
+    import os
+    import subprocess
+
+    src = tmp_path / "in"
+    src.mkdir()
+    big = make_clip(src / "big.mp4", frames=30, speed=3)
+    assert big.stat().st_size > 0
+    from PIL import Image
+
+    Image.open(samples / "astronaut.png").convert("RGB").resize((160, 160)).save(src / "small.png")  # well under it
+    out = tmp_path / "out"
+    code = "from anonymizer.cli.app import main; main()"
+    r = subprocess.run(
+        [sys.executable, "-c", code, "anonymize", str(src), "-o", str(out), "--lossless", "--json"],
+        capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(200_000), env=dict(os.environ),
+    )
+    assert r.returncode == 1, r.stderr
+    rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
+    assert "cannot write output" in rows["big.mp4"]["error"] and "big.mp4" in rows["big.mp4"]["error"]
+    assert "small.png" in rows and "error" not in rows["small.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["small.png"]  # the partial video was removed

@@ -147,6 +147,15 @@ def test_lossless_round_trip_with_a_key(clip, finder, tmp_path) -> None:
     assert pts == src_pts and audio == src_audio
     with pytest.raises(WrongKeyError):
         restore_video(out, tmp_path / "x.mp4", Key.from_password("nope"))
+    # the vault is read as a stream: damage far into it is found mid-way and the partial output removed
+    side = tmp_path / "anon.mp4.vault"
+    sealed = side.read_bytes()
+    for damaged, message in [(sealed[:-1] + bytes([sealed[-1] ^ 1]), "record .* was modified"), (sealed[:-7], "truncated"), (sealed + b"\0", "after the last record")]:
+        side.write_bytes(damaged)
+        with pytest.raises(VaultIntegrityError, match=message):
+            restore_video(out, tmp_path / "z.mp4", Key.from_password("pw"))
+        assert not (tmp_path / "z.mp4").exists() and not list(tmp_path.glob("*.part*"))
+    side.write_bytes(sealed)
     data = bytearray(out.read_bytes())
     data[len(data) // 2] ^= 1
     out.write_bytes(bytes(data))
@@ -208,3 +217,13 @@ def test_odd_sizes_and_containers(finder, tmp_path) -> None:
         got, _, _, _ = decode(dest)
         assert len(got) == 4 and got[0].shape == (239, 319, 3)
     assert (tmp_path / "out" / "odd.mp4").read_bytes()[4:12] == b"ftypisom"  # MP4, not QuickTime
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_expected_frames_for_progress(tmp_path, suffix) -> None:
+    from anonymizer.media.video import probe
+
+    info = probe(make_clip(tmp_path / f"c{suffix}", frames=24, fps=12))
+    assert abs(info.expected_frames() - 24) <= 1  # MKV stores no frame count: estimated from the duration
+    assert abs(info.expected_frames(0.5, 1.5, cut=True) - 12) <= 1
+    assert info.expected_frames(0.5, 1.5, cut=False) == info.expected_frames()
