@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -22,6 +23,9 @@ from .pipeline.photo import (
     cover_faces,
 )
 from .types import AnonymizedImage, Detections
+
+if TYPE_CHECKING:
+    from .audit.report import AuditResult
 from .vault.images import RestoredImage, restore_bytes, restore_file
 from .vault.keys import Identity, Key
 
@@ -101,3 +105,23 @@ def restore_image(image: str | Path | bytes, key: Key | Identity, *, sidecar: by
     if isinstance(image, bytes | bytearray):
         return restore_bytes(bytes(image), key, sidecar=sidecar)
     return restore_file(image, key)
+
+
+def audit_image(
+    output: str | Path,
+    *,
+    original: str | Path | None = None,
+    key: Key | Identity | None = None,
+    recognizer: str = "auto",
+) -> AuditResult:
+    """Audit one anonymized photo file: faces still detected, identity distance of each original face
+    (``original`` given, or restored through ``key``), identifying metadata, vault present and opening.
+
+    ``result.verdict`` is "pass" or "fail"; ``result.reasons`` says why; ``result.to_dict()`` for JSON.
+    ``recognizer``: "dlib" (the ``[audit]`` extra), "identity_net", or "auto" (dlib when installed).
+    """
+    from .audit.recognizers import get_recognizer
+    from .audit.report import audit_image as _audit
+
+    rec = get_recognizer(recognizer) if (original is not None or key is not None) else None
+    return _audit(output, finder=get_finder(), recognizer=rec, original=original, key=key)

@@ -191,3 +191,20 @@ register_weights(
         convert=_convert_centerface,
     )
 )
+
+
+register_weights(
+    WeightSpec(
+        name="identity_net",
+        model="identity_net",
+        file="identity_net.safetensors",
+        sha256="0" * 64,
+        source="trained here: python -m anonymizer.train.identity (distilled from dlib's face-recognition "
+        "ResNet on faces-utk; see models/identity_net.md)",
+        licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+        input_spec="RGB, float 0..1, NCHW 96x96, aligned by five landmarks (anonymizer.ops.align)",
+        metrics={
+            "distance correlation with dlib, ORL same/different accuracy": "python benchmarks/identity.py",
+        },
+    )
+)

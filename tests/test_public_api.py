@@ -33,6 +33,7 @@ def test_public_names() -> None:
         "WrongKeyError",
         "__version__",
         "anonymize_image",
+        "audit_image",
         "detect_faces",
         "restore_image",
     ]

@@ -9,6 +9,7 @@ import typer
 
 from .. import __version__
 from .anonymize import anonymize
+from .audit import audit
 from .detect import detect
 from .keygen import keygen
 from .models import models
@@ -42,6 +43,7 @@ def root(
 app.command()(anonymize)
 app.command()(restore)
 app.command()(detect)
+app.command()(audit)
 app.command()(keygen)
 app.command()(models)
 

@@ -1,0 +1,85 @@
+"""The audit's contact sheet: one self-contained HTML page a person can scan.
+
+Per output: its verdict and reasons, a thumbnail, and per face the original crop (when known) beside
+the output crop with the identity distance. Images are inlined (base64 PNG): the page shows original
+faces, so it is written readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+from PIL import Image
+
+from .report import AuditResult
+
+_STYLE = """
+body{font:14px system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
+h1{font-size:1.3em} .file{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 1em;padding:.8em}
+.fail{border-left:6px solid #c62828} .pass{border-left:6px solid #2e7d32}
+.verdict{font-weight:bold;text-transform:uppercase} .fail .verdict{color:#c62828} .pass .verdict{color:#2e7d32}
+.faces{display:flex;flex-wrap:wrap;gap:.8em;margin-top:.5em} .face{text-align:center;font-size:12px}
+.face img,.thumb{border:1px solid #ccc;image-rendering:auto} .bad{color:#c62828;font-weight:bold}
+ul{margin:.3em 0 .3em 1.2em;padding:0}
+"""
+
+
+def _png(rgb: np.ndarray, max_side: int) -> str:
+    im = Image.fromarray(rgb)
+    im.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _crop(rgb: np.ndarray, box: list[float], margin: float = 0.25) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    h, w = rgb.shape[:2]
+    a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    c, d = min(w, int(x2 + mx) + 1), min(h, int(y2 + my) + 1)
+    return rgb[b:d, a:c] if c > a and d > b else rgb[:1, :1]
+
+
+def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") -> str:
+    e = html.escape
+    failed = sum(r.verdict == "fail" for r in results)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{e(title)}</h1><p>{len(results)} file(s), <b>{failed}</b> failed. This page shows original faces: keep it private.</p>",
+    ]
+    for r in results:
+        parts.append(f"<div class='file {r.verdict}'><span class='verdict'>{r.verdict}</span> <code>{e(str(r.path))}</code>")
+        if r.original:
+            parts.append(f" &middot; original: {e(r.original)}")
+        if r.recognizer:
+            parts.append(f" &middot; recognizer: {e(r.recognizer)}")
+        if r.reasons:
+            parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in r.reasons) + "</ul>")
+        vault = r.vault or {}
+        parts.append(f"<div>vault: {'present' if vault.get('present') else 'none'}"
+                     + ("" if vault.get("opens") is None else f", {'opens' if vault['opens'] else 'does NOT open'}") + "</div>")
+        parts.append("<div class='faces'>")
+        if r.output_rgb is not None:
+            parts.append(f"<div class='face'><img class='thumb' src='{_png(r.output_rgb, 220)}'><br>output</div>")
+        if r.identity and r.output_rgb is not None:
+            for i, row in enumerate(r.identity):
+                cls = " class='bad'" if row["recognisable"] else ""
+                orig = f"<img src='{_png(_crop(r.original_rgb, row['box']), 96)}'>" if r.original_rgb is not None else ""
+                parts.append(
+                    f"<div class='face'>{orig}<img src='{_png(_crop(r.output_rgb, row['box']), 96)}'><br>"
+                    f"face {i}: <span{cls}>distance {row['distance']:.3f}{' (recognisable)' if row['recognisable'] else ''}</span></div>"
+                )
+        elif r.output_rgb is not None:
+            for f in r.faces:
+                cls = " class='bad'" if f["visible"] else ""
+                parts.append(f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, score {f['score']:.2f}</span></div>")
+        parts.append("</div>")
+        if r.leaks:
+            parts.append("<div>metadata: " + "; ".join(e(x.detail) for x in r.leaks) + "</div>")
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,171 @@
+"""Face recognizers behind one small interface: dlib's ResNet (independent, optional) and IdentityNet.
+
+    rec = get_recognizer("dlib")          # or "identity_net"; "auto" prefers dlib when installed
+    a = rec.embed(original_rgb, face)     # face: a Face (box + 5 landmarks) in that image
+    b = rec.embed(output_rgb, face)       # the same geometry in the anonymized image
+    rec.distance(a, b) > rec.threshold    # a different person
+
+dlib comes from the optional extra ``pip install 'anonymizer[audit]'`` (PyPI ``dlib-bin`` and
+``face-recognition-models``). The model files are found on disk: importing ``face_recognition_models``
+needs ``pkg_resources``, which recent setuptools removed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import InputError, WeightsError
+from ..types import Face
+
+#: dlib's own decision threshold: descriptors further apart than this are different people.
+DLIB_THRESHOLD = 0.6
+DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+DLIB_SHAPE5 = "shape_predictor_5_face_landmarks.dat"
+AUDIT_EXTRA = "pip install 'anonymizer[audit]' (dlib-bin and face-recognition-models)"
+
+
+class Recognizer(Protocol):
+    """Maps a face (image + its detected geometry) to a descriptor; Euclidean distance compares them."""
+
+    name: str
+    threshold: float
+
+    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray: ...
+
+    def embed_many(self, rgb: np.ndarray, faces: list[Face] | tuple[Face, ...]) -> np.ndarray: ...
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two descriptors."""
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+    return np.ascontiguousarray(rgb)
+
+
+def dlib_model_files() -> tuple[Path, Path]:
+    """(ResNet, 5-point shape predictor) files of the installed ``face-recognition-models`` package."""
+    spec = importlib.util.find_spec("face_recognition_models")  # finds the folder without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"dlib's face-recognition models are not installed; {AUDIT_EXTRA}")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = (folder / DLIB_RESNET, folder / DLIB_SHAPE5)
+    for f in files:
+        if not f.is_file():
+            raise WeightsError(f"dlib model file missing; {AUDIT_EXTRA}", path=f)
+    return files
+
+
+def dlib_available() -> bool:
+    if importlib.util.find_spec("dlib") is None:
+        return False
+    try:
+        dlib_model_files()
+    except WeightsError:
+        return False
+    return True
+
+
+class DlibRecognizer:
+    """dlib's face-recognition ResNet (128-d, 99.38% on LFW per dlib) with its 5-point shape predictor.
+
+    The face box comes from our detector; dlib's own shape predictor places its landmarks inside it and
+    dlib aligns the 150x150 chip itself, so this check shares nothing with our models but the box.
+    """
+
+    name = "dlib"
+    threshold = DLIB_THRESHOLD
+
+    def __init__(self) -> None:
+        if importlib.util.find_spec("dlib") is None:
+            raise WeightsError(f"dlib is not installed; {AUDIT_EXTRA}")
+        import dlib
+
+        resnet, shape5 = dlib_model_files()
+        self._dlib = dlib
+        self._sp = dlib.shape_predictor(str(shape5))
+        self._net = dlib.face_recognition_model_v1(str(resnet))
+        self._lock = threading.Lock()
+        self._detector: Any = None
+
+    def _rect(self, face: Face, shape: tuple[int, ...]) -> Any:
+        x1, y1, x2, y2 = face.box
+        h, w = shape[:2]
+        return self._dlib.rectangle(max(0, int(round(x1))), max(0, int(round(y1))), min(w - 1, int(round(x2))), min(h - 1, int(round(y2))))
+
+    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        return self.embed_many(rgb, [face])[0]
+
+    def embed_many(self, rgb: np.ndarray, faces: list[Face] | tuple[Face, ...]) -> np.ndarray:
+        rgb = _check_rgb(rgb)
+        out = np.zeros((len(faces), 128), np.float32)
+        with self._lock:
+            for i, face in enumerate(faces):
+                shape = self._sp(rgb, self._rect(face, rgb.shape))
+                out[i] = np.asarray(self._net.compute_face_descriptor(rgb, shape), np.float32)
+        return out
+
+    def count_faces(self, rgb: np.ndarray, *, upsample: int = 1) -> int:
+        """Faces found by dlib's own HOG detector (an independent 'is this still a face?' check)."""
+        rgb = _check_rgb(rgb)
+        with self._lock:
+            if self._detector is None:
+                self._detector = self._dlib.get_frontal_face_detector()
+            return len(self._detector(rgb, upsample))
+
+
+class IdentityNetRecognizer:
+    """Our IdentityNet on 5-landmark-aligned crops; descriptors in dlib's space (threshold 0.6)."""
+
+    name = "identity_net"
+    threshold = DLIB_THRESHOLD
+
+    def __init__(self, weights: str | None = "default") -> None:
+        import torch
+
+        from ..nn.identity import identity_net
+
+        self._torch = torch
+        self.model = identity_net(weights=weights)
+
+    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        return self.embed_many(rgb, [face])[0]
+
+    def embed_many(self, rgb: np.ndarray, faces: list[Face] | tuple[Face, ...]) -> np.ndarray:
+        from ..nn.identity import IDENTITY_CROP
+        from ..ops.align import align_face
+
+        rgb = _check_rgb(rgb)
+        if not faces:
+            return np.zeros((0, 128), np.float32)
+        crops = np.stack([align_face(rgb, f.landmarks, size=IDENTITY_CROP) for f in faces])
+        return self.embed_crops(crops)
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """crops: uint8 (N, 96, 96, 3) aligned faces -> float32 (N, 128)."""
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
+            return self.model(x).numpy().astype(np.float32)
+
+
+RECOGNIZERS = ("auto", "dlib", "identity_net")
+
+
+@lru_cache(maxsize=2)
+def get_recognizer(name: str = "auto") -> Recognizer:
+    """A shared recognizer: "dlib", "identity_net", or "auto" (dlib when the audit extra is installed)."""
+    if name not in RECOGNIZERS:
+        raise InputError(f"unknown recognizer {name!r}; expected one of {', '.join(RECOGNIZERS)}")
+    if name == "dlib" or (name == "auto" and dlib_available()):
+        return DlibRecognizer()
+    return IdentityNetRecognizer()

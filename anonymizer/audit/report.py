@@ -1,0 +1,173 @@
+"""Audit an anonymized photo: can anyone still be recognised, does its metadata leak, does its vault open.
+
+For each output the audit records
+- ``faces``: faces our detector still finds in the output (box, score);
+- ``identity``: for every face of the original (from ``--originals`` or restored through the key), the
+  recognizer's distance between the original face and the same place in the output; a distance at or
+  below the recognizer's threshold (0.6, dlib's) means the person is still recognisable;
+- ``leaks``: identifying metadata (GPS, thumbnail, XMP, comments, serial numbers, ...);
+- ``vault``: whether one is present (embedded or ``.vault`` beside it) and whether the key opens it;
+- ``verdict``: "pass" or "fail", and the reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import AnonymizerError, InputError, VaultError
+from ..media.image import IMAGE_SUFFIXES, load_image
+from ..types import Face
+from .metadata import Leak, metadata_leaks
+
+if TYPE_CHECKING:
+    from ..pipeline.photo import FaceFinder
+    from ..vault.keys import Identity, Key
+    from .recognizers import Recognizer
+
+#: A face the detector still finds at or above this score counts as visible.
+VISIBLE_SCORE = 0.5
+
+
+@dataclass
+class AuditResult:
+    path: Path
+    original: str | None = None
+    recognizer: str | None = None
+    faces: list[dict[str, Any]] = field(default_factory=list)
+    identity: list[dict[str, Any]] = field(default_factory=list)
+    leaks: list[Leak] = field(default_factory=list)
+    vault: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    #: images kept for the HTML sheet (not in the JSON): output and, when known, original RGB
+    output_rgb: np.ndarray | None = field(default=None, repr=False)
+    original_rgb: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.reasons else "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "original": self.original,
+            "recognizer": self.recognizer,
+            "faces": self.faces,
+            "identity": self.identity,
+            "leaks": [leak.to_dict() for leak in self.leaks],
+            "vault": self.vault,
+        }
+
+
+def find_original(rel: Path, originals: Path) -> Path | None:
+    """The original of an output at ``rel`` (its path relative to the audited folder) in ``originals``:
+    the same relative path (outputs mirror their input tree), else the same stem with any image suffix
+    (outputs may change format)."""
+    direct = originals / rel
+    if direct.is_file():
+        return direct
+    folder = direct.parent
+    if folder.is_dir():
+        for cand in sorted(folder.iterdir()):
+            if cand.stem == rel.stem and cand.suffix.lower() in IMAGE_SUFFIXES and cand.is_file():
+                return cand
+    return None
+
+
+def _has_vault(path: Path) -> bool:
+    from ..vault.containers import extract
+    from ..vault.images import sidecar_path
+
+    if sidecar_path(path).is_file():
+        return True
+    try:
+        vault, _ = extract(path.read_bytes())
+    except VaultError:
+        return True  # a damaged vault is still a vault
+    except OSError:
+        return False
+    return vault is not None
+
+
+def audit_image(
+    path: str | Path,
+    *,
+    finder: FaceFinder,
+    recognizer: Recognizer | None = None,
+    original: str | Path | None = None,
+    key: Key | Identity | None = None,
+    keep_images: bool = False,
+) -> AuditResult:
+    """Audit one anonymized photo (see the module docstring). Raises InputError for unreadable files."""
+    path = Path(path)
+    res = AuditResult(path=path)
+    out = load_image(path)
+    res.faces = [dict(f.to_dict(), visible=f.score >= VISIBLE_SCORE) for f in finder.find(out.rgb)]
+    res.leaks = metadata_leaks(path)
+    for leak in res.leaks:
+        res.reasons.append(f"metadata leaks: {leak.detail}")
+
+    res.vault = {"present": _has_vault(path), "opens": None}
+    orig_rgb: np.ndarray | None = None
+    if key is not None and res.vault["present"]:
+        from ..vault.images import restore_file
+
+        try:
+            orig_rgb = restore_file(path, key).image
+            res.vault["opens"] = True
+            res.original = "restored through the key"
+        except VaultError as exc:
+            res.vault["opens"] = False
+            res.vault["error"] = exc.reason
+            res.reasons.append(f"the vault does not open: {exc.reason}")
+    if original is not None:
+        try:
+            orig_rgb = load_image(original).rgb
+            res.original = str(original)
+        except AnonymizerError as exc:
+            raise InputError(f"cannot read its original {original}: {exc}", path=path) from None
+
+    if orig_rgb is not None:
+        if recognizer is None:
+            from .recognizers import get_recognizer
+
+            recognizer = get_recognizer()
+        res.recognizer = recognizer.name
+        res.identity = _identity(orig_rgb, out.rgb, finder, recognizer)
+        for i, row in enumerate(res.identity):
+            if row["recognisable"]:
+                res.reasons.append(
+                    f"face {i} is still recognisable: {recognizer.name} distance {row['distance']:.3f} <= {recognizer.threshold}"
+                )
+    else:
+        for f in res.faces:
+            if f["visible"]:
+                res.reasons.append(f"a face is visible (score {f['score']:.2f}) and no original is given to check its identity")
+    if keep_images:
+        res.output_rgb, res.original_rgb = out.rgb, orig_rgb
+    return res
+
+
+def _identity(orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recognizer: Recognizer) -> list[dict[str, Any]]:
+    """Distance between each face of the original and the same geometry in the output."""
+    faces = list(finder.find(orig))
+    if not faces:
+        return []
+    sy, sx = out.shape[0] / orig.shape[0], out.shape[1] / orig.shape[1]
+    moved = [
+        Face(box=(f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy), score=f.score,
+             landmarks=tuple((x * sx, y * sy) for x, y in f.landmarks))
+        for f in faces
+    ]
+    a = recognizer.embed_many(orig, faces)
+    b = recognizer.embed_many(out, moved)
+    rows = []
+    for f, ea, eb in zip(moved, a, b, strict=True):
+        d = float(np.linalg.norm(ea.astype(np.float64) - eb.astype(np.float64)))
+        rows.append({"box": [round(v, 1) for v in f.box], "distance": round(d, 4), "recognisable": d <= recognizer.threshold})
+    return rows

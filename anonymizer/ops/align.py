@@ -1,0 +1,59 @@
+"""Face alignment: a similarity transform that puts five landmarks on a canonical template."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+#: The five-point template (eyes, nose tip, mouth corners; LANDMARK_NAMES order) of the common 112x112
+#: face-recognition crop, in pixels of that crop.
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
+
+    src, dst: float (N, 2) points, N >= 2. Returns a (2, 3) float64 matrix M with dst ~ M @ [x, y, 1].
+    (Umeyama's closed form, reflection excluded.)
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise InputError(f"expected two (N, 2) point sets with N >= 2, got {src.shape} and {dst.shape}")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise InputError("landmarks must be finite")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s**2).sum() / len(src)
+    if var_s <= 1e-12:
+        raise InputError("landmarks are all at one point")
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    fix = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        fix[1, 1] = -1
+    rot = u @ fix @ vt
+    scale = float((sig * np.diag(fix)).sum() / var_s)
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def align_face(rgb: np.ndarray, landmarks: np.ndarray | tuple[tuple[float, float], ...], *, size: int = 112) -> np.ndarray:
+    """Crop the face whose five ``landmarks`` (pixels of ``rgb``) are given, aligned to the template.
+
+    rgb: uint8 (H, W, 3). Returns uint8 (size, size, 3); pixels outside the image are edge-replicated.
+    """
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if pts.shape != (5, 2):
+        raise InputError(f"expected five (x, y) landmarks, got shape {pts.shape}")
+    m = similarity_transform(pts, TEMPLATE_112 * (size / 112.0))
+    return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
