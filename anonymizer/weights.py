@@ -198,7 +198,7 @@ register_weights(
         name="identity_net",
         model="identity_net",
         file="identity_net.safetensors",
-        sha256="0" * 64,
+        sha256="814924b6df2b555f9b06d4081683762526c47429fc0d3fd789e190cc69da529c",
         source="trained here: python -m anonymizer.train.identity (distilled from dlib's face-recognition "
         "ResNet on faces-utk; see models/identity_net.md)",
         licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",

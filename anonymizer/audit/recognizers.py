@@ -124,15 +124,17 @@ class DlibRecognizer:
 
 
 class IdentityNetRecognizer:
-    """Our IdentityNet on 5-landmark-aligned crops; descriptors in dlib's space (threshold 0.6)."""
+    """Our IdentityNet on 5-landmark-aligned crops; descriptors in dlib's space, with its own calibrated
+    same-person threshold (:data:`anonymizer.nn.identity.IDENTITY_THRESHOLD`)."""
 
     name = "identity_net"
-    threshold = DLIB_THRESHOLD
 
     def __init__(self, weights: str | None = "default") -> None:
         import torch
 
-        from ..nn.identity import identity_net
+        from ..nn.identity import IDENTITY_THRESHOLD, identity_net
+
+        self.threshold = IDENTITY_THRESHOLD
 
         self._torch = torch
         self.model = identity_net(weights=weights)

@@ -32,7 +32,7 @@ def audit(
     identity_passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase of the private key, in this file.", show_default=False)] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write the full report (one object per file) to this JSON file.", show_default=False)] = None,
     html_file: Annotated[Path | None, typer.Option("--html", help="Write a contact sheet (original and output faces side by side) to this HTML file. It shows original faces: written 0600.", show_default=False)] = None,
-    recognizer: Annotated[RecognizerName, typer.Option(help="Face recognizer for identity distances: dlib (the [audit] extra), identity_net (built in), or auto (dlib when installed).")] = RecognizerName.auto,
+    recognizer: Annotated[RecognizerName, typer.Option(help="Face recognizer for identity distances: dlib (the optional audit extra, see README), identity_net (built in), or auto (dlib when installed).")] = RecognizerName.auto,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
 ) -> None:
     """Audit anonymized photos. For each: faces still detected (scores); the identity distance of every
@@ -40,8 +40,9 @@ def audit(
     key); metadata that leaks (GPS, thumbnail, XMP, comments, serial numbers); whether a vault is present
     and opens. A verdict per file with reasons; exit 1 when any file fails.
 
-    A face fails when its distance is at most 0.6 (dlib's same-person threshold), or, with no original
-    to compare, when it is still detected with score >= 0.5.
+    A face fails when its distance is at most the recognizer's same-person threshold (0.6 for dlib;
+    IdentityNet's own calibrated one), or, with no original to compare, when it is still detected with
+    score >= 0.5.
     """
     from ..audit.recognizers import get_recognizer
     from ..audit.report import AuditResult, audit_image, find_original

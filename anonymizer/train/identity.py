@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=24, help="default: %(default)s")
     ap.add_argument("--batch", type=int, default=64, help="default: %(default)s")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, AdamW, cosine (default: %(default)s)")
+    ap.add_argument("--pair-weight", type=float, default=4.0, help="weight of the pairwise-distance loss against the MSE (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N faces (smoke runs)")
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         for step in bar:
             idx = order[step * args.batch : (step + 1) * args.batch]
             x = to_tensor(aligned_batch(images[idx], fs.landmarks[idx], rng))
-            loss = distill_loss(model(x), targets[idx])
+            loss = distill_loss(model(x), targets[idx], pair_weight=args.pair_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -89,7 +89,7 @@ def test_anonymize_help_shows_defaults(runner: CliRunner) -> None:
     result = runner.invoke(app, ["anonymize", "--help"])
     assert result.exit_code == 0
     text = _flat(result.stdout)
-    for default in ("solid", "1.5", "ellipse", "0.05", "95", "3", "libx264", "18"):
+    for default in ("solid", "1.5", "ellipse", "0.05", "95", "4", "libx264", "18"):
         assert f"[default: {default}]" in text, default
     # photo and video defaults differ; the help names both
     assert "Default: 0.3 for photos" in text and "0.2 for videos" in text

@@ -211,6 +211,30 @@ def test_large_payload_is_chunked_and_chunks_are_bound() -> None:
         open_vault(vault, Key.from_password("pw"))
 
 
+def test_streamed_opening_equals_whole_opening_and_checks_the_end() -> None:
+    from anonymizer.vault.format import open_vault_stream
+
+    key = Key.from_password("pw")
+    records = [Record(meta={"frame": i}, payload=os.urandom(100 + i)) for i in range(5)] + [
+        Record(meta={"frame": 5}, payload=os.urandom(1_100_000))  # two chunks
+    ]
+    blob = seal(records, key, info={"kind": "test"})
+    info, stream = open_vault_stream(io.BytesIO(blob), Key.from_password("pw"))
+    assert info == {"kind": "test"} and list(stream) == records == open_vault(blob, Key.from_password("pw"))[1]
+    with pytest.raises(WrongKeyError):  # the key is checked before any record is read
+        open_vault_stream(io.BytesIO(blob), Key.from_password("nope"))
+    for bad, message in [(blob[:-3], "truncated"), (blob + b"x", "after the last record"), (blob[:60], "truncated")]:
+        with pytest.raises(VaultIntegrityError, match=message):
+            _, stream = open_vault_stream(io.BytesIO(bad), Key.from_password("pw"))
+            list(stream)
+    flipped = bytearray(blob)
+    flipped[-20] ^= 1  # in the last record: the earlier ones come out first, then the damage is found
+    _, stream = open_vault_stream(io.BytesIO(bytes(flipped)), Key.from_password("pw"))
+    assert next(stream) == records[0]
+    with pytest.raises(VaultIntegrityError, match="record 5"):
+        list(stream)
+
+
 def _weak_vault(kdf: str, params: dict[str, int]) -> bytes:
     key = Key.from_password("pw", kdf=kdf)
     key.kdf_params = dict(params)  # bypass the constructor's check, as an attacker crafting a file would
