@@ -125,3 +125,11 @@ def audit_image(
 
     rec = get_recognizer(recognizer) if (original is not None or key is not None) else None
     return _audit(output, finder=get_finder(), recognizer=rec, original=original, key=key)
+
+
+def enhance(image: ImageInput, *, scale: int = 4, model: str = "srresnet") -> np.ndarray:
+    """Super-resolve an image ``scale`` (4) times with "srresnet" (sharpest by PSNR) or "srgan" (more
+    natural texture); returns RGB uint8 (4H, 4W, 3). Large images are processed in overlapping tiles."""
+    from .pipeline.enhance import enhance_array
+
+    return enhance_array(_load(image).rgb, model=model, scale=scale)

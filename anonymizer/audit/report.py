@@ -142,7 +142,7 @@ def audit_image(
         for i, row in enumerate(res.identity):
             if row["recognisable"]:
                 res.reasons.append(
-                    f"face {i} is still recognisable: {recognizer.name} distance {row['distance']:.3f} <= {recognizer.threshold}"
+                    f"face {i} is still recognisable: {recognizer.name} distance {row['distance']:.3f} <= {recognizer.threshold:.3g}"
                 )
     else:
         for f in res.faces:

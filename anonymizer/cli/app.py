@@ -11,6 +11,7 @@ from .. import __version__
 from .anonymize import anonymize
 from .audit import audit
 from .detect import detect
+from .enhance import enhance
 from .keygen import keygen
 from .models import models
 from .restore import restore
@@ -44,6 +45,7 @@ app.command()(anonymize)
 app.command()(restore)
 app.command()(detect)
 app.command()(audit)
+app.command()(enhance)
 app.command()(keygen)
 app.command()(models)
 

@@ -6,21 +6,30 @@ from ._registry import build_model, get_model_builder, list_models, register_mod
 from .backbones import MobileNetV2
 from .detectors import FaceDetector, centerface, prepare_batch
 from .heads import CenterHead
+from .identity import IdentityNet, identity_net
 from .necks import TopDownFPN
 from .retinaface import RetinaHead, retinaface, retinaface_loss
+from .sr import Discriminator, SRResNet, sr_discriminator, srgan, srresnet
 
 __all__ = [
     "CenterHead",
+    "Discriminator",
     "FaceDetector",
+    "IdentityNet",
     "MobileNetV2",
     "RetinaHead",
+    "SRResNet",
     "TopDownFPN",
     "build_model",
     "centerface",
     "get_model_builder",
+    "identity_net",
     "list_models",
     "prepare_batch",
     "register_model",
     "retinaface",
     "retinaface_loss",
+    "sr_discriminator",
+    "srgan",
+    "srresnet",
 ]

@@ -57,3 +57,18 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray | tuple[tuple[float, float
         raise InputError(f"expected five (x, y) landmarks, got shape {pts.shape}")
     m = similarity_transform(pts, TEMPLATE_112 * (size / 112.0))
     return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def affine_to_theta(m: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:
+    """The (2, 3) ``theta`` of :func:`torch.nn.functional.affine_grid` (align_corners=False) that samples
+    the destination of the pixel-space affine ``m`` (source (w, h) -> destination (w, h) pixels).
+
+    affine_grid maps destination coordinates in -1..1 to source coordinates in -1..1, so ``theta`` is
+    N_src @ inv(m) @ inv(N_dst), with N the pixel-to-normalised map of each image.
+    """
+    def norm(w: int, h: int) -> np.ndarray:
+        return np.array([[2.0 / w, 0, 1.0 / w - 1], [0, 2.0 / h, 1.0 / h - 1], [0, 0, 1]])
+
+    full = np.vstack([np.asarray(m, np.float64), [0, 0, 1]])
+    theta = norm(*src_size) @ np.linalg.inv(full) @ np.linalg.inv(norm(*dst_size))
+    return theta[:2]
