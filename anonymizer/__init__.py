@@ -26,9 +26,9 @@ from .types import AnonymizedImage, Detections, Face, Region
 from .vault import Identity, Key, RestoredImage
 
 if TYPE_CHECKING:
-    from .api import anonymize_image, audit_image, detect_faces, restore_image
+    from .api import anonymize_image, audit_image, detect_faces, enhance, restore_image
 
-_LAZY = {"anonymize_image", "audit_image", "detect_faces", "restore_image"}
+_LAZY = {"anonymize_image", "audit_image", "detect_faces", "enhance", "restore_image"}
 
 
 def __getattr__(name: str) -> Any:
@@ -58,5 +58,6 @@ __all__ = [
     "anonymize_image",
     "audit_image",
     "detect_faces",
+    "enhance",
     "restore_image",
 ]

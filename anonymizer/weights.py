@@ -198,7 +198,7 @@ register_weights(
         name="identity_net",
         model="identity_net",
         file="identity_net.safetensors",
-        sha256="814924b6df2b555f9b06d4081683762526c47429fc0d3fd789e190cc69da529c",
+        sha256="49d3807645e20ae5bdb00023cfe4f6798c8acf75d04f55bad319f46b3805c381",
         source="trained here: python -m anonymizer.train.identity (distilled from dlib's face-recognition "
         "ResNet on faces-utk; see models/identity_net.md)",
         licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
@@ -208,3 +208,22 @@ register_weights(
         },
     )
 )
+
+
+for _name, _sha, _how in (
+    ("srresnet", "61d58a4f3a58f639db0a578a2fe16265a0c684c0e1a55809d0393b4149cd0716", "L1 pixel loss"),
+    ("srgan", "4b0e1bb0c9a83b816745e13bf2c7ae9895aa711fd0690a4f880dd85e074064f0",
+     "adversarial fine-tuning of srresnet with feature matching and an IdentityNet loss"),
+):
+    register_weights(
+        WeightSpec(
+            name=_name,
+            model=_name,
+            file=f"{_name}.safetensors",
+            sha256=_sha,
+            source=f"trained here: python -m anonymizer.train.sr --model {_name} ({_how}; see models/{_name}.md)",
+            licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+            input_spec="RGB, float 0..1, NCHW, any size; output 4x the size",
+            metrics={"PSNR / SSIM / dlib identity distance against bicubic": "python benchmarks/sr.py"},
+        )
+    )

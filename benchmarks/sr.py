@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from _data import DATA, require
+from _data import DATA, ROOT, require
 
 from anonymizer.pipeline.enhance import enhance_array
 from anonymizer.pipeline.photo import configure_runtime
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--models", nargs="*", default=["srresnet", "srgan"], help="default: %(default)s")
     ap.add_argument("--no-identity", action="store_true", help="skip the dlib distances")
-    ap.add_argument("--picture", default=None, help="write LR / bicubic / models / original for 6 faces to this PNG")
+    ap.add_argument("--picture", default=None, help="write LR / bicubic / models / original for 6 faces from samples/ to this PNG")
     args = ap.parse_args()
     configure_runtime(2)
     from anonymizer.weights import get_weights, is_ready, WeightsError
@@ -75,7 +75,7 @@ def main() -> None:
     methods = ["bicubic", "lanczos", *models]
     scores: dict[str, list[tuple[float, float, float]]] = {m: [] for m in methods}
     rows_for_picture = []
-    for k, i in enumerate(tqdm(idx, desc="faces", unit="face")):
+    for i in tqdm(idx, desc="faces", unit="face"):
         hr = fs.load_rgb(i)
         lr = lowres(hr)
         outs = {
@@ -87,18 +87,40 @@ def main() -> None:
         for m, out in outs.items():
             d = distance(fs.descriptors[i], rec.embed(out, fs.face(i))) if rec is not None else float("nan")
             scores[m].append((psnr(out, hr), ssim(out, hr), d))
-        if args.picture and k < 6:
-            lr_big = np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.NEAREST))
-            rows_for_picture.append(np.concatenate([lr_big, *(outs[m] for m in methods if m != "lanczos"), hr], axis=1))
     print(f"faces-utk held-out: {len(idx)} faces, 50x50 -> 200x200")
     print("| method | PSNR (dB) | SSIM (luma) | dlib distance to the original |")
     print("|---|---|---|---|")
     for m in methods:
         a = np.asarray(scores[m])
         print(f"| {m} | {a[:, 0].mean():.2f} | {a[:, 1].mean():.4f} | {np.nanmean(a[:, 2]):.3f} |")
-    if args.picture and rows_for_picture:
+    if args.picture:
+        # drawn on the public-domain photos in samples/: no research data goes into the repository
+        for hr in sample_faces(6):
+            lr = lowres(hr)
+            cols = [np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.NEAREST)),
+                    np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.BICUBIC)),
+                    *(enhance_array(lr, model=m) for m in models), hr]
+            rows_for_picture.append(np.concatenate(cols, axis=1))
         Image.fromarray(np.concatenate(rows_for_picture, axis=0)).save(args.picture)
-        print(f"picture: {args.picture} (columns: LR, {', '.join(m for m in methods if m != 'lanczos')}, original)")
+        print(f"picture: {args.picture} (faces from samples/; columns: LR, bicubic, {', '.join(models)}, original)")
+
+
+def sample_faces(n: int) -> list[np.ndarray]:
+    """200x200 crops around the largest faces our detector finds in samples/ (public domain)."""
+    from anonymizer.api import get_finder
+    from anonymizer.media.image import load_image
+
+    found = []
+    for path in sorted((ROOT / "samples").glob("*.[jp][pn]g")):
+        rgb = load_image(path).rgb
+        for f in get_finder().find(rgb):
+            found.append((f.width, rgb, f.box))
+    crops = []
+    for _, rgb, (x1, y1, x2, y2) in sorted(found, key=lambda t: -t[0])[:n]:
+        cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 1.6
+        box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+        crops.append(np.asarray(Image.fromarray(rgb).crop(box).resize((200, 200), Image.LANCZOS)))
+    return crops
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def test_public_names() -> None:
         "anonymize_image",
         "audit_image",
         "detect_faces",
+        "enhance",
         "restore_image",
     ]
     assert issubclass(anonymizer.WrongKeyError, anonymizer.VaultError)

@@ -19,7 +19,7 @@ IDENTITY_CROP = 96
 EMBEDDING_DIM = 128
 #: Same-person threshold for IdentityNet distances: the one at which its decisions agree best with dlib's
 #: at 0.6 on the held-out faces-utk pairs (calibrated by benchmarks/identity.py; see the model card).
-IDENTITY_THRESHOLD = 0.6
+IDENTITY_THRESHOLD = 0.5
 #: Per-channel mean and std of the RGB input in 0..1 (ImageNet's, a neutral choice).
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

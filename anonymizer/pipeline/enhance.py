@@ -39,7 +39,7 @@ def enhance_array(rgb: np.ndarray, *, model: str = "srresnet", scale: int = SR_S
     net = _model(model)
     h, w = rgb.shape[:2]
     out = np.empty((h * scale, w * scale, 3), np.uint8)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
+    x = torch.tensor(rgb).permute(2, 0, 1)[None].float().div_(255.0)  # a copy: read-only inputs are fine
     with torch.inference_mode():
         for y0 in range(0, h, tile):
             for x0 in range(0, w, tile):

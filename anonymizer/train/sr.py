@@ -1,19 +1,23 @@
 """Train the 4x face super-resolution models: SRResNet (L1 pixel loss) and SRGAN (adversarial fine-tuning).
 
-    python -m anonymizer.train.sr --model srresnet --data ../shared/data/faces-utk --out runs/srresnet \
-        --steps 6000 --export models/srresnet.safetensors
-    python -m anonymizer.train.sr --model srgan --init models/srresnet.safetensors --out runs/srgan \
-        --steps 1500 --export models/srgan.safetensors
+The shipped weights (models/srresnet.md, models/srgan.md) came from:
 
-Data: faces-utk's 200x200 crops without the fixed held-out tenth (``anonymizer.train.faces.is_held_out``);
-the low-resolution input is PIL's bicubic 4x reduction of the whole crop (50x50). SRResNet trains on
-random 24x24 input patches (96x96 targets) with flips. SRGAN starts from SRResNet and trains on whole
-crops: L1 + 5e-3 x adversarial (hinge) + feature matching on the discriminator's features + an identity
-loss (IdentityNet embedding distance between the aligned output and the aligned original; our face
-landmarks come from the prepared faces cache).
+    python -m anonymizer.train.sr --model srresnet --steps 9000 --batch 32 --patch 32 --seed 0 \
+        --out runs/srresnet --export models/srresnet.safetensors
+    python -m anonymizer.train.sr --model srgan --init models/srresnet.safetensors --steps 2500 --batch 16 \
+        --seed 0 --out runs/srgan --export models/srgan.safetensors
 
-Seeded and resumable: ``--out`` holds ``last.pt`` (models, optimisers, step, RNG state), written every
-``--save-every`` steps; the same command resumes. ``--stop-after N`` time-boxes a run to N steps.
+Data (``--data``, default ../shared/data/faces-utk): the 200x200 crops without the fixed held-out tenth
+(``anonymizer.train.faces.is_held_out``); the low-resolution input is PIL's bicubic 4x reduction of the
+whole crop (50x50). SRResNet trains on random input patches (``--patch``, targets 4x) with flips. SRGAN
+starts from SRResNet and trains on whole crops: L1 + 5e-3 x adversarial (hinge) + 0.1 x feature matching
+on the discriminator's features + 0.5 x an identity loss (IdentityNet embedding distance between the
+aligned output and the aligned original; the face landmarks come from the prepared faces cache, or from
+``--faces-cache``).
+
+Runs on a GPU when there is one (``--device``). Seeded and resumable: ``--out`` holds ``last.pt``
+(models, optimisers, step, RNG state), written every ``--save-every`` steps; the same command resumes.
+``--stop-after N`` and ``--time-limit S`` stop a run early with a checkpoint.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: runs/<model>)")
     ap.add_argument("--steps", type=int, default=6000, help="default: %(default)s")
-    ap.add_argument("--batch", type=int, default=16, help="default: %(default)s")
+    ap.add_argument("--batch", type=int, default=16, help="patches (srresnet) or whole crops (srgan) per step (default: %(default)s)")
     ap.add_argument("--patch", type=int, default=24, help="low-resolution patch side for srresnet (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 srresnet, 1e-4 srgan)")
     ap.add_argument("--init", type=Path, default=None, help="srgan: start the generator from these weights")
@@ -82,10 +86,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--save-every", type=int, default=250, help="default: %(default)s")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
     ap.add_argument("--export", type=Path, default=None, help="write the final generator weights here")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="stop cleanly (checkpoint saved) after this many seconds; resume later")
+    ap.add_argument("--faces-cache", type=Path, default=None,
+                    help="srgan: a prepared faces cache (.npz) with the landmarks, instead of preparing --data")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     args = ap.parse_args(argv)
     out = args.out or Path("runs") / args.model
     gan = args.model == "srgan"
     peak = args.lr or (1e-4 if gan else 1e-3)
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+    import time
 
     from tqdm import tqdm
 
@@ -95,16 +111,16 @@ def main(argv: list[str] | None = None) -> None:
     names, hr = load_split(args.data, held_out=False, limit=args.limit)
     lr_imgs = np.stack([lowres(x) for x in hr])
     _, val_hr = load_split(args.data, held_out=True, limit=64)
-    val_lr = to_tensor(np.stack([lowres(x) for x in val_hr]))
-    val_hr_t = to_tensor(val_hr)
-    print(f"training faces: {len(names)}; validation: {len(val_hr)} held-out faces")
+    val_lr = to_tensor(np.stack([lowres(x) for x in val_hr])).to(dev)
+    val_hr_t = to_tensor(val_hr).to(dev)
+    print(f"training faces: {len(names)}; validation: {len(val_hr)} held-out faces; device {dev}")
 
     gen = SRResNet()
     if args.init is not None:
         from safetensors.torch import load_file
 
         gen.load_state_dict(load_file(str(args.init)))
-    gen.train()
+    gen.to(dev).train()
     opt_g = torch.optim.Adam(gen.parameters(), lr=peak, betas=(0.9, 0.99))
     warm = max(1, args.steps // 50)
 
@@ -115,15 +131,16 @@ def main(argv: list[str] | None = None) -> None:
     disc = opt_d = None
     ident = lms = None
     if gan:
-        disc = Discriminator().train()
+        disc = Discriminator().to(dev).train()
         opt_d = torch.optim.Adam(disc.parameters(), lr=peak, betas=(0.5, 0.99))
-        ident, lms = _identity_parts(args.data, names)
+        ident, lms = _identity_parts(args.data, names, args.faces_cache)
+        ident.to(dev)
     rng = np.random.default_rng(args.seed)
     step = 0
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "last.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)  # our own checkpoint
+        state = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
         gen.load_state_dict(state["gen"])
         opt_g.load_state_dict(state["opt_g"])
         sched_g.load_state_dict(state["sched_g"])
@@ -131,17 +148,18 @@ def main(argv: list[str] | None = None) -> None:
             disc.load_state_dict(state["disc"])
             opt_d.load_state_dict(state["opt_d"])
         rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         step = state["step"]
         print(f"resumed from {ckpt} at step {step}")
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc=args.model, unit="step")
     avg: dict[str, float] = {}
+    t0 = time.monotonic()
     while step < end:
         if gan:
             assert disc is not None and opt_d is not None
-            idx = rng.integers(0, len(hr), args.batch // 2)
-            x, y = to_tensor(lr_imgs[idx]), to_tensor(hr[idx])
+            idx = rng.integers(0, len(hr), args.batch)
+            x, y = to_tensor(lr_imgs[idx]).to(dev), to_tensor(hr[idx]).to(dev)
             fake = gen(x)
             # discriminator: hinge loss
             real_logit, _ = disc(y)
@@ -160,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             idx = rng.integers(0, len(hr), args.batch)
             x, y = patch_batch(hr, lr_imgs, idx, rng, args.patch)
+            x, y = x.to(dev), y.to(dev)
             losses = {"l1": F.l1_loss(gen(x), y)}
             g_loss = losses["l1"]
         opt_g.zero_grad(set_to_none=True)
@@ -167,10 +186,14 @@ def main(argv: list[str] | None = None) -> None:
         opt_g.step()
         sched_g.step()
         step += 1
-        for k, v in losses.items():
-            avg[k] = 0.98 * avg.get(k, float(v)) + 0.02 * float(v)
+        if step % 10 == 0 or dev.type == "cpu":  # reading a loss waits for the GPU: not every step there
+            for k, v in losses.items():
+                avg[k] = 0.98 * avg.get(k, float(v.detach())) + 0.02 * float(v.detach())
+            bar.set_postfix({k: f"{v:.4f}" for k, v in avg.items()})
         bar.update(1)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in avg.items()})
+        out_of_time = args.time_limit is not None and time.monotonic() - t0 > args.time_limit
+        if out_of_time:
+            end = step
         if step % args.save_every == 0 or step == end:
             psnr = _val_psnr(gen, val_lr, val_hr_t)
             gen.train()
@@ -182,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.save(state, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
     bar.close()
+    took = time.monotonic() - t0
+    print(f"this run: {bar.n} steps in {took:.1f} s ({bar.n / max(took, 1e-9):.2f} steps/s)")
     if step < args.steps:
         print(f"stopped at step {step} of {args.steps}; run the same command again to resume")
         return
@@ -189,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         from safetensors.torch import save_file
 
         args.export.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in gen.state_dict().items()}, str(args.export),
+        save_file({k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}, str(args.export),
                   metadata={"source": f"{args.model} trained on faces-utk (see models/{args.model}.md)"})
         print(f"wrote {args.export}")
 
@@ -203,13 +228,19 @@ def _val_psnr(gen: SRResNet, lr: torch.Tensor, hr: torch.Tensor) -> float:
     return float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())
 
 
-def _identity_parts(root: Path, names: list[str]) -> tuple[torch.nn.Module, np.ndarray]:
+def _identity_parts(root: Path, names: list[str], cache: Path | None = None) -> tuple[torch.nn.Module, np.ndarray]:
     from ..nn.identity import identity_net
     from .faces import prepare_faces
 
-    fs = prepare_faces(root, with_dlib=False, progress=True)
-    where = {str(n): i for i, n in enumerate(fs.names)}
-    lms = np.stack([fs.landmarks[where[n]] for n in names])
+    if cache is not None:
+        z = np.load(cache, allow_pickle=False)
+        all_names, all_lms = z["names"], z["landmarks"]
+    else:
+        fs = prepare_faces(root, with_dlib=False, progress=True)
+        all_names, all_lms = fs.names, fs.landmarks
+    where = {str(n): i for i, n in enumerate(all_names)}
+    nan = np.full((5, 2), np.nan, np.float32)
+    lms = np.stack([all_lms[where[n]] if n in where else nan for n in names])
     net = identity_net()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -227,9 +258,9 @@ def _identity_loss(net: torch.nn.Module | None, lms: np.ndarray, fake: torch.Ten
         return fake.sum() * 0
     size = fake.shape[-1], fake.shape[-2]
     thetas = [affine_to_theta(similarity_transform(lm, TEMPLATE_112 * IDENTITY_CROP / 112), size, (IDENTITY_CROP, IDENTITY_CROP)) for lm in lms[ok]]
-    theta = torch.tensor(np.stack(thetas), dtype=fake.dtype)
+    theta = torch.tensor(np.stack(thetas), dtype=fake.dtype, device=fake.device)
     grid = F.affine_grid(theta, [int(ok.sum()), 3, IDENTITY_CROP, IDENTITY_CROP], align_corners=False)
-    sel = torch.from_numpy(np.flatnonzero(ok))
+    sel = torch.from_numpy(np.flatnonzero(ok)).to(fake.device)
     a = net(F.grid_sample(fake[sel], grid, align_corners=False, padding_mode="border"))
     with torch.no_grad():
         b = net(F.grid_sample(real[sel], grid, align_corners=False, padding_mode="border"))

@@ -346,3 +346,34 @@ def test_contact_sheet_is_written_for_review_and_kept_out_of_the_output(
     im = Image.open(sheet)
     assert im.format == "PNG" and im.height > 320 and im.width > 640
     assert np.asarray(im.convert("RGB"))[2, 2].tolist() == [190, 0, 0]  # the red "review only" banner
+
+
+# enhance ----------------------------------------------------------------------------------------------
+
+
+def test_enhance_folder_writes_pngs_and_reports_bad_files(runner: CliRunner, tmp_path: Path, samples: Path) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.open(samples / "grace_hopper.jpg").convert("RGB").resize((40, 48)).save(src / "sub" / "small.jpg")
+    Image.new("RGBA", (20, 16), (10, 200, 30, 128)).save(src / "alpha.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    before = _files(src)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["enhance", str(src), "-o", str(out), "--model", "srgan", "--json"])
+    assert result.exit_code == 1
+    assert "broken.jpg" in result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {Path(r["path"]).name for r in rows} == {"small.jpg", "alpha.png", "broken.jpg"}
+    small = load_image(out / "sub" / "small.png")
+    assert small.rgb.shape == (192, 160, 3)
+    alpha = load_image(out / "alpha.png")
+    assert alpha.rgb.shape == (64, 80, 3) and alpha.alpha is not None and int(alpha.alpha.mean()) in range(120, 137)
+    assert not (out / "broken.png").exists()
+    assert _files(src) == before  # inputs untouched
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["alpha.png", "small.png"]  # no temp files left
+
+
+def test_enhance_rejects_other_scales(runner: CliRunner, tmp_path: Path, samples: Path) -> None:
+    result = runner.invoke(app, ["enhance", str(samples / "camera.png"), "-o", str(tmp_path / "o"), "--scale", "2"])
+    assert result.exit_code == 2
+    assert not (tmp_path / "o").exists()
