@@ -22,7 +22,9 @@ from .pipeline.photo import (
     FaceFinder,
     cover_faces,
 )
-from .types import AnonymizedImage, Detections
+from .errors import InputError
+from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person, PersonSegmenter
+from .types import AnonymizedImage, Detections, Face, Region
 
 if TYPE_CHECKING:
     from .audit.report import AuditResult
@@ -42,6 +44,28 @@ def get_finder(
 @lru_cache(maxsize=4)
 def _finder(model: str, threshold: float, upscale: float) -> FaceFinder:
     return FaceFinder(model, threshold=threshold, upscale=upscale)
+
+
+def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmenter:
+    """A shared :class:`PersonSegmenter` per threshold (the Mask R-CNN is loaded once per process)."""
+    return _segmenter(float(threshold))
+
+
+@lru_cache(maxsize=2)
+def _segmenter(threshold: float) -> PersonSegmenter:
+    return PersonSegmenter(threshold=threshold)
+
+
+TARGETS = ("face", "person")
+
+
+def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """"face,person" or ("face", "person") -> a checked, de-duplicated tuple in :data:`TARGETS` order."""
+    items = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets)]
+    bad = [t for t in items if t not in TARGETS]
+    if bad or not items:
+        raise InputError(f"targets must be a comma-separated list of {', '.join(TARGETS)}; got {','.join(items)!r}")
+    return tuple(t for t in TARGETS if t in items)
 
 
 def _load(image: ImageInput) -> LoadedImage:
@@ -73,26 +97,51 @@ def anonymize_image(
     color: tuple[int, int, int] = (0, 0, 0),
     model: str = "centerface",
     key: Key | None = None,
+    targets: str | tuple[str, ...] = ("face",),
 ) -> AnonymizedImage:
     """Find every face and cover it with ``method`` ("solid", "pixelate" or "blur").
+
+    ``targets``: ("face",) (default), ("person",) or ("face", "person") (also as "face,person"): with
+    "person", every person's segmentation mask (:func:`segment_persons`) is covered with the same method
+    first, then the faces as before; ``result.extra["persons"]`` lists the persons found.
 
     Returns the anonymized upright RGB image with the faces, the covered regions and the changed-pixel
     mask. The input is not modified. With ``key`` (:meth:`Key.from_password`, :meth:`Key.from_recipients`)
     the original pixels of every region are kept for sealing: ``result.save(path)`` / ``result.encode()``
     write them encrypted into a vault, which :func:`restore_image` opens.
     """
+    wanted = parse_targets(targets)
     img = _load(image)
-    faces = get_finder(model, threshold, upscale).find(img.rgb)
-    out, regions, mask = cover_faces(
-        img.rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
-    )
+    out, mask = img.rgb, np.zeros(img.rgb.shape[:2], bool)
+    regions: tuple[Region, ...] = ()
+    extra: dict[str, object] = {}
+    if "person" in wanted:
+        from .pipeline.persons import cover_persons
+
+        persons = get_segmenter().segment(img.rgb)
+        out, regions, mask = cover_persons(img.rgb, persons, method=method, color=color)
+        extra["persons"] = [p.to_dict() for p in persons]
+    faces: tuple[Face, ...] = ()
+    if "face" in wanted:
+        faces = get_finder(model, threshold, upscale).find(img.rgb)
+        out, face_regions, face_mask = cover_faces(
+            out, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
+        )
+        regions, mask = (*regions, *face_regions), mask | face_mask
     originals: tuple[np.ndarray, ...] = ()
     if key is not None:
+        # every crop from the untouched original, so restoring them in any order gives the original back
         originals = tuple(img.rgb[r.box[1] : r.box[3], r.box[0] : r.box[2]].copy() for r in regions)
     return AnonymizedImage(
         image=out, faces=faces, regions=regions, mask=mask, method=method, source=img.path,
-        originals=originals, key=key, loaded=img,
+        originals=originals, key=key, loaded=img, extra=extra,
     )
+
+
+def segment_persons(image: ImageInput, *, threshold: float = DEFAULT_PERSON_THRESHOLD) -> tuple[Person, ...]:
+    """Every person above ``threshold`` (best first): ``box`` (x1, y1, x2, y2), ``score`` and ``mask``, a
+    bool (H, W) array of the upright image, from the Mask R-CNN trained here (models/person_maskrcnn.md)."""
+    return get_segmenter(threshold).segment(_load(image).rgb)
 
 
 def restore_image(image: str | Path | bytes, key: Key | Identity, *, sidecar: bytes | None = None) -> RestoredImage:

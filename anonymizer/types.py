@@ -49,15 +49,17 @@ class Face:
 
 @dataclass(frozen=True)
 class Region:
-    """One anonymized region: the face it covers and the integer pixel box its mask spans.
+    """One anonymized region: the face (or person) it covers and the integer pixel box its mask spans.
 
     box: (x1, y1, x2, y2) integer pixels, clipped to the image, x2/y2 exclusive.
-    shape: "ellipse" or "box".
+    shape: "ellipse" or "box" for faces; "mask" for a person's segmentation mask.
+    kind: "face" or "person"; for a person, ``face`` holds the person's box and score (no landmarks).
     """
 
     face: Face
     box: tuple[int, int, int, int]
     shape: str
+    kind: str = "face"
 
 
 @dataclass(frozen=True)

@@ -227,3 +227,19 @@ for _name, _sha, _how in (
             metrics={"PSNR / SSIM / dlib identity distance against bicubic": "python benchmarks/sr.py"},
         )
     )
+
+
+register_weights(
+    WeightSpec(
+        name="person_maskrcnn",
+        model="person_maskrcnn",
+        file="person_maskrcnn.safetensors",
+        sha256="4228e79ad42494bfc30cacd8f91ec09b0fe20ee64f979424b5f44f0a590cd45c",
+        source="trained here: python -m anonymizer.train.masks (Mask R-CNN on our MobileNetV2 + FPN, backbone "
+        "started from CenterFace; Penn-Fudan; see models/person_maskrcnn.md)",
+        licence="weights: MIT (this project); training data: Penn-Fudan, research use (see the card); "
+        "backbone start: CenterFace, MIT",
+        input_spec="RGB, float 0..1, list of CHW tensors (torchvision detection API); shorter side resized to 384",
+        metrics={"mask AP50 / AP75 on the Penn-Fudan dev split": "python benchmarks/masks.py"},
+    )
+)

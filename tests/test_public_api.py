@@ -37,6 +37,7 @@ def test_public_names() -> None:
         "detect_faces",
         "enhance",
         "restore_image",
+        "segment_persons",
     ]
     assert issubclass(anonymizer.WrongKeyError, anonymizer.VaultError)
     assert issubclass(anonymizer.VaultIntegrityError, anonymizer.AnonymizerError)

@@ -54,6 +54,7 @@ def anonymize(
     inputs: Annotated[list[Path], typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input tree is mirrored inside it. Must not be inside an input folder.", show_default=False)],
     method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), or blur (the weakest).")] = Method.solid,
+    targets: Annotated[str, typer.Option(help="What to cover: face, person (whole-body masks from the person Mask R-CNN, photos only), or face,person.")] = "face",
     threshold: Annotated[float | None, typer.Option(help=f"Face score threshold; lower finds more faces. Default: {DEFAULT_THRESHOLD} for photos (multi-scale), {DEFAULT_VIDEO_THRESHOLD} for videos (one pass per frame).", min=0.01, max=0.99, show_default=False)] = None,
     mask_scale: Annotated[float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)] = DEFAULT_MASK_SCALE,
     mask_shape: Annotated[Shape, typer.Option(help="Mask shape around each face.")] = Shape.ellipse,
@@ -83,10 +84,14 @@ def anonymize(
     Without a key the original face pixels are gone. With --password-file, --password-env,
     --ask-password or --recipient they are encrypted (AES-256-GCM) into a vault that `restore` opens.
     """
-    from ..api import anonymize_image, get_finder
+    from ..api import anonymize_image, get_finder, parse_targets
     from ..pipeline.photo import configure_runtime
     from ..pipeline.video import anonymize_video
 
+    try:
+        wanted = parse_targets(targets)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--targets") from None
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
     fmt = format.value if format else None
@@ -103,6 +108,7 @@ def anonymize(
     except OSError as exc:
         raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
     faces_total = 0
+    persons_total = 0
     counts: dict[Path, int] = {}
 
     def work_video(job: Job) -> dict[str, object]:
@@ -130,9 +136,11 @@ def anonymize(
         return row
 
     def work(job: Job) -> dict[str, object]:
-        nonlocal faces_total
+        nonlocal faces_total, persons_total
         assert job.dest is not None
         if job.src.suffix.lower() in VIDEO_SUFFIXES:
+            if "person" in wanted:
+                raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
             return work_video(job)
         img = load_image(job.src)
         result = anonymize_image(
@@ -144,11 +152,15 @@ def anonymize(
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             upscale=DEFAULT_UPSCALE if upscale is None else upscale,
             key=key,
+            targets=wanted,
         )
         result.save(job.dest, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality, vault=vault.value)
         faces_total += len(result.faces)
         counts[job.src] = len(result.faces)
         row: dict[str, object] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
+        if "person" in wanted:
+            row["persons"] = len(result.extra.get("persons", ()))  # type: ignore[arg-type]
+            persons_total += row["persons"]  # type: ignore[operator]
         if key is not None:
             side = sidecar_path(job.dest)
             row["vault"] = str(side) if side.is_file() else "embedded"
@@ -167,5 +179,6 @@ def anonymize(
         write_sheet(rows, contact_sheet)
     finish(
         report,
-        f"anonymized {len(report.done)} of {len(jobs)} file(s), {faces_total} face(s) covered, into {output}",
+        f"anonymized {len(report.done)} of {len(jobs)} file(s), {faces_total} face(s)"
+        + (f" and {persons_total} person(s)" if "person" in wanted else "") + f" covered, into {output}",
     )

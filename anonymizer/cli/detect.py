@@ -1,10 +1,11 @@
-"""`anonymizer detect`: report the faces in photos."""
+"""`anonymizer detect`: report the faces (and persons, with their masks) in photos."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from ..pipeline.batch import Job, plan_jobs, run_jobs
@@ -15,42 +16,72 @@ from ._common import emit_json, finish, handle_errors, show_progress
 @handle_errors
 def detect(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)],
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON line per image: path, width, height, faces (box, score, landmarks).")] = False,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON line per image: path, width, height, faces (box, score, landmarks), persons (box, score).")] = False,
+    targets: Annotated[str, typer.Option(help="What to find: face, person (the person Mask R-CNN), or face,person.")] = "face",
+    masks_dir: Annotated[Path | None, typer.Option("--masks-dir", help="With person: write an instance-id PNG per image here (mirroring the input tree; 0 = background, k = the k-th person of the image's line).", show_default=False)] = None,
     threshold: Annotated[float, typer.Option(help="Face score threshold (the same default as anonymize).", min=0.01, max=0.99)] = DEFAULT_THRESHOLD,
     upscale: Annotated[float, typer.Option(help="Extra detection pass at this enlargement for small faces (0 = off).", min=0.0, max=4.0)] = DEFAULT_UPSCALE,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
 ) -> None:
-    """Detect faces and print them (with --json: one JSON line per image).
+    """Detect faces (and with --targets person, persons) and print them (with --json: one JSON line per image).
 
     Boxes are (x1, y1, x2, y2) and landmarks (x, y) in pixels of the upright image. Landmark order:
     left eye, right eye, nose, left mouth corner, right mouth corner, where "left" is the smaller x
     as seen in the image.
     """
-    from ..api import detect_faces
+    from ..api import detect_faces, get_segmenter, parse_targets
+    from ..errors import InputError
+    from ..media.image import load_image, write_atomic
+    from ..pipeline.persons import instance_image
     from ..pipeline.photo import configure_runtime
 
+    try:
+        wanted = parse_targets(targets)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--targets") from None
+    if masks_dir is not None and "person" not in wanted:
+        raise typer.BadParameter("--masks-dir needs --targets person (or face,person)", param_hint="--masks-dir")
     configure_runtime(threads)
-    jobs = plan_jobs(inputs, None)
+    jobs = plan_jobs(inputs, masks_dir, fmt="png")
 
     def work(job: Job) -> object:
-        return detect_faces(job.src, threshold=threshold, upscale=upscale)
+        img = load_image(job.src)
+        if "face" in wanted:
+            det = detect_faces(img, threshold=threshold, upscale=upscale).to_dict()
+        else:
+            det = {"path": None, "width": img.width, "height": img.height}
+        if "person" in wanted:
+            persons = get_segmenter().segment(img.rgb)
+            det["persons"] = [p.to_dict() for p in persons]
+            if job.dest is not None:
+                import io
+
+                from PIL import Image
+
+                ids = instance_image(persons, (img.height, img.width))
+                buf = io.BytesIO()
+                Image.fromarray(ids.astype(np.uint8)).save(buf, format="PNG")  # 8-bit grey
+                write_atomic(job.dest, buf.getvalue())
+                det["masks"] = str(job.dest)
+        return det
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if error is not None:
             if json_lines:
                 emit_json({"path": str(job.src), "error": error})
             return
-        det = result.to_dict()  # type: ignore[union-attr]
+        det: dict[str, object] = result  # type: ignore[assignment]
         det["path"] = str(job.src)
         if json_lines:
             emit_json(det)
         else:
-            faces = det["faces"]
-            typer.echo(f"{job.src}: {len(faces)} face(s)")  # type: ignore[arg-type]
-            for f in faces:  # type: ignore[union-attr]
-                box = ", ".join(f"{v:.0f}" for v in f["box"])
-                typer.echo(f"  [{box}] score {f['score']:.2f}")
+            found = [(kind, det[key]) for kind, key in (("face", "faces"), ("person", "persons")) if key in det]
+            typer.echo(f"{job.src}: " + ", ".join(f"{len(items)} {kind}(s)" for kind, items in found))  # type: ignore[arg-type]
+            for kind, items in found:
+                for f in items:  # type: ignore[attr-defined]
+                    box = ", ".join(f"{v:.0f}" for v in f["box"])
+                    typer.echo(f"  {kind} [{box}] score {f['score']:.2f}")
 
     report = run_jobs(jobs, work, progress=show_progress() and json_lines, desc="detect", on_result=on_result)
     if report.failed:
-        finish(report, f"detected faces in {len(report.done)} of {len(jobs)} file(s)")
+        finish(report, f"detected {' and '.join(t + 's' for t in wanted)} in {len(report.done)} of {len(jobs)} file(s)")

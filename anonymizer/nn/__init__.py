@@ -7,9 +7,11 @@ from .backbones import MobileNetV2
 from .detectors import FaceDetector, centerface, prepare_batch
 from .heads import CenterHead
 from .identity import IdentityNet, identity_net
+from .masks import PersonBackbone, person_maskrcnn
 from .necks import TopDownFPN
 from .retinaface import RetinaHead, retinaface, retinaface_loss
 from .sr import Discriminator, SRResNet, sr_discriminator, srgan, srresnet
+from .surrogate import PatchDiscriminator, SurrogateGenerator, surrogate, surrogate_discriminator
 
 __all__ = [
     "CenterHead",
@@ -17,14 +19,18 @@ __all__ = [
     "FaceDetector",
     "IdentityNet",
     "MobileNetV2",
+    "PatchDiscriminator",
+    "PersonBackbone",
     "RetinaHead",
     "SRResNet",
+    "SurrogateGenerator",
     "TopDownFPN",
     "build_model",
     "centerface",
     "get_model_builder",
     "identity_net",
     "list_models",
+    "person_maskrcnn",
     "prepare_batch",
     "register_model",
     "retinaface",
@@ -32,4 +38,6 @@ __all__ = [
     "sr_discriminator",
     "srgan",
     "srresnet",
+    "surrogate",
+    "surrogate_discriminator",
 ]

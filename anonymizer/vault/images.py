@@ -80,6 +80,7 @@ def seal_regions(
             "box": [int(v) for v in region.box],
             "face_box": [round(float(v), 3) for v in region.face.box],
             "shape": region.shape,
+            **({"kind": region.kind} if region.kind != "face" else {}),
             "codec": "png",
             **({"mask": mask} if mask else {}),
         }

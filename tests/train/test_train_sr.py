@@ -39,6 +39,7 @@ def test_lowres_is_pil_bicubic_quarter() -> None:
     assert abs(float(lr.mean()) - float(hr.mean())) < 2
 
 
+@pytest.mark.slow
 def test_srresnet_resumes_to_the_same_weights(small_faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from anonymizer.nn.sr import SRResNet
 
@@ -57,6 +58,7 @@ def test_srresnet_resumes_to_the_same_weights(small_faces: Path, tmp_path: Path,
     SRResNet().load_state_dict(a)
 
 
+@pytest.mark.slow
 def test_srgan_time_limit_then_resume(small_faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from safetensors.torch import save_file
 

@@ -1,0 +1,181 @@
+"""Surrogate faces: a password-conditioned U-Net generator and a conditional multi-scale PatchGAN.
+
+The generator sees an aligned face crop whose face region is masked out (so the original identity is not
+there to copy), the mask, and five landmark heatmaps (pose and expression), and paints a face into the
+masked region. A code vector (derived from a password, :mod:`anonymizer.ops.surrogate_code`) modulates
+every scale of the encoder and the decoder through FiLM (per-channel scale and shift), so the code
+decides the identity. Output = input outside the mask, generated inside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._registry import register_model
+from .backbones import init_weights
+
+#: Side of the aligned crop (pixels) and the code's length.
+SURROGATE_SIZE = 128
+CODE_DIM = 64
+WIDTHS = (32, 64, 128, 256)
+#: Where the 5 landmarks go in the crop: the standard 112-px template scaled to SURROGATE_SIZE and
+#: shrunk towards the centre, so that forehead, chin and cheeks are inside the crop.
+LANDMARK_SPREAD = 0.9
+
+
+def crop_template(size: int = SURROGATE_SIZE) -> np.ndarray:
+    """(5, 2) landmark positions of the surrogate crop."""
+    from ..ops.align import TEMPLATE_112
+
+    t = TEMPLATE_112 / 112.0 - 0.5
+    return ((t * LANDMARK_SPREAD + 0.5) * size).astype(np.float32) + np.array([0, size * 0.02], np.float32)
+
+
+def landmark_heatmaps(landmarks: Tensor, size: int = SURROGATE_SIZE, sigma: float = 3.0) -> Tensor:
+    """Gaussian heatmaps (B, 5, size, size) of landmarks (B, 5, 2) given in crop pixels."""
+    ax = torch.arange(size, dtype=landmarks.dtype, device=landmarks.device) + 0.5
+    dx = (ax[None, None, None, :] - landmarks[:, :, 0, None, None]) ** 2
+    dy = (ax[None, None, :, None] - landmarks[:, :, 1, None, None]) ** 2
+    return torch.exp(-(dx + dy) / (2 * sigma**2))
+
+
+def face_mask(landmarks: Tensor, size: int = SURROGATE_SIZE) -> Tensor:
+    """Soft elliptical face-region mask (B, 1, size, size) around the landmarks: eyes, nose, mouth,
+    cheeks and brows (what carries identity), feathered over a few pixels."""
+    eyes = landmarks[:, :2].mean(1)
+    mouth = landmarks[:, 3:].mean(1)
+    centre = (eyes + mouth) / 2
+    eye_dist = (landmarks[:, 1] - landmarks[:, 0]).norm(dim=1).clamp_min(1.0)
+    vertical = (mouth - eyes).norm(dim=1).clamp_min(1.0)
+    rx = eye_dist * 1.05
+    ry = vertical * 1.55
+    ax = torch.arange(size, dtype=landmarks.dtype, device=landmarks.device) + 0.5
+    x = (ax[None, None, :] - centre[:, 0, None, None]) / rx[:, None, None]
+    y = (ax[None, :, None] - centre[:, 1, None, None] + 0.08 * ry[:, None, None]) / ry[:, None, None]
+    r = torch.sqrt(x**2 + y**2)
+    return torch.clamp((1.08 - r) / 0.12, 0, 1)[:, None]
+
+
+class FiLM(nn.Module):
+    """Per-channel (1 + gamma) * x + beta from the code."""
+
+    def __init__(self, code_dim: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(code_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        gamma, beta = self.proj(code)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+class CodedBlock(nn.Module):
+    """conv 3x3 (stride 1 or 2) -> instance norm -> FiLM(code) -> LeakyReLU, twice (the first strided)."""
+
+    def __init__(self, cin: int, cout: int, code_dim: int, *, stride: int = 1) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.n1 = nn.InstanceNorm2d(cout, affine=False)
+        self.n2 = nn.InstanceNorm2d(cout, affine=False)
+        self.f1 = FiLM(code_dim, cout)
+        self.f2 = FiLM(code_dim, cout)
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        x = F.leaky_relu(self.f1(self.n1(self.c1(x)), code), 0.2)
+        return F.leaky_relu(self.f2(self.n2(self.c2(x)), code), 0.2)
+
+
+class SurrogateGenerator(nn.Module):
+    """U-Net with FiLM at every scale.
+
+    forward(image Tensor[B, 3, S, S] in 0..1, mask Tensor[B, 1, S, S] in 0..1 (1 = replace), heatmaps
+    Tensor[B, 5, S, S], code Tensor[B, CODE_DIM]) -> Tensor[B, 3, S, S] in 0..1, equal to ``image``
+    where mask == 0.
+    """
+
+    def __init__(self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM) -> None:
+        super().__init__()
+        self.code_dim = code_dim
+        self.code_mlp = nn.Sequential(nn.Linear(code_dim, code_dim), nn.LeakyReLU(0.2), nn.Linear(code_dim, code_dim))
+        self.down = nn.ModuleList()
+        cin = 3 + 1 + 5
+        for i, w in enumerate(widths):
+            self.down.append(CodedBlock(cin, w, code_dim, stride=1 if i == 0 else 2))
+            cin = w
+        self.up = nn.ModuleList()
+        for w_skip in reversed(widths[:-1]):
+            self.up.append(CodedBlock(cin + w_skip, w_skip, code_dim))
+            cin = w_skip
+        self.out = nn.Conv2d(cin, 3, 3, 1, 1)
+        init_weights(self)
+
+    def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor) -> Tensor:
+        if image.ndim != 4 or image.shape[1] != 3 or code.shape != (image.shape[0], self.code_dim):
+            raise ValueError(f"expected image [B, 3, S, S] and code [B, {self.code_dim}], got {tuple(image.shape)}, {tuple(code.shape)}")
+        z = self.code_mlp(code)
+        x = torch.cat([image * (1 - mask) * 2 - 1, mask, heatmaps], dim=1)
+        skips = []
+        for block in self.down:
+            x = block(x, z)
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1), z)
+        painted = torch.sigmoid(self.out(x))
+        return image * (1 - mask) + painted * mask
+
+
+class PatchDiscriminator(nn.Module):
+    """Conditional multi-scale PatchGAN: the same small patch critic at full and half resolution, each
+    seeing the image and the landmark heatmaps. forward -> (list of logit maps, list of features)."""
+
+    def __init__(self, *, scales: int = 2, channels: int = 48) -> None:
+        super().__init__()
+        self.critics = nn.ModuleList(self._critic(channels) for _ in range(scales))
+        init_weights(self)
+
+    @staticmethod
+    def _critic(c: int) -> nn.ModuleList:
+        cin = 3 + 5
+        layers = nn.ModuleList()
+        for w in (c, 2 * c, 4 * c):
+            layers.append(nn.Sequential(nn.Conv2d(cin, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)))
+            cin = w
+        layers.append(nn.Conv2d(cin, 1, 3, 1, 1))
+        return layers
+
+    def forward(self, image: Tensor, heatmaps: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        x = torch.cat([image * 2 - 1, heatmaps], dim=1)
+        logits, feats = [], []
+        for i, critic in enumerate(self.critics):
+            h = x if i == 0 else F.avg_pool2d(x, 2 ** i)
+            layers = list(critic.children())
+            for layer in layers[:-1]:
+                h = layer(h)
+                feats.append(h)
+            logits.append(layers[-1](h))
+        return logits, feats
+
+
+@register_model("surrogate")
+def surrogate(*, weights: str | None = "default") -> SurrogateGenerator:
+    """The surrogate-face generator (models/surrogate.md once trained); ``weights=None``: random."""
+    model = SurrogateGenerator()
+    if weights is not None:
+        from ..weights import get_weights, load_state_dict
+
+        model.load_state_dict(load_state_dict(get_weights("surrogate" if weights == "default" else weights)))
+    return model.eval()
+
+
+@register_model("surrogate_discriminator")
+def surrogate_discriminator(*, weights: str | None = None) -> PatchDiscriminator:
+    """The training-time critic (never shipped): always random."""
+    if weights is not None:
+        raise ValueError("the surrogate discriminator has no shipped weights")
+    return PatchDiscriminator()

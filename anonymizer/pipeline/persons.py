@@ -1,0 +1,119 @@
+"""Whole people: person instance masks (Mask R-CNN) and covering them."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..ops.replace import METHODS, composite, replace_patch
+from ..types import Face, Region
+
+#: Person score threshold: the one at which the dev split's mask AP was measured (models/person_maskrcnn.md).
+DEFAULT_PERSON_THRESHOLD = 0.5
+#: Masks grow by this fraction of the person's height (at least 2 px) before covering: edges are where
+#: a network's masks are least sure, and a sliver of clothing or hair can identify.
+PERSON_MASK_GROW = 0.02
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person: box (x1, y1, x2, y2) floats in image pixels, score 0..1, mask bool (H, W) of the image."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    mask: np.ndarray
+
+    def to_dict(self) -> dict[str, object]:
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4)}
+
+
+class PersonSegmenter:
+    """Loads the person Mask R-CNN once; :meth:`segment` is safe to call from several threads."""
+
+    def __init__(self, *, threshold: float = DEFAULT_PERSON_THRESHOLD, weights: str = "default") -> None:
+        if not 0 < threshold < 1:
+            raise InputError(f"person threshold must be in (0, 1), got {threshold}")
+        from ..nn.masks import TEST_SIZE, person_maskrcnn
+
+        self.threshold = threshold
+        self.size = TEST_SIZE
+        self.model = person_maskrcnn(weights=weights)
+        self._lock = threading.Lock()
+
+    def segment(self, rgb: np.ndarray) -> tuple[Person, ...]:
+        """Every person above the threshold, best first, with a mask at the image's size."""
+        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+            raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+        h, w = rgb.shape[:2]
+        # the network sees the image at its test size; masks come back at that size and are enlarged here
+        # (pasting 50 full-size float masks of a 12 MP photo would take gigabytes)
+        s = self.size / min(h, w)
+        s = min(s, 704 / max(h, w))
+        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        x = torch.tensor(small).permute(2, 0, 1).float().div_(255.0)
+        with self._lock, torch.inference_mode():
+            self.model.transform.min_size = (min(small.shape[:2]),)  # type: ignore[union-attr]
+            self.model.transform.max_size = max(small.shape[:2])  # type: ignore[union-attr]
+            out = self.model([x])[0]
+        keep = out["scores"] >= self.threshold
+        scores = out["scores"][keep].numpy()
+        boxes = out["boxes"][keep].numpy() / np.array([small.shape[1] / w, small.shape[0] / h] * 2)
+        probs = out["masks"][keep][:, 0].numpy()
+        persons = []
+        for box, score, prob in zip(boxes, scores, probs, strict=True):
+            mask = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
+            if not mask.any():
+                continue
+            persons.append(Person(box=tuple(float(v) for v in box), score=float(score), mask=mask))  # type: ignore[arg-type]
+        return tuple(persons)
+
+
+def instance_image(persons: tuple[Person, ...] | list[Person], size: tuple[int, int]) -> np.ndarray:
+    """An instance-id image (H, W) uint16: 0 background, k for the k-th person (1-based, in list order).
+    Where masks overlap, the earlier (higher-scoring) person wins."""
+    h, w = size
+    ids = np.zeros((h, w), np.uint16)
+    for k in range(len(persons), 0, -1):
+        ids[persons[k - 1].mask] = k
+    return ids
+
+
+def cover_persons(
+    rgb: np.ndarray,
+    persons: tuple[Person, ...] | list[Person],
+    *,
+    method: str = "solid",
+    color: tuple[int, int, int] = (0, 0, 0),
+    grow: float = PERSON_MASK_GROW,
+) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+    """Cover every person's (grown) mask with ``method``; returns (new image, regions, changed-pixel mask).
+
+    Each region's box is the grown mask's bounding box; its ``shape`` is "mask". The input is not modified.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    out = rgb.copy()
+    h, w = rgb.shape[:2]
+    changed = np.zeros((h, w), bool)
+    regions: list[Region] = []
+    for p in persons:
+        if p.mask.shape != (h, w):
+            raise InputError(f"person mask is {p.mask.shape}, the image is {(h, w)}")
+        r = max(2, round(grow * (p.box[3] - p.box[1])))
+        ys, xs = np.nonzero(p.mask)
+        x1, y1 = max(0, int(xs.min()) - r), max(0, int(ys.min()) - r)
+        x2, y2 = min(w, int(xs.max()) + 1 + r), min(h, int(ys.max()) + 1 + r)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        local = cv2.dilate(p.mask[y1:y2, x1:x2].astype(np.uint8), kernel) > 0
+        patch = out[y1:y2, x1:x2]
+        rep = replace_patch(patch, method, face_width=float(x2 - x1), color=color)
+        out[y1:y2, x1:x2] = composite(patch, rep, local.astype(np.float32))
+        changed[y1:y2, x1:x2] |= local
+        face = Face(box=p.box, score=p.score, landmarks=())
+        regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="mask", kind="person"))
+    return out, tuple(regions), changed

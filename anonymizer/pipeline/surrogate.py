@@ -1,0 +1,95 @@
+"""Paint surrogate faces: align each face onto the generator's crop, generate a face for its code, warp
+it back and blend it into the photo.
+
+Each face gets the code of its track (a photo's faces are tracks 0, 1, ... in detection order; a video's
+tracks keep their number), derived from the password by :class:`anonymizer.vault.surrogate.SurrogateSeed`,
+so the same password and input give the same output and different people never share a surrogate.
+Large faces (more than 1.5x the crop) are generated at the crop's size and enlarged 4x by the SRGAN
+model before being warped back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, crop_template, face_mask, landmark_heatmaps
+from ..ops.align import similarity_transform
+from ..ops.replace import composite
+from ..types import Face, Region
+from ..vault.surrogate import SurrogateSeed
+
+#: Faces whose crop would be enlarged more than this go through the 4x SRGAN before being warped back.
+SR_ABOVE = 1.5
+
+
+class SurrogatePainter:
+    """Loads the generator once; :meth:`paint` is safe to call from several threads."""
+
+    def __init__(self, *, weights: str | None = "default", generator: torch.nn.Module | None = None,
+                 super_resolution: str | None = "srgan") -> None:
+        if generator is None:
+            from ..nn.surrogate import surrogate
+
+            generator = surrogate(weights=weights)
+        self.gen = generator.eval()
+        self.sr = super_resolution
+        self._lock = threading.Lock()
+
+    def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
+              tracks: Sequence[int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+        """(new image, regions, changed-pixel mask); the input is not modified. Faces without five
+        landmarks cannot be aligned and raise InputError."""
+        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+            raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+        tracks = list(range(len(faces))) if tracks is None else list(tracks)
+        if len(tracks) != len(faces):
+            raise InputError(f"{len(faces)} faces but {len(tracks)} track numbers")
+        h, w = rgb.shape[:2]
+        out = rgb.copy()
+        changed = np.zeros((h, w), bool)
+        regions: list[Region] = []
+        tpl = crop_template()
+        for face, track in zip(faces, tracks, strict=True):
+            lm = np.asarray(face.landmarks, np.float64)
+            if lm.shape != (5, 2):
+                raise InputError("a surrogate needs the face's five landmarks")
+            m = similarity_transform(lm, tpl)
+            crop = cv2.warpAffine(rgb, m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_AREA if _scale(m) < 1 else cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+            lm_crop = torch.from_numpy((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))[None]
+            mask = face_mask(lm_crop)
+            x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
+            code = torch.from_numpy(seed.code(int(track), CODE_DIM))[None]
+            with self._lock, torch.inference_mode():
+                painted = self.gen(x, mask, landmark_heatmaps(lm_crop), code)[0]
+            gen_rgb = (painted.permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+            alpha = mask[0, 0].numpy()
+            inv = cv2.invertAffineTransform(m)
+            if self.sr is not None and 1.0 / _scale(m) > SR_ABOVE:
+                from .enhance import enhance_array
+
+                gen_rgb = enhance_array(gen_rgb, model=self.sr)
+                alpha = cv2.resize(alpha, gen_rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+                inv = inv @ np.diag([0.25, 0.25, 1.0])  # the crop is now 4x larger
+            back = cv2.warpAffine(gen_rgb, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            a = cv2.warpAffine(alpha, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            ys, xs = np.nonzero(a > 0)
+            if len(xs) == 0:
+                continue
+            x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+            win = (slice(y1, y2), slice(x1, x2))
+            out[win] = composite(out[win], back[win], a[win])
+            changed[win] |= a[win] > 0
+            regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
+        return out, tuple(regions), changed
+
+
+def _scale(m: np.ndarray) -> float:
+    """The scale of a similarity transform (crop pixels per image pixel)."""
+    return float(np.sqrt(abs(np.linalg.det(m[:, :2]))))

@@ -1,0 +1,248 @@
+"""Train the surrogate-face generator (password-conditioned U-Net) against a conditional PatchGAN.
+
+    python -m anonymizer.train.surrogate --data ../shared/data/faces-utk --out runs/surrogate \
+        --steps 20000 --seed 0 --export models/surrogate.safetensors
+
+Data: faces-utk's 200x200 crops without the fixed held-out tenth, each aligned by its five landmarks (our
+detector, from the prepared faces cache or ``--faces-cache``) onto the 128-px surrogate crop
+(:func:`anonymizer.nn.surrogate.crop_template`), with horizontal flips. The face region (an ellipse from
+the landmarks) is masked out of the generator's input.
+
+Losses of the generator, per step, for two random codes z1, z2 on the same faces:
+- adversarial (hinge) against the multi-scale PatchGAN, which sees images with the landmark heatmaps;
+- identity change: relu(margin - d(out1, original)) with d the IdentityNet embedding distance (the
+  output must not be the same person);
+- diversity: relu(margin - d(out1, out2)) (two codes, two people);
+- colour: L1 between heavily blurred output and original inside the mask (skin tone and lighting match
+  the photo; a low-pass carries no identity);
+- feature matching on the critic's features (stability).
+Outside the mask the output equals the input by construction.
+
+Runs on a GPU when there is one. Seeded and resumable (``--out`` keeps ``last.pt``; the same command
+resumes; ``--stop-after`` / ``--time-limit`` stop early with a checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nn.surrogate import (
+    CODE_DIM,
+    SURROGATE_SIZE,
+    PatchDiscriminator,
+    SurrogateGenerator,
+    crop_template,
+    face_mask,
+    landmark_heatmaps,
+)
+from .faces import is_held_out
+
+
+def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(crops uint8 (N, S, S, 3), landmarks float32 (N, 5, 2) in crop pixels) of one split."""
+    import cv2
+
+    from ..media.image import load_image
+    from ..ops.align import similarity_transform
+    from .faces import prepare_faces
+
+    if cache is not None:
+        z = np.load(cache, allow_pickle=False)
+        names, lms = z["names"], z["landmarks"]
+    else:
+        fs = prepare_faces(root, with_dlib=False, progress=True)
+        names, lms = fs.names, fs.landmarks
+    tpl = crop_template()
+    crops, out_lms = [], []
+    for name, lm in zip(names, lms, strict=True):
+        if is_held_out(str(name)) != held_out or not np.isfinite(lm).all() or not (root / str(name)).is_file():
+            continue
+        m = similarity_transform(lm, tpl)
+        rgb = load_image(root / str(name)).rgb
+        crops.append(cv2.warpAffine(rgb, m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        out_lms.append((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))
+        if limit is not None and len(crops) >= limit:
+            break
+    if not crops:
+        raise SystemExit(f"no usable faces in {root}")
+    return np.stack(crops), np.stack(out_lms)
+
+
+def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
+    """affine_grid thetas (B, 2, 3) that sample IdentityNet's aligned crop from surrogate crops."""
+    from ..nn.identity import IDENTITY_CROP
+    from ..ops.align import TEMPLATE_112, affine_to_theta, similarity_transform
+
+    dst = TEMPLATE_112 * IDENTITY_CROP / 112
+    size = (SURROGATE_SIZE, SURROGATE_SIZE)
+    th = [affine_to_theta(similarity_transform(lm, dst), size, (IDENTITY_CROP, IDENTITY_CROP)) for lm in lms.cpu().numpy()]
+    return torch.tensor(np.stack(th), dtype=torch.float32, device=lms.device)
+
+
+def embed(net: torch.nn.Module, images: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
+    from ..nn.identity import IDENTITY_CROP
+
+    grid = F.affine_grid(thetas, [len(images), 3, IDENTITY_CROP, IDENTITY_CROP], align_corners=False)
+    return net(F.grid_sample(images, grid, align_corners=False, padding_mode="border"))  # type: ignore[no-any-return]
+
+
+def lowpass(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(F.avg_pool2d(x, 16), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
+    ap.add_argument("--out", type=Path, default=Path("runs/surrogate"), help="checkpoint folder (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=20000, help="default: %(default)s")
+    ap.add_argument("--batch", type=int, default=16, help="default: %(default)s")
+    ap.add_argument("--lr", type=float, default=2e-4, help="default: %(default)s")
+    ap.add_argument("--margin", type=float, default=0.8, help="identity-change and diversity margin (IdentityNet distance; default: %(default)s)")
+    ap.add_argument("--w-id", type=float, default=1.0, help="identity-change weight (default: %(default)s)")
+    ap.add_argument("--w-div", type=float, default=1.0, help="diversity weight (default: %(default)s)")
+    ap.add_argument("--w-color", type=float, default=5.0, help="low-pass colour weight (default: %(default)s)")
+    ap.add_argument("--w-fm", type=float, default=1.0, help="feature-matching weight (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
+    ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
+    ap.add_argument("--save-every", type=int, default=500, help="default: %(default)s")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop cleanly after this many seconds")
+    ap.add_argument("--export", type=Path, default=None, help="write the final generator weights here")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    args = ap.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from ..nn.identity import identity_net
+
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
+    print(f"training faces: {len(crops)}; device {dev}")
+    gen = SurrogateGenerator().to(dev).train()
+    disc = PatchDiscriminator().to(dev).train()
+    ident = identity_net().to(dev)
+    for p in ident.parameters():
+        p.requires_grad_(False)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.99))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.99))
+
+    def lr_at(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps)) * 0.9 + 0.1
+
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lr_at)
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_at)
+    rng = np.random.default_rng(args.seed)
+    step = 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt = args.out / "last.pt"
+    if ckpt.is_file():
+        st = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
+        gen.load_state_dict(st["gen"])
+        disc.load_state_dict(st["disc"])
+        opt_g.load_state_dict(st["opt_g"])
+        opt_d.load_state_dict(st["opt_d"])
+        sched_g.load_state_dict(st["sched_g"])
+        sched_d.load_state_dict(st["sched_d"])
+        rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"].cpu())
+        step = st["step"]
+        print(f"resumed from {ckpt} at step {step}")
+    end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
+    bar = tqdm(total=end - step, desc="surrogate", unit="step")
+    avg: dict[str, float] = {}
+    t0 = time.monotonic()
+    width = float(SURROGATE_SIZE)
+    while step < end:
+        idx = rng.integers(0, len(crops), args.batch)
+        flip = rng.random(args.batch) < 0.5
+        batch = crops[idx].copy()
+        lm = lms[idx].copy()
+        batch[flip] = batch[flip][:, :, ::-1]
+        lm[flip, :, 0] = width - lm[flip, :, 0]
+        lm[flip] = lm[flip][:, [1, 0, 2, 4, 3]]  # left/right swap places when mirrored
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0).to(dev)
+        lm_t = torch.from_numpy(lm).to(dev)
+        hm = landmark_heatmaps(lm_t)
+        mask = face_mask(lm_t)
+        thetas = identity_thetas(lm_t)
+        z1 = torch.randn(args.batch, CODE_DIM, device=dev)
+        z2 = torch.randn(args.batch, CODE_DIM, device=dev)
+        out1 = gen(x, mask, hm, z1)
+        out2 = gen(x, mask, hm, z2)
+        # critic: hinge
+        real_l, _ = disc(x, hm)
+        fake_l, _ = disc(out1.detach(), hm)
+        d_loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_l, fake_l, strict=True))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()  # type: ignore[union-attr]
+        opt_d.step()
+        # generator
+        fake_l, fake_f = disc(out1, hm)
+        fake_l2, _ = disc(out2, hm)
+        with torch.no_grad():
+            _, real_f = disc(x, hm)
+            e_orig = embed(ident, x, thetas)
+        e1, e2 = embed(ident, out1, thetas), embed(ident, out2, thetas)
+        d_orig = (e1 - e_orig).norm(dim=1)
+        d_pair = (e1 - e2).norm(dim=1)
+        losses = {
+            "adv": -sum(f.mean() for f in fake_l) / len(fake_l) - sum(f.mean() for f in fake_l2) / len(fake_l2),  # type: ignore[operator]
+            "id": F.relu(args.margin - d_orig).mean(),
+            "div": F.relu(args.margin - d_pair).mean(),
+            "color": (F.l1_loss(lowpass(out1) * mask, lowpass(x) * mask) + F.l1_loss(lowpass(out2) * mask, lowpass(x) * mask)),
+            "fm": sum(F.l1_loss(a, b) for a, b in zip(fake_f, real_f, strict=True)) / len(fake_f),  # type: ignore[operator]
+        }
+        g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"]
+                  + args.w_color * losses["color"] + args.w_fm * losses["fm"])
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        sched_g.step()
+        sched_d.step()
+        step += 1
+        if step % 10 == 0 or dev.type == "cpu":
+            stats = {**{k: float(v.detach()) for k, v in losses.items()}, "d": float(d_loss.detach()),  # type: ignore[union-attr]
+                     "dist": float(d_orig.mean().detach())}
+            for k, v in stats.items():
+                avg[k] = 0.95 * avg.get(k, v) + 0.05 * v
+            bar.set_postfix({k: f"{v:.3f}" for k, v in avg.items()})
+        bar.update(1)
+        if args.time_limit is not None and time.monotonic() - t0 > args.time_limit:
+            end = step
+        if step % args.save_every == 0 or step == end:
+            bar.write(f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
+                      f"between codes {float(d_pair.mean().detach()):.3f}")
+            st = {"gen": gen.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "rng": rng.bit_generator.state,
+                  "torch_rng": torch.get_rng_state(), "step": step}
+            torch.save(st, ckpt.with_suffix(".tmp"))
+            ckpt.with_suffix(".tmp").replace(ckpt)
+    bar.close()
+    took = time.monotonic() - t0
+    print(f"this run: {bar.n} steps in {took:.1f} s ({bar.n / max(took, 1e-9):.2f} steps/s)")
+    if step < args.steps:
+        print(f"stopped at step {step} of {args.steps}; run the same command again to resume")
+        return
+    if args.export is not None:
+        from safetensors.torch import save_file
+
+        args.export.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}, str(args.export),
+                  metadata={"source": "surrogate generator trained on faces-utk (see models/surrogate.md)"})
+        print(f"wrote {args.export}")
+
+
+if __name__ == "__main__":
+    main()

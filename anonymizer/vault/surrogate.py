@@ -1,0 +1,65 @@
+"""Surrogate codes: the vector that decides a surrogate face's identity, derived from a password.
+
+The password goes through the vault's password KDF (scrypt at the vault's default cost, so a code cannot
+be brute-forced faster than a vault) with a fixed, public salt: the same password must give the same
+surrogate on every machine and in every run. Codes for individual tracks (people in a video, faces in a
+photo) come from HKDF-SHA256 of that key with the track number, so different people never share one
+surrogate. Without a password a random key is drawn per run. The raw password is never used as a code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import lru_cache
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import InputError
+from .keys import SCRYPT_DEFAULT, derive_password_key
+
+#: Fixed public salt: surrogates must be reproducible from the password alone (see the module notes).
+SURROGATE_SALT = hashlib.sha256(b"anonymizer surrogate code v1").digest()[:16]
+
+
+@lru_cache(maxsize=8)
+def _stretch(password: bytes) -> bytes:
+    return derive_password_key(password, "scrypt", SURROGATE_SALT, SCRYPT_DEFAULT)
+
+
+class SurrogateSeed:
+    """32 bytes of key material from which every track's code is derived."""
+
+    def __init__(self, material: bytes) -> None:
+        if len(material) != 32:
+            raise InputError("surrogate seed material must be 32 bytes")
+        self._material = bytes(material)
+
+    def __repr__(self) -> str:  # never show the material
+        return "SurrogateSeed(<hidden>)"
+
+    @classmethod
+    def from_password(cls, password: str | bytes) -> SurrogateSeed:
+        pw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
+        if not pw:
+            raise InputError("the surrogate password is empty")
+        return cls(_stretch(pw))
+
+    @classmethod
+    def random(cls) -> SurrogateSeed:
+        return cls(secrets.token_bytes(32))
+
+    def code(self, track: int = 0, dim: int = 64) -> np.ndarray:
+        """A standard-normal float32 vector of ``dim`` values for ``track`` (Box-Muller on HKDF output)."""
+        if track < 0 or dim < 2 or dim % 2:
+            raise InputError(f"track must be >= 0 and dim an even number >= 2, got {track}, {dim}")
+        raw = HKDF(algorithm=hashes.SHA256(), length=8 * dim, salt=None,
+                   info=b"anonymizer surrogate code" + track.to_bytes(8, "big")).derive(self._material)
+        u = (np.frombuffer(raw, dtype=">u8").astype(np.float64) + 0.5) / 2.0**64  # open interval (0, 1)
+        u1, u2 = u[0::2], u[1::2]
+        r = np.sqrt(-2.0 * np.log(u1))
+        z = np.empty(dim, np.float64)
+        z[0::2], z[1::2] = r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)
+        return z.astype(np.float32)

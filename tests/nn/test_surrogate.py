@@ -1,0 +1,54 @@
+"""The surrogate generator: output equals the input outside the face mask, the code changes the face, the
+same code gives the same output; heatmaps and masks sit on the landmarks; the critic sees two scales."""
+
+from __future__ import annotations
+
+import torch
+
+from anonymizer.nn import build_model
+from anonymizer.nn.surrogate import CODE_DIM, SURROGATE_SIZE, crop_template, face_mask, landmark_heatmaps
+
+
+def _inputs(batch: int = 2):
+    torch.manual_seed(0)
+    lm = torch.tensor(crop_template())[None].repeat(batch, 1, 1)
+    return torch.rand(batch, 3, SURROGATE_SIZE, SURROGATE_SIZE), lm
+
+
+def test_heatmaps_peak_on_landmarks_and_mask_covers_the_face() -> None:
+    _, lm = _inputs(1)
+    hm = landmark_heatmaps(lm)
+    assert hm.shape == (1, 5, SURROGATE_SIZE, SURROGATE_SIZE)
+    for k, (x, y) in enumerate(lm[0].tolist()):
+        peak = int(hm[0, k].argmax())
+        assert abs(peak % SURROGATE_SIZE - x) <= 1 and abs(peak // SURROGATE_SIZE - y) <= 1
+    m = face_mask(lm)[0, 0]
+    for x, y in lm[0].tolist():
+        assert m[int(y), int(x)] == 1  # eyes, nose and mouth are replaced
+    assert m[2, 2] == 0 and m[2, -3] == 0 and 0.2 < float(m.mean()) < 0.6
+
+
+def test_generator_keeps_the_outside_and_follows_the_code() -> None:
+    gen = build_model("surrogate", weights=None)
+    with torch.no_grad():  # a random FiLM start is the identity: give the code some say
+        for mod in gen.modules():
+            if type(mod).__name__ == "FiLM":
+                mod.proj.weight.normal_(0, 0.2)
+    img, lm = _inputs()
+    mask, hm = face_mask(lm), landmark_heatmaps(lm)
+    z = torch.randn(2, CODE_DIM)
+    with torch.no_grad():
+        a, b, c = gen(img, mask, hm, z), gen(img, mask, hm, z), gen(img, mask, hm, torch.randn(2, CODE_DIM))
+    assert a.shape == img.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+    outside = (mask == 0).expand_as(img)
+    assert torch.equal(a[outside], img[outside])
+    assert torch.equal(a, b)
+    inside = (mask == 1).expand_as(img)
+    assert float((a - c)[inside].abs().mean()) > 0.01
+
+
+def test_discriminator_two_scales() -> None:
+    disc = build_model("surrogate_discriminator")
+    img, lm = _inputs()
+    logits, feats = disc(img, landmark_heatmaps(lm))
+    assert [tuple(t.shape) for t in logits] == [(2, 1, 16, 16), (2, 1, 8, 8)] and len(feats) == 6
