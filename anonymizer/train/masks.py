@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..nn.masks import TEST_SIZE, person_maskrcnn
+from .common import save_checkpoint
 
 
 def is_dev(name: str) -> bool:
@@ -220,8 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
                  "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history,
                  "init": args.init}
-        torch.save(state, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+        save_checkpoint(state, ckpt)
     took = time.monotonic() - t0
     print(f"this run: {took / 60:.1f} min")
     if epoch < args.epochs:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..nn.sr import Discriminator, SRResNet
+from .common import face_landmarks, finish_run, save_checkpoint
 from .faces import is_held_out
 
 SCALE = 4
@@ -202,21 +203,10 @@ def main(argv: list[str] | None = None) -> None:
                      "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step}
             if disc is not None and opt_d is not None:
                 state.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
-            torch.save(state, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
+            save_checkpoint(state, ckpt)
     bar.close()
-    took = time.monotonic() - t0
-    print(f"this run: {bar.n} steps in {took:.1f} s ({bar.n / max(took, 1e-9):.2f} steps/s)")
-    if step < args.steps:
-        print(f"stopped at step {step} of {args.steps}; run the same command again to resume")
-        return
-    if args.export is not None:
-        from safetensors.torch import save_file
-
-        args.export.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}, str(args.export),
-                  metadata={"source": f"{args.model} trained on faces-utk (see models/{args.model}.md)"})
-        print(f"wrote {args.export}")
+    finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
+               source=f"{args.model} trained on faces-utk (see models/{args.model}.md)")
 
 
 def _val_psnr(gen: SRResNet, lr: torch.Tensor, hr: torch.Tensor) -> float:
@@ -230,14 +220,8 @@ def _val_psnr(gen: SRResNet, lr: torch.Tensor, hr: torch.Tensor) -> float:
 
 def _identity_parts(root: Path, names: list[str], cache: Path | None = None) -> tuple[torch.nn.Module, np.ndarray]:
     from ..nn.identity import identity_net
-    from .faces import prepare_faces
 
-    if cache is not None:
-        z = np.load(cache, allow_pickle=False)
-        all_names, all_lms = z["names"], z["landmarks"]
-    else:
-        fs = prepare_faces(root, with_dlib=False, progress=True)
-        all_names, all_lms = fs.names, fs.landmarks
+    all_names, all_lms = face_landmarks(root, cache)
     where = {str(n): i for i, n in enumerate(all_names)}
     nan = np.full((5, 2), np.nan, np.float32)
     lms = np.stack([all_lms[where[n]] if n in where else nan for n in names])

@@ -43,6 +43,7 @@ from ..nn.surrogate import (
     face_mask,
     landmark_heatmaps,
 )
+from .common import face_landmarks, finish_run, save_checkpoint
 from .faces import is_held_out
 
 
@@ -52,14 +53,8 @@ def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache
 
     from ..media.image import load_image
     from ..ops.align import similarity_transform
-    from .faces import prepare_faces
 
-    if cache is not None:
-        z = np.load(cache, allow_pickle=False)
-        names, lms = z["names"], z["landmarks"]
-    else:
-        fs = prepare_faces(root, with_dlib=False, progress=True)
-        names, lms = fs.names, fs.landmarks
+    names, lms = face_landmarks(root, cache)
     tpl = crop_template()
     crops, out_lms = [], []
     for name, lm in zip(names, lms, strict=True):
@@ -227,21 +222,10 @@ def main(argv: list[str] | None = None) -> None:
             st = {"gen": gen.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                   "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "rng": rng.bit_generator.state,
                   "torch_rng": torch.get_rng_state(), "step": step}
-            torch.save(st, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
+            save_checkpoint(st, ckpt)
     bar.close()
-    took = time.monotonic() - t0
-    print(f"this run: {bar.n} steps in {took:.1f} s ({bar.n / max(took, 1e-9):.2f} steps/s)")
-    if step < args.steps:
-        print(f"stopped at step {step} of {args.steps}; run the same command again to resume")
-        return
-    if args.export is not None:
-        from safetensors.torch import save_file
-
-        args.export.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()}, str(args.export),
-                  metadata={"source": "surrogate generator trained on faces-utk (see models/surrogate.md)"})
-        print(f"wrote {args.export}")
+    finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
+               source="surrogate generator trained on faces-utk (see models/surrogate.md)")
 
 
 if __name__ == "__main__":
