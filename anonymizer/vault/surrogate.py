@@ -5,6 +5,11 @@ be brute-forced faster than a vault) with a fixed, public salt: the same passwor
 surrogate on every machine and in every run. Codes for individual tracks (people in a video, faces in a
 photo) come from HKDF-SHA256 of that key with the track number, so different people never share one
 surrogate. Without a password a random key is drawn per run. The raw password is never used as a code.
+
+The fixed salt is the price of reproducibility: whoever sees surrogates and has the generator can test
+password guesses offline at scrypt's cost per guess, and could precompute a dictionary once for every
+user (a vault's own salt is random, so its guesses cannot be shared). Use a long passphrase; a
+per-collection label mixed into the salt is the planned remedy (issue 8).
 """
 
 from __future__ import annotations
