@@ -1,7 +1,9 @@
 """Train the person Mask R-CNN on Penn-Fudan.
 
-    python -m anonymizer.train.masks --init centerface --epochs 24 --seed 0 --out runs/masks \
+    python -m anonymizer.train.masks --init centerface --epochs 40 --seed 0 --out runs/masks_centerface \
         --export models/person_maskrcnn.safetensors
+
+(the shipped weights; models/person_maskrcnn.md compares them with ``--init random``)
 
 Data (``--data``, default ../shared/data/pennfudan): PNGImages/*.png with PedMasks/<name>_mask.png
 (0 background, k = person k); boxes are taken from the masks. The dev split is fixed by file name (sha256
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/pennfudan"), help="default: %(default)s")
     ap.add_argument("--out", type=Path, default=Path("runs/masks"), help="checkpoint folder (default: %(default)s)")
     ap.add_argument("--init", choices=("centerface", "random"), default="centerface", help="backbone start (default: %(default)s)")
-    ap.add_argument("--epochs", type=int, default=24, help="default: %(default)s")
+    ap.add_argument("--epochs", type=int, default=40, help="default: %(default)s")
     ap.add_argument("--batch", type=int, default=2, help="default: %(default)s")
     ap.add_argument("--lr", type=float, default=0.01, help="peak SGD learning rate (default: %(default)s)")
     ap.add_argument("--backbone-lr", type=float, default=None,
