@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._registry import build_model, get_model_builder, list_models, register_model
 from .backbones import MobileNetV2
+from .deepfake import DeepfakeNet, deepfake
 from .detectors import FaceDetector, centerface, prepare_batch
 from .heads import CenterHead
 from .identity import IdentityNet, identity_net
@@ -15,6 +16,7 @@ from .surrogate import PatchDiscriminator, SurrogateGenerator, surrogate, surrog
 
 __all__ = [
     "CenterHead",
+    "DeepfakeNet",
     "Discriminator",
     "FaceDetector",
     "IdentityNet",
@@ -27,6 +29,7 @@ __all__ = [
     "TopDownFPN",
     "build_model",
     "centerface",
+    "deepfake",
     "get_model_builder",
     "identity_net",
     "list_models",

@@ -51,3 +51,22 @@ def average_precision(images: Sequence[tuple[np.ndarray, np.ndarray]], threshold
     points = np.linspace(0, 1, 101)
     idx = np.searchsorted(recall, points, side="left")
     return float(np.mean([envelope[i] if i < len(envelope) else 0.0 for i in idx]))
+
+
+def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """ROC AUC of scores: P(a positive scores above a negative), ties counting half (Mann-Whitney)."""
+    pos, neg = np.asarray(positive, np.float64).ravel(), np.asarray(negative, np.float64).ravel()
+    if not len(pos) or not len(neg):
+        raise ValueError("roc_auc needs at least one positive and one negative score")
+    allv = np.concatenate([pos, neg])
+    order = np.argsort(allv, kind="mergesort")
+    ranks = np.empty(len(allv))
+    sorted_v = allv[order]
+    i = 0
+    while i < len(allv):  # average ranks over ties
+        j = i
+        while j + 1 < len(allv) and sorted_v[j + 1] == sorted_v[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

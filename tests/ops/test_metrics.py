@@ -44,3 +44,14 @@ def test_ap_duplicate_detection_is_a_false_positive() -> None:
     dup_first = [(np.array([0.9, 0.8, 0.7]), np.array([[0.9, 0.0], [0.9, 0.0], [0.0, 0.9]]))]
     # recall 1/2 at precision 1, then the duplicate, then recall 1 at precision 2/3
     assert average_precision(dup_first, 0.5) == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
+
+
+def test_roc_auc() -> None:
+    from anonymizer.ops.metrics import roc_auc
+
+    assert roc_auc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
+    assert roc_auc(np.array([0.1]), np.array([0.9])) == 0.0
+    assert roc_auc(np.array([0.5, 0.5]), np.array([0.5])) == 0.5  # ties count half
+    assert roc_auc(np.array([0.9, 0.3]), np.array([0.5, 0.1])) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="at least one"):
+        roc_auc(np.array([]), np.array([0.1]))

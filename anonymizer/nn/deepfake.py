@@ -1,0 +1,77 @@
+"""Deepfake detection: a compact EfficientNet-style classifier of aligned face crops.
+
+forward(x: Tensor[B, 3, 128, 128] RGB in 0..1, aligned onto :func:`anonymizer.nn.surrogate.crop_template`,
+so the face and its blending boundary are in view) -> logits Tensor[B]: sigmoid gives the probability
+that the face is synthetic or manipulated.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ._registry import register_model
+from .backbones import init_weights
+
+DEEPFAKE_SIZE = 128
+#: (expansion, channels, repeats, first stride) of the MBConv stages.
+STAGES = ((1, 24, 1, 1), (4, 32, 2, 2), (4, 48, 2, 2), (4, 96, 3, 2), (4, 128, 2, 1))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, reduced, 1), nn.SiLU(),
+                                nn.Conv2d(reduced, channels, 1), nn.Sigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.fc(x)
+
+
+class MBConv(nn.Module):
+    """1x1 expand -> 3x3 depthwise -> squeeze-excite -> 1x1 project (batch-norm, SiLU), residual when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, *, expand: int, stride: int) -> None:
+        super().__init__()
+        hid = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [nn.Conv2d(cin, hid, 1, bias=False), nn.BatchNorm2d(hid), nn.SiLU()]
+        layers += [nn.Conv2d(hid, hid, 3, stride, 1, groups=hid, bias=False), nn.BatchNorm2d(hid), nn.SiLU(),
+                   SqueezeExcite(hid, max(8, cin // 4)), nn.Conv2d(hid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+class DeepfakeNet(nn.Module):
+    def __init__(self, *, dropout: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.SiLU()]
+        cin = 24
+        for t, c, n, s in STAGES:
+            for i in range(n):
+                layers.append(MBConv(cin, c, expand=t, stride=s if i == 0 else 1))
+                cin = c
+        layers += [nn.Conv2d(cin, 320, 1, bias=False), nn.BatchNorm2d(320), nn.SiLU()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(320, 1))
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
+        return self.head(self.features(x * 2 - 1))[:, 0]  # type: ignore[no-any-return]
+
+
+@register_model("deepfake")
+def deepfake(*, weights: str | None = "default") -> DeepfakeNet:
+    """The synthetic-face classifier (models/deepfake.md once trained); ``weights=None``: random."""
+    model = DeepfakeNet()
+    if weights is not None:
+        from ..weights import get_weights, load_state_dict
+
+        model.load_state_dict(load_state_dict(get_weights("deepfake" if weights == "default" else weights)))
+    return model.eval()

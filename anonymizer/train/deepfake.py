@@ -1,0 +1,177 @@
+"""Train the deepfake detector on real faces and fakes made here.
+
+    python -m anonymizer.train.deepfake --data ../shared/data/faces-utk --out runs/deepfake --steps 3000 --seed 0 \
+        --export models/deepfake.safetensors
+
+Real: faces-utk's crops without the held-out tenth, aligned onto the 128-px crop of
+:func:`anonymizer.nn.surrogate.crop_template` (our detector's landmarks, from the prepared faces cache or
+``--faces-cache``), flipped at random. Fakes, half of each batch: self-blended images
+(:func:`anonymizer.ops.sbi.self_blend`) and face swaps (another training face, aligned onto the same
+template, colour-matched and blended in through the same kind of soft deformed mask); our own surrogates
+join once the surrogate generator is trained. The dev split is the fixed held-out tenth: each real dev
+face against its own self-blend and a swap with another dev face (fixed seeds), AUC per kind.
+
+Seeded and resumable (``--out`` keeps ``last.pt``; the same command resumes; ``--stop-after`` /
+``--time-limit`` stop early with a checkpoint). Runs on a GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nn.deepfake import DeepfakeNet
+from ..ops.sbi import blend_mask, self_blend
+from .common import finish_run, save_checkpoint
+
+
+def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Blend ``source``'s face (both crops aligned onto the same template) into ``target`` through a soft
+    deformed landmark mask, after matching its colour statistics inside the mask to the target's."""
+    mask = blend_mask(target.shape[:2], target_lm, rng)
+    m = mask > 0.05
+    src = source.astype(np.float32)
+    tgt = target.astype(np.float32)
+    if m.any():
+        s_mean, s_std = src[m].mean(0), src[m].std(0) + 1e-3
+        t_mean, t_std = tgt[m].mean(0), tgt[m].std(0) + 1e-3
+        src = (src - s_mean) / s_std * t_std + t_mean
+    a = mask[:, :, None]
+    return np.clip(np.rint(tgt * (1 - a) + src * a), 0, 255).astype(np.uint8)
+
+
+def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    if rng.random() < 0.5:
+        return self_blend(crops[i], lms[i], rng)[0], "sbi"
+    j = int(rng.integers(0, len(crops) - 1))
+    j += j >= i
+    return face_swap(crops[i], lms[i], crops[j], rng), "swap"
+
+
+def dev_sets(crops: np.ndarray, lms: np.ndarray, seed: int = 12345) -> dict[str, np.ndarray]:
+    """Real dev crops and, per kind of fake, one fake per real face (fixed seeds)."""
+    rng = np.random.default_rng(seed)
+    n = len(crops)
+    sbi = np.stack([self_blend(crops[i], lms[i], rng)[0] for i in range(n)])
+    swap = np.stack([face_swap(crops[i], lms[i], crops[(i + 1 + int(rng.integers(0, n - 1))) % n], rng) for i in range(n)])
+    return {"real": crops, "sbi": sbi, "swap": swap}
+
+
+@torch.no_grad()
+def scores(model: torch.nn.Module, images: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+    was = model.training
+    model.eval()
+    out = []
+    for k in range(0, len(images), batch):
+        x = torch.from_numpy(images[k : k + batch]).permute(0, 3, 1, 2).float().div(255.0).to(device)
+        out.append(torch.sigmoid(model(x)).cpu().numpy())
+    model.train(was)
+    return np.concatenate(out)
+
+
+def dev_auc(model: torch.nn.Module, dev: dict[str, np.ndarray], device: torch.device) -> dict[str, float]:
+    from ..ops.metrics import roc_auc
+
+    real = scores(model, dev["real"], device)
+    return {kind: roc_auc(scores(model, dev[kind], device), real) for kind in dev if kind != "real"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
+    ap.add_argument("--out", type=Path, default=Path("runs/deepfake"), help="checkpoint folder (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=3000, help="default: %(default)s")
+    ap.add_argument("--batch", type=int, default=32, help="half real, half fake (default: %(default)s)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
+    ap.add_argument("--dev-limit", type=int, default=300, help="held-out faces for the dev AUC (default: %(default)s)")
+    ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
+    ap.add_argument("--save-every", type=int, default=250, help="default: %(default)s")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop cleanly after this many seconds")
+    ap.add_argument("--export", type=Path, default=None, help="write the final weights here")
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    args = ap.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from .surrogate import aligned_faces
+
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
+    dcrops, dlms = aligned_faces(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache)
+    dev_data = dev_sets(dcrops, dlms)
+    print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one self-blend and one swap each; device {dev}")
+    model = DeepfakeNet().to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
+    warm = max(1, args.steps // 30)
+
+    def lr_at(step: int) -> float:
+        return min(1.0, (step + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps)) * 0.98 + 0.02)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    rng = np.random.default_rng(args.seed)
+    step = 0
+    history: list[dict[str, float]] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt = args.out / "last.pt"
+    if ckpt.is_file():
+        st = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"].cpu())
+        step, history = st["step"], st["history"]
+        print(f"resumed from {ckpt} at step {step}")
+    end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
+    bar = tqdm(total=end - step, desc="deepfake", unit="step")
+    t0 = time.monotonic()
+    avg = None
+    half = max(1, args.batch // 2)
+    while step < end:
+        idx = rng.integers(0, len(crops), half)
+        real = crops[idx]
+        fakes = np.stack([make_fake(int(i), crops, lms, rng)[0] for i in idx])
+        batch = np.concatenate([real, fakes])
+        flip = rng.random(len(batch)) < 0.5
+        batch[flip] = batch[flip][:, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0).to(dev)
+        y = torch.cat([torch.zeros(half), torch.ones(half)]).to(dev)
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        v = float(loss.detach())
+        avg = v if avg is None else 0.98 * avg + 0.02 * v
+        bar.update(1)
+        bar.set_postfix(loss=f"{avg:.4f}")
+        if args.time_limit is not None and time.monotonic() - t0 > args.time_limit:
+            end = step
+        if step % args.save_every == 0 or step == end:
+            aucs = dev_auc(model, dev_data, dev)
+            history.append({"step": step, **aucs})
+            bar.write(f"step {step}: dev AUC " + ", ".join(f"{k} {a:.3f}" for k, a in aucs.items()))
+            save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                             "history": history}, ckpt)
+    bar.close()
+    finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=model.state_dict(),
+               source="deepfake detector trained on faces-utk, self-blends and swaps (see models/deepfake.md)")
+
+
+if __name__ == "__main__":
+    main()
