@@ -58,7 +58,7 @@ def blend_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Gen
 def _source(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The transformed copy: colour and contrast shifts, sometimes blurred or sharpened, slightly scaled
     and moved about the face centre."""
-    x = rgb.astype(np.float32)
+    x: np.ndarray = rgb.astype(np.float32)
     x = x * rng.uniform(0.9, 1.1, 3) + rng.uniform(-12, 12, 3)  # per-channel gain and shift
     mean = x.mean()
     x = (x - mean) * rng.uniform(0.85, 1.15) + mean
@@ -72,7 +72,7 @@ def _source(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) ->
     centre = lm.mean(0)
     scale = float(rng.uniform(0.95, 1.05))
     shift = rng.uniform(-0.04, 0.04, 2) * eye_dist
-    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), 0.0, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), 0.0, scale), np.float64)
     m[:, 2] += shift
     h, w = rgb.shape[:2]
     x = cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
