@@ -26,9 +26,9 @@ from .types import AnonymizedImage, Detections, Face, Region
 from .vault import Identity, Key, RestoredImage
 
 if TYPE_CHECKING:
-    from .api import anonymize_image, audit_image, detect_faces, enhance, restore_image, segment_persons
+    from .api import anonymize_image, audit_image, deepfake_score, detect_faces, enhance, restore_image, segment_persons
 
-_LAZY = {"anonymize_image", "audit_image", "detect_faces", "enhance", "restore_image", "segment_persons"}
+_LAZY = {"anonymize_image", "audit_image", "deepfake_score", "detect_faces", "enhance", "restore_image", "segment_persons"}
 
 
 def __getattr__(name: str) -> Any:
@@ -57,6 +57,7 @@ __all__ = [
     "__version__",
     "anonymize_image",
     "audit_image",
+    "deepfake_score",
     "detect_faces",
     "enhance",
     "restore_image",

@@ -27,7 +27,10 @@ from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person, PersonSegmenter
 from .types import AnonymizedImage, Detections, Face, Region
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .audit.report import AuditResult
+    from .pipeline.deepfake import DeepfakeScorer
 from .vault.images import RestoredImage, restore_bytes, restore_file
 from .vault.keys import Identity, Key
 
@@ -142,6 +145,29 @@ def segment_persons(image: ImageInput, *, threshold: float = DEFAULT_PERSON_THRE
     """Every person above ``threshold`` (best first): ``box`` (x1, y1, x2, y2), ``score`` and ``mask``, a
     bool (H, W) array of the upright image, from the Mask R-CNN trained here (models/person_maskrcnn.md)."""
     return get_segmenter(threshold).segment(_load(image).rgb)
+
+
+@lru_cache(maxsize=1)
+def get_deepfake_scorer() -> DeepfakeScorer:
+    """The shared :class:`DeepfakeScorer` (the classifier is loaded once per process)."""
+    from .pipeline.deepfake import DeepfakeScorer
+
+    return DeepfakeScorer()
+
+
+def deepfake_score(image: ImageInput, *, faces: Sequence[Face] | None = None, aligned: bool = False) -> tuple[float, ...]:
+    """Probability that each face is synthetic or manipulated (models/deepfake.md).
+
+    ``image``: a photo, whose faces are found by our detector unless ``faces`` (with landmarks) are given,
+    one score per face in that order; or, with ``aligned=True``, one face crop already aligned onto the
+    classifier's 128x128 template (:func:`anonymizer.pipeline.deepfake.align_for_deepfake`): one score.
+    """
+    scorer = get_deepfake_scorer()
+    rgb = _load(image).rgb
+    if aligned:
+        return tuple(float(v) for v in scorer.score_crops(rgb[None]))
+    found = tuple(faces) if faces is not None else get_finder().find(rgb)
+    return tuple(float(v) for v in scorer.score_faces(rgb, found))
 
 
 def restore_image(image: str | Path | bytes, key: Key | Identity, *, sidecar: bytes | None = None) -> RestoredImage:

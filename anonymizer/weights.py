@@ -243,3 +243,18 @@ register_weights(
         metrics={"mask AP50 / AP75 on the Penn-Fudan dev split": "python benchmarks/masks.py"},
     )
 )
+
+
+register_weights(
+    WeightSpec(
+        name="deepfake",
+        model="deepfake",
+        file="deepfake.safetensors",
+        sha256="f76dfdd553b51919323ef698967a7a9aeeba06186f796b6bcbf205bbc5630682",
+        source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends and "
+        "face swaps made from them; see models/deepfake.md)",
+        licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+        input_spec="RGB, float 0..1, NCHW 128x128, aligned by five landmarks (anonymizer.pipeline.deepfake)",
+        metrics={"ROC AUC per kind of fake on held-out faces": "python benchmarks/deepfake.py"},
+    )
+)

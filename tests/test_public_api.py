@@ -34,6 +34,7 @@ def test_public_names() -> None:
         "__version__",
         "anonymize_image",
         "audit_image",
+        "deepfake_score",
         "detect_faces",
         "enhance",
         "restore_image",

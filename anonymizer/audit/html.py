@@ -76,7 +76,8 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
         elif r.output_rgb is not None:
             for f in r.faces:
                 cls = " class='bad'" if f["visible"] else ""
-                parts.append(f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, score {f['score']:.2f}</span></div>")
+                parts.append(f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, score {f['score']:.2f}</span>"
+                             + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "") + "</div>")
         parts.append("</div>")
         if r.leaks:
             parts.append("<div>metadata: " + "; ".join(e(x.detail) for x in r.leaks) + "</div>")

@@ -1,7 +1,8 @@
 """Audit an anonymized photo: can anyone still be recognised, does its metadata leak, does its vault open.
 
 For each output the audit records
-- ``faces``: faces our detector still finds in the output (box, score);
+- ``faces``: faces our detector still finds in the output (box, score, and ``synthetic``: the deepfake
+  classifier's probability that the face is generated or manipulated, when a scorer is given);
 - ``identity``: for every face of the original (from ``--originals`` or restored through the key), the
   recognizer's distance between the original face and the same place in the output; a distance at or
   below the recognizer's threshold (0.6, dlib's) means the person is still recognisable;
@@ -24,6 +25,7 @@ from ..types import Face
 from .metadata import Leak, metadata_leaks
 
 if TYPE_CHECKING:
+    from ..pipeline.deepfake import DeepfakeScorer
     from ..pipeline.photo import FaceFinder
     from ..vault.keys import Identity, Key
     from .recognizers import Recognizer
@@ -102,12 +104,17 @@ def audit_image(
     original: str | Path | None = None,
     key: Key | Identity | None = None,
     keep_images: bool = False,
+    deepfake: DeepfakeScorer | None = None,
 ) -> AuditResult:
     """Audit one anonymized photo (see the module docstring). Raises InputError for unreadable files."""
     path = Path(path)
     res = AuditResult(path=path)
     out = load_image(path)
-    res.faces = [dict(f.to_dict(), visible=f.score >= VISIBLE_SCORE) for f in finder.find(out.rgb)]
+    found = finder.find(out.rgb)
+    res.faces = [dict(f.to_dict(), visible=f.score >= VISIBLE_SCORE) for f in found]
+    if deepfake is not None and found:
+        for row, p in zip(res.faces, deepfake.score_faces(out.rgb, found), strict=True):
+            row["synthetic"] = round(float(p), 4)
     res.leaks = metadata_leaks(path)
     for leak in res.leaks:
         res.reasons.append(f"metadata leaks: {leak.detail}")

@@ -62,6 +62,7 @@ def audit(
     rels = {f: rel for f, rel in files}
     finder = get_finder()
     rec = get_recognizer(recognizer.value) if (originals is not None or key is not None) else None
+    scorer = _deepfake_scorer()
     results: list[AuditResult] = []
 
     def work(job: Job) -> AuditResult:
@@ -70,7 +71,8 @@ def audit(
         orig = find_original(rels[job.src], originals) if originals is not None else None
         if originals is not None and orig is None and key is None:
             raise InputError(f"no original found for it in {originals}", path=job.src)
-        res = audit_image(job.src, finder=finder, recognizer=rec, original=orig, key=key, keep_images=html_file is not None)
+        res = audit_image(job.src, finder=finder, recognizer=rec, original=orig, key=key, keep_images=html_file is not None,
+                          deepfake=scorer)
         results.append(res)
         return res
 
@@ -96,3 +98,15 @@ def audit(
                + (f", {len(report.failed)} could not be read" if report.failed else ""), err=True)
     if failed or report.failed:
         raise fail(f"{failed + len(report.failed)} file(s) failed the audit", 1)
+
+
+def _deepfake_scorer():  # noqa: ANN202 (a DeepfakeScorer or None)
+    """The deepfake classifier when its weights are declared, else None (the audit then has no
+    "synthetic" scores)."""
+    from ..errors import WeightsError
+    from ..pipeline.deepfake import DeepfakeScorer
+
+    try:
+        return DeepfakeScorer()
+    except WeightsError:
+        return None

@@ -169,6 +169,8 @@ def test_audit_command(samples, tmp_path) -> None:
     verdicts = {Path(f["path"]).name: f["verdict"] for f in doc["files"]}
     assert verdicts == {"astronaut.png": "pass", "grace_hopper.jpg": "fail"}
     assert [Path(e["path"]).name for e in doc["errors"]] == ["broken.png"]
+    files = {Path(f["path"]).name: f for f in doc["files"]}
+    assert files["grace_hopper.jpg"]["faces"] and all(0 <= f["synthetic"] <= 1 for f in files["grace_hopper.jpg"]["faces"])
     page = sheet.read_text()
     assert page.count("data:image/png;base64") >= 4 and "recognisable" in page
     assert stat.S_IMODE(sheet.stat().st_mode) == 0o600

@@ -1,0 +1,52 @@
+"""Is a face synthetic or manipulated? Scores faces with the deepfake classifier trained here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..nn.deepfake import DEEPFAKE_SIZE
+from ..nn.surrogate import crop_template
+from ..ops.align import similarity_transform
+from ..types import Face
+
+
+def align_for_deepfake(rgb: np.ndarray, face: Face) -> np.ndarray:
+    """The face aligned by its five landmarks onto the classifier's 128-px crop (RGB uint8)."""
+    lm = np.asarray(face.landmarks, np.float64)
+    if lm.shape != (5, 2):
+        raise InputError("scoring a face needs its five landmarks")
+    m = similarity_transform(lm, crop_template(DEEPFAKE_SIZE))
+    return cv2.warpAffine(rgb, m, (DEEPFAKE_SIZE, DEEPFAKE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class DeepfakeScorer:
+    """Loads the classifier once; :meth:`score_crops` and :meth:`score_faces` are thread-safe."""
+
+    def __init__(self, *, weights: str = "default", model: torch.nn.Module | None = None) -> None:
+        if model is None:
+            from ..nn.deepfake import deepfake
+
+            model = deepfake(weights=weights)
+        self.model = model.eval()
+        self._lock = threading.Lock()
+
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities (N,) that aligned crops (N, 128, 128, 3) uint8 are synthetic or manipulated."""
+        if crops.ndim != 4 or crops.shape[1:] != (DEEPFAKE_SIZE, DEEPFAKE_SIZE, 3) or crops.dtype != np.uint8:
+            raise InputError(f"expected aligned crops (N, {DEEPFAKE_SIZE}, {DEEPFAKE_SIZE}, 3) uint8, got {crops.shape} {crops.dtype}")
+        if not len(crops):
+            return np.zeros(0, np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(255.0)
+        with self._lock, torch.inference_mode():
+            return torch.sigmoid(self.model(x)).numpy().astype(np.float32)
+
+    def score_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """Probabilities (len(faces),) for faces of ``rgb`` (each needs its five landmarks)."""
+        crops = [align_for_deepfake(rgb, f) for f in faces]
+        return self.score_crops(np.stack(crops) if crops else np.zeros((0, DEEPFAKE_SIZE, DEEPFAKE_SIZE, 3), np.uint8))
