@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             opt.step()
             sched.step()
-            run = 0.95 * run + 0.05 * float(loss) if step else float(loss)
+            run = 0.95 * run + 0.05 * float(loss.detach()) if step else float(loss.detach())
             bar.set_postfix(loss=f"{run:.4f}")
         model.eval()
         with torch.inference_mode():
