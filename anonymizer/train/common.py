@@ -1,8 +1,11 @@
-"""Pieces every trainer shares: face landmarks from the prepared cache, atomic checkpoints, the end of a run."""
+"""Pieces every trainer shares: seeding and the device, face landmarks from the prepared cache, checkpoints
+(what goes in, atomic saving, resuming), the end of a run."""
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,34 @@ def face_landmarks(root: Path, cache: Path | None = None) -> tuple[np.ndarray, n
         return z["names"], z["landmarks"]
     fs = prepare_faces(root, with_dlib=False, progress=True)
     return fs.names, fs.landmarks
+
+
+def seed_and_device(seed: int, device: str | None) -> torch.device:
+    """Seed Python's, NumPy's and torch's generators; the device asked for, else CUDA when present, else CPU."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def checkpoint_state(parts: Mapping[str, Any], rng: np.random.Generator, **extra: Any) -> dict[str, Any]:
+    """What a checkpoint holds: each part's state_dict under its name (models, optimisers, schedulers),
+    the NumPy generator's and torch's RNG states, and ``extra`` (step, history, ...)."""
+    return {**{k: v.state_dict() for k, v in parts.items()}, "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), **extra}
+
+
+def resume(path: Path, parts: Mapping[str, Any], rng: np.random.Generator, device: torch.device) -> dict[str, Any] | None:
+    """Load a :func:`checkpoint_state` from ``path`` into ``parts`` and the generators; the whole state
+    (for its extra fields), or None when there is no checkpoint yet."""
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, weights_only=False, map_location=device)  # our own checkpoint
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return state
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

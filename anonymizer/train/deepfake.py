@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 
 from ..nn.deepfake import DeepfakeNet
 from ..ops.sbi import blend_mask, self_blend
-from .common import finish_run, save_checkpoint
+from .common import checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
 
 
 def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -105,10 +104,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .surrogate import aligned_faces
 
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    dev = seed_and_device(args.seed, args.device)
     crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
     dcrops, dlms = aligned_faces(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache)
     dev_data = dev_sets(dcrops, dlms)
@@ -126,13 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     history: list[dict[str, float]] = []
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
-    if ckpt.is_file():
-        st = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        sched.load_state_dict(st["sched"])
-        rng.bit_generator.state = st["rng"]
-        torch.set_rng_state(st["torch_rng"].cpu())
+    parts = {"model": model, "opt": opt, "sched": sched}
+    if (st := resume(ckpt, parts, rng, dev)) is not None:
         step, history = st["step"], st["history"]
         print(f"resumed from {ckpt} at step {step}")
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -165,9 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             aucs = dev_auc(model, dev_data, dev)
             history.append({"step": step, **aucs})
             bar.write(f"step {step}: dev AUC " + ", ".join(f"{k} {a:.3f}" for k, a in aucs.items()))
-            save_checkpoint({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                             "history": history}, ckpt)
+            save_checkpoint(checkpoint_state(parts, rng, step=step, history=history), ckpt)
     bar.close()
     finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=model.state_dict(),
                source="deepfake detector trained on faces-utk, self-blends and swaps (see models/deepfake.md)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 from pathlib import Path
 
 import cv2
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 from ..nn.identity import IDENTITY_CROP, identity_net
 from ..ops.align import TEMPLATE_112, similarity_transform
+from .common import checkpoint_state, resume, save_checkpoint, seed_and_device
 from .faces import FaceSet, prepare_faces
 
 
@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     images = np.stack([fs.load_rgb(i) for i in tqdm(range(len(fs)), desc="loading", unit="img")])
     targets = torch.from_numpy(fs.descriptors.astype(np.float32))
 
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    dev = seed_and_device(args.seed, "cpu")
     model = identity_net(weights=None).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(train_idx) // args.batch)
@@ -119,13 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     start = 0
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)  # our own checkpoint, written below
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+    parts = {"model": model, "opt": opt, "sched": sched}
+    if (state := resume(ckpt, parts, rng, dev)) is not None:
         start = state["epoch"]
         print(f"resumed from {ckpt} at epoch {start}")
     val_crops = to_tensor(aligned_batch(images[val_idx], fs.landmarks[val_idx], None))
@@ -154,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         dp, dt = torch.cdist(pred, pred)[iu[0], iu[1]], torch.cdist(val_t, val_t)[iu[0], iu[1]]
         corr = float(torch.corrcoef(torch.stack([dp, dt]))[0, 1])
         print(f"epoch {epoch + 1}: held-out |student - dlib| {err:.4f}, distance correlation {corr:.4f}")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epoch": epoch + 1}, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+        save_checkpoint(checkpoint_state(parts, rng, epoch=epoch + 1), ckpt)
     if end < args.epochs:
         print(f"stopped after epoch {end} of {args.epochs}; run the same command again to resume")
         return

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from ..nn.masks import TEST_SIZE, person_maskrcnn
-from .common import save_checkpoint
+from .common import checkpoint_state, resume, save_checkpoint, seed_and_device
 
 
 def is_dev(name: str) -> bool:
@@ -149,10 +148,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    dev = seed_and_device(args.seed, args.device)
     train = load_pennfudan(args.data, dev=False)[: args.limit]
     dev_set = load_pennfudan(args.data, dev=True)
     print(f"training photos: {len(train)} ({sum(len(s.masks) for s in train)} people); "
@@ -177,13 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     history: list[dict[str, float]] = []
     ckpt = args.out / "last.pt"
     args.out.mkdir(parents=True, exist_ok=True)
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())
+    parts = {"model": model, "opt": opt, "sched": sched}
+    if (state := resume(ckpt, parts, rng, dev)) is not None:
         epoch, history = state["epoch"], state["history"]
         print(f"resumed from {ckpt} at epoch {epoch}")
     end = args.epochs if args.stop_after is None else min(args.epochs, epoch + args.stop_after)
@@ -220,10 +211,7 @@ def main(argv: list[str] | None = None) -> None:
             m = evaluate(model, dev_set, device=dev)
             history.append({"epoch": epoch, **m})
             print(f"epoch {epoch}: dev mask AP50 {m['mask_ap50']:.3f}, mask AP75 {m['mask_ap75']:.3f}, box AP50 {m['box_ap50']:.3f}")
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                 "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history,
-                 "init": args.init}
-        save_checkpoint(state, ckpt)
+        save_checkpoint(checkpoint_state(parts, rng, epoch=epoch, history=history, init=args.init), ckpt)
     took = time.monotonic() - t0
     print(f"this run: {took / 60:.1f} min")
     if epoch < args.epochs:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..nn.sr import Discriminator, SRResNet
-from .common import face_landmarks, finish_run, save_checkpoint
+from .common import checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
 from .faces import is_held_out
 
 SCALE = 4
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("runs") / args.model
     gan = args.model == "srgan"
     peak = args.lr or (1e-4 if gan else 1e-3)
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = seed_and_device(args.seed, args.device)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -106,9 +106,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from tqdm import tqdm
 
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
     names, hr = load_split(args.data, held_out=False, limit=args.limit)
     lr_imgs = np.stack([lowres(x) for x in hr])
     _, val_hr = load_split(args.data, held_out=True, limit=64)
@@ -140,16 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     step = 0
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "last.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
-        gen.load_state_dict(state["gen"])
-        opt_g.load_state_dict(state["opt_g"])
-        sched_g.load_state_dict(state["sched_g"])
-        if disc is not None and opt_d is not None:
-            disc.load_state_dict(state["disc"])
-            opt_d.load_state_dict(state["opt_d"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())
+    parts: dict[str, Any] = {"gen": gen, "opt_g": opt_g, "sched_g": sched_g}
+    if disc is not None and opt_d is not None:
+        parts.update(disc=disc, opt_d=opt_d)
+    if (state := resume(ckpt, parts, rng, dev)) is not None:
         step = state["step"]
         print(f"resumed from {ckpt} at step {step}")
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -199,11 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             psnr = _val_psnr(gen, val_lr, val_hr_t)
             gen.train()
             bar.write(f"step {step}: held-out PSNR {psnr:.2f} dB (64 faces)")
-            state = {"gen": gen.state_dict(), "opt_g": opt_g.state_dict(), "sched_g": sched_g.state_dict(),
-                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step}
-            if disc is not None and opt_d is not None:
-                state.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
-            save_checkpoint(state, ckpt)
+            save_checkpoint(checkpoint_state(parts, rng, step=step), ckpt)
     bar.close()
     finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
                source=f"{args.model} trained on faces-utk (see models/{args.model}.md)")

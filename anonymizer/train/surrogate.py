@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from ..nn.surrogate import (
     face_mask,
     landmark_heatmaps,
 )
-from .common import face_landmarks, finish_run, save_checkpoint
+from .common import checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
 from .faces import is_held_out
 
 
@@ -119,10 +118,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..nn.identity import identity_net
 
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    dev = seed_and_device(args.seed, args.device)
     crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
     print(f"training faces: {len(crops)}; device {dev}")
     gen = SurrogateGenerator().to(dev).train()
@@ -142,16 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     step = 0
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
-    if ckpt.is_file():
-        st = torch.load(ckpt, weights_only=False, map_location=dev)  # our own checkpoint
-        gen.load_state_dict(st["gen"])
-        disc.load_state_dict(st["disc"])
-        opt_g.load_state_dict(st["opt_g"])
-        opt_d.load_state_dict(st["opt_d"])
-        sched_g.load_state_dict(st["sched_g"])
-        sched_d.load_state_dict(st["sched_d"])
-        rng.bit_generator.state = st["rng"]
-        torch.set_rng_state(st["torch_rng"].cpu())
+    parts = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+    if (st := resume(ckpt, parts, rng, dev)) is not None:
         step = st["step"]
         print(f"resumed from {ckpt} at step {step}")
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -219,10 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         if step % args.save_every == 0 or step == end:
             bar.write(f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
                       f"between codes {float(d_pair.mean().detach()):.3f}")
-            st = {"gen": gen.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                  "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(), "rng": rng.bit_generator.state,
-                  "torch_rng": torch.get_rng_state(), "step": step}
-            save_checkpoint(st, ckpt)
+            save_checkpoint(checkpoint_state(parts, rng, step=step), ckpt)
     bar.close()
     finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
                source="surrogate generator trained on faces-utk (see models/surrogate.md)")
