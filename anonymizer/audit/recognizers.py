@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import InputError, WeightsError
+from ..ops.checks import require_rgb
 from ..types import Face
 
 #: dlib's own decision threshold: descriptors further apart than this are different people.
@@ -47,8 +48,7 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+    require_rgb(rgb)
     return np.ascontiguousarray(rgb)
 
 

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .checks import require_rgb
 
 #: The five-point template (eyes, nose tip, mouth corners; LANDMARK_NAMES order) of the common 112x112
 #: face-recognition crop, in pixels of that crop.
@@ -50,8 +51,7 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray | tuple[tuple[float, float
 
     rgb: uint8 (H, W, 3). Returns uint8 (size, size, 3); pixels outside the image are edge-replicated.
     """
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+    require_rgb(rgb)
     pts = np.asarray(landmarks, dtype=np.float64)
     if pts.shape != (5, 2):
         raise InputError(f"expected five (x, y) landmarks, got shape {pts.shape}")

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .checks import require_rgb
 
 #: Blending ratios drawn from, as in the paper: mostly a full blend, sometimes a partial one.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -82,8 +83,7 @@ def _source(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) ->
 def self_blend(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(blended RGB uint8 (H, W, 3), mask float32 (H, W)) for one face of ``rgb`` with five ``landmarks``.
     The input is not modified; pixels where the mask is 0 are unchanged."""
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+    require_rgb(rgb)
     mask = blend_mask(rgb.shape[:2], landmarks, rng)
     src = _source(rgb, landmarks, rng)
     a = mask[:, :, None]

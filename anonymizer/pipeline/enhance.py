@@ -7,6 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import InputError
+from ..ops.checks import require_rgb
 
 SR_MODELS = ("srresnet", "srgan")
 SR_SCALE = 4
@@ -32,8 +33,7 @@ def enhance_array(rgb: np.ndarray, *, model: str = "srresnet", scale: int = SR_S
         raise InputError(f"unknown super-resolution model {model!r}; expected one of {', '.join(SR_MODELS)}")
     if scale != SR_SCALE:
         raise InputError(f"only --scale {SR_SCALE} is supported (the models are trained for 4x), got {scale}")
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-        raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+    require_rgb(rgb)
     if tile < 8 or pad < 0:
         raise InputError(f"tile must be >= 8 and pad >= 0, got {tile}, {pad}")
     net = _model(model)

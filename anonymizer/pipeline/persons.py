@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..ops.checks import require_rgb
 from ..ops.replace import METHODS, composite, replace_patch
 from ..types import Face, Region
 
@@ -47,8 +48,7 @@ class PersonSegmenter:
 
     def segment(self, rgb: np.ndarray) -> tuple[Person, ...]:
         """Every person above the threshold, best first, with a mask at the image's size."""
-        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-            raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+        require_rgb(rgb)
         h, w = rgb.shape[:2]
         # the network sees the image at its test size; masks come back at that size and are enlarged here
         # (pasting 50 full-size float masks of a 12 MP photo would take gigabytes)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..ops.checks import require_rgb
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, crop_template, face_mask, landmark_heatmaps
 from ..ops.align import similarity_transform
 from ..ops.replace import composite
@@ -45,8 +46,7 @@ class SurrogatePainter:
               tracks: Sequence[int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask); the input is not modified. Faces without five
         landmarks cannot be aligned and raise InputError."""
-        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-            raise InputError(f"expected an RGB uint8 (H, W, 3) array, got {getattr(rgb, 'shape', type(rgb))}")
+        require_rgb(rgb)
         tracks = list(range(len(faces))) if tracks is None else list(tracks)
         if len(tracks) != len(faces):
             raise InputError(f"{len(faces)} faces but {len(tracks)} track numbers")
