@@ -23,7 +23,7 @@ from .errors import (
     WrongKeyError,
 )
 from .types import AnonymizedImage, Detections, Face, Region
-from .vault import Identity, Key, RestoredImage
+from .vault import Identity, Key, RestoredImage, SurrogateSeed
 
 if TYPE_CHECKING:
     from .api import anonymize_image, audit_image, deepfake_score, detect_faces, enhance, restore_image, segment_persons
@@ -50,6 +50,7 @@ __all__ = [
     "MediaError",
     "Region",
     "RestoredImage",
+    "SurrogateSeed",
     "VaultError",
     "VaultIntegrityError",
     "WeightsError",

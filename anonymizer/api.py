@@ -22,6 +22,7 @@ from .pipeline.photo import (
     FaceFinder,
     cover_faces,
 )
+from .ops.replace import METHODS
 from .errors import InputError
 from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person, PersonSegmenter
 from .types import AnonymizedImage, Detections, Face, Region
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
 
     from .audit.report import AuditResult
     from .pipeline.deepfake import DeepfakeScorer
+    from .pipeline.surrogate import SurrogatePainter
 from .vault.images import RestoredImage, restore_bytes, restore_file
 from .vault.keys import Identity, Key
+from .vault.surrogate import SurrogateSeed
 
 ImageInput = str | Path | Image.Image | np.ndarray | LoadedImage
 
@@ -60,6 +63,16 @@ def _segmenter(threshold: float) -> PersonSegmenter:
 
 
 TARGETS = ("face", "person")
+#: Every way to replace a face: the covers of :mod:`anonymizer.ops.replace` and a generated surrogate face.
+ANONYMIZE_METHODS = (*METHODS, "surrogate")
+
+
+@lru_cache(maxsize=1)
+def get_painter() -> SurrogatePainter:
+    """The shared :class:`SurrogatePainter` (generator and SRGAN loaded once per process)."""
+    from .pipeline.surrogate import SurrogatePainter
+
+    return SurrogatePainter()
 
 
 def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -101,8 +114,15 @@ def anonymize_image(
     model: str = "centerface",
     key: Key | None = None,
     targets: str | tuple[str, ...] = ("face",),
+    surrogate_seed: SurrogateSeed | None = None,
 ) -> AnonymizedImage:
-    """Find every face and cover it with ``method`` ("solid", "pixelate" or "blur").
+    """Find every face and cover it with ``method`` ("solid", "pixelate", "blur" or "surrogate").
+
+    "surrogate" paints a generated face (models/surrogate.md) over each face's eyes, nose, mouth and
+    cheeks (``shape``, ``mask_scale``, ``feather`` and ``color`` do not apply). Its identity comes from
+    ``surrogate_seed``, else from ``key``'s password (:meth:`Key.surrogate_seed`: the same password and
+    photo always give the same surrogates), else from a random seed (new faces on every call). The
+    seed is mixed with a digest of the photo's pixels, so the first face of two photos differ.
 
     ``targets``: ("face",) (default), ("person",) or ("face", "person") (also as "face,person"): with
     "person", every person's segmentation mask (:func:`segment_persons`) is covered with the same method
@@ -114,6 +134,10 @@ def anonymize_image(
     write them encrypted into a vault, which :func:`restore_image` opens.
     """
     wanted = parse_targets(targets)
+    if method not in ANONYMIZE_METHODS:
+        raise InputError(f"unknown method {method!r}; expected one of {', '.join(ANONYMIZE_METHODS)}")
+    if method == "surrogate" and "person" in wanted:
+        raise InputError("surrogate faces replace faces only; cover persons with solid, pixelate or blur")
     img = _load(image)
     out, mask = img.rgb, np.zeros(img.rgb.shape[:2], bool)
     regions: tuple[Region, ...] = ()
@@ -127,9 +151,13 @@ def anonymize_image(
     faces: tuple[Face, ...] = ()
     if "face" in wanted:
         faces = get_finder(model, threshold, upscale).find(img.rgb)
-        out, face_regions, face_mask = cover_faces(
-            out, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
-        )
+        if method == "surrogate":
+            seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
+            out, face_regions, face_mask = get_painter().paint(out, faces, seed.for_context(img.rgb.tobytes()))
+        else:
+            out, face_regions, face_mask = cover_faces(
+                out, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
+            )
         regions, mask = (*regions, *face_regions), mask | face_mask
     originals: tuple[np.ndarray, ...] = ()
     if key is not None:

@@ -27,6 +27,7 @@ def test_public_names() -> None:
         "MediaError",
         "Region",
         "RestoredImage",
+        "SurrogateSeed",
         "VaultError",
         "VaultIntegrityError",
         "WeightsError",

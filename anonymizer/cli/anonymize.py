@@ -29,6 +29,7 @@ class Method(str, Enum):
     solid = "solid"
     pixelate = "pixelate"
     blur = "blur"
+    surrogate = "surrogate"
 
 
 class Shape(str, Enum):
@@ -53,7 +54,7 @@ class Format(str, Enum):
 def anonymize(
     inputs: Annotated[list[Path], typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input tree is mirrored inside it. Must not be inside an input folder.", show_default=False)],
-    method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), or blur (the weakest).")] = Method.solid,
+    method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), blur (the weakest), or surrogate (a generated face; the same password gives the same faces, without one they are new on every run).")] = Method.solid,
     targets: Annotated[str, typer.Option(help="What to cover: face, person (whole-body masks from the person Mask R-CNN, photos only), or face,person.")] = "face",
     threshold: Annotated[float | None, typer.Option(help=f"Face score threshold; lower finds more faces. Default: {DEFAULT_THRESHOLD} for photos (multi-scale), {DEFAULT_VIDEO_THRESHOLD} for videos (one pass per frame).", min=0.01, max=0.99, show_default=False)] = None,
     mask_scale: Annotated[float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)] = DEFAULT_MASK_SCALE,
@@ -92,8 +93,16 @@ def anonymize(
         wanted = parse_targets(targets)
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--targets") from None
+    if method is Method.surrogate and "person" in wanted:
+        raise typer.BadParameter("surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method")
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
+    seed = None
+    if method is Method.surrogate:
+        from ..vault.surrogate import SurrogateSeed
+
+        # from the password (reproducible), else one random seed for this run
+        seed = (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
     fmt = format.value if format else None
     jobs = plan_jobs(inputs, output, fmt=fmt)
     if contact_sheet is not None:
@@ -125,7 +134,7 @@ def anonymize(
             rep = anonymize_video(
                 job.src, job.dest, finder=finder, method=method.value, shape=mask_shape.value, mask_scale=mask_scale,
                 feather=feather, detect_every=detect_every, key=key, codec=codec, crf=crf, lossless=lossless,
-                start=start, end=end, cut=cut, progress=bar.update,
+                start=start, end=end, cut=cut, progress=bar.update, surrogate_seed=seed,
             )
         faces_total += rep.tracks
         counts[job.src] = rep.tracks
@@ -153,6 +162,7 @@ def anonymize(
             upscale=DEFAULT_UPSCALE if upscale is None else upscale,
             key=key,
             targets=wanted,
+            surrogate_seed=seed,
         )
         result.save(job.dest, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality, vault=vault.value)
         faces_total += len(result.faces)

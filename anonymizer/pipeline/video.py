@@ -19,12 +19,13 @@ import numpy as np
 from ..errors import InputError, MediaError
 from ..media.video import Frame, Transcoder
 from ..types import Face
-from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, FaceFinder, cover_faces
+from ..vault.surrogate import SurrogateSeed
+from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, FaceFinder, cover_faces
 from .tracking import FaceTracker, scene_cut
 
 log = logging.getLogger(__name__)
 
-from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS, DEFAULT_VIDEO_THRESHOLD  # noqa: E402, F401
+from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS  # noqa: E402
 
 _END = object()
 
@@ -65,6 +66,8 @@ class _Pending:
     frame: Frame
     covers: dict[int, np.ndarray]
     detected: bool = False
+    #: the five landmarks of each track detected on this frame (surrogates need them)
+    landmarks: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
@@ -82,6 +85,24 @@ def _grown(box: np.ndarray, factor: float) -> np.ndarray:
 def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
     k = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
+def _points_back(points: np.ndarray, rotation: int, w: int, h: int) -> np.ndarray:
+    """Map points (..., 2) found on the upright frame back to the stored frame (see :func:`_boxes_back`)."""
+    k = (rotation // 90) % 4
+    out = points.astype(np.float32).copy()
+    ch = h if k % 2 == 0 else w  # height of the rotated image the points live in
+    for _ in range(k):
+        out = np.stack([ch - out[..., 1], out[..., 0]], axis=-1)  # undo one CCW turn
+        ch = w if ch == h else h
+    return out
+
+
+def _landmarks_in(box: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Landmarks (5, 2) for a cover box from a track's face shape (landmarks relative to its detection's
+    centre, in units of its width): used on frames where the track was held or filled in, not detected."""
+    centre = (box[:2] + box[2:]) / 2
+    return (centre + shape * float(box[2] - box[0])).astype(np.float32)
 
 
 def _boxes_back(boxes: np.ndarray, rotation: int, w: int, h: int) -> np.ndarray:
@@ -119,6 +140,7 @@ def anonymize_video(
     cut: bool = False,
     progress: Callable[[int], None] | None = None,
     keep_boxes: bool = False,
+    surrogate_seed: SurrogateSeed | None = None,
 ) -> VideoReport:
     """Anonymize ``src`` into ``dest`` (same container). See the module docstring.
 
@@ -126,9 +148,25 @@ def anonymize_video(
     between; each track stays covered ``hold_seconds`` after its last detection, and a new track is also
     covered on the frames before its first detection back to the previous detection frame, so a face
     entering between two detections is never shown. With ``key``, a sidecar ``dest.vault`` is written.
+
+    ``method="surrogate"`` paints a generated face on every track (models/surrogate.md), the same
+    surrogate for a track through the video: its code comes from ``surrogate_seed`` (else the key's
+    password, else random) mixed with the video file's digest and the track number. Surrogates need the
+    face's landmarks on every frame, so faces are then detected on every frame (``detect_every`` = 1);
+    frames where a track is held or filled in take its last landmarks, moved with its box.
     """
     if detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
+    painter = seed = None
+    if method == "surrogate":
+        from ..api import get_painter
+        from ..vault.surrogate import SurrogateSeed
+        from ..weights import sha256_file
+
+        painter = get_painter()
+        seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
+        seed = seed.for_context(sha256_file(Path(src)).encode())
+        detect_every = 1
     decoded: queue.Queue[object] = queue.Queue(maxsize=8)
     to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
     stop = threading.Event()
@@ -146,6 +184,7 @@ def anonymize_video(
         # frames are held back long enough to fill the gap between two detections of a track
         delay = 2 * detect_every + 1
         pending: deque[_Pending] = deque()
+        shapes: dict[int, np.ndarray] = {}  # track id -> face shape (see _landmarks_in)
         prev_thumb: np.ndarray | None = None
         span_index = 0
         last_cut = 0
@@ -179,19 +218,36 @@ def anonymize_video(
         workers.extend((reader, writer_thread))
 
         def emit(p: _Pending) -> None:
-            faces = [Face(box=tuple(float(v) for v in b), score=1.0, landmarks=()) for b in p.covers.values()]  # type: ignore[arg-type]
+            def landmarks(tid: int) -> tuple[tuple[float, float], ...]:
+                if painter is None:
+                    return ()
+                lm = p.landmarks[tid] if tid in p.landmarks else _landmarks_in(p.covers[tid], shapes[tid])
+                return tuple((float(x), float(y)) for x, y in lm)
+
+            # every track starts from a detection, so a surrogate always has landmarks to go by; were one
+            # ever without, it is covered solid rather than shown
+            tids = [tid for tid in p.covers if painter is None or tid in p.landmarks or tid in shapes]
+            bare = [tid for tid in p.covers if tid not in tids]
+            faces = [Face(box=tuple(float(v) for v in p.covers[tid]), score=1.0, landmarks=landmarks(tid)) for tid in [*tids, *bare]]  # type: ignore[arg-type]
             rgb = p.frame.rgb
             if faces:
-                out, regions, _ = cover_faces(rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather)
+                if painter is not None and seed is not None:
+                    out, regions, _ = painter.paint(rgb, faces[: len(tids)], seed, tracks=tids)
+                    if bare:
+                        out, more, _ = cover_faces(out, faces[len(tids):], method="solid", shape=shape, mask_scale=mask_scale, feather=feather)
+                        regions = (*regions, *more)
+                else:
+                    out, regions, _ = cover_faces(rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather)
                 report.frames_covered += 1
                 report.regions += len(regions)
+                track_of = {id(f): tid for f, tid in zip(faces, [*tids, *bare], strict=True)}
                 if writer is not None:
-                    for tid, region in zip(p.covers, regions, strict=True):
+                    for region in regions:
                         x1, y1, x2, y2 = region.box
                         crop = np.ascontiguousarray(rgb[y1:y2, x1:x2])
                         writer.add(
                             {"frame": report.frames, "source_frame": p.frame.index, "pts": p.frame.pts,
-                             "track": int(tid), "box": [x1, y1, x2, y2], "shape": shape, "codec": "png"},
+                             "track": int(track_of[id(region.face)]), "box": [x1, y1, x2, y2], "shape": region.shape, "codec": "png"},
                             cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes(),
                         )
                 p.frame.rgb = out
@@ -221,10 +277,18 @@ def anonymize_video(
             h, w = p.frame.rgb.shape[:2]
             found = finder.find(_upright(p.frame.rgb, tc.rotation))
             boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
+            lms = np.array([f.landmarks for f in found], np.float32).reshape(-1, 5, 2)
             if tc.rotation:
                 boxes = _boxes_back(boxes, tc.rotation, w, h)
+                lms = _points_back(lms, tc.rotation, w, h)
             report.detections += len(boxes)
             current, new = tracker.update(p.frame.index, boxes)
+            if painter is not None:
+                for t in tracker.tracks:  # the detection each track took on this frame, found by its box
+                    if t.last_seen == p.frame.index and t.last_det is not None:
+                        di = int(np.abs(boxes - t.last_det).sum(1).argmin())
+                        p.landmarks[t.id] = lms[di]
+                        shapes[t.id] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
             for tid, b in current:
                 p.covers[tid] = _union(p.covers.get(tid), b)
             p.detected = True

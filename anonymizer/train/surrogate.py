@@ -4,7 +4,7 @@
         --steps 20000 --seed 0 --export models/surrogate.safetensors
 
 Data: faces-utk's 200x200 crops without the fixed held-out tenth, each aligned by its five landmarks (our
-detector, from the prepared faces cache or ``--faces-cache``) onto the 128-px surrogate crop
+detector, from the prepared faces cache or ``--faces-cache``) onto the 64-px surrogate crop
 (:func:`anonymizer.nn.surrogate.crop_template`), with horizontal flips. The face region (an ellipse from
 the landmarks) is masked out of the generator's input.
 
@@ -89,7 +89,29 @@ def embed(net: torch.nn.Module, images: torch.Tensor, thetas: torch.Tensor) -> t
 
 
 def lowpass(x: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(F.avg_pool2d(x, 16), size=x.shape[-2:], mode="bilinear", align_corners=False)
+    """Blocks of 1/8 of the crop's side, smoothed back up: lighting and skin tone, no identity detail."""
+    return F.interpolate(F.avg_pool2d(x, x.shape[-1] // 8), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def save_preview(gen: torch.nn.Module, crops: np.ndarray, lms: np.ndarray, path: Path, *, codes: int = 3) -> None:
+    """A grid (columns: faces; rows: the input with its face masked out, then ``codes`` fixed codes)."""
+    from ..media.image import save_image
+
+    dev = next(gen.parameters()).device
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255.0).to(dev)
+    lm = torch.from_numpy(lms).to(dev)
+    mask, hm = face_mask(lm), landmark_heatmaps(lm)
+    g = torch.Generator().manual_seed(1234)
+    cols = [x * (1 - mask)]
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        for _ in range(codes):
+            z = torch.randn(1, CODE_DIM, generator=g).expand(len(x), -1).to(dev)
+            cols.append(gen(x, mask, hm, z))
+    gen.train(was_training)
+    grid = torch.cat([torch.cat(list(c), dim=2) for c in cols], dim=1)  # (3, S*len, S*(codes+1))
+    save_image((grid.permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8), path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,6 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     dev = seed_and_device(args.seed, args.device)
     crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
     print(f"training faces: {len(crops)}; device {dev}")
+    try:
+        preview = aligned_faces(args.data, held_out=True, limit=6, cache=args.faces_cache)
+    except SystemExit:
+        preview = None
     gen = SurrogateGenerator().to(dev).train()
     disc = PatchDiscriminator().to(dev).train()
     ident = identity_net().to(dev)
@@ -208,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
             bar.write(f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
                       f"between codes {float(d_pair.mean().detach()):.3f}")
             save_checkpoint(checkpoint_state(parts, rng, step=step), ckpt)
+            if preview is not None:
+                save_preview(gen, *preview, args.out / "preview.png")
     bar.close()
     finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
                source="surrogate generator trained on faces-utk (see models/surrogate.md)")

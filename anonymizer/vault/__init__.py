@@ -5,6 +5,7 @@ from __future__ import annotations
 from .format import Record, open_vault, parse, seal
 from .images import RestoredImage, restore_bytes, restore_file, seal_regions, sidecar_path
 from .keys import Identity, Key
+from .surrogate import SurrogateSeed
 
 __all__ = [
     "Identity",
@@ -17,5 +18,6 @@ __all__ = [
     "restore_file",
     "seal",
     "seal_regions",
+    "SurrogateSeed",
     "sidecar_path",
 ]

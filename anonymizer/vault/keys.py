@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +26,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..errors import InputError, VaultError, WrongKeyError
+
+if TYPE_CHECKING:
+    from .surrogate import SurrogateSeed
 
 try:  # Argon2id arrived in cryptography 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -170,6 +173,13 @@ class Key:
     @property
     def has_password(self) -> bool:
         return self._password is not None
+
+    def surrogate_seed(self) -> SurrogateSeed | None:
+        """The surrogate-face seed of this key's password (:mod:`anonymizer.vault.surrogate`), or None
+        for a recipients-only key."""
+        from .surrogate import SurrogateSeed
+
+        return None if self._password is None else SurrogateSeed.from_password(self._password)
 
     def password_slot_params(self) -> PasswordSlotParams:
         """The salt and parameters this key seals with (a fresh salt, fixed for this Key's lifetime)."""

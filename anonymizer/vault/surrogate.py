@@ -56,6 +56,13 @@ class SurrogateSeed:
     def random(cls) -> SurrogateSeed:
         return cls(secrets.token_bytes(32))
 
+    def for_context(self, context: bytes) -> SurrogateSeed:
+        """A seed for one photo or video (``context``: e.g. a digest of its pixels), so that the first
+        face of two different photos does not get the same surrogate; the same context gives the same seed."""
+        material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                        info=b"anonymizer surrogate context" + hashlib.sha256(context).digest()).derive(self._material)
+        return SurrogateSeed(material)
+
     def code(self, track: int = 0, dim: int = 64) -> np.ndarray:
         """A standard-normal float32 vector of ``dim`` values for ``track`` (Box-Muller on HKDF output)."""
         if track < 0 or dim < 2 or dim % 2:

@@ -51,4 +51,5 @@ def test_discriminator_two_scales() -> None:
     disc = build_model("surrogate_discriminator")
     img, lm = _inputs()
     logits, feats = disc(img, landmark_heatmaps(lm))
-    assert [tuple(t.shape) for t in logits] == [(2, 1, 16, 16), (2, 1, 8, 8)] and len(feats) == 6
+    s = SURROGATE_SIZE // 8  # three stride-2 convolutions, then the half-resolution critic
+    assert [tuple(t.shape) for t in logits] == [(2, 1, s, s), (2, 1, s // 2, s // 2)] and len(feats) == 6

@@ -227,3 +227,19 @@ def test_expected_frames_for_progress(tmp_path, suffix) -> None:
     assert abs(info.expected_frames() - 24) <= 1  # MKV stores no frame count: estimated from the duration
     assert abs(info.expected_frames(0.5, 1.5, cut=True) - 12) <= 1
     assert info.expected_frames(0.5, 1.5, cut=False) == info.expected_frames()
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_points_and_boxes_found_upright_map_back_to_the_stored_frame(rotation) -> None:
+    from anonymizer.pipeline.video import _boxes_back, _points_back, _upright
+
+    h, w = 30, 50
+    stored = np.zeros((h, w, 3), np.uint8)
+    stored[7, 11] = stored[20, 40] = 255  # two points: (x=11, y=7) and (x=40, y=20)
+    up = _upright(stored, rotation)
+    ys, xs = np.nonzero(up[:, :, 0])
+    pts = np.stack([xs, ys], axis=1).astype(np.float32) + 0.5  # pixel centres
+    back = _points_back(pts, rotation, w, h) - 0.5
+    assert sorted(map(tuple, back.round().astype(int).tolist())) == [(11, 7), (40, 20)]
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+    np.testing.assert_allclose(_boxes_back(box, rotation, w, h), [[11, 7, 41, 21]])

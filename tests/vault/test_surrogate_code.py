@@ -49,3 +49,17 @@ def test_secrets_are_hidden_and_bad_input_refused() -> None:
         seed.code(0, dim=3)
     with pytest.raises(InputError):
         SurrogateSeed(b"short")
+
+
+def test_contexts_and_keys() -> None:
+    from anonymizer.vault.keys import Key
+
+    seed = SurrogateSeed.from_password("correct horse")
+    a, b = seed.for_context(b"photo one"), seed.for_context(b"photo two")
+    np.testing.assert_array_equal(a.code(0), seed.for_context(b"photo one").code(0))
+    assert np.abs(a.code(0) - b.code(0)).max() > 0.5 and np.abs(a.code(0) - seed.code(0)).max() > 0.5
+    # a key's password gives the same seed as the password itself; recipients alone give none
+    np.testing.assert_array_equal(Key.from_password("correct horse").surrogate_seed().code(5), seed.code(5))  # type: ignore[union-attr]
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    assert Key.from_recipients([X25519PrivateKey.generate().public_key()]).surrogate_seed() is None
