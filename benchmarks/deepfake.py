@@ -4,8 +4,10 @@
 
 Real: the fixed held-out tenth of ../shared/data/faces-utk (never trained on), aligned onto the 128-px
 crop by our detector's landmarks. Fakes: one self-blend and one face swap (with another held-out face)
-per real face, fixed seeds (anonymizer.train.deepfake.dev_sets); our surrogates join once the surrogate
-generator is trained. AUC: P(a fake scores above a real face).
+per real face, fixed seeds (anonymizer.train.deepfake.dev_sets); and our own surrogates: each held-out
+photo with its face painted by the shipped surrogate generator (password "benchmark password A", the
+pipeline of `anonymize --method surrogate`), aligned by the original face's landmarks. AUC: P(a fake
+scores above a real face).
 
 ``--picture`` scores the public-domain faces in samples/ and their own self-blends and swaps (no research
 data goes into the repository).
@@ -21,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from _data import DATA, ROOT, require
 
+from anonymizer.nn.deepfake import DEEPFAKE_SIZE
 from anonymizer.nn.surrogate import crop_template
 from anonymizer.ops.metrics import roc_auc
 from anonymizer.pipeline.deepfake import DeepfakeScorer, align_for_deepfake
@@ -38,7 +41,7 @@ def picture(scorer: DeepfakeScorer, path: Path) -> None:
         rgb = load_image(ROOT / "samples" / name).rgb
         for f in sorted(get_finder().find(rgb), key=lambda f: -f.width)[:2]:
             crops.append(align_for_deepfake(rgb, f))
-            lms.append(crop_template())  # aligned: the landmarks sit on the template
+            lms.append(crop_template(DEEPFAKE_SIZE))  # aligned: the landmarks sit on the template
     sets = dev_sets(np.stack(crops), np.stack(lms).astype(np.float32))
     rows = []
     for kind in ("real", "sbi", "swap"):
@@ -53,6 +56,24 @@ def picture(scorer: DeepfakeScorer, path: Path) -> None:
         rows.append(np.concatenate(tiles, axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
     print(f"picture: {path} (rows: real, self-blend, swap; faces from samples/)")
+
+
+def surrogate_crops(limit: int | None) -> np.ndarray:
+    """Held-out faces-utk photos with their face replaced by a surrogate, aligned for the classifier."""
+    from tqdm import tqdm
+
+    from anonymizer.api import get_painter
+    from anonymizer.train.faces import prepare_faces
+    from anonymizer.vault.surrogate import SurrogateSeed
+
+    fs = prepare_faces(require(DATA / "faces-utk"), with_dlib=False)
+    idx = np.flatnonzero(fs.held_out & np.isfinite(fs.landmarks).all((1, 2)))[:limit]
+    painter, seed = get_painter(), SurrogateSeed.from_password("benchmark password A")
+    out = []
+    for i in tqdm(idx, desc="surrogates", unit="face"):
+        face = fs.face(int(i))
+        out.append(align_for_deepfake(painter.paint(fs.load_rgb(int(i)), [face], seed)[0], face))
+    return np.stack(out)
 
 
 def main() -> None:
@@ -72,13 +93,14 @@ def main() -> None:
         scorer = DeepfakeScorer(model=net)
     else:
         scorer = DeepfakeScorer()
-    crops, lms = aligned_faces(require(DATA / "faces-utk"), held_out=True, limit=args.limit)
+    crops, lms = aligned_faces(require(DATA / "faces-utk"), held_out=True, limit=args.limit, size=DEEPFAKE_SIZE)
     sets = dev_sets(crops, lms)
     real = scorer.score_crops(sets["real"])
     print(f"faces-utk held-out: {len(crops)} real faces, one fake of each kind per face")
     print("| fake | ROC AUC | fakes scored >= 0.5 | reals scored >= 0.5 |")
     print("|---|---|---|---|")
-    for kind in ("sbi", "swap"):
+    sets["surrogate"] = surrogate_crops(args.limit)
+    for kind in ("sbi", "swap", "surrogate"):
         fake = scorer.score_crops(sets[kind])
         print(f"| {kind} | {roc_auc(fake, real):.3f} | {(fake >= 0.5).mean():.1%} | {(real >= 0.5).mean():.1%} |")
     if args.picture is not None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..nn.deepfake import DeepfakeNet
+from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet
 from ..ops.sbi import blend_mask, self_blend
 from .common import checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
 
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     from .surrogate import aligned_faces
 
     dev = seed_and_device(args.seed, args.device)
-    crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
-    dcrops, dlms = aligned_faces(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache)
+    crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
+    dcrops, dlms = aligned_faces(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
     dev_data = dev_sets(dcrops, dlms)
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one self-blend and one swap each; device {dev}")
     model = DeepfakeNet().to(dev).train()

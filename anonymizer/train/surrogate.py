@@ -12,7 +12,9 @@ Losses of the generator, per step, for two random codes z1, z2 on the same faces
 - adversarial (hinge) against the multi-scale PatchGAN, which sees images with the landmark heatmaps;
 - identity change: relu(margin - d(out1, original)) with d the IdentityNet embedding distance (the
   output must not be the same person);
-- diversity: relu(margin - d(out1, out2)) (two codes, two people);
+- diversity: relu(margin - d(out1, out2)) (two codes, two people), with the recogniser's crop jittered
+  at random (scale and shift) so that only differences that survive resampling count;
+- pixel diversity: relu(margin - mean |out1 - out2| inside the mask) (the two faces differ visibly);
 - colour: L1 between heavily blurred output and original inside the mask (skin tone and lighting match
   the photo; a low-pass carries no identity);
 - feature matching on the critic's features (stability).
@@ -46,22 +48,24 @@ from .common import checkpoint_state, face_landmarks, finish_run, resume, save_c
 from .faces import is_held_out
 
 
-def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(crops uint8 (N, S, S, 3), landmarks float32 (N, 5, 2) in crop pixels) of one split."""
+def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None,
+                  size: int = SURROGATE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(crops uint8 (N, size, size, 3), landmarks float32 (N, 5, 2) in crop pixels) of one split, aligned
+    onto :func:`~anonymizer.nn.surrogate.crop_template` of ``size``."""
     import cv2
 
     from ..media.image import load_image
     from ..ops.align import similarity_transform
 
     names, lms = face_landmarks(root, cache)
-    tpl = crop_template()
+    tpl = crop_template(size)
     crops, out_lms = [], []
     for name, lm in zip(names, lms, strict=True):
         if is_held_out(str(name)) != held_out or not np.isfinite(lm).all() or not (root / str(name)).is_file():
             continue
         m = similarity_transform(lm, tpl)
         rgb = load_image(root / str(name)).rgb
-        crops.append(cv2.warpAffine(rgb, m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        crops.append(cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         out_lms.append((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))
         if limit is not None and len(crops) >= limit:
             break
@@ -79,6 +83,21 @@ def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
     size = (SURROGATE_SIZE, SURROGATE_SIZE)
     th = [affine_to_theta(similarity_transform(lm, dst), size, (IDENTITY_CROP, IDENTITY_CROP)) for lm in lms.cpu().numpy()]
     return torch.tensor(np.stack(th), dtype=torch.float32, device=lms.device)
+
+
+def jitter(thetas: torch.Tensor, amount: float) -> torch.Tensor:
+    """The same thetas with a random scale (1 +- amount) and shift (+- amount of the half-side) per face:
+    the identity terms then only count differences that survive resampling (a pattern that fools the
+    recogniser at one exact pixel grid does not), so the faces really differ, to dlib as well."""
+    if amount <= 0:
+        return thetas
+    n = len(thetas)
+    scale = 1 + (torch.rand(n, 1, 1, device=thetas.device) * 2 - 1) * amount
+    shift = (torch.rand(n, 2, device=thetas.device) * 2 - 1) * amount
+    out = thetas.clone()
+    out[:, :, :2] = out[:, :, :2] * scale
+    out[:, :, 2] = out[:, :, 2] + shift
+    return out
 
 
 def embed(net: torch.nn.Module, images: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
@@ -123,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=2e-4, help="default: %(default)s")
     ap.add_argument("--margin", type=float, default=0.8, help="identity-change and diversity margin (IdentityNet distance; default: %(default)s)")
     ap.add_argument("--w-id", type=float, default=1.0, help="identity-change weight (default: %(default)s)")
-    ap.add_argument("--w-div", type=float, default=1.0, help="diversity weight (default: %(default)s)")
+    ap.add_argument("--w-div", type=float, default=2.0, help="diversity weight (default: %(default)s)")
+    ap.add_argument("--w-pix", type=float, default=1.0, help="pixel-diversity weight: two codes must differ inside the mask (default: %(default)s)")
+    ap.add_argument("--pix-margin", type=float, default=0.1, help="pixel-diversity margin, mean |out1 - out2| in the mask, 0..1 (default: %(default)s)")
+    ap.add_argument("--jitter", type=float, default=0.05, help="random scale/shift of the recogniser's crop for the identity terms (default: %(default)s)")
     ap.add_argument("--w-color", type=float, default=5.0, help="low-pass colour weight (default: %(default)s)")
     ap.add_argument("--w-fm", type=float, default=1.0, help="feature-matching weight (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
@@ -202,18 +224,21 @@ def main(argv: list[str] | None = None) -> None:
         fake_l2, _ = disc(out2, hm)
         with torch.no_grad():
             _, real_f = disc(x, hm)
+            thetas = jitter(thetas, args.jitter)
             e_orig = embed(ident, x, thetas)
         e1, e2 = embed(ident, out1, thetas), embed(ident, out2, thetas)
+        area = 3 * mask.sum((1, 2, 3)).clamp_min(1.0)
         d_orig = (e1 - e_orig).norm(dim=1)
         d_pair = (e1 - e2).norm(dim=1)
         losses = {
             "adv": -sum(f.mean() for f in fake_l) / len(fake_l) - sum(f.mean() for f in fake_l2) / len(fake_l2),  # type: ignore[operator]
             "id": F.relu(args.margin - d_orig).mean(),
             "div": F.relu(args.margin - d_pair).mean(),
+            "pix": F.relu(args.pix_margin - ((out1 - out2).abs() * mask).sum((1, 2, 3)) / area).mean(),
             "color": (F.l1_loss(lowpass(out1) * mask, lowpass(x) * mask) + F.l1_loss(lowpass(out2) * mask, lowpass(x) * mask)),
             "fm": sum(F.l1_loss(a, b) for a, b in zip(fake_f, real_f, strict=True)) / len(fake_f),  # type: ignore[operator]
         }
-        g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"]
+        g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"] + args.w_pix * losses["pix"]
                   + args.w_color * losses["color"] + args.w_fm * losses["fm"])
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

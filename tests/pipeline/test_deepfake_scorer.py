@@ -39,7 +39,7 @@ def test_self_blends_score_above_real_held_out_faces(scorer, data_dir, tmp_path)
     src = data_dir / "faces-utk"
     for name in [n for n in sorted(p.name for p in src.iterdir() if p.suffix == ".jpg") if is_held_out(n)][:60]:
         (tmp_path / name).write_bytes((src / name).read_bytes())
-    crops, lms = aligned_faces(tmp_path, held_out=True)
+    crops, lms = aligned_faces(tmp_path, held_out=True, size=128)
     sets = dev_sets(crops, lms, seed=7)
     real = scorer.score_crops(sets["real"])
     assert roc_auc(scorer.score_crops(sets["sbi"]), real) > 0.85

@@ -15,7 +15,7 @@ from anonymizer.train.deepfake import dev_sets, face_swap
 def _faces(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     crops = rng.integers(30, 220, (n, 128, 128, 3), dtype=np.uint8)
-    lms = np.repeat(crop_template()[None], n, axis=0)
+    lms = np.repeat(crop_template(128)[None], n, axis=0)
     return crops, lms
 
 
@@ -24,7 +24,7 @@ def test_face_swap_changes_only_the_face() -> None:
     out = face_swap(crops[0], lms[0], crops[1], np.random.default_rng(3))
     assert out.shape == crops[0].shape and out.dtype == np.uint8
     assert np.array_equal(out[:4, :4], crops[0][:4, :4])  # corners untouched
-    y, x = crop_template()[2].astype(int)[::-1]
+    y, x = crop_template(128)[2].astype(int)[::-1]
     assert np.abs(out[y - 3 : y + 3, x - 3 : x + 3].astype(int) - crops[0][y - 3 : y + 3, x - 3 : x + 3]).mean() > 5
 
 
