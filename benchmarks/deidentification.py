@@ -2,7 +2,7 @@
 and how often the output still looks like a face.
 
     python benchmarks/deidentification.py [--limit N] [--methods solid pixelate blur surrogate]
-        [--surrogate-weights W.safetensors]
+        [--surrogate-weights W.safetensors] [--picture models/surrogate.png]
 
 Faces: the fixed held-out tenth of ../shared/data/faces-utk (anonymizer.train.faces.is_held_out), with
 our detector's face in each 200x200 crop. Each face is covered with the method at the defaults of
@@ -15,6 +15,9 @@ separately, our detector finds one with score >= 0.5.
 paints a generated face with the code of password A; it also reports the share of faces whose surrogates
 for passwords A and B are different people to dlib (distance > 0.6), and whether painting again with A
 gives byte-identical output.
+
+``--picture`` draws the public-domain faces in samples/ beside their surrogates for three passwords (no
+research data goes into the repository) and exits.
 """
 
 from __future__ import annotations
@@ -40,7 +43,14 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--methods", nargs="*", default=None, help="default: solid pixelate blur, and surrogate when trained")
     ap.add_argument("--surrogate-weights", default=None, help="evaluate the surrogate generator with these weights")
+    ap.add_argument("--picture", default=None, help="only draw sample faces and their surrogates for three passwords (PNG)")
     args = ap.parse_args()
+    if args.picture is not None:
+        painter = surrogate_painter(args.surrogate_weights)
+        if painter is None:
+            raise SystemExit("surrogate: no trained weights in models/ (pass --surrogate-weights)")
+        picture(painter, args.picture)
+        return
     painter = None
     if args.surrogate_weights or args.methods is None or "surrogate" in args.methods:
         painter = surrogate_painter(args.surrogate_weights)
@@ -93,6 +103,39 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for method, deid, med, dlib_face, our_face in rows:
         print(f"| {method} | {deid:.1%} | {med:.3f} | {dlib_face:.1%} | {our_face:.1%} |")
+
+
+PICTURE_PASSWORDS = ("correct horse battery staple", "Tr0ub4dor&3", "another password entirely")
+
+
+def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
+    """Rows: faces from samples/; columns: the original, then its surrogate for each of three passwords."""
+    from PIL import Image, ImageDraw
+
+    from _data import ROOT
+    from anonymizer.media.image import load_image
+
+    finder = get_finder()
+    seeds = [SurrogateSeed.from_password(p) for p in PICTURE_PASSWORDS]
+    rows = []
+    for name, count in (("grace_hopper.jpg", 1), ("astronaut.png", 1), ("group_solvay_1927_closeup.jpg", 2)):
+        rgb = load_image(ROOT / "samples" / name).rgb
+        faces = sorted(finder.find(rgb), key=lambda f: -f.width)[:count]
+        outs = [painter.paint(rgb, faces, seed)[0] for seed in seeds]
+        for face in faces:
+            cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+            half = max(face.width, face.height) * 0.8
+            box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
+            tiles = []
+            for label, img in zip(("original", "password 1", "password 2", "password 3"), [rgb, *outs], strict=True):
+                t = Image.fromarray(img).crop(box).resize((192, 192), Image.Resampling.LANCZOS)
+                d = ImageDraw.Draw(t)
+                d.rectangle([0, 0, 191, 14], fill=(0, 0, 0))
+                d.text((3, 2), label, fill=(255, 255, 255))
+                tiles.append(np.asarray(t))
+            rows.append(np.concatenate(tiles, axis=1))
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    print(f"picture: {path} (faces from samples/; passwords {', '.join(repr(p) for p in PICTURE_PASSWORDS)})")
 
 
 def surrogate_painter(weights_file: str | None):  # noqa: ANN201 (a SurrogatePainter or None)

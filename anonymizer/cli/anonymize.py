@@ -84,6 +84,10 @@ def anonymize(
 
     Without a key the original face pixels are gone. With --password-file, --password-env,
     --ask-password or --recipient they are encrypted (AES-256-GCM) into a vault that `restore` opens.
+
+    --method surrogate paints a generated face instead; with a password the same password and input
+    always give the same faces (the password also seals the vault), without one they are new on every
+    run. Videos are then detected on every frame, and each track keeps its surrogate.
     """
     from ..api import anonymize_image, get_finder, parse_targets
     from ..pipeline.photo import configure_runtime

@@ -5,7 +5,8 @@ Each face gets the code of its track (a photo's faces are tracks 0, 1, ... in de
 tracks keep their number), derived from the password by :class:`anonymizer.vault.surrogate.SurrogateSeed`,
 so the same password and input give the same output and different people never share a surrogate.
 Large faces (more than 1.5x the crop) are generated at the crop's size and enlarged 4x by the SRGAN
-model before being warped back.
+model before being warped back. The generated face's colour statistics are matched to the original face
+region's (:func:`match_colour`), so lighting and greyscale photos stay consistent.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class SurrogatePainter:
             code = torch.from_numpy(seed.code(int(track), CODE_DIM))[None]
             with self._lock, torch.inference_mode():
                 painted = self.gen(x, mask, landmark_heatmaps(lm_crop), code)[0]
-            gen_rgb = (painted.permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
             alpha = mask[0, 0].numpy()
+            gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, alpha > 0.5)
             inv = cv2.invertAffineTransform(m)
             if self.sr is not None and 1.0 / _scale(m) > SR_ABOVE:
                 from .enhance import enhance_array
@@ -88,6 +89,20 @@ class SurrogatePainter:
             changed[win] |= a[win] > 0
             regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
         return out, tuple(regions), changed
+
+
+def match_colour(generated: np.ndarray, original: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The generated crop (float 0..255) with each channel's mean and spread inside the face region moved
+    to the original's (the spread ratio kept within 0.5..2), and grey where the photo is grey: lighting,
+    white balance and film match the scene. Six numbers carry no identity. Returns uint8."""
+    out = generated.astype(np.float32)
+    if inside.sum() >= 16:
+        g, o = out[inside], original[inside].astype(np.float32)
+        ratio = np.clip((o.std(0) + 1.0) / (g.std(0) + 1.0), 0.5, 2.0)
+        out = (out - g.mean(0)) * ratio + o.mean(0)
+        if np.abs(o - o.mean(1, keepdims=True)).max() < 4:  # a greyscale photo (or nearly)
+            out[:] = out.mean(2, keepdims=True)
+    return out.round().clip(0, 255).astype(np.uint8)
 
 
 def _scale(m: np.ndarray) -> float:

@@ -79,3 +79,20 @@ def test_bad_input(painter, photo, seed) -> None:
         painter.paint(rgb, faces, seed, tracks=[0, 1])
     with pytest.raises(InputError, match="RGB uint8"):
         painter.paint(rgb[..., 0], faces, seed)
+
+
+def test_colour_is_matched_to_the_photo() -> None:
+    from anonymizer.pipeline.surrogate import match_colour
+
+    rng = np.random.default_rng(0)
+    generated = rng.uniform(0, 255, (64, 64, 3)) * np.array([1.0, 0.5, 0.2])  # a reddish face
+    inside = np.zeros((64, 64), bool)
+    inside[16:48, 16:48] = True
+    grey = np.repeat(rng.integers(60, 120, (64, 64, 1), dtype=np.uint8), 3, axis=2)  # a greyscale photo
+    out = match_colour(generated, grey, inside)
+    assert out.dtype == np.uint8 and np.array_equal(out[..., 0], out[..., 2])  # grey stays grey
+    assert abs(float(out[inside].mean()) - float(grey[inside].mean())) < 3
+    warm = np.zeros((64, 64, 3), np.uint8) + np.array([200, 150, 100], np.uint8)
+    warm[inside] = warm[inside] + rng.integers(0, 30, (int(inside.sum()), 3), dtype=np.uint8)
+    out = match_colour(generated, warm, inside)
+    np.testing.assert_allclose(out[inside].mean(0), warm[inside].mean(0), atol=3)
