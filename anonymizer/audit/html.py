@@ -1,7 +1,7 @@
 """The audit's contact sheet: one self-contained HTML page a person can scan.
 
 Per output: its verdict and reasons, a thumbnail, and per face the original crop (when known) beside
-the output crop with the identity distance. Images are inlined (base64 PNG): the page shows original
+the output crop with the identity distance; for a video, the best crop of each track with its scores. Images are inlined (base64 PNG): the page shows original
 faces, so it is written readable by its owner only.
 """
 
@@ -78,6 +78,13 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
                 cls = " class='bad'" if f["visible"] else ""
                 parts.append(f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, score {f['score']:.2f}</span>"
                              + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "") + "</div>")
+        for row in r.tracks or ():
+            cls = " class='bad'" if row["visible"] else ""
+            crop = r.track_crops.get(row["track"])
+            img = f"<img src='{_png(crop, 96)}'><br>" if crop is not None else ""
+            parts.append(f"<div class='face'>{img}track {row['track']}: frames {row['first_frame']}-{row['last_frame']}<br>"
+                         f"<span{cls}>score {row['score']:.2f}</span>"
+                         + (f"<br>synthetic {row['synthetic']:.2f} (max {row['synthetic_max']:.2f})" if "synthetic" in row else "") + "</div>")
         parts.append("</div>")
         if r.leaks:
             parts.append("<div>metadata: " + "; ".join(e(x.detail) for x in r.leaks) + "</div>")

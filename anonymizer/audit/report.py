@@ -44,6 +44,11 @@ class AuditResult:
     leaks: list[Leak] = field(default_factory=list)
     vault: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    #: videos only (None for photos): faces followed over frames (anonymizer.audit.video) and the frame count
+    tracks: list[dict[str, Any]] | None = None
+    frames: int | None = None
+    #: best crop of each track, for the HTML sheet (not in the JSON)
+    track_crops: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     #: images kept for the HTML sheet (not in the JSON): output and, when known, original RGB
     output_rgb: np.ndarray | None = field(default=None, repr=False)
     original_rgb: np.ndarray | None = field(default=None, repr=False)
@@ -53,7 +58,7 @@ class AuditResult:
         return "fail" if self.reasons else "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "path": str(self.path),
             "verdict": self.verdict,
             "reasons": list(self.reasons),
@@ -64,6 +69,9 @@ class AuditResult:
             "leaks": [leak.to_dict() for leak in self.leaks],
             "vault": self.vault,
         }
+        if self.tracks is not None:
+            doc.update(kind="video", frames=self.frames, tracks=self.tracks)
+        return doc
 
 
 def find_original(rel: Path, originals: Path) -> Path | None:

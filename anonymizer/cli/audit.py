@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..defaults import DEFAULT_VIDEO_THRESHOLD
 from ..errors import InputError
 from ..media.video import VIDEO_SUFFIXES
 from ..pipeline.batch import Job, collect_inputs, run_jobs
@@ -24,7 +25,7 @@ class RecognizerName(str, Enum):
 
 @handle_errors
 def audit(
-    outputs: Annotated[list[Path], typer.Argument(help="Anonymized photos and folders (walked recursively).", show_default=False)],
+    outputs: Annotated[list[Path], typer.Argument(help="Anonymized photos, videos and folders (walked recursively).", show_default=False)],
     originals: Annotated[Path | None, typer.Option(help="Folder of the original photos (same relative paths, or the same names with any image extension).", show_default=False)] = None,
     password_file: Annotated[Path | None, typer.Option(help="Password of the vaults, in this file: restores the originals to compare and checks that vaults open.", show_default=False)] = None,
     password_env: Annotated[str | None, typer.Option(help="The password, in this environment variable.", show_default=False)] = None,
@@ -34,11 +35,14 @@ def audit(
     html_file: Annotated[Path | None, typer.Option("--html", help="Write a contact sheet (original and output faces side by side) to this HTML file. It shows original faces: written 0600.", show_default=False)] = None,
     recognizer: Annotated[RecognizerName, typer.Option(help="Face recognizer for identity distances: dlib (the optional audit extra, see README), identity_net (built in), or auto (dlib when installed).")] = RecognizerName.auto,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
+    every: Annotated[int, typer.Option(help="Videos: search every K-th frame for faces.", min=1, max=100)] = 5,
 ) -> None:
-    """Audit anonymized photos. For each: faces still detected (scores); the identity distance of every
-    original face to the same place in the output (originals from --originals, or restored through the
-    key); metadata that leaks (GPS, thumbnail, XMP, comments, serial numbers); whether a vault is present
-    and opens. A verdict per file with reasons; exit 1 when any file fails.
+    """Audit anonymized photos and videos. For each photo: faces still detected (scores); the identity
+    distance of every original face to the same place in the output (originals from --originals, or
+    restored through the key); metadata that leaks (GPS, thumbnail, XMP, comments, serial numbers);
+    whether a vault is present and opens. For each video: faces still detected on every --every-th frame,
+    followed as tracks, each with its synthetic score over frames; container tags that leak; a vault
+    beside it. A verdict per file with reasons; exit 1 when any file fails.
 
     A face fails when its distance is at most the recognizer's same-person threshold (0.6 for dlib;
     IdentityNet's own calibrated one), or, with no original to compare, when it is still detected with
@@ -58,16 +62,21 @@ def audit(
     configure_runtime(threads)
     files = [(f, rel) for f, rel in collect_inputs(outputs) if not f.name.endswith(".vault")]
     if not files:
-        raise InputError("no photos to audit")
+        raise InputError("no photos or videos to audit")
     rels = {f: rel for f, rel in files}
     finder = get_finder()
+    video_finder = get_finder(threshold=DEFAULT_VIDEO_THRESHOLD, upscale=0.0)
     rec = get_recognizer(recognizer.value) if (originals is not None or key is not None) else None
     scorer = _deepfake_scorer()
     results: list[AuditResult] = []
 
     def work(job: Job) -> AuditResult:
         if job.src.suffix.lower() in VIDEO_SUFFIXES:
-            raise InputError("auditing videos is not supported yet; audit photos", path=job.src)
+            from ..audit.video import audit_video
+
+            res = audit_video(job.src, finder=video_finder, deepfake=scorer, every=every, keep_images=html_file is not None)
+            results.append(res)
+            return res
         orig = find_original(rels[job.src], originals) if originals is not None else None
         if originals is not None and orig is None and key is None:
             raise InputError(f"no original found for it in {originals}", path=job.src)

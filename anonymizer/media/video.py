@@ -116,6 +116,37 @@ def _first_frame_rotation(path: Path) -> int:
     return 0
 
 
+def read_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray, int]]:
+    """(index, RGB uint8 frame as stored, display rotation in degrees) for every frame of ``path``;
+    read-only (the audit). Raises InputError for unreadable or truncated videos."""
+    av = _av()
+    path = Path(path)
+    container = _open_input(path)
+    index = 0
+    try:
+        for vf in container.decode(video=0):
+            yield index, vf.to_ndarray(format="rgb24"), int(getattr(vf, "rotation", 0) or 0)
+            index += 1
+    except av.FFmpegError as exc:
+        raise InputError(f"corrupt or truncated video at frame {index} ({exc})", path=path) from None
+    finally:
+        container.close()
+    if index == 0:
+        raise InputError("the video has no frames", path=path)
+
+
+def container_metadata(path: str | Path) -> dict[str, str]:
+    """The container's and its streams' metadata tags (lower-case keys; stream tags prefixed "stream N:")."""
+    container = _open_input(Path(path))
+    try:
+        tags = {str(k).lower(): str(v) for k, v in (container.metadata or {}).items()}
+        for i, st in enumerate(container.streams):
+            tags.update({f"stream {i}:{str(k).lower()}": str(v) for k, v in (st.metadata or {}).items()})
+        return tags
+    finally:
+        container.close()
+
+
 @dataclass(eq=False)
 class Frame:
     """A decoded frame: ``rgb`` uint8 (H, W, 3) as stored (not rotated), its pts and time in seconds."""
