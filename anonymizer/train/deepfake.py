@@ -1,15 +1,17 @@
 """Train the deepfake detector on real faces and fakes made here.
 
-    python -m anonymizer.train.deepfake --data ../shared/data/faces-utk --out runs/deepfake --steps 3000 --seed 0 \
+    python -m anonymizer.train.deepfake --data ../shared/data/faces-utk --out runs/deepfake --steps 2000 --seed 0 \
         --export models/deepfake.safetensors
 
 Real: faces-utk's crops without the held-out tenth, aligned onto the 128-px crop of
 :func:`anonymizer.nn.surrogate.crop_template` (our detector's landmarks, from the prepared faces cache or
 ``--faces-cache``), flipped at random. Fakes, half of each batch: self-blended images
 (:func:`anonymizer.ops.sbi.self_blend`) and face swaps (another training face, aligned onto the same
-template, colour-matched and blended in through the same kind of soft deformed mask); our own surrogates
-join once the surrogate generator is trained. The dev split is the fixed held-out tenth: each real dev
-face against its own self-blend and a swap with another dev face (fixed seeds), AUC per kind.
+template, colour-matched and blended in through the same kind of soft deformed mask) and, with
+``--surrogates N`` (default 2000), our own surrogates: N training faces painted once by the shipped
+surrogate generator with random codes (:func:`anonymizer.pipeline.surrogate.paint_crops`), a third of the
+fakes. The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
+with another dev face and its surrogate (fixed seeds), AUC per kind.
 
 Seeded and resumable (``--out`` keeps ``last.pt``; the same command resumes; ``--stop-after`` /
 ``--time-limit`` stop early with a checkpoint). Runs on a GPU when there is one.
@@ -46,7 +48,19 @@ def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng
     return np.clip(np.rint(tgt * (1 - a) + src * a), 0, 255).astype(np.uint8)
 
 
-def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Our own surrogates (shipped generator, a random code each) painted into aligned crops."""
+    from ..nn.surrogate import CODE_DIM
+    from ..pipeline.surrogate import paint_crops
+
+    return paint_crops(crops, lms, rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32))
+
+
+def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
+              bank: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """A self-blend or a swap of face ``i`` (half each); with a ``bank`` of surrogate fakes, a third each."""
+    if bank is not None and rng.random() < 1 / 3:
+        return bank[int(rng.integers(0, len(bank)))], "surrogate"
     if rng.random() < 0.5:
         return self_blend(crops[i], lms[i], rng)[0], "sbi"
     j = int(rng.integers(0, len(crops) - 1))
@@ -54,13 +68,17 @@ def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generat
     return face_swap(crops[i], lms[i], crops[j], rng), "swap"
 
 
-def dev_sets(crops: np.ndarray, lms: np.ndarray, seed: int = 12345) -> dict[str, np.ndarray]:
-    """Real dev crops and, per kind of fake, one fake per real face (fixed seeds)."""
+def dev_sets(crops: np.ndarray, lms: np.ndarray, seed: int = 12345, *, surrogates: bool = False) -> dict[str, np.ndarray]:
+    """Real dev crops and, per kind of fake, one fake per real face (fixed seeds); ``surrogates`` adds our
+    own surrogates painted into them."""
     rng = np.random.default_rng(seed)
     n = len(crops)
     sbi = np.stack([self_blend(crops[i], lms[i], rng)[0] for i in range(n)])
     swap = np.stack([face_swap(crops[i], lms[i], crops[(i + 1 + int(rng.integers(0, n - 1))) % n], rng) for i in range(n)])
-    return {"real": crops, "sbi": sbi, "swap": swap}
+    sets = {"real": crops, "sbi": sbi, "swap": swap}
+    if surrogates:
+        sets["surrogate"] = surrogate_fakes(crops, lms, rng)
+    return sets
 
 
 @torch.no_grad()
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
     ap.add_argument("--dev-limit", type=int, default=300, help="held-out faces for the dev AUC (default: %(default)s)")
+    ap.add_argument("--surrogates", type=int, default=2000,
+                    help="training faces painted once with the shipped surrogate generator, a third of the fakes (0: none; default: %(default)s)")
     ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
     ap.add_argument("--save-every", type=int, default=250, help="default: %(default)s")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
@@ -107,7 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     dev = seed_and_device(args.seed, args.device)
     crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
     dcrops, dlms = aligned_faces(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
-    dev_data = dev_sets(dcrops, dlms)
+    bank = None
+    if args.surrogates > 0:
+        print(f"painting {args.surrogates} training faces with the surrogate generator (models/surrogate.md) ...")
+        pick = np.random.default_rng(args.seed + 1).choice(len(crops), min(args.surrogates, len(crops)), replace=False)
+        bank = surrogate_fakes(crops[pick], lms[pick], np.random.default_rng(args.seed + 2))
+    dev_data = dev_sets(dcrops, dlms, surrogates=bank is not None)
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one self-blend and one swap each; device {dev}")
     model = DeepfakeNet().to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
@@ -134,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     while step < end:
         idx = rng.integers(0, len(crops), half)
         real = crops[idx]
-        fakes = np.stack([make_fake(int(i), crops, lms, rng)[0] for i in idx])
+        fakes = np.stack([make_fake(int(i), crops, lms, rng, bank)[0] for i in idx])
         batch = np.concatenate([real, fakes])
         flip = rng.random(len(batch)) < 0.5
         batch[flip] = batch[flip][:, :, ::-1]

@@ -35,6 +35,17 @@ def test_dev_sets_are_fixed() -> None:
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_dev_sets_with_our_surrogates() -> None:
+    crops, lms = _faces(3)
+    a = dev_sets(crops, lms, surrogates=True)
+    assert set(a) == {"real", "sbi", "swap", "surrogate"}
+    assert np.array_equal(a["surrogate"], dev_sets(crops, lms, surrogates=True)["surrogate"])  # fixed seeds
+    y, x = crop_template(128)[2].astype(int)[::-1]
+    for fake, real in zip(a["surrogate"], crops, strict=True):
+        assert np.array_equal(fake[:4, :4], real[:4, :4])  # outside the face: untouched
+        assert np.abs(fake[y - 4 : y + 4, x - 4 : x + 4].astype(int) - real[y - 4 : y + 4, x - 4 : x + 4]).mean() > 5
+
+
 @pytest.mark.slow
 def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from safetensors.torch import load_file
@@ -53,10 +64,11 @@ def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, c
     fs = prepare_faces(root, with_dlib=False, progress=False)
     np.savez(tmp_path / "lm.npz", names=fs.names, landmarks=fs.landmarks)
     common = ["--data", str(root), "--faces-cache", str(tmp_path / "lm.npz"), "--steps", "2", "--batch", "4",
-              "--save-every", "1", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.safetensors"), "--device", "cpu"]
+              "--save-every", "1", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.safetensors"), "--device", "cpu",
+              "--surrogates", "4"]
     main([*common, "--stop-after", "1"])
     assert not (tmp_path / "w.safetensors").exists()
     main(common)
     out = capsys.readouterr().out
-    assert "resumed from" in out and "step 2: dev AUC sbi" in out
+    assert "resumed from" in out and "step 2: dev AUC sbi" in out and "surrogate" in out.split("step 2: dev AUC")[1]
     DeepfakeNet().load_state_dict(load_file(str(tmp_path / "w.safetensors")))
