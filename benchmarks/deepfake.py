@@ -71,8 +71,8 @@ def surrogate_crops(limit: int | None) -> np.ndarray:
     painter, seed = get_painter(), SurrogateSeed.from_password("benchmark password A")
     out = []
     for i in tqdm(idx, desc="surrogates", unit="face"):
-        face = fs.face(int(i))
-        out.append(align_for_deepfake(painter.paint(fs.load_rgb(int(i)), [face], seed)[0], face))
+        face, rgb = fs.face(int(i)), fs.load_rgb(int(i))
+        out.append(align_for_deepfake(painter.paint(rgb, [face], seed.for_context(rgb.tobytes()))[0], face))
     return np.stack(out)
 
 

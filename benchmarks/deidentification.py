@@ -76,10 +76,11 @@ def main() -> None:
             face = fs.face(i)
             if method == "surrogate":
                 assert painter is not None
-                out = painter.paint(rgb, [face], seeds[0])[0]
-                other = painter.paint(rgb, [face], seeds[1])[0]
+                ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed
+                out = painter.paint(rgb, [face], seeds[0].for_context(ctx))[0]
+                other = painter.paint(rgb, [face], seeds[1].for_context(ctx))[0]
                 differ += distance(rec.embed(out, face), rec.embed(other, face)) > 0.6
-                same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0])[0].tobytes()
+                same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()
             else:
                 out, _, _ = cover_faces(rgb, [face], method=method)
             d = distance(fs.descriptors[i], rec.embed(out, face))

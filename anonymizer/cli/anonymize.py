@@ -72,7 +72,7 @@ def anonymize(
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")] = False,
     recipient: Annotated[list[Path] | None, typer.Option("--recipient", help="Seal for this X25519 public key (PEM from `keygen`); repeatable. Only its private key restores.", show_default=False)] = None,
     vault: Annotated[VaultMode, typer.Option(help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always for TIFF, BMP and videos).")] = VaultMode.embed,
-    detect_every: Annotated[int, typer.Option(help="Videos: detect faces on every K-th frame (and on scene cuts), track in between.", min=1, max=30)] = DEFAULT_DETECT_EVERY,
+    detect_every: Annotated[int, typer.Option(help="Videos: detect faces on every K-th frame (and on scene cuts), track in between. --method surrogate detects on every frame.", min=1, max=30)] = DEFAULT_DETECT_EVERY,
     codec: Annotated[str, typer.Option(help="Videos: output video codec (FFmpeg encoder name).")] = "libx264",
     crf: Annotated[int, typer.Option(help="Videos: constant rate factor (quality; lower is better).", min=0, max=63)] = 18,
     lossless: Annotated[bool, typer.Option("--lossless", help="Videos: lossless RGB H.264 (libx264rgb, qp 0); restored frames then equal the decoded originals exactly.")] = False,

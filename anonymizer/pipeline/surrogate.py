@@ -28,6 +28,10 @@ from ..vault.surrogate import SurrogateSeed
 
 #: Faces whose crop would be enlarged more than this go through the 4x SRGAN before being warped back.
 SR_ABOVE = 1.5
+#: The surrogate must cover at least this share of the central half of the face box (normally all of
+#: it); a face it covers less (a profile, landmarks gone astray, a face mostly outside the photo) is
+#: covered solid as well: a surrogate never leaves part of a face showing.
+COVER_MIN = 0.8
 
 
 class SurrogatePainter:
@@ -46,7 +50,10 @@ class SurrogatePainter:
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
               tracks: Sequence[int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask); the input is not modified. Faces without five
-        landmarks cannot be aligned and raise InputError."""
+        landmarks cannot be aligned and raise InputError. A face the surrogate covers poorly (see
+        :data:`COVER_MIN`) is covered solid too (an extra region with shape "ellipse")."""
+        from .photo import cover_faces
+
         require_rgb(rgb)
         tracks = list(range(len(faces))) if tracks is None else list(tracks)
         if len(tracks) != len(faces):
@@ -81,13 +88,16 @@ class SurrogatePainter:
             back = cv2.warpAffine(gen_rgb, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             a = cv2.warpAffine(alpha, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             ys, xs = np.nonzero(a > 0)
-            if len(xs) == 0:
-                continue
-            x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-            win = (slice(y1, y2), slice(x1, x2))
-            out[win] = composite(out[win], back[win], a[win])
-            changed[win] |= a[win] > 0
-            regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
+            if len(xs):
+                x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+                win = (slice(y1, y2), slice(x1, x2))
+                out[win] = composite(out[win], back[win], a[win])
+                changed[win] |= a[win] > 0
+                regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
+            if _coverage(a, face.box) < COVER_MIN:
+                out, more, more_mask = cover_faces(out, [face], method="solid")
+                regions.extend(more)
+                changed |= more_mask
         return out, tuple(regions), changed
 
 
@@ -138,6 +148,19 @@ def match_colour(generated: np.ndarray, original: np.ndarray, inside: np.ndarray
         if np.abs(o - o.mean(1, keepdims=True)).max() < 4:  # a greyscale photo (or nearly)
             out[:] = out.mean(2, keepdims=True)
     return out.round().clip(0, 255).astype(np.uint8)
+
+
+def _coverage(alpha: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Share of the central half of ``box`` (clipped to the image) where ``alpha`` >= 0.5; 0 when that
+    part lies outside the image."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    ih, iw = alpha.shape
+    a, b = max(0, int(round(x1 + w / 4))), max(0, int(round(y1 + h / 4)))
+    c, d = min(iw, int(round(x2 - w / 4))), min(ih, int(round(y2 - h / 4)))
+    if c <= a or d <= b:
+        return 0.0
+    return float((alpha[b:d, a:c] >= 0.5).mean())
 
 
 def _scale(m: np.ndarray) -> float:

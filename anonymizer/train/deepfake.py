@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         pick = np.random.default_rng(args.seed + 1).choice(len(crops), min(args.surrogates, len(crops)), replace=False)
         bank = surrogate_fakes(crops[pick], lms[pick], np.random.default_rng(args.seed + 2))
     dev_data = dev_sets(dcrops, dlms, surrogates=bank is not None)
-    print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one self-blend and one swap each; device {dev}")
+    print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one fake of each kind each; device {dev}")
     model = DeepfakeNet().to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     warm = max(1, args.steps // 30)

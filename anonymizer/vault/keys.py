@@ -143,6 +143,7 @@ class Key:
         self.kdf_params = dict(kdf_params)
         self._sealing: PasswordSlotParams | None = None
         self._derived: dict[tuple[str, bytes, tuple[tuple[str, int], ...]], bytes] = {}
+        self._surrogate: SurrogateSeed | None = None
 
     def __repr__(self) -> str:  # never show the password
         return f"Key(password={'yes' if self._password else 'no'}, recipients={len(self.recipients)}, kdf={self.kdf})"
@@ -176,10 +177,14 @@ class Key:
 
     def surrogate_seed(self) -> SurrogateSeed | None:
         """The surrogate-face seed of this key's password (:mod:`anonymizer.vault.surrogate`), or None
-        for a recipients-only key."""
+        for a recipients-only key. Derived once per Key (scrypt), like the sealing key."""
         from .surrogate import SurrogateSeed
 
-        return None if self._password is None else SurrogateSeed.from_password(self._password)
+        if self._password is None:
+            return None
+        if self._surrogate is None:
+            self._surrogate = SurrogateSeed.from_password(self._password)
+        return self._surrogate
 
     def password_slot_params(self) -> PasswordSlotParams:
         """The salt and parameters this key seals with (a fresh salt, fixed for this Key's lifetime)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from functools import lru_cache
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
@@ -29,7 +28,6 @@ from .keys import SCRYPT_DEFAULT, derive_password_key
 SURROGATE_SALT = hashlib.sha256(b"anonymizer surrogate code v1").digest()[:16]
 
 
-@lru_cache(maxsize=8)
 def _stretch(password: bytes) -> bytes:
     return derive_password_key(password, "scrypt", SURROGATE_SALT, SCRYPT_DEFAULT)
 

@@ -96,3 +96,19 @@ def test_colour_is_matched_to_the_photo() -> None:
     warm[inside] = warm[inside] + rng.integers(0, 30, (int(inside.sum()), 3), dtype=np.uint8)
     out = match_colour(generated, warm, inside)
     np.testing.assert_allclose(out[inside].mean(0), warm[inside].mean(0), atol=3)
+
+
+def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed) -> None:
+    from anonymizer.pipeline.surrogate import COVER_MIN, _coverage
+
+    rgb, faces = photo
+    _, regions, changed = painter.paint(rgb, faces, seed)
+    assert len(regions) == 1  # a frontal face: the surrogate covers it
+    # landmarks gone astray (all five within a few pixels of the nose): the mask would be a sliver
+    nose = np.asarray(faces[0].landmarks[2])
+    squeezed = Face(box=faces[0].box, score=faces[0].score, landmarks=tuple(map(tuple, nose + np.arange(10).reshape(5, 2) * 0.3)))
+    out, regions, changed = painter.paint(rgb, [squeezed], seed)
+    assert [r.shape for r in regions][-1] == "ellipse"
+    x1, y1, x2, y2 = (int(v) for v in faces[0].box)
+    centre = out[(y1 + y2) // 2 - 5 : (y1 + y2) // 2 + 5, (x1 + x2) // 2 - 5 : (x1 + x2) // 2 + 5]
+    assert centre.max() == 0 and _coverage(changed.astype(np.float32), faces[0].box) >= COVER_MIN
