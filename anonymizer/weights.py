@@ -258,3 +258,19 @@ register_weights(
         metrics={"ROC AUC per kind of fake on held-out faces": "python benchmarks/deepfake.py"},
     )
 )
+
+
+register_weights(
+    WeightSpec(
+        name="surrogate",
+        model="surrogate",
+        file="surrogate.safetensors",
+        sha256="c69e9a8365d6d0702d87cf9e72d2b2ded75a063a4a781d8075bbad4550dec692",
+        source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
+        "conditional PatchGAN on faces-utk; see models/surrogate.md)",
+        licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+        input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
+        "face mask, landmark heatmaps, a 64-value code (anonymizer.vault.surrogate)",
+        metrics={"de-identified, still a face, two passwords differ, byte-identical": "python benchmarks/deidentification.py"},
+    )
+)
