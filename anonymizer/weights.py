@@ -250,7 +250,7 @@ register_weights(
         name="deepfake",
         model="deepfake",
         file="deepfake.safetensors",
-        sha256="f76dfdd553b51919323ef698967a7a9aeeba06186f796b6bcbf205bbc5630682",
+        sha256="580a114809f320410c1fa80adc7f8f037e15e21d393564a537bee3754df75a00",
         source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends and "
         "face swaps made from them; see models/deepfake.md)",
         licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",

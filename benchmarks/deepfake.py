@@ -42,9 +42,9 @@ def picture(scorer: DeepfakeScorer, path: Path) -> None:
         for f in sorted(get_finder().find(rgb), key=lambda f: -f.width)[:2]:
             crops.append(align_for_deepfake(rgb, f))
             lms.append(crop_template(DEEPFAKE_SIZE))  # aligned: the landmarks sit on the template
-    sets = dev_sets(np.stack(crops), np.stack(lms).astype(np.float32))
+    sets = dev_sets(np.stack(crops), np.stack(lms).astype(np.float32), surrogates=True)
     rows = []
-    for kind in ("real", "sbi", "swap"):
+    for kind in ("real", "sbi", "swap", "surrogate"):
         probs = scorer.score_crops(sets[kind])
         tiles = []
         for img, p in zip(sets[kind], probs, strict=True):
@@ -55,7 +55,7 @@ def picture(scorer: DeepfakeScorer, path: Path) -> None:
             tiles.append(np.asarray(t))
         rows.append(np.concatenate(tiles, axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-    print(f"picture: {path} (rows: real, self-blend, swap; faces from samples/)")
+    print(f"picture: {path} (rows: real, self-blend, swap, surrogate; faces from samples/)")
 
 
 def surrogate_crops(limit: int | None) -> np.ndarray:
