@@ -1,7 +1,10 @@
 """Train the surrogate-face generator (password-conditioned U-Net) against a conditional PatchGAN.
 
     python -m anonymizer.train.surrogate --data ../shared/data/faces-utk --out runs/surrogate \
-        --steps 20000 --seed 0 --export models/surrogate.safetensors
+        --steps 7000 --seed 0 --export models/surrogate.safetensors
+
+(The shipped weights were trained in two stages, the second with stronger identity terms: see
+models/surrogate.md for both commands.)
 
 Data: faces-utk's 200x200 crops without the fixed held-out tenth, each aligned by its five landmarks (our
 detector, from the prepared faces cache or ``--faces-cache``) onto the 64-px surrogate crop
