@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 import time
 from collections.abc import Mapping
@@ -23,6 +24,18 @@ def face_landmarks(root: Path, cache: Path | None = None) -> tuple[np.ndarray, n
         return z["names"], z["landmarks"]
     fs = prepare_faces(root, with_dlib=False, progress=True)
     return fs.names, fs.landmarks
+
+
+def add_run_options(ap: argparse.ArgumentParser, *, save_every: int, export: str = "write the final weights here") -> None:
+    """The options of every step-based trainer that control the run rather than the model: --seed,
+    --save-every, --stop-after, --time-limit, --export and --device."""
+    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    ap.add_argument("--save-every", type=int, default=save_every, help="default: %(default)s")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="stop cleanly (checkpoint saved) after this many seconds; resume later")
+    ap.add_argument("--export", type=Path, default=None, help=export)
+    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
 
 
 def seed_and_device(seed: int, device: str | None) -> torch.device:

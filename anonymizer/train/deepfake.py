@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet
 from ..ops.sbi import blend_mask, self_blend
-from .common import checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
+from .common import add_run_options, checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
 
 
 def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -107,17 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=3000, help="default: %(default)s")
     ap.add_argument("--batch", type=int, default=32, help="half real, half fake (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: %(default)s)")
-    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
     ap.add_argument("--dev-limit", type=int, default=300, help="held-out faces for the dev AUC (default: %(default)s)")
     ap.add_argument("--surrogates", type=int, default=2000,
                     help="training faces painted once with the shipped surrogate generator, a third of the fakes (0: none; default: %(default)s)")
     ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
-    ap.add_argument("--save-every", type=int, default=250, help="default: %(default)s")
-    ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
-    ap.add_argument("--time-limit", type=float, default=None, help="stop cleanly after this many seconds")
-    ap.add_argument("--export", type=Path, default=None, help="write the final weights here")
-    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
     from tqdm import tqdm

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..nn.sr import Discriminator, SRResNet
-from .common import checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
+from .common import add_run_options, checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
 from .faces import is_held_out
 
 SCALE = 4
@@ -82,16 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patch", type=int, default=24, help="low-resolution patch side for srresnet (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 srresnet, 1e-4 srgan)")
     ap.add_argument("--init", type=Path, default=None, help="srgan: start the generator from these weights")
-    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
-    ap.add_argument("--save-every", type=int, default=250, help="default: %(default)s")
-    ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
-    ap.add_argument("--export", type=Path, default=None, help="write the final generator weights here")
-    ap.add_argument("--time-limit", type=float, default=None,
-                    help="stop cleanly (checkpoint saved) after this many seconds; resume later")
     ap.add_argument("--faces-cache", type=Path, default=None,
                     help="srgan: a prepared faces cache (.npz) with the landmarks, instead of preparing --data")
-    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_run_options(ap, save_every=250, export="write the final generator weights here")
     args = ap.parse_args(argv)
     out = args.out or Path("runs") / args.model
     gan = args.model == "srgan"

@@ -47,7 +47,7 @@ from ..nn.surrogate import (
     face_mask,
     landmark_heatmaps,
 )
-from .common import checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
+from .common import add_run_options, checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
 from .faces import is_held_out
 
 
@@ -151,14 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jitter", type=float, default=0.05, help="random scale/shift of the recogniser's crop for the identity terms (default: %(default)s)")
     ap.add_argument("--w-color", type=float, default=5.0, help="low-pass colour weight (default: %(default)s)")
     ap.add_argument("--w-fm", type=float, default=1.0, help="feature-matching weight (default: %(default)s)")
-    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
     ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
-    ap.add_argument("--save-every", type=int, default=500, help="default: %(default)s")
-    ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
-    ap.add_argument("--time-limit", type=float, default=None, help="stop cleanly after this many seconds")
-    ap.add_argument("--export", type=Path, default=None, help="write the final generator weights here")
-    ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
     from tqdm import tqdm
