@@ -193,6 +193,10 @@ register_weights(
 )
 
 
+#: The licence of every model trained here on ../shared/data/faces-utk.
+UTKFACE_LICENCE = "weights: MIT (this project); training data: UTKFace, non-commercial research use only"
+
+
 register_weights(
     WeightSpec(
         name="identity_net",
@@ -201,7 +205,7 @@ register_weights(
         sha256="49d3807645e20ae5bdb00023cfe4f6798c8acf75d04f55bad319f46b3805c381",
         source="trained here: python -m anonymizer.train.identity (distilled from dlib's face-recognition "
         "ResNet on faces-utk; see models/identity_net.md)",
-        licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+        licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 96x96, aligned by five landmarks (anonymizer.ops.align)",
         metrics={
             "distance correlation with dlib, ORL same/different accuracy": "python benchmarks/identity.py",
@@ -222,7 +226,7 @@ for _name, _sha, _how in (
             file=f"{_name}.safetensors",
             sha256=_sha,
             source=f"trained here: python -m anonymizer.train.sr --model {_name} ({_how}; see models/{_name}.md)",
-            licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+            licence=UTKFACE_LICENCE,
             input_spec="RGB, float 0..1, NCHW, any size; output 4x the size",
             metrics={"PSNR / SSIM / dlib identity distance against bicubic": "python benchmarks/sr.py"},
         )
@@ -253,7 +257,7 @@ register_weights(
         sha256="580a114809f320410c1fa80adc7f8f037e15e21d393564a537bee3754df75a00",
         source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends and "
         "face swaps made from them; see models/deepfake.md)",
-        licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+        licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 128x128, aligned by five landmarks (anonymizer.pipeline.deepfake)",
         metrics={"ROC AUC per kind of fake on held-out faces": "python benchmarks/deepfake.py"},
     )
@@ -268,7 +272,7 @@ register_weights(
         sha256="c69e9a8365d6d0702d87cf9e72d2b2ded75a063a4a781d8075bbad4550dec692",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
         "conditional PatchGAN on faces-utk; see models/surrogate.md)",
-        licence="weights: MIT (this project); training data: UTKFace, non-commercial research use only",
+        licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
         "face mask, landmark heatmaps, a 64-value code (anonymizer.vault.surrogate)",
         metrics={"de-identified, still a face, two passwords differ, byte-identical": "python benchmarks/deidentification.py"},

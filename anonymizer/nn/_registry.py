@@ -11,6 +11,7 @@ from ..errors import InputError
 
 Builder = Callable[..., nn.Module]
 _B = TypeVar("_B", bound=Builder)
+_M = TypeVar("_M", bound=nn.Module)
 
 _MODELS: dict[str, Builder] = {}
 
@@ -40,3 +41,13 @@ def get_model_builder(name: str) -> Builder:
 
 def build_model(name: str, **kwargs: object) -> nn.Module:
     return get_model_builder(name)(**kwargs)
+
+
+def with_weights(model: _M, name: str, weights: str | None) -> _M:
+    """``model`` with the declared weights ``name`` (``weights="default"``), another declared name, or none
+    (``weights=None``: random, for tests and training), in eval mode."""
+    if weights is not None:
+        from ..weights import get_weights, load_state_dict
+
+        model.load_state_dict(load_state_dict(get_weights(name if weights == "default" else weights)))
+    return model.eval()

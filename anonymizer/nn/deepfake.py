@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ._registry import register_model
+from ._registry import register_model, with_weights
 from .backbones import init_weights
 
 DEEPFAKE_SIZE = 128
@@ -68,10 +68,5 @@ class DeepfakeNet(nn.Module):
 
 @register_model("deepfake")
 def deepfake(*, weights: str | None = "default") -> DeepfakeNet:
-    """The synthetic-face classifier (models/deepfake.md once trained); ``weights=None``: random."""
-    model = DeepfakeNet()
-    if weights is not None:
-        from ..weights import get_weights, load_state_dict
-
-        model.load_state_dict(load_state_dict(get_weights("deepfake" if weights == "default" else weights)))
-    return model.eval()
+    """The synthetic-face classifier (models/deepfake.md); ``weights=None``: random."""
+    return with_weights(DeepfakeNet(), "deepfake", weights)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._registry import register_model
+from ._registry import register_model, with_weights
 from .backbones import init_weights
 from .layers import ConvNormAct
 
@@ -78,9 +78,4 @@ class IdentityNet(nn.Module):
 @register_model("identity_net")
 def identity_net(*, weights: str | None = "default") -> IdentityNet:
     """IdentityNet with the weights shipped in models/ (``weights=None``: random, for tests and training)."""
-    model = IdentityNet()
-    if weights is not None:
-        from ..weights import get_weights, load_state_dict
-
-        model.load_state_dict(load_state_dict(get_weights("identity_net" if weights == "default" else weights)))
-    return model.eval()
+    return with_weights(IdentityNet(), "identity_net", weights)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._registry import register_model
+from ._registry import register_model, with_weights
 from .backbones import init_weights
 
 
@@ -94,12 +94,7 @@ class Discriminator(nn.Module):
 
 
 def _sr(name: str, weights: str | None) -> SRResNet:
-    model = SRResNet()
-    if weights is not None:
-        from ..weights import get_weights, load_state_dict
-
-        model.load_state_dict(load_state_dict(get_weights(name if weights == "default" else weights)))
-    return model.eval()
+    return with_weights(SRResNet(), name, weights)
 
 
 @register_model("srresnet")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._registry import register_model
+from ._registry import register_model, with_weights
 from .backbones import init_weights
 
 #: Side of the aligned crop (pixels) and the code's length. 64 px and narrow widths keep a training step
@@ -167,13 +167,8 @@ class PatchDiscriminator(nn.Module):
 
 @register_model("surrogate")
 def surrogate(*, weights: str | None = "default") -> SurrogateGenerator:
-    """The surrogate-face generator (models/surrogate.md once trained); ``weights=None``: random."""
-    model = SurrogateGenerator()
-    if weights is not None:
-        from ..weights import get_weights, load_state_dict
-
-        model.load_state_dict(load_state_dict(get_weights("surrogate" if weights == "default" else weights)))
-    return model.eval()
+    """The surrogate-face generator (models/surrogate.md); ``weights=None``: random."""
+    return with_weights(SurrogateGenerator(), "surrogate", weights)
 
 
 @register_model("surrogate_discriminator")
