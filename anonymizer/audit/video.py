@@ -75,11 +75,8 @@ def audit_video(
         probs: list[float | None] = [None] * len(found)
         if deepfake is not None and found:
             probs = [float(v) for v in deepfake.score_faces(up, found)]
-        for t in tracker.tracks:
-            if t.last_seen != index or t.last_det is None:
-                continue
-            di = int(np.abs(boxes - t.last_det).sum(1).argmin())
-            st = stats.setdefault(t.id, {"first": index, "hits": 0, "best": 0.0, "synthetic": []})
+        for tid, di in tracker.matches.items():
+            st = stats.setdefault(tid, {"first": index, "hits": 0, "best": 0.0, "synthetic": []})
             st["last"] = index
             st["hits"] += 1
             if (p := probs[di]) is not None:

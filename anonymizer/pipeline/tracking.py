@@ -59,6 +59,8 @@ class FaceTracker:
         #: (track id, previous detection frame, its box, this frame, this box) for tracks matched by the
         #: last update: lets a caller that holds frames back fill the gap between two detections
         self.observations: list[tuple[int, int, np.ndarray, int, np.ndarray]] = []
+        #: track id -> index of the detection it took in the last update (new tracks included)
+        self.matches: dict[int, int] = {}
 
     def reset(self) -> None:
         self.tracks = []
@@ -66,6 +68,7 @@ class FaceTracker:
     def update(self, frame: int, boxes: np.ndarray | None) -> tuple[list[tuple[int, np.ndarray]], list[Track]]:
         self.tracks = [t for t in self.tracks if frame - t.last_seen <= self.hold]
         self.observations = []
+        self.matches = {}
         new: list[Track] = []
         if boxes is not None:
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -81,11 +84,13 @@ class FaceTracker:
                     continue
                 matched_t.add(ti)
                 matched_d.add(di)
+                self.matches[self.tracks[ti].id] = di
                 self._observe(self.tracks[ti], frame, boxes[di], predicted[ti])
             for di in range(len(boxes)):
                 if di not in matched_d:
                     t = Track(id=self._next, box=boxes[di].copy(), frame=frame, last_seen=frame, last_det=boxes[di].copy())
                     self._next += 1
+                    self.matches[t.id] = di
                     self.tracks.append(t)
                     new.append(t)
         covers = [(t.id, t.box if t.frame == frame else t.predict(frame)) for t in self.tracks]

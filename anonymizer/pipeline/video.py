@@ -284,11 +284,9 @@ def anonymize_video(
             report.detections += len(boxes)
             current, new = tracker.update(p.frame.index, boxes)
             if painter is not None:
-                for t in tracker.tracks:  # the detection each track took on this frame, found by its box
-                    if t.last_seen == p.frame.index and t.last_det is not None:
-                        di = int(np.abs(boxes - t.last_det).sum(1).argmin())
-                        p.landmarks[t.id] = lms[di]
-                        shapes[t.id] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
+                for tid, di in tracker.matches.items():  # the detection each track took on this frame
+                    p.landmarks[tid] = lms[di]
+                    shapes[tid] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
             for tid, b in current:
                 p.covers[tid] = _union(p.covers.get(tid), b)
             p.detected = True

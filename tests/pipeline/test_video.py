@@ -186,15 +186,16 @@ def test_tracker_holds_and_associates() -> None:
     assert len(new) == 1 and len(covers) == 1
     tid = new[0].id
     covers, new = t.update(1, np.array([[14, 10, 54, 50]], np.float32))  # moved: same track
-    assert not new and [c[0] for c in covers] == [tid]
+    assert not new and [c[0] for c in covers] == [tid] and t.matches == {tid: 0}
     for f in (2, 3, 4):  # missed detections: still covered at the predicted place
         covers, _ = t.update(f, np.zeros((0, 4), np.float32))
         box = covers[0][1]
         assert [c[0] for c in covers] == [tid] and (box[0] + box[2]) / 2 > 32 + (f - 1)  # moving right
+        assert t.matches == {}
     covers, _ = t.update(5, np.zeros((0, 4), np.float32))
     assert covers == []  # held for 3 frames after the last detection
     covers, new = t.update(6, np.array([[200, 200, 240, 240]], np.float32))
-    assert len(new) == 1 and new[0].id != tid
+    assert len(new) == 1 and new[0].id != tid and t.matches == {new[0].id: 0}
 
 
 def test_odd_sizes_and_containers(finder, tmp_path) -> None:
