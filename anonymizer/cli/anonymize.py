@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError, MediaError
-from ..media.image import load_image
 from ..defaults import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_FEATHER,
@@ -18,9 +17,9 @@ from ..defaults import (
     DEFAULT_UPSCALE,
     DEFAULT_VIDEO_THRESHOLD,
 )
-from ..media.video import VIDEO_SUFFIXES, probe
+from ..media.video import probe
 from ..pipeline.batch import Job, plan_jobs, run_jobs
-from ..vault.images import sidecar_path
+from ..pipeline.jobs import AnonymizeOptions, anonymize_photo_file, anonymize_video_file, is_video
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
@@ -40,6 +39,11 @@ class Shape(str, Enum):
 class VaultMode(str, Enum):
     embed = "embed"
     sidecar = "sidecar"
+
+
+class Backend(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 class Format(str, Enum):
@@ -79,6 +83,10 @@ def anonymize(
     start: Annotated[float | None, typer.Option(help="Videos: anonymize from this time (seconds).", min=0.0, show_default=False)] = None,
     end: Annotated[float | None, typer.Option(help="Videos: anonymize up to this time (seconds).", min=0.0, show_default=False)] = None,
     cut: Annotated[bool, typer.Option("--cut", help="Videos: drop what lies outside --start/--end instead of copying it unchanged.")] = False,
+    backend: Annotated[Backend, typer.Option(help="Where the work runs: this process, or a Ray cluster (needs `pip install 'anonymizer[ray]'`; see README, Scale-out).")] = Backend.local,
+    address: Annotated[str | None, typer.Option(help="--backend ray: the cluster to join (e.g. ray://head:10001 or auto). Default: start Ray on this machine.", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(help="--backend ray: worker actors, each loading the models once. Default: the cluster's CPUs divided by --threads (at least 1).", min=1, show_default=False)] = None,
+    segment_seconds: Annotated[float, typer.Option(help="--backend ray: cut videos into segments of about this length (at keyframes), processed in parallel and joined back. 0 = one worker per video.", min=0.0)] = 30.0,
 ) -> None:
     """Find every face in photos and videos and cover it. Inputs are never modified; outputs are written atomically.
 
@@ -88,10 +96,12 @@ def anonymize(
     --method surrogate paints a generated face instead; with a password the same password and input
     always give the same faces (the password also seals the vault), without one they are new on every
     run. Videos are then detected on every frame, and each track keeps its surrogate.
+
+    --backend ray spreads the files (and segments of long videos) over a Ray cluster; a manifest in the
+    output folder records finished files, so running the same command again resumes.
     """
-    from ..api import anonymize_image, get_finder, parse_targets
+    from ..api import parse_targets
     from ..pipeline.photo import configure_runtime
-    from ..pipeline.video import anonymize_video
 
     try:
         wanted = parse_targets(targets)
@@ -120,71 +130,39 @@ def anonymize(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
-    faces_total = 0
-    persons_total = 0
+    opts = AnonymizeOptions(
+        method=method.value, targets=wanted, threshold=threshold, mask_scale=mask_scale, shape=mask_shape.value,
+        feather=feather, upscale=upscale, quality=quality, keep_metadata=keep_metadata, vault=vault.value,
+        detect_every=detect_every, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut,
+    )
     counts: dict[Path, int] = {}
+    totals = {"faces": 0, "persons": 0}
 
-    def work_video(job: Job) -> dict[str, object]:
-        nonlocal faces_total
-        assert job.dest is not None
+    def work(job: Job) -> dict[str, object]:
+        if not is_video(job):
+            return anonymize_photo_file(job, opts, key, seed)
         from tqdm import tqdm
 
         info = probe(job.src)
-        finder = get_finder(
-            threshold=DEFAULT_VIDEO_THRESHOLD if threshold is None else threshold,
-            upscale=0.0 if upscale is None else upscale,
-        )
         with tqdm(total=info.expected_frames(start, end, cut), desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
-            rep = anonymize_video(
-                job.src, job.dest, finder=finder, method=method.value, shape=mask_shape.value, mask_scale=mask_scale,
-                feather=feather, detect_every=detect_every, key=key, codec=codec, crf=crf, lossless=lossless,
-                start=start, end=end, cut=cut, progress=bar.update, surrogate_seed=seed,
-            )
-        faces_total += rep.tracks
-        counts[job.src] = rep.tracks
-        row: dict[str, object] = {"path": str(job.src), "output": str(job.dest), "frames": rep.frames,
-                                  "tracks": rep.tracks, "regions": rep.regions}
-        if key is not None:
-            row["vault"] = str(sidecar_path(job.dest))
-        return row
-
-    def work(job: Job) -> dict[str, object]:
-        nonlocal faces_total, persons_total
-        assert job.dest is not None
-        if job.src.suffix.lower() in VIDEO_SUFFIXES:
-            if "person" in wanted:
-                raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
-            return work_video(job)
-        img = load_image(job.src)
-        result = anonymize_image(
-            img,
-            method=method.value,
-            shape=mask_shape.value,
-            mask_scale=mask_scale,
-            feather=feather,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-            upscale=DEFAULT_UPSCALE if upscale is None else upscale,
-            key=key,
-            targets=wanted,
-            surrogate_seed=seed,
-        )
-        result.save(job.dest, format=job.dest.suffix, keep_metadata=keep_metadata, quality=quality, vault=vault.value)
-        faces_total += len(result.faces)
-        counts[job.src] = len(result.faces)
-        row: dict[str, object] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
-        if "person" in wanted:
-            row["persons"] = len(result.extra.get("persons", ()))  # type: ignore[arg-type]
-            persons_total += row["persons"]  # type: ignore[operator]
-        if key is not None:
-            side = sidecar_path(job.dest)
-            row["vault"] = str(side) if side.is_file() else "embedded"
-        return row
+            return anonymize_video_file(job, opts, key, seed, progress=bar.update)
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
+        if isinstance(result, dict):
+            found = int(result.get("faces", result.get("tracks")) or 0)
+            counts[job.src] = found
+            totals["faces"] += found
+            totals["persons"] += int(result.get("persons", 0))
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
-    report = run_jobs(jobs, work, progress=show_progress(), desc="anonymize", on_result=on_result)
+    if backend is Backend.ray:
+        from ..pipeline.cluster import run_on_ray
+
+        report = run_on_ray(jobs, output, opts, key, seed, address=address, workers=workers, segment_seconds=segment_seconds,
+                            threads=threads, progress=show_progress(), on_result=on_result)
+    else:
+        report = run_jobs(jobs, work, progress=show_progress(), desc="anonymize", on_result=on_result)
     if contact_sheet is not None:
         from ..media.contact_sheet import contact_sheet as write_sheet
 
@@ -193,6 +171,7 @@ def anonymize(
         write_sheet(rows, contact_sheet)
     finish(
         report,
-        f"anonymized {len(report.done)} of {len(jobs)} file(s), {faces_total} face(s)"
-        + (f" and {persons_total} person(s)" if "person" in wanted else "") + f" covered, into {output}",
+        f"anonymized {len(report.done)} of {len(jobs)} file(s), {totals['faces']} face(s)"
+        + (f" and {totals['persons']} person(s)" if "person" in wanted else "") + f" covered, into {output}"
+        + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""),
     )

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 LOSSLESS_CODEC = "libx264rgb"  # qp 0: decoded frames equal the encoded RGB frames exactly
+MAX_REORDER = 16  # H.264's largest frame reordering: a segment stops decoding this many frames past its end
 
 
 def _av() -> Any:
@@ -165,6 +166,11 @@ class Transcoder:
     for each yielded frame, in order (a delay is fine), then ``finish()``; ``abort()`` removes the partial
     output. ``start``/``end`` (seconds) mark the span to process; with ``cut=True`` frames and audio outside
     it are dropped, otherwise they are passed through (``Frame.in_span`` is False for them).
+
+    ``segment=True`` encodes one piece of a longer video that :func:`join_segments` puts back together
+    (the Ray backend): decoding starts by seeking to ``start`` (a keyframe), frames keep the source's own
+    timestamps, there is no audio (the join copies it from the source), no B-frames (so the joined
+    timestamps stay in decoding order), and ``cut`` is implied.
     """
 
     def __init__(
@@ -181,18 +187,26 @@ class Transcoder:
         cut: bool = False,
         threads: int = 0,
         mode: int = 0o666,
+        segment: bool = False,
     ) -> None:
         av = _av()
         self.src = Path(src)
         self.dest = Path(dest)
-        self.start, self.end, self.cut = start, end, cut
+        self.segment = segment
+        self.start, self.end, self.cut = start, end, cut or segment
         if start is not None and end is not None and end <= start:
             raise InputError(f"--end ({end}) must be after --start ({start})")
         self.rotation = _first_frame_rotation(self.src)
         self._in = _open_input(self.src)
         self._vin = self._in.streams.video[0]
         self._vin.thread_type = "AUTO"
-        self._ain = self._in.streams.audio[0] if self._in.streams.audio else None
+        self._ain = self._in.streams.audio[0] if self._in.streams.audio and not segment else None
+        if segment and start:
+            try:  # to the keyframe the segment starts on (the frames before it in the same packet are cut)
+                self._in.seek(int(round(start / self._vin.time_base)), stream=self._vin, backward=True)
+            except av.FFmpegError as exc:
+                self._in.close()
+                raise InputError(f"cannot seek to {start:.3f} s ({exc})", path=self.src) from None
         self._tmp = self.dest.with_name(f".{self.dest.name}.{secrets.token_hex(4)}.part{self.dest.suffix}")
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -245,8 +259,8 @@ class Transcoder:
         else:
             cc.pix_fmt = "yuv420p"
             options = {}
-        if self.dest.suffix.lower() == ".avi":
-            options["bf"] = "0"  # AVI cannot store B-frame timestamps
+        if self.dest.suffix.lower() == ".avi" or self.segment:
+            options["bf"] = "0"  # AVI cannot store B-frame timestamps; joined segments need dts = pts
         cc.options = options
         if threads:
             cc.thread_count = threads
@@ -270,15 +284,18 @@ class Transcoder:
     def frames(self) -> Iterator[Frame]:
         av = _av()
         streams = [s for s in (self._vin, self._ain if self._aout is not None else None) if s is not None]
+        past_end = 0  # segments: frames decoded past the end (reordering can still bring one before it)
         try:
             for packet in self._in.demux(*streams):
+                if past_end > MAX_REORDER:
+                    break
                 if packet.stream.type == "audio":
                     if packet.dts is None:
                         continue
                     t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
                     if self.cut and not self._span(t):
                         continue
-                    if self.cut and self.start:
+                    if self.cut and self.start and not self.segment:
                         offset = int(round(self.start / packet.time_base))
                         packet.pts -= offset
                         packet.dts -= offset
@@ -296,6 +313,9 @@ class Transcoder:
                         self._last_pts = pts
                     t = float(pts * vf.time_base) if pts is not None else self.frames_in / float(self._vout.average_rate or 25)
                     in_span = self._span(t)
+                    if self.segment and self.end is not None and t >= self.end:
+                        past_end += 1
+                        continue
                     index = self.frames_in
                     self.frames_in += 1
                     if self.cut and not in_span:
@@ -313,7 +333,7 @@ class Transcoder:
         av = _av()
         vf = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
         pts = frame.pts
-        if pts is not None and self.cut and self.start:
+        if pts is not None and self.cut and self.start and not self.segment:
             pts -= int(round(self.start / self._vin.time_base))  # the same shift as the audio
         vf.pts = pts
         vf.time_base = self._vin.time_base
@@ -358,3 +378,96 @@ class Transcoder:
                 pass
         if self._tmp.exists():
             self._tmp.unlink()
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A keyframe: its time (seconds, as :class:`Transcoder` computes it) and how many frames come before it."""
+
+    time: float
+    index: int
+
+
+def keyframes(path: str | Path) -> tuple[list[Keyframe], int]:
+    """(the keyframes of the first video stream, its frame count), read from the packets without decoding
+    (fast: a long video takes a moment). Places where :class:`Transcoder` ``segment=True`` can start."""
+    import bisect
+
+    av = _av()
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        v = container.streams.video[0]
+        pts, keys = [], []
+        for packet in container.demux(v):
+            if packet.pts is None or packet.size == 0:
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+        tb = v.time_base
+    except av.FFmpegError as exc:
+        raise InputError(f"corrupt or truncated video ({exc})", path=path) from None
+    finally:
+        container.close()
+    pts.sort()
+    out = [Keyframe(float(k * tb), bisect.bisect_left(pts, k)) for k in sorted(set(keys))]
+    return out, len(pts)
+
+
+def join_segments(src: str | Path, parts: list[Path], dest: str | Path) -> Path:
+    """Copy the video packets of ``parts`` (consecutive pieces of ``src`` encoded with
+    ``Transcoder(segment=True)``, in order) and the audio packets of ``src`` into ``dest`` without
+    re-encoding, interleaved by time; written to a temporary file and moved into place."""
+    import heapq
+
+    av = _av()
+    src, dest = Path(src), Path(dest)
+    if not parts:
+        raise MediaError("no segments to join", path=dest)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part{dest.suffix}")
+    source = _open_input(src)
+    rotation = _first_frame_rotation(src)
+    out = None
+    try:
+        ain = source.streams.audio[0] if source.streams.audio else None
+        with av.open(str(parts[0])) as first:
+            out = av.open(str(tmp), "w")
+            vout = out.add_stream_from_template(first.streams.video[0])
+        if rotation:
+            vout.set_display_rotation(rotation)
+        aout = out.add_stream_from_template(ain) if ain is not None else None
+        out.start_encoding()
+
+        def video() -> Iterator[Any]:
+            for part in parts:
+                with av.open(str(part)) as c:
+                    for packet in c.demux(c.streams.video[0]):
+                        if packet.dts is not None:
+                            packet.stream = vout
+                            yield packet
+
+        def audio() -> Iterator[Any]:
+            if ain is None:
+                return
+            for packet in source.demux(ain):
+                if packet.dts is not None:
+                    packet.stream = aout
+                    yield packet
+
+        for packet in heapq.merge(video(), audio(), key=lambda p: float(p.dts * p.time_base)):
+            out.mux(packet)
+        out.close()
+        out = None
+        os.replace(tmp, dest)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot join the video segments: {exc}", path=dest) from None
+    finally:
+        if out is not None:
+            try:
+                out.close()
+            except Exception:  # a half-written muxer may fail to close; the file is removed below
+                pass
+        source.close()
+        tmp.unlink(missing_ok=True)
+    return dest

@@ -26,6 +26,10 @@ class Job:
 class BatchReport:
     done: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: finished by an earlier run (the Ray backend's manifest), not redone
+    skipped: list[Path] = field(default_factory=list)
+    #: work given to another worker after its worker died (the Ray backend)
+    retries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -107,6 +111,26 @@ def plan_jobs(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: 
     return jobs
 
 
+def describe_error(src: Path, exc: Exception) -> str:
+    """One line naming the file and the problem, for an error that fails one file of a batch."""
+    if isinstance(exc, AnonymizerError):
+        return str(exc) if exc.path else f"{src}: {exc}"
+    if isinstance(exc, OSError):
+        return f"{src}: {exc.strerror or exc}"
+    # a bug or a library's unexpected error
+    log.debug("unexpected error on %s", src, exc_info=exc)
+    return f"{src}: unexpected error ({type(exc).__name__}: {exc})"
+
+
+def stale_parts(dest: Path) -> list[Path]:
+    """Temporary files an interrupted write of ``dest`` may have left beside it (``.NAME.*.part*`` from
+    :func:`~anonymizer.media.image.write_atomic` and the video writer, and their own temporaries)."""
+    folder = dest.parent
+    if not folder.is_dir():
+        return []
+    return sorted({*folder.glob(f".{dest.name}.*part*"), *folder.glob(f"..{dest.name}.*part*")})
+
+
 def run_jobs(
     jobs: list[Job],
     work: Callable[[Job], object],
@@ -133,13 +157,8 @@ def run_jobs(
                     raise InputError(f"output {job.dest} is already written by another input", path=job.src)
                 seen.add(job.dest)
             result = work(job)
-        except AnonymizerError as exc:
-            error = str(exc) if exc.path else f"{job.src}: {exc}"
-        except OSError as exc:
-            error = f"{job.src}: {exc.strerror or exc}"
-        except Exception as exc:  # a bug or a library's unexpected error: this file fails, the batch goes on
-            log.debug("unexpected error on %s", job.src, exc_info=True)
-            error = f"{job.src}: unexpected error ({type(exc).__name__}: {exc})"
+        except Exception as exc:  # this file fails, the batch goes on
+            error = describe_error(job.src, exc)
         if error is None:
             report.done.append(job.src)
         else:

@@ -49,6 +49,16 @@ class _Worker(threading.Thread):
             raise self.error
 
 
+class _Collector:
+    """Takes the original regions in place of a VaultWriter (``regions_out``)."""
+
+    def __init__(self, out: list[tuple[dict[str, Any], bytes]]) -> None:
+        self.out = out
+
+    def add(self, meta: dict[str, Any], payload: bytes) -> None:
+        self.out.append((meta, payload))
+
+
 @dataclass
 class VideoReport:
     frames: int = 0
@@ -141,6 +151,8 @@ def anonymize_video(
     progress: Callable[[int], None] | None = None,
     keep_boxes: bool = False,
     surrogate_seed: SurrogateSeed | None = None,
+    segment: bool = False,
+    regions_out: list[tuple[dict[str, Any], bytes]] | None = None,
 ) -> VideoReport:
     """Anonymize ``src`` into ``dest`` (same container). See the module docstring.
 
@@ -154,6 +166,12 @@ def anonymize_video(
     password, else random) mixed with the video file's digest and the track number. Surrogates need the
     face's landmarks on every frame, so faces are then detected on every frame (``detect_every`` = 1);
     frames where a track is held or filled in take its last landmarks, moved with its box.
+
+    ``segment=True`` anonymizes the piece [``start``, ``end``) of a longer video for
+    :func:`anonymizer.media.video.join_segments` (see :class:`~anonymizer.media.video.Transcoder`); with
+    ``regions_out`` the original regions go into that list as (meta, PNG bytes) instead of a vault, for the
+    caller to seal once the pieces are joined ("frame" and "source_frame" then count from the piece's start).
+    A piece's ``surrogate_seed`` is used as given: the caller mixes in the video and the piece.
     """
     if detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
@@ -165,16 +183,21 @@ def anonymize_video(
 
         painter = get_painter()
         seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
-        seed = seed.for_context(sha256_file(Path(src)).encode())
+        if not segment:  # a piece's seed comes from its caller, who mixes in the file and the piece once
+            seed = seed.for_context(sha256_file(Path(src)).encode())
         detect_every = 1
     decoded: queue.Queue[object] = queue.Queue(maxsize=8)
     to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
     stop = threading.Event()
-    tc = Transcoder(src, dest, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut)
+    if regions_out is not None and key is not None:
+        raise InputError("regions_out collects the original regions for the caller to seal: give no key")
+    tc = Transcoder(src, dest, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut, segment=segment)
     report = VideoReport()
     workers: list[_Worker] = []
-    writer = None
-    if key is not None:
+    writer: Any = None
+    if regions_out is not None:
+        writer = _Collector(regions_out)
+    elif key is not None:
         from ..vault.format import VaultWriter
 
         writer = VaultWriter(key)  # type: ignore[arg-type]
@@ -356,28 +379,39 @@ def anonymize_video(
         raise
     from ..vault.images import sidecar_path
 
+    if isinstance(writer, _Collector):
+        return report
     if writer is None:
         stale = sidecar_path(dest)
         if stale.is_file():
             stale.unlink()  # a vault from an earlier run would no longer match this video
     else:
-        from ..weights import sha256_file
-
-        info = {"kind": "video", "frames": report.frames, "video_sha256": sha256_file(Path(dest)), "container": "sidecar"}
-        side = sidecar_path(dest)
-        tmp = side.with_name(f".{side.name}.part")
-        try:
-            with open(tmp, "wb") as f:  # streamed: the sealed regions may be larger than memory
-                writer.finish(info, out=f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, side)
-        except OSError as exc:
-            Path(dest).unlink(missing_ok=True)  # a reversible output without its vault is no use
-            raise MediaError(f"cannot write the vault: {exc.strerror or exc}", path=side) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_video_vault(dest, writer, report.frames)
     return report
+
+
+def write_video_vault(dest: str | Path, writer: Any, frames: int) -> Path:
+    """Finish ``writer`` (a VaultWriter holding the regions of the video ``dest``) into ``dest``'s sidecar
+    vault, bound to the video's digest; streamed to a temporary file and moved into place. On failure
+    the video is removed too (a reversible output without its vault is no use)."""
+    from ..vault.images import sidecar_path
+    from ..weights import sha256_file
+
+    info = {"kind": "video", "frames": frames, "video_sha256": sha256_file(Path(dest)), "container": "sidecar"}
+    side = sidecar_path(dest)
+    tmp = side.with_name(f".{side.name}.part")
+    try:
+        with open(tmp, "wb") as f:  # streamed: the sealed regions may be larger than memory
+            writer.finish(info, out=f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, side)
+    except OSError as exc:
+        Path(dest).unlink(missing_ok=True)
+        raise MediaError(f"cannot write the vault: {exc.strerror or exc}", path=side) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return side
 
 
 def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: Callable[[int], None] | None = None) -> int:

@@ -144,9 +144,43 @@ class Key:
         self._sealing: PasswordSlotParams | None = None
         self._derived: dict[tuple[str, bytes, tuple[tuple[str, int], ...]], bytes] = {}
         self._surrogate: SurrogateSeed | None = None
+        self._sealing_only = False
 
     def __repr__(self) -> str:  # never show the password
-        return f"Key(password={'yes' if self._password else 'no'}, recipients={len(self.recipients)}, kdf={self.kdf})"
+        password = "yes" if self._password else ("derived" if self._sealing_only else "no")
+        return f"Key(password={password}, recipients={len(self.recipients)}, kdf={self.kdf})"
+
+    def for_workers(self) -> Key:
+        """A copy that seals exactly as this key does but holds no password: for worker processes
+        (``--backend ray``). The password KDF runs here, once; the copy keeps only its output for this
+        key's sealing salt, the surrogate seed and the recipients' public keys. It can open only the
+        vaults sealed with this Key (this batch), and a Key with a password refuses to be pickled, so the
+        password itself never leaves this process."""
+        out = Key.__new__(Key)
+        out._password = None
+        out.recipients = self.recipients
+        out.kdf, out.kdf_params = self.kdf, dict(self.kdf_params)
+        out._sealing, out._derived, out._surrogate, out._sealing_only = None, {}, None, False
+        if self._password is not None or self._sealing_only:
+            p = self.password_slot_params()
+            self.password_secrets(p.kdf, p.salt, p.params)  # runs the KDF once, in this process
+            cache_key = (p.kdf, p.salt, tuple(sorted(p.params.items())))
+            out._sealing, out._derived = p, {cache_key: self._derived[cache_key]}
+            out._surrogate = self.surrogate_seed()
+            out._sealing_only = True
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._password is not None:
+            raise TypeError("a Key holding a password is never pickled; send key.for_workers() instead")
+        state = dict(self.__dict__)
+        state["recipients"] = tuple(public_bytes(r) for r in self.recipients)  # the objects do not pickle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["recipients"] = tuple(X25519PublicKey.from_public_bytes(b) for b in state["recipients"])
+        self.__dict__.update(state)
 
     @classmethod
     def from_password(
@@ -161,6 +195,8 @@ class Key:
         return cls(recipients=keys)
 
     def __add__(self, other: Key) -> Key:
+        if self._sealing_only or other._sealing_only:
+            raise InputError("a worker's copy of a key (for_workers) cannot be combined with another key")
         if self._password is not None and other._password is not None:
             raise InputError("a key can hold one password")
         src = self if self._password is not None else other
@@ -173,13 +209,16 @@ class Key:
 
     @property
     def has_password(self) -> bool:
-        return self._password is not None
+        """True when this key seals a password slot (with the password, or its derived copy)."""
+        return self._password is not None or self._sealing_only
 
     def surrogate_seed(self) -> SurrogateSeed | None:
         """The surrogate-face seed of this key's password (:mod:`anonymizer.vault.surrogate`), or None
         for a recipients-only key. Derived once per Key (scrypt), like the sealing key."""
         from .surrogate import SurrogateSeed
 
+        if self._sealing_only:
+            return self._surrogate
         if self._password is None:
             return None
         if self._surrogate is None:
@@ -194,10 +233,13 @@ class Key:
 
     def password_secrets(self, kdf: str, salt: bytes, params: dict[str, int]) -> tuple[bytes, bytes]:
         """(wrap key, verifier) for a password slot; the KDF output is cached per (kdf, salt, params)."""
-        if self._password is None:
-            raise WrongKeyError("this vault is sealed with a password; give the password")
         cache_key = (kdf, salt, tuple(sorted(params.items())))
+        if self._password is None and cache_key not in self._derived:
+            if self._sealing_only:
+                raise WrongKeyError("this key holds the sealing material of one batch only, not the password")
+            raise WrongKeyError("this vault is sealed with a password; give the password")
         if cache_key not in self._derived:
+            assert self._password is not None
             self._derived[cache_key] = derive_password_key(self._password, kdf, salt, params)
         return _hkdf(self._derived[cache_key], salt=None, info=b"anonymizer vault v1 password slot|")
 

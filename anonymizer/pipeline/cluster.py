@@ -1,0 +1,379 @@
+"""`anonymize --backend ray`: photos, videos and pieces of long videos spread over a Ray cluster.
+
+- Each worker is a Ray actor that loads the models once (the first file it gets) and keeps them.
+- A long video is cut at keyframes into pieces of about ``segment_seconds``; pieces are anonymized in
+  parallel (:class:`~anonymizer.media.video.Transcoder` ``segment=True``), then joined on the driver
+  without re-encoding, with the source's timestamps and its audio copied packet for packet. With a key,
+  the pieces send their original regions back and the driver seals one vault for the joined video, so
+  `restore` works as for a video anonymized in one piece. Faces are tracked within a piece: a person
+  crossing a piece boundary starts a new track (and, with ``--method surrogate``, a new surrogate).
+- A worker that dies (its process or node lost) is replaced, and what it was doing is retried on
+  another worker, up to :data:`MAX_ATTEMPTS` times. Outputs are written atomically by whoever finishes
+  them; temporaries left by a dead worker are removed.
+- ``.anonymizer-manifest.jsonl`` in the output folder records every finished file (source path, size
+  and modification time, a digest of the options); the same command run again skips those files.
+- Keys: workers get :meth:`~anonymizer.vault.keys.Key.for_workers`, never the password (the password
+  KDF runs once, here). With ``--recipient`` only public keys reach the workers.
+
+Inputs and the output folder must be on storage every node sees (the same paths).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, MediaError
+from ..vault.keys import Key
+from ..vault.surrogate import SurrogateSeed
+from .batch import BatchReport, Job, describe_error, stale_parts
+from .jobs import AnonymizeOptions, is_video
+
+MANIFEST = ".anonymizer-manifest.jsonl"
+MAX_ATTEMPTS = 3
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--backend ray needs Ray: pip install 'anonymizer[ray]'") from None
+    return ray
+
+
+# --------------------------------------------------------------------------------------------- manifest
+
+
+class Manifest:
+    """Finished files of an output folder, one JSON line each; only the driver writes it."""
+
+    def __init__(self, folder: Path, options: str) -> None:
+        self.path = Path(folder) / MANIFEST
+        self.options = options
+        self._done: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self._done[str(entry["source"])] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash: that file is simply done again
+
+    @staticmethod
+    def _stamp(src: Path) -> dict[str, int]:
+        st = src.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def finished(self, job: Job) -> bool:
+        """True when ``job`` was finished by a run with the same options and neither file changed since."""
+        entry = self._done.get(str(job.src.resolve()))
+        return (entry is not None and entry.get("options") == self.options and job.dest is not None
+                and job.dest.is_file() and entry.get("output") == str(job.dest)
+                and {k: entry.get(k) for k in ("size", "mtime_ns")} == self._stamp(job.src))
+
+    def record(self, job: Job, row: dict[str, Any]) -> None:
+        source = str(job.src.resolve())
+        entry = {"source": source, "output": str(job.dest), "options": self.options, **self._stamp(job.src), "result": row}
+        self._done[source] = entry
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+# ------------------------------------------------------------------------------------------------ worker
+
+
+class Worker:
+    """What one Ray actor runs. Errors come back as a message (the file fails, the batch goes on)."""
+
+    def __init__(self, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None, threads: int | None) -> None:
+        from .photo import configure_runtime
+
+        configure_runtime(threads or 1)  # the CPUs Ray gave this actor
+        self.opts, self.key, self.seed = opts, key, seed
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def file(self, job: Job) -> dict[str, Any]:
+        from .jobs import anonymize_photo_file, anonymize_video_file
+
+        try:
+            if is_video(job):
+                return {"row": anonymize_video_file(job, self.opts, self.key, self.seed)}
+            return {"row": anonymize_photo_file(job, self.opts, self.key, self.seed)}
+        except Exception as exc:
+            return {"error": describe_error(job.src, exc)}
+
+    def piece(self, job: Job, part: Path, start: float | None, end: float | None, seed: SurrogateSeed | None) -> dict[str, Any]:
+        """Anonymize [start, end) of ``job.src`` into ``part``; the original regions come back for the driver to seal."""
+        from .jobs import video_finder
+        from .video import anonymize_video
+
+        regions: list[tuple[dict[str, Any], bytes]] | None = [] if self.key is not None else None
+        o = self.opts
+        try:
+            rep = anonymize_video(
+                job.src, part, finder=video_finder(o), method=o.method, shape=o.shape, mask_scale=o.mask_scale,
+                feather=o.feather, detect_every=o.detect_every, codec=o.codec, crf=o.crf, lossless=o.lossless,
+                start=start, end=end, surrogate_seed=seed, segment=True, regions_out=regions,
+            )
+        except Exception as exc:
+            return {"error": describe_error(job.src, exc)}
+        return {"frames": rep.frames, "tracks": rep.tracks, "regions": regions or [], "count": rep.regions}
+
+
+# ------------------------------------------------------------------------------------------------ driver
+
+
+@dataclass
+class _Item:
+    """One unit of work: a whole file, or piece ``index`` of a video."""
+
+    job: Job
+    index: int | None = None
+    start: float | None = None
+    end: float | None = None
+    first_frame: int = 0
+    seed: SurrogateSeed | None = None
+    attempts: int = 0
+
+    @property
+    def part(self) -> Path:
+        assert self.job.dest is not None and self.index is not None
+        return self.job.dest.with_name(f".{self.job.dest.name}.piece{self.index:05d}.part{self.job.dest.suffix}")
+
+
+@dataclass
+class _Video:
+    """The pieces of one video and what came back from them."""
+
+    items: list[_Item]
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> list[_Item]:
+    """Pieces of a video, cut at keyframes at least ``segment_seconds`` apart; one item for a photo, a
+    short video, a video with --start/--end, or ``segment_seconds`` 0."""
+    from ..media.video import keyframes
+
+    if not is_video(job) or segment_seconds <= 0 or opts.start is not None or opts.end is not None or job.dest is None:
+        return [_Item(job)]
+    keys, _ = keyframes(job.src)
+    cuts = [keys[0]] if keys else []
+    for k in keys[1:]:
+        if k.time - cuts[-1].time >= segment_seconds:
+            cuts.append(k)
+    if len(cuts) < 2:
+        return [_Item(job)]
+    return [_Item(job, index=i, start=None if i == 0 else k.time, end=cuts[i + 1].time if i + 1 < len(cuts) else None,
+                  first_frame=k.index) for i, k in enumerate(cuts)]
+
+
+_RUNNING: list[Any] = []
+
+
+def running_workers() -> list[Any]:
+    """The actor handles of the run in progress (for monitoring, and for tests that kill one)."""
+    return list(_RUNNING)
+
+
+def run_on_ray(
+    jobs: list[Job],
+    out_dir: Path,
+    opts: AnonymizeOptions,
+    key: Key | None,
+    seed: SurrogateSeed | None,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    segment_seconds: float = 30.0,
+    progress: bool = False,
+    on_result: Callable[[Job, object | None, str | None], None] | None = None,
+) -> BatchReport:
+    """Anonymize ``jobs`` on Ray (see the module docstring); the same per-file contract as
+    :func:`~anonymizer.pipeline.batch.run_jobs`: one bad file never stops the rest. Ray is started on
+    this machine unless it is already running in this process or ``address`` names a cluster; nothing
+    is started when every file was finished by an earlier run."""
+    from tqdm import tqdm
+
+    ray = _ray()  # before anything else: a clear error when Ray is not installed
+    report = BatchReport()
+    manifest = Manifest(out_dir, opts.fingerprint(key))
+    bar = tqdm(total=len(jobs), desc="anonymize (ray)", unit="file", disable=not progress, leave=False)
+    seen: set[Path] = set()
+    queue: list[_Item] = []
+    videos: dict[Path, _Video] = {}
+
+    def finish_job(job: Job, row: dict[str, Any] | None, error: str | None) -> None:
+        if job.dest is not None:
+            for stale in stale_parts(job.dest):
+                stale.unlink(missing_ok=True)
+        if error is None:
+            assert row is not None
+            report.done.append(job.src)
+            manifest.record(job, row)
+        else:
+            report.failed.append((job.src, error))
+        if on_result is not None:
+            on_result(job, row, error)
+
+    for job in jobs:
+        if job.dest is not None and job.dest in seen:
+            finish_job(job, None, f"{job.src}: output {job.dest} is already written by another input")
+            bar.update(1)
+            continue
+        if job.dest is not None:
+            seen.add(job.dest)
+        if manifest.finished(job):
+            report.skipped.append(job.src)
+            bar.update(1)
+            continue
+        try:
+            items = plan_pieces(job, opts, segment_seconds)
+            if items[0].index is not None and opts.method == "surrogate" and seed is not None:
+                from ..weights import sha256_file
+
+                base = seed.for_context(sha256_file(job.src).encode())  # one digest of the video, here
+                for it in items:  # different pieces, different codes: no two people share a surrogate
+                    it.seed = base.for_context(f"piece {it.index}".encode())
+        except Exception as exc:
+            finish_job(job, None, describe_error(job.src, exc))
+            bar.update(1)
+            continue
+        if items[0].index is not None:
+            videos[job.src] = _Video(items)
+        queue.extend(items)
+    if not queue:
+        bar.close()
+        return report
+
+    cpus = threads or 1
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = {"num_cpus": (workers or os.cpu_count() or 1) * cpus} if address is None else {}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="error", **local)
+    try:
+        n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+        worker_key = key.for_workers() if key is not None else None  # never the password itself
+        actor_cls = ray.remote(num_cpus=cpus, max_restarts=0)(Worker)
+
+        def new_actor() -> Any:
+            return actor_cls.remote(opts, worker_key, seed, threads)
+
+        idle = [new_actor() for _ in range(min(n_workers, len(queue)))]
+        _RUNNING[:] = idle
+        pending: dict[Any, tuple[Any, _Item]] = {}
+
+        def submit() -> None:
+            while idle and queue:
+                actor, item = idle.pop(), queue.pop(0)
+                item.attempts += 1
+                if item.index is None:
+                    ref = actor.file.remote(item.job)
+                else:
+                    ref = actor.piece.remote(item.job, item.part, item.start, item.end, item.seed)
+                pending[ref] = (actor, item)
+
+        submit()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            actor, item = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+                # the worker died: replace it, and give its work to a live one
+                report.retries += 1
+                _RUNNING[:] = [a for a in _RUNNING if a is not actor]
+                replacement = new_actor()
+                _RUNNING.append(replacement)
+                idle.append(replacement)
+                if item.attempts < MAX_ATTEMPTS:
+                    queue.insert(0, item)
+                else:
+                    _fail_item(item, videos, finish_job, bar, f"{item.job.src}: worker lost {item.attempts} times ({type(exc).__name__})")
+                submit()
+                continue
+            idle.append(actor)
+            if item.index is None:
+                finish_job(item.job, result.get("row"), result.get("error"))
+                bar.update(1)
+            elif item.job.src not in videos:
+                item.part.unlink(missing_ok=True)  # a late piece of a video that has already failed
+            elif "error" in result:
+                _fail_item(item, videos, finish_job, bar, result["error"])
+            else:
+                video = videos[item.job.src]
+                video.results[item.index] = result  # type: ignore[index]
+                bar.update(1 / len(video.items))
+                if len(video.results) == len(video.items):
+                    del videos[item.job.src]
+                    row = error = None
+                    try:
+                        row = _join(item.job, video, key)
+                    except Exception as exc:
+                        error = describe_error(item.job.src, exc)
+                    finish_job(item.job, row, error)
+            submit()
+    finally:
+        bar.close()
+        _RUNNING.clear()
+        if started_here:
+            ray.shutdown()
+    return report
+
+
+def _fail_item(item: _Item, videos: dict[Path, _Video], finish_job: Callable[..., None], bar: Any, error: str) -> None:
+    """A piece failed: its whole video fails (once; the other pieces' results are dropped)."""
+    if item.index is None:
+        finish_job(item.job, None, error)
+        bar.update(1)
+        return
+    video = videos.pop(item.job.src, None)
+    if video is None:
+        return  # this video has already failed
+    bar.update(1 - len(video.results) / len(video.items))
+    finish_job(item.job, None, error)
+
+
+def _join(job: Job, video: _Video, key: Key | None) -> dict[str, Any]:
+    """Join the pieces into ``job.dest`` and, with a key, seal their regions into its vault."""
+    from ..media.video import join_segments
+    from ..vault.images import sidecar_path
+    from .video import write_video_vault
+
+    assert job.dest is not None
+    parts = [it.part for it in video.items]
+    missing = [p for p in parts if not p.is_file()]
+    if missing:
+        raise MediaError(f"piece {missing[0].name} of the video is missing", path=job.src)
+    join_segments(job.src, parts, job.dest)
+    results = [video.results[it.index] for it in video.items]  # type: ignore[index]
+    frames = sum(int(r["frames"]) for r in results)
+    row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "frames": frames,
+                           "tracks": sum(int(r["tracks"]) for r in results),
+                           "regions": sum(int(r["count"]) for r in results), "pieces": len(parts)}
+    side = sidecar_path(job.dest)
+    if key is None:
+        side.unlink(missing_ok=True)  # a vault from an earlier run would no longer match
+        return row
+    from ..vault.format import VaultWriter
+
+    writer = VaultWriter(key)
+    offset = 0
+    for it, r in zip(video.items, results, strict=True):
+        for meta, payload in r["regions"]:
+            meta = dict(meta, frame=int(meta["frame"]) + offset, source_frame=int(meta["source_frame"]) + it.first_frame)
+            writer.add(meta, payload)
+        offset += int(r["frames"])
+    write_video_vault(job.dest, writer, frames)
+    row["vault"] = str(side)
+    return row
+
+

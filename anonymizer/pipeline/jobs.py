@@ -1,0 +1,117 @@
+"""One file of `anonymizer anonymize`: the work every backend runs (local, or a Ray worker), so that both
+give the same output for the same options."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..defaults import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_FEATHER,
+    DEFAULT_MASK_SCALE,
+    DEFAULT_THRESHOLD,
+    DEFAULT_UPSCALE,
+    DEFAULT_VIDEO_THRESHOLD,
+)
+from ..errors import InputError
+from ..media.video import VIDEO_SUFFIXES
+from ..vault.images import sidecar_path
+from ..vault.keys import Key
+from ..vault.surrogate import SurrogateSeed
+from .batch import Job
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """Everything `anonymize` applies to each file but the key (see the command's --help)."""
+
+    method: str = "solid"
+    targets: tuple[str, ...] = ("face",)
+    threshold: float | None = None  # None: DEFAULT_THRESHOLD for photos, DEFAULT_VIDEO_THRESHOLD for videos
+    mask_scale: float = DEFAULT_MASK_SCALE
+    shape: str = "ellipse"
+    feather: float = DEFAULT_FEATHER
+    upscale: float | None = None  # None: DEFAULT_UPSCALE for photos, 0 for videos
+    quality: int = 95
+    keep_metadata: bool = False
+    vault: str = "embed"
+    detect_every: int = DEFAULT_DETECT_EVERY
+    codec: str = "libx264"
+    crf: int = 18
+    lossless: bool = False
+    start: float | None = None
+    end: float | None = None
+    cut: bool = False
+
+    def fingerprint(self, key: Key | None) -> str:
+        """A digest of the options and of how outputs are sealed (whether with a password, which
+        recipients; never anything secret): a resumed run only skips files finished the same way."""
+        from ..vault.keys import fingerprint
+
+        sealing = None if key is None else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
+        blob = json.dumps({"options": asdict(self), "sealing": sealing}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None) -> dict[str, Any]:
+    """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, vault])."""
+    from ..api import anonymize_image
+    from ..media.image import load_image
+
+    assert job.dest is not None
+    result = anonymize_image(
+        load_image(job.src),
+        method=opts.method,
+        shape=opts.shape,
+        mask_scale=opts.mask_scale,
+        feather=opts.feather,
+        threshold=DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
+        upscale=DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
+        key=key,
+        targets=opts.targets,
+        surrogate_seed=seed,
+    )
+    result.save(job.dest, format=job.dest.suffix, keep_metadata=opts.keep_metadata, quality=opts.quality, vault=opts.vault)
+    row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
+    if "person" in opts.targets:
+        row["persons"] = len(result.extra.get("persons", ()))  # type: ignore[arg-type]
+    if key is not None:
+        side = sidecar_path(job.dest)
+        row["vault"] = str(side) if side.is_file() else "embedded"
+    return row
+
+
+def video_finder(opts: AnonymizeOptions):  # noqa: ANN201 (a FaceFinder)
+    from ..api import get_finder
+
+    return get_finder(
+        threshold=DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
+        upscale=0.0 if opts.upscale is None else opts.upscale,
+    )
+
+
+def anonymize_video_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None,
+                         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Anonymize one whole video into ``job.dest``; returns its JSON row (path, output, frames, tracks, regions[, vault])."""
+    from .video import anonymize_video
+
+    assert job.dest is not None
+    if "person" in opts.targets:
+        raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
+    rep = anonymize_video(
+        job.src, job.dest, finder=video_finder(opts), method=opts.method, shape=opts.shape, mask_scale=opts.mask_scale,
+        feather=opts.feather, detect_every=opts.detect_every, key=key, codec=opts.codec, crf=opts.crf,
+        lossless=opts.lossless, start=opts.start, end=opts.end, cut=opts.cut, progress=progress, surrogate_seed=seed,
+    )
+    row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "frames": rep.frames, "tracks": rep.tracks, "regions": rep.regions}
+    if key is not None:
+        row["vault"] = str(sidecar_path(job.dest))
+    return row
+
+
+def is_video(job: Job) -> bool:
+    return job.src.suffix.lower() in VIDEO_SUFFIXES
