@@ -30,12 +30,13 @@ from anonymizer.pipeline.photo import FaceFinder, configure_runtime
 BIN = Path(sys.executable).parent
 
 
-def make_clip(dest: Path, loops: int) -> Path:
+def make_clip(dest: Path, loops: int, gop: int | None = None) -> Path:
+    """The 720p clip (``gop``: a keyframe every ``gop`` frames; default: the encoder's)."""
     src = require(DATA / "videos" / "facenet-pytorch_video.mp4")
     out = av.open(str(dest), "w")
     vs = out.add_stream("libx264", rate=Fraction(25))
     vs.width, vs.height, vs.pix_fmt = 1280, 720, "yuv420p"
-    vs.options = {"crf": "18", "preset": "veryfast"}
+    vs.options = {"crf": "18", "preset": "veryfast", **({"g": str(gop), "keyint_min": str(gop)} if gop else {})}
     n = 0
     for _ in range(loops):
         with av.open(str(src)) as inp:

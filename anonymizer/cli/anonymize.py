@@ -70,7 +70,7 @@ def anonymize(
     keep_metadata: Annotated[bool, typer.Option("--keep-metadata", help="Copy EXIF (never its thumbnail), XMP and comments. Default: strip all metadata but the colour profile.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
     contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output, for review; it shows the original faces, so it must be outside the output folder.", show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (--backend ray: per worker, default 1). Default: all cores.", show_default=False, min=1)] = None,
     password_file: Annotated[Path | None, typer.Option(help="Seal the original faces with the password in this file (reversible; see `restore`).", show_default=False)] = None,
     password_env: Annotated[str | None, typer.Option(help="Seal with the password in this environment variable.", show_default=False)] = None,
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")] = False,

@@ -159,10 +159,12 @@ class _Video:
 
 def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> list[_Item]:
     """Pieces of a video, cut at keyframes at least ``segment_seconds`` apart; one item for a photo, a
-    short video, a video with --start/--end, or ``segment_seconds`` 0."""
+    short video, a video with --start/--end, or ``segment_seconds`` 0 (and for what fails anyway, so that
+    it fails once: --targets person on a video)."""
     from ..media.video import keyframes
 
-    if not is_video(job) or segment_seconds <= 0 or opts.start is not None or opts.end is not None or job.dest is None:
+    if (not is_video(job) or segment_seconds <= 0 or opts.start is not None or opts.end is not None
+            or job.dest is None or "person" in opts.targets):
         return [_Item(job)]
     keys, _ = keyframes(job.src)
     cuts = [keys[0]] if keys else []
@@ -172,7 +174,7 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
     if len(cuts) < 2:
         return [_Item(job)]
     return [_Item(job, index=i, start=None if i == 0 else k.time, end=cuts[i + 1].time if i + 1 < len(cuts) else None,
-                  first_frame=k.index) for i, k in enumerate(cuts)]
+                  first_frame=0 if i == 0 else k.index) for i, k in enumerate(cuts)]
 
 
 _RUNNING: list[Any] = []

@@ -321,3 +321,28 @@ def test_fuzz_mutated_vaults_only_raise_vault_errors(flips: list[tuple[int, int]
             open_vault(blob, Key.from_password("pw"))
         except VaultError:
             pass
+
+
+def test_a_workers_copy_of_a_key_seals_without_the_password(alice) -> None:
+    import pickle
+
+    key = Key.from_password("worker batch password", kdf="scrypt", kdf_params=dict(SCRYPT_MIN)) + Key.from_recipients([alice.public_key])
+    with pytest.raises(TypeError, match="never pickled"):
+        pickle.dumps(key)  # the password never leaves the driver
+    blob = pickle.dumps(key.for_workers())
+    assert b"worker batch password" not in blob
+    worker = pickle.loads(blob)
+    assert worker.has_password and len(worker.recipients) == 1 and "derived" in repr(worker)
+    assert worker.surrogate_seed() is not None
+    assert worker.surrogate_seed().code(0).tolist() == key.surrogate_seed().code(0).tolist()  # type: ignore[union-attr]
+    vault = seal([Record({"n": 1}, b"original pixels")], worker, info={"kind": "test"})
+    for opener in (Key.from_password("worker batch password"), alice):  # the password and the recipient open it
+        assert open_vault(vault, opener)[1][0].payload == b"original pixels"
+    with pytest.raises(WrongKeyError):
+        open_vault(vault, Key.from_password("another password"))
+    # the copy holds one batch's sealing material: it cannot open a vault sealed under another salt
+    other = seal([Record({}, b"x")], Key.from_password("worker batch password", kdf="scrypt", kdf_params=dict(SCRYPT_MIN)), info={})
+    with pytest.raises(WrongKeyError, match="one batch"):
+        open_vault(other, worker)
+    with pytest.raises(InputError):
+        worker + Key.from_recipients([alice.public_key])
