@@ -107,6 +107,8 @@ def anonymize(
         wanted = parse_targets(targets)
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--targets") from None
+    if backend is Backend.local and (address is not None or workers is not None):
+        raise typer.BadParameter("--address and --workers are for --backend ray", param_hint="--backend")
     if method is Method.surrogate and "person" in wanted:
         raise typer.BadParameter("surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method")
     configure_runtime(threads)

@@ -9,14 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..defaults import (
-    DEFAULT_DETECT_EVERY,
-    DEFAULT_FEATHER,
-    DEFAULT_MASK_SCALE,
-    DEFAULT_THRESHOLD,
-    DEFAULT_UPSCALE,
-    DEFAULT_VIDEO_THRESHOLD,
-)
+from .. import defaults
 from ..errors import InputError
 from ..media.video import VIDEO_SUFFIXES
 from ..vault.images import sidecar_path
@@ -31,15 +24,15 @@ class AnonymizeOptions:
 
     method: str = "solid"
     targets: tuple[str, ...] = ("face",)
-    threshold: float | None = None  # None: DEFAULT_THRESHOLD for photos, DEFAULT_VIDEO_THRESHOLD for videos
-    mask_scale: float = DEFAULT_MASK_SCALE
+    threshold: float | None = None  # None: defaults.DEFAULT_THRESHOLD for photos, defaults.DEFAULT_VIDEO_THRESHOLD for videos
+    mask_scale: float = defaults.DEFAULT_MASK_SCALE
     shape: str = "ellipse"
-    feather: float = DEFAULT_FEATHER
-    upscale: float | None = None  # None: DEFAULT_UPSCALE for photos, 0 for videos
+    feather: float = defaults.DEFAULT_FEATHER
+    upscale: float | None = None  # None: defaults.DEFAULT_UPSCALE for photos, 0 for videos
     quality: int = 95
     keep_metadata: bool = False
     vault: str = "embed"
-    detect_every: int = DEFAULT_DETECT_EVERY
+    detect_every: int = defaults.DEFAULT_DETECT_EVERY
     codec: str = "libx264"
     crf: int = 18
     lossless: bool = False
@@ -69,8 +62,8 @@ def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
         shape=opts.shape,
         mask_scale=opts.mask_scale,
         feather=opts.feather,
-        threshold=DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
-        upscale=DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
+        threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
+        upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
         key=key,
         targets=opts.targets,
         surrogate_seed=seed,
@@ -89,7 +82,7 @@ def video_finder(opts: AnonymizeOptions):  # noqa: ANN201 (a FaceFinder)
     from ..api import get_finder
 
     return get_finder(
-        threshold=DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
+        threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=0.0 if opts.upscale is None else opts.upscale,
     )
 
