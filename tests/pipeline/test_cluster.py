@@ -147,3 +147,17 @@ def test_a_second_run_resumes_from_the_manifest(local_ray, folder, tmp_path) -> 
     assert again.done == [photos / "camera.png"] and len(again.skipped) == 2
     other = AnonymizeOptions(detect_every=3, method="pixelate")  # other options: everything is done again
     assert len(run_on_ray(plan_jobs([photos], out), out, other, None, None, workers=2).done) == 3
+
+
+def test_pieces_keep_rotation_and_variable_frame_rate(local_ray, tmp_path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "turned.mp4", frames=36, gop=12, speed=3, rotation=90)
+    make_clip(src / "vfr.mkv", frames=36, gop=12, speed=3, vfr=True)
+    rows = []
+    report = run_on_ray(plan_jobs([src], tmp_path / "out"), tmp_path / "out", OPTS, None, None, workers=2,
+                        segment_seconds=0.9, on_result=lambda j, r, e: rows.append(r))
+    assert report.ok and all(r["pieces"] == 3 for r in rows)
+    for name in ("turned.mp4", "vfr.mkv"):
+        a, b = decode(src / name), decode(tmp_path / "out" / name)
+        assert len(b[0]) == 36 and b[1] == a[1] and b[2] == a[2] and b[3] == a[3]  # frames, pts, audio, rotation
