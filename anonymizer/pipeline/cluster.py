@@ -260,7 +260,12 @@ def run_on_ray(
     started_here = not ray.is_initialized()
     if started_here:
         local = {"num_cpus": (workers or os.cpu_count() or 1) * cpus} if address is None else {}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="error", **local)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="error", **local)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
+            bar.close()
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise InputError(f"cannot start or join {where}: {exc}") from None
     try:
         n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
         worker_key = key.for_workers() if key is not None else None  # never the password itself
