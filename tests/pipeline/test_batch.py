@@ -199,3 +199,35 @@ def test_run_jobs_empty_and_without_destinations() -> None:
     report = run_jobs(jobs, lambda job: 1)
     assert report.ok and len(report.done) == 2
 
+
+
+def test_the_manifest_skips_only_files_finished_the_same_way(tmp_path) -> None:
+    import os
+
+    from anonymizer.pipeline.batch import Job, stale_parts
+    from anonymizer.pipeline.cluster import MANIFEST, Manifest
+
+    src, out = tmp_path / "a.png", tmp_path / "out"
+    src.write_bytes(b"photo")
+    out.mkdir()
+    dest = out / "a.png"
+    job = Job(src, dest)
+    m = Manifest(out, "opts1")
+    assert not m.finished(job)
+    dest.write_bytes(b"anonymized")
+    m.record(job, {"faces": 1})
+    with open(out / MANIFEST, "a") as f:
+        f.write('{"source": "cut short by a cra')  # a crash mid-line: ignored on reading
+    assert Manifest(out, "opts1").finished(job)
+    assert not Manifest(out, "opts2").finished(job)  # other options: done again
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert not Manifest(out, "opts1").finished(job)  # the source changed
+    m.record(job, {"faces": 1})
+    dest.unlink()
+    assert not Manifest(out, "opts1").finished(job)  # the output is gone
+    (out / ".a.png.1234abcd.part").write_bytes(b"x")
+    (out / ".a.png.piece00001.part.png").write_bytes(b"x")
+    (out / "..a.png.piece00001.part.png.beef.part.png").write_bytes(b"x")
+    (out / ".b.png.1234abcd.part").write_bytes(b"x")  # another file's: kept
+    assert [p.name for p in stale_parts(dest)] == ["..a.png.piece00001.part.png.beef.part.png", ".a.png.1234abcd.part", ".a.png.piece00001.part.png"]
