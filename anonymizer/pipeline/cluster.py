@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,7 +211,7 @@ def run_on_ray(
     manifest = Manifest(out_dir, opts.fingerprint(key))
     bar = tqdm(total=len(jobs), desc="anonymize (ray)", unit="file", disable=not progress, leave=False)
     seen: set[Path] = set()
-    queue: list[_Item] = []
+    queue: deque[_Item] = deque()
     videos: dict[Path, _Video] = {}
 
     def finish_job(job: Job, row: dict[str, Any] | None, error: str | None) -> None:
@@ -280,7 +281,7 @@ def run_on_ray(
 
         def submit() -> None:
             while idle and queue:
-                actor, item = idle.pop(), queue.pop(0)
+                actor, item = idle.pop(), queue.popleft()
                 item.attempts += 1
                 if item.index is None:
                     ref = actor.file.remote(item.job)
@@ -302,7 +303,7 @@ def run_on_ray(
                 _RUNNING.append(replacement)
                 idle.append(replacement)
                 if item.attempts < MAX_ATTEMPTS:
-                    queue.insert(0, item)
+                    queue.appendleft(item)
                 else:
                     _fail_item(item, videos, finish_job, bar, f"{item.job.src}: worker lost {item.attempts} times ({type(exc).__name__})")
                 submit()
