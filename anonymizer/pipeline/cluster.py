@@ -10,8 +10,9 @@
 - A worker that dies (its process or node lost) is replaced, and what it was doing is retried on
   another worker, up to :data:`MAX_ATTEMPTS` times. Outputs are written atomically by whoever finishes
   them; temporaries left by a dead worker are removed.
-- ``.anonymizer-manifest.jsonl`` in the output folder records every finished file (source path, size
-  and modification time, a digest of the options); the same command run again skips those files.
+- ``.anonymizer-manifest.jsonl`` in the output folder records every finished file (its output path, and
+  digests of the options and of the source's path, size and modification time: nothing the published
+  outputs do not show); the same command run again skips those files.
 - Keys: workers get :meth:`~anonymizer.vault.keys.Key.for_workers`, never the password (the password
   KDF runs once, here). With ``--recipient`` only public keys reach the workers.
 
@@ -20,6 +21,7 @@ Inputs and the output folder must be on storage every node sees (the same paths)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import deque
@@ -50,36 +52,50 @@ def _ray() -> Any:
 
 
 class Manifest:
-    """Finished files of an output folder, one JSON line each; only the driver writes it."""
+    """Finished files of an output folder, one JSON line each; only the driver writes it.
+
+    The output folder is what gets published, so the manifest names nothing the outputs do not already
+    show: each line holds the output's path inside the folder, a digest of the options, and a digest of
+    the source's absolute path, size and modification time (a changed or moved source is done again).
+    No source path, no time, no secret."""
 
     def __init__(self, folder: Path, options: str) -> None:
-        self.path = Path(folder) / MANIFEST
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST
         self.options = options
         self._done: dict[str, dict[str, Any]] = {}
         if self.path.is_file():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
                     entry = json.loads(line)
-                    self._done[str(entry["source"])] = entry
+                    self._done[str(entry["output"])] = entry
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by a crash: that file is simply done again
 
     @staticmethod
-    def _stamp(src: Path) -> dict[str, int]:
+    def _source(src: Path) -> str:
         st = src.stat()
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return hashlib.sha256(f"{src.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
+
+    def _output(self, job: Job) -> str | None:
+        if job.dest is None or not job.dest.resolve().is_relative_to(self.folder.resolve()):
+            return None
+        return job.dest.resolve().relative_to(self.folder.resolve()).as_posix()
 
     def finished(self, job: Job) -> bool:
-        """True when ``job`` was finished by a run with the same options and neither file changed since."""
-        entry = self._done.get(str(job.src.resolve()))
-        return (entry is not None and entry.get("options") == self.options and job.dest is not None
-                and job.dest.is_file() and entry.get("output") == str(job.dest)
-                and {k: entry.get(k) for k in ("size", "mtime_ns")} == self._stamp(job.src))
+        """True when ``job`` was finished by a run with the same options, its output is still there and
+        its source has not changed since."""
+        out = self._output(job)
+        entry = self._done.get(out) if out is not None else None
+        return (entry is not None and job.dest is not None and job.dest.is_file()
+                and entry.get("options") == self.options and entry.get("source") == self._source(job.src))
 
-    def record(self, job: Job, row: dict[str, Any]) -> None:
-        source = str(job.src.resolve())
-        entry = {"source": source, "output": str(job.dest), "options": self.options, **self._stamp(job.src), "result": row}
-        self._done[source] = entry
+    def record(self, job: Job) -> None:
+        out = self._output(job)
+        if out is None:
+            return
+        entry = {"output": out, "options": self.options, "source": self._source(job.src)}
+        self._done[out] = entry
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
             f.flush()
@@ -221,7 +237,7 @@ def run_on_ray(
         if error is None:
             assert row is not None
             report.done.append(job.src)
-            manifest.record(job, row)
+            manifest.record(job)
         else:
             report.failed.append((job.src, error))
         if on_result is not None:
@@ -258,6 +274,7 @@ def run_on_ray(
         return report
 
     cpus = threads or 1
+    created: list[Any] = []
     started_here = not ray.is_initialized()
     if started_here:
         local = {"num_cpus": (workers or os.cpu_count() or 1) * cpus} if address is None else {}
@@ -273,7 +290,9 @@ def run_on_ray(
         actor_cls = ray.remote(num_cpus=cpus, max_restarts=0)(Worker)
 
         def new_actor() -> Any:
-            return actor_cls.remote(opts, worker_key, seed, threads)
+            actor = actor_cls.remote(opts, worker_key, seed, threads)
+            created.append(actor)
+            return actor
 
         idle = [new_actor() for _ in range(min(n_workers, len(queue)))]
         _RUNNING[:] = idle
@@ -331,6 +350,12 @@ def run_on_ray(
             submit()
     finally:
         bar.close()
+        for actor in created:  # their CPUs go back to the cluster now, not whenever Ray collects them
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # already dead
+                pass
+        created.clear()
         _RUNNING.clear()
         if started_here:
             ray.shutdown()

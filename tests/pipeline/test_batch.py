@@ -215,15 +215,17 @@ def test_the_manifest_skips_only_files_finished_the_same_way(tmp_path) -> None:
     m = Manifest(out, "opts1")
     assert not m.finished(job)
     dest.write_bytes(b"anonymized")
-    m.record(job, {"faces": 1})
+    m.record(job)
+    text = (out / MANIFEST).read_text()
+    assert str(tmp_path) not in text and "a.png" in text  # no source path: the folder gets published
     with open(out / MANIFEST, "a") as f:
-        f.write('{"source": "cut short by a cra')  # a crash mid-line: ignored on reading
+        f.write('{"output": "cut short by a cra')  # a crash mid-line: ignored on reading
     assert Manifest(out, "opts1").finished(job)
     assert not Manifest(out, "opts2").finished(job)  # other options: done again
     st = src.stat()
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert not Manifest(out, "opts1").finished(job)  # the source changed
-    m.record(job, {"faces": 1})
+    m.record(job)
     dest.unlink()
     assert not Manifest(out, "opts1").finished(job)  # the output is gone
     (out / ".a.png.1234abcd.part").write_bytes(b"x")

@@ -133,7 +133,7 @@ def test_a_killed_worker_leaves_nothing_missing_or_twice(local_ray, folder, tmp_
     names = sorted(p.name for p in photos.iterdir())
     assert _outputs(out) == sorted([*names, MANIFEST])
     entries = [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
-    assert sorted(Path(e["source"]).name for e in entries) == names  # each file recorded once
+    assert sorted(e["output"] for e in entries) == names  # each file recorded once
     _local(photos, tmp_path / "local")
     assert all((out / n).read_bytes() == (tmp_path / "local" / n).read_bytes() for n in names)
 
