@@ -168,10 +168,25 @@ class _Item:
 
 @dataclass
 class _Video:
-    """The pieces of one video and what came back from them."""
+    """The pieces of one video and what came back from them. With a key, each piece's original regions
+    are sealed as soon as the pieces before it are in (the vault spools to disk), so the driver never
+    holds more than the pieces that came back out of order."""
 
     items: list[_Item]
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    writer: Any = None  # a VaultWriter with a key
+    sealed: int = 0  # pieces whose regions are in the writer
+    frames: int = 0  # frames of those pieces
+
+    def seal_ready(self) -> None:
+        while self.writer is not None and self.sealed in self.results:
+            r, it = self.results[self.sealed], self.items[self.sealed]
+            for meta, payload in r["regions"]:
+                self.writer.add(dict(meta, frame=int(meta["frame"]) + self.frames,
+                                     source_frame=int(meta["source_frame"]) + it.first_frame), payload)
+            r["regions"] = []
+            self.frames += int(r["frames"])
+            self.sealed += 1
 
 
 def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> list[_Item]:
@@ -267,7 +282,9 @@ def run_on_ray(
             bar.update(1)
             continue
         if items[0].index is not None:
-            videos[job.src] = _Video(items)
+            from ..vault.format import VaultWriter
+
+            videos[job.src] = _Video(items, writer=VaultWriter(key) if key is not None else None)
         queue.extend(items)
     if not queue:
         bar.close()
@@ -338,12 +355,13 @@ def run_on_ray(
             else:
                 video = videos[item.job.src]
                 video.results[item.index] = result  # type: ignore[index]
+                video.seal_ready()
                 bar.update(1 / len(video.items))
                 if len(video.results) == len(video.items):
                     del videos[item.job.src]
                     row = error = None
                     try:
-                        row = _join(item.job, video, key)
+                        row = _join(item.job, video)
                     except Exception as exc:
                         error = describe_error(item.job.src, exc)
                     finish_job(item.job, row, error)
@@ -375,7 +393,7 @@ def _fail_item(item: _Item, videos: dict[Path, _Video], finish_job: Callable[...
     finish_job(item.job, None, error)
 
 
-def _join(job: Job, video: _Video, key: Key | None) -> dict[str, Any]:
+def _join(job: Job, video: _Video) -> dict[str, Any]:
     """Join the pieces into ``job.dest`` and, with a key, seal their regions into its vault."""
     from ..media.video import join_segments
     from ..vault.images import sidecar_path
@@ -393,19 +411,11 @@ def _join(job: Job, video: _Video, key: Key | None) -> dict[str, Any]:
                            "tracks": sum(int(r["tracks"]) for r in results),
                            "regions": sum(int(r["count"]) for r in results), "pieces": len(parts)}
     side = sidecar_path(job.dest)
-    if key is None:
+    if video.writer is None:
         side.unlink(missing_ok=True)  # a vault from an earlier run would no longer match
         return row
-    from ..vault.format import VaultWriter
-
-    writer = VaultWriter(key)
-    offset = 0
-    for it, r in zip(video.items, results, strict=True):
-        for meta, payload in r["regions"]:
-            meta = dict(meta, frame=int(meta["frame"]) + offset, source_frame=int(meta["source_frame"]) + it.first_frame)
-            writer.add(meta, payload)
-        offset += int(r["frames"])
-    write_video_vault(job.dest, writer, frames)
+    assert video.sealed == len(video.items) and video.frames == frames
+    write_video_vault(job.dest, video.writer, frames)
     row["vault"] = str(side)
     return row
 
