@@ -68,9 +68,9 @@ def main() -> None:
     base_dlib = np.mean([rec.count_faces(fs.load_rgb(i)) > 0 for i in idx])
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
     ages = np.array([age_of(str(fs.names[i])) for i in idx])
-    per_group: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
     for method in methods:
-        deid = dlib_face = our_face = differ = same_bytes = 0
+        same_bytes = 0
         dists = []
         misses = []
         flags: dict[str, list[bool]] = {"deid": [], "dlib": [], "ours": [], "differ": []}
@@ -82,31 +82,24 @@ def main() -> None:
                 ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed
                 out = painter.paint(rgb, [face], seeds[0].for_context(ctx))[0]
                 other = painter.paint(rgb, [face], seeds[1].for_context(ctx))[0]
-                apart = distance(rec.embed(out, face), rec.embed(other, face)) > 0.6
-                differ += apart
-                flags["differ"].append(apart)
+                flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
                 same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()
             else:
                 out, _, _ = cover_faces(rgb, [face], method=method)
             d = distance(fs.descriptors[i], rec.embed(out, face))
             dists.append(d)
-            deid += d > 0.6
             if d <= 0.6:
                 misses.append(f"{fs.names[i]} ({d:.3f})")
-            found_dlib = rec.count_faces(out) > 0
-            found_ours = any(f.score >= 0.5 for f in finder.find(out))
-            dlib_face += found_dlib
-            our_face += found_ours
             flags["deid"].append(d > 0.6)
-            flags["dlib"].append(found_dlib)
-            flags["ours"].append(found_ours)
-        n = len(idx)
-        per_group.append((method, *(np.array(flags[k]) for k in ("deid", "dlib", "ours")),
-                          np.array(flags["differ"]) if flags["differ"] else None))
-        rows.append((method, deid / n, float(np.median(dists)), dlib_face / n, our_face / n))
-        if method == "surrogate":
-            print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {differ / n:.1%} of faces; "
-                  f"the same password gives byte-identical output for {same_bytes / n:.1%}")
+            flags["dlib"].append(rec.count_faces(out) > 0)
+            flags["ours"].append(any(f.score >= 0.5 for f in finder.find(out)))
+        deid, dlib_face, our_face = (np.array(flags[k]) for k in ("deid", "dlib", "ours"))
+        differ = np.array(flags["differ"]) if flags["differ"] else None
+        per_group.append((method, deid, dlib_face, our_face, differ))
+        rows.append((method, deid.mean(), float(np.median(dists)), dlib_face.mean(), our_face.mean()))
+        if differ is not None:
+            print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {differ.mean():.1%} of faces; "
+                  f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}")
         if misses:
             # faces-utk names start with the age: dlib's descriptors of infants sit close together
             print(f"{method}: not de-identified: {', '.join(misses)}")
@@ -127,7 +120,8 @@ def age_of(name: str) -> int:
     return int(name.split("_", 1)[0])
 
 
-def by_age(per_group: list, ages: np.ndarray, descriptors: np.ndarray) -> None:  # noqa: ANN001
+def by_age(per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]], ages: np.ndarray,
+           descriptors: np.ndarray) -> None:
     """The same shares per age group, beside the natural ceiling: how often two *real* different people of
     the same age group are more than 0.6 apart for dlib (all pairs of held-out faces). No method that draws
     a natural face of the same age can be expected to beat that share on "passwords differ", and a
