@@ -295,7 +295,7 @@ class Transcoder:
                     t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
                     if self.cut and not self._span(t):
                         continue
-                    if self.cut and self.start and not self.segment:
+                    if self.cut and self.start:  # (a segment has no audio stream)
                         offset = int(round(self.start / packet.time_base))
                         packet.pts -= offset
                         packet.dts -= offset
@@ -388,9 +388,9 @@ class Keyframe:
     index: int
 
 
-def keyframes(path: str | Path) -> tuple[list[Keyframe], int]:
-    """(the keyframes of the first video stream, its frame count), read from the packets without decoding
-    (fast: a long video takes a moment). Places where :class:`Transcoder` ``segment=True`` can start."""
+def keyframes(path: str | Path) -> list[Keyframe]:
+    """The keyframes of the first video stream, read from the packets without decoding (fast: a long
+    video takes a moment). Places where :class:`Transcoder` ``segment=True`` can start."""
     import bisect
 
     av = _av()
@@ -411,8 +411,7 @@ def keyframes(path: str | Path) -> tuple[list[Keyframe], int]:
     finally:
         container.close()
     pts.sort()
-    out = [Keyframe(float(k * tb), bisect.bisect_left(pts, k)) for k in sorted(set(keys))]
-    return out, len(pts)
+    return [Keyframe(float(k * tb), bisect.bisect_left(pts, k)) for k in sorted(set(keys))]
 
 
 def join_segments(src: str | Path, parts: list[Path], dest: str | Path) -> Path:

@@ -198,7 +198,7 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
     if (not is_video(job) or segment_seconds <= 0 or opts.start is not None or opts.end is not None
             or job.dest is None or "person" in opts.targets):
         return [_Item(job)]
-    keys, _ = keyframes(job.src)
+    keys = keyframes(job.src)
     cuts = [keys[0]] if keys else []
     for k in keys[1:]:
         if k.time - cuts[-1].time >= segment_seconds:
