@@ -19,7 +19,7 @@ from ..defaults import (
 )
 from ..media.video import probe
 from ..pipeline.batch import Job, plan_jobs, run_jobs
-from ..pipeline.jobs import AnonymizeOptions, anonymize_photo_file, anonymize_video_file, is_video
+from ..pipeline.jobs import AnonymizeOptions, anonymize_file, is_video
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
@@ -142,12 +142,12 @@ def anonymize(
 
     def work(job: Job) -> dict[str, object]:
         if not is_video(job):
-            return anonymize_photo_file(job, opts, key, seed)
+            return anonymize_file(job, opts, key, seed)
         from tqdm import tqdm
 
         info = probe(job.src)
         with tqdm(total=info.expected_frames(start, end, cut), desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
-            return anonymize_video_file(job, opts, key, seed, progress=bar.update)
+            return anonymize_file(job, opts, key, seed, progress=bar.update)
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if isinstance(result, dict):

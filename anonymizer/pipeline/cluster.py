@@ -114,32 +114,22 @@ class Worker:
         configure_runtime(threads or 1)  # the CPUs Ray gave this actor
         self.opts, self.key, self.seed = opts, key, seed
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def file(self, job: Job) -> dict[str, Any]:
-        from .jobs import anonymize_photo_file, anonymize_video_file
+        from .jobs import anonymize_file
 
         try:
-            if is_video(job):
-                return {"row": anonymize_video_file(job, self.opts, self.key, self.seed)}
-            return {"row": anonymize_photo_file(job, self.opts, self.key, self.seed)}
+            return {"row": anonymize_file(job, self.opts, self.key, self.seed)}
         except Exception as exc:
             return {"error": describe_error(job.src, exc)}
 
     def piece(self, job: Job, part: Path, start: float | None, end: float | None, seed: SurrogateSeed | None) -> dict[str, Any]:
         """Anonymize [start, end) of ``job.src`` into ``part``; the original regions come back for the driver to seal."""
-        from .jobs import video_finder
-        from .video import anonymize_video
+        from .jobs import run_video
 
         regions: list[tuple[dict[str, Any], bytes]] | None = [] if self.key is not None else None
-        o = self.opts
         try:
-            rep = anonymize_video(
-                job.src, part, finder=video_finder(o), method=o.method, shape=o.shape, mask_scale=o.mask_scale,
-                feather=o.feather, detect_every=o.detect_every, codec=o.codec, crf=o.crf, lossless=o.lossless,
-                start=start, end=end, surrogate_seed=seed, segment=True, regions_out=regions,
-            )
+            rep = run_video(job.src, part, self.opts, start=start, end=end, cut=False, surrogate_seed=seed,
+                            segment=True, regions_out=regions)
         except Exception as exc:
             return {"error": describe_error(job.src, exc)}
         return {"frames": rep.frames, "tracks": rep.tracks, "regions": regions or [], "count": rep.regions}

@@ -7,13 +7,14 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from .. import defaults
 from ..errors import InputError
 from ..media.video import VIDEO_SUFFIXES
 from ..vault.images import sidecar_path
-from ..vault.keys import Key
+from ..vault.keys import Key, fingerprint
 from ..vault.surrogate import SurrogateSeed
 from .batch import Job
 
@@ -43,8 +44,6 @@ class AnonymizeOptions:
     def fingerprint(self, key: Key | None) -> str:
         """A digest of the options and of how outputs are sealed (whether with a password, which
         recipients; never anything secret): a resumed run only skips files finished the same way."""
-        from ..vault.keys import fingerprint
-
         sealing = None if key is None else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
         blob = json.dumps({"options": asdict(self), "sealing": sealing}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -78,32 +77,41 @@ def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
     return row
 
 
-def video_finder(opts: AnonymizeOptions):  # noqa: ANN201 (a FaceFinder)
+def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa: ANN201 (a VideoReport)
+    """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` (video threshold and upscale
+    defaults); ``kw`` adds or overrides its other arguments (key, progress, a piece's span, ...)."""
     from ..api import get_finder
+    from .video import anonymize_video
 
-    return get_finder(
+    finder = get_finder(
         threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=0.0 if opts.upscale is None else opts.upscale,
     )
+    args: dict[str, Any] = dict(method=opts.method, shape=opts.shape, mask_scale=opts.mask_scale, feather=opts.feather,
+                                detect_every=opts.detect_every, codec=opts.codec, crf=opts.crf, lossless=opts.lossless,
+                                start=opts.start, end=opts.end, cut=opts.cut)
+    return anonymize_video(src, dest, finder=finder, **{**args, **kw})
 
 
 def anonymize_video_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None,
                          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Anonymize one whole video into ``job.dest``; returns its JSON row (path, output, frames, tracks, regions[, vault])."""
-    from .video import anonymize_video
-
     assert job.dest is not None
     if "person" in opts.targets:
         raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
-    rep = anonymize_video(
-        job.src, job.dest, finder=video_finder(opts), method=opts.method, shape=opts.shape, mask_scale=opts.mask_scale,
-        feather=opts.feather, detect_every=opts.detect_every, key=key, codec=opts.codec, crf=opts.crf,
-        lossless=opts.lossless, start=opts.start, end=opts.end, cut=opts.cut, progress=progress, surrogate_seed=seed,
-    )
+    rep = run_video(job.src, job.dest, opts, key=key, progress=progress, surrogate_seed=seed)
     row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "frames": rep.frames, "tracks": rep.tracks, "regions": rep.regions}
     if key is not None:
         row["vault"] = str(sidecar_path(job.dest))
     return row
+
+
+def anonymize_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None,
+                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """One photo or video (by its extension) into ``job.dest``; ``progress`` counts a video's frames."""
+    if is_video(job):
+        return anonymize_video_file(job, opts, key, seed, progress=progress)
+    return anonymize_photo_file(job, opts, key, seed)
 
 
 def is_video(job: Job) -> bool:

@@ -21,7 +21,7 @@ from anonymizer import Key  # noqa: E402
 from anonymizer.pipeline.batch import plan_jobs, run_jobs  # noqa: E402
 from anonymizer.pipeline.cluster import MANIFEST, plan_pieces, run_on_ray, running_workers  # noqa: E402
 from anonymizer.pipeline.photo import configure_runtime  # noqa: E402
-from anonymizer.pipeline.jobs import AnonymizeOptions, anonymize_photo_file, anonymize_video_file, is_video  # noqa: E402
+from anonymizer.pipeline.jobs import AnonymizeOptions, anonymize_file  # noqa: E402
 from anonymizer.pipeline.video import restore_video  # noqa: E402
 
 OPTS = AnonymizeOptions(detect_every=3)
@@ -52,7 +52,7 @@ def _local(folder: Path, out: Path, opts: AnonymizeOptions = OPTS, key: Key | No
     configure_runtime(1)
     try:
         jobs = plan_jobs([folder], out)
-        report = run_jobs(jobs, lambda j: anonymize_video_file(j, opts, key, None) if is_video(j) else anonymize_photo_file(j, opts, key, None))
+        report = run_jobs(jobs, lambda j: anonymize_file(j, opts, key, None))
     finally:
         torch.set_num_threads(before)
     assert report.ok
