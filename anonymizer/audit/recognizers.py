@@ -29,6 +29,14 @@ DLIB_THRESHOLD = 0.6
 DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_SHAPE5 = "shape_predictor_5_face_landmarks.dat"
 AUDIT_EXTRA = "pip install 'anonymizer[audit]' (dlib-bin and face-recognition-models)"
+#: Where our detector's five landmarks (eyes, nose tip, mouth corners) fall in dlib's own 150-px chip
+#: (``get_face_chip``, padding 0.25): the median over 300 faces-utk training faces, each chip placed by
+#: dlib's 5-point shape predictor. :meth:`DlibRecognizer.embed_aligned` uses it to describe faces whose
+#: landmarks are known without running the shape predictor (small generated crops during training);
+#: on faces-utk crops this moves the descriptor by 0.17 on average (0.22 from a 64-px crop), against
+#: dlib's 0.6 threshold.
+DLIB_CHIP_TEMPLATE = np.array([[47.98, 47.17], [102.61, 48.27], [74.35, 75.31], [51.09, 98.20], [95.61, 99.06]], np.float32)
+DLIB_CHIP = 150
 
 
 class Recognizer(Protocol):
@@ -113,6 +121,24 @@ class DlibRecognizer:
                 shape = self._sp(rgb, self._rect(face, rgb.shape))
                 out[i] = np.asarray(self._net.compute_face_descriptor(rgb, shape), np.float32)
         return out
+
+    def embed_aligned(self, crops: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Descriptors (N, 128) of uint8 RGB crops (N, H, W, 3) whose five landmarks (N, 5, 2, in crop
+        pixels) are known: each crop is warped onto :data:`DLIB_CHIP_TEMPLATE` (bicubic, edges repeated)
+        instead of being placed by dlib's shape predictor."""
+        import cv2
+
+        from ..ops.align import similarity_transform
+
+        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8 or landmarks.shape != (len(crops), 5, 2):
+            raise InputError(f"expected uint8 crops (N, H, W, 3) and landmarks (N, 5, 2), got {crops.shape} {crops.dtype}, {landmarks.shape}")
+        chips = [cv2.warpAffine(c, similarity_transform(lm.astype(np.float64), DLIB_CHIP_TEMPLATE.astype(np.float64)),
+                                (DLIB_CHIP, DLIB_CHIP), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+                 for c, lm in zip(crops, landmarks, strict=True)]
+        if not chips:
+            return np.zeros((0, 128), np.float32)
+        with self._lock:
+            return np.asarray(self._net.compute_face_descriptor(chips), np.float32).reshape(len(chips), 128)
 
     def count_faces(self, rgb: np.ndarray, *, upsample: int = 1) -> int:
         """Faces found by dlib's own HOG detector (an independent 'is this still a face?' check)."""

@@ -59,6 +59,9 @@ def resume(path: Path, parts: Mapping[str, Any], rng: np.random.Generator, devic
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, weights_only=False, map_location=device)  # our own checkpoint
+    if missing := [name for name in parts if name not in state]:
+        raise SystemExit(f"{path} was saved by a run without {', '.join(missing)} (other options); "
+                         "use another --out, or start from it with --init where the trainer has it")
     for name, part in parts.items():
         part.load_state_dict(state[name])
     rng.bit_generator.state = state["rng"]

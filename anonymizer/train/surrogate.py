@@ -23,6 +23,13 @@ Losses of the generator, per step, for two random codes z1, z2 on the same faces
 - feature matching on the critic's features (stability).
 Outside the mask the output equals the input by construction.
 
+The identity terms measure distances with IdentityNet, distilled from dlib on real faces. With
+``--dlib-labels K`` a copy of it (:class:`DlibStudent`) keeps being distilled from dlib on the generator's
+own faces (K of them described by dlib per step, in a replay buffer) and on the batch's real faces, and
+the identity-change term compares with dlib's own descriptor of the original: the generator can then no
+longer satisfy the terms with differences only IdentityNet sees. ``--init RUN/last.pt`` starts a new run
+(step 0, fresh optimisers and schedule) from another run's generator and critic.
+
 Runs on a GPU when there is one. Seeded and resumable (``--out`` keeps ``last.pt``; the same command
 resumes; ``--stop-after`` / ``--time-limit`` stop early with a checkpoint).
 """
@@ -33,6 +40,7 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,6 +63,13 @@ def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache
                   size: int = SURROGATE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """(crops uint8 (N, size, size, 3), landmarks float32 (N, 5, 2) in crop pixels) of one split, aligned
     onto :func:`~anonymizer.nn.surrogate.crop_template` of ``size``."""
+    crops, lms, _ = aligned_split(root, held_out=held_out, limit=limit, cache=cache, size=size)
+    return crops, lms
+
+
+def aligned_split(root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None,
+                  size: int = SURROGATE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`aligned_faces` and the file names (N,) of the crops."""
     import cv2
 
     from ..media.image import load_image
@@ -62,7 +77,7 @@ def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache
 
     names, lms = face_landmarks(root, cache)
     tpl = crop_template(size)
-    crops, out_lms = [], []
+    crops, out_lms, kept = [], [], []
     for name, lm in zip(names, lms, strict=True):
         if is_held_out(str(name)) != held_out or not np.isfinite(lm).all() or not (root / str(name)).is_file():
             continue
@@ -70,11 +85,90 @@ def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache
         rgb = load_image(root / str(name)).rgb
         crops.append(cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         out_lms.append((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))
+        kept.append(str(name))
         if limit is not None and len(crops) >= limit:
             break
     if not crops:
         raise SystemExit(f"no usable faces in {root}")
-    return np.stack(crops), np.stack(out_lms)
+    return np.stack(crops), np.stack(out_lms), np.array(kept)
+
+
+def dlib_descriptors(root: Path, names: np.ndarray, cache: Path | None = None) -> np.ndarray:
+    """dlib's descriptors (N, 128) of the named faces (NaN rows where dlib found none): from ``cache``
+    when it holds ``descriptors``, else from :func:`~anonymizer.train.faces.prepare_faces` (which runs
+    dlib once when its cache has none)."""
+    from .faces import prepare_faces
+
+    if cache is not None and "descriptors" in (z := np.load(cache, allow_pickle=False)):
+        all_names, desc = z["names"], z["descriptors"]
+    else:
+        fs = prepare_faces(root, with_dlib=True, progress=True)
+        all_names, desc = fs.names, fs.descriptors
+    row = {str(n): i for i, n in enumerate(all_names)}
+    return np.stack([desc[row[str(n)]] for n in names]).astype(np.float32)
+
+
+class DlibStudent:
+    """A copy of IdentityNet kept close to dlib on the generator's own faces, for the identity terms.
+
+    The frozen IdentityNet was distilled from dlib on real faces only; a generator trained against it
+    learns differences that it sees and dlib does not (models/surrogate.md). Here, each step, a few of the
+    generator's outputs are described by dlib itself (:meth:`DlibRecognizer.embed_aligned`, about 60 ms a
+    face on a CPU) into a replay buffer, and the student takes one distillation step
+    (:func:`~anonymizer.train.identity.distill_loss`) on a sample of that buffer plus the real faces of
+    the batch with their dlib descriptors. The buffer is part of the checkpoint, so resuming is exact.
+    """
+
+    def __init__(self, net: torch.nn.Module, *, lr: float, capacity: int = 2048, pair_weight: float = 4.0) -> None:
+        from ..audit.recognizers import DlibRecognizer
+
+        self.net = net.train()
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.rec = DlibRecognizer()
+        self.capacity = capacity
+        self.pair_weight = pair_weight
+        self.crops = np.zeros((0, SURROGATE_SIZE, SURROGATE_SIZE, 3), np.uint8)
+        self.lms = np.zeros((0, 5, 2), np.float32)
+        self.desc = np.zeros((0, 128), np.float32)
+
+    def label(self, images: torch.Tensor, lms: torch.Tensor) -> np.ndarray:
+        """Describe generated crops (B, 3, S, S in 0..1) with dlib and keep them; returns the descriptors."""
+        crops = (images.detach().permute(0, 2, 3, 1).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+        lm = lms.detach().cpu().numpy().astype(np.float32)
+        desc = self.rec.embed_aligned(crops, lm)
+        self.crops = np.concatenate([self.crops, crops])[-self.capacity:]
+        self.lms = np.concatenate([self.lms, lm])[-self.capacity:]
+        self.desc = np.concatenate([self.desc, desc])[-self.capacity:]
+        return desc
+
+    def update(self, rng: np.random.Generator, real: torch.Tensor, real_lms: torch.Tensor, real_desc: torch.Tensor,
+               *, sample: int, jitter_amount: float) -> float:
+        """One distillation step on ``sample`` buffered generated faces and the real ones given."""
+        from .identity import distill_loss
+
+        dev = real.device
+        pick = rng.integers(0, len(self.crops), min(sample, len(self.crops)))
+        gen_x = torch.from_numpy(self.crops[pick]).permute(0, 3, 1, 2).float().div(255.0).to(dev)
+        x = torch.cat([real, gen_x])
+        lm = torch.cat([real_lms, torch.from_numpy(self.lms[pick]).to(dev)])
+        target = torch.cat([real_desc, torch.from_numpy(self.desc[pick]).to(dev)])
+        for p in self.net.parameters():
+            p.requires_grad_(True)
+        loss = distill_loss(embed(self.net, x, jitter(identity_thetas(lm), jitter_amount)), target, pair_weight=self.pair_weight)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        return float(loss.detach())
+
+    def state_dict(self) -> dict[str, object]:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "crops": self.crops, "lms": self.lms, "desc": self.desc}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.net.load_state_dict(state["net"])  # type: ignore[arg-type]
+        self.opt.load_state_dict(state["opt"])  # type: ignore[arg-type]
+        self.crops, self.lms, self.desc = state["crops"], state["lms"], state["desc"]  # type: ignore[assignment]
 
 
 def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
@@ -152,7 +246,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--w-color", type=float, default=5.0, help="low-pass colour weight (default: %(default)s)")
     ap.add_argument("--w-fm", type=float, default=1.0, help="feature-matching weight (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
-    ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
+    ap.add_argument("--faces-cache", type=Path, default=None,
+                    help="a faces cache .npz (names, landmarks, and descriptors for --dlib-labels) instead of preparing --data")
+    ap.add_argument("--dlib-labels", type=int, default=0,
+                    help="describe this many generated faces per step with dlib and keep fine-tuning a copy of IdentityNet on "
+                         "them, which the identity terms then use (0: the shipped IdentityNet, frozen; needs the audit extra; "
+                         "default: %(default)s)")
+    ap.add_argument("--student-lr", type=float, default=1e-4, help="learning rate of the --dlib-labels student (default: %(default)s)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="a new run starts from this checkpoint's generator and critic (e.g. runs/surrogate/last.pt); "
+                         "step, schedule and optimisers start afresh")
     add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
@@ -161,7 +264,12 @@ def main(argv: list[str] | None = None) -> None:
     from ..nn.identity import identity_net
 
     dev = seed_and_device(args.seed, args.device)
-    crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
+    crops, lms, names = aligned_split(args.data, held_out=False, limit=args.limit, cache=args.faces_cache)
+    descs = None
+    if args.dlib_labels > 0:
+        descs = dlib_descriptors(args.data, names, args.faces_cache)
+        keep = np.isfinite(descs).all(1)  # the student learns real faces with dlib's descriptor only
+        crops, lms, descs = crops[keep], lms[keep], descs[keep]
     print(f"training faces: {len(crops)}; device {dev}")
     try:
         preview = aligned_faces(args.data, held_out=True, limit=6, cache=args.faces_cache)
@@ -184,10 +292,20 @@ def main(argv: list[str] | None = None) -> None:
     step = 0
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
-    parts = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+    parts: dict[str, Any] = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+    student = None
+    if args.dlib_labels > 0:
+        student = DlibStudent(identity_net().to(dev), lr=args.student_lr)
+        parts["student"] = student
     if (st := resume(ckpt, parts, rng, dev)) is not None:
         step = st["step"]
         print(f"resumed from {ckpt} at step {step}")
+    elif args.init is not None:
+        init = torch.load(args.init, weights_only=False, map_location=dev)  # our own checkpoint
+        gen.load_state_dict(init["gen"])
+        disc.load_state_dict(init["disc"])
+        print(f"started from the generator and critic of {args.init} (its step {init.get('step')})")
+    recogniser = ident if student is None else student.net
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")
     avg: dict[str, float] = {}
@@ -206,6 +324,11 @@ def main(argv: list[str] | None = None) -> None:
         hm = landmark_heatmaps(lm_t)
         mask = face_mask(lm_t)
         thetas = identity_thetas(lm_t)
+        if student is not None and descs is not None:
+            real_desc = torch.from_numpy(descs[idx]).to(dev)
+            if len(student.crops) >= 4 * args.batch:
+                avg_s = student.update(rng, x, lm_t, real_desc, sample=args.batch, jitter_amount=args.jitter)
+                avg["student"] = 0.95 * avg.get("student", avg_s) + 0.05 * avg_s
         z1 = torch.randn(args.batch, CODE_DIM, device=dev)
         z2 = torch.randn(args.batch, CODE_DIM, device=dev)
         out1 = gen(x, mask, hm, z1)
@@ -223,8 +346,9 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             _, real_f = disc(x, hm)
             thetas = jitter(thetas, args.jitter)
-            e_orig = embed(ident, x, thetas)
-        e1, e2 = embed(ident, out1, thetas), embed(ident, out2, thetas)
+            # with the student: dlib's own descriptor of the original (dlib barely changes under a mirror)
+            e_orig = embed(recogniser, x, thetas) if student is None else real_desc
+        e1, e2 = embed(recogniser, out1, thetas), embed(recogniser, out2, thetas)
         area = 3 * mask.sum((1, 2, 3)).clamp_min(1.0)
         d_orig = (e1 - e_orig).norm(dim=1)
         d_pair = (e1 - e2).norm(dim=1)
@@ -241,6 +365,11 @@ def main(argv: list[str] | None = None) -> None:
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        if student is not None:
+            k = max(1, args.dlib_labels // 2)  # pairs: the same faces with both codes
+            labels = student.label(torch.cat([out1[:k], out2[:k]]), torch.cat([lm_t[:k], lm_t[:k]]))
+            dl = float(np.linalg.norm(labels[:k] - labels[k:], axis=1).mean())
+            avg["dlib_pair"] = 0.95 * avg.get("dlib_pair", dl) + 0.05 * dl
         sched_g.step()
         sched_d.step()
         step += 1
@@ -255,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
             end = step
         if step % args.save_every == 0 or step == end:
             bar.write(f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
-                      f"between codes {float(d_pair.mean().detach()):.3f}")
+                      f"between codes {float(d_pair.mean().detach()):.3f}"
+                      + (f"; dlib between codes {avg['dlib_pair']:.3f}" if "dlib_pair" in avg else ""))
             save_checkpoint(checkpoint_state(parts, rng, step=step), ckpt)
             if preview is not None:
                 save_preview(gen, *preview, args.out / "preview.png")

@@ -116,6 +116,36 @@ def test_dlib_tells_people_apart_and_anonymized_faces_from_originals(samples) ->
     assert rec.embed_many(imgs["astronaut.png"], []).shape == (0, 128)
 
 
+@needs_dlib
+def test_dlib_descriptor_from_known_landmarks_matches_its_own_alignment(samples) -> None:
+    """embed_aligned (our landmarks onto dlib's chip template, no shape predictor) describes the same
+    person as dlib's own path, on the photo and on a small aligned crop, and still tells people apart."""
+    import cv2
+
+    from anonymizer.api import detect_faces
+    from anonymizer.nn.surrogate import crop_template
+
+    rec = get_recognizer("dlib")
+    assert isinstance(rec, DlibRecognizer)
+    descs, own = [], []
+    for name in ("astronaut.png", "grace_hopper.jpg"):
+        rgb = np.asarray(Image.open(samples / name).convert("RGB"))
+        face = detect_faces(rgb).faces[0]
+        lm = np.asarray(face.landmarks, np.float32)
+        own.append(rec.embed(rgb, face))
+        m = similarity_transform(lm.astype(np.float64), crop_template(64))
+        small = cv2.warpAffine(rgb, m, (64, 64), flags=cv2.INTER_AREA)
+        lm_small = lm @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
+        descs.append(rec.embed_aligned(rgb[None], lm[None])[0])
+        descs.append(rec.embed_aligned(small[None], lm_small[None])[0])
+    assert distance(descs[0], own[0]) < 0.3 and distance(descs[1], own[0]) < 0.35
+    assert distance(descs[2], own[1]) < 0.3 and distance(descs[3], own[1]) < 0.35
+    assert distance(descs[1], descs[3]) > 0.6  # two people stay two people at 64 px
+    assert rec.embed_aligned(np.zeros((0, 64, 64, 3), np.uint8), np.zeros((0, 5, 2), np.float32)).shape == (0, 128)
+    with pytest.raises(InputError, match="uint8 crops"):
+        rec.embed_aligned(np.zeros((1, 64, 64, 3), np.float32), np.zeros((1, 5, 2), np.float32))
+
+
 # the audit ---------------------------------------------------------------------------------------------
 
 

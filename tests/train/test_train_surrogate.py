@@ -52,3 +52,36 @@ def test_surrogate_training_resumes_and_exports(few_faces, tmp_path: Path, capsy
     gen = SurrogateGenerator()
     gen.load_state_dict(load_file(str(tmp_path / "g.safetensors")))
     assert all(torch.isfinite(p).all() for p in gen.parameters())
+
+
+@pytest.mark.slow
+def test_surrogate_training_with_a_dlib_student(few_faces, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--init starts a new run from another run's generator; --dlib-labels describes generated faces with
+    dlib into the student's buffer (kept in the checkpoint, so a resumed run goes on with it) and the
+    student moves away from the shipped IdentityNet once the buffer holds enough faces."""
+    from anonymizer.audit.recognizers import dlib_available
+    from anonymizer.nn.identity import identity_net
+
+    if not dlib_available():
+        pytest.skip("dlib (the [audit] extra) is not installed")
+    root, _ = few_faces
+    fs = prepare_faces(root, with_dlib=True, progress=False)
+    cache = tmp_path / "faces.npz"
+    np.savez(cache, names=fs.names, landmarks=fs.landmarks, descriptors=fs.descriptors)
+    common = ["--data", str(root), "--faces-cache", str(cache), "--batch", "2", "--seed", "0", "--device", "cpu"]
+    main([*common, "--steps", "1", "--out", str(tmp_path / "first")])
+    with pytest.raises(SystemExit, match="saved by a run without student"):  # resuming it with a student: a clear stop
+        main([*common, "--steps", "2", "--out", str(tmp_path / "first"), "--dlib-labels", "2"])
+    run = ["--steps", "5", "--save-every", "1", "--out", str(tmp_path / "run"), "--init", str(tmp_path / "first" / "last.pt"),
+           "--dlib-labels", "4"]
+    main([*common, *run, "--stop-after", "2"])
+    assert "started from the generator and critic" in capsys.readouterr().out
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["step"] == 2 and len(state["student"]["desc"]) == 8 and np.isfinite(state["student"]["desc"]).all()
+    main([*common, *run])
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "dlib between codes" in out
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["step"] == 5 and len(state["student"]["crops"]) == 20
+    shipped = identity_net().state_dict()
+    assert any(not torch.equal(v, shipped[k]) for k, v in state["student"]["net"].items())
