@@ -16,6 +16,11 @@ paints a generated face with the code of password A; it also reports the share o
 for passwords A and B are different people to dlib (distance > 0.6), and whether painting again with A
 gives byte-identical output.
 
+``stranger`` (never a default; research only) is the ceiling of any surrogate painted through this
+mask: it paints the face region of a *real* other person of the same age group and sex (held-out faces,
+aligned the same way) through the surrogate pipeline (colour matching, SRGAN, blending), and a second
+stranger for "passwords differ". A perfect generator of natural faces would score about this.
+
 ``--picture`` draws the public-domain faces in samples/ beside their surrogates for three passwords (no
 research data goes into the repository) and exits.
 """
@@ -41,7 +46,8 @@ from anonymizer.vault.surrogate import SurrogateSeed
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
-    ap.add_argument("--methods", nargs="*", default=None, help="default: solid pixelate blur, and surrogate when trained")
+    ap.add_argument("--methods", nargs="*", default=None,
+                    help="default: solid pixelate blur, and surrogate when trained; stranger: the real-stranger ceiling")
     ap.add_argument("--surrogate-weights", default=None, help="evaluate the surrogate generator with these weights")
     ap.add_argument("--picture", default=None, help="only draw sample faces and their surrogates for three passwords (PNG)")
     args = ap.parse_args()
@@ -69,6 +75,7 @@ def main() -> None:
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
     ages = np.array([age_of(str(fs.names[i])) for i in idx])
     per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    strangers = Strangers(fs, np.flatnonzero(ok)) if "stranger" in methods else None
     for method in methods:
         same_bytes = 0
         dists = []
@@ -84,6 +91,10 @@ def main() -> None:
                 other = painter.paint(rgb, [face], seeds[1].for_context(ctx))[0]
                 flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
                 same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()
+            elif method == "stranger":
+                assert strangers is not None
+                out, other = strangers.paint(i, rgb, face)
+                flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
             else:
                 out, _, _ = cover_faces(rgb, [face], method=method)
             d = distance(fs.descriptors[i], rec.embed(out, face))
@@ -97,8 +108,8 @@ def main() -> None:
         differ = np.array(flags["differ"]) if flags["differ"] else None
         per_group.append((method, deid, dlib_face, our_face, differ))
         rows.append((method, deid.mean(), float(np.median(dists)), dlib_face.mean(), our_face.mean()))
-        if differ is not None:
-            print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {differ.mean():.1%} of faces; "
+        if method == "surrogate":
+            print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {np.mean(flags['differ']):.1%} of faces; "
                   f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}")
         if misses:
             # faces-utk names start with the age: dlib's descriptors of infants sit close together
@@ -113,6 +124,52 @@ def main() -> None:
 
 
 AGE_GROUPS = ((0, 4), (5, 12), (13, 200))
+
+
+class Strangers:
+    """The ``stranger`` ceiling: each face gets the face region of two real other held-out people of its
+    age group and sex (fixed random picks), painted through the surrogate pipeline in place of the
+    generator's output."""
+
+    def __init__(self, fs, pool: np.ndarray) -> None:  # noqa: ANN001 (a FaceSet)
+        import torch
+
+        from anonymizer.pipeline.surrogate import SurrogatePainter
+
+        class Donor(torch.nn.Module):
+            crop: np.ndarray
+
+            def forward(self, image, mask, heatmaps, code):  # noqa: ANN001, ANN202 (the generator's signature)
+                d = torch.from_numpy(self.crop).permute(2, 0, 1)[None].float() / 255.0
+                return image * (1 - mask) + d * mask
+
+        self.fs, self.pool = fs, pool
+        self.donor = Donor()
+        self.painter = SurrogatePainter(generator=self.donor)
+        names = [str(fs.names[j]) for j in pool]
+        groups = [next(k for k, (lo, hi) in enumerate(AGE_GROUPS) if lo <= age_of(n) <= hi) for n in names]
+        self.kind = np.array([f"{g}_{n.split('_')[1]}" for g, n in zip(groups, names, strict=True)])
+        self.rng = np.random.default_rng(0)
+
+    def _crop(self, j: int) -> np.ndarray:
+        import cv2
+
+        from anonymizer.nn.surrogate import SURROGATE_SIZE, crop_template
+        from anonymizer.ops.align import similarity_transform
+
+        m = similarity_transform(self.fs.landmarks[j].astype(np.float64), crop_template())
+        return cv2.warpAffine(self.fs.load_rgb(j), m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    def paint(self, i: int, rgb: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 (a Face)
+        k = int(np.flatnonzero(self.pool == i)[0])
+        same = np.flatnonzero((self.kind == self.kind[k]) & (np.arange(len(self.pool)) != k))
+        seed = SurrogateSeed.from_password("unused")
+        outs = []
+        for j in self.rng.choice(same, 2, replace=False):
+            self.donor.crop = self._crop(int(self.pool[j]))
+            outs.append(self.painter.paint(rgb, [face], seed)[0])
+        return outs[0], outs[1]
 
 
 def age_of(name: str) -> int:

@@ -28,7 +28,7 @@ The identity terms measure distances with IdentityNet, distilled from dlib on re
 own faces (K of them described by dlib per step, in a replay buffer) and on the batch's real faces, and
 the identity-change term compares with dlib's own descriptor of the original: the generator can then no
 longer satisfy the terms with differences only IdentityNet sees. ``--init RUN/last.pt`` starts a new run
-(step 0, fresh optimisers and schedule) from another run's generator and critic.
+(step 0, fresh optimisers and schedule) from another run's generator and critic (and its student).
 
 Runs on a GPU when there is one. Seeded and resumable (``--out`` keeps ``last.pt``; the same command
 resumes; ``--stop-after`` / ``--time-limit`` stop early with a checkpoint).
@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
                          "default: %(default)s)")
     ap.add_argument("--student-lr", type=float, default=1e-4, help="learning rate of the --dlib-labels student (default: %(default)s)")
     ap.add_argument("--init", type=Path, default=None,
-                    help="a new run starts from this checkpoint's generator and critic (e.g. runs/surrogate/last.pt); "
-                         "step, schedule and optimisers start afresh")
+                    help="a new run starts from this checkpoint's generator and critic (and --dlib-labels student, when it "
+                         "has one), e.g. runs/surrogate/last.pt; step, schedule and the GAN's optimisers start afresh")
     add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> None:
         init = torch.load(args.init, weights_only=False, map_location=dev)  # our own checkpoint
         gen.load_state_dict(init["gen"])
         disc.load_state_dict(init["disc"])
-        print(f"started from the generator and critic of {args.init} (its step {init.get('step')})")
+        also = ""
+        if student is not None and "student" in init:
+            student.load_state_dict(init["student"])
+            also = " and its dlib student"
+        print(f"started from the generator and critic{also} of {args.init} (its step {init.get('step')})")
     recogniser = ident if student is None else student.net
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")

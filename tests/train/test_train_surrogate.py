@@ -85,3 +85,8 @@ def test_surrogate_training_with_a_dlib_student(few_faces, tmp_path: Path, capsy
     assert state["step"] == 5 and len(state["student"]["crops"]) == 20
     shipped = identity_net().state_dict()
     assert any(not torch.equal(v, shipped[k]) for k, v in state["student"]["net"].items())
+    # a next stage starts from this run with its student
+    main([*common, "--steps", "1", "--out", str(tmp_path / "next"), "--init", str(tmp_path / "run" / "last.pt"), "--dlib-labels", "2"])
+    assert "and its dlib student" in capsys.readouterr().out
+    nxt = torch.load(tmp_path / "next" / "last.pt", weights_only=False)
+    assert len(nxt["student"]["crops"]) == 22 and nxt["step"] == 1
