@@ -269,7 +269,7 @@ register_weights(
         name="surrogate",
         model="surrogate",
         file="surrogate.safetensors",
-        sha256="c69e9a8365d6d0702d87cf9e72d2b2ded75a063a4a781d8075bbad4550dec692",
+        sha256="69cfb2cd8719df2228e1652178160f301dede2c3525e0c28b6548b9681da2e60",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
         "conditional PatchGAN on faces-utk; see models/surrogate.md)",
         licence=UTKFACE_LICENCE,
