@@ -2,7 +2,7 @@
 
 The generator sees an aligned face crop whose face region is masked out (so the original identity is not
 there to copy), the mask, and five landmark heatmaps (pose and expression), and paints a face into the
-masked region. A code vector (derived from a password, :mod:`anonymizer.ops.surrogate_code`) modulates
+masked region. A code vector (derived from a password, :mod:`anonymizer.vault.surrogate`) modulates
 every scale of the encoder and the decoder through FiLM (per-channel scale and shift), so the code
 decides the identity. Output = input outside the mask, generated inside.
 """
@@ -22,6 +22,8 @@ from .backbones import init_weights
 SURROGATE_SIZE = 64
 CODE_DIM = 64
 WIDTHS = (16, 48, 96, 192)
+#: Rows of the generator's code palette (see :class:`SurrogateGenerator`).
+PALETTE_SIZE = 64
 #: Where the 5 landmarks go in the crop: the standard 112-px template scaled to SURROGATE_SIZE and
 #: shrunk towards the centre, so that forehead, chin and cheeks are inside the crop.
 LANDMARK_SPREAD = 0.9
@@ -99,11 +101,20 @@ class SurrogateGenerator(nn.Module):
     forward(image Tensor[B, 3, S, S] in 0..1, mask Tensor[B, 1, S, S] in 0..1 (1 = replace), heatmaps
     Tensor[B, 5, S, S], code Tensor[B, CODE_DIM]) -> Tensor[B, 3, S, S] in 0..1, equal to ``image``
     where mask == 0.
+
+    ``palette`` (buffer, PALETTE_SIZE x CODE_DIM, saved with the weights): codes that this generator was
+    trained to turn into mutually different people (``python -m anonymizer.train.surrogate --palette``),
+    which the painter hands out first (:meth:`anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
+    All zeros means none (random weights, or weights trained without one: every code is then drawn
+    from the password as a standard-normal vector). Weights saved without the buffer load as "none".
     """
 
-    def __init__(self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM) -> None:
+    palette: Tensor
+
+    def __init__(self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM, palette_size: int = PALETTE_SIZE) -> None:
         super().__init__()
         self.code_dim = code_dim
+        self.register_buffer("palette", torch.zeros(palette_size, code_dim))
         self.code_mlp = nn.Sequential(nn.Linear(code_dim, code_dim), nn.LeakyReLU(0.2), nn.Linear(code_dim, code_dim))
         self.down = nn.ModuleList()
         cin = 3 + 1 + 5
@@ -116,6 +127,15 @@ class SurrogateGenerator(nn.Module):
             cin = w_skip
         self.out = nn.Conv2d(cin, 3, 3, 1, 1)
         init_weights(self)
+
+    @property
+    def has_palette(self) -> bool:
+        return bool(self.palette.abs().sum() > 0)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object) -> None:
+        # weights from before the palette existed: no palette (the state dict here is load_state_dict's own copy)
+        state_dict.setdefault(prefix + "palette", torch.zeros_like(self.palette))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 
     def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor) -> Tensor:
         if image.ndim != 4 or image.shape[1] != 3 or code.shape != (image.shape[0], self.code_dim):

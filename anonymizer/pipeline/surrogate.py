@@ -4,6 +4,8 @@ it back and blend it into the photo.
 Each face gets the code of its track (a photo's faces are tracks 0, 1, ... in detection order; a video's
 tracks keep their number), derived from the password by :class:`anonymizer.vault.surrogate.SurrogateSeed`,
 so the same password and input give the same output and different people never share a surrogate.
+When the generator has a palette (codes trained to be mutually different people), a face's code is the
+palette row its track gets from the seed (:meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
 Large faces (more than 1.5x the crop) are generated at the crop's size and enlarged 4x by the SRGAN
 model before being warped back. The generated face's colour statistics are matched to the original face
 region's (:func:`match_colour`), so lighting and greyscale photos stay consistent.
@@ -44,6 +46,8 @@ class SurrogatePainter:
 
             generator = surrogate(weights=weights)
         self.gen = generator.eval()
+        pal = getattr(generator, "palette", None)
+        self.palette = pal.clone() if isinstance(pal, torch.Tensor) and bool(pal.abs().sum() > 0) else None
         self.sr = super_resolution
         self._lock = threading.Lock()
 
@@ -73,7 +77,7 @@ class SurrogatePainter:
             lm_crop = torch.from_numpy((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))[None]
             mask = face_mask(lm_crop)
             x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
-            code = torch.from_numpy(seed.code(int(track), CODE_DIM))[None]
+            code = self.code(seed, int(track))
             with self._lock, torch.inference_mode():
                 painted = self.gen(x, mask, landmark_heatmaps(lm_crop), code)[0]
             alpha = mask[0, 0].numpy()
@@ -99,6 +103,14 @@ class SurrogatePainter:
                 regions.extend(more)
                 changed |= more_mask
         return out, tuple(regions), changed
+
+
+    def code(self, seed: SurrogateSeed, track: int) -> torch.Tensor:
+        """The code (1, CODE_DIM) of ``track``: its palette row when the generator has a palette and the
+        track one, else a standard-normal code from the seed."""
+        if self.palette is not None and (row := seed.palette_index(track, len(self.palette))) is not None:
+            return self.palette[row][None]
+        return torch.from_numpy(seed.code(track, CODE_DIM))[None]
 
 
 def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, generator: torch.nn.Module | None = None,

@@ -49,11 +49,17 @@ def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng
 
 
 def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Our own surrogates (shipped generator, a random code each) painted into aligned crops."""
-    from ..nn.surrogate import CODE_DIM
+    """Our own surrogates (shipped generator; a random row of its palette each, as the painter hands
+    out, or a random standard-normal code when it has none) painted into aligned crops."""
+    from ..nn.surrogate import CODE_DIM, surrogate
     from ..pipeline.surrogate import paint_crops
 
-    return paint_crops(crops, lms, rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32))
+    gen = surrogate()
+    if gen.has_palette:
+        codes = gen.palette.numpy()[rng.integers(0, len(gen.palette), len(crops))]
+    else:
+        codes = rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32)
+    return paint_crops(crops, lms, codes, generator=gen)
 
 
 def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator,

@@ -30,6 +30,11 @@ the identity-change term compares with dlib's own descriptor of the original: th
 longer satisfy the terms with differences only IdentityNet sees. ``--init RUN/last.pt`` starts a new run
 (step 0, fresh optimisers and schedule) from another run's generator and critic (and its student).
 
+``--palette FILE.npy`` (PALETTE_SIZE codes, from :mod:`anonymizer.train.surrogate_palette`) stores those
+codes in the generator (they ship with its weights) and draws every step's two codes as two different
+rows of it, so the terms above pull exactly the codes the painter hands out apart; a generator that
+already has a palette (resumed, or from ``--init``) keeps training on its own.
+
 Runs on a GPU when there is one. Seeded and resumable (``--out`` keeps ``last.pt``; the same command
 resumes; ``--stop-after`` / ``--time-limit`` stop early with a checkpoint).
 """
@@ -48,6 +53,7 @@ import torch.nn.functional as F
 
 from ..nn.surrogate import (
     CODE_DIM,
+    PALETTE_SIZE,
     SURROGATE_SIZE,
     PatchDiscriminator,
     SurrogateGenerator,
@@ -171,6 +177,17 @@ class DlibStudent:
         self.crops, self.lms, self.desc = state["crops"], state["lms"], state["desc"]  # type: ignore[assignment]
 
 
+def load_palette(path: Path) -> np.ndarray:
+    """A (PALETTE_SIZE, CODE_DIM) float32 palette from a .npy file (not all zeros, all finite)."""
+    try:
+        pal = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot read a palette ({e})") from None
+    if pal.shape != (PALETTE_SIZE, CODE_DIM) or not np.isfinite(pal).all() or not np.abs(pal).sum() > 0:
+        raise SystemExit(f"{path}: expected a finite, non-zero ({PALETTE_SIZE}, {CODE_DIM}) palette, got shape {pal.shape}")
+    return pal.astype(np.float32)
+
+
 def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
     """affine_grid thetas (B, 2, 3) that sample IdentityNet's aligned crop from surrogate crops."""
     from ..nn.identity import IDENTITY_CROP
@@ -256,6 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", type=Path, default=None,
                     help="a new run starts from this checkpoint's generator and critic (and --dlib-labels student, when it "
                          "has one), e.g. runs/surrogate/last.pt; step, schedule and the GAN's optimisers start afresh")
+    ap.add_argument("--palette", type=Path, default=None,
+                    help=f"a .npy of {PALETTE_SIZE} codes (python -m anonymizer.train.surrogate_palette): kept in the generator, "
+                         "and each step's two codes are two different rows of it (default: the generator's own palette, if it "
+                         "has one, else standard-normal codes)")
     add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
@@ -309,6 +330,11 @@ def main(argv: list[str] | None = None) -> None:
             student.load_state_dict(init["student"])
             also = " and its dlib student"
         print(f"started from the generator and critic{also} of {args.init} (its step {init.get('step')})")
+    if args.palette is not None and step == 0:
+        gen.palette.copy_(torch.from_numpy(load_palette(args.palette)).to(dev))
+    palette = gen.palette if gen.has_palette else None
+    if palette is not None:
+        print(f"codes: two different rows of the generator's palette of {len(palette)}")
     recogniser = ident if student is None else student.net
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")
@@ -333,8 +359,13 @@ def main(argv: list[str] | None = None) -> None:
             if len(student.crops) >= 4 * args.batch:
                 avg_s = student.update(rng, x, lm_t, real_desc, sample=args.batch, jitter_amount=args.jitter)
                 avg["student"] = 0.95 * avg.get("student", avg_s) + 0.05 * avg_s
-        z1 = torch.randn(args.batch, CODE_DIM, device=dev)
-        z2 = torch.randn(args.batch, CODE_DIM, device=dev)
+        if palette is None:
+            z1 = torch.randn(args.batch, CODE_DIM, device=dev)
+            z2 = torch.randn(args.batch, CODE_DIM, device=dev)
+        else:
+            i1 = rng.integers(0, len(palette), args.batch)
+            i2 = (i1 + rng.integers(1, len(palette), args.batch)) % len(palette)  # never the same row
+            z1, z2 = palette[torch.from_numpy(i1).to(dev)], palette[torch.from_numpy(i2).to(dev)]
         out1 = gen(x, mask, hm, z1)
         out2 = gen(x, mask, hm, z2)
         # critic: hinge

@@ -6,6 +6,11 @@ surrogate on every machine and in every run. Codes for individual tracks (people
 photo) come from HKDF-SHA256 of that key with the track number, so different people never share one
 surrogate. Without a password a random key is drawn per run. The raw password is never used as a code.
 
+A generator that ships a palette of codes trained to be mutually different people gets rows of it
+instead (:meth:`SurrogateSeed.palette_index`): the seed shuffles the rows and tracks take them in that
+order, so the first PALETTE_SIZE tracks of one photo or video never share a palette row; later tracks get
+standard-normal codes (:meth:`SurrogateSeed.code`).
+
 The fixed salt is the price of reproducibility: whoever sees surrogates and has the generator can test
 password guesses offline at scrypt's cost per guess, and could precompute a dictionary once for every
 user (a vault's own salt is random, so its guesses cannot be shared). Use a long passphrase; a
@@ -60,6 +65,17 @@ class SurrogateSeed:
         material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                         info=b"anonymizer surrogate context" + hashlib.sha256(context).digest()).derive(self._material)
         return SurrogateSeed(material)
+
+    def palette_index(self, track: int, size: int) -> int | None:
+        """The palette row (0 .. size-1) for ``track``, or None for tracks >= ``size``: HKDF gives each row
+        an 8-byte key, the rows sorted by key are this seed's order, and track t takes the t-th."""
+        if track < 0 or size < 1:
+            raise InputError(f"track must be >= 0 and the palette size >= 1, got {track}, {size}")
+        if track >= size:
+            return None
+        raw = HKDF(algorithm=hashes.SHA256(), length=8 * size, salt=None,
+                   info=b"anonymizer surrogate palette" + size.to_bytes(8, "big")).derive(self._material)
+        return int(np.argsort(np.frombuffer(raw, dtype=">u8"), kind="stable")[track])
 
     def code(self, track: int = 0, dim: int = 64) -> np.ndarray:
         """A standard-normal float32 vector of ``dim`` values for ``track`` (Box-Muller on HKDF output)."""

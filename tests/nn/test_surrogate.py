@@ -53,3 +53,26 @@ def test_discriminator_two_scales() -> None:
     logits, feats = disc(img, landmark_heatmaps(lm))
     s = SURROGATE_SIZE // 8  # three stride-2 convolutions, then the half-resolution critic
     assert [tuple(t.shape) for t in logits] == [(2, 1, s, s), (2, 1, s // 2, s // 2)] and len(feats) == 6
+
+
+def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one() -> None:
+    from anonymizer.nn.surrogate import PALETTE_SIZE, SurrogateGenerator
+
+    gen = SurrogateGenerator()
+    assert gen.palette.shape == (PALETTE_SIZE, CODE_DIM) and not gen.has_palette
+    gen.palette.normal_()
+    sd = gen.state_dict()
+    again = SurrogateGenerator()
+    again.load_state_dict(sd)
+    assert again.has_palette and torch.equal(again.palette, gen.palette)
+    old = {k: v for k, v in sd.items() if k != "palette"}  # weights saved before the palette existed
+    fresh = SurrogateGenerator()
+    fresh.load_state_dict(old)
+    assert not fresh.has_palette and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
+    wrong = dict(sd, palette=torch.ones(3, CODE_DIM))
+    try:
+        SurrogateGenerator().load_state_dict(wrong)
+    except RuntimeError as e:
+        assert "palette" in str(e)
+    else:
+        raise AssertionError("a palette of the wrong size must not load")

@@ -112,3 +112,37 @@ def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed
     x1, y1, x2, y2 = (int(v) for v in faces[0].box)
     centre = out[(y1 + y2) // 2 - 5 : (y1 + y2) // 2 + 5, (x1 + x2) // 2 - 5 : (x1 + x2) // 2 + 5]
     assert centre.max() == 0 and _coverage(changed.astype(np.float32), faces[0].box) >= COVER_MIN
+
+
+def test_a_generator_with_a_palette_paints_its_rows(photo, seed) -> None:
+    """With a palette, a track's code is the row the seed gives it (tracks of one seed never share a row),
+    painted exactly as that code; tracks past the palette get the seed's standard-normal code."""
+    torch.manual_seed(1)
+    gen = SurrogateGenerator()
+    with torch.no_grad():
+        for mod in gen.modules():
+            if type(mod).__name__ == "FiLM":
+                mod.proj.weight.normal_(0, 0.3)
+        gen.palette.normal_()
+    with_palette = SurrogatePainter(generator=gen)
+    rows = [seed.palette_index(t, len(gen.palette)) for t in range(3)]
+    for t, row in enumerate(rows):
+        assert torch.equal(with_palette.code(seed, t), gen.palette[row][None])
+    past = len(gen.palette) + 2
+    assert torch.equal(with_palette.code(seed, past), torch.from_numpy(seed.code(past))[None])
+    rgb, faces = photo
+    out, _, changed = with_palette.paint(rgb, faces, seed)
+
+    class Fixed(SurrogatePainter):  # the same generator without its palette, fed that row's code
+        def code(self, seed: SurrogateSeed, track: int) -> torch.Tensor:
+            return gen.palette[rows[0]][None]
+
+    same = Fixed(generator=gen).paint(rgb, faces, seed)[0]
+    assert np.array_equal(out, same) and changed.any()
+    assert not np.array_equal(out, painter_without(gen).paint(rgb, faces, seed)[0])
+
+
+def painter_without(gen: SurrogateGenerator) -> SurrogatePainter:
+    bare = SurrogateGenerator()
+    bare.load_state_dict({k: v for k, v in gen.state_dict().items() if k != "palette"})
+    return SurrogatePainter(generator=bare)

@@ -90,3 +90,42 @@ def test_surrogate_training_with_a_dlib_student(few_faces, tmp_path: Path, capsy
     assert "and its dlib student" in capsys.readouterr().out
     nxt = torch.load(tmp_path / "next" / "last.pt", weights_only=False)
     assert len(nxt["student"]["crops"]) == 22 and nxt["step"] == 1
+
+
+@pytest.mark.slow
+def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
+    """--palette ships its codes inside the exported generator (a resumed run keeps them); a malformed
+    palette file stops with its name."""
+    from safetensors.torch import load_file
+
+    from anonymizer.nn.surrogate import CODE_DIM, PALETTE_SIZE
+
+    root, cache = few_faces
+    pal = np.random.default_rng(0).standard_normal((PALETTE_SIZE, CODE_DIM)).astype(np.float32)
+    np.save(tmp_path / "palette.npy", pal)
+    common = ["--data", str(root), "--faces-cache", str(cache), "--steps", "2", "--batch", "2", "--seed", "0", "--save-every", "1",
+              "--out", str(tmp_path / "run"), "--export", str(tmp_path / "g.safetensors"), "--device", "cpu",
+              "--palette", str(tmp_path / "palette.npy")]
+    main([*common, "--stop-after", "1"])
+    np.save(tmp_path / "palette.npy", pal[:3])  # a resumed run keeps the palette it started with
+    main(common)
+    np.testing.assert_array_equal(load_file(str(tmp_path / "g.safetensors"))["palette"].numpy(), pal)
+    with pytest.raises(SystemExit, match="palette.npy: expected a finite, non-zero"):
+        main([*common[:-4], "--out", str(tmp_path / "other"), "--palette", str(tmp_path / "palette.npy")])
+
+
+def test_palette_choice_prefers_codes_that_differ() -> None:
+    """pair_differ counts faces on which two codes are > 0.6 apart; choose() keeps the codes that are apart
+    from the others and skips near-duplicates."""
+    from anonymizer.train.surrogate_palette import choose, pair_differ
+
+    rng = np.random.default_rng(0)
+    people = rng.standard_normal((4, 128)).astype(np.float32)
+    people *= 2.0 / np.linalg.norm(people, axis=1, keepdims=True)  # four people, far apart
+    codes = np.concatenate([people, people[:2] + 0.01])  # codes 4 and 5 duplicate codes 0 and 1
+    desc = np.stack([codes + rng.normal(0, 0.01, codes.shape) for _ in range(3)])  # three faces
+    differ = pair_differ(desc)
+    assert differ.shape == (6, 6) and differ[0, 4] == 0 and differ[0, 1] == 1 and differ[2, 3] == 1
+    assert sorted(choose(differ, np.arange(6), 4)) in ([0, 1, 2, 3], [1, 2, 3, 4], [0, 2, 3, 5], [2, 3, 4, 5])
+    with pytest.raises(SystemExit, match="only 3 candidate codes"):
+        choose(differ, np.arange(3), 4)

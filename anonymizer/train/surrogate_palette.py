@@ -1,0 +1,143 @@
+"""Choose a surrogate generator's code palette: codes whose faces are mutually different people to dlib.
+
+    python -m anonymizer.train.surrogate_palette --weights models/surrogate.safetensors --out runs/palette.npy
+
+Measured on the shipped generator (models/surrogate.md): whether two codes give two different people
+hardly depends on the face they are painted into (over two sets of 64 faces the share of faces on which
+a pair of codes differs correlates at 0.997), and only a dozen or so of its codes are mutually more than
+0.6 apart. Two codes drawn at random are the same person to dlib about one time in six. So instead of
+random codes for everybody, the painter first hands out codes from a palette of PALETTE_SIZE codes chosen
+here, and ``python -m anonymizer.train.surrogate --palette`` then trains the generator to pull exactly
+those codes apart.
+
+Method: ``--pool`` standard-normal codes are painted into ``--faces`` training faces (faces-utk outside the
+held-out tenth; the generator's crop, colour-matched as the painter does); dlib describes each face
+(:meth:`~anonymizer.audit.recognizers.DlibRecognizer.embed_aligned`). Codes that leave any of those faces
+within dlib's 0.6 of the original are dropped; from the rest, a greedy farthest-first pass and three
+rounds of swaps choose PALETTE_SIZE codes maximising the share of (face, pair of codes) that are more than
+0.6 apart. Seeded; ``--out`` gets a (PALETTE_SIZE, CODE_DIM) float32 .npy; the descriptors are kept
+beside it (``.partial.npz``) every 64 codes, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..nn.surrogate import CODE_DIM, PALETTE_SIZE
+
+
+def pair_differ(desc: np.ndarray, threshold: float = 0.6) -> np.ndarray:
+    """desc (F faces, C codes, 128) -> (C, C) share of faces on which two codes are more than
+    ``threshold`` apart."""
+    far = np.zeros(desc.shape[1:2] * 2)
+    for d in desc:
+        far += np.linalg.norm(d[:, None] - d[None], axis=-1) > threshold
+    return far / len(desc)
+
+
+def choose(differ: np.ndarray, candidates: np.ndarray, k: int, *, rounds: int = 3) -> list[int]:
+    """``k`` of ``candidates`` (indices into the square ``differ``) with a large summed ``differ`` among
+    them: greedy farthest-first, then swaps that raise each member's sum with the others."""
+    cand = [int(c) for c in candidates]
+    if len(cand) < k:
+        raise SystemExit(f"only {len(cand)} candidate codes for a palette of {k}: use a larger --pool or a lower --min-deid")
+    sel = [cand[int(np.argmax(differ[np.ix_(cand, cand)].sum(1)))]]
+    while len(sel) < k:
+        rest = [c for c in cand if c not in sel]
+        sel.append(rest[int(np.argmax(differ[np.ix_(rest, sel)].sum(1)))])
+    for _ in range(rounds):
+        for i in range(k):
+            others = sel[:i] + sel[i + 1:]
+            rest = [c for c in cand if c not in sel]
+            best = rest[int(np.argmax(differ[np.ix_(rest, others)].sum(1)))]
+            if differ[best, others].sum() > differ[sel[i], others].sum():
+                sel[i] = best
+    return sel
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
+    ap.add_argument("--weights", type=Path, default=Path("models/surrogate.safetensors"), help="generator weights (default: %(default)s)")
+    ap.add_argument("--out", type=Path, default=Path("runs/palette.npy"), help="the palette, .npy (default: %(default)s)")
+    ap.add_argument("--pool", type=int, default=1024, help="candidate codes (default: %(default)s)")
+    ap.add_argument("--faces", type=int, default=8, help="training faces each code is painted into (default: %(default)s)")
+    ap.add_argument("--min-deid", type=float, default=1.0,
+                    help="keep codes that de-identify at least this share of the faces (dlib > 0.6; default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    args = ap.parse_args(argv)
+
+    import cv2
+    import torch
+    from safetensors.torch import load_file
+    from tqdm import tqdm
+
+    from ..audit.recognizers import DlibRecognizer
+    from ..nn.surrogate import SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
+    from ..ops.align import similarity_transform
+    from ..pipeline.surrogate import match_colour
+    from .faces import prepare_faces
+
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: no such folder (faces-utk, see ../shared/data/README.md)")
+    if not args.weights.is_file():
+        raise SystemExit(f"{args.weights}: no such weights file")
+    rng = np.random.default_rng(args.seed)
+    fs = prepare_faces(args.data, with_dlib=True, progress=True)
+    usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2)))
+    idx = rng.choice(usable, args.faces, replace=False)
+    codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
+    tpl = crop_template()
+    crops, lms = [], []
+    for i in idx:
+        m = similarity_transform(fs.landmarks[i].astype(np.float64), tpl)
+        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        crops.append(cv2.warpAffine(fs.load_rgb(i), m, (SURROGATE_SIZE, SURROGATE_SIZE), borderMode=cv2.BORDER_REPLICATE,
+                                    flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))
+        lms.append((fs.landmarks[i] @ m[:, :2].T + m[:, 2]).astype(np.float32))
+    crop_a, lm_a = np.stack(crops), np.stack(lms)
+    gen = SurrogateGenerator()
+    gen.load_state_dict(load_file(str(args.weights)))
+    gen.eval()
+    rec = DlibRecognizer()
+    lm_t = torch.from_numpy(lm_a)
+    mask, hm = face_mask(lm_t), landmark_heatmaps(lm_t)
+    x = torch.from_numpy(crop_a).permute(0, 3, 1, 2).float().div(255.0)
+    inside = mask[:, 0].numpy() > 0.5
+    original = rec.embed_aligned(crop_a, lm_a)
+    partial = args.out.with_suffix(".partial.npz")
+    desc = np.full((args.faces, args.pool, 128), np.nan, np.float32)
+    done = 0
+    if partial.is_file():
+        z = np.load(partial, allow_pickle=False)
+        if np.array_equal(z["codes"], codes) and np.array_equal(z["faces"], idx):
+            desc, done = z["desc"], int(z["done"])
+            print(f"resumed from {partial}: {done} codes described")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for c in tqdm(range(done, args.pool), initial=done, total=args.pool, desc="palette", unit="code"):
+        with torch.inference_mode():
+            out = gen(x, mask, hm, torch.from_numpy(codes[c]).expand(len(x), -1))
+        painted = np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
+        desc[:, c] = rec.embed_aligned(painted, lm_a)
+        if (c + 1) % 64 == 0:
+            np.savez(partial, desc=desc, codes=codes, faces=idx, done=c + 1)
+    deid = (np.linalg.norm(desc - original[:, None], axis=-1) > 0.6).mean(0)
+    differ = pair_differ(desc)
+    keep = np.flatnonzero(deid >= args.min_deid)
+    sel = choose(differ, keep, PALETTE_SIZE)
+    iu = np.triu_indices(args.pool, 1)
+    ius = np.triu_indices(PALETTE_SIZE, 1)
+    print(f"{args.pool} codes on {args.faces} faces: two random codes differ on {differ[iu].mean():.1%}, "
+          f"de-identify {deid.mean():.1%}; {len(keep)} codes de-identify >= {args.min_deid:.0%}")
+    print(f"palette of {PALETTE_SIZE}: two of its codes differ on {differ[np.ix_(sel, sel)][ius].mean():.1%} "
+          f"(in sample), de-identify {deid[sel].mean():.1%}")
+    np.save(args.out, codes[sel])
+    partial.unlink(missing_ok=True)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
