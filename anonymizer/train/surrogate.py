@@ -34,6 +34,11 @@ longer satisfy the terms with differences only IdentityNet sees. ``--init RUN/la
 codes in the generator (they ship with its weights) and draws every step's two codes as two different
 rows of it, so the terms above pull exactly the codes the painter hands out apart; a generator that
 already has a palette (resumed, or from ``--init``) keeps training on its own.
+``--hard-pairs F`` draws that share of each batch's pairs from the palette's closest pairs: the 4 x
+PALETTE_SIZE pairs of rows that dlib (with ``--dlib-labels``; else the recogniser) puts closest together
+on 4 fixed training faces, measured again every 200 steps. Whether two rows are different people hardly
+depends on the face, so the pairs that fail are few and known, and the diversity term and the dlib
+labels go where they fail.
 
 Runs on a GPU when there is one. Seeded and resumable (``--out`` keeps ``last.pt``; the same command
 resumes; ``--stop-after`` / ``--time-limit`` stop early with a checkpoint).
@@ -45,6 +50,7 @@ import argparse
 import math
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -177,6 +183,26 @@ class DlibStudent:
         self.crops, self.lms, self.desc = state["crops"], state["lms"], state["desc"]  # type: ignore[assignment]
 
 
+HARD_EVERY = 200
+
+
+@torch.no_grad()
+def closest_pairs(gen: torch.nn.Module, describe: Callable[[torch.Tensor, torch.Tensor], np.ndarray], x: torch.Tensor,
+                  lms: torch.Tensor, count: int) -> np.ndarray:
+    """The ``count`` pairs (count, 2) of palette rows whose faces, painted into the crops ``x`` (B, 3, S,
+    S) with landmarks ``lms`` (B, 5, 2), ``describe(images, lms) -> (B, D) embeddings`` puts closest
+    together on average."""
+    mask, hm = face_mask(lms), landmark_heatmaps(lms)
+    was_training = gen.training
+    gen.eval()
+    emb = np.stack([describe(gen(x, mask, hm, code.expand(len(x), -1)), lms) for code in gen.palette])  # type: ignore[union-attr]
+    gen.train(was_training)
+    dist = np.linalg.norm(emb[:, None] - emb[None], axis=-1).mean(-1)  # (K, K), mean over the faces
+    iu = np.triu_indices(len(dist), 1)
+    order = np.argsort(dist[iu], kind="stable")[:count]
+    return np.stack([iu[0][order], iu[1][order]], axis=1)
+
+
 def load_palette(path: Path) -> np.ndarray:
     """A (PALETTE_SIZE, CODE_DIM) float32 palette from a .npy file (not all zeros, all finite)."""
     try:
@@ -277,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"a .npy of {PALETTE_SIZE} codes (python -m anonymizer.train.surrogate_palette): kept in the generator, "
                          "and each step's two codes are two different rows of it (default: the generator's own palette, if it "
                          "has one, else standard-normal codes)")
+    ap.add_argument("--hard-pairs", type=float, default=0.0,
+                    help="with a palette: the share of each batch's pairs drawn from its closest pairs (0..1; default: %(default)s)")
     add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
@@ -336,6 +364,21 @@ def main(argv: list[str] | None = None) -> None:
     if palette is not None:
         print(f"codes: two different rows of the generator's palette of {len(palette)}")
     recogniser = ident if student is None else student.net
+    if not 0 <= args.hard_pairs <= 1 or (args.hard_pairs > 0 and palette is None):
+        raise SystemExit("--hard-pairs must be in 0..1 and needs a palette (--palette)")
+    n_hard = int(round(args.hard_pairs * args.batch))
+    hard_rng = np.random.default_rng(args.seed + 1)  # fixed probe faces, apart from the run's own generator
+    probe = hard_rng.choice(len(crops), 4, replace=False)
+    probe_x = torch.from_numpy(crops[probe]).permute(0, 3, 1, 2).float().div(255.0).to(dev)
+    probe_lm = torch.from_numpy(lms[probe]).to(dev)
+
+    def describe(images: torch.Tensor, lm: torch.Tensor) -> np.ndarray:
+        if student is not None:
+            crops8 = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+            return student.rec.embed_aligned(crops8, lm.cpu().numpy().astype(np.float32))
+        return embed(recogniser, images, identity_thetas(lm)).cpu().numpy()  # type: ignore[no-any-return]
+
+    hard = np.zeros((0, 2), np.int64) if st is None else st.get("hard_pairs", np.zeros((0, 2), np.int64))
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")
     avg: dict[str, float] = {}
@@ -365,6 +408,13 @@ def main(argv: list[str] | None = None) -> None:
         else:
             i1 = rng.integers(0, len(palette), args.batch)
             i2 = (i1 + rng.integers(1, len(palette), args.batch)) % len(palette)  # never the same row
+            if n_hard:
+                if step % HARD_EVERY == 0 or not len(hard):  # the same steps after a resume: exact
+                    hard = closest_pairs(gen, describe, probe_x, probe_lm, 4 * len(palette))
+                pick = hard[rng.integers(0, len(hard), n_hard)]
+                flipped = rng.random(n_hard) < 0.5
+                pick[flipped] = pick[flipped][:, ::-1]
+                i1[:n_hard], i2[:n_hard] = pick[:, 0], pick[:, 1]  # first: the dlib labels go to hard pairs
             z1, z2 = palette[torch.from_numpy(i1).to(dev)], palette[torch.from_numpy(i2).to(dev)]
         out1 = gen(x, mask, hm, z1)
         out2 = gen(x, mask, hm, z2)
@@ -421,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
             bar.write(f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
                       f"between codes {float(d_pair.mean().detach()):.3f}"
                       + (f"; dlib between codes {avg['dlib_pair']:.3f}" if "dlib_pair" in avg else ""))
-            save_checkpoint(checkpoint_state(parts, rng, step=step), ckpt)
+            save_checkpoint(checkpoint_state(parts, rng, step=step, hard_pairs=hard), ckpt)
             if preview is not None:
                 save_preview(gen, *preview, args.out / "preview.png")
     bar.close()

@@ -95,7 +95,8 @@ def test_surrogate_training_with_a_dlib_student(few_faces, tmp_path: Path, capsy
 @pytest.mark.slow
 def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
     """--palette ships its codes inside the exported generator (a resumed run keeps them); a malformed
-    palette file stops with its name."""
+    palette file stops with its name; --hard-pairs keeps the closest pairs in the checkpoint and needs a
+    palette."""
     from safetensors.torch import load_file
 
     from anonymizer.nn.surrogate import CODE_DIM, PALETTE_SIZE
@@ -112,6 +113,13 @@ def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_file(str(tmp_path / "g.safetensors"))["palette"].numpy(), pal)
     with pytest.raises(SystemExit, match="palette.npy: expected a finite, non-zero"):
         main([*common[:-4], "--out", str(tmp_path / "other"), "--palette", str(tmp_path / "palette.npy")])
+    # --hard-pairs: the closest pairs of rows are measured and kept in the checkpoint
+    hard = [*common[:-6], "--out", str(tmp_path / "hard"), "--init", str(tmp_path / "run" / "last.pt"), "--hard-pairs", "0.5"]
+    main(hard)
+    pairs = torch.load(tmp_path / "hard" / "last.pt", weights_only=False)["hard_pairs"]
+    assert pairs.shape == (4 * PALETTE_SIZE, 2) and (pairs[:, 0] != pairs[:, 1]).all() and pairs.max() < PALETTE_SIZE
+    with pytest.raises(SystemExit, match="needs a palette"):
+        main([*common[:-6], "--out", str(tmp_path / "none"), "--hard-pairs", "0.5"])
 
 
 def test_palette_choice_prefers_codes_that_differ() -> None:
