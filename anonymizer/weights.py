@@ -269,12 +269,12 @@ register_weights(
         name="surrogate",
         model="surrogate",
         file="surrogate.safetensors",
-        sha256="69cfb2cd8719df2228e1652178160f301dede2c3525e0c28b6548b9681da2e60",
+        sha256="6c4b5e1f76c606a00f606344a4301d73c1f21b8e790435593f5b59382c58f181",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
         "conditional PatchGAN on faces-utk; see models/surrogate.md)",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
-        "face mask, landmark heatmaps, a 64-value code (anonymizer.vault.surrogate)",
+        "face mask, landmark heatmaps, a 64-value code (a row of the generator's palette or from anonymizer.vault.surrogate)",
         metrics={"de-identified, still a face, two passwords differ, byte-identical": "python benchmarks/deidentification.py"},
     )
 )

@@ -104,7 +104,6 @@ class SurrogatePainter:
                 changed |= more_mask
         return out, tuple(regions), changed
 
-
     def code(self, seed: SurrogateSeed, track: int) -> torch.Tensor:
         """The code (1, CODE_DIM) of ``track``: its palette row when the generator has a palette and the
         track one, else a standard-normal code from the seed."""

@@ -49,8 +49,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -4,8 +4,8 @@
 
 Measured on the shipped generator (models/surrogate.md): whether two codes give two different people
 hardly depends on the face they are painted into (over two sets of 64 faces the share of faces on which
-a pair of codes differs correlates at 0.997), and only a dozen or so of its codes are mutually more than
-0.6 apart. Two codes drawn at random are the same person to dlib about one time in six. So instead of
+a pair of codes differs correlates at 0.997), and only about ten of its codes are mutually more than 0.6
+apart. Two codes drawn at random are the same person to dlib about one time in six. So instead of
 random codes for everybody, the painter first hands out codes from a palette of PALETTE_SIZE codes chosen
 here, and ``python -m anonymizer.train.surrogate --palette`` then trains the generator to pull exactly
 those codes apart.

@@ -15,15 +15,20 @@ from anonymizer.types import Face
 from anonymizer.vault.surrogate import SurrogateSeed
 
 
-@pytest.fixture(scope="module")
-def painter() -> SurrogatePainter:
-    torch.manual_seed(0)
+def coded_generator(seed: int) -> SurrogateGenerator:
+    """An untrained generator whose code has a say (a fresh FiLM starts as the identity)."""
+    torch.manual_seed(seed)
     gen = SurrogateGenerator()
     with torch.no_grad():
         for mod in gen.modules():
             if type(mod).__name__ == "FiLM":
                 mod.proj.weight.normal_(0, 0.3)
-    return SurrogatePainter(generator=gen)
+    return gen
+
+
+@pytest.fixture(scope="module")
+def painter() -> SurrogatePainter:
+    return SurrogatePainter(generator=coded_generator(0))
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +122,8 @@ def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed
 def test_a_generator_with_a_palette_paints_its_rows(photo, seed) -> None:
     """With a palette, a track's code is the row the seed gives it (tracks of one seed never share a row),
     painted exactly as that code; tracks past the palette get the seed's standard-normal code."""
-    torch.manual_seed(1)
-    gen = SurrogateGenerator()
-    with torch.no_grad():
-        for mod in gen.modules():
-            if type(mod).__name__ == "FiLM":
-                mod.proj.weight.normal_(0, 0.3)
-        gen.palette.normal_()
+    gen = coded_generator(1)
+    gen.palette.normal_()
     with_palette = SurrogatePainter(generator=gen)
     rows = [seed.palette_index(t, len(gen.palette)) for t in range(3)]
     for t, row in enumerate(rows):
