@@ -254,7 +254,7 @@ register_weights(
         name="deepfake",
         model="deepfake",
         file="deepfake.safetensors",
-        sha256="580a114809f320410c1fa80adc7f8f037e15e21d393564a537bee3754df75a00",
+        sha256="41e6eee9baa7c1b433150d9461ff33ebfe75e28d83bd0e5c659324771cb9e8f3",
         source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends and "
         "face swaps made from them; see models/deepfake.md)",
         licence=UTKFACE_LICENCE,

@@ -2,7 +2,7 @@
 
     python -m anonymizer.train.surrogate_palette --weights models/surrogate.safetensors --out runs/palette.npy
 
-Measured on the shipped generator (models/surrogate.md): whether two codes give two different people
+Measured on stage 4 of the generator (models/surrogate.md): whether two codes give two different people
 hardly depends on the face they are painted into (over two sets of 64 faces the share of faces on which
 a pair of codes differs correlates at 0.997), and only about ten of its codes are mutually more than 0.6
 apart. Two codes drawn at random are the same person to dlib about one time in six. So instead of
