@@ -3,8 +3,8 @@
     python -m anonymizer.train.surrogate --data ../shared/data/faces-utk --out runs/surrogate \
         --steps 7000 --seed 0 --export models/surrogate.safetensors
 
-(The shipped weights were trained in two stages, the second with stronger identity terms: see
-models/surrogate.md for both commands.)
+(The shipped weights were trained in five stages, with stronger identity terms, a dlib student and a
+code palette in the later ones: see models/surrogate.md for every command.)
 
 Data: faces-utk's 200x200 crops without the fixed held-out tenth, each aligned by its five landmarks (our
 detector, from the prepared faces cache or ``--faces-cache``) onto the 64-px surrogate crop
