@@ -22,7 +22,7 @@ import torch
 
 from ..errors import InputError
 from ..ops.checks import require_rgb
-from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, crop_template, face_mask, landmark_heatmaps
+from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
 from ..ops.align import similarity_transform
 from ..ops.replace import composite
 from ..types import Face, Region
@@ -46,8 +46,7 @@ class SurrogatePainter:
 
             generator = surrogate(weights=weights)
         self.gen = generator.eval()
-        pal = getattr(generator, "palette", None)
-        self.palette = pal.clone() if isinstance(pal, torch.Tensor) and bool(pal.abs().sum() > 0) else None
+        self.palette = generator.palette.clone() if isinstance(generator, SurrogateGenerator) and generator.has_palette else None
         self.sr = super_resolution
         self._lock = threading.Lock()
 
@@ -66,15 +65,12 @@ class SurrogatePainter:
         out = rgb.copy()
         changed = np.zeros((h, w), bool)
         regions: list[Region] = []
-        tpl = crop_template()
         for face, track in zip(faces, tracks, strict=True):
             lm = np.asarray(face.landmarks, np.float64)
             if lm.shape != (5, 2):
                 raise InputError("a surrogate needs the face's five landmarks")
-            m = similarity_transform(lm, tpl)
-            crop = cv2.warpAffine(rgb, m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_AREA if _scale(m) < 1 else cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REPLICATE)
-            lm_crop = torch.from_numpy((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))[None]
+            crop, lm_c, m = align_to_crop(rgb, lm)
+            lm_crop = torch.from_numpy(lm_c)[None]
             mask = face_mask(lm_crop)
             x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
             code = self.code(seed, int(track))
@@ -172,6 +168,17 @@ def _coverage(alpha: np.ndarray, box: tuple[float, float, float, float]) -> floa
     if c <= a or d <= b:
         return 0.0
     return float((alpha[b:d, a:c] >= 0.5).mean())
+
+
+def align_to_crop(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face with five ``landmarks`` (5, 2) in ``rgb`` warped onto the generator's crop (a similarity
+    fit to :func:`crop_template`; area-averaged when shrinking, edges repeated): (crop uint8 (S, S, 3),
+    landmarks in the crop float32 (5, 2), the 2x3 transform)."""
+    lm = np.asarray(landmarks, np.float64)
+    m = similarity_transform(lm, crop_template())
+    crop = cv2.warpAffine(rgb, m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_AREA if _scale(m) < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, (lm @ m[:, :2].T + m[:, 2]).astype(np.float32), m
 
 
 def _scale(m: np.ndarray) -> float:

@@ -143,10 +143,18 @@ class DlibStudent:
         self.lms = np.zeros((0, 5, 2), np.float32)
         self.desc = np.zeros((0, 128), np.float32)
 
-    def label(self, images: torch.Tensor, lms: torch.Tensor) -> np.ndarray:
-        """Describe generated crops (B, 3, S, S in 0..1) with dlib and keep them; returns the descriptors."""
+    @staticmethod
+    def _arrays(images: torch.Tensor, lms: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         crops = (images.detach().permute(0, 2, 3, 1).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
-        lm = lms.detach().cpu().numpy().astype(np.float32)
+        return crops, lms.detach().cpu().numpy().astype(np.float32)
+
+    def describe(self, images: torch.Tensor, lms: torch.Tensor) -> np.ndarray:
+        """dlib's descriptors (B, 128) of generated crops (B, 3, S, S in 0..1) with landmarks (B, 5, 2)."""
+        return self.rec.embed_aligned(*self._arrays(images, lms))
+
+    def label(self, images: torch.Tensor, lms: torch.Tensor) -> np.ndarray:
+        """:meth:`describe` the crops and keep them in the buffer; returns the descriptors."""
+        crops, lm = self._arrays(images, lms)
         desc = self.rec.embed_aligned(crops, lm)
         self.crops = np.concatenate([self.crops, crops])[-self.capacity:]
         self.lms = np.concatenate([self.lms, lm])[-self.capacity:]
@@ -367,18 +375,17 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 <= args.hard_pairs <= 1 or (args.hard_pairs > 0 and palette is None):
         raise SystemExit("--hard-pairs must be in 0..1 and needs a palette (--palette)")
     n_hard = int(round(args.hard_pairs * args.batch))
-    hard_rng = np.random.default_rng(args.seed + 1)  # fixed probe faces, apart from the run's own generator
-    probe = hard_rng.choice(len(crops), 4, replace=False)
-    probe_x = torch.from_numpy(crops[probe]).permute(0, 3, 1, 2).float().div(255.0).to(dev)
-    probe_lm = torch.from_numpy(lms[probe]).to(dev)
+    hard = np.zeros((0, 2), np.int64) if st is None else st.get("hard_pairs", np.zeros((0, 2), np.int64))
+    if n_hard:
+        probe = np.random.default_rng(args.seed + 1).choice(len(crops), 4, replace=False)  # apart from the run's rng
+        probe_x = torch.from_numpy(crops[probe]).permute(0, 3, 1, 2).float().div(255.0).to(dev)
+        probe_lm = torch.from_numpy(lms[probe]).to(dev)
 
     def describe(images: torch.Tensor, lm: torch.Tensor) -> np.ndarray:
         if student is not None:
-            crops8 = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
-            return student.rec.embed_aligned(crops8, lm.cpu().numpy().astype(np.float32))
+            return student.describe(images, lm)
         return embed(recogniser, images, identity_thetas(lm)).cpu().numpy()  # type: ignore[no-any-return]
 
-    hard = np.zeros((0, 2), np.int64) if st is None else st.get("hard_pairs", np.zeros((0, 2), np.int64))
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")
     avg: dict[str, float] = {}

@@ -70,15 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     args = ap.parse_args(argv)
 
-    import cv2
     import torch
     from safetensors.torch import load_file
     from tqdm import tqdm
 
     from ..audit.recognizers import DlibRecognizer
-    from ..nn.surrogate import SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
-    from ..ops.align import similarity_transform
-    from ..pipeline.surrogate import match_colour
+    from ..nn.surrogate import SurrogateGenerator, face_mask, landmark_heatmaps
+    from ..pipeline.surrogate import align_to_crop, match_colour
     from .faces import prepare_faces
 
     if not args.data.is_dir():
@@ -90,15 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2)))
     idx = rng.choice(usable, args.faces, replace=False)
     codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
-    tpl = crop_template()
-    crops, lms = [], []
-    for i in idx:
-        m = similarity_transform(fs.landmarks[i].astype(np.float64), tpl)
-        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-        crops.append(cv2.warpAffine(fs.load_rgb(i), m, (SURROGATE_SIZE, SURROGATE_SIZE), borderMode=cv2.BORDER_REPLICATE,
-                                    flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))
-        lms.append((fs.landmarks[i] @ m[:, :2].T + m[:, 2]).astype(np.float32))
-    crop_a, lm_a = np.stack(crops), np.stack(lms)
+    aligned = [align_to_crop(fs.load_rgb(i), fs.landmarks[i]) for i in idx]  # as the painter aligns faces
+    crop_a, lm_a = np.stack([a[0] for a in aligned]), np.stack([a[1] for a in aligned])
     gen = SurrogateGenerator()
     gen.load_state_dict(load_file(str(args.weights)))
     gen.eval()
