@@ -39,6 +39,10 @@ PALETTE_SIZE pairs of rows that dlib (with ``--dlib-labels``; else the recognise
 on 4 fixed training faces, measured again every 200 steps. Whether two rows are different people hardly
 depends on the face, so the pairs that fail are few and known, and the diversity term and the dlib
 labels go where they fail.
+``--palette-lr LR`` also learns the rows themselves (the generator's weights are shared by all rows, so
+pulling one close pair apart through them moves the other rows too; a row's own code moves only that
+row). The learnt rows are copied into the generator's palette after every step, so checkpoints and the
+export carry them.
 
 Runs on a GPU when there is one. Seeded and resumable (``--out`` keeps ``last.pt``; the same command
 resumes; ``--stop-after`` / ``--time-limit`` stop early with a checkpoint).
@@ -313,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
                          "has one, else standard-normal codes)")
     ap.add_argument("--hard-pairs", type=float, default=0.0,
                     help="with a palette: the share of each batch's pairs drawn from its closest pairs (0..1; default: %(default)s)")
+    ap.add_argument("--palette-lr", type=float, default=0.0,
+                    help="with a palette: also learn its rows (Adam at this learning rate, the same schedule), so that each "
+                         "row can move apart from the others on its own (0: the rows stay fixed; default: %(default)s)")
     add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
@@ -350,6 +357,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
     parts: dict[str, Any] = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+    if args.palette_lr < 0:
+        raise SystemExit("--palette-lr must be >= 0")
+    rows = None  # the palette's rows as a parameter, with --palette-lr
+    if args.palette_lr > 0:
+        rows = torch.nn.Parameter(torch.zeros_like(gen.palette))
+        opt_p = torch.optim.Adam([rows], lr=args.palette_lr, betas=(0.5, 0.99))
+        parts.update(opt_p=opt_p, sched_p=torch.optim.lr_scheduler.LambdaLR(opt_p, lr_at))
     student = None
     if args.dlib_labels > 0:
         student = DlibStudent(identity_net().to(dev), lr=args.student_lr)
@@ -370,7 +384,14 @@ def main(argv: list[str] | None = None) -> None:
         gen.palette.copy_(torch.from_numpy(load_palette(args.palette)).to(dev))
     palette = gen.palette if gen.has_palette else None
     if palette is not None:
-        print(f"codes: two different rows of the generator's palette of {len(palette)}")
+        print(f"codes: two different rows of the generator's palette of {len(palette)}"
+              + (f", learnt at lr {args.palette_lr:g}" if rows is not None else ""))
+    if rows is not None:
+        if palette is None:
+            raise SystemExit("--palette-lr needs a palette (--palette)")
+        with torch.no_grad():
+            rows.copy_(gen.palette)  # the generator's buffer is what checkpoints and exports keep
+        palette = rows
     recogniser = ident if student is None else student.net
     if not 0 <= args.hard_pairs <= 1 or (args.hard_pairs > 0 and palette is None):
         raise SystemExit("--hard-pairs must be in 0..1 and needs a palette (--palette)")
@@ -455,8 +476,15 @@ def main(argv: list[str] | None = None) -> None:
         g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"] + args.w_pix * losses["pix"]
                   + args.w_color * losses["color"] + args.w_fm * losses["fm"])
         opt_g.zero_grad(set_to_none=True)
+        if rows is not None:
+            parts["opt_p"].zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        if rows is not None:
+            parts["opt_p"].step()
+            parts["sched_p"].step()
+            with torch.no_grad():
+                gen.palette.copy_(rows)
         if student is not None:
             k = max(1, args.dlib_labels // 2)  # pairs: the same faces with both codes
             labels = student.label(torch.cat([out1[:k], out2[:k]]), torch.cat([lm_t[:k], lm_t[:k]]))

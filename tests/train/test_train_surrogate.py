@@ -122,6 +122,36 @@ def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
         main([*common[:-6], "--out", str(tmp_path / "none"), "--hard-pairs", "0.5"])
 
 
+
+@pytest.mark.slow
+def test_surrogate_training_learns_the_palette(few_faces, tmp_path: Path) -> None:
+    """--palette-lr moves the rows that were drawn (only those), the export ships the moved rows, and a
+    run stopped and resumed ends exactly where an uninterrupted one does; it needs a palette."""
+    from safetensors.torch import load_file
+
+    from anonymizer.nn.surrogate import CODE_DIM, PALETTE_SIZE
+
+    root, cache = few_faces
+    pal = np.random.default_rng(0).standard_normal((PALETTE_SIZE, CODE_DIM)).astype(np.float32)
+    np.save(tmp_path / "palette.npy", pal)
+
+    def run(name: str, *extra: str) -> None:
+        main(["--data", str(root), "--faces-cache", str(cache), "--steps", "2", "--batch", "2", "--seed", "0",
+              "--save-every", "1", "--out", str(tmp_path / name), "--export", str(tmp_path / f"{name}.safetensors"),
+              "--device", "cpu", "--palette", str(tmp_path / "palette.npy"), "--palette-lr", "0.01", *extra])
+
+    run("straight")
+    run("stopped", "--stop-after", "1")
+    run("stopped")
+    learnt = load_file(str(tmp_path / "straight.safetensors"))["palette"].numpy()
+    np.testing.assert_array_equal(load_file(str(tmp_path / "stopped.safetensors"))["palette"].numpy(), learnt)
+    moved = np.abs(learnt - pal).max(1) > 0
+    assert 2 <= moved.sum() <= 8  # two steps of two pairs: at most 8 rows were drawn
+    np.testing.assert_array_equal(learnt[~moved], pal[~moved])
+    with pytest.raises(SystemExit, match="--palette-lr needs a palette"):
+        main(["--data", str(root), "--faces-cache", str(cache), "--steps", "1", "--batch", "2", "--out", str(tmp_path / "none"),
+              "--device", "cpu", "--palette-lr", "0.01"])
+
 def test_palette_choice_prefers_codes_that_differ() -> None:
     """pair_differ counts faces on which two codes are > 0.6 apart; choose() keeps the codes that are apart
     from the others and skips near-duplicates."""
