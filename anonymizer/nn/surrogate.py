@@ -107,14 +107,18 @@ class SurrogateGenerator(nn.Module):
     which the painter hands out first (:meth:`anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
     All zeros means none (random weights, or weights trained without one: every code is then drawn
     from the password as a standard-normal vector). Weights saved without the buffer load as "none".
+    ``palette_weight`` (buffer, PALETTE_SIZE): how often the painter hands out each row, relative to the
+    others (``python -m anonymizer.train.surrogate_palette --weigh``); all zeros means equally often.
     """
 
     palette: Tensor
+    palette_weight: Tensor
 
     def __init__(self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM, palette_size: int = PALETTE_SIZE) -> None:
         super().__init__()
         self.code_dim = code_dim
         self.register_buffer("palette", torch.zeros(palette_size, code_dim))
+        self.register_buffer("palette_weight", torch.zeros(palette_size))
         self.code_mlp = nn.Sequential(nn.Linear(code_dim, code_dim), nn.LeakyReLU(0.2), nn.Linear(code_dim, code_dim))
         self.down = nn.ModuleList()
         cin = 3 + 1 + 5
@@ -132,9 +136,16 @@ class SurrogateGenerator(nn.Module):
     def has_palette(self) -> bool:
         return bool(self.palette.abs().sum() > 0)
 
+    @property
+    def row_weights(self) -> np.ndarray | None:
+        """The palette's row weights (float64), or None when the rows are handed out equally often."""
+        w = self.palette_weight.detach().cpu().double().numpy()
+        return w if (w != 0).any() else None
+
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object) -> None:
-        # weights from before the palette existed: no palette (the state dict here is load_state_dict's own copy)
+        # weights from before the palette (or its row weights) existed: none (load_state_dict's own copy here)
         state_dict.setdefault(prefix + "palette", torch.zeros_like(self.palette))
+        state_dict.setdefault(prefix + "palette_weight", torch.zeros_like(self.palette_weight))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 
     def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor) -> Tensor:

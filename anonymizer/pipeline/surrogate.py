@@ -47,6 +47,7 @@ class SurrogatePainter:
             generator = surrogate(weights=weights)
         self.gen = generator.eval()
         self.palette = generator.palette.clone() if isinstance(generator, SurrogateGenerator) and generator.has_palette else None
+        self.row_weights = generator.row_weights if isinstance(generator, SurrogateGenerator) and self.palette is not None else None
         self.sr = super_resolution
         self._lock = threading.Lock()
 
@@ -103,7 +104,7 @@ class SurrogatePainter:
     def code(self, seed: SurrogateSeed, track: int) -> torch.Tensor:
         """The code (1, CODE_DIM) of ``track``: its palette row when the generator has a palette and the
         track one, else a standard-normal code from the seed."""
-        if self.palette is not None and (row := seed.palette_index(track, len(self.palette))) is not None:
+        if self.palette is not None and (row := seed.palette_index(track, len(self.palette), self.row_weights)) is not None:
             return self.palette[row][None]
         return torch.from_numpy(seed.code(track, CODE_DIM))[None]
 

@@ -17,11 +17,25 @@ within dlib's 0.6 of the original are dropped; from the rest, a greedy farthest-
 rounds of swaps choose PALETTE_SIZE codes maximising the share of (face, pair of codes) that are more than
 0.6 apart. Seeded; ``--out`` gets a (PALETTE_SIZE, CODE_DIM) float32 .npy; the descriptors are kept
 beside it (``.partial.npz``) every 64 codes, so an interrupted run resumes.
+
+Weighing the rows, after training on them:
+
+    python -m anonymizer.train.surrogate_palette --weigh --weights runs/x/surrogate.safetensors \\
+        --faces 48 --out runs/x/weighted.safetensors
+
+Two passwords pick their rows independently, so they give the same person with probability
+p^T S p, where p is how often each row is handed out and S (rows x rows) the share of faces on which two
+rows are the same person to dlib (1 on the diagonal: the same row). Uniform p is not the best when some
+rows resemble many others: ``--weigh`` paints the generator's own palette into ``--faces`` training faces,
+measures S, finds the p that minimises p^T S p (exponentiated-gradient descent on the simplex,
+:func:`row_weights`) and writes a copy of the weights with p in the generator's ``palette_weight``
+(the painter's shuffle then follows it: :meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +72,19 @@ def choose(differ: np.ndarray, candidates: np.ndarray, k: int, *, rounds: int = 
     return sel
 
 
+def row_weights(same: np.ndarray, *, iterations: int = 20000, step: float = 0.5) -> np.ndarray:
+    """The p on the simplex (rows,) that minimises p^T S p for ``same`` = S (rows x rows, the chance that
+    two rows are the same person, 1 on the diagonal): exponentiated-gradient descent from uniform."""
+    if same.ndim != 2 or same.shape[0] != same.shape[1] or not np.isfinite(same).all():
+        raise ValueError(f"expected a finite square matrix, got shape {same.shape}")
+    p = np.full(len(same), 1.0 / len(same))
+    for _ in range(iterations):
+        g = 2.0 * same @ p
+        p = p * np.exp(-step * (g - g @ p))
+        p /= p.sum()
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
@@ -68,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-deid", type=float, default=1.0,
                     help="keep codes that de-identify at least this share of the faces (dlib > 0.6; default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    ap.add_argument("--weigh", action="store_true",
+                    help="instead: weigh the rows of the palette in --weights and write a copy of those weights to --out (.safetensors)")
     args = ap.parse_args(argv)
 
     import torch
@@ -83,11 +112,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.data}: no such folder (faces-utk, see ../shared/data/README.md)")
     if not args.weights.is_file():
         raise SystemExit(f"{args.weights}: no such weights file")
+    if args.weigh and args.out.suffix != ".safetensors":
+        raise SystemExit(f"{args.out}: --weigh writes generator weights, a .safetensors file")
     rng = np.random.default_rng(args.seed)
     fs = prepare_faces(args.data, with_dlib=True, progress=True)
     usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2)))
     idx = rng.choice(usable, args.faces, replace=False)
-    codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
     aligned = [align_to_crop(fs.load_rgb(i), fs.landmarks[i]) for i in idx]  # as the painter aligns faces
     crop_a, lm_a = np.stack([a[0] for a in aligned]), np.stack([a[1] for a in aligned])
     gen = SurrogateGenerator()
@@ -98,6 +128,18 @@ def main(argv: list[str] | None = None) -> None:
     mask, hm = face_mask(lm_t), landmark_heatmaps(lm_t)
     x = torch.from_numpy(crop_a).permute(0, 3, 1, 2).float().div(255.0)
     inside = mask[:, 0].numpy() > 0.5
+
+    def describe(code: np.ndarray) -> np.ndarray:
+        """dlib's descriptors (faces, 128) of ``code`` painted into the faces, colour-matched as the painter does."""
+        with torch.inference_mode():
+            out = gen(x, mask, hm, torch.from_numpy(code).expand(len(x), -1))
+        painted = np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
+        return rec.embed_aligned(painted, lm_a)  # type: ignore[no-any-return]
+
+    if args.weigh:
+        weigh(args.weights, args.out, gen.palette.numpy(), describe)
+        return
+    codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
     original = rec.embed_aligned(crop_a, lm_a)
     partial = args.out.with_suffix(".partial.npz")
     desc = np.full((args.faces, args.pool, 128), np.nan, np.float32)
@@ -109,10 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"resumed from {partial}: {done} codes described")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for c in tqdm(range(done, args.pool), initial=done, total=args.pool, desc="palette", unit="code"):
-        with torch.inference_mode():
-            out = gen(x, mask, hm, torch.from_numpy(codes[c]).expand(len(x), -1))
-        painted = np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
-        desc[:, c] = rec.embed_aligned(painted, lm_a)
+        desc[:, c] = describe(codes[c])
         if (c + 1) % 64 == 0:
             np.savez(partial, desc=desc, codes=codes, faces=idx, done=c + 1)
     deid = (np.linalg.norm(desc - original[:, None], axis=-1) > 0.6).mean(0)
@@ -128,6 +167,32 @@ def main(argv: list[str] | None = None) -> None:
     np.save(args.out, codes[sel])
     partial.unlink(missing_ok=True)
     print(f"wrote {args.out}")
+
+
+def weigh(weights: Path, out: Path, palette: np.ndarray, describe: Callable[[np.ndarray], np.ndarray]) -> None:
+    """``--weigh``: S from the palette's rows painted into the faces, p = :func:`row_weights` (S), and a
+    copy of ``weights`` with p as its ``palette_weight`` written to ``out`` (atomically)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    if not np.abs(palette).sum() > 0:
+        raise SystemExit(f"{weights}: this generator has no palette to weigh")
+    desc = np.stack([describe(code) for code in tqdm(palette, desc="weigh", unit="row")], axis=1)  # (faces, rows, 128)
+    same = 1.0 - pair_differ(desc)
+    np.fill_diagonal(same, 1.0)
+    p = row_weights(same)
+    u = np.full(len(p), 1.0 / len(p))
+    print(f"{len(p)} rows on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} of "
+          f"faces with every row equally often, {p @ same @ p:.1%} weighed; the weighed rows are {1 / np.sum(p**2):.1f} "
+          f"rows' worth (largest weight {p.max() * len(p):.2f}x equal)")
+    state = load_file(str(weights))
+    state["palette_weight"] = torch.from_numpy(p.astype(np.float32))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    save_file(state, str(tmp), metadata={"source": f"{weights.name} with palette rows weighed by anonymizer.train.surrogate_palette"})
+    tmp.replace(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ surrogate. Without a password a random key is drawn per run. The raw password is
 A generator that ships a palette of codes trained to be mutually different people gets rows of it
 instead (:meth:`SurrogateSeed.palette_index`): the seed shuffles the rows and tracks take them in that
 order, so the first PALETTE_SIZE tracks of one photo or video never share a palette row; later tracks get
-standard-normal codes (:meth:`SurrogateSeed.code`).
+standard-normal codes (:meth:`SurrogateSeed.code`). When the generator also ships row weights, the
+shuffle draws rows in proportion to them (rows that look like many others are handed out less often).
 
 The fixed salt is the price of reproducibility: whoever sees surrogates and has the generator can test
 password guesses offline at scrypt's cost per guess, and could precompute a dictionary once for every
@@ -66,16 +67,32 @@ class SurrogateSeed:
                         info=b"anonymizer surrogate context" + hashlib.sha256(context).digest()).derive(self._material)
         return SurrogateSeed(material)
 
-    def palette_index(self, track: int, size: int) -> int | None:
+    def palette_index(self, track: int, size: int, weights: np.ndarray | None = None) -> int | None:
         """The palette row (0 .. size-1) for ``track``, or None for tracks >= ``size``: HKDF gives each row
-        an 8-byte key, the rows sorted by key are this seed's order, and track t takes the t-th."""
+        an 8-byte key, the rows sorted by key are this seed's order, and track t takes the t-th.
+
+        With ``weights`` (``size`` values >= 0, not all 0) the order is a weighted shuffle instead: each
+        row's key, as a uniform u in (0, 1), becomes an exponential race time -ln(1 - u) / weight, and
+        the rows sorted by time are the order (equal weights give the unweighted order); so track 0 takes row r with probability weight_r / sum, and
+        later tracks draw from the rows left in the same way (rows of weight 0 come last, in key order).
+        """
         if track < 0 or size < 1:
             raise InputError(f"track must be >= 0 and the palette size >= 1, got {track}, {size}")
+        if weights is not None:
+            w = np.asarray(weights, np.float64)
+            if w.shape != (size,) or not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+                raise InputError(f"palette weights must be {size} finite values >= 0, not all 0")
         if track >= size:
             return None
         raw = HKDF(algorithm=hashes.SHA256(), length=8 * size, salt=None,
                    info=b"anonymizer surrogate palette" + size.to_bytes(8, "big")).derive(self._material)
-        return int(np.argsort(np.frombuffer(raw, dtype=">u8"), kind="stable")[track])
+        keys = np.frombuffer(raw, dtype=">u8")
+        if weights is None:
+            return int(np.argsort(keys, kind="stable")[track])
+        v = ((~keys).astype(np.float64) + 0.5) / 2.0**64  # 1 - u, in (0, 1]: equal weights keep the key order
+        race = np.full(size, np.inf)
+        race[w > 0] = -np.log(v[w > 0]) / w[w > 0]
+        return int(np.lexsort((keys, race))[track])
 
     def code(self, track: int = 0, dim: int = 64) -> np.ndarray:
         """A standard-normal float32 vector of ``dim`` values for ``track`` (Box-Muller on HKDF output)."""

@@ -3,6 +3,7 @@ same code gives the same output; heatmaps and masks sit on the landmarks; the cr
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from anonymizer.nn import build_model
@@ -65,10 +66,14 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one() ->
     again = SurrogateGenerator()
     again.load_state_dict(sd)
     assert again.has_palette and torch.equal(again.palette, gen.palette)
-    old = {k: v for k, v in sd.items() if k != "palette"}  # weights saved before the palette existed
+    assert again.row_weights is None  # no row weights: rows are handed out equally often
+    gen.palette_weight.uniform_(0.5, 2.0)
+    again.load_state_dict(gen.state_dict())
+    np.testing.assert_array_equal(again.row_weights, gen.palette_weight.double().numpy())  # type: ignore[arg-type]
+    old = {k: v for k, v in sd.items() if k not in ("palette", "palette_weight")}  # weights saved before the palette existed
     fresh = SurrogateGenerator()
     fresh.load_state_dict(old)
-    assert not fresh.has_palette and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
+    assert not fresh.has_palette and fresh.row_weights is None and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
     wrong = dict(sd, palette=torch.ones(3, CODE_DIM))
     try:
         SurrogateGenerator().load_state_dict(wrong)

@@ -140,6 +140,15 @@ def test_a_generator_with_a_palette_paints_its_rows(photo, seed) -> None:
     same = Fixed(generator=gen).paint(rgb, faces, seed)[0]
     assert np.array_equal(out, same) and changed.any()
     assert not np.array_equal(out, painter_without(gen).paint(rgb, faces, seed)[0])
+    # row weights: the painter hands out rows as the seed's weighted order says; a row of weight 0 comes last
+    gen.palette_weight.fill_(1.0)
+    gen.palette_weight[rows[0]] = 0.0
+    weighted = SurrogatePainter(generator=gen)
+    w = gen.palette_weight.double().numpy()
+    for t in range(3):
+        row = seed.palette_index(t, len(gen.palette), w)
+        assert row != rows[0] and torch.equal(weighted.code(seed, t), gen.palette[row][None])  # type: ignore[index]
+    assert torch.equal(weighted.code(seed, len(gen.palette) - 1), gen.palette[rows[0]][None])
 
 
 def painter_without(gen: SurrogateGenerator) -> SurrogatePainter:

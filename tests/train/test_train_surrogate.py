@@ -167,3 +167,47 @@ def test_palette_choice_prefers_codes_that_differ() -> None:
     assert sorted(choose(differ, np.arange(6), 4)) in ([0, 1, 2, 3], [1, 2, 3, 4], [0, 2, 3, 5], [2, 3, 4, 5])
     with pytest.raises(SystemExit, match="only 3 candidate codes"):
         choose(differ, np.arange(3), 4)
+
+
+def test_row_weights_hand_out_near_duplicates_less_often() -> None:
+    """row_weights minimises the chance that two independent draws are the same person: rows that are the
+    same person as several others share what one distinct row gets, and the chance drops below uniform's."""
+    from anonymizer.train.surrogate_palette import row_weights
+
+    same = np.eye(6)
+    same[np.ix_([3, 4, 5], [3, 4, 5])] = 1.0  # rows 3, 4 and 5 are one person; 0, 1, 2 are distinct
+    p = row_weights(same)
+    assert abs(p.sum() - 1) < 1e-9 and (p >= 0).all()
+    np.testing.assert_allclose(p[:3], 0.25, atol=1e-3)  # four people, each a quarter of the draws
+    np.testing.assert_allclose(p[3:].sum(), 0.25, atol=1e-3)
+    u = np.full(6, 1 / 6)
+    assert p @ same @ p < u @ same @ u - 0.05  # 0.25 against 0.333
+    with pytest.raises(ValueError, match="square"):
+        row_weights(np.ones((3, 4)))
+
+
+@pytest.mark.slow
+def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Path) -> None:
+    """--weigh paints the shipped palette into training faces and writes a copy of the weights whose only
+    change is the row weights, which the builder loads; it refuses an --out that is not .safetensors."""
+    pytest.importorskip("dlib")
+    from safetensors.torch import load_file
+
+    from anonymizer.nn.surrogate import SurrogateGenerator
+    from anonymizer.train.surrogate_palette import main as palette_main
+    from anonymizer.weights import ensure_weights, get_weights
+
+    shipped = ensure_weights(get_weights("surrogate"))
+    out = tmp_path / "weighed.safetensors"
+    root, _ = few_faces
+    palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--weigh", "--out", str(out)])
+    before, after = load_file(str(shipped)), load_file(str(out))
+    assert set(after) == set(before) | {"palette_weight"}
+    assert all(torch.equal(before[k], after[k]) for k in before if k != "palette_weight")
+    w = after["palette_weight"].double().numpy()
+    assert abs(w.sum() - 1) < 1e-5 and (w >= 0).all()
+    gen = SurrogateGenerator()
+    gen.load_state_dict(after)
+    assert gen.row_weights is not None
+    with pytest.raises(SystemExit, match="weighed.npy: --weigh writes generator weights"):
+        palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--out", str(tmp_path / "weighed.npy")])
