@@ -5,7 +5,8 @@ Each face gets the code of its track (a photo's faces are tracks 0, 1, ... in de
 tracks keep their number), derived from the password by :class:`anonymizer.vault.surrogate.SurrogateSeed`,
 so the same password and input give the same output and different people never share a surrogate.
 When the generator has a palette (codes trained to be mutually different people), a face's code is the
-palette row its track gets from the seed (:meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
+palette row its track gets from the seed (:meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`,
+drawn by the generator's row weights when it has them).
 Large faces (more than 1.5x the crop) are generated at the crop's size and enlarged 4x by the SRGAN
 model before being warped back. The generated face's colour statistics are matched to the original face
 region's (:func:`match_colour`), so lighting and greyscale photos stay consistent.

@@ -49,13 +49,16 @@ def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng
 
 
 def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Our own surrogates (shipped generator; a random row of its palette each, as the painter hands
-    out, or a random standard-normal code when it has none) painted into aligned crops."""
+    """Our own surrogates (shipped generator; a random row of its palette each, drawn by its row weights
+    as the painter hands them out, or a random standard-normal code when it has no palette) painted into
+    aligned crops."""
     from ..nn.surrogate import CODE_DIM, surrogate
     from ..pipeline.surrogate import paint_crops
 
     gen = surrogate()
-    if gen.has_palette:
+    if gen.has_palette and (w := gen.row_weights) is not None:
+        codes = gen.palette.numpy()[rng.choice(len(gen.palette), len(crops), p=w / w.sum())]
+    elif gen.has_palette:
         codes = gen.palette.numpy()[rng.integers(0, len(gen.palette), len(crops))]
     else:
         codes = rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32)
