@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.weights}: no such weights file")
     if args.weigh and args.out.suffix != ".safetensors":
         raise SystemExit(f"{args.out}: --weigh writes generator weights, a .safetensors file")
+    if args.weigh and args.out.resolve() == args.weights.resolve():
+        raise SystemExit(f"{args.out}: --weigh writes a copy; give --out another path than --weights")
     rng = np.random.default_rng(args.seed)
     fs = prepare_faces(args.data, with_dlib=True, progress=True)
     usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2)))

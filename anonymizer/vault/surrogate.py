@@ -73,8 +73,9 @@ class SurrogateSeed:
 
         With ``weights`` (``size`` values >= 0, not all 0) the order is a weighted shuffle instead: each
         row's key, as a uniform u in (0, 1), becomes an exponential race time -ln(1 - u) / weight, and
-        the rows sorted by time are the order (equal weights give the unweighted order); so track 0 takes row r with probability weight_r / sum, and
-        later tracks draw from the rows left in the same way (rows of weight 0 come last, in key order).
+        the rows sorted by time are the order (equal weights give the unweighted order). So track 0
+        takes row r with probability weight_r / sum, and later tracks draw from the rows left in the same
+        way (rows of weight 0 come last, in key order).
         """
         if track < 0 or size < 1:
             raise InputError(f"track must be >= 0 and the palette size >= 1, got {track}, {size}")

@@ -189,7 +189,8 @@ def test_row_weights_hand_out_near_duplicates_less_often() -> None:
 @pytest.mark.slow
 def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Path) -> None:
     """--weigh paints the shipped palette into training faces and writes a copy of the weights whose only
-    change is the row weights, which the builder loads; it refuses an --out that is not .safetensors."""
+    change is the row weights, which the builder loads; it refuses an --out that is not .safetensors or
+    that is its own input."""
     pytest.importorskip("dlib")
     from safetensors.torch import load_file
 
@@ -211,3 +212,6 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     assert gen.row_weights is not None
     with pytest.raises(SystemExit, match="weighed.npy: --weigh writes generator weights"):
         palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--out", str(tmp_path / "weighed.npy")])
+    with pytest.raises(SystemExit, match="weighed.safetensors: --weigh writes a copy"):  # never over its input
+        palette_main(["--data", str(root), "--weights", str(out), "--weigh", "--out", str(out)])
+    assert load_file(str(out))["palette_weight"].double().numpy().tolist() == w.tolist()
