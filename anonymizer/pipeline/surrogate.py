@@ -47,8 +47,10 @@ class SurrogatePainter:
 
             generator = surrogate(weights=weights)
         self.gen = generator.eval()
-        self.palette = generator.palette.clone() if isinstance(generator, SurrogateGenerator) and generator.has_palette else None
-        self.row_weights = generator.row_weights if isinstance(generator, SurrogateGenerator) and self.palette is not None else None
+        self.palette: torch.Tensor | None = None
+        self.row_weights: np.ndarray | None = None
+        if isinstance(generator, SurrogateGenerator) and generator.has_palette:
+            self.palette, self.row_weights = generator.palette.clone(), generator.row_weights
         self.sr = super_resolution
         self._lock = threading.Lock()
 

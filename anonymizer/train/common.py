@@ -86,11 +86,17 @@ def finish_run(*, done: int, started: float, step: int, steps: int, export: Path
         print(f"stopped at step {step} of {steps}; run the same command again to resume")
         return False
     if export is not None:
-        from safetensors.torch import save_file
-
-        export.parent.mkdir(parents=True, exist_ok=True)
-        tmp = export.with_name(export.name + ".tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp), metadata={"source": source})
-        tmp.replace(export)
-        print(f"wrote {export}")
+        save_weights(weights, export, source)
     return True
+
+
+def save_weights(weights: dict[str, torch.Tensor], path: Path, source: str) -> None:
+    """Write ``weights`` to ``path`` as safetensors with ``source`` in its metadata, through a temporary
+    file and a rename (an interrupted write never leaves a broken file), and say so."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp), metadata={"source": source})
+    tmp.replace(path)
+    print(f"wrote {path}")

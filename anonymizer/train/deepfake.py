@@ -56,10 +56,10 @@ def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator
     from ..pipeline.surrogate import paint_crops
 
     gen = surrogate()
-    if gen.has_palette and (w := gen.row_weights) is not None:
-        codes = gen.palette.numpy()[rng.choice(len(gen.palette), len(crops), p=w / w.sum())]
-    elif gen.has_palette:
-        codes = gen.palette.numpy()[rng.integers(0, len(gen.palette), len(crops))]
+    if gen.has_palette:
+        k, w = len(gen.palette), gen.row_weights
+        rows = rng.integers(0, k, len(crops)) if w is None else rng.choice(k, len(crops), p=w / w.sum())
+        codes = gen.palette.numpy()[rows]
     else:
         codes = rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32)
     return paint_crops(crops, lms, codes, generator=gen)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..nn.masks import TEST_SIZE, person_maskrcnn
-from .common import checkpoint_state, resume, save_checkpoint, seed_and_device
+from .common import checkpoint_state, resume, save_checkpoint, save_weights, seed_and_device
 
 
 def is_dev(name: str) -> bool:
@@ -218,15 +218,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"stopped at epoch {epoch} of {args.epochs}; run the same command again to resume")
         return
     if args.export is not None:
-        from safetensors.torch import save_file
-
         from ..nn.masks import half_state
 
-        args.export.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.export.with_name(args.export.name + ".tmp")
-        save_file(half_state(model), str(tmp), metadata={"source": f"person_maskrcnn, --init {args.init}, Penn-Fudan"})
-        tmp.replace(args.export)
-        print(f"wrote {args.export}")
+        save_weights(half_state(model), args.export, f"person_maskrcnn, --init {args.init}, Penn-Fudan")
 
 
 if __name__ == "__main__":

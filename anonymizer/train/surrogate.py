@@ -359,11 +359,12 @@ def main(argv: list[str] | None = None) -> None:
     parts: dict[str, Any] = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
     if args.palette_lr < 0:
         raise SystemExit("--palette-lr must be >= 0")
-    rows = None  # the palette's rows as a parameter, with --palette-lr
+    rows = opt_p = sched_p = None  # the palette's rows as a parameter and their optimiser, with --palette-lr
     if args.palette_lr > 0:
         rows = torch.nn.Parameter(torch.zeros_like(gen.palette))
         opt_p = torch.optim.Adam([rows], lr=args.palette_lr, betas=(0.5, 0.99))
-        parts.update(opt_p=opt_p, sched_p=torch.optim.lr_scheduler.LambdaLR(opt_p, lr_at))
+        sched_p = torch.optim.lr_scheduler.LambdaLR(opt_p, lr_at)
+        parts.update(opt_p=opt_p, sched_p=sched_p)
     student = None
     if args.dlib_labels > 0:
         student = DlibStudent(identity_net().to(dev), lr=args.student_lr)
@@ -476,13 +477,13 @@ def main(argv: list[str] | None = None) -> None:
         g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"] + args.w_pix * losses["pix"]
                   + args.w_color * losses["color"] + args.w_fm * losses["fm"])
         opt_g.zero_grad(set_to_none=True)
-        if rows is not None:
-            parts["opt_p"].zero_grad(set_to_none=True)
+        if opt_p is not None:
+            opt_p.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
-        if rows is not None:
-            parts["opt_p"].step()
-            parts["sched_p"].step()
+        if rows is not None and opt_p is not None and sched_p is not None:
+            opt_p.step()
+            sched_p.step()
             with torch.no_grad():
                 gen.palette.copy_(rows)
         if student is not None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     idx = rng.choice(usable, args.faces, replace=False)
     aligned = [align_to_crop(fs.load_rgb(i), fs.landmarks[i]) for i in idx]  # as the painter aligns faces
     crop_a, lm_a = np.stack([a[0] for a in aligned]), np.stack([a[1] for a in aligned])
+    state = load_file(str(args.weights))
     gen = SurrogateGenerator()
-    gen.load_state_dict(load_file(str(args.weights)))
+    gen.load_state_dict(state)
     gen.eval()
     rec = DlibRecognizer()
     lm_t = torch.from_numpy(lm_a)
@@ -139,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         return rec.embed_aligned(painted, lm_a)  # type: ignore[no-any-return]
 
     if args.weigh:
-        weigh(args.weights, args.out, gen.palette.numpy(), describe)
+        if not gen.has_palette:
+            raise SystemExit(f"{args.weights}: this generator has no palette to weigh")
+        weigh(state, gen.palette.numpy(), describe, out=args.out, source=args.weights.name)
         return
     codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
     original = rec.embed_aligned(crop_a, lm_a)
@@ -171,15 +175,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {args.out}")
 
 
-def weigh(weights: Path, out: Path, palette: np.ndarray, describe: Callable[[np.ndarray], np.ndarray]) -> None:
-    """``--weigh``: S from the palette's rows painted into the faces, p = :func:`row_weights` (S), and a
-    copy of ``weights`` with p as its ``palette_weight`` written to ``out`` (atomically)."""
+def weigh(state: dict[str, Any], palette: np.ndarray, describe: Callable[[np.ndarray], np.ndarray], *, out: Path,
+          source: str) -> None:
+    """``--weigh``: S from the ``palette``'s rows painted into the faces, p = :func:`row_weights` (S), and
+    the generator's ``state`` (read from the file named ``source``) with p as its ``palette_weight``
+    written to ``out`` (atomically)."""
     import torch
-    from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
-    if not np.abs(palette).sum() > 0:
-        raise SystemExit(f"{weights}: this generator has no palette to weigh")
+    from .common import save_weights
+
     desc = np.stack([describe(code) for code in tqdm(palette, desc="weigh", unit="row")], axis=1)  # (faces, rows, 128)
     same = 1.0 - pair_differ(desc)
     np.fill_diagonal(same, 1.0)
@@ -188,13 +193,8 @@ def weigh(weights: Path, out: Path, palette: np.ndarray, describe: Callable[[np.
     print(f"{len(p)} rows on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} of "
           f"faces with every row equally often, {p @ same @ p:.1%} weighed; the weighed rows are {1 / np.sum(p**2):.1f} "
           f"rows' worth (largest weight {p.max() * len(p):.2f}x equal)")
-    state = load_file(str(weights))
-    state["palette_weight"] = torch.from_numpy(p.astype(np.float32))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(state, str(tmp), metadata={"source": f"{weights.name} with palette rows weighed by anonymizer.train.surrogate_palette"})
-    tmp.replace(out)
-    print(f"wrote {out}")
+    state = {**state, "palette_weight": torch.from_numpy(p.astype(np.float32))}
+    save_weights(state, out, f"{source} with palette rows weighed by anonymizer.train.surrogate_palette")
 
 
 if __name__ == "__main__":
