@@ -10,7 +10,14 @@ Real: faces-utk's crops without the held-out tenth, aligned onto the 128-px crop
 template, colour-matched and blended in through the same kind of soft deformed mask) and, with
 ``--surrogates N`` (default 2000), our own surrogates: N training faces painted once by the shipped
 surrogate generator with random codes (:func:`anonymizer.pipeline.surrogate.paint_crops`), a third of the
-fakes. The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
+fakes. With ``--painted photos`` the surrogates are painted the way users get them instead: each training
+photo through :class:`~anonymizer.pipeline.surrogate.SurrogatePainter` (a random password seed per photo,
+the generator's palette rows by their weights, colour matching, SRGAN, warping back into the photo),
+then aligned onto the classifier's crop from the photo as the benchmark and ``anonymizer audit`` align
+faces (:func:`~anonymizer.pipeline.deepfake.align_for_deepfake`); the dev surrogates too. (``crops``,
+the default, paints straight into the aligned crops: quicker, but its resampling differs from the
+photo round trip, and a classifier trained on it scored the photo pipeline's surrogates lower.)
+The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
 with another dev face and its surrogate (fixed seeds), AUC per kind.
 
 Seeded and resumable (``--out`` keeps ``last.pt``; the same command resumes; ``--stop-after`` /
@@ -63,6 +70,30 @@ def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator
     else:
         codes = rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32)
     return paint_crops(crops, lms, codes, generator=gen)
+
+
+def photo_surrogates(root: Path, names: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Our own surrogates as users get them: each named photo in ``root`` with the face at its five
+    ``landmarks`` (N, 5, 2; photo pixels) painted by the shipped generator through the photo pipeline
+    with a random password seed from ``rng``, then aligned onto the classifier's crop (N, 128, 128, 3)."""
+    from tqdm import tqdm
+
+    from ..media.image import load_image
+    from ..pipeline.deepfake import align_for_deepfake
+    from ..pipeline.surrogate import SurrogatePainter
+    from ..types import Face
+    from ..vault.surrogate import SurrogateSeed
+
+    painter = SurrogatePainter()
+    out = []
+    for name, lm in tqdm(list(zip(names, landmarks, strict=True)), desc="surrogates", unit="photo", leave=False):
+        lm = np.asarray(lm, np.float64)
+        (x1, y1), (x2, y2) = lm.min(0), lm.max(0)  # the box only serves the painter's coverage check
+        face = Face(box=(float(x1), float(y1), float(x2), float(y2)), score=1.0,
+                    landmarks=tuple((float(x), float(y)) for x, y in lm))
+        painted = painter.paint(load_image(root / str(name)).rgb, [face], SurrogateSeed(rng.bytes(32)))[0]
+        out.append(align_for_deepfake(painted, face))
+    return np.stack(out)
 
 
 def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
@@ -120,23 +151,41 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dev-limit", type=int, default=300, help="held-out faces for the dev AUC (default: %(default)s)")
     ap.add_argument("--surrogates", type=int, default=2000,
                     help="training faces painted once with the shipped surrogate generator, a third of the fakes (0: none; default: %(default)s)")
+    ap.add_argument("--painted", choices=("crops", "photos"), default="crops",
+                    help="how the surrogate fakes are made: painted straight into aligned crops, or through the photo "
+                         "pipeline as users get them (slower; default: %(default)s)")
     ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
     from tqdm import tqdm
 
-    from .surrogate import aligned_faces
+    from .common import face_landmarks
+    from .surrogate import aligned_split
 
     dev = seed_and_device(args.seed, args.device)
-    crops, lms = aligned_faces(args.data, held_out=False, limit=args.limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
-    dcrops, dlms = aligned_faces(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
+    crops, lms, names = aligned_split(args.data, held_out=False, limit=args.limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
+    dcrops, dlms, dnames = aligned_split(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
+    photos = args.painted == "photos"
+    if photos:
+        all_names, all_lms = face_landmarks(args.data, args.faces_cache)
+        row = {str(n): i for i, n in enumerate(all_names)}
+
+        def photo_lms(ns: np.ndarray) -> np.ndarray:
+            return np.stack([all_lms[row[str(n)]] for n in ns])
+
     bank = None
     if args.surrogates > 0:
-        print(f"painting {args.surrogates} training faces with the surrogate generator (models/surrogate.md) ...")
+        print(f"painting {args.surrogates} training faces with the surrogate generator (models/surrogate.md; "
+              f"{'through the photo pipeline' if photos else 'into the aligned crops'}) ...")
         pick = np.random.default_rng(args.seed + 1).choice(len(crops), min(args.surrogates, len(crops)), replace=False)
-        bank = surrogate_fakes(crops[pick], lms[pick], np.random.default_rng(args.seed + 2))
-    dev_data = dev_sets(dcrops, dlms, surrogates=bank is not None)
+        if photos:
+            bank = photo_surrogates(args.data, names[pick], photo_lms(names[pick]), np.random.default_rng(args.seed + 2))
+        else:
+            bank = surrogate_fakes(crops[pick], lms[pick], np.random.default_rng(args.seed + 2))
+    dev_data = dev_sets(dcrops, dlms, surrogates=bank is not None and not photos)
+    if bank is not None and photos:
+        dev_data["surrogate"] = photo_surrogates(args.data, dnames, photo_lms(dnames), np.random.default_rng(12345 + 1))
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one fake of each kind each; device {dev}")
     model = DeepfakeNet().to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)

@@ -39,6 +39,15 @@ PALETTE_SIZE pairs of rows that dlib (with ``--dlib-labels``; else the recognise
 on 4 fixed training faces, measured again every 200 steps. Whether two rows are different people hardly
 depends on the face, so the pairs that fail are few and known, and the diversity term and the dlib
 labels go where they fail.
+``--row-targets T.npy`` (PALETTE_SIZE x 128, from ``surrogate_palette --targets``) gives each palette row a
+target: the mean shift of dlib's descriptor that a real other adult's face region makes when painted into
+training faces. The term w_target x |e(out) - e(original) - target[row]| (the recogniser's embeddings;
+dlib's descriptor of the original with ``--dlib-labels``) pulls each row's face toward its own person:
+the rows' shifts then spread over as many directions as real strangers' do, not the few the diversity
+term finds on its own.
+``--init W.safetensors`` starts from generator weights alone (e.g. the shipped ones, palette included):
+the critic (and the ``--dlib-labels`` student) start fresh, and ``--critic-warmup N`` first trains them
+for N steps against the fixed generator.
 ``--palette-lr LR`` also learns the rows themselves (the generator's weights are shared by all rows, so
 pulling one close pair apart through them moves the other rows too; a row's own code moves only that
 row). The learnt rows are copied into the generator's palette after every step, so checkpoints and the
@@ -226,6 +235,47 @@ def load_palette(path: Path) -> np.ndarray:
     return pal.astype(np.float32)
 
 
+def load_targets(path: Path) -> np.ndarray:
+    """A (PALETTE_SIZE, 128) float32 array of row targets from a .npy file (all finite)."""
+    try:
+        t = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot read row targets ({e})") from None
+    if t.shape != (PALETTE_SIZE, 128) or not np.isfinite(t).all():
+        raise SystemExit(f"{path}: expected finite ({PALETTE_SIZE}, 128) row targets, got shape {t.shape}")
+    return t.astype(np.float32)
+
+
+def warm_up(steps: int, gen: torch.nn.Module, disc: torch.nn.Module, opt_d: torch.optim.Optimizer,
+            student: DlibStudent | None, crops: np.ndarray, lms: np.ndarray, descs: np.ndarray | None,
+            palette: torch.Tensor | None, rng: np.random.Generator, dev: torch.device, *, batch: int, labels: int,
+            jitter_amount: float) -> None:
+    """``steps`` steps of the critic (hinge, as in training) and of the student (dlib labels of the
+    generator's faces, then a distillation step) against the fixed generator: a fresh critic should not
+    meet a trained generator unprepared."""
+    from tqdm import tqdm
+
+    for _ in tqdm(range(steps), desc="critic warm-up", unit="step"):
+        idx = rng.integers(0, len(crops), batch)
+        x = torch.from_numpy(crops[idx]).permute(0, 3, 1, 2).float().div_(255.0).to(dev)
+        lm_t = torch.from_numpy(lms[idx]).to(dev)
+        hm, mask = landmark_heatmaps(lm_t), face_mask(lm_t)
+        z = (torch.randn(batch, CODE_DIM, device=dev) if palette is None
+             else palette[torch.from_numpy(rng.integers(0, len(palette), batch)).to(dev)].detach())
+        with torch.no_grad():
+            out = gen(x, mask, hm, z)
+        real_l, _ = disc(x, hm)
+        fake_l, _ = disc(out, hm)
+        d_loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_l, fake_l, strict=True))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()  # type: ignore[union-attr]
+        opt_d.step()
+        if student is not None and descs is not None and labels > 0:
+            student.label(out[:labels], lm_t[:labels])
+            if len(student.crops) >= 4 * batch:
+                student.update(rng, x, lm_t, torch.from_numpy(descs[idx]).to(dev), sample=batch, jitter_amount=jitter_amount)
+
+
 def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
     """affine_grid thetas (B, 2, 3) that sample IdentityNet's aligned crop from surrogate crops."""
     from ..nn.identity import IDENTITY_CROP
@@ -310,7 +360,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--student-lr", type=float, default=1e-4, help="learning rate of the --dlib-labels student (default: %(default)s)")
     ap.add_argument("--init", type=Path, default=None,
                     help="a new run starts from this checkpoint's generator and critic (and --dlib-labels student, when it "
-                         "has one), e.g. runs/surrogate/last.pt; step, schedule and the GAN's optimisers start afresh")
+                         "has one), e.g. runs/surrogate/last.pt, or from generator weights alone (.safetensors, e.g. "
+                         "models/surrogate.safetensors; fresh critic); step, schedule and the GAN's optimisers start afresh")
+    ap.add_argument("--critic-warmup", type=int, default=0,
+                    help="a new run first trains the critic (and the --dlib-labels student) this many steps against the "
+                         "fixed generator, e.g. after --init from a .safetensors (default: %(default)s)")
+    ap.add_argument("--row-targets", type=Path, default=None,
+                    help=f"a .npy ({PALETTE_SIZE}, 128) of dlib shifts, one per palette row (python -m "
+                         "anonymizer.train.surrogate_palette --targets): pull each row's faces toward its target")
+    ap.add_argument("--w-target", type=float, default=1.0, help="weight of the --row-targets term (default: %(default)s)")
     ap.add_argument("--palette", type=Path, default=None,
                     help=f"a .npy of {PALETTE_SIZE} codes (python -m anonymizer.train.surrogate_palette): kept in the generator, "
                          "and each step's two codes are two different rows of it (default: the generator's own palette, if it "
@@ -372,6 +430,14 @@ def main(argv: list[str] | None = None) -> None:
     if (st := resume(ckpt, parts, rng, dev)) is not None:
         step = st["step"]
         print(f"resumed from {ckpt} at step {step}")
+    elif args.init is not None and args.init.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            gen.load_state_dict(load_file(str(args.init), device=str(dev)))
+        except (OSError, RuntimeError) as e:
+            raise SystemExit(f"{args.init}: not surrogate generator weights ({e})") from None
+        print(f"started from the generator weights {args.init} (fresh critic)")
     elif args.init is not None:
         init = torch.load(args.init, weights_only=False, map_location=dev)  # our own checkpoint
         gen.load_state_dict(init["gen"])
@@ -396,6 +462,11 @@ def main(argv: list[str] | None = None) -> None:
     recogniser = ident if student is None else student.net
     if not 0 <= args.hard_pairs <= 1 or (args.hard_pairs > 0 and palette is None):
         raise SystemExit("--hard-pairs must be in 0..1 and needs a palette (--palette)")
+    targets = None
+    if args.row_targets is not None:
+        if palette is None:
+            raise SystemExit("--row-targets needs a palette (--palette)")
+        targets = torch.from_numpy(load_targets(args.row_targets)).to(dev)
     n_hard = int(round(args.hard_pairs * args.batch))
     hard = np.zeros((0, 2), np.int64) if st is None else st.get("hard_pairs", np.zeros((0, 2), np.int64))
     if n_hard:
@@ -408,6 +479,9 @@ def main(argv: list[str] | None = None) -> None:
             return student.describe(images, lm)
         return embed(recogniser, images, identity_thetas(lm)).cpu().numpy()  # type: ignore[no-any-return]
 
+    if step == 0 and st is None and args.critic_warmup > 0:
+        warm_up(args.critic_warmup, gen, disc, opt_d, student, crops, lms, descs, palette, rng, dev,
+                batch=args.batch, labels=args.dlib_labels, jitter_amount=args.jitter)
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")
     avg: dict[str, float] = {}
@@ -476,6 +550,10 @@ def main(argv: list[str] | None = None) -> None:
         }
         g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"] + args.w_pix * losses["pix"]
                   + args.w_color * losses["color"] + args.w_fm * losses["fm"])
+        if targets is not None:
+            rows_drawn = torch.from_numpy(np.concatenate([i1, i2])).to(dev)
+            losses["tgt"] = (torch.cat([e1, e2]) - torch.cat([e_orig, e_orig]) - targets[rows_drawn]).norm(dim=1).mean()
+            g_loss = g_loss + args.w_target * losses["tgt"]
         opt_g.zero_grad(set_to_none=True)
         if opt_p is not None:
             opt_p.zero_grad(set_to_none=True)

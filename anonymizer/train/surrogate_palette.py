@@ -30,6 +30,21 @@ rows resemble many others: ``--weigh`` paints the generator's own palette into `
 measures S, finds the p that minimises p^T S p (exponentiated-gradient descent on the simplex,
 :func:`row_weights`) and writes a copy of the weights with p in the generator's ``palette_weight``
 (the painter's shuffle then follows it: :meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
+
+A target person per row, for ``python -m anonymizer.train.surrogate --row-targets``:
+
+    python -m anonymizer.train.surrogate_palette --targets --weights models/surrogate.safetensors \
+        --faces 16 --pool 192 --seed 5 --out runs/targets/targets.npy
+
+The generator's rows move dlib's descriptor along few directions (5 to 6 components carry 80% of their
+mean shifts), while the face region of a real other adult, pasted in through the same mask, moves it
+along many (about 24): rows collide where strangers do not. ``--targets`` measures, for ``--pool``
+training faces of people 13 and older, the mean shift of dlib's descriptor when their face region is
+painted into ``--faces`` other training faces (aligned by the five landmarks, colour-matched and
+blended through the generator's mask: the ``stranger`` of benchmarks/deidentification.py), chooses
+PALETTE_SIZE of those people whose shifts are far apart (greedy farthest-first on the distances between
+mean shifts), assigns them to the palette's rows so that each row's own mean shift is close to its
+target's (greedy on the distances), and writes the shifts (PALETTE_SIZE, 128) float32 in row order.
 """
 
 from __future__ import annotations
@@ -96,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-deid", type=float, default=1.0,
                     help="keep codes that de-identify at least this share of the faces (dlib > 0.6; default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    ap.add_argument("--targets", action="store_true",
+                    help="instead: choose a real person's dlib shift as a target for each row of the palette in --weights "
+                         "and write them to --out (.npy, rows x 128); --pool is then the number of candidate people")
     ap.add_argument("--weigh", action="store_true",
                     help="instead: weigh the rows of the palette in --weights and write a copy of those weights to --out (.safetensors)")
     args = ap.parse_args(argv)
@@ -140,6 +158,28 @@ def main(argv: list[str] | None = None) -> None:
         painted = np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
         return rec.embed_aligned(painted, lm_a)  # type: ignore[no-any-return]
 
+    if args.targets:
+        if not gen.has_palette:
+            raise SystemExit(f"{args.weights}: this generator has no palette to give targets")
+        original = rec.embed_aligned(crop_a, lm_a)
+        ages = np.array([_age(str(n)) for n in fs.names])
+        people = np.setdiff1d(usable[ages[usable] >= 13], idx)
+        if len(people) < args.pool:
+            raise SystemExit(f"only {len(people)} candidate people for --pool {args.pool}")
+        pick = rng.choice(people, args.pool, replace=False)
+        shift = np.stack([rec.embed_aligned(stranger_paint(fs.load_rgb(p), fs.landmarks[p], crop_a, lm_a, inside,
+                                                           mask[:, 0].numpy()), lm_a) - original
+                          for p in tqdm(pick, desc="people", unit="person")]).mean(1)  # (pool, 128)
+        rows = np.stack([describe(code) - original for code in tqdm(gen.palette.numpy(), desc="rows", unit="row")]).mean(1)
+        targets = assign_targets(shift, rows)
+        spread = np.linalg.norm(targets[:, None] - targets[None], axis=-1)[np.triu_indices(len(targets), 1)]
+        now = np.linalg.norm(rows[:, None] - rows[None], axis=-1)[np.triu_indices(len(rows), 1)]
+        print(f"targets: mean distance between two rows' shifts {spread.mean():.3f} (the rows now: {now.mean():.3f}); "
+              f"row to its target {np.linalg.norm(targets - rows, axis=1).mean():.3f}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.out, targets.astype(np.float32))
+        print(f"wrote {args.out}")
+        return
     if args.weigh:
         if not gen.has_palette:
             raise SystemExit(f"{args.weights}: this generator has no palette to weigh")
@@ -173,6 +213,53 @@ def main(argv: list[str] | None = None) -> None:
     np.save(args.out, codes[sel])
     partial.unlink(missing_ok=True)
     print(f"wrote {args.out}")
+
+
+def _age(name: str) -> int:
+    """faces-utk names start with the age; -1 when a name does not."""
+    head = name.split("_", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
+def stranger_paint(rgb: np.ndarray, landmarks: np.ndarray, crops: np.ndarray, lms: np.ndarray, inside: np.ndarray,
+                   alpha: np.ndarray) -> np.ndarray:
+    """The face in ``rgb`` (its five ``landmarks``) painted into each aligned crop (N, S, S, 3) with landmarks
+    ``lms`` (N, 5, 2): warped onto the crop's landmarks, colour-matched inside ``inside`` (N, S, S) and
+    blended through ``alpha`` (N, S, S), as the painter blends a generated face."""
+    import cv2
+
+    from ..ops.align import similarity_transform
+    from ..ops.replace import composite
+    from ..pipeline.surrogate import match_colour
+
+    out = []
+    for crop, lm, ins, a in zip(crops, lms, inside, alpha, strict=True):
+        m = similarity_transform(np.asarray(landmarks, np.float64), lm)
+        warped = cv2.warpAffine(rgb, m, crop.shape[1::-1], flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        out.append(composite(crop, match_colour(warped.astype(np.float32), crop, ins), a))
+    return np.stack(out)
+
+
+def assign_targets(shifts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Targets (rows, D) for the palette's ``rows`` (their mean shifts, (R, D)) from candidate ``shifts``
+    (C >= R, D): R candidates far apart (farthest-first from the one farthest from the rest), then each
+    row given the nearest free chosen candidate, the closest (row, candidate) pairs first."""
+    r = len(rows)
+    if len(shifts) < r:
+        raise ValueError(f"{len(shifts)} candidates for {r} rows")
+    dist = np.linalg.norm(shifts[:, None] - shifts[None], axis=-1)
+    sel = [int(np.argmax(dist.sum(1)))]
+    while len(sel) < r:
+        sel.append(int(np.argmax(np.where(np.isin(np.arange(len(shifts)), sel), -np.inf, dist[:, sel].min(1)))))
+    chosen = shifts[sel]
+    cost = np.linalg.norm(rows[:, None] - chosen[None], axis=-1)  # (rows, chosen)
+    out = np.zeros_like(rows, dtype=np.float64)
+    free_r, free_c = np.ones(r, bool), np.ones(r, bool)
+    for flat in np.argsort(cost, axis=None, kind="stable"):
+        i, j = divmod(int(flat), r)
+        if free_r[i] and free_c[j]:
+            out[i], free_r[i], free_c[j] = chosen[j], False, False
+    return out
 
 
 def weigh(state: dict[str, Any], palette: np.ndarray, describe: Callable[[np.ndarray], np.ndarray], *, out: Path,

@@ -46,6 +46,30 @@ def test_dev_sets_with_our_surrogates() -> None:
         assert np.abs(fake[y - 4 : y + 4, x - 4 : x + 4].astype(int) - real[y - 4 : y + 4, x - 4 : x + 4]).mean() > 5
 
 
+def test_photo_surrogates_paint_the_photo_and_align_it(tmp_path: Path) -> None:
+    """photo_surrogates paints a real photo's face through the pipeline and aligns the result onto the
+    classifier's crop: the face changes, the photo's background in the crop does not, and the same rng
+    gives the same fakes (another seed another surrogate)."""
+    from PIL import Image
+
+    from anonymizer.api import get_finder
+    from anonymizer.pipeline.deepfake import align_for_deepfake
+    from anonymizer.train.deepfake import photo_surrogates
+
+    rgb = np.asarray(Image.open(Path(__file__).parents[2] / "samples" / "grace_hopper.jpg").convert("RGB"))
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    face = get_finder().find(rgb)[0]
+    lm = np.array(face.landmarks, np.float32)[None]
+    a = photo_surrogates(tmp_path, np.array(["a.png"]), lm, np.random.default_rng(0))
+    b = photo_surrogates(tmp_path, np.array(["a.png"]), lm, np.random.default_rng(0))
+    c = photo_surrogates(tmp_path, np.array(["a.png"]), lm, np.random.default_rng(1))
+    original = align_for_deepfake(rgb, face)
+    assert a.shape == (1, 128, 128, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(a[0, :6, :6], original[:6, :6])  # a corner of the crop: outside the face
+    y, x = crop_template(128)[2].astype(int)[::-1]
+    assert np.abs(a[0, y - 8 : y + 8, x - 8 : x + 8].astype(int) - original[y - 8 : y + 8, x - 8 : x + 8]).mean() > 5
+
+
 @pytest.mark.slow
 def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from safetensors.torch import load_file
@@ -72,3 +96,7 @@ def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, c
     out = capsys.readouterr().out
     assert "resumed from" in out and "step 2: dev AUC sbi" in out and "surrogate" in out.split("step 2: dev AUC")[1]
     DeepfakeNet().load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    # the surrogate fakes through the photo pipeline: the dev set gets them too
+    main([*common[:-10], "--out", str(tmp_path / "photos"), "--device", "cpu", "--surrogates", "3", "--painted", "photos"])
+    out = capsys.readouterr().out
+    assert "through the photo pipeline" in out and "surrogate" in out.split("step 2: dev AUC")[1]

@@ -215,3 +215,76 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     with pytest.raises(SystemExit, match="weighed.safetensors: --weigh writes a copy"):  # never over its input
         palette_main(["--data", str(root), "--weights", str(out), "--weigh", "--out", str(out)])
     assert load_file(str(out))["palette_weight"].double().numpy().tolist() == w.tolist()
+
+
+@pytest.mark.slow
+def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--init from a .safetensors takes the generator alone (fresh critic, warmed up first); --row-targets
+    adds a term that changes what the generator learns (the same run without it ends elsewhere); bad
+    targets, targets without a palette and weights that are not a generator's stop with the file named."""
+    from safetensors.torch import load_file, save_file
+
+    from anonymizer.nn.surrogate import CODE_DIM, PALETTE_SIZE
+
+    root, cache = few_faces
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "palette.npy", rng.standard_normal((PALETTE_SIZE, CODE_DIM)).astype(np.float32))
+    np.save(tmp_path / "targets.npy", rng.normal(0, 0.5, (PALETTE_SIZE, 128)).astype(np.float32))
+    base = ["--data", str(root), "--faces-cache", str(cache), "--batch", "2", "--seed", "0", "--save-every", "1", "--device", "cpu"]
+    main([*base, "--steps", "1", "--out", str(tmp_path / "first"), "--export", str(tmp_path / "first.safetensors"),
+          "--palette", str(tmp_path / "palette.npy")])
+    capsys.readouterr()
+
+    def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        main([*base, "--steps", "2", "--out", str(tmp_path / name), "--export", str(tmp_path / f"{name}.safetensors"),
+              "--init", str(tmp_path / "first.safetensors"), "--critic-warmup", "2", *extra])
+        return load_file(str(tmp_path / f"{name}.safetensors"))
+
+    plain = run("plain")
+    out = capsys.readouterr()
+    assert "started from the generator weights" in out.out and "critic warm-up" in out.err
+    pulled = run("pulled", "--row-targets", str(tmp_path / "targets.npy"), "--w-target", "5")
+    assert "tgt=" in capsys.readouterr().err
+    assert torch.equal(plain["palette"], pulled["palette"])  # the palette came with the weights
+    assert any(not torch.equal(plain[k], pulled[k]) for k in plain if k.endswith("weight"))
+    np.save(tmp_path / "bad.npy", np.zeros((3, 128), np.float32))
+    with pytest.raises(SystemExit, match="bad.npy: expected finite"):
+        run("bad", "--row-targets", str(tmp_path / "bad.npy"))
+    with pytest.raises(SystemExit, match="--row-targets needs a palette"):
+        main([*base, "--steps", "1", "--out", str(tmp_path / "nopal"), "--row-targets", str(tmp_path / "targets.npy")])
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(SystemExit, match="other.safetensors: not surrogate generator weights"):
+        main([*base, "--steps", "1", "--out", str(tmp_path / "other"), "--init", str(tmp_path / "other.safetensors")])
+
+
+def test_row_targets_are_far_apart_and_go_to_the_nearest_rows() -> None:
+    """assign_targets keeps candidates that are far apart (a near-duplicate is left out) and gives each row
+    the chosen candidate closest to it, each candidate to one row."""
+    from anonymizer.train.surrogate_palette import assign_targets
+
+    far = np.eye(4) * 3.0
+    cands = np.concatenate([far, far[:1] + 0.01])  # candidate 4 duplicates candidate 0
+    rows = far[[2, 0, 3, 1]] + 0.1
+    out = assign_targets(cands, rows)
+    np.testing.assert_allclose(out, far[[2, 0, 3, 1]], atol=0.02)
+    assert len({tuple(np.round(r, 1)) for r in out}) == 4
+    with pytest.raises(ValueError, match="3 candidates for 4 rows"):
+        assign_targets(far[:3], rows)
+
+
+def test_stranger_paint_replaces_only_the_masked_region() -> None:
+    """stranger_paint warps the other face onto each crop's landmarks and changes pixels only where the
+    mask is on."""
+    from anonymizer.nn.surrogate import face_mask
+    from anonymizer.train.surrogate_palette import stranger_paint
+
+    tpl = crop_template()
+    crop = np.full((1, SURROGATE_SIZE, SURROGATE_SIZE, 3), 100, np.uint8)
+    crop[0, :, :, 0] = np.linspace(50, 150, SURROGATE_SIZE, dtype=np.uint8)  # some spread for colour matching
+    other = np.random.default_rng(1).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    lm_other = tpl * 3.0 + 10.0  # the other face, three times larger
+    alpha = face_mask(torch.from_numpy(tpl[None]))[:, 0].numpy()
+    out = stranger_paint(other, lm_other, crop, tpl[None], alpha > 0.5, alpha)
+    assert out.shape == crop.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0][alpha[0] == 0], crop[0][alpha[0] == 0])
+    assert np.abs(out[0][alpha[0] == 1].astype(int) - crop[0][alpha[0] == 1]).mean() > 10
