@@ -15,8 +15,9 @@ photo through :class:`~anonymizer.pipeline.surrogate.SurrogatePainter` (a random
 the generator's palette rows by their weights, colour matching, SRGAN, warping back into the photo),
 then aligned onto the classifier's crop from the photo as the benchmark and ``anonymizer audit`` align
 faces (:func:`~anonymizer.pipeline.deepfake.align_for_deepfake`); the dev surrogates too. (``crops``,
-the default, paints straight into the aligned crops: quicker, but its resampling differs from the
-photo round trip, and a classifier trained on it scored the photo pipeline's surrogates lower.)
+the default, paints straight into the aligned crops: its resampling differs from the photo round
+trip, and a classifier trained on it scored the photo pipeline's surrogates lower; see
+models/deepfake.md.)
 The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
 with another dev face and its surrogate (fixed seeds), AUC per kind.
 
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="training faces painted once with the shipped surrogate generator, a third of the fakes (0: none; default: %(default)s)")
     ap.add_argument("--painted", choices=("crops", "photos"), default="crops",
                     help="how the surrogate fakes are made: painted straight into aligned crops, or through the photo "
-                         "pipeline as users get them (slower; default: %(default)s)")
+                         "pipeline as users get them (default: %(default)s)")
     ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
