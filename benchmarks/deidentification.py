@@ -39,7 +39,7 @@ from anonymizer.api import get_finder
 from anonymizer.audit.recognizers import DlibRecognizer, distance
 from anonymizer.ops.replace import METHODS
 from anonymizer.pipeline.photo import configure_runtime, cover_faces
-from anonymizer.train.faces import prepare_faces
+from anonymizer.train.faces import age_of, prepare_faces
 from anonymizer.vault.surrogate import SurrogateSeed
 
 
@@ -170,11 +170,6 @@ class Strangers:
             self.donor.crop = self._crop(int(self.pool[j]))
             outs.append(self.painter.paint(rgb, [face], seed)[0])
         return outs[0], outs[1]
-
-
-def age_of(name: str) -> int:
-    """faces-utk names start with the age in years (``23_1_0_2017....jpg.chip.jpg``)."""
-    return int(name.split("_", 1)[0])
 
 
 def by_age(per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]], ages: np.ndarray,

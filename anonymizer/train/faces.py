@@ -27,6 +27,13 @@ def is_held_out(name: str) -> bool:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 10 == 0
 
 
+def age_of(name: str) -> int:
+    """faces-utk names start with the age in years (``23_1_0_2017....jpg.chip.jpg``); -1 when a name does
+    not."""
+    head = name.split("_", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
 @dataclass
 class FaceSet:
     """names (N,), boxes float32 (N, 4), landmarks float32 (N, 5, 2), scores (N,), descriptors float32

@@ -246,11 +246,24 @@ def load_targets(path: Path) -> np.ndarray:
     return t.astype(np.float32)
 
 
+def critic_step(disc: torch.nn.Module, opt_d: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
+                heatmaps: torch.Tensor) -> torch.Tensor:
+    """One step of the critic (hinge loss over its scales) on ``real`` and ``fake`` (no gradient to the
+    generator); returns the loss."""
+    real_l, _ = disc(real, heatmaps)
+    fake_l, _ = disc(fake, heatmaps)
+    d_loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_l, fake_l, strict=True))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()  # type: ignore[union-attr]
+    opt_d.step()
+    return d_loss  # type: ignore[return-value]
+
+
 def warm_up(steps: int, gen: torch.nn.Module, disc: torch.nn.Module, opt_d: torch.optim.Optimizer,
             student: DlibStudent | None, crops: np.ndarray, lms: np.ndarray, descs: np.ndarray | None,
             palette: torch.Tensor | None, rng: np.random.Generator, dev: torch.device, *, batch: int, labels: int,
             jitter_amount: float) -> None:
-    """``steps`` steps of the critic (hinge, as in training) and of the student (dlib labels of the
+    """``steps`` steps of the critic (:func:`critic_step`, as in training) and of the student (dlib labels of the
     generator's faces, then a distillation step) against the fixed generator: a fresh critic should not
     meet a trained generator unprepared."""
     from tqdm import tqdm
@@ -264,12 +277,7 @@ def warm_up(steps: int, gen: torch.nn.Module, disc: torch.nn.Module, opt_d: torc
              else palette[torch.from_numpy(rng.integers(0, len(palette), batch)).to(dev)].detach())
         with torch.no_grad():
             out = gen(x, mask, hm, z)
-        real_l, _ = disc(x, hm)
-        fake_l, _ = disc(out, hm)
-        d_loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_l, fake_l, strict=True))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()  # type: ignore[union-attr]
-        opt_d.step()
+        critic_step(disc, opt_d, x, out, hm)
         if student is not None and descs is not None and labels > 0:
             student.label(out[:labels], lm_t[:labels])
             if len(student.crops) >= 4 * batch:
@@ -521,13 +529,7 @@ def main(argv: list[str] | None = None) -> None:
             z1, z2 = palette[torch.from_numpy(i1).to(dev)], palette[torch.from_numpy(i2).to(dev)]
         out1 = gen(x, mask, hm, z1)
         out2 = gen(x, mask, hm, z2)
-        # critic: hinge
-        real_l, _ = disc(x, hm)
-        fake_l, _ = disc(out1.detach(), hm)
-        d_loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_l, fake_l, strict=True))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()  # type: ignore[union-attr]
-        opt_d.step()
+        d_loss = critic_step(disc, opt_d, x, out1.detach(), hm)
         # generator
         fake_l, fake_f = disc(out1, hm)
         fake_l2, _ = disc(out2, hm)

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..audit.recognizers import DlibRecognizer
     from ..nn.surrogate import SurrogateGenerator, face_mask, landmark_heatmaps
     from ..pipeline.surrogate import align_to_crop, match_colour
-    from .faces import prepare_faces
+    from .faces import age_of, prepare_faces
 
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder (faces-utk, see ../shared/data/README.md)")
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         if not gen.has_palette:
             raise SystemExit(f"{args.weights}: this generator has no palette to give targets")
         original = rec.embed_aligned(crop_a, lm_a)
-        ages = np.array([_age(str(n)) for n in fs.names])
+        ages = np.array([age_of(str(n)) for n in fs.names])
         people = np.setdiff1d(usable[ages[usable] >= 13], idx)
         if len(people) < args.pool:
             raise SystemExit(f"only {len(people)} candidate people for --pool {args.pool}")
@@ -213,12 +213,6 @@ def main(argv: list[str] | None = None) -> None:
     np.save(args.out, codes[sel])
     partial.unlink(missing_ok=True)
     print(f"wrote {args.out}")
-
-
-def _age(name: str) -> int:
-    """faces-utk names start with the age; -1 when a name does not."""
-    head = name.split("_", 1)[0]
-    return int(head) if head.isdigit() else -1
 
 
 def stranger_paint(rgb: np.ndarray, landmarks: np.ndarray, crops: np.ndarray, lms: np.ndarray, inside: np.ndarray,

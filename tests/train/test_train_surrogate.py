@@ -288,3 +288,11 @@ def test_stranger_paint_replaces_only_the_masked_region() -> None:
     assert out.shape == crop.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out[0][alpha[0] == 0], crop[0][alpha[0] == 0])
     assert np.abs(out[0][alpha[0] == 1].astype(int) - crop[0][alpha[0] == 1]).mean() > 10
+
+
+def test_age_of_reads_faces_utk_names() -> None:
+    """age_of: the leading age of a faces-utk name (what --targets keeps adults by), -1 for other names."""
+    from anonymizer.train.faces import age_of
+
+    assert age_of("23_1_0_20170109142408075.jpg.chip.jpg") == 23 and age_of("1_0_2_x.jpg") == 1
+    assert age_of("portrait.jpg") == -1 and age_of("_1_0.jpg") == -1
