@@ -120,3 +120,54 @@ def prepare_faces(root: str | Path, *, with_dlib: bool = True, progress: bool = 
     tmp.replace(cache)
     log.info("cached %d faces in %s", n, cache)
     return fs
+
+
+def subset(root: str | Path, out: str | Path, *, train: int, held_out: int, seed: int = 0) -> tuple[int, int]:
+    """Copy a seeded random pick of ``train`` training faces and the first ``held_out`` held-out faces
+    (those with landmarks, in name order: the dev faces the trainers take first) of ``root``, byte for
+    byte, into the new folder ``out``, with a slim faces cache ``out/faces-cache.npz`` (names, landmarks;
+    for the trainers' ``--faces-cache``). For carrying training data to a machine with a size limit (the
+    lent GPU machine takes 64 MiB with the repository). Returns (training, held-out) faces copied."""
+    import shutil
+
+    root, out = Path(root), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise InputError("output folder exists and is not empty (nothing is overwritten)", path=out)
+    fs = prepare_faces(root, with_dlib=False)
+    ok = [i for i in range(len(fs)) if np.isfinite(fs.landmarks[i]).all() and (root / str(fs.names[i])).is_file()]
+    tr = [i for i in ok if not fs.held_out[i]]
+    ho = [i for i in ok if fs.held_out[i]][:held_out]
+    tr = sorted(np.random.default_rng(seed).choice(tr, min(train, len(tr)), replace=False).tolist())
+    keep = sorted(tr + ho)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in keep:
+        shutil.copyfile(root / str(fs.names[i]), out / str(fs.names[i]))
+    tmp = out / "faces-cache.tmp.npz"
+    np.savez(tmp, names=fs.names[keep], landmarks=fs.landmarks[keep])
+    tmp.replace(out / "faces-cache.npz")
+    return len(tr), len(ho)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m anonymizer.train.faces --subset OUT --train N --held-out M``: see :func:`subset`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Copy a seeded subset of a faces folder with a slim faces cache "
+                                 "(for a machine that takes less data). The data stays research-only: keep OUT out of the repository's history.")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
+    ap.add_argument("--subset", type=Path, required=True, help="the new folder (must not exist or be empty)")
+    ap.add_argument("--train", type=int, required=True, help="training faces, a seeded random pick")
+    ap.add_argument("--held-out", type=int, default=300, help="the first held-out faces (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    args = ap.parse_args(argv)
+    try:
+        n_train, n_held = subset(args.data, args.subset, train=args.train, held_out=args.held_out, seed=args.seed)
+    except InputError as e:
+        raise SystemExit(str(e)) from None
+    size = sum(p.stat().st_size for p in args.subset.iterdir()) / 2**20
+    print(f"{args.subset}: {n_train} training and {n_held} held-out faces, {size:.1f} MiB "
+          f"(--data {args.subset} --faces-cache {args.subset / 'faces-cache.npz'})")
+
+
+if __name__ == "__main__":
+    main()
