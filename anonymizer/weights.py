@@ -254,7 +254,7 @@ register_weights(
         name="deepfake",
         model="deepfake",
         file="deepfake.safetensors",
-        sha256="41e6eee9baa7c1b433150d9461ff33ebfe75e28d83bd0e5c659324771cb9e8f3",
+        sha256="efc0b0d4887d48c2b0b6fad490f37b30b0f67086acecd0da2d37235f56972ea5",
         source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends and "
         "face swaps made from them; see models/deepfake.md)",
         licence=UTKFACE_LICENCE,
@@ -269,7 +269,7 @@ register_weights(
         name="surrogate",
         model="surrogate",
         file="surrogate.safetensors",
-        sha256="6c4b5e1f76c606a00f606344a4301d73c1f21b8e790435593f5b59382c58f181",
+        sha256="98a58131a1fd349c63d63b3f873698ea052dfb8ab3d4e92d7385c0fd2b608831",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
         "conditional PatchGAN on faces-utk; see models/surrogate.md)",
         licence=UTKFACE_LICENCE,

@@ -29,6 +29,22 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="module")
+def small_faces(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 training and 4 held-out faces-utk crops (the first by name) in a folder of their own."""
+    import shutil
+
+    from anonymizer.train.faces import is_held_out
+
+    src = data_dir / "faces-utk"
+    names = sorted(p.name for p in src.iterdir() if p.suffix.lower() == ".jpg")
+    picked = [n for n in names if not is_held_out(n)][:12] + [n for n in names if is_held_out(n)][:4]
+    dst = tmp_path_factory.mktemp("faces")
+    for n in picked:
+        shutil.copy2(src / n, dst / n)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def finder():
     """The default face finder, loaded once for the whole session."""

@@ -3,7 +3,6 @@ slim cache the trainers read, the same pick for the same seed, and nothing overw
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +10,6 @@ import pytest
 
 from anonymizer.errors import InputError
 from anonymizer.train.faces import is_held_out, main, prepare_faces, subset
-
-
-@pytest.fixture(scope="module")
-def small_faces(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = data_dir / "faces-utk"
-    names = sorted(p.name for p in src.iterdir() if p.suffix.lower() == ".jpg")
-    picked = [n for n in names if not is_held_out(n)][:12] + [n for n in names if is_held_out(n)][:4]
-    dst = tmp_path_factory.mktemp("faces")
-    for n in picked:
-        shutil.copy2(src / n, dst / n)
-    return dst
 
 
 def test_subset_copies_a_seeded_pick_with_its_cache(small_faces: Path, tmp_path: Path) -> None:

@@ -3,27 +3,14 @@ export weights the builders load; the resumed run ends where an uninterrupted on
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from anonymizer.train.faces import is_held_out, prepare_faces
+from anonymizer.train.faces import prepare_faces
 from anonymizer.train.sr import lowres, main
-
-
-@pytest.fixture(scope="module")
-def small_faces(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """12 training and 4 held-out faces-utk crops in a folder of their own."""
-    src = data_dir / "faces-utk"
-    names = sorted(p.name for p in src.iterdir() if p.suffix.lower() == ".jpg")
-    picked = [n for n in names if not is_held_out(n)][:12] + [n for n in names if is_held_out(n)][:4]
-    dst = tmp_path_factory.mktemp("faces")
-    for n in picked:
-        shutil.copy2(src / n, dst / n)
-    return dst
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
