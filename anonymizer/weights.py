@@ -271,7 +271,7 @@ register_weights(
         file="surrogate.safetensors",
         sha256="98a58131a1fd349c63d63b3f873698ea052dfb8ab3d4e92d7385c0fd2b608831",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
-        "conditional PatchGAN on faces-utk; see models/surrogate.md)",
+        "conditional PatchGAN on faces-utk), two runs mixed by anonymizer.train.interpolate, rows weighed; see models/surrogate.md",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
         "face mask, landmark heatmaps, a 64-value code (a row of the generator's palette or from anonymizer.vault.surrogate)",

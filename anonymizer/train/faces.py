@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description="Copy a seeded subset of a faces folder with a slim faces cache "
-                                 "(for a machine that takes less data). The data stays research-only: keep OUT out of the repository's history.")
+                                 "(for a machine that takes less data). The data stays research-only: keep OUT "
+                                 "out of the repository's history.")
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
     ap.add_argument("--subset", type=Path, required=True, help="the new folder (must not exist or be empty)")
     ap.add_argument("--train", type=int, required=True, help="training faces, a seeded random pick")

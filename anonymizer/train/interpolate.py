@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 
-def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float, *, names: tuple[str, str] = ("A", "B")
-                ) -> tuple[dict[str, torch.Tensor], list[str]]:
+def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float, *,
+                names: tuple[str, str] = ("A", "B")) -> tuple[dict[str, torch.Tensor], list[str]]:
     """(the mixed tensors, the keys left out because only one side has them). Raises ValueError naming
     the key for a shape mismatch, unequal non-float tensors, or an alpha outside 0..1."""
     if not 0.0 <= alpha <= 1.0:
