@@ -56,6 +56,8 @@ def main() -> None:
                          "estimate (each pair paints every face twice more; default: %(default)s)")
     ap.add_argument("--picture", default=None, help="only draw sample faces and their surrogates for three passwords (PNG)")
     args = ap.parse_args()
+    if args.extra_pairs < 0:
+        raise SystemExit("--extra-pairs must be >= 0")
     if args.picture is not None:
         painter = surrogate_painter(args.surrogate_weights)
         if painter is None:
@@ -78,8 +80,6 @@ def main() -> None:
     t0 = time.perf_counter()
     base_dlib = np.mean([rec.count_faces(fs.load_rgb(i)) > 0 for i in idx])
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
-    if args.extra_pairs < 0:
-        raise SystemExit("--extra-pairs must be >= 0")
     extra = [(SurrogateSeed.from_password(f"benchmark password A{k}"), SurrogateSeed.from_password(f"benchmark password B{k}"))
              for k in range(1, args.extra_pairs + 1)]
     ages = np.array([age_of(str(fs.names[i])) for i in idx])
