@@ -104,10 +104,12 @@ class SurrogateGenerator(nn.Module):
 
     ``palette`` (buffer, PALETTE_SIZE x CODE_DIM, saved with the weights): codes that this generator was
     trained to turn into mutually different people (``python -m anonymizer.train.surrogate --palette``),
-    which the painter hands out first (:meth:`anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
+    perhaps with more codes weighed along with them (``surrogate_palette --weigh --extra``: weights whose
+    palette has another number of rows load with that many), which the painter hands out first
+    (:meth:`anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
     All zeros means none (random weights, or weights trained without one: every code is then drawn
     from the password as a standard-normal vector). Weights saved without the buffer load as "none".
-    ``palette_weight`` (buffer, PALETTE_SIZE): how often the painter hands out each row, relative to the
+    ``palette_weight`` (buffer, one value per row): how often the painter hands out each row, relative to the
     others (``python -m anonymizer.train.surrogate_palette --weigh``); all zeros means equally often.
     """
 
@@ -145,6 +147,11 @@ class SurrogateGenerator(nn.Module):
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object) -> None:
         # weights from before the palette (or its row weights) existed: none (load_state_dict's own copy here)
         state_dict.setdefault(prefix + "palette", torch.zeros_like(self.palette))
+        pal = state_dict[prefix + "palette"]
+        if pal.ndim == 2 and pal.shape[1] == self.code_dim and len(pal) >= 1 and len(pal) != len(self.palette):
+            # a palette of another number of rows (surrogate_palette --weigh --extra): the buffers take its size
+            self.palette = torch.zeros_like(pal, device=self.palette.device, dtype=self.palette.dtype)
+            self.palette_weight = torch.zeros(len(pal), device=self.palette_weight.device, dtype=self.palette_weight.dtype)
         state_dict.setdefault(prefix + "palette_weight", torch.zeros_like(self.palette_weight))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 

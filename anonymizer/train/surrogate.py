@@ -439,11 +439,12 @@ def main(argv: list[str] | None = None) -> None:
         step = st["step"]
         print(f"resumed from {ckpt} at step {step}")
     elif args.init is not None and args.init.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             gen.load_state_dict(load_file(str(args.init), device=str(dev)))
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, SafetensorError) as e:
             raise SystemExit(f"{args.init}: not surrogate generator weights ({e})") from None
         print(f"started from the generator weights {args.init} (fresh critic)")
     elif args.init is not None:

@@ -31,6 +31,12 @@ measures S, finds the p that minimises p^T S p (exponentiated-gradient descent o
 :func:`row_weights`) and writes a copy of the weights with p in the generator's ``palette_weight``
 (the painter's shuffle then follows it: :meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`).
 
+More codes than the trained rows (``--extra N --min-face F``): weighing concentrates p on the rows that
+resemble few others, so that the same row drawn twice becomes a large share of p^T S p (1 / rows' worth).
+``--extra`` weighs N seeded standard-normal codes along with the rows (codes the generator was trained on
+before the palette existed), leaves out every code that dlib's HOG detector finds as a face in fewer than
+F of the faces, and writes a copy whose palette is the codes kept (the rows first) with their weights.
+
 A target person per row, for ``python -m anonymizer.train.surrogate --row-targets``:
 
     python -m anonymizer.train.surrogate_palette --targets --weights models/surrogate.safetensors \
@@ -116,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
                          "and write them to --out (.npy, rows x 128); --pool is then the number of candidate people")
     ap.add_argument("--weigh", action="store_true",
                     help="instead: weigh the rows of the palette in --weights and write a copy of those weights to --out (.safetensors)")
+    ap.add_argument("--extra", type=int, default=0,
+                    help="with --weigh: also weigh this many more seeded standard-normal codes, and give the copy a palette "
+                         "of the rows and those codes (default: %(default)s)")
+    ap.add_argument("--min-face", type=float, default=0.0,
+                    help="with --weigh: leave out rows and codes whose faces dlib's HOG detector (upsampling twice) finds in "
+                         "fewer than this share of the faces (0..1; default: %(default)s, keep all)")
     args = ap.parse_args(argv)
 
     import torch
@@ -135,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.out}: --weigh writes generator weights, a .safetensors file")
     if args.weigh and args.out.resolve() == args.weights.resolve():
         raise SystemExit(f"{args.out}: --weigh writes a copy; give --out another path than --weights")
+    if (args.extra or args.min_face) and not args.weigh:
+        raise SystemExit("--extra and --min-face go with --weigh")
+    if args.extra < 0 or not 0.0 <= args.min_face <= 1.0:
+        raise SystemExit(f"--extra must be >= 0 and --min-face within 0..1, got {args.extra}, {args.min_face}")
     rng = np.random.default_rng(args.seed)
     fs = prepare_faces(args.data, with_dlib=True, progress=True)
     usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2)))
@@ -151,12 +167,24 @@ def main(argv: list[str] | None = None) -> None:
     x = torch.from_numpy(crop_a).permute(0, 3, 1, 2).float().div(255.0)
     inside = mask[:, 0].numpy() > 0.5
 
-    def describe(code: np.ndarray) -> np.ndarray:
-        """dlib's descriptors (faces, 128) of ``code`` painted into the faces, colour-matched as the painter does."""
+    def paint(code: np.ndarray) -> np.ndarray:
+        """``code`` painted into the faces (faces, S, S, 3) float 0..255, colour-matched as the painter does."""
         with torch.inference_mode():
             out = gen(x, mask, hm, torch.from_numpy(code).expand(len(x), -1))
-        painted = np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
-        return rec.embed_aligned(painted, lm_a)  # type: ignore[no-any-return]
+        return np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
+
+    def describe(code: np.ndarray) -> np.ndarray:
+        """dlib's descriptors (faces, 128) of ``code`` painted into the faces."""
+        return rec.embed_aligned(paint(code), lm_a)  # type: ignore[no-any-return]
+
+    def look(code: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """dlib's descriptors (faces, 128) of ``code`` painted into the faces and, with --min-face, whether its
+        HOG detector finds each of those faces (faces,) bool (else None)."""
+        painted = paint(code)
+        if args.min_face == 0:
+            return rec.embed_aligned(painted, lm_a), None
+        u8 = np.clip(painted, 0, 255).astype(np.uint8)
+        return rec.embed_aligned(painted, lm_a), np.array([rec.count_faces(p, upsample=2) > 0 for p in u8])
 
     if args.targets:
         if not gen.has_palette:
@@ -183,7 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.weigh:
         if not gen.has_palette:
             raise SystemExit(f"{args.weights}: this generator has no palette to weigh")
-        weigh(state, gen.palette.numpy(), describe, out=args.out, source=args.weights.name)
+        extra = rng.standard_normal((args.extra, CODE_DIM)).astype(np.float32)
+        codes = np.concatenate([gen.palette.numpy(), extra])
+        weigh(state, codes, look, out=args.out, source=args.weights.name, rows=len(gen.palette), min_face=args.min_face)
         return
     codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
     original = rec.embed_aligned(crop_a, lm_a)
@@ -256,25 +286,44 @@ def assign_targets(shifts: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def weigh(state: dict[str, Any], palette: np.ndarray, describe: Callable[[np.ndarray], np.ndarray], *, out: Path,
-          source: str) -> None:
-    """``--weigh``: S from the ``palette``'s rows painted into the faces, p = :func:`row_weights` (S), and
-    the generator's ``state`` (read from the file named ``source``) with p as its ``palette_weight``
-    written to ``out`` (atomically)."""
+def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], *,
+          out: Path, source: str, rows: int, min_face: float = 0.0) -> None:
+    """``--weigh``: S from the ``codes`` (the palette's ``rows`` rows first, then any ``--extra`` codes)
+    painted into the faces (``look``: descriptors and, with ``min_face`` > 0, whether dlib's detector finds
+    each face), the codes found in fewer than ``min_face`` of the faces left out, p = :func:`row_weights`
+    (S), and the generator's ``state`` (read from the file named ``source``) with the codes kept as its
+    ``palette`` and p as its ``palette_weight`` written to ``out`` (atomically)."""
     import torch
     from tqdm import tqdm
 
     from .common import save_weights
 
-    desc = np.stack([describe(code) for code in tqdm(palette, desc="weigh", unit="row")], axis=1)  # (faces, rows, 128)
-    same = 1.0 - pair_differ(desc)
+    looks = [look(code) for code in tqdm(codes, desc="weigh", unit="code")]
+    desc = np.stack([d for d, _ in looks], axis=1)  # (faces, codes, 128)
+    keep = np.ones(len(codes), bool)
+    if min_face > 0:
+        face = np.stack([f for _, f in looks if f is not None], axis=1).mean(0)  # (codes,)
+        keep = face >= min_face
+        extra = f"{face[rows:].mean():.1%}" if len(codes) > rows else "-"
+        print(f"--min-face {min_face:g}: {keep[:rows].sum()} of the {rows} rows and {keep[rows:].sum()} of the "
+              f"{len(codes) - rows} extra codes kept (found as a face in {face[:rows].mean():.1%} and {extra} of the faces)")
+        if not keep.any():
+            raise SystemExit(f"no code is found as a face in {min_face:.0%} of the faces: lower --min-face")
+    same = 1.0 - pair_differ(desc[:, keep])
     np.fill_diagonal(same, 1.0)
     p = row_weights(same)
     u = np.full(len(p), 1.0 / len(p))
-    print(f"{len(p)} rows on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} of "
-          f"faces with every row equally often, {p @ same @ p:.1%} weighed; the weighed rows are {1 / np.sum(p**2):.1f} "
-          f"rows' worth (largest weight {p.max() * len(p):.2f}x equal)")
-    state = {**state, "palette_weight": torch.from_numpy(p.astype(np.float32))}
+    if len(codes) > rows:
+        own = 1.0 - pair_differ(desc[:, :rows])
+        np.fill_diagonal(own, 1.0)
+        q, v = row_weights(own), np.full(rows, 1.0 / rows)
+        print(f"the palette's own {rows} rows: two passwords give the same person for {v @ own @ v:.1%} of faces equally "
+              f"often, {q @ own @ q:.1%} weighed")
+    print(f"{len(p)} codes on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} of "
+          f"faces with every code equally often, {p @ same @ p:.1%} weighed; the weighed codes are {1 / np.sum(p**2):.1f} "
+          f"codes' worth (largest weight {p.max() * len(p):.2f}x equal)")
+    state = {**state, "palette": torch.from_numpy(np.ascontiguousarray(codes[keep], np.float32)),
+             "palette_weight": torch.from_numpy(p.astype(np.float32))}
     save_weights(state, out, f"{source} with palette rows weighed by anonymizer.train.surrogate_palette")
 
 

@@ -8,7 +8,7 @@ surrogate. Without a password a random key is drawn per run. The raw password is
 
 A generator that ships a palette of codes trained to be mutually different people gets rows of it
 instead (:meth:`SurrogateSeed.palette_index`): the seed shuffles the rows and tracks take them in that
-order, so the first PALETTE_SIZE tracks of one photo or video never share a palette row; later tracks get
+order, so the first tracks of one photo or video (as many as the palette has rows) never share a row; later tracks get
 standard-normal codes (:meth:`SurrogateSeed.code`). When the generator also ships row weights, the
 shuffle draws rows in proportion to them (rows that look like many others are handed out less often).
 

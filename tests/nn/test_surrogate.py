@@ -56,7 +56,7 @@ def test_discriminator_two_scales() -> None:
     assert [tuple(t.shape) for t in logits] == [(2, 1, s, s), (2, 1, s // 2, s // 2)] and len(feats) == 6
 
 
-def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one() -> None:
+def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one_and_other_sizes_load() -> None:
     from anonymizer.nn.surrogate import PALETTE_SIZE, SurrogateGenerator
 
     gen = SurrogateGenerator()
@@ -74,10 +74,16 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one() ->
     fresh = SurrogateGenerator()
     fresh.load_state_dict(old)
     assert not fresh.has_palette and fresh.row_weights is None and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
-    wrong = dict(sd, palette=torch.ones(3, CODE_DIM))
-    try:
-        SurrogateGenerator().load_state_dict(wrong)
-    except RuntimeError as e:
-        assert "palette" in str(e)
-    else:
-        raise AssertionError("a palette of the wrong size must not load")
+    more = dict(sd, palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100))  # surrogate_palette --weigh --extra
+    big = SurrogateGenerator()
+    big.load_state_dict(more)
+    assert torch.equal(big.palette, more["palette"]) and big.row_weights is not None and len(big.row_weights) == 100
+    assert torch.equal(big.state_dict()["palette"], more["palette"])  # saved again with its 100 rows
+    for wrong in (dict(sd, palette=torch.ones(3, CODE_DIM + 1)),  # codes of another length
+                  dict(sd, palette=torch.ones(3, CODE_DIM))):  # 3 rows, but 64 row weights
+        try:
+            SurrogateGenerator().load_state_dict(wrong)
+        except RuntimeError as e:
+            assert "palette" in str(e)
+        else:
+            raise AssertionError("a palette of the wrong shape must not load")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from anonymizer.nn.surrogate import SURROGATE_SIZE, crop_template
+from anonymizer.nn.surrogate import CODE_DIM, SURROGATE_SIZE, crop_template
 from anonymizer.train.faces import is_held_out, prepare_faces
 from anonymizer.train.surrogate import aligned_faces, main
 
@@ -99,7 +99,7 @@ def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
     palette."""
     from safetensors.torch import load_file
 
-    from anonymizer.nn.surrogate import CODE_DIM, PALETTE_SIZE
+    from anonymizer.nn.surrogate import PALETTE_SIZE
 
     root, cache = few_faces
     pal = np.random.default_rng(0).standard_normal((PALETTE_SIZE, CODE_DIM)).astype(np.float32)
@@ -186,6 +186,44 @@ def test_row_weights_hand_out_near_duplicates_less_often() -> None:
         row_weights(np.ones((3, 4)))
 
 
+def test_weigh_with_extra_codes_drops_unfound_ones_and_spreads_weight_over_distinct_people(tmp_path: Path) -> None:
+    """weigh() with extra codes: a code the detector misses in most faces is left out, two codes that are the
+    same person share one person's weight, and the copy's palette (the kept codes, in order) and weights
+    load into the generator with their new size."""
+    from safetensors.torch import load_file
+
+    from anonymizer.nn.surrogate import SurrogateGenerator
+    from anonymizer.train.surrogate_palette import weigh
+
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((5, CODE_DIM)).astype(np.float32)  # 3 rows, then 2 extra codes
+    person = rng.standard_normal((4, 128)).astype(np.float32) * 3.0  # 4 people, far apart
+    who = {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}  # rows 0 and 1 are the same person
+    faces = 4
+
+    def look(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i = int(np.flatnonzero((codes == code).all(1))[0])
+        found = np.array([True] * faces) if i != 3 else np.array([True, False, False, False])
+        return np.repeat(person[who[i]][None], faces, 0), found
+
+    gen = SurrogateGenerator()
+    gen.palette.copy_(torch.from_numpy(np.resize(codes[:3], (gen.palette.shape[0], CODE_DIM))))
+    state = {k: v.clone() for k, v in gen.state_dict().items()}
+    out = tmp_path / "more.safetensors"
+    weigh(state, codes, look, out=out, source="test", rows=3, min_face=0.5)
+    saved = load_file(str(out))
+    np.testing.assert_array_equal(saved["palette"].numpy(), codes[[0, 1, 2, 4]])
+    w = saved["palette_weight"].double().numpy()
+    np.testing.assert_allclose(w, [1 / 6, 1 / 6, 1 / 3, 1 / 3], atol=1e-3)
+    again = SurrogateGenerator()
+    again.load_state_dict(saved)
+    assert again.palette.shape == (4, CODE_DIM) and again.row_weights is not None
+    assert all(torch.equal(saved[k], state[k]) for k in state if not k.startswith("palette"))
+    with pytest.raises(SystemExit, match="no code is found as a face"):
+        weigh(state, codes, look, out=tmp_path / "none.safetensors", source="test", rows=3, min_face=1.0 + 1e-9)
+    assert not (tmp_path / "none.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Path) -> None:
     """--weigh paints the shipped palette into training faces and writes a copy of the weights whose only
@@ -215,6 +253,19 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     with pytest.raises(SystemExit, match="weighed.safetensors: --weigh writes a copy"):  # never over its input
         palette_main(["--data", str(root), "--weights", str(out), "--weigh", "--out", str(out)])
     assert load_file(str(out))["palette_weight"].double().numpy().tolist() == w.tolist()
+    more = tmp_path / "more.safetensors"  # the rows and 3 extra codes, those dlib's detector misses left out
+    palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--weigh", "--extra", "3",
+                  "--min-face", "0.5", "--out", str(more)])
+    pal, own = load_file(str(more))["palette"].numpy(), before["palette"].numpy()
+    rows = [i for i, row in enumerate(pal) if (own == row).all(1).any()]
+    assert rows == list(range(len(rows))) and len(rows) >= len(own) - 8 and len(pal) <= len(own) + 3  # rows first
+    big = SurrogateGenerator()
+    big.load_state_dict(load_file(str(more)))
+    assert big.palette.shape == pal.shape and big.row_weights is not None
+    with pytest.raises(SystemExit, match="--extra and --min-face go with --weigh"):
+        palette_main(["--data", str(root), "--weights", str(shipped), "--extra", "3", "--out", str(tmp_path / "p.npy")])
+    with pytest.raises(SystemExit, match="--min-face within 0..1"):
+        palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--min-face", "2", "--out", str(tmp_path / "m.safetensors")])
 
 
 @pytest.mark.slow
@@ -255,6 +306,9 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(SystemExit, match="other.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "other"), "--init", str(tmp_path / "other.safetensors")])
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(SystemExit, match="corrupt.safetensors: not surrogate generator weights"):
+        main([*base, "--steps", "1", "--out", str(tmp_path / "corrupt"), "--init", str(tmp_path / "corrupt.safetensors")])
 
 
 def test_row_targets_are_far_apart_and_go_to_the_nearest_rows() -> None:
