@@ -457,7 +457,9 @@ def main(argv: list[str] | None = None) -> None:
             also = " and its dlib student"
         print(f"started from the generator and critic{also} of {args.init} (its step {init.get('step')})")
     if args.palette is not None and step == 0:
-        gen.palette.copy_(torch.from_numpy(load_palette(args.palette)).to(dev))
+        pal = torch.from_numpy(load_palette(args.palette)).to(dev)
+        # the new rows, handed out equally often (row weights from --init belong to other rows, maybe more of them)
+        gen.palette, gen.palette_weight = pal, torch.zeros(len(pal), device=dev)
     palette = gen.palette if gen.has_palette else None
     if palette is not None:
         print(f"codes: two different rows of the generator's palette of {len(palette)}"
@@ -476,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
         if palette is None:
             raise SystemExit("--row-targets needs a palette (--palette)")
         targets = torch.from_numpy(load_targets(args.row_targets)).to(dev)
+        if len(targets) != len(palette):
+            raise SystemExit(f"{args.row_targets}: {len(targets)} row targets for a palette of {len(palette)} rows")
     n_hard = int(round(args.hard_pairs * args.batch))
     hard = np.zeros((0, 2), np.int64) if st is None else st.get("hard_pairs", np.zeros((0, 2), np.int64))
     if n_hard:

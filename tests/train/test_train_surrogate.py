@@ -272,7 +272,8 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
 def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--init from a .safetensors takes the generator alone (fresh critic, warmed up first); --row-targets
     adds a term that changes what the generator learns (the same run without it ends elsewhere); bad
-    targets, targets without a palette and weights that are not a generator's stop with the file named."""
+    targets, targets without a palette or for a palette of another size and weights that are not a
+    generator's stop with the file named; --palette replaces a larger palette from --init and its weights."""
     from safetensors.torch import load_file, save_file
 
     from anonymizer.nn.surrogate import CODE_DIM, PALETTE_SIZE
@@ -306,6 +307,16 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(SystemExit, match="other.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "other"), "--init", str(tmp_path / "other.safetensors")])
+    wide = dict(plain, palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100))  # as --weigh --extra writes
+    save_file(wide, str(tmp_path / "wide.safetensors"))
+    with pytest.raises(SystemExit, match="targets.npy: 64 row targets for a palette of 100 rows"):
+        main([*base, "--steps", "1", "--out", str(tmp_path / "wide_t"), "--init", str(tmp_path / "wide.safetensors"),
+              "--row-targets", str(tmp_path / "targets.npy")])
+    main([*base, "--steps", "1", "--out", str(tmp_path / "wide_p"), "--init", str(tmp_path / "wide.safetensors"),
+          "--palette", str(tmp_path / "palette.npy"), "--critic-warmup", "0", "--export", str(tmp_path / "wide_p.safetensors")])
+    narrowed = load_file(str(tmp_path / "wide_p.safetensors"))  # --palette replaces the 100 rows and their weights
+    assert torch.equal(narrowed["palette"], torch.from_numpy(np.load(tmp_path / "palette.npy")))
+    assert not narrowed["palette_weight"].any()
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(SystemExit, match="corrupt.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "corrupt"), "--init", str(tmp_path / "corrupt.safetensors")])
