@@ -33,7 +33,8 @@ longer satisfy the terms with differences only IdentityNet sees. ``--init RUN/la
 ``--palette FILE.npy`` (PALETTE_SIZE codes, from :mod:`anonymizer.train.surrogate_palette`) stores those
 codes in the generator (they ship with its weights) and draws every step's two codes as two different
 rows of it, so the terms above pull exactly the codes the painter hands out apart; a generator that
-already has a palette (resumed, or from ``--init``) keeps training on its own.
+already has a palette (resumed, or from ``--init``) keeps training on its own, all its rows alike (a
+palette of any size; ``--palette`` with ``--init`` replaces it and drops its row weights).
 ``--hard-pairs F`` draws that share of each batch's pairs from the palette's closest pairs: the 4 x
 PALETTE_SIZE pairs of rows that dlib (with ``--dlib-labels``; else the recogniser) puts closest together
 on 4 fixed training faces, measured again every 200 steps. Whether two rows are different people hardly
