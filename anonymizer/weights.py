@@ -269,10 +269,10 @@ register_weights(
         name="surrogate",
         model="surrogate",
         file="surrogate.safetensors",
-        sha256="da640506a461bfeb7258bb0e03816332932462dec59ace231aef50c61a88c3fb",
+        sha256="b8947d269b85cb54791b577c8c348a2056bd558ec5ddab4c5ac3f2a3ef61d537",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
         "conditional PatchGAN on faces-utk), two runs mixed by anonymizer.train.interpolate, its palette rows weighed "
-        "with 157 more codes (surrogate_palette --weigh --extra 160); see models/surrogate.md",
+        "with 476 more codes (surrogate_palette --weigh --extra 480); see models/surrogate.md",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
         "face mask, landmark heatmaps, a 64-value code (a row of the generator's palette or from anonymizer.vault.surrogate)",
