@@ -144,14 +144,21 @@ class SurrogateGenerator(nn.Module):
         w = self.palette_weight.detach().cpu().double().numpy()
         return w if (w != 0).any() else None
 
+    def set_palette(self, codes: Tensor, weights: Tensor | None = None) -> None:
+        """Replace the palette by ``codes`` (rows >= 1, CODE_DIM) and its row weights by ``weights`` (rows;
+        None: all zeros, the rows handed out equally often); the buffers take the new number of rows."""
+        w = torch.zeros(len(codes)) if weights is None else weights
+        if codes.ndim != 2 or codes.shape[1] != self.code_dim or len(codes) < 1 or w.shape != (len(codes),):
+            raise ValueError(f"expected a palette (rows, {self.code_dim}) and (rows,) weights, got {tuple(codes.shape)}, {tuple(w.shape)}")
+        self.palette = codes.to(self.palette.device, self.palette.dtype).clone()
+        self.palette_weight = w.to(self.palette_weight.device, self.palette_weight.dtype).clone()
+
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object) -> None:
         # weights from before the palette (or its row weights) existed: none (load_state_dict's own copy here)
         state_dict.setdefault(prefix + "palette", torch.zeros_like(self.palette))
         pal = state_dict[prefix + "palette"]
         if pal.ndim == 2 and pal.shape[1] == self.code_dim and len(pal) >= 1 and len(pal) != len(self.palette):
-            # a palette of another number of rows (surrogate_palette --weigh --extra): the buffers take its size
-            self.palette = torch.zeros_like(pal, device=self.palette.device, dtype=self.palette.dtype)
-            self.palette_weight = torch.zeros(len(pal), device=self.palette_weight.device, dtype=self.palette_weight.dtype)
+            self.set_palette(torch.zeros(len(pal), self.code_dim))  # another number of rows (surrogate_palette --weigh --extra)
         state_dict.setdefault(prefix + "palette_weight", torch.zeros_like(self.palette_weight))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 

@@ -458,9 +458,8 @@ def main(argv: list[str] | None = None) -> None:
             also = " and its dlib student"
         print(f"started from the generator and critic{also} of {args.init} (its step {init.get('step')})")
     if args.palette is not None and step == 0:
-        pal = torch.from_numpy(load_palette(args.palette)).to(dev)
         # the new rows, handed out equally often (row weights from --init belong to other rows, maybe more of them)
-        gen.palette, gen.palette_weight = pal, torch.zeros(len(pal), device=dev)
+        gen.set_palette(torch.from_numpy(load_palette(args.palette)))
     palette = gen.palette if gen.has_palette else None
     if palette is not None:
         print(f"codes: two different rows of the generator's palette of {len(palette)}"
@@ -468,6 +467,8 @@ def main(argv: list[str] | None = None) -> None:
     if rows is not None:
         if palette is None:
             raise SystemExit("--palette-lr needs a palette (--palette)")
+        if rows.shape != palette.shape:
+            raise SystemExit(f"--palette-lr learns a palette of {len(rows)} rows; this generator's has {len(palette)} (give --palette)")
         with torch.no_grad():
             rows.copy_(gen.palette)  # the generator's buffer is what checkpoints and exports keep
         palette = rows

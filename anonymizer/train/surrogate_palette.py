@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         """dlib's descriptors (faces, 128) of ``code`` painted into the faces and, with --min-face, whether its
         HOG detector finds each of those faces (faces,) bool (else None)."""
         painted = paint(code)
-        if args.min_face == 0:
-            return rec.embed_aligned(painted, lm_a), None
-        u8 = np.clip(painted, 0, 255).astype(np.uint8)
-        return rec.embed_aligned(painted, lm_a), np.array([rec.count_faces(p, upsample=2) > 0 for p in u8])
+        found = None
+        if args.min_face > 0:
+            found = np.array([rec.count_faces(p, upsample=2) > 0 for p in np.clip(painted, 0, 255).astype(np.uint8)])
+        return rec.embed_aligned(painted, lm_a), found
 
     if args.targets:
         if not gen.has_palette:

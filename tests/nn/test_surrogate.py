@@ -79,6 +79,16 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one_and_
     big.load_state_dict(more)
     assert torch.equal(big.palette, more["palette"]) and big.row_weights is not None and len(big.row_weights) == 100
     assert torch.equal(big.state_dict()["palette"], more["palette"])  # saved again with its 100 rows
+    big.set_palette(torch.ones(5, CODE_DIM))  # new rows, handed out equally often
+    assert big.palette.shape == (5, CODE_DIM) and big.row_weights is None
+    for codes, weights in ((torch.ones(5, CODE_DIM + 1), None), (torch.ones(0, CODE_DIM), None), (torch.ones(5, CODE_DIM), torch.ones(4))):
+        try:
+            big.set_palette(codes, weights)
+        except ValueError as e:
+            assert "expected a palette" in str(e)
+        else:
+            raise AssertionError("a palette of the wrong shape must be refused")
+    assert big.palette.shape == (5, CODE_DIM)  # unchanged by the refused ones
     for wrong in (dict(sd, palette=torch.ones(3, CODE_DIM + 1)),  # codes of another length
                   dict(sd, palette=torch.ones(3, CODE_DIM))):  # 3 rows, but 64 row weights
         try:

@@ -312,6 +312,9 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     with pytest.raises(SystemExit, match="targets.npy: 64 row targets for a palette of 100 rows"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "wide_t"), "--init", str(tmp_path / "wide.safetensors"),
               "--row-targets", str(tmp_path / "targets.npy")])
+    with pytest.raises(SystemExit, match="--palette-lr learns a palette of 64 rows; this generator's has 100"):
+        main([*base, "--steps", "1", "--out", str(tmp_path / "wide_lr"), "--init", str(tmp_path / "wide.safetensors"),
+              "--palette-lr", "1e-3"])
     main([*base, "--steps", "1", "--out", str(tmp_path / "wide_p"), "--init", str(tmp_path / "wide.safetensors"),
           "--palette", str(tmp_path / "palette.npy"), "--critic-warmup", "0", "--export", str(tmp_path / "wide_p.safetensors")])
     narrowed = load_file(str(tmp_path / "wide_p.safetensors"))  # --palette replaces the 100 rows and their weights
