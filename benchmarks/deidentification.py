@@ -2,7 +2,7 @@
 and how often the output still looks like a face.
 
     python benchmarks/deidentification.py [--limit N] [--methods solid pixelate blur surrogate]
-        [--surrogate-weights W.safetensors] [--extra-pairs N] [--picture models/surrogate.png]
+        [--surrogate-weights W.safetensors] [--extra-pairs N] [--no-identity-check] [--picture models/surrogate.png]
 
 Faces: the fixed held-out tenth of ../shared/data/faces-utk (anonymizer.train.faces.is_held_out), with
 our detector's face in each 200x200 crop. Each face is covered with the method at the defaults of
@@ -14,7 +14,8 @@ separately, our detector finds one with score >= 0.5.
 ``surrogate`` (included by default once its weights are in models/, or with ``--surrogate-weights``)
 paints a generated face with the code of password A; it also reports the share of faces whose surrogates
 for passwords A and B are different people to dlib (distance > 0.6), and whether painting again with A
-gives byte-identical output.
+gives byte-identical output. The painter's identity check (IdentityNet, see anonymizer.pipeline.surrogate)
+is on, as in `anonymize`; ``--no-identity-check`` paints every track's first candidate instead.
 ``--extra-pairs N`` measures "passwords differ" on N more pairs of passwords as well (one pair leaves
 about one point of sampling noise on 891 faces).
 
@@ -54,19 +55,21 @@ def main() -> None:
     ap.add_argument("--extra-pairs", type=int, default=0,
                     help="surrogate: also measure 'passwords differ' over N more pairs of passwords, for a tighter "
                          "estimate (each pair paints every face twice more; default: %(default)s)")
+    ap.add_argument("--no-identity-check", action="store_true",
+                    help="surrogate: paint each track's first candidate, without the painter's identity check")
     ap.add_argument("--picture", default=None, help="only draw sample faces and their surrogates for three passwords (PNG)")
     args = ap.parse_args()
     if args.extra_pairs < 0:
         raise SystemExit("--extra-pairs must be >= 0")
     if args.picture is not None:
-        painter = surrogate_painter(args.surrogate_weights)
+        painter = surrogate_painter(args.surrogate_weights, not args.no_identity_check)
         if painter is None:
             raise SystemExit("surrogate: no trained weights in models/ (pass --surrogate-weights)")
         picture(painter, args.picture)
         return
     painter = None
     if args.surrogate_weights or args.methods is None or "surrogate" in args.methods:
-        painter = surrogate_painter(args.surrogate_weights)
+        painter = surrogate_painter(args.surrogate_weights, not args.no_identity_check)
     methods = args.methods or [*METHODS, *(["surrogate"] if painter is not None else [])]
     if "surrogate" in methods and painter is None:
         raise SystemExit("surrogate: no trained weights in models/ (pass --surrogate-weights)")
@@ -164,7 +167,7 @@ class Strangers:
 
         self.fs, self.pool = fs, pool
         self.donor = Donor()
-        self.painter = SurrogatePainter(generator=self.donor)
+        self.painter = SurrogatePainter(generator=self.donor, identity_check=False)  # a stranger, as drawn
         names = [str(fs.names[j]) for j in pool]
         groups = [next(k for k, (lo, hi) in enumerate(AGE_GROUPS) if lo <= age_of(n) <= hi) for n in names]
         self.kind = np.array([f"{g}_{n.split('_')[1]}" for g, n in zip(groups, names, strict=True)])
@@ -247,7 +250,7 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
     print(f"picture: {path} (faces from samples/; passwords {', '.join(repr(p) for p in PICTURE_PASSWORDS)})")
 
 
-def surrogate_painter(weights_file: str | None):  # noqa: ANN201 (a SurrogatePainter or None)
+def surrogate_painter(weights_file: str | None, identity_check: bool = True):  # noqa: ANN201 (a SurrogatePainter or None)
     """The painter with ``weights_file`` or the shipped weights; None when there are none yet."""
     from anonymizer.errors import WeightsError
     from anonymizer.nn.surrogate import SurrogateGenerator
@@ -258,9 +261,9 @@ def surrogate_painter(weights_file: str | None):  # noqa: ANN201 (a SurrogatePai
 
         gen = SurrogateGenerator()
         gen.load_state_dict(load_file(weights_file))
-        return SurrogatePainter(generator=gen)
+        return SurrogatePainter(generator=gen, identity_check=identity_check)
     try:
-        return SurrogatePainter()
+        return SurrogatePainter(identity_check=identity_check)
     except WeightsError:
         return None
 

@@ -4,9 +4,17 @@ it back and blend it into the photo.
 Each face gets the code of its track (a photo's faces are tracks 0, 1, ... in detection order; a video's
 tracks keep their number), derived from the password by :class:`anonymizer.vault.surrogate.SurrogateSeed`,
 so the same password and input give the same output and different people never share a surrogate.
-When the generator has a palette (codes trained to be mutually different people), a face's code is the
+When the generator has a palette (codes trained to be mutually different people), a face's code is a
 palette row its track gets from the seed (:meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`,
 drawn by the generator's row weights when it has them).
+
+Identity check: each track has :data:`ATTEMPTS` candidate rows of its own, and takes the first whose
+surrogate our IdentityNet puts further than :data:`CHECK_DISTANCE` from the original face (the farthest
+when none is), so the rare surrogate that still resembles the person it replaces is swapped for the
+next candidate. The decision depends only on the password, the photo and the weights, so the same
+password and input still give the same output; in a video it is made where a track first appears and
+the track keeps it.
+
 Large faces (more than 1.5x the crop) are generated at the crop's size and enlarged 4x by the SRGAN
 model before being warped back. The generated face's colour statistics are matched to the original face
 region's (:func:`match_colour`), so lighting and greyscale photos stay consistent.
@@ -15,12 +23,13 @@ region's (:func:`match_colour`), so lighting and greyscale photos stay consisten
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 import torch
 
+from ..audit.recognizers import IdentityNetRecognizer, distance
 from ..errors import InputError
 from ..ops.checks import require_rgb
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
@@ -35,13 +44,20 @@ SR_ABOVE = 1.5
 #: it); a face it covers less (a profile, landmarks gone astray, a face mostly outside the photo) is
 #: covered solid as well: a surrogate never leaves part of a face showing.
 COVER_MIN = 0.8
+#: Candidate codes per track for the identity check (see :meth:`SurrogatePainter.paint`).
+ATTEMPTS = 4
+#: The identity check takes a track's first candidate whose surrogate IdentityNet puts further than this
+#: from the original face. IdentityNet's same-person threshold is 0.5, but it only approximates dlib (the
+#: independent judge): on 891 held-out faces 0.7 caught 86% of the first candidates dlib still matched
+#: to the original, at the price of a retry for a quarter of the faces (models/surrogate.md, "Stage 8").
+CHECK_DISTANCE = 0.7
 
 
 class SurrogatePainter:
     """Loads the generator once; :meth:`paint` is safe to call from several threads."""
 
     def __init__(self, *, weights: str | None = "default", generator: torch.nn.Module | None = None,
-                 super_resolution: str | None = "srgan") -> None:
+                 super_resolution: str | None = "srgan", identity_check: bool = True) -> None:
         if generator is None:
             from ..nn.surrogate import surrogate
 
@@ -52,13 +68,22 @@ class SurrogatePainter:
         if isinstance(generator, SurrogateGenerator) and generator.has_palette:
             self.palette, self.row_weights = generator.palette.clone(), generator.row_weights
         self.sr = super_resolution
+        self.check = IdentityNetRecognizer() if identity_check else None
+        self.attempts = ATTEMPTS if identity_check else 1
         self._lock = threading.Lock()
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
-              tracks: Sequence[int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+              tracks: Sequence[int] | None = None,
+              choices: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask); the input is not modified. Faces without five
         landmarks cannot be aligned and raise InputError. A face the surrogate covers poorly (see
-        :data:`COVER_MIN`) is covered solid too (an extra region with shape "ellipse")."""
+        :data:`COVER_MIN`) is covered solid too (an extra region with shape "ellipse").
+
+        With the identity check on, each track's code is the first of its :data:`ATTEMPTS` candidates whose
+        surrogate IdentityNet puts more than :data:`CHECK_DISTANCE` from the original face (else the
+        farthest). ``choices`` (track -> the candidate taken) remembers the decision: a video passes one
+        dict for all its frames, so a track is checked once, where it first appears, and keeps its
+        surrogate."""
         from .photo import cover_faces
 
         require_rgb(rgb)
@@ -76,26 +101,34 @@ class SurrogatePainter:
             crop, lm_c, m = align_to_crop(rgb, lm)
             lm_crop = torch.from_numpy(lm_c)[None]
             mask = face_mask(lm_crop)
-            x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
-            code = self.code(seed, int(track))
-            with self._lock, torch.inference_mode():
-                painted = self.gen(x, mask, landmark_heatmaps(lm_crop), code)[0]
             alpha = mask[0, 0].numpy()
-            gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, alpha > 0.5)
             inv = cv2.invertAffineTransform(m)
-            if self.sr is not None and 1.0 / _scale(m) > SR_ABOVE:
-                from .enhance import enhance_array
-
-                gen_rgb = enhance_array(gen_rgb, model=self.sr)
-                alpha = cv2.resize(alpha, gen_rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-                inv = inv @ np.diag([0.25, 0.25, 1.0])  # the crop is now 4x larger
-            back = cv2.warpAffine(gen_rgb, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            enlarge = self.sr is not None and 1.0 / _scale(m) > SR_ABOVE
+            if enlarge:
+                inv = inv @ np.diag([0.25, 0.25, 1.0])  # the SRGAN makes the crop 4x larger
+                alpha = cv2.resize(alpha, (4 * SURROGATE_SIZE, 4 * SURROGATE_SIZE), interpolation=cv2.INTER_LINEAR)
             a = cv2.warpAffine(alpha, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             ys, xs = np.nonzero(a > 0)
             if len(xs):
                 x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
                 win = (slice(y1, y2), slice(x1, x2))
-                out[win] = composite(out[win], back[win], a[win])
+                x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
+                heat = landmark_heatmaps(lm_crop)
+                below = out[win].copy()
+
+                def put(attempt: int) -> None:
+                    """Paint candidate ``attempt`` of this track into ``out`` (over ``below``)."""
+                    with self._lock, torch.inference_mode():
+                        painted = self.gen(x, mask, heat, self.code(seed, int(track), attempt))[0]
+                    gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, mask[0, 0].numpy() > 0.5)
+                    if enlarge:
+                        from .enhance import enhance_array
+
+                        gen_rgb = enhance_array(gen_rgb, model=self.sr)  # type: ignore[arg-type]
+                    back = cv2.warpAffine(gen_rgb, inv, (x2, y2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                    out[win] = composite(below, back[win], a[win])
+
+                self._choose(put, rgb, out, face, int(track), choices)
                 changed[win] |= a[win] > 0
                 regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
             if _coverage(a, face.box) < COVER_MIN:
@@ -104,12 +137,44 @@ class SurrogatePainter:
                 changed |= more_mask
         return out, tuple(regions), changed
 
-    def code(self, seed: SurrogateSeed, track: int) -> torch.Tensor:
-        """The code (1, CODE_DIM) of ``track``: its palette row when the generator has a palette and the
-        track one, else a standard-normal code from the seed."""
-        if self.palette is not None and (row := seed.palette_index(track, len(self.palette), self.row_weights)) is not None:
+    def _choose(self, put: Callable[[int], None], rgb: np.ndarray, out: np.ndarray, face: Face, track: int,
+                choices: dict[int, int] | None) -> None:
+        """Leave ``out`` painted with the track's chosen candidate (see :meth:`paint`)."""
+        if choices is not None and track in choices:
+            put(choices[track])
+            return
+        if self.check is None:
+            put(0)
+            return
+        with self._lock:
+            ref = self.check.embed(rgb, face)
+        far, best = -1.0, 0
+        for attempt in range(self.attempts):
+            put(attempt)
+            with self._lock:
+                d = distance(ref, self.check.embed(out, face))
+            if d > CHECK_DISTANCE:
+                best = attempt
+                break
+            if d > far:
+                far, best = d, attempt
+        else:
+            if best != self.attempts - 1:
+                put(best)
+        if choices is not None:
+            choices[track] = best
+
+    def code(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> torch.Tensor:
+        """The code (1, CODE_DIM) of candidate ``attempt`` (0 .. ATTEMPTS-1) of ``track``: candidate k of
+        track t is the seed's (t * ATTEMPTS + k)-th palette row when the generator has a palette and the
+        seed that many rows (so no two candidates of one seed share a row), else the seed's standard-normal
+        code number t * ATTEMPTS + k."""
+        if not 0 <= attempt < ATTEMPTS:
+            raise InputError(f"attempt must be 0 .. {ATTEMPTS - 1}, got {attempt}")
+        n = track * ATTEMPTS + attempt
+        if self.palette is not None and (row := seed.palette_index(n, len(self.palette), self.row_weights)) is not None:
             return self.palette[row][None]
-        return torch.from_numpy(seed.code(track, CODE_DIM))[None]
+        return torch.from_numpy(seed.code(n, CODE_DIM))[None]
 
 
 def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, generator: torch.nn.Module | None = None,

@@ -176,6 +176,7 @@ def anonymize_video(
     if detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
     painter = seed = None
+    chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
     if method == "surrogate":
         from ..api import get_painter
         from ..vault.surrogate import SurrogateSeed
@@ -255,7 +256,7 @@ def anonymize_video(
             rgb = p.frame.rgb
             if faces:
                 if painter is not None and seed is not None:
-                    out, regions, _ = painter.paint(rgb, faces[: len(tids)], seed, tracks=tids)
+                    out, regions, _ = painter.paint(rgb, faces[: len(tids)], seed, tracks=tids, choices=chosen)
                     if bare:
                         out, more, _ = cover_faces(out, faces[len(tids):], method="solid", shape=shape, mask_scale=mask_scale, feather=feather)
                         regions = (*regions, *more)

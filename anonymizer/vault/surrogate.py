@@ -7,8 +7,9 @@ photo) come from HKDF-SHA256 of that key with the track number, so different peo
 surrogate. Without a password a random key is drawn per run. The raw password is never used as a code.
 
 A generator that ships a palette of codes trained to be mutually different people gets rows of it
-instead (:meth:`SurrogateSeed.palette_index`): the seed shuffles the rows and tracks take them in that
-order, so the first tracks of one photo or video (as many as the palette has rows) never share a row; later tracks get
+instead (:meth:`SurrogateSeed.palette_index`): the seed shuffles the rows and the painter hands them out
+in that order, a few consecutive candidates per track (:data:`anonymizer.pipeline.surrogate.ATTEMPTS`),
+so the tracks of one photo or video never share a row until the palette runs out; later tracks get
 standard-normal codes (:meth:`SurrogateSeed.code`). When the generator also ships row weights, the
 shuffle draws rows in proportion to them (rows that look like many others are handed out less often).
 

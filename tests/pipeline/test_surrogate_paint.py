@@ -1,6 +1,7 @@
 """Painting surrogates into photos (with an untrained generator whose code has a say): only the face region
 changes, the same password gives byte-identical output, other passwords and other tracks other faces,
-large faces go through super-resolution, faces without landmarks are refused."""
+large faces go through super-resolution, faces without landmarks are refused, the identity check takes
+the first candidate far enough from the original and a video's tracks keep the candidate taken."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from anonymizer.errors import InputError
 from anonymizer.nn.surrogate import SurrogateGenerator
-from anonymizer.pipeline.surrogate import SurrogatePainter
+from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_DISTANCE, SurrogatePainter
 from anonymizer.types import Face
 from anonymizer.vault.surrogate import SurrogateSeed
 
@@ -28,7 +29,7 @@ def coded_generator(seed: int) -> SurrogateGenerator:
 
 @pytest.fixture(scope="module")
 def painter() -> SurrogatePainter:
-    return SurrogatePainter(generator=coded_generator(0))
+    return SurrogatePainter(generator=coded_generator(0), identity_check=False)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_large_faces_use_super_resolution(painter, seed) -> None:
     face = Face(box=(180.0, 180.0, 720.0, 800.0), score=0.9, landmarks=lm)
     out, regions, changed = painter.paint(rgb, [face], seed)
     assert changed[520, 450] and not changed[20, 20] and changed.sum() > 100_000
-    no_sr = SurrogatePainter(generator=painter.gen, super_resolution=None).paint(rgb, [face], seed)[0]
+    no_sr = SurrogatePainter(generator=painter.gen, super_resolution=None, identity_check=False).paint(rgb, [face], seed)[0]
     assert not np.array_equal(out, no_sr)
 
 
@@ -120,38 +121,108 @@ def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed
 
 
 def test_a_generator_with_a_palette_paints_its_rows(photo, seed) -> None:
-    """With a palette, a track's code is the row the seed gives it (tracks of one seed never share a row),
-    painted exactly as that code; tracks past the palette get the seed's standard-normal code."""
+    """With a palette, candidate k of track t is the seed's (t * ATTEMPTS + k)-th row (no two candidates of
+    one seed share a row), painted exactly as that code; tracks past the palette get the seed's
+    standard-normal codes, numbered the same way."""
     gen = coded_generator(1)
     gen.palette.normal_()
-    with_palette = SurrogatePainter(generator=gen)
-    rows = [seed.palette_index(t, len(gen.palette)) for t in range(3)]
-    for t, row in enumerate(rows):
-        assert torch.equal(with_palette.code(seed, t), gen.palette[row][None])
-    past = len(gen.palette) + 2
-    assert torch.equal(with_palette.code(seed, past), torch.from_numpy(seed.code(past))[None])
+    with_palette = SurrogatePainter(generator=gen, identity_check=False)
+    rows = [[seed.palette_index(t * ATTEMPTS + k, len(gen.palette)) for k in range(ATTEMPTS)] for t in range(3)]
+    assert len({r for rs in rows for r in rs}) == 3 * ATTEMPTS
+    for t, rs in enumerate(rows):
+        assert torch.equal(with_palette.code(seed, t), gen.palette[rs[0]][None])
+        for k, row in enumerate(rs):
+            assert torch.equal(with_palette.code(seed, t, k), gen.palette[row][None])
+    past = len(gen.palette) // ATTEMPTS + 2
+    assert torch.equal(with_palette.code(seed, past, 1), torch.from_numpy(seed.code(past * ATTEMPTS + 1))[None])
+    with pytest.raises(InputError, match="attempt"):
+        with_palette.code(seed, 0, ATTEMPTS)
     rgb, faces = photo
     out, _, changed = with_palette.paint(rgb, faces, seed)
-
-    class Fixed(SurrogatePainter):  # the same generator without its palette, fed that row's code
-        def code(self, seed: SurrogateSeed, track: int) -> torch.Tensor:
-            return gen.palette[rows[0]][None]
-
-    same = Fixed(generator=gen).paint(rgb, faces, seed)[0]
-    assert np.array_equal(out, same) and changed.any()
+    assert np.array_equal(out, fixed_row(gen, rows[0][0]).paint(rgb, faces, seed)[0]) and changed.any()
     assert not np.array_equal(out, painter_without(gen).paint(rgb, faces, seed)[0])
     # row weights: the painter hands out rows as the seed's weighted order says; a row of weight 0 comes last
     gen.palette_weight.fill_(1.0)
-    gen.palette_weight[rows[0]] = 0.0
-    weighted = SurrogatePainter(generator=gen)
+    gen.palette_weight[rows[0][0]] = 0.0
+    weighted = SurrogatePainter(generator=gen, identity_check=False)
     w = gen.palette_weight.double().numpy()
     for t in range(3):
-        row = seed.palette_index(t, len(gen.palette), w)
-        assert row != rows[0] and torch.equal(weighted.code(seed, t), gen.palette[row][None])  # type: ignore[index]
-    assert torch.equal(weighted.code(seed, len(gen.palette) - 1), gen.palette[rows[0]][None])
+        row = seed.palette_index(t * ATTEMPTS, len(gen.palette), w)
+        assert row != rows[0][0] and torch.equal(weighted.code(seed, t), gen.palette[row][None])  # type: ignore[index]
+    last = len(gen.palette) - 1
+    assert torch.equal(weighted.code(seed, last // ATTEMPTS, last % ATTEMPTS), gen.palette[rows[0][0]][None])
+
+
+def fixed_row(gen: SurrogateGenerator, row: int) -> SurrogatePainter:
+    """A painter that gives every track and candidate the code of one palette row, without a check."""
+
+    class Fixed(SurrogatePainter):
+        def code(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> torch.Tensor:
+            return gen.palette[row][None]
+
+    return Fixed(generator=gen, identity_check=False)
+
+
+class ScriptedCheck:
+    """Stands in for IdentityNet: the original face embeds at 0, each candidate painted after it at the
+    next of ``distances`` (along one axis), so the check sees exactly those distances."""
+
+    def __init__(self, distances: list[float]) -> None:
+        self.distances = list(distances)
+        self.calls = 0
+
+    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        self.calls += 1
+        v = np.zeros(128, np.float32)
+        if self.calls > 1:
+            v[0] = self.distances[self.calls - 2]
+        return v
+
+
+def test_the_identity_check_takes_the_first_candidate_far_enough(photo, seed) -> None:
+    gen = coded_generator(2)
+    gen.palette.normal_()
+    rgb, faces = photo
+    plain = SurrogatePainter(generator=gen, identity_check=False)
+    row = [seed.palette_index(k, len(gen.palette)) for k in range(ATTEMPTS)]
+    by_candidate = [fixed_row(gen, r).paint(rgb, faces, seed)[0] for r in row]
+    assert all(not np.array_equal(by_candidate[0], o) for o in by_candidate[1:])
+
+    def checked(distances: list[float], choices: dict[int, int] | None = None) -> tuple[np.ndarray, ScriptedCheck]:
+        painter = SurrogatePainter(generator=gen)
+        painter.check = ScriptedCheck(distances)  # type: ignore[assignment]
+        return painter.paint(rgb, faces, seed, choices=choices)[0], painter.check  # type: ignore[return-value]
+
+    # the first candidate is far enough: painted once, as without the check
+    out, check = checked([CHECK_DISTANCE + 0.1])
+    assert np.array_equal(out, plain.paint(rgb, faces, seed)[0]) and check.calls == 2
+    # the first two are too close to the original: the third is taken and nothing more is tried
+    choices: dict[int, int] = {}
+    out, check = checked([0.3, CHECK_DISTANCE - 0.01, 0.9, 1.0], choices)
+    assert np.array_equal(out, by_candidate[2]) and check.calls == 4 and choices == {0: 2}
+    # none is far enough: the farthest is taken
+    out, _ = checked([0.3, CHECK_DISTANCE - 0.05, 0.4, 0.2])
+    assert np.array_equal(out, by_candidate[1])
+    # a video's later frames: the track keeps the candidate taken, without checking again
+    out, check = checked([], {0: 3})
+    assert np.array_equal(out, by_candidate[3]) and check.calls == 0
+
+
+def test_the_real_check_leaves_a_different_person(photo) -> None:
+    """The shipped generator and IdentityNet: whatever password, the astronaut's surrogate is someone
+    else to IdentityNet (further than CHECK_DISTANCE, or the check would have tried another candidate)."""
+    from anonymizer.audit.recognizers import distance, get_recognizer
+
+    rgb, faces = photo
+    painter = SurrogatePainter()
+    rec = get_recognizer("identity_net")
+    ref = rec.embed(rgb, faces[0])
+    for k in range(3):
+        out = painter.paint(rgb, faces, SurrogateSeed(bytes([k]) * 32))[0]
+        assert distance(ref, rec.embed(out, faces[0])) > CHECK_DISTANCE
 
 
 def painter_without(gen: SurrogateGenerator) -> SurrogatePainter:
     bare = SurrogateGenerator()
     bare.load_state_dict({k: v for k, v in gen.state_dict().items() if k != "palette"})
-    return SurrogatePainter(generator=bare)
+    return SurrogatePainter(generator=bare, identity_check=False)
