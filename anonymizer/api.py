@@ -69,7 +69,7 @@ ANONYMIZE_METHODS = (*METHODS, "surrogate")
 
 @lru_cache(maxsize=1)
 def get_painter() -> SurrogatePainter:
-    """The shared :class:`SurrogatePainter` (generator and SRGAN loaded once per process)."""
+    """The shared :class:`SurrogatePainter` (generator, SRGAN and the identity check's IdentityNet loaded once per process)."""
     from .pipeline.surrogate import SurrogatePainter
 
     return SurrogatePainter()
