@@ -1,7 +1,7 @@
 """How the surrogate painter's identity check was tuned: the trade-off between de-identification,
 realism and the difference between passwords, for each threshold and number of candidates.
 
-    python benchmarks/identity_check.py [--limit N] [--candidates 6] [--save F.npz | --load F.npz]
+    python benchmarks/identity_check.py [--limit N] [--candidates 6] [--training] [--save F.npz | --load F.npz]
 
 Each held-out faces-utk face (as in benchmarks/deidentification.py) is painted, for passwords A and B,
 with the first ``--candidates`` palette rows its seed hands out (the candidates the painter would try,
@@ -29,7 +29,7 @@ from _data import DATA, require
 TAUS = (0.6, 0.65, 0.7, 0.75, 0.8)
 
 
-def record(limit: int | None, candidates: int) -> dict[str, np.ndarray]:
+def record(limit: int | None, candidates: int, training: bool = False) -> dict[str, np.ndarray]:
     from anonymizer.audit.recognizers import DlibRecognizer, IdentityNetRecognizer
     from anonymizer.pipeline.photo import configure_runtime
     from anonymizer.pipeline.surrogate import ATTEMPTS, SurrogatePainter
@@ -39,7 +39,8 @@ def record(limit: int | None, candidates: int) -> dict[str, np.ndarray]:
     configure_runtime(2)
     dlib, idn = DlibRecognizer(), IdentityNetRecognizer()
     fs = prepare_faces(require(DATA / "faces-utk"))
-    idx = np.flatnonzero(fs.held_out & np.isfinite(fs.descriptors).all(1))[:limit]
+    split = ~fs.held_out if training else fs.held_out
+    idx = np.flatnonzero(split & np.isfinite(fs.descriptors).all(1))[:limit]
     painter = SurrogatePainter(identity_check=False)
     if painter.palette is None:
         raise SystemExit("the surrogate weights have no palette")
@@ -93,7 +94,7 @@ def replay(d: dict[str, np.ndarray]) -> None:
     id_a = np.linalg.norm(d["idA"] - d["id0"][:, None], axis=2)
     id_b = np.linalg.norm(d["idB"] - d["id0"][:, None], axis=2)
     dl_a = np.linalg.norm(d["dlA"] - d["dl0"][:, None], axis=2)
-    print(f"{n} held-out faces ({int((age <= 4).sum())} aged 0-4, {int((age >= 13).sum())} aged 13+), {candidates} candidates; "
+    print(f"{n} faces ({int((age <= 4).sum())} aged 0-4, {int((age >= 13).sum())} aged 13+), {candidates} candidates; "
           f"first candidate: IdentityNet vs dlib distance to the original, correlation {np.corrcoef(id_a[:, 0], dl_a[:, 0])[0, 1]:.3f}")
     print("| tau | K | retried | de-identified | ages 0-4 | ages 13+ | still a face (dlib HOG) | passwords A, B differ | same row |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -114,6 +115,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--candidates", type=int, default=6, help="candidates painted per face and password (default: %(default)s)")
+    ap.add_argument("--training", action="store_true",
+                    help="paint training faces instead (the generator has seen them): a second set on which to "
+                         "check a rule chosen on the held-out faces")
     ap.add_argument("--save", default=None, help="keep the recorded descriptors in this .npz")
     ap.add_argument("--load", default=None, help="replay descriptors recorded with --save instead of painting")
     args = ap.parse_args()
@@ -124,7 +128,7 @@ def main() -> None:
         with np.load(args.load) as f:
             d = {k: f[k] for k in f.files}
     else:
-        d = record(args.limit, args.candidates)
+        d = record(args.limit, args.candidates, args.training)
         if args.save:
             np.savez(args.save, **d)
     replay(d)

@@ -69,7 +69,6 @@ class SurrogatePainter:
             self.palette, self.row_weights = generator.palette.clone(), generator.row_weights
         self.sr = super_resolution
         self.check = IdentityNetRecognizer() if identity_check else None
-        self.attempts = ATTEMPTS if identity_check else 1
         self._lock = threading.Lock()
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
@@ -83,7 +82,8 @@ class SurrogatePainter:
         surrogate IdentityNet puts more than :data:`CHECK_DISTANCE` from the original face (else the
         farthest). ``choices`` (track -> the candidate taken) remembers the decision: a video passes one
         dict for all its frames, so a track is checked once, where it first appears, and keeps its
-        surrogate."""
+        surrogate (the caller keeps one such dict to one thread). Without the check every track takes its
+        first candidate."""
         from .photo import cover_faces
 
         require_rgb(rgb)
@@ -149,7 +149,7 @@ class SurrogatePainter:
         with self._lock:
             ref = self.check.embed(rgb, face)
         far, best = -1.0, 0
-        for attempt in range(self.attempts):
+        for attempt in range(ATTEMPTS):
             put(attempt)
             with self._lock:
                 d = distance(ref, self.check.embed(out, face))
@@ -159,7 +159,7 @@ class SurrogatePainter:
             if d > far:
                 far, best = d, attempt
         else:
-            if best != self.attempts - 1:
+            if best != ATTEMPTS - 1:
                 put(best)
         if choices is not None:
             choices[track] = best
