@@ -40,7 +40,10 @@ def record(limit: int | None, candidates: int, training: bool = False) -> dict[s
     dlib, idn = DlibRecognizer(), IdentityNetRecognizer()
     fs = prepare_faces(require(DATA / "faces-utk"))
     split = ~fs.held_out if training else fs.held_out
-    idx = np.flatnonzero(split & np.isfinite(fs.descriptors).all(1))[:limit]
+    idx = np.flatnonzero(split & np.isfinite(fs.descriptors).all(1))
+    if training:  # files are in name order, which starts with the age: a seeded sample of all ages
+        idx = np.sort(np.random.default_rng(0).permutation(idx)[:limit])
+    idx = idx[:limit]
     painter = SurrogatePainter(identity_check=False)
     if painter.palette is None:
         raise SystemExit("the surrogate weights have no palette")
@@ -116,8 +119,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--candidates", type=int, default=6, help="candidates painted per face and password (default: %(default)s)")
     ap.add_argument("--training", action="store_true",
-                    help="paint training faces instead (the generator has seen them): a second set on which to "
-                         "check a rule chosen on the held-out faces")
+                    help="paint training faces instead (the generator has seen them; with --limit a seeded sample): "
+                         "a second set on which to check a rule chosen on the held-out faces")
     ap.add_argument("--save", default=None, help="keep the recorded descriptors in this .npz")
     ap.add_argument("--load", default=None, help="replay descriptors recorded with --save instead of painting")
     args = ap.parse_args()
