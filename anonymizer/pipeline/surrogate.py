@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..audit.recognizers import IdentityNetRecognizer, distance
+from ..audit.recognizers import Recognizer, distance, get_recognizer
 from ..errors import InputError
 from ..ops.checks import require_rgb
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
@@ -68,7 +68,8 @@ class SurrogatePainter:
         if isinstance(generator, SurrogateGenerator) and generator.has_palette:
             self.palette, self.row_weights = generator.palette.clone(), generator.row_weights
         self.sr = super_resolution
-        self.check = IdentityNetRecognizer() if identity_check else None
+        # the process's shared IdentityNet (the audit's), not a second copy
+        self.check: Recognizer | None = get_recognizer("identity_net") if identity_check else None
         self._lock = threading.Lock()
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
@@ -84,6 +85,7 @@ class SurrogatePainter:
         dict for all its frames, so a track is checked once, where it first appears, and keeps its
         surrogate (the caller keeps one such dict to one thread). Without the check every track takes its
         first candidate."""
+        from .enhance import enhance_array
         from .photo import cover_faces
 
         require_rgb(rgb)
@@ -114,16 +116,15 @@ class SurrogatePainter:
                 win = (slice(y1, y2), slice(x1, x2))
                 x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
                 heat = landmark_heatmaps(lm_crop)
+                inside = mask[0, 0].numpy() > 0.5
                 below = out[win].copy()
 
                 def put(attempt: int) -> None:
                     """Paint candidate ``attempt`` of this track into ``out`` (over ``below``)."""
                     with self._lock, torch.inference_mode():
                         painted = self.gen(x, mask, heat, self.code(seed, int(track), attempt))[0]
-                    gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, mask[0, 0].numpy() > 0.5)
+                    gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, inside)
                     if enlarge:
-                        from .enhance import enhance_array
-
                         gen_rgb = enhance_array(gen_rgb, model=self.sr)  # type: ignore[arg-type]
                     back = cv2.warpAffine(gen_rgb, inv, (x2, y2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                     out[win] = composite(below, back[win], a[win])
