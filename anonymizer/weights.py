@@ -214,6 +214,23 @@ register_weights(
 )
 
 
+register_weights(
+    WeightSpec(
+        name="identity_check",
+        model="identity_net",
+        file="identity_check.safetensors",
+        sha256="92c0c7889504bab0d9ec87d719218607851d706afdbaf02dcb6e4c9663976a1b",
+        source="trained here: IdentityNet fine-tuned on faces-utk training faces and their painted surrogates "
+        "(python -m anonymizer.train.identity --bank ...; see models/identity_net.md, 'The surrogate check')",
+        licence=UTKFACE_LICENCE,
+        input_spec="RGB, float 0..1, NCHW 96x96, aligned by five landmarks (anonymizer.ops.align)",
+        metrics={
+            "face-to-surrogate distances against dlib's, and the check's trade-off": "python benchmarks/identity_check.py",
+        },
+    )
+)
+
+
 for _name, _sha, _how in (
     ("srresnet", "61d58a4f3a58f639db0a578a2fe16265a0c684c0e1a55809d0393b4149cd0716", "L1 pixel loss"),
     ("srgan", "4b0e1bb0c9a83b816745e13bf2c7ae9895aa711fd0690a4f880dd85e074064f0",

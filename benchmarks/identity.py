@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from _data import DATA, require
 
@@ -62,16 +63,16 @@ def pair_distances(emb: np.ndarray) -> np.ndarray:
     return d
 
 
-def density_plot(x: np.ndarray, y: np.ndarray, path: Path, *, title: str, y_threshold: float, lim: float = 1.2,
-                 px: int = 360) -> None:
+def density_plot(x: np.ndarray, y: np.ndarray, path: Path | None, *, title: str, y_threshold: float, lim: float = 1.2,
+                 px: int = 360, y_label: str = "IdentityNet") -> Image.Image:
     """A log-density scatter of (x, y) distances with dlib's 0.6 (vertical), IdentityNet's threshold
-    (horizontal) and the diagonal, as PNG."""
-    from PIL import Image, ImageDraw
+    (horizontal) and the diagonal, saved as PNG when ``path`` is given; returns the picture."""
+    from PIL import ImageDraw
 
     h, _, _ = np.histogram2d(y, x, bins=px, range=[[0, lim], [0, lim]])
     v = np.log1p(h[::-1])
     v = (255 * (1 - v / max(v.max(), 1e-9))).astype(np.uint8)
-    pad, top = 46, 28
+    pad, top = 46, 40
     im = Image.new("RGB", (px + pad + 12, px + pad + top), "white")
     im.paste(Image.fromarray(v).convert("RGB"), (pad, top))
     d = ImageDraw.Draw(im)
@@ -86,10 +87,12 @@ def density_plot(x: np.ndarray, y: np.ndarray, path: Path, *, title: str, y_thre
         p = int(val / lim * px)
         d.text((pad + p - 8, top + px + 4), f"{val:.1f}", fill="black")
         d.text((6, top + px - p - 6), f"{val:.1f}", fill="black")
-    d.text((pad, 8), title, fill="black")
+    d.text((pad, 6), title, fill="black")
     d.text((pad + px // 2 - 40, top + px + 20), "dlib distance", fill="black")
-    d.text((2, top - 14), "IdentityNet", fill="black")
-    im.save(path)
+    d.text((2, top - 14), y_label, fill="black")
+    if path is not None:
+        im.save(path)
+    return im
 
 
 def main() -> None:

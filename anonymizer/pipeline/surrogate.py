@@ -9,11 +9,11 @@ palette row its track gets from the seed (:meth:`~anonymizer.vault.surrogate.Sur
 drawn by the generator's row weights when it has them).
 
 Identity check: each track has :data:`ATTEMPTS` candidate rows of its own, and takes the first whose
-surrogate our IdentityNet puts further than :data:`CHECK_DISTANCE` from the original face (the farthest
-when none is), so the rare surrogate that still resembles the person it replaces is swapped for the
-next candidate. The decision depends only on the password, the photo and the weights, so the same
-password and input still give the same output; in a video it is made where a track first appears and
-the track keeps it.
+surrogate our IdentityNet (the check's own weights, :data:`CHECK_WEIGHTS`) puts further than
+:data:`CHECK_DISTANCE` from the original face (the farthest when none is), so the rare surrogate that
+still resembles the person it replaces is swapped for the next candidate. The decision depends only on
+the password, the photo and the weights, so the same password and input still give the same output; in
+a video it is made where a track first appears and the track keeps it.
 
 Large faces (more than 1.5x the crop) are generated at the crop's size and enlarged 4x by the SRGAN
 model before being warped back. The generated face's colour statistics are matched to the original face
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
 import torch
 
-from ..audit.recognizers import Recognizer, distance, get_recognizer
+from ..audit.recognizers import IdentityNetRecognizer, Recognizer, distance
 from ..errors import InputError
 from ..ops.checks import require_rgb
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
@@ -46,11 +47,20 @@ SR_ABOVE = 1.5
 COVER_MIN = 0.8
 #: Candidate codes per track for the identity check (see :meth:`SurrogatePainter.paint`).
 ATTEMPTS = 4
-#: The identity check takes a track's first candidate whose surrogate IdentityNet puts further than this
-#: from the original face. IdentityNet's same-person threshold is 0.5, but it only approximates dlib (the
-#: independent judge): on 891 held-out faces 0.7 caught 86% of the first candidates dlib still matched
-#: to the original, at the price of a retry for a quarter of the faces (models/surrogate.md, "Stage 8").
-CHECK_DISTANCE = 0.7
+#: The identity check takes a track's first candidate whose surrogate the check's IdentityNet puts further
+#: than this from the original face. Chosen on training faces kept out of the check's fine-tuning: the
+#: lowest threshold at which every one of them was de-identified for dlib (models/surrogate.md, "Stage 9").
+CHECK_DISTANCE = 0.6
+#: The check's weights (declared in anonymizer/weights.py): IdentityNet fine-tuned on faces and their
+#: painted surrogates, so that it measures face-to-surrogate distances closer to dlib's than the audit's
+#: IdentityNet does (models/identity_net.md, "The surrogate check").
+CHECK_WEIGHTS = "identity_check"
+
+
+@lru_cache(maxsize=1)
+def check_recognizer() -> Recognizer:
+    """The identity check's IdentityNet (:data:`CHECK_WEIGHTS`), loaded once per process."""
+    return IdentityNetRecognizer(weights=CHECK_WEIGHTS)
 
 
 class SurrogatePainter:
@@ -68,8 +78,7 @@ class SurrogatePainter:
         if isinstance(generator, SurrogateGenerator) and generator.has_palette:
             self.palette, self.row_weights = generator.palette.clone(), generator.row_weights
         self.sr = super_resolution
-        # the process's shared IdentityNet (the audit's), not a second copy
-        self.check: Recognizer | None = get_recognizer("identity_net") if identity_check else None
+        self.check: Recognizer | None = check_recognizer() if identity_check else None
         self._lock = threading.Lock()
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
@@ -80,7 +89,7 @@ class SurrogatePainter:
         :data:`COVER_MIN`) is covered solid too (an extra region with shape "ellipse").
 
         With the identity check on, each track's code is the first of its :data:`ATTEMPTS` candidates whose
-        surrogate IdentityNet puts more than :data:`CHECK_DISTANCE` from the original face (else the
+        surrogate the check's IdentityNet puts more than :data:`CHECK_DISTANCE` from the original face (else the
         farthest). ``choices`` (track -> the candidate taken) remembers the decision: a video passes one
         dict for all its frames, so a track is checked once, where it first appears, and keeps its
         surrogate (the caller keeps one such dict to one thread). Without the check every track takes its

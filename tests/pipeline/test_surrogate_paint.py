@@ -11,7 +11,7 @@ import torch
 
 from anonymizer.errors import InputError
 from anonymizer.nn.surrogate import SurrogateGenerator
-from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_DISTANCE, SurrogatePainter
+from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_DISTANCE, SurrogatePainter, check_recognizer
 from anonymizer.types import Face
 from anonymizer.vault.surrogate import SurrogateSeed
 
@@ -209,13 +209,17 @@ def test_the_identity_check_takes_the_first_candidate_far_enough(photo, seed) ->
 
 
 def test_the_real_check_leaves_a_different_person(photo) -> None:
-    """The shipped generator and IdentityNet: whatever password, the astronaut's surrogate is someone
-    else to IdentityNet (further than CHECK_DISTANCE, or the check would have tried another candidate)."""
+    """The shipped generator and the check's IdentityNet: whatever password, the astronaut's surrogate is
+    someone else to it (further than CHECK_DISTANCE, or the check would have tried another candidate)."""
     from anonymizer.audit.recognizers import distance, get_recognizer
 
     rgb, faces = photo
     painter = SurrogatePainter()
-    rec = get_recognizer("identity_net")
+    rec = check_recognizer()
+    assert painter.check is rec
+    # the check's own weights (fine-tuned on surrogates), not the audit's IdentityNet
+    audit = get_recognizer("identity_net")
+    assert not all(torch.equal(a, b) for a, b in zip(rec.model.state_dict().values(), audit.model.state_dict().values()))  # type: ignore[attr-defined]
     ref = rec.embed(rgb, faces[0])
     for k in range(3):
         out = painter.paint(rgb, faces, SurrogateSeed(bytes([k]) * 32))[0]
