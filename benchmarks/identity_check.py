@@ -177,10 +177,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--candidates", type=int, default=6, help="candidates painted per face and password (default: %(default)s)")
-    ap.add_argument("--training", action="store_true",
+    faces = ap.add_mutually_exclusive_group()
+    faces.add_argument("--training", action="store_true",
                     help="paint training faces instead (the generator has seen them; with --limit a seeded sample): "
                          "a second set on which to check a rule chosen on the held-out faces")
-    ap.add_argument("--bank-kept-out", default=None, metavar="BANK",
+    faces.add_argument("--bank-kept-out", default=None, metavar="BANK",
                     help="paint the training faces that the identity check's fine-tuning kept out of BANK "
                          "(python -m anonymizer.train.identity --paint-bank; the set on which the threshold is chosen)")
     ap.add_argument("--identity-weights", default=None,
