@@ -113,9 +113,10 @@ def bank_report(model: torch.nn.Module, bank: dict[str, np.ndarray], rows: np.nd
     with torch.inference_mode():
         a = model(to_tensor(aligned_batch(images[faces], landmarks[faces], None)))
         b = model(to_tensor(aligned_batch(bank["images"][rows], landmarks[faces], None)))
-    ds, dt = (a - b).norm(dim=1), (targets[faces] - torch.from_numpy(bank["descriptors"][rows])).norm(dim=1)
+    painted = torch.from_numpy(bank["descriptors"][rows])
+    ds, dt = (a - b).norm(dim=1), (targets[faces] - painted).norm(dim=1)
     corr = float(torch.corrcoef(torch.stack([ds, dt]))[0, 1])
-    err = float((b - torch.from_numpy(bank["descriptors"][rows])).norm(dim=1).mean())
+    err = float((b - painted).norm(dim=1).mean())
     return f"{len(rows)} surrogates kept out: face-to-surrogate distance correlation with dlib {corr:.4f}, |student - dlib| {err:.4f}"
 
 
@@ -150,9 +151,7 @@ def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: s
         i = int(idx[n])
         rgb, face = fs.load_rgb(i), fs.face(i)
         s = bank.for_context(rgb.tobytes())
-        k = int(pick[n])
-        painter.code = lambda sd, track, attempt=0, k=k: SurrogatePainter.code(painter, sd, track, k)  # type: ignore[method-assign,misc]
-        painted = painter.paint(rgb, [face], s)[0]
+        painted = painter.paint(rgb, [face], s, choices={0: int(pick[n])})[0]  # candidate pick[n] of track 0
         if images and painted.shape != images[0].shape:
             raise SystemExit(f"{fs.names[i]}: {painted.shape[:2]} pixels, the bank's other images {images[0].shape[:2]}")
         images.append(painted)
