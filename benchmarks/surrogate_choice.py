@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,6 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.faces < 2:
         raise SystemExit(f"--faces must be >= 2, got {args.faces}")
+    if args.surrogate_weights is not None and not Path(args.surrogate_weights).is_file():
+        raise SystemExit(f"{args.surrogate_weights}: no such weights file")
     t0 = time.time()
     fs = prepare_faces(require(DATA / "faces-utk"), with_dlib=True, progress=True)
     usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.landmarks).all((1, 2)))
@@ -109,10 +113,12 @@ def main() -> None:
     u = rng.random((PASSWORDS, n))
     total = np.sum(same, axis=0)
 
-    def report(name: str, policy: object) -> None:
+    Policy = Callable[[int], tuple[np.ndarray, np.ndarray | None, int, float]]  # face -> (weights, check, attempts, threshold)
+
+    def report(name: str, policy: Policy) -> None:
         res = []
         for f in range(args.faces):
-            p, check, attempts, threshold = policy(f)  # type: ignore[operator]
+            p, check, attempts, threshold = policy(f)
             q = np.bincount(choose(p, u, check, attempts=attempts, threshold=threshold), minlength=n) / PASSWORDS
             res.append((1.0 - q @ same[f] @ q, q @ deid[f]))
         r = np.mean(res, axis=0)
