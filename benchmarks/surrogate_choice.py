@@ -31,21 +31,17 @@ import torch
 from tqdm import tqdm
 
 from _data import DATA, require
+from deidentification import surrogate_painter
 
 from anonymizer.audit.recognizers import DlibRecognizer
 from anonymizer.nn.identity import IDENTITY_CROP
-from anonymizer.nn.surrogate import SurrogateGenerator, face_mask, landmark_heatmaps, surrogate
+from anonymizer.nn.surrogate import face_mask, landmark_heatmaps
 from anonymizer.ops.align import align_face
-from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_DISTANCE, align_to_crop, check_recognizer, match_colour
+from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_DISTANCE, align_to_crop, match_colour
 from anonymizer.train.faces import prepare_faces
-from anonymizer.train.surrogate_palette import row_weights
+from anonymizer.train.surrogate_palette import pair_differ, row_weights
 
 PASSWORDS = 20000
-
-
-def pairwise(x: np.ndarray) -> np.ndarray:
-    """(N, D) -> (N, N) Euclidean distances."""
-    return np.linalg.norm(x[:, None] - x[None], axis=-1)  # type: ignore[no-any-return]
 
 
 def choose(p: np.ndarray, u: np.ndarray, check: np.ndarray | None, *, attempts: int, threshold: float) -> np.ndarray:
@@ -79,20 +75,16 @@ def main() -> None:
     usable = np.flatnonzero(~fs.held_out & np.isfinite(fs.landmarks).all((1, 2)))
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(usable, args.faces, replace=False)
-    gen = surrogate() if args.surrogate_weights is None else SurrogateGenerator()
-    if args.surrogate_weights is not None:
-        from safetensors.torch import load_file
-
-        gen.load_state_dict(load_file(args.surrogate_weights))
-    gen.eval()
-    if not gen.has_palette or gen.row_weights is None:
-        raise SystemExit("these generator weights have no weighed palette")
-    pool = np.flatnonzero(gen.row_weights > 0)
-    codes = gen.palette[torch.from_numpy(pool)]
-    weights = gen.row_weights[pool] / gen.row_weights[pool].sum()
-    rec, chk = DlibRecognizer(), check_recognizer()
+    painter = surrogate_painter(args.surrogate_weights)  # the generator and the identity check, as benchmarked
+    if painter is None or painter.palette is None or painter.row_weights is None:
+        raise SystemExit("no generator weights with a weighed palette")
+    gen, chk = painter.gen, painter.check
+    pool = np.flatnonzero(painter.row_weights > 0)
+    codes = painter.palette[torch.from_numpy(pool)]
+    weights = painter.row_weights[pool] / painter.row_weights[pool].sum()
+    rec = DlibRecognizer()
     n = len(pool)
-    same, deid, check_d, check_pair = [], [], [], []
+    same, deid, check_d, check_same = [], [], [], []
     for i in tqdm(idx, desc="faces", unit="face"):
         crop, lm, _ = align_to_crop(fs.load_rgb(i), fs.landmarks[i])
         lm_t = torch.from_numpy(lm)[None]
@@ -106,10 +98,10 @@ def main() -> None:
         d0 = rec.embed_aligned(crop[None], lm[None])[0]
         c = chk.embed_crops(np.stack([align_face(p, lm, size=IDENTITY_CROP) for p in painted]))  # type: ignore[attr-defined]
         c0 = chk.embed_crops(align_face(crop, lm, size=IDENTITY_CROP)[None])[0]  # type: ignore[attr-defined]
-        same.append((pairwise(d) <= 0.6).astype(np.float64))
+        same.append(1.0 - pair_differ(d[None]))
         deid.append(np.linalg.norm(d - d0, axis=1) > 0.6)
         check_d.append(np.linalg.norm(c - c0, axis=1))
-        check_pair.append(pairwise(c))
+        check_same.append(1.0 - pair_differ(c[None], CHECK_DISTANCE))
     u = rng.random((PASSWORDS, n))
     total = np.sum(same, axis=0)
 
@@ -132,7 +124,7 @@ def main() -> None:
     for lam in (0.0, 0.5):
         def per_face(f: int, lam: float = lam) -> tuple[np.ndarray, np.ndarray, int, float]:
             loo = (total - same[f]) / (args.faces - 1)  # the other faces' dlib answers: a global prior
-            s = lam * loo + (1 - lam) * (check_pair[f] <= CHECK_DISTANCE)
+            s = lam * loo + (1 - lam) * check_same[f]
             return row_weights(s, iterations=5000), check_d[f], ATTEMPTS, CHECK_DISTANCE
         report(f"per-face weights from the check (prior {lam:g}), check as shipped", per_face)
     report("oracle: per-face weights from dlib on that face, no check",
