@@ -67,8 +67,9 @@ def record(limit: int | None, candidates: int, training: bool = False, kept_out:
     if painter.palette is None:
         raise SystemExit("the surrogate weights have no palette")
     size, weights = len(painter.palette), painter.row_weights
-    palette, painting = painter.palette, {"row": 0}
-    painter.code = lambda seed, track, attempt=0: palette[painting["row"]][None]  # type: ignore[method-assign]
+    palette, nets, painting = painter.palette, painter.row_nets, {"row": 0}
+    painter.candidate = lambda seed, track, attempt=0: (  # type: ignore[method-assign]
+        palette[painting["row"]][None], 0 if nets is None else int(nets[painting["row"]]))
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
     out: dict[str, list] = {k: [] for k in ("age", "id0", "dl0", "au0", "idA", "dlA", "auA", "idB", "dlB", "auB",
                                             "hogA", "rowA", "rowB")}
@@ -85,7 +86,7 @@ def record(limit: int | None, candidates: int, training: bool = False, kept_out:
                 # the painter's candidate k of track 0 is the seed's k-th row (k < ATTEMPTS); later ones
                 # continue the same order, as a larger ATTEMPTS would
                 row = painting["row"] = int(s.palette_index(k, size, weights))  # type: ignore[arg-type]
-                assert k >= ATTEMPTS or bool((SurrogatePainter.code(painter, s, 0, k) == palette[row][None]).all())
+                assert k >= ATTEMPTS or bool((SurrogatePainter.candidate(painter, s, 0, k)[0] == palette[row][None]).all())
                 painted = painter.paint(rgb, [face], s)[0]
                 ids.append(idn.embed(painted, face))
                 aus.append(audit.embed(painted, face))

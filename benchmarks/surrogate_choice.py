@@ -81,6 +81,7 @@ def main() -> None:
     gen, chk = painter.gen, painter.check
     pool = np.flatnonzero(painter.row_weights > 0)
     codes = painter.palette[torch.from_numpy(pool)]
+    nets = torch.from_numpy(painter.row_nets[pool]) if painter.row_nets is not None else torch.zeros(len(pool), dtype=torch.int64)
     weights = painter.row_weights[pool] / painter.row_weights[pool].sum()
     rec = DlibRecognizer()
     n = len(pool)
@@ -91,7 +92,7 @@ def main() -> None:
         mask, heat = face_mask(lm_t), landmark_heatmaps(lm_t)
         x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
         with torch.inference_mode():
-            out = gen(x.expand(n, -1, -1, -1), mask.expand(n, -1, -1, -1), heat.expand(n, -1, -1, -1), codes)
+            out = gen(x.expand(n, -1, -1, -1), mask.expand(n, -1, -1, -1), heat.expand(n, -1, -1, -1), codes, nets)
         inside = mask[0, 0].numpy() > 0.5
         painted = np.stack([match_colour(img, crop, inside) for img in out.permute(0, 2, 3, 1).numpy() * 255.0])
         d = rec.embed_aligned(painted, np.repeat(lm[None], n, 0))

@@ -111,16 +111,23 @@ class SurrogateGenerator(nn.Module):
     from the password as a standard-normal vector). Weights saved without the buffer load as "none".
     ``palette_weight`` (buffer, one value per row): how often the painter hands out each row, relative to the
     others (``python -m anonymizer.train.surrogate_palette --weigh``); all zeros means equally often.
+    ``alt`` (other generators, empty by default) and ``palette_net`` (buffer, one value per row): an
+    ensemble. Row r is painted by this network when ``palette_net[r]`` is 0, else by ``alt[palette_net[r] - 1]``
+    (``surrogate_palette --weigh --join``: another generator's rows weighed with these, since two networks
+    hold more mutually different people than one); weights saved with ``alt.K.`` keys load with that many.
     """
 
     palette: Tensor
     palette_weight: Tensor
+    palette_net: Tensor
 
     def __init__(self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM, palette_size: int = PALETTE_SIZE) -> None:
         super().__init__()
         self.code_dim = code_dim
         self.register_buffer("palette", torch.zeros(palette_size, code_dim))
         self.register_buffer("palette_weight", torch.zeros(palette_size))
+        self.register_buffer("palette_net", torch.zeros(palette_size, dtype=torch.int64))
+        self.alt = nn.ModuleList()
         self.code_mlp = nn.Sequential(nn.Linear(code_dim, code_dim), nn.LeakyReLU(0.2), nn.Linear(code_dim, code_dim))
         self.down = nn.ModuleList()
         cin = 3 + 1 + 5
@@ -144,27 +151,60 @@ class SurrogateGenerator(nn.Module):
         w = self.palette_weight.detach().cpu().double().numpy()
         return w if (w != 0).any() else None
 
-    def set_palette(self, codes: Tensor, weights: Tensor | None = None) -> None:
-        """Replace the palette by ``codes`` (rows >= 1, CODE_DIM) and its row weights by ``weights`` (rows;
-        None: all zeros, the rows handed out equally often); the buffers take the new number of rows."""
+    @property
+    def row_nets(self) -> np.ndarray:
+        """Which network paints each palette row (int64; 0: this one, k: ``alt[k - 1]``)."""
+        return self.palette_net.detach().cpu().numpy().astype(np.int64)
+
+    def set_palette(self, codes: Tensor, weights: Tensor | None = None, nets: Tensor | None = None) -> None:
+        """Replace the palette by ``codes`` (rows >= 1, CODE_DIM), its row weights by ``weights`` (rows;
+        None: all zeros, the rows handed out equally often) and the networks that paint the rows by
+        ``nets`` (rows; None: all this one); the buffers take the new number of rows."""
         w = torch.zeros(len(codes)) if weights is None else weights
-        if codes.ndim != 2 or codes.shape[1] != self.code_dim or len(codes) < 1 or w.shape != (len(codes),):
-            raise ValueError(f"expected a palette (rows, {self.code_dim}) and (rows,) weights, got {tuple(codes.shape)}, {tuple(w.shape)}")
+        n = torch.zeros(len(codes), dtype=torch.int64) if nets is None else nets
+        if codes.ndim != 2 or codes.shape[1] != self.code_dim or len(codes) < 1 or w.shape != (len(codes),) or n.shape != w.shape:
+            raise ValueError(f"expected a palette (rows, {self.code_dim}), (rows,) weights and (rows,) nets, got "
+                             f"{tuple(codes.shape)}, {tuple(w.shape)}, {tuple(n.shape)}")
+        if int(n.min()) < 0 or int(n.max()) > len(self.alt):
+            raise ValueError(f"palette rows name networks 0 .. {len(self.alt)} (this one and its {len(self.alt)} others), "
+                             f"got {int(n.min())} .. {int(n.max())}")
         self.palette = codes.to(self.palette.device, self.palette.dtype).clone()
         self.palette_weight = w.to(self.palette_weight.device, self.palette_weight.dtype).clone()
+        self.palette_net = n.to(self.palette_net.device, torch.int64).clone()
 
     def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object) -> None:
+        # an ensemble's other generators (surrogate_palette --weigh --join): as many as the weights have
+        alts = {int(k[len(prefix) + 4:].split(".", 1)[0]) for k in state_dict if k.startswith(prefix + "alt.")}
+        while len(self.alt) < len(alts):
+            self.alt.append(SurrogateGenerator(code_dim=self.code_dim, palette_size=1))
         # weights from before the palette (or its row weights) existed: none (load_state_dict's own copy here)
         state_dict.setdefault(prefix + "palette", torch.zeros_like(self.palette))
         pal = state_dict[prefix + "palette"]
         if pal.ndim == 2 and pal.shape[1] == self.code_dim and len(pal) >= 1 and len(pal) != len(self.palette):
             self.set_palette(torch.zeros(len(pal), self.code_dim))  # another number of rows (surrogate_palette --weigh --extra)
         state_dict.setdefault(prefix + "palette_weight", torch.zeros_like(self.palette_weight))
+        state_dict.setdefault(prefix + "palette_net", torch.zeros_like(self.palette_net))
+        nets = state_dict[prefix + "palette_net"]
+        if nets.numel() and (int(nets.min()) < 0 or int(nets.max()) > len(self.alt)):
+            raise ValueError(f"palette rows name networks up to {int(nets.max())} but the weights hold {len(self.alt)} others")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 
-    def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor) -> Tensor:
+    def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor, net: int | Tensor = 0) -> Tensor:
+        """``net``: which network paints (0: this one, k: ``alt[k - 1]``), one for the batch or one per sample."""
         if image.ndim != 4 or image.shape[1] != 3 or code.shape != (image.shape[0], self.code_dim):
             raise ValueError(f"expected image [B, 3, S, S] and code [B, {self.code_dim}], got {tuple(image.shape)}, {tuple(code.shape)}")
+        if isinstance(net, Tensor):
+            if net.shape != (image.shape[0],):
+                raise ValueError(f"expected one net per sample ({image.shape[0]},), got {tuple(net.shape)}")
+            out = torch.empty_like(image)
+            for k in net.unique().tolist():
+                sel = net == k
+                out[sel] = self.forward(image[sel], mask[sel], heatmaps[sel], code[sel], int(k))
+            return out
+        if net:
+            if not 0 < net <= len(self.alt):
+                raise ValueError(f"net must be 0 .. {len(self.alt)}, got {net}")
+            return self.alt[net - 1](image, mask, heatmaps, code)  # type: ignore[no-any-return]
         z = self.code_mlp(code)
         x = torch.cat([image * (1 - mask) * 2 - 1, mask, heatmaps], dim=1)
         skips = []

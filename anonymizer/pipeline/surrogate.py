@@ -6,7 +6,8 @@ tracks keep their number), derived from the password by :class:`anonymizer.vault
 so the same password and input give the same output and different people never share a surrogate.
 When the generator has a palette (codes trained to be mutually different people), a face's code is a
 palette row its track gets from the seed (:meth:`~anonymizer.vault.surrogate.SurrogateSeed.palette_index`,
-drawn by the generator's row weights when it has them).
+drawn by the generator's row weights when it has them), painted by the network that row names (an
+ensemble's, :class:`~anonymizer.nn.surrogate.SurrogateGenerator`).
 
 Identity check: each track has :data:`ATTEMPTS` candidate rows of its own, and takes the first whose
 surrogate our IdentityNet (the check's own weights, :data:`CHECK_WEIGHTS`) puts further than
@@ -75,8 +76,10 @@ class SurrogatePainter:
         self.gen = generator.eval()
         self.palette: torch.Tensor | None = None
         self.row_weights: np.ndarray | None = None
+        self.row_nets: np.ndarray | None = None
         if isinstance(generator, SurrogateGenerator) and generator.has_palette:
             self.palette, self.row_weights = generator.palette.clone(), generator.row_weights
+            self.row_nets = generator.row_nets
         self.sr = super_resolution
         self.check: Recognizer | None = check_recognizer() if identity_check else None
         self._lock = threading.Lock()
@@ -130,8 +133,9 @@ class SurrogatePainter:
 
                 def put(attempt: int) -> None:
                     """Paint candidate ``attempt`` of this track into ``out`` (over ``below``)."""
+                    code, net = self.candidate(seed, int(track), attempt)
                     with self._lock, torch.inference_mode():
-                        painted = self.gen(x, mask, heat, self.code(seed, int(track), attempt))[0]
+                        painted = self.gen(x, mask, heat, code, net)[0] if net else self.gen(x, mask, heat, code)[0]
                     gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, inside)
                     if enlarge:
                         gen_rgb = enhance_array(gen_rgb, model=self.sr)  # type: ignore[arg-type]
@@ -175,23 +179,27 @@ class SurrogatePainter:
             choices[track] = best
 
     def code(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> torch.Tensor:
-        """The code (1, CODE_DIM) of candidate ``attempt`` (0 .. ATTEMPTS-1) of ``track``: candidate k of
-        track t is the seed's (t * ATTEMPTS + k)-th palette row when the generator has a palette and the
-        seed that many rows (so no two candidates of one seed share a row), else the seed's standard-normal
-        code number t * ATTEMPTS + k."""
+        """The code (1, CODE_DIM) of candidate ``attempt`` of ``track`` (see :meth:`candidate`)."""
+        return self.candidate(seed, track, attempt)[0]
+
+    def candidate(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> tuple[torch.Tensor, int]:
+        """The code (1, CODE_DIM) of candidate ``attempt`` (0 .. ATTEMPTS-1) of ``track`` and the network that
+        paints it (0 but for an ensemble's rows): candidate k of track t is the seed's (t * ATTEMPTS + k)-th
+        palette row when the generator has a palette and the seed that many rows (so no two candidates of
+        one seed share a row), else the seed's standard-normal code number t * ATTEMPTS + k."""
         if not 0 <= attempt < ATTEMPTS:
             raise InputError(f"attempt must be 0 .. {ATTEMPTS - 1}, got {attempt}")
         n = track * ATTEMPTS + attempt
         if self.palette is not None and (row := seed.palette_index(n, len(self.palette), self.row_weights)) is not None:
-            return self.palette[row][None]
-        return torch.from_numpy(seed.code(n, CODE_DIM))[None]
+            return self.palette[row][None], 0 if self.row_nets is None else int(self.row_nets[row])
+        return torch.from_numpy(seed.code(n, CODE_DIM))[None], 0
 
 
 def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, generator: torch.nn.Module | None = None,
-                super_resolution: str | None = "srgan", batch: int = 32) -> np.ndarray:
+                super_resolution: str | None = "srgan", batch: int = 32, nets: np.ndarray | None = None) -> np.ndarray:
     """Surrogates painted straight into aligned crops (N, S, S, 3) uint8 whose landmarks (N, 5, 2) sit near
     :func:`crop_template` (S): each crop is reduced to the generator's size, painted with its code (N,
-    CODE_DIM), colour-matched, enlarged back (4x SRGAN, then to S, as :meth:`SurrogatePainter.paint` does
+    CODE_DIM) by its network (``nets`` (N,), an ensemble's; None: all 0), colour-matched, enlarged back (4x SRGAN, then to S, as :meth:`SurrogatePainter.paint` does
     for large faces) and blended in through the face mask. Used to train and test the deepfake classifier
     on our own surrogates without the photo round trip."""
     if generator is None:
@@ -209,7 +217,8 @@ def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, genera
         sl = slice(k, k + batch)
         x = torch.from_numpy(small[sl]).permute(0, 3, 1, 2).float().div(255.0)
         with torch.inference_mode():
-            painted = generator.eval()(x, mask[sl], landmark_heatmaps(lm_small[sl]), torch.from_numpy(codes[sl]).float())
+            args = (x, mask[sl], landmark_heatmaps(lm_small[sl]), torch.from_numpy(codes[sl]).float())
+            painted = generator.eval()(*args) if nets is None else generator.eval()(*args, torch.from_numpy(nets[sl]).long())
         for j, img in enumerate(painted.permute(0, 2, 3, 1).numpy() * 255.0):
             i = k + j
             gen = match_colour(img, small[i], mask[i, 0].numpy() > 0.5)

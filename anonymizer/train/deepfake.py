@@ -67,10 +67,10 @@ def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator
     if gen.has_palette:
         k, w = len(gen.palette), gen.row_weights
         rows = rng.integers(0, k, len(crops)) if w is None else rng.choice(k, len(crops), p=w / w.sum())
-        codes = gen.palette.numpy()[rows]
+        codes, nets = gen.palette.numpy()[rows], gen.row_nets[rows]  # nets: an ensemble's networks
     else:
-        codes = rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32)
-    return paint_crops(crops, lms, codes, generator=gen)
+        codes, nets = rng.standard_normal((len(crops), CODE_DIM)).astype(np.float32), None
+    return paint_crops(crops, lms, codes, generator=gen, nets=nets)
 
 
 def photo_surrogates(root: Path, names: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -445,8 +445,11 @@ def main(argv: list[str] | None = None) -> None:
 
         try:
             gen.load_state_dict(load_file(str(args.init), device=str(dev)))
-        except (OSError, RuntimeError, SafetensorError) as e:
+        except (OSError, RuntimeError, ValueError, SafetensorError) as e:
             raise SystemExit(f"{args.init}: not surrogate generator weights ({e})") from None
+        if len(gen.alt):
+            raise SystemExit(f"{args.init}: an ensemble of {len(gen.alt) + 1} generators (surrogate_palette --weigh --join); "
+                             "train from one plain generator's weights")
         print(f"started from the generator weights {args.init} (fresh critic)")
     elif args.init is not None:
         init = torch.load(args.init, weights_only=False, map_location=dev)  # our own checkpoint

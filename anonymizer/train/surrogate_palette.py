@@ -37,6 +37,13 @@ resemble few others, so that the same row drawn twice becomes a large share of p
 before the palette existed), leaves out every code that dlib's HOG detector finds as a face in fewer than
 F of the faces, and writes a copy whose palette is the codes kept (the rows first) with their weights.
 
+Another generator's rows (``--join W``, an ensemble): one small generator holds only so many mutually
+different people (about 10-17 for dlib), and a generator from another point of training holds partly
+other ones. ``--join`` paints W's palette rows with W's own network, weighs them along with the rows of
+``--weights`` and writes a copy that carries W's network too (``alt.K.`` keys; the generator's
+``palette_net`` says which network paints each row). ``--drop-unweighted`` starts from the rows of
+``--weights`` that carry weight (a weighed file's rows of weight 0 are left out before painting).
+
 A target person per row, for ``python -m anonymizer.train.surrogate --row-targets``:
 
     python -m anonymizer.train.surrogate_palette --targets --weights models/surrogate.safetensors \
@@ -125,6 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--extra", type=int, default=0,
                     help="with --weigh: also weigh this many more seeded standard-normal codes, and give the copy a palette "
                          "of the rows and those codes (default: %(default)s)")
+    ap.add_argument("--join", type=Path, action="append", default=[],
+                    help="with --weigh: another generator's weights whose palette rows are weighed along, painted by that "
+                         "generator (repeatable; the copy is an ensemble that carries it)")
+    ap.add_argument("--drop-unweighted", action="store_true",
+                    help="with --weigh: leave out the rows of --weights whose row weight is 0 before weighing")
     ap.add_argument("--min-face", type=float, default=0.0,
                     help="with --weigh: leave out rows and codes whose faces dlib's HOG detector (upsampling twice) finds in "
                          "fewer than this share of the faces (0..1; default: %(default)s, keep all)")
@@ -147,8 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.out}: --weigh writes generator weights, a .safetensors file")
     if args.weigh and args.out.resolve() == args.weights.resolve():
         raise SystemExit(f"{args.out}: --weigh writes a copy; give --out another path than --weights")
-    if (args.extra or args.min_face) and not args.weigh:
-        raise SystemExit("--extra and --min-face go with --weigh")
+    if (args.extra or args.min_face or args.join or args.drop_unweighted) and not args.weigh:
+        raise SystemExit("--extra, --min-face, --join and --drop-unweighted go with --weigh")
+    for j in args.join:
+        if not j.is_file():
+            raise SystemExit(f"{j}: no such weights file (--join)")
     if args.extra < 0 or not 0.0 <= args.min_face <= 1.0:
         raise SystemExit(f"--extra must be >= 0 and --min-face within 0..1, got {args.extra}, {args.min_face}")
     rng = np.random.default_rng(args.seed)
@@ -161,26 +176,37 @@ def main(argv: list[str] | None = None) -> None:
     gen = SurrogateGenerator()
     gen.load_state_dict(state)
     gen.eval()
+    joined_states = [load_file(str(j)) for j in args.join]
+    joined = []
+    for j, st in zip(args.join, joined_states, strict=True):
+        if any(k.startswith("alt.") for k in st) or len(gen.alt):
+            raise SystemExit(f"{j}: --join takes plain generators, not ensembles (nor joins into one)")
+        g = SurrogateGenerator()
+        g.load_state_dict(st)
+        if not g.has_palette:
+            raise SystemExit(f"{j}: this generator has no palette to join")
+        joined.append(g.eval())
     rec = DlibRecognizer()
     lm_t = torch.from_numpy(lm_a)
     mask, hm = face_mask(lm_t), landmark_heatmaps(lm_t)
     x = torch.from_numpy(crop_a).permute(0, 3, 1, 2).float().div(255.0)
     inside = mask[:, 0].numpy() > 0.5
 
-    def paint(code: np.ndarray) -> np.ndarray:
-        """``code`` painted into the faces (faces, S, S, 3) float 0..255, colour-matched as the painter does."""
+    def paint(code: np.ndarray, net: int = 0) -> np.ndarray:
+        """``code`` painted into the faces (faces, S, S, 3) float 0..255 by network ``net`` (0: --weights, k: the
+        k-th --join), colour-matched as the painter does."""
         with torch.inference_mode():
-            out = gen(x, mask, hm, torch.from_numpy(code).expand(len(x), -1))
+            out = (gen if net == 0 else joined[net - 1])(x, mask, hm, torch.from_numpy(code).expand(len(x), -1))
         return np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
 
     def describe(code: np.ndarray) -> np.ndarray:
         """dlib's descriptors (faces, 128) of ``code`` painted into the faces."""
         return rec.embed_aligned(paint(code), lm_a)  # type: ignore[no-any-return]
 
-    def look(code: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """dlib's descriptors (faces, 128) of ``code`` painted into the faces and, with --min-face, whether its
-        HOG detector finds each of those faces (faces,) bool (else None)."""
-        painted = paint(code)
+    def look(code: np.ndarray, net: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """dlib's descriptors (faces, 128) of ``code`` painted into the faces by network ``net`` and, with
+        --min-face, whether its HOG detector finds each of those faces (faces,) bool (else None)."""
+        painted = paint(code, net)
         found = None
         if args.min_face > 0:
             found = np.array([rec.count_faces(p, upsample=2) > 0 for p in np.clip(painted, 0, 255).astype(np.uint8)])
@@ -211,9 +237,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.weigh:
         if not gen.has_palette:
             raise SystemExit(f"{args.weights}: this generator has no palette to weigh")
+        own = gen.palette.numpy()
+        if args.drop_unweighted and gen.row_weights is not None:
+            own = own[gen.row_weights > 0]
         extra = rng.standard_normal((args.extra, CODE_DIM)).astype(np.float32)
-        codes = np.concatenate([gen.palette.numpy(), extra])
-        weigh(state, codes, look, out=args.out, source=args.weights.name, rows=len(gen.palette), min_face=args.min_face)
+        codes = np.concatenate([own, extra, *(g.palette.numpy() for g in joined)])
+        nets = np.concatenate([np.zeros(len(own) + args.extra, np.int64),
+                               *(np.full(len(g.palette), k, np.int64) for k, g in enumerate(joined, 1))])
+        alt = {f"alt.{k}.{name}": v for k, st in enumerate(joined_states) for name, v in st.items() if not name.startswith("palette")}
+        weigh({**state, **alt}, codes, look, nets=nets, out=args.out, source=args.weights.name, rows=len(own),
+              min_face=args.min_face)
         return
     codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
     original = rec.embed_aligned(crop_a, lm_a)
@@ -286,19 +319,22 @@ def assign_targets(shifts: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]], *,
-          out: Path, source: str, rows: int, min_face: float = 0.0) -> None:
-    """``--weigh``: S from the ``codes`` (the palette's ``rows`` rows first, then any ``--extra`` codes)
-    painted into the faces (``look``: descriptors and, with ``min_face`` > 0, whether dlib's detector finds
-    each face), the codes found in fewer than ``min_face`` of the faces left out, p = :func:`row_weights`
-    (S), and the generator's ``state`` (read from the file named ``source``) with the codes kept as its
-    ``palette`` and p as its ``palette_weight`` written to ``out`` (atomically)."""
+def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]], *,
+          out: Path, source: str, rows: int, min_face: float = 0.0, nets: np.ndarray | None = None) -> None:
+    """``--weigh``: S from the ``codes`` (the palette's ``rows`` rows first, then any ``--extra`` codes and
+    any ``--join`` rows) painted into the faces, each by its network in ``nets`` (None: all 0; ``look``:
+    descriptors and, with ``min_face`` > 0, whether dlib's detector finds each face), the codes found in
+    fewer than ``min_face`` of the faces left out, p = :func:`row_weights` (S), and the generator's
+    ``state`` (read from the file named ``source``, with any joined networks' ``alt.K.`` tensors) with the
+    codes kept as its ``palette``, p as its ``palette_weight`` and their networks as its ``palette_net``
+    written to ``out`` (atomically)."""
     import torch
     from tqdm import tqdm
 
     from .common import save_weights
 
-    looks = [look(code) for code in tqdm(codes, desc="weigh", unit="code")]
+    nets = np.zeros(len(codes), np.int64) if nets is None else nets
+    looks = [look(code, int(net)) for code, net in tqdm(zip(codes, nets, strict=True), total=len(codes), desc="weigh", unit="code")]
     desc = np.stack([d for d, _ in looks], axis=1)  # (faces, codes, 128)
     keep = np.ones(len(codes), bool)
     if min_face > 0:
@@ -322,8 +358,11 @@ def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray],
     print(f"{len(p)} codes on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} of "
           f"faces with every code equally often, {p @ same @ p:.1%} weighed; the weighed codes are {1 / np.sum(p**2):.1f} "
           f"codes' worth (largest weight {p.max() * len(p):.2f}x equal)")
+    for k in range(1, int(nets.max()) + 1):
+        print(f"network {k} (--join): {int((nets[keep] == k).sum())} rows kept, {p[nets[keep] == k].sum():.1%} of the weight")
     state = {**state, "palette": torch.from_numpy(np.ascontiguousarray(codes[keep], np.float32)),
-             "palette_weight": torch.from_numpy(p.astype(np.float32))}
+             "palette_weight": torch.from_numpy(p.astype(np.float32)),
+             "palette_net": torch.from_numpy(np.ascontiguousarray(nets[keep]))}
     save_weights(state, out, f"{source} with palette rows weighed by anonymizer.train.surrogate_palette")
 
 

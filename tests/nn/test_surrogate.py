@@ -70,11 +70,12 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one_and_
     gen.palette_weight.uniform_(0.5, 2.0)
     again.load_state_dict(gen.state_dict())
     np.testing.assert_array_equal(again.row_weights, gen.palette_weight.double().numpy())  # type: ignore[arg-type]
-    old = {k: v for k, v in sd.items() if k not in ("palette", "palette_weight")}  # weights saved before the palette existed
+    old = {k: v for k, v in sd.items() if k not in ("palette", "palette_weight", "palette_net")}  # saved before the palette existed
     fresh = SurrogateGenerator()
     fresh.load_state_dict(old)
     assert not fresh.has_palette and fresh.row_weights is None and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
-    more = dict(sd, palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100))  # surrogate_palette --weigh --extra
+    more = dict({k: v for k, v in sd.items() if k != "palette_net"},  # surrogate_palette --weigh --extra, before ensembles
+                palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100))
     big = SurrogateGenerator()
     big.load_state_dict(more)
     assert torch.equal(big.palette, more["palette"]) and big.row_weights is not None and len(big.row_weights) == 100
@@ -97,3 +98,47 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one_and_
             assert "palette" in str(e)
         else:
             raise AssertionError("a palette of the wrong shape must not load")
+
+
+def test_an_ensemble_paints_each_row_with_its_own_network_and_loads_from_its_weights() -> None:
+    """Weights with ``alt.K.`` keys load as an ensemble: net 0 paints as the plain generator, net 1 as the
+    other one, per batch or per sample; rows may only name networks the weights hold."""
+    import pytest
+
+    from anonymizer.nn.surrogate import SurrogateGenerator
+
+    torch.manual_seed(1)
+    own, other = SurrogateGenerator(), SurrogateGenerator()
+    with torch.no_grad():
+        for g in (own, other):
+            for mod in g.modules():
+                if type(mod).__name__ == "FiLM":
+                    mod.proj.weight.normal_(0, 0.2)
+    sd = {**own.state_dict(), **{f"alt.0.{k}": v for k, v in other.state_dict().items() if not k.startswith("palette")}}
+    sd["palette"] = torch.randn(3, CODE_DIM)
+    sd["palette_weight"] = torch.ones(3)
+    sd["palette_net"] = torch.tensor([0, 1, 1])
+    ens = SurrogateGenerator()
+    ens.load_state_dict(sd)
+    assert len(ens.alt) == 1 and ens.row_nets.tolist() == [0, 1, 1]
+    img, lm = _inputs(3)
+    mask, hm = face_mask(lm), landmark_heatmaps(lm)
+    z = torch.randn(3, CODE_DIM)
+    with torch.no_grad():
+        mine, theirs = own(img, mask, hm, z), other(img, mask, hm, z)
+        assert torch.allclose(ens(img, mask, hm, z), mine, atol=1e-5) and torch.allclose(ens(img, mask, hm, z, 1), theirs, atol=1e-5)
+        assert not torch.allclose(mine, theirs, atol=1e-2)
+        mixed = ens(img, mask, hm, z, torch.tensor([1, 0, 1]))
+        assert torch.allclose(mixed[[0, 2]], theirs[[0, 2]], atol=1e-5) and torch.allclose(mixed[1], mine[1], atol=1e-5)
+        with pytest.raises(ValueError, match="net must be 0 .. 1"):
+            ens(img, mask, hm, z, 2)
+    again = SurrogateGenerator()
+    again.load_state_dict(ens.state_dict())  # saved and loaded again: still an ensemble
+    assert len(again.alt) == 1 and again.row_nets.tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match="name networks up to 2 but the weights hold 1"):
+        SurrogateGenerator().load_state_dict(dict(sd, palette_net=torch.tensor([0, 1, 2])))
+    with pytest.raises(ValueError, match="name networks 0 .. 1"):
+        ens.set_palette(torch.ones(2, CODE_DIM), nets=torch.tensor([0, 2]))
+    plain = SurrogateGenerator()
+    plain.load_state_dict(own.state_dict())
+    assert len(plain.alt) == 0 and not plain.row_nets.any()

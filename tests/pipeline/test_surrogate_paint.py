@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anonymizer.errors import InputError
-from anonymizer.nn.surrogate import SurrogateGenerator
+from anonymizer.nn.surrogate import CODE_DIM, SurrogateGenerator
 from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_DISTANCE, SurrogatePainter, check_recognizer
 from anonymizer.types import Face
 from anonymizer.vault.surrogate import SurrogateSeed
@@ -153,12 +153,36 @@ def test_a_generator_with_a_palette_paints_its_rows(photo, seed) -> None:
     assert torch.equal(weighted.code(seed, last // ATTEMPTS, last % ATTEMPTS), gen.palette[rows[0][0]][None])
 
 
+def test_an_ensemble_paints_each_row_with_the_network_it_names(photo, seed) -> None:
+    """An ensemble's rows (surrogate_palette --weigh --join) are painted by their own network: a row of the
+    other network's paints exactly as that network alone, and the candidate says which network it is."""
+    own, other = coded_generator(2), coded_generator(3)
+    pal = torch.randn(8, CODE_DIM)
+    ens = SurrogateGenerator()
+    nets = torch.tensor([0, 1] * 4)
+    ens.load_state_dict({**own.state_dict(), **{f"alt.0.{k}": v for k, v in other.state_dict().items() if not k.startswith("palette")},
+                         "palette": pal, "palette_weight": torch.zeros(8), "palette_net": nets})
+    alone = {}
+    for k, g in ((0, own), (1, other)):
+        g.set_palette(pal.clone())
+        alone[k] = SurrogatePainter(generator=g, identity_check=False)
+    painter = SurrogatePainter(generator=ens, identity_check=False)
+    rgb, faces = photo
+    row = seed.palette_index(0, 8)
+    code, net = painter.candidate(seed, 0)
+    assert torch.equal(code, pal[row][None]) and net == int(nets[row])  # type: ignore[index]
+    assert torch.equal(painter.code(seed, 0), code)
+    out = painter.paint(rgb, faces, seed)[0]
+    assert np.array_equal(out, alone[net].paint(rgb, faces, seed)[0])
+    assert not np.array_equal(out, alone[1 - net].paint(rgb, faces, seed)[0])
+
+
 def fixed_row(gen: SurrogateGenerator, row: int) -> SurrogatePainter:
     """A painter that gives every track and candidate the code of one palette row, without a check."""
 
     class Fixed(SurrogatePainter):
-        def code(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> torch.Tensor:
-            return gen.palette[row][None]
+        def candidate(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> tuple[torch.Tensor, int]:
+            return gen.palette[row][None], 0
 
     return Fixed(generator=gen, identity_check=False)
 

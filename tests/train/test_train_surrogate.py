@@ -201,7 +201,7 @@ def test_weigh_with_extra_codes_drops_unfound_ones_and_spreads_weight_over_disti
     who = {0: 0, 1: 0, 2: 1, 3: 2, 4: 3}  # rows 0 and 1 are the same person
     faces = 4
 
-    def look(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def look(code: np.ndarray, net: int = 0) -> tuple[np.ndarray, np.ndarray]:
         i = int(np.flatnonzero((codes == code).all(1))[0])
         found = np.array([True] * faces) if i != 3 else np.array([True, False, False, False])
         return np.repeat(person[who[i]][None], faces, 0), found
@@ -222,6 +222,25 @@ def test_weigh_with_extra_codes_drops_unfound_ones_and_spreads_weight_over_disti
     with pytest.raises(SystemExit, match="no code is found as a face"):
         weigh(state, codes, look, out=tmp_path / "none.safetensors", source="test", rows=3, min_face=1.0 + 1e-9)
     assert not (tmp_path / "none.safetensors").exists()
+    assert not saved["palette_net"].any()  # one network paints every row
+
+    # another generator's rows (--join): painted by their own network, and the copy carries it
+    seen: list[tuple[int, int]] = []
+
+    def look_joined(code: np.ndarray, net: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        seen.append((int(np.flatnonzero((codes == code).all(1))[0]), net))
+        return look(code, net)
+
+    other = SurrogateGenerator()
+    joined = {**state, **{f"alt.0.{k}": v.clone() for k, v in other.state_dict().items() if not k.startswith("palette")}}
+    out = tmp_path / "ensemble.safetensors"
+    weigh(joined, codes, look_joined, out=out, source="test", rows=3, min_face=0.5, nets=np.array([0, 0, 0, 1, 1]))
+    assert seen == [(0, 0), (1, 0), (2, 0), (3, 1), (4, 1)]
+    saved = load_file(str(out))
+    assert saved["palette_net"].tolist() == [0, 0, 0, 1]  # code 3 (not found as a face) left out with its network
+    ens = SurrogateGenerator()
+    ens.load_state_dict(saved)
+    assert len(ens.alt) == 1 and torch.equal(ens.alt[0].code_mlp[0].weight, other.code_mlp[0].weight)
 
 
 @pytest.mark.slow
@@ -323,6 +342,10 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(SystemExit, match="corrupt.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "corrupt"), "--init", str(tmp_path / "corrupt.safetensors")])
+    ensemble = {**plain, **{f"alt.0.{k}": v for k, v in plain.items() if not k.startswith("palette")}}  # --weigh --join
+    save_file(ensemble, str(tmp_path / "ensemble.safetensors"))
+    with pytest.raises(SystemExit, match="ensemble.safetensors: an ensemble of 2 generators"):
+        main([*base, "--steps", "1", "--out", str(tmp_path / "ens"), "--init", str(tmp_path / "ensemble.safetensors")])
 
 
 def test_row_targets_are_far_apart_and_go_to_the_nearest_rows() -> None:
@@ -364,3 +387,20 @@ def test_age_of_reads_faces_utk_names() -> None:
 
     assert age_of("23_1_0_20170109142408075.jpg.chip.jpg") == 23 and age_of("1_0_2_x.jpg") == 1
     assert age_of("portrait.jpg") == -1 and age_of("_1_0.jpg") == -1
+
+
+def test_palette_join_options_go_with_weigh_and_name_a_missing_file(tmp_path: Path) -> None:
+    """--join and --drop-unweighted only weigh; a --join file that does not exist is named."""
+    from anonymizer.nn.surrogate import SurrogateGenerator
+    from anonymizer.train.common import save_weights
+    from anonymizer.train.surrogate_palette import main as palette_main
+
+    weights = tmp_path / "g.safetensors"
+    save_weights(SurrogateGenerator().state_dict(), weights, "test")
+    with pytest.raises(SystemExit, match="--join and --drop-unweighted go with --weigh"):
+        palette_main(["--data", str(tmp_path), "--weights", str(weights), "--join", str(weights), "--out", str(tmp_path / "p.npy")])
+    with pytest.raises(SystemExit, match="--join and --drop-unweighted go with --weigh"):
+        palette_main(["--data", str(tmp_path), "--weights", str(weights), "--drop-unweighted", "--out", str(tmp_path / "p.npy")])
+    with pytest.raises(SystemExit, match="missing.safetensors: no such weights file \\(--join\\)"):
+        palette_main(["--data", str(tmp_path), "--weights", str(weights), "--weigh", "--join", str(tmp_path / "missing.safetensors"),
+                      "--out", str(tmp_path / "w.safetensors")])
