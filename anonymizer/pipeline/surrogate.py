@@ -199,8 +199,9 @@ def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, genera
                 super_resolution: str | None = "srgan", batch: int = 32, nets: np.ndarray | None = None) -> np.ndarray:
     """Surrogates painted straight into aligned crops (N, S, S, 3) uint8 whose landmarks (N, 5, 2) sit near
     :func:`crop_template` (S): each crop is reduced to the generator's size, painted with its code (N,
-    CODE_DIM) by its network (``nets`` (N,), an ensemble's; None: all 0), colour-matched, enlarged back (4x SRGAN, then to S, as :meth:`SurrogatePainter.paint` does
-    for large faces) and blended in through the face mask. Used to train and test the deepfake classifier
+    CODE_DIM) by its network (``nets`` (N,), an ensemble's; None: all 0), colour-matched, enlarged back
+    (4x SRGAN, then to S, as :meth:`SurrogatePainter.paint` does for large faces) and blended in through
+    the face mask. Used to train and test the deepfake classifier
     on our own surrogates without the photo round trip."""
     if generator is None:
         from ..nn.surrogate import surrogate

@@ -342,7 +342,8 @@ def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray, 
         keep = face >= min_face
         extra = f"{face[rows:].mean():.1%}" if len(codes) > rows else "-"
         print(f"--min-face {min_face:g}: {keep[:rows].sum()} of the {rows} rows and {keep[rows:].sum()} of the "
-              f"{len(codes) - rows} extra codes kept (found as a face in {face[:rows].mean():.1%} and {extra} of the faces)")
+              f"{len(codes) - rows} other codes (--extra, --join) kept (found as a face in {face[:rows].mean():.1%} and "
+              f"{extra} of the faces)")
         if not keep.any():
             raise SystemExit(f"no code is found as a face in {min_face:.0%} of the faces: lower --min-face")
     same = 1.0 - pair_differ(desc[:, keep])
