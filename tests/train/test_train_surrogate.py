@@ -260,7 +260,8 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     root, _ = few_faces
     palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--weigh", "--out", str(out)])
     before, after = load_file(str(shipped)), load_file(str(out))
-    assert set(after) == set(before) | {"palette_weight"}
+    assert set(after) == set(before) | {"palette_weight", "palette_net"}
+    assert not after["palette_net"].any()  # one network paints every row
     assert all(torch.equal(before[k], after[k]) for k in before if k != "palette_weight")
     w = after["palette_weight"].double().numpy()
     assert abs(w.sum() - 1) < 1e-5 and (w >= 0).all()
@@ -281,7 +282,7 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     big = SurrogateGenerator()
     big.load_state_dict(load_file(str(more)))
     assert big.palette.shape == pal.shape and big.row_weights is not None
-    with pytest.raises(SystemExit, match="--extra and --min-face go with --weigh"):
+    with pytest.raises(SystemExit, match="--extra, --min-face, --join and --drop-unweighted go with --weigh"):
         palette_main(["--data", str(root), "--weights", str(shipped), "--extra", "3", "--out", str(tmp_path / "p.npy")])
     with pytest.raises(SystemExit, match="--min-face within 0..1"):
         palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--min-face", "2", "--out", str(tmp_path / "m.safetensors")])
@@ -326,7 +327,8 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(SystemExit, match="other.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "other"), "--init", str(tmp_path / "other.safetensors")])
-    wide = dict(plain, palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100))  # as --weigh --extra writes
+    wide = dict(plain, palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100),  # as --weigh --extra writes
+                palette_net=torch.zeros(100, dtype=torch.int64))
     save_file(wide, str(tmp_path / "wide.safetensors"))
     with pytest.raises(SystemExit, match="targets.npy: 64 row targets for a palette of 100 rows"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "wide_t"), "--init", str(tmp_path / "wide.safetensors"),
@@ -342,7 +344,7 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(SystemExit, match="corrupt.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "corrupt"), "--init", str(tmp_path / "corrupt.safetensors")])
-    ensemble = {**plain, **{f"alt.0.{k}": v for k, v in plain.items() if not k.startswith("palette")}}  # --weigh --join
+    ensemble = {**plain, **{f"alt.0.{k}": v.clone() for k, v in plain.items() if not k.startswith("palette")}}  # --weigh --join
     save_file(ensemble, str(tmp_path / "ensemble.safetensors"))
     with pytest.raises(SystemExit, match="ensemble.safetensors: an ensemble of 2 generators"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "ens"), "--init", str(tmp_path / "ensemble.safetensors")])
