@@ -64,12 +64,12 @@ def record(limit: int | None, candidates: int, training: bool = False, kept_out:
         idx = np.sort(bank_index[bank_split(len(bank_index), 0)[0]])
     idx = idx[:limit]
     painter = SurrogatePainter(identity_check=False)
-    if painter.palette is None:
+    if painter.palette is None or painter.row_nets is None:
         raise SystemExit("the surrogate weights have no palette")
     size, weights = len(painter.palette), painter.row_weights
     palette, nets, painting = painter.palette, painter.row_nets, {"row": 0}
     painter.candidate = lambda seed, track, attempt=0: (  # type: ignore[method-assign]
-        palette[painting["row"]][None], 0 if nets is None else int(nets[painting["row"]]))
+        palette[painting["row"]][None], int(nets[painting["row"]]))
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
     out: dict[str, list] = {k: [] for k in ("age", "id0", "dl0", "au0", "idA", "dlA", "auA", "idB", "dlB", "auB",
                                             "hogA", "rowA", "rowB")}

@@ -76,12 +76,12 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(usable, args.faces, replace=False)
     painter = surrogate_painter(args.surrogate_weights)  # the generator and the identity check, as benchmarked
-    if painter is None or painter.palette is None or painter.row_weights is None:
+    if painter is None or painter.palette is None or painter.row_nets is None or painter.row_weights is None:
         raise SystemExit("no generator weights with a weighed palette")
     gen, chk = painter.gen, painter.check
     pool = np.flatnonzero(painter.row_weights > 0)
     codes = painter.palette[torch.from_numpy(pool)]
-    nets = torch.from_numpy(painter.row_nets[pool]) if painter.row_nets is not None else torch.zeros(len(pool), dtype=torch.int64)
+    nets = torch.from_numpy(painter.row_nets[pool])  # which network paints each code (an ensemble's)
     weights = painter.row_weights[pool] / painter.row_weights[pool].sum()
     rec = DlibRecognizer()
     n = len(pool)
