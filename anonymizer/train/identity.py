@@ -124,13 +124,13 @@ def usable(fs: FaceSet) -> np.ndarray:
     return np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2))
 
 
-def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: str = "default") -> None:
+def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: str = "default", keep_every: int = 500) -> None:
     """Paint one surrogate into each face ``idx`` with the shipped painter (no identity check) and save the
     paintings with dlib's descriptor of each (``out``, .npz: ``index`` (N,), ``images`` uint8 (N, H, W, 3),
     ``descriptors`` float32 (N, 128)). Face i gets candidate k (0 .. ATTEMPTS-1, drawn from ``seed``) of
     the password "identity bank {seed}" in the context of its photo (as anonymize_image does): the
-    paintings the identity check judges. Resumable: a ``.partial.npz`` beside ``out`` is kept every 500
-    faces."""
+    paintings the identity check judges. Resumable: a ``.partial.npz`` beside ``out`` is kept every
+    ``keep_every`` faces."""
     from tqdm import tqdm
 
     from ..audit.recognizers import DlibRecognizer
@@ -142,6 +142,7 @@ def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: s
     pick = np.random.default_rng(seed).integers(0, ATTEMPTS, len(idx))
     bank = SurrogateSeed.from_password(f"identity bank {seed}")  # one key derivation, then a seed per face
     partial = out.with_suffix(".partial.npz")
+    out.parent.mkdir(parents=True, exist_ok=True)  # before the first partial save
     images: list[np.ndarray] = []
     descs: list[np.ndarray] = []
     if partial.exists():
@@ -156,9 +157,8 @@ def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: s
             raise SystemExit(f"{fs.names[i]}: {painted.shape[:2]} pixels, the bank's other images {images[0].shape[:2]}")
         images.append(painted)
         descs.append(dlib.embed(painted, face))
-        if (n + 1) % 500 == 0:
+        if (n + 1) % keep_every == 0:
             np.savez(partial, images=np.stack(images), descriptors=np.stack(descs))
-    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, index=idx, images=np.stack(images), descriptors=np.stack(descs).astype(np.float32))
     partial.unlink(missing_ok=True)
 
