@@ -219,8 +219,8 @@ register_weights(
         name="identity_check",
         model="identity_net",
         file="identity_check.safetensors",
-        sha256="92c0c7889504bab0d9ec87d719218607851d706afdbaf02dcb6e4c9663976a1b",
-        source="trained here: IdentityNet fine-tuned on faces-utk training faces and their painted surrogates "
+        sha256="513c7077813b0a09686b714abb422c8d03cf5f996ff3d200badd25f1782bb3a4",
+        source="trained here: IdentityNet fine-tuned on faces-utk training faces and the shipped surrogate's paintings of them "
         "(python -m anonymizer.train.identity --bank ...; see models/identity_net.md, 'The surrogate check')",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 96x96, aligned by five landmarks (anonymizer.ops.align)",
@@ -286,10 +286,11 @@ register_weights(
         name="surrogate",
         model="surrogate",
         file="surrogate.safetensors",
-        sha256="b8947d269b85cb54791b577c8c348a2056bd558ec5ddab4c5ac3f2a3ef61d537",
+        sha256="1eb3d1f397cda17df127b6296f72fe842d093c62fe7b278773b559e15d2f5ae8",
         source="trained here: python -m anonymizer.train.surrogate (password-conditioned FiLM U-Net against a "
         "conditional PatchGAN on faces-utk), two runs mixed by anonymizer.train.interpolate, its palette rows weighed "
-        "with 476 more codes (surrogate_palette --weigh --extra 480); see models/surrogate.md",
+        "with 476 more codes (surrogate_palette --weigh --extra 480), then stage 4's network and its 64 rows joined "
+        "as a second painter (surrogate_palette --weigh --join); see models/surrogate.md",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
         "face mask, landmark heatmaps, a 64-value code (a row of the generator's palette or from anonymizer.vault.surrogate)",

@@ -221,20 +221,36 @@ PICTURE_PASSWORDS = ("correct horse battery staple", "Tr0ub4dor&3", "another pas
 
 
 def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
-    """Rows: faces from samples/; columns: the original, then its surrogate for each of three passwords."""
+    """Rows: faces from samples/; columns: the original, then its surrogate for each of three passwords.
+    Prints, per face, each password's candidate and palette row (and its network) and dlib's distances."""
     from PIL import Image, ImageDraw
 
     from _data import ROOT
     from anonymizer.media.image import load_image
+    from anonymizer.pipeline.surrogate import ATTEMPTS
 
     finder = get_finder()
+    rec = DlibRecognizer()
     seeds = [SurrogateSeed.from_password(p) for p in PICTURE_PASSWORDS]
     rows = []
     for name, count in (("grace_hopper.jpg", 1), ("astronaut.png", 1), ("group_solvay_1927_closeup.jpg", 2)):
         rgb = load_image(ROOT / "samples" / name).rgb
         faces = sorted(finder.find(rgb), key=lambda f: -f.width)[:count]
-        outs = [painter.paint(rgb, faces, seed)[0] for seed in seeds]
-        for face in faces:
+        choices: list[dict[int, int]] = [{} for _ in seeds]
+        outs = [painter.paint(rgb, faces, seed, choices=ch)[0] for seed, ch in zip(seeds, choices, strict=True)]
+        for track, face in enumerate(faces):
+            ref = rec.embed(rgb, face)
+            embs = [rec.embed(out, face) for out in outs]
+            said = []
+            for k, (seed, ch, emb) in enumerate(zip(seeds, choices, embs, strict=True)):
+                attempt = ch.get(track, 0)
+                row = None if painter.palette is None else seed.palette_index(
+                    track * ATTEMPTS + attempt, len(painter.palette), painter.row_weights)
+                net = 0 if row is None or painter.row_nets is None else int(painter.row_nets[row])
+                said.append(f"password {k + 1}: candidate {attempt}, row {row} (network {net}), "
+                            f"{distance(ref, emb):.2f} from the original")
+            apart = ", ".join(f"{a + 1}-{b + 1} {distance(embs[a], embs[b]):.2f}" for a, b in ((0, 1), (0, 2), (1, 2)))
+            print(f"{name} face {track}: " + "; ".join(said) + f"; passwords apart (dlib): {apart}")
             cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
             half = max(face.width, face.height) * 0.8
             box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
