@@ -2,7 +2,8 @@
 
     python benchmarks/scale.py [--copies 2] [--loops 2] [--segment-seconds 2] [--workers 1 2]
 
-Two folders, each run through every backend as a user would (the console script, start-up included):
+Two folders, each run through every backend as a user would (the console script, start-up included,
+with `--method solid`):
 - photos: the public-domain photos of samples/ (5, with 47 faces), --copies times;
 - video: the 720p clip of benchmarks/video.py (../shared/data/videos/facenet-pytorch_video.mp4, looped
   --loops times, 105 frames a loop, a keyframe every second), cut into pieces of --segment-seconds.
@@ -31,7 +32,7 @@ BIN = Path(sys.executable).parent
 def run(inputs: Path, out: Path, *extra: str) -> float:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    res = subprocess.run([str(BIN / "anonymizer"), "anonymize", str(inputs), "-o", str(out), *extra],
+    res = subprocess.run([str(BIN / "anonymizer"), "anonymize", str(inputs), "-o", str(out), "--method", "solid", *extra],
                          capture_output=True, text=True)
     took = time.perf_counter() - t0
     if res.returncode != 0:

@@ -153,7 +153,7 @@ def test_dlib_descriptor_from_known_landmarks_matches_its_own_alignment(samples)
 def test_audit_verdicts(samples, finder, tmp_path) -> None:
     rec = get_recognizer("dlib")
     src = samples / "astronaut.png"
-    good = anonymize_image(src).save(tmp_path / "good.png")
+    good = anonymize_image(src, method="solid").save(tmp_path / "good.png")
     res = audit_image(good, finder=finder, recognizer=rec, original=src)
     assert res.verdict == "pass" and res.identity and res.identity[0]["distance"] > 0.6 and not res.faces
     leaked = tmp_path / "leaked.png"
@@ -164,7 +164,7 @@ def test_audit_verdicts(samples, finder, tmp_path) -> None:
     res = audit_image(leaked, finder=finder)  # no original: a visible face cannot be cleared
     assert res.verdict == "fail" and any("visible" in r for r in res.reasons)
     key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
-    sealed = anonymize_image(src, key=key).save(tmp_path / "sealed.png")
+    sealed = anonymize_image(src, key=key, method="solid").save(tmp_path / "sealed.png")
     res = audit_image(sealed, finder=finder, recognizer=rec, key=Key.from_password("pw"))
     assert res.verdict == "pass" and res.vault == {"present": True, "opens": True} and res.original == "restored through the key"
     res = audit_image(sealed, finder=finder, recognizer=rec, key=Key.from_password("wrong"))
@@ -188,7 +188,7 @@ def test_audit_command(samples, tmp_path) -> None:
     origs.mkdir()
     for name in ("astronaut.png", "grace_hopper.jpg"):
         (origs / name).write_bytes((samples / name).read_bytes())
-    anonymize_image(samples / "astronaut.png").save(outs / "astronaut.png")
+    anonymize_image(samples / "astronaut.png", method="solid").save(outs / "astronaut.png")
     (outs / "grace_hopper.jpg").write_bytes((samples / "grace_hopper.jpg").read_bytes())  # not anonymized
     (outs / "broken.png").write_text("not an image")
     report, sheet = tmp_path / "audit.json", tmp_path / "audit.html"

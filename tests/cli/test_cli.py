@@ -89,8 +89,9 @@ def test_anonymize_help_shows_defaults(runner: CliRunner) -> None:
     result = runner.invoke(app, ["anonymize", "--help"])
     assert result.exit_code == 0
     text = _flat(result.stdout)
-    for default in ("solid", "1.5", "ellipse", "0.05", "95", "4", "libx264", "18"):
+    for default in ("1.5", "ellipse", "0.05", "95", "4", "libx264", "18"):
         assert f"[default: {default}]" in text, default
+    assert "Default: surrogate; solid with --targets person" in text
     # photo and video defaults differ; the help names both
     assert "Default: 0.3 for photos" in text and "0.2 for videos" in text
     assert "Default: 2.0 for photos, 0 for videos" in text
@@ -113,7 +114,7 @@ def photo_tree(tmp_path: Path, samples: Path) -> Path:
 def test_anonymize_folder_mirrors_tree(runner: CliRunner, photo_tree: Path, tmp_path: Path, finder: FaceFinder) -> None:
     before = _files(photo_tree)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["anonymize", str(photo_tree), "-o", str(out)])
+    result = runner.invoke(app, ["anonymize", str(photo_tree), "-o", str(out), "--method", "solid"])
     assert result.exit_code == 0, result.output
     assert "anonymized 2 of 2 file(s), 2 face(s) covered" in result.stderr
     assert _files(photo_tree) == before  # inputs byte-identical, nothing added next to them
@@ -127,10 +128,30 @@ def test_anonymize_folder_mirrors_tree(runner: CliRunner, photo_tree: Path, tmp_
         x1, y1, x2, y2 = (int(v) for v in face.box)
         inside = np.abs(dst[y1:y2, x1:x2].astype(int) - src[y1:y2, x1:x2].astype(int)).mean()
         assert inside > 30, rel
-        assert dst[y1:y2, x1:x2].mean() < 10, rel  # solid black by default
+        assert dst[y1:y2, x1:x2].mean() < 10, rel  # solid black
         # Far from the face the photo is untouched (up to JPEG re-encoding).
         corner = np.abs(dst[-40:, :40].astype(int) - src[-40:, :40].astype(int)).mean()
         assert corner < 3, rel
+
+
+def test_anonymize_default_is_a_surrogate(runner: CliRunner, samples: Path, tmp_path: Path, finder: FaceFinder) -> None:
+    """Without --method a face gets a surrogate: the same output as --method surrogate with the same
+    password, and still a face where the original was (a covering method leaves none)."""
+    pw = tmp_path / "pw.txt"
+    pw.write_text("correct horse battery staple\n")
+    outs = {}
+    for name, extra in (("default", []), ("surrogate", ["--method", "surrogate"])):
+        r = runner.invoke(app, ["anonymize", str(samples / "grace_hopper.jpg"), "-o", str(tmp_path / name), "--upscale", "0",
+                                "--password-file", str(pw), "--vault", "sidecar", *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = (tmp_path / name / "grace_hopper.jpg").read_bytes()
+    assert outs["default"] == outs["surrogate"]
+    src, dst = load_image(samples / "grace_hopper.jpg").rgb, load_image(tmp_path / "default" / "grace_hopper.jpg").rgb
+    (face,) = finder.find(src)
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    assert np.abs(dst[y1:y2, x1:x2].astype(int) - src[y1:y2, x1:x2].astype(int)).mean() > 5
+    found = finder.find(dst)
+    assert any(abs(f.box[0] - face.box[0]) < 0.2 * (x2 - x1) and abs(f.box[1] - face.box[1]) < 0.2 * (y2 - y1) for f in found)
 
 
 def test_anonymize_format_png(runner: CliRunner, photo_tree: Path, tmp_path: Path) -> None:

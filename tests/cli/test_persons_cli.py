@@ -81,7 +81,7 @@ def test_anonymize_persons_and_restore_exactly(runner_tmp, samples: Path, astron
     pw = tmp / "pw"
     pw.write_text("whole people")
     out = tmp / "out"
-    r = runner.invoke(app, ["anonymize", str(src), "-o", str(out), "--targets", "face,person", "--method", "solid",
+    r = runner.invoke(app, ["anonymize", str(src), "-o", str(out), "--targets", "face,person",  # default method with persons: solid
                             "--json", "--password-file", str(pw)])
     assert r.exit_code == 1
     rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
