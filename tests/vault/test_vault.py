@@ -39,7 +39,7 @@ def sealed(photo, alice):
     """The photo anonymized with a password and a recipient, encoded in every format."""
     key = Key.from_password("correct horse battery staple") + Key.from_recipients([alice.public_key])
     result = anonymize_image(photo, key=key)  # the default method: surrogates
-    # 15 faces get a surrogate; one of them (turned away) it covers poorly, so it is filled solid as well
+    # 15 faces get a surrogate; one of them it covers poorly (pipeline.surrogate.COVER_MIN), so it is filled solid as well
     assert len(result.regions) == 16 and sum(r.shape == "surrogate" for r in result.regions) == 15
     return result, {fmt: result.encode(fmt) for fmt in FORMATS}
 
