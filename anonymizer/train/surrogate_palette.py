@@ -43,10 +43,13 @@ other ones. ``--join`` paints W's palette rows with W's own network, weighs them
 ``--weights`` and writes a copy that carries W's network too (``alt.K.`` keys; the generator's
 ``palette_net`` says which network paints each row). ``--drop-unweighted`` starts from the rows of
 ``--weights`` that carry weight (a weighed file's rows of weight 0 are left out before painting).
+An ensemble as ``--weights`` (the shipped file is one) is weighed with each row painted by its own
+network, and keeps its networks; it cannot take ``--join`` or ``--targets``.
 
-A target person per row, for ``python -m anonymizer.train.surrogate --row-targets``:
+A target person per row, for ``python -m anonymizer.train.surrogate --row-targets`` (a plain generator:
+stage 5's, ``git show 404fab5:models/surrogate.safetensors``, in models/surrogate.md's Stage 6):
 
-    python -m anonymizer.train.surrogate_palette --targets --weights models/surrogate.safetensors \
+    python -m anonymizer.train.surrogate_palette --targets --weights runs/stage5.safetensors \
         --faces 16 --pool 192 --seed 5 --out runs/targets/targets.npy
 
 The generator's rows move dlib's descriptor along few directions (5 to 6 components carry 80% of their
@@ -193,10 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     inside = mask[:, 0].numpy() > 0.5
 
     def paint(code: np.ndarray, net: int = 0) -> np.ndarray:
-        """``code`` painted into the faces (faces, S, S, 3) float 0..255 by network ``net`` (0: --weights, k: the
-        k-th --join), colour-matched as the painter does."""
+        """``code`` painted into the faces (faces, S, S, 3) float 0..255 by network ``net`` (0 .. len(gen.alt):
+        --weights' own networks, an ensemble's too; then the --join ones, which need a plain --weights),
+        colour-matched as the painter does."""
         with torch.inference_mode():
-            out = (gen if net == 0 else joined[net - 1])(x, mask, hm, torch.from_numpy(code).expand(len(x), -1))
+            c = torch.from_numpy(code).expand(len(x), -1)
+            out = gen(x, mask, hm, c, net) if net <= len(gen.alt) else joined[net - len(gen.alt) - 1](x, mask, hm, c)
         return np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
 
     def describe(code: np.ndarray) -> np.ndarray:
@@ -215,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.targets:
         if not gen.has_palette:
             raise SystemExit(f"{args.weights}: this generator has no palette to give targets")
+        if len(gen.alt):
+            raise SystemExit(f"{args.weights}: --targets takes a plain generator, not an ensemble")
         original = rec.embed_aligned(crop_a, lm_a)
         ages = np.array([age_of(str(n)) for n in fs.names])
         people = np.setdiff1d(usable[ages[usable] >= 13], idx)
@@ -237,12 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.weigh:
         if not gen.has_palette:
             raise SystemExit(f"{args.weights}: this generator has no palette to weigh")
-        own = gen.palette.numpy()
+        own, own_nets = gen.palette.numpy(), gen.row_nets  # an ensemble's rows keep their networks
         if args.drop_unweighted and gen.row_weights is not None:
-            own = own[gen.row_weights > 0]
+            own, own_nets = own[gen.row_weights > 0], own_nets[gen.row_weights > 0]
         extra = rng.standard_normal((args.extra, CODE_DIM)).astype(np.float32)
         codes = np.concatenate([own, extra, *(g.palette.numpy() for g in joined)])
-        nets = np.concatenate([np.zeros(len(own) + args.extra, np.int64),
+        nets = np.concatenate([own_nets, np.zeros(args.extra, np.int64),
                                *(np.full(len(g.palette), k, np.int64) for k, g in enumerate(joined, 1))])
         alt = {f"alt.{k}.{name}": v for k, st in enumerate(joined_states) for name, v in st.items() if not name.startswith("palette")}
         weigh({**state, **alt}, codes, look, nets=nets, out=args.out, source=args.weights.name, rows=len(own),
@@ -360,7 +367,7 @@ def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray, 
           f"faces with every code equally often, {p @ same @ p:.1%} weighed; the weighed codes are {1 / np.sum(p**2):.1f} "
           f"codes' worth (largest weight {p.max() * len(p):.2f}x equal)")
     for k in range(1, int(nets.max()) + 1):
-        print(f"network {k} (--join): {int((nets[keep] == k).sum())} rows kept, {p[nets[keep] == k].sum():.1%} of the weight")
+        print(f"network {k}: {int((nets[keep] == k).sum())} rows kept, {p[nets[keep] == k].sum():.1%} of the weight")
     state = {**state, "palette": torch.from_numpy(np.ascontiguousarray(codes[keep], np.float32)),
              "palette_weight": torch.from_numpy(p.astype(np.float32)),
              "palette_net": torch.from_numpy(np.ascontiguousarray(nets[keep]))}

@@ -245,9 +245,9 @@ def test_weigh_with_extra_codes_drops_unfound_ones_and_spreads_weight_over_disti
 
 @pytest.mark.slow
 def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Path) -> None:
-    """--weigh paints the shipped palette into training faces and writes a copy of the weights whose only
-    change is the row weights, which the builder loads; it refuses an --out that is not .safetensors or
-    that is its own input."""
+    """--weigh paints the shipped palette (an ensemble's: each row by its own network) into training faces
+    and writes a copy of the weights whose only change is the row weights, which the builder loads; it
+    refuses an --out that is not .safetensors or that is its own input."""
     pytest.importorskip("dlib")
     from safetensors.torch import load_file
 
@@ -261,7 +261,7 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--weigh", "--out", str(out)])
     before, after = load_file(str(shipped)), load_file(str(out))
     assert set(after) == set(before) | {"palette_weight", "palette_net"}
-    assert not after["palette_net"].any()  # one network paints every row
+    assert after["palette_net"].any()  # the shipped ensemble's rows keep their networks (checked just below)
     assert all(torch.equal(before[k], after[k]) for k in before if k != "palette_weight")
     w = after["palette_weight"].double().numpy()
     assert abs(w.sum() - 1) < 1e-5 and (w >= 0).all()
@@ -279,6 +279,9 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     pal, own = load_file(str(more))["palette"].numpy(), before["palette"].numpy()
     rows = [i for i, row in enumerate(pal) if (own == row).all(1).any()]
     assert rows == list(range(len(rows))) and len(rows) >= len(own) - 8 and len(pal) <= len(own) + 3  # rows first
+    src = [int(np.flatnonzero((own == row).all(1))[0]) for row in pal[rows]]
+    nets = load_file(str(more))["palette_net"].numpy()
+    assert (nets[rows] == before["palette_net"].numpy()[src]).all() and not nets[len(rows):].any()  # extra codes: network 0
     big = SurrogateGenerator()
     big.load_state_dict(load_file(str(more)))
     assert big.palette.shape == pal.shape and big.row_weights is not None
@@ -286,6 +289,8 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
         palette_main(["--data", str(root), "--weights", str(shipped), "--extra", "3", "--out", str(tmp_path / "p.npy")])
     with pytest.raises(SystemExit, match="--min-face within 0..1"):
         palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--min-face", "2", "--out", str(tmp_path / "m.safetensors")])
+    with pytest.raises(SystemExit, match="--targets takes a plain generator, not an ensemble"):
+        palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--targets", "--out", str(tmp_path / "t.npy")])
 
 
 @pytest.mark.slow
