@@ -227,7 +227,6 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
 
     from _data import ROOT
     from anonymizer.media.image import load_image
-    from anonymizer.pipeline.surrogate import ATTEMPTS
 
     finder = get_finder()
     rec = DlibRecognizer()
@@ -244,9 +243,7 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
             said = []
             for k, (seed, ch, emb) in enumerate(zip(seeds, choices, embs, strict=True)):
                 attempt = ch.get(track, 0)
-                row = None if painter.palette is None else seed.palette_index(
-                    track * ATTEMPTS + attempt, len(painter.palette), painter.row_weights)
-                net = 0 if row is None or painter.row_nets is None else int(painter.row_nets[row])
+                row, net = painter.candidate_row(seed, track, attempt), painter.candidate(seed, track, attempt)[1]
                 said.append(f"password {k + 1}: candidate {attempt}, row {row} (network {net}), "
                             f"{distance(ref, emb):.2f} from the original")
             apart = ", ".join(f"{a + 1}-{b + 1} {distance(embs[a], embs[b]):.2f}" for a, b in ((0, 1), (0, 2), (1, 2)))

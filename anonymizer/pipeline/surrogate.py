@@ -182,17 +182,23 @@ class SurrogatePainter:
         """The code (1, CODE_DIM) of candidate ``attempt`` of ``track`` (see :meth:`candidate`)."""
         return self.candidate(seed, track, attempt)[0]
 
-    def candidate(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> tuple[torch.Tensor, int]:
-        """The code (1, CODE_DIM) of candidate ``attempt`` (0 .. ATTEMPTS-1) of ``track`` and the network that
-        paints it (0 but for an ensemble's rows): candidate k of track t is the seed's (t * ATTEMPTS + k)-th
-        palette row when the generator has a palette and the seed that many rows (so no two candidates of
-        one seed share a row), else the seed's standard-normal code number t * ATTEMPTS + k."""
+    def candidate_row(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> int | None:
+        """The palette row of candidate ``attempt`` (0 .. ATTEMPTS-1) of ``track``: the seed's
+        (t * ATTEMPTS + k)-th row (so no two candidates of one seed share a row), or None when the
+        generator has no palette or the seed no such row (see :meth:`candidate`)."""
         if not 0 <= attempt < ATTEMPTS:
             raise InputError(f"attempt must be 0 .. {ATTEMPTS - 1}, got {attempt}")
-        n = track * ATTEMPTS + attempt
-        if self.palette is not None and (row := seed.palette_index(n, len(self.palette), self.row_weights)) is not None:
-            return self.palette[row][None], 0 if self.row_nets is None else int(self.row_nets[row])
-        return torch.from_numpy(seed.code(n, CODE_DIM))[None], 0
+        if self.palette is None:
+            return None
+        return seed.palette_index(track * ATTEMPTS + attempt, len(self.palette), self.row_weights)
+
+    def candidate(self, seed: SurrogateSeed, track: int, attempt: int = 0) -> tuple[torch.Tensor, int]:
+        """The code (1, CODE_DIM) of candidate ``attempt`` (0 .. ATTEMPTS-1) of ``track`` and the network that
+        paints it (0 but for an ensemble's rows): the palette row :meth:`candidate_row` names, else the
+        seed's standard-normal code number t * ATTEMPTS + k."""
+        if (row := self.candidate_row(seed, track, attempt)) is not None:
+            return self.palette[row][None], 0 if self.row_nets is None else int(self.row_nets[row])  # type: ignore[index]
+        return torch.from_numpy(seed.code(track * ATTEMPTS + attempt, CODE_DIM))[None], 0
 
 
 def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, generator: torch.nn.Module | None = None,
