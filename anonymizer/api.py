@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from .media.image import LoadedImage, load_image
+from .defaults import DEFAULT_METHOD
 from .pipeline.photo import (
     DEFAULT_FEATHER,
     DEFAULT_MASK_SCALE,
@@ -84,12 +85,6 @@ def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     return tuple(t for t in TARGETS if t in items)
 
 
-def default_method(targets: tuple[str, ...]) -> str:
-    """The method used when none is given: a surrogate face ("surrogate"), or "solid" when persons are
-    among the (parsed) ``targets``: a surrogate replaces a face, not a whole person."""
-    return "solid" if "person" in targets else "surrogate"
-
-
 def _load(image: ImageInput) -> LoadedImage:
     return image if isinstance(image, LoadedImage) else load_image(image)
 
@@ -110,7 +105,7 @@ def detect_faces(
 def anonymize_image(
     image: ImageInput,
     *,
-    method: str | None = None,
+    method: str = DEFAULT_METHOD,
     shape: str = "ellipse",
     mask_scale: float = DEFAULT_MASK_SCALE,
     feather: float = DEFAULT_FEATHER,
@@ -122,8 +117,8 @@ def anonymize_image(
     targets: str | tuple[str, ...] = ("face",),
     surrogate_seed: SurrogateSeed | None = None,
 ) -> AnonymizedImage:
-    """Find every face and cover it with ``method`` ("solid", "pixelate", "blur" or "surrogate"; None, the
-    default: "surrogate", or "solid" when persons are targeted, since surrogates replace faces only).
+    """Find every face and cover it with ``method``: "solid" (the default), "pixelate", "blur" or
+    "surrogate" (faces only; refused with persons).
 
     "surrogate" paints a generated face (models/surrogate.md) over each face's eyes, nose, mouth and
     cheeks (``shape``, ``mask_scale``, ``feather`` and ``color`` do not apply). Its identity comes from
@@ -141,8 +136,6 @@ def anonymize_image(
     write them encrypted into a vault, which :func:`restore_image` opens.
     """
     wanted = parse_targets(targets)
-    if method is None:
-        method = default_method(wanted)
     if method not in ANONYMIZE_METHODS:
         raise InputError(f"unknown method {method!r}; expected one of {', '.join(ANONYMIZE_METHODS)}")
     if method == "surrogate" and "person" in wanted:

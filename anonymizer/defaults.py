@@ -3,12 +3,29 @@ CLI's --help and --version start fast."""
 
 from __future__ import annotations
 
+#: what replaces a face unless told otherwise: an opaque fill (the surrogate generator does not yet paint faces
+#: a user would publish; README "Surrogate faces")
+DEFAULT_METHOD = "solid"
+
 #: photos: benchmarks/coverage.py
-DEFAULT_THRESHOLD = 0.3
+DEFAULT_THRESHOLD = 0.2
 DEFAULT_NMS_IOU = 0.3
 DEFAULT_MASK_SCALE = 1.5
 DEFAULT_FEATHER = 0.05
 DEFAULT_UPSCALE = 2.0
+#: the threshold is for faces SMALL_FACE to LARGE_FACE px tall; smaller ones need it x SMALL_FACE_FACTOR (in
+#: crowds that is where identities leak, and a false one costs few pixels), larger ones x LARGE_FACE_FACTOR,
+#: at most LARGE_FACE_CAP (a large false face is a blob over a torso or a sign)
+SMALL_FACE, SMALL_FACE_FACTOR = 32, 0.6
+LARGE_FACE, LARGE_FACE_FACTOR, LARGE_FACE_CAP = 64, 2.0, 0.5
+#: masks of faces under SMALL_FACE px tall are scaled this much more: their boxes are off by a pixel or two
+#: more often, and a pixel is a large share of a small face
+SMALL_MASK_EXTRA = 0.2
+#: the rule in words, for help texts
+THRESHOLD_RULE = (
+    f"for faces {SMALL_FACE}-{LARGE_FACE - 1} px tall; smaller faces need {SMALL_FACE_FACTOR:g} of it, "
+    f"faces of {LARGE_FACE} px and more {LARGE_FACE_FACTOR:g}x it (at most {LARGE_FACE_CAP:g})"
+)
 
 #: videos: benchmarks/video.py
 DEFAULT_DETECT_EVERY = 4

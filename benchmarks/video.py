@@ -9,6 +9,11 @@ times the default surrogates instead, whose coverage this black-pixel test canno
 Coverage: reference faces are the default photo detector's faces (multi-scale, threshold 0.5) on every
 frame of the clip; a face counts as covered in an output when at least 90% of the inner 60% of its box
 is black (luma < 40).
+Collateral: the share of pixels outside every reference face (its box grown 1.5x: the room any mask
+needs) that the output blacked out (luma < 20 where the source's is above 50), over all frames.
+False tracks: blacked-out regions (connected, at least 64 px) linked from frame to frame by overlap; a
+track is false when no reference face lies inside it in most of its frames. Printed: how many, and the
+longest in frames (a crest or a sign covered throughout shows as one long false track).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from _data import DATA, require
 
 from anonymizer.pipeline.photo import FaceFinder, configure_runtime
+from anonymizer.pipeline.tracking import iou_matrix
 
 BIN = Path(sys.executable).parent
 
@@ -76,6 +83,46 @@ def coverage(ref: list[np.ndarray], output: Path) -> float:
     return covered / max(total, 1)
 
 
+def _grown(boxes: np.ndarray, shape: tuple[int, int], grow: float = 1.5) -> np.ndarray:
+    inside = np.zeros(shape, bool)
+    for x1, y1, x2, y2 in boxes:
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * grow / 2, (y2 - y1) * grow / 2
+        inside[max(0, int(cy - hh)) : int(cy + hh) + 1, max(0, int(cx - hw)) : int(cx + hw) + 1] = True
+    return inside
+
+
+def precision(ref: list[np.ndarray], src: list[np.ndarray], output: Path) -> tuple[float, int, int]:
+    """(collateral, false tracks, longest false track in frames) of an output against the source frames."""
+    outs = frames(output)
+    if len(outs) != len(ref):
+        return float("nan"), -1, -1
+    changed_out = total_out = 0
+    tracks: list[dict] = []  # open tracks: last box, frames seen, frames with a face inside
+    done: list[dict] = []
+    for boxes, a, b in zip(ref, src, outs, strict=True):
+        black = (b.mean(axis=2) < 20) & (a.mean(axis=2) > 50)
+        inside = _grown(boxes, black.shape)
+        changed_out += int((black & ~inside).sum())
+        total_out += int((~inside).sum())
+        n, _, stats, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(black.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)))
+        regions = [np.array([x, y, x + w, y + h], np.float32) for x, y, w, h, area in stats[1:] if area >= 64]
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        still = []
+        for r in regions:
+            face = bool(((centres >= r[:2]) & (centres <= r[2:])).all(axis=1).any()) if len(boxes) else False
+            t = next((t for t in tracks if iou_matrix(t["box"][None], r[None])[0, 0] > 0.3), None)
+            if t is None:
+                t = {"box": r, "frames": 0, "faces": 0}
+            else:
+                tracks.remove(t)
+            t["box"], t["frames"], t["faces"] = r, t["frames"] + 1, t["faces"] + face
+            still.append(t)
+        done += tracks
+        tracks = still
+    false = [t["frames"] for t in done + tracks if t["faces"] * 2 < t["frames"]]
+    return changed_out / max(total_out, 1), len(false), max(false, default=0)
+
+
 def run(cmd: list[str]) -> float:
     env = dict(os.environ, OMP_NUM_THREADS="2")
     t = time.perf_counter()
@@ -106,14 +153,18 @@ def main() -> None:
             out = tmpd / "deface.mp4"
             secs = run([str(BIN / "deface"), str(clip), "-o", str(out), "--replacewith", "solid", "--keep-audio"])
             base = n / secs
-            print(f"deface 1.5.0        {base:6.2f} frames/s  coverage {coverage(ref, out):6.1%}")
+            col, nf, longest = precision(ref, src_frames, out)
+            print(f"deface 1.5.0        {base:6.2f} frames/s  coverage {coverage(ref, out):6.1%}  collateral {col:6.2%}  "
+                  f"false tracks {nf} (longest {longest} frames)")
         for k in args.detect_every:
             out = tmpd / f"ours{k}.mp4"
             secs = run([str(BIN / "anonymizer"), "anonymize", str(clip), "-o", str(tmpd / f"o{k}"), "--detect-every", str(k), "--threads", "2",
                         "--method", "solid", *args.extra.split()])
             produced = tmpd / f"o{k}" / clip.name
             fps = n / secs
-            print(f"ours --detect-every {k}  {fps:6.2f} frames/s  coverage {coverage(ref, produced):6.1%}  speed vs deface {fps / base:4.2f}x")
+            col, nf, longest = precision(ref, src_frames, produced)
+            print(f"ours --detect-every {k}  {fps:6.2f} frames/s  coverage {coverage(ref, produced):6.1%}  collateral {col:6.2%}  "
+                  f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x")
 
 
 if __name__ == "__main__":

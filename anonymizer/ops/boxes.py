@@ -52,3 +52,28 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     _check_boxes(a)
     _check_boxes(b)
     return torchvision.ops.box_iou(a.float(), b.float())
+
+
+def drop_contained(boxes: Tensor, scores: Tensor, *, min_inside: float = 0.8, min_area_ratio: float = 2.0) -> Tensor:
+    """Indices of the boxes kept when each box that lies inside a larger, better-scoring box is dropped.
+
+    A box is dropped when at least ``min_inside`` of its area lies inside another box that has at least
+    ``min_area_ratio`` times its area and a score at least as high: the eye or cheek "faces" a detector finds
+    inside a large face at a higher resolution. Real faces are almost never nested so (2 of 4,331 WIDER
+    faces are 80% inside a face twice their size). Returns indices in ascending order.
+    """
+    _check_boxes(boxes)
+    if scores.shape != (boxes.shape[0],):
+        raise InputError(f"scores must be Tensor[{boxes.shape[0]}], got shape {tuple(scores.shape)}")
+    if boxes.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    b = boxes.float()
+    area = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)  # [i, j]: box i's area inside box j
+    inside = inter >= min_inside * area[:, None].clamp(min=1e-9)
+    larger = area[None, :] >= min_area_ratio * area[:, None]
+    better = scores[None, :] >= scores[:, None]
+    dropped = (inside & larger & better).any(dim=1)
+    return torch.nonzero(~dropped).flatten()

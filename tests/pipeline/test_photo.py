@@ -10,7 +10,10 @@ import pytest
 
 from anonymizer.errors import InputError
 from anonymizer.media.image import load_image
-from anonymizer.pipeline.photo import FaceFinder, cover_faces, plan_passes
+import cv2
+import torch
+
+from anonymizer.pipeline.photo import FaceFinder, cover_faces, plan_passes, seeded_passes, size_threshold
 from anonymizer.types import Face, Region
 
 # plan_passes ------------------------------------------------------------------------------------------
@@ -73,6 +76,59 @@ def test_tiles_and_downscale_for_a_large_group_photo() -> None:
     assert len(scales) > 3  # the 2x pass is tiled
 
 
+def test_enlarged_passes_run_only_where_small_candidates_are() -> None:
+    tiles = [p for p in plan_passes(1986, 1545) if p.scale > 1]
+    seeds = torch.tensor([[700.0, 700, 710, 712], [1900, 100, 1910, 112], [100, 100, 300, 300]])  # two small, one large
+    kept = seeded_passes(tiles, seeds)
+    assert 0 < len(kept) < len(tiles)
+    assert all(any(p.x <= x < p.x + p.w and p.y <= y < p.y + p.h for p in kept) for x, y in [(705, 706), (1905, 106)])
+    assert (tiles[0].x, tiles[0].y) == (0, 0) and tiles[0] not in kept  # it holds only the large box: no seed
+    assert seeded_passes(tiles, torch.zeros(0, 4)) == []
+
+
+def test_size_threshold_is_lower_for_small_faces_higher_for_large() -> None:
+    t = size_threshold(torch.tensor([8.0, 31.9, 32, 63.9, 64, 400]), 0.2)
+    assert t.tolist() == pytest.approx([0.12, 0.12, 0.2, 0.2, 0.4, 0.4])
+    assert size_threshold(torch.tensor([10.0, 100]), 0.3).tolist() == pytest.approx([0.18, 0.5])  # capped at 0.5
+    assert size_threshold(torch.tensor([100.0]), 0.7).tolist() == pytest.approx([0.7])  # never below the threshold
+    assert size_threshold(torch.zeros(0), 0.2).shape == (0,)
+
+
+def test_low_score_large_candidates_are_rejected_small_ones_kept() -> None:
+    finder = FaceFinder(weights=None, threshold=0.2, upscale=0)
+    candidates = torch.tensor([[10.0, 10, 110, 130], [150, 10, 182, 50], [200, 200, 216, 220], [100, 200, 116, 220]])
+    scores = torch.tensor([0.3, 0.25, 0.13, 0.1])  # large, mid-size, small, small
+
+    def detect(batch: torch.Tensor, *, threshold: float, nms_iou: float) -> list:
+        m = scores > threshold
+        return [(candidates[m], scores[m], torch.zeros(int(m.sum()), 5, 2))] * batch.shape[0]
+
+    finder.model.detect = detect  # type: ignore[method-assign]
+    faces = finder.find(np.zeros((256, 256, 3), np.uint8))
+    assert [f.score for f in faces] == pytest.approx([0.25, 0.13])  # the large 0.3 blob needs 0.4, the small 0.1 0.12
+
+
+def test_a_small_face_only_the_enlarged_pass_finds(samples: Path) -> None:
+    hopper = load_image(samples / "grace_hopper.jpg").rgb[100:370, 130:400]  # her face, about 205 px tall
+    img = np.full((480, 640, 3), 120, np.uint8)
+    small = cv2.resize(hopper, (11, 11), interpolation=cv2.INTER_AREA)  # a face about 8 px tall
+    img[200:211, 300:311] = small
+    assert FaceFinder(threshold=0.6, upscale=0).find(img) == ()
+    (face,) = FaceFinder(threshold=0.6).find(img)
+    x1, y1, x2, y2 = face.box
+    assert 295 < (x1 + x2) / 2 < 316 and 195 < (y1 + y2) / 2 < 216
+
+
+def test_a_large_face_is_one_face(samples: Path) -> None:
+    # the 2x pass sees eyes and cheeks as faces inside a large face; they are dropped
+    rgb = cv2.resize(load_image(samples / "astronaut.png").rgb, (760, 840), interpolation=cv2.INTER_LINEAR)
+    assert len(FaceFinder().find(rgb)) == 1
+
+
+def test_tom_cruise_is_one_face(finder: FaceFinder, data_dir: Path) -> None:
+    assert len(finder.find(load_image(data_dir / "dlib-faces" / "Tom_Cruise_avp_2014_4.jpg").rgb)) == 1
+
+
 # FaceFinder on real photos -----------------------------------------------------------------------------
 
 
@@ -108,7 +164,9 @@ def test_astronaut_one_face(astronaut_faces: tuple[np.ndarray, tuple[Face, ...]]
 def test_group_photo_finds_every_face(finder: FaceFinder, samples: Path) -> None:
     img = load_image(samples / "group_solvay_1927.jpg")
     faces = finder.find(img.rgb)
-    assert 29 <= len(faces) <= 31
+    confident = sum(f.score > 0.5 for f in faces)
+    assert 29 <= confident <= 31
+    assert len(faces) - confident <= 4  # a few weak small candidates (hands, the wall) at the small-face threshold
     scores = [f.score for f in faces]
     assert scores == sorted(scores, reverse=True)  # best first
     assert all(0 <= f.box[0] < f.box[2] <= img.width and 0 <= f.box[1] < f.box[3] <= img.height for f in faces)
@@ -192,6 +250,18 @@ def test_cover_faces_changes_faces_only(closeup_faces: tuple[np.ndarray, tuple[F
         assert _box_pixels(mask, face).all()
         frac = _box_pixels(changed, face).mean()
         assert frac > (0.99 if method == "solid" else 0.6), (face, frac)
+
+
+def test_small_faces_get_a_larger_mask_covering_a_box_a_few_pixels_off() -> None:
+    rgb = np.full((200, 300, 3), 200, np.uint8)
+    small = Face(box=(100.0, 100.0, 120.0, 120.0), score=0.9, landmarks=((105.0, 106.0),) * 5)
+    large = Face(box=(150.0, 20.0, 250.0, 120.0), score=0.9, landmarks=((170.0, 50.0),) * 5)
+    out, regions, _ = cover_faces(rgb, [small, large], feather=0.0)
+    black = (out == 0).all(axis=2)
+    assert black[98:122, 98:122].all()  # the face as labelled 2 px wider on every side: all covered
+    assert not black[:, :92].any()  # and not much more (the 1.7x ellipse reaches x = 93)
+    (sx1, _, sx2, _), (lx1, _, lx2, _) = (r.box for r in regions)
+    assert sx2 - sx1 == pytest.approx(20 * 1.7, abs=2) and lx2 - lx1 == pytest.approx(100 * 1.5, abs=2)
 
 
 def test_solid_fill_is_exactly_the_colour(closeup_faces: tuple[np.ndarray, tuple[Face, ...]]) -> None:

@@ -38,7 +38,7 @@ def photo(samples):
 def sealed(photo, alice):
     """The photo anonymized with a password and a recipient, encoded in every format."""
     key = Key.from_password("correct horse battery staple") + Key.from_recipients([alice.public_key])
-    result = anonymize_image(photo, key=key)  # the default method: surrogates
+    result = anonymize_image(photo, method="surrogate", key=key)  # surrogates seal their regions too
     # 15 faces get a surrogate; one of them it covers poorly (pipeline.surrogate.COVER_MIN), so it is filled solid as well
     assert len(result.regions) == 16 and sum(r.shape == "surrogate" for r in result.regions) == 15
     return result, {fmt: result.encode(fmt) for fmt in FORMATS}
@@ -108,7 +108,7 @@ def test_wrong_keys(sealed) -> None:
 
 
 def test_recipient_only_vault_cannot_be_opened_by_password(photo, alice) -> None:
-    data, _ = anonymize_image(photo, key=Key.from_recipients([alice.public_key])).encode("png")
+    data, _ = anonymize_image(photo, method="surrogate", key=Key.from_recipients([alice.public_key])).encode("png")
     with pytest.raises(WrongKeyError, match="no password slot"):
         restore_image(data, Key.from_password("anything"))
     assert restore_image(data, alice).regions == 16  # 15 surrogates and one extra solid fill
