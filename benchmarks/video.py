@@ -110,11 +110,8 @@ def precision(ref: list[np.ndarray], src: list[np.ndarray], output: Path) -> tup
         still = []
         for r in regions:
             face = bool(((centres >= r[:2]) & (centres <= r[2:])).all(axis=1).any()) if len(boxes) else False
-            t = next((t for t in tracks if iou_matrix(t["box"][None], r[None])[0, 0] > 0.3), None)
-            if t is None:
-                t = {"box": r, "frames": 0, "faces": 0}
-            else:
-                tracks.remove(t)
+            k = next((k for k, t in enumerate(tracks) if iou_matrix(t["box"][None], r[None])[0, 0] > 0.3), None)
+            t = {"box": r, "frames": 0, "faces": 0} if k is None else tracks.pop(k)
             t["box"], t["frames"], t["faces"] = r, t["frames"] + 1, t["faces"] + face
             still.append(t)
         done += tracks
