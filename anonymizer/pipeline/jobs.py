@@ -23,7 +23,7 @@ from .batch import Job
 class AnonymizeOptions:
     """Everything `anonymize` applies to each file but the key (see the command's --help)."""
 
-    method: str = "solid"
+    method: str = defaults.DEFAULT_METHOD
     targets: tuple[str, ...] = ("face",)
     threshold: float | None = None  # None: defaults.DEFAULT_THRESHOLD for photos, defaults.DEFAULT_VIDEO_THRESHOLD for videos
     mask_scale: float = defaults.DEFAULT_MASK_SCALE
