@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: a track's predicted box grows this much per frame since its last detection (the face may turn or near)
+UNSEEN_GROWTH = 0.03
+#: a detection that does not overlap a track's predicted box may still continue it when its centre is within
+#: this many face widths per frame since the track's last detection (at most MAX_JUMP), and its height
+#: within MAX_SIZE_CHANGE of the track's: a face walking across a 720p frame moves about half its width a frame,
+#: more than a box's width between two detection frames
+JUMP_PER_FRAME, MAX_JUMP, MAX_SIZE_CHANGE = 0.5, 3.0, 1.5
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of boxes a[N, 4] and b[M, 4]."""
@@ -20,6 +28,23 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def affinity(predicted: np.ndarray, boxes: np.ndarray, unseen: np.ndarray, *, min_iou: float) -> np.ndarray:
+    """How well each detection boxes[M, 4] continues each track (its predicted box predicted[N, 4], ``unseen``[N]
+    frames since its last detection): the IoU where it is at least ``min_iou``; else, for a detection of a
+    similar height whose centre is near enough (JUMP_PER_FRAME face widths a frame, at most MAX_JUMP), a value
+    in (0, min_iou) that falls with the distance, so overlapping pairs are matched first; else 0."""
+    ious = iou_matrix(predicted, boxes)
+    if ious.size == 0:
+        return ious
+    pc, bc = (predicted[:, :2] + predicted[:, 2:]) / 2, (boxes[:, :2] + boxes[:, 2:]) / 2
+    pw, ph, bh = predicted[:, 2] - predicted[:, 0], predicted[:, 3] - predicted[:, 1], boxes[:, 3] - boxes[:, 1]
+    dist = np.linalg.norm(pc[:, None] - bc[None], axis=2) / np.maximum(pw[:, None], 1.0)
+    reach = np.minimum(JUMP_PER_FRAME * np.maximum(unseen, 1.0), MAX_JUMP)[:, None]
+    ratio = np.maximum(ph[:, None], 1.0) / np.maximum(bh[None], 1.0)
+    near = (dist < reach) & (ratio < MAX_SIZE_CHANGE) & (ratio > 1 / MAX_SIZE_CHANGE)
+    return np.where(ious >= min_iou, ious, np.where(near, min_iou * (1 - dist / reach), 0.0)).astype(np.float32)
 
 
 @dataclass
@@ -36,7 +61,7 @@ class Track:
         """The box expected at ``frame``: moved by the velocity, grown a little per frame unseen."""
         dt = frame - self.frame
         c = (self.box[:2] + self.box[2:]) / 2 + self.velocity * dt
-        half = (self.box[2:] - self.box[:2]) / 2 * (1.0 + 0.03 * max(0, frame - self.last_seen))
+        half = (self.box[2:] - self.box[:2]) / 2 * (1.0 + UNSEEN_GROWTH * max(0, frame - self.last_seen))
         return np.concatenate([c - half, c + half]).astype(np.float32)
 
 
@@ -73,12 +98,13 @@ class FaceTracker:
         if boxes is not None:
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
             predicted = np.array([t.predict(frame) for t in self.tracks], np.float32).reshape(-1, 4)
-            ious = iou_matrix(predicted, boxes)
+            unseen = np.array([frame - t.last_seen for t in self.tracks], np.float32)
+            ious = affinity(predicted, boxes, unseen, min_iou=self.min_iou)
             matched_t: set[int] = set()
             matched_d: set[int] = set()
             for flat in np.argsort(-ious, axis=None):
                 ti, di = divmod(int(flat), len(boxes))
-                if ious[ti, di] < self.min_iou:
+                if ious[ti, di] <= 0:
                     break
                 if ti in matched_t or di in matched_d:
                     continue
@@ -105,10 +131,11 @@ class FaceTracker:
         if t.last_det is not None and frame > t.last_seen:
             self.observations.append((t.id, t.last_seen, t.last_det.copy(), frame, det.copy()))
         t.last_det = det.copy()
+        # the size is smoothed and never smaller than what was just detected; the centre is the detection's
+        # (a union with a lagging box would stretch along the motion)
         a = self.smooth
-        smoothed = a * predicted + (1 - a) * det
-        # never smaller than what was just detected
-        t.box = np.concatenate([np.minimum(smoothed[:2], det[:2]), np.maximum(smoothed[2:], det[2:])]).astype(np.float32)
+        size = np.maximum(a * (predicted[2:] - predicted[:2]) + (1 - a) * (det[2:] - det[:2]), det[2:] - det[:2])
+        t.box = np.concatenate([new_c - size / 2, new_c + size / 2]).astype(np.float32)
         t.frame = frame
         t.last_seen = frame
         t.hits += 1

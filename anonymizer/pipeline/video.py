@@ -80,6 +80,15 @@ class _Pending:
     landmarks: dict[int, np.ndarray] = field(default_factory=dict)
 
 
+#: a new track's box on the frames held back before its first detection grows this much per frame back
+BACKFILL_GROWTH = 0.15
+BACKFILL_FRAMES: int | None = None
+#: between two detections of a track, the interpolated box is grown this much
+INTERP_GROWTH = 1.1
+#: before a track's first detection, its box moved back along its velocity grows this much per frame
+EXTRAP_GROWTH = 0.1
+
+
 def _union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
     if a is None:
         return b.astype(np.float32)
@@ -209,6 +218,7 @@ def anonymize_video(
         delay = 2 * detect_every + 1
         pending: deque[_Pending] = deque()
         shapes: dict[int, np.ndarray] = {}  # track id -> face shape (see _landmarks_in)
+        born: dict[int, int] = {}  # track id -> the frame of its first detection
         prev_thumb: np.ndarray | None = None
         span_index = 0
         last_cut = 0
@@ -317,19 +327,22 @@ def anonymize_video(
             held = [q for q in pending if q.frame.in_span and last_cut <= q.frame.index < p.frame.index]
             for t in new:  # a face that appeared between detections: cover it on the frames held back
                 report.tracks += 1
+                born[t.id] = p.frame.index
                 for q in held:
-                    q.covers[t.id] = _union(q.covers.get(t.id), _grown(t.box, 1.0 + 0.15 * (p.frame.index - q.frame.index)))
+                    if BACKFILL_FRAMES is not None and p.frame.index - q.frame.index > BACKFILL_FRAMES:
+                        continue
+                    q.covers[t.id] = _union(q.covers.get(t.id), _grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index)))
             for tid, f1, b1, f2, b2 in tracker.observations:
                 c1, c2 = (b1[:2] + b1[2:]) / 2, (b2[:2] + b2[2:]) / 2
                 v = (c2 - c1) / (f2 - f1)
                 for q in held:
-                    if f1 < q.frame.index < f2:  # between two detections: interpolate
+                    if f1 < q.frame.index < f2:  # between two detections: interpolate (better than the prediction)
                         a = (q.frame.index - f1) / (f2 - f1)
-                        q.covers[tid] = _union(q.covers.get(tid), _grown(b1 + (b2 - b1) * a, 1.1))
-                    elif q.frame.index < f1 and tid in q.covers:  # before its first detection: extrapolate
+                        q.covers[tid] = _grown(b1 + (b2 - b1) * a, INTERP_GROWTH)
+                    elif q.frame.index < born.get(tid, 0) and tid in q.covers:  # before its first detection: extrapolate
                         d = f1 - q.frame.index
                         shift = np.concatenate([v * d, v * d]).astype(np.float32)
-                        q.covers[tid] = _union(q.covers[tid], _grown(b1 - shift, 1.0 + 0.1 * d))
+                        q.covers[tid] = _union(q.covers[tid], _grown(b1 - shift, 1.0 + EXTRAP_GROWTH * d))
 
         last_in_span: _Pending | None = None
         for frame in frames_in():

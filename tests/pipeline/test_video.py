@@ -244,3 +244,34 @@ def test_points_and_boxes_found_upright_map_back_to_the_stored_frame(rotation) -
     assert sorted(map(tuple, back.round().astype(int).tolist())) == [(11, 7), (40, 20)]
     box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
     np.testing.assert_allclose(_boxes_back(box, rotation, w, h), [[11, 7, 41, 21]])
+
+
+def test_tracker_follows_a_face_faster_than_its_width_between_detections() -> None:
+    t = FaceTracker(hold=12)
+    _, new = t.update(0, np.array([[0, 100, 40, 140]], np.float32))
+    tid = new[0].id
+    # 4 frames later it is 60 px on (1.5 widths): no overlap with its predicted box, still the same face
+    _, new = t.update(4, np.array([[60, 100, 100, 140]], np.float32))
+    assert not new and t.matches == {tid: 0}
+    # the box follows the detection's centre (not a union stretched back along the motion) and is not smaller
+    box = t.tracks[0].box
+    assert (box[0] + box[2]) / 2 == 80 and box[2] - box[0] >= 40 and box[0] > 40
+    # far away (4 widths in 1 frame) or of another size: another face
+    _, new = t.update(5, np.array([[260, 100, 300, 140], [70, 100, 190, 220]], np.float32))
+    assert len(new) == 2 and tid not in t.matches
+
+
+def _black_share(frame: np.ndarray) -> float:
+    return float((frame.mean(axis=2) < 20).mean())
+
+
+def test_a_walking_face_is_covered_by_a_mask_of_its_own_size(finder, tmp_path) -> None:
+    # 14 px per frame, detected every 4th frame: every frame covered, none by a blob much larger than the face
+    clip = make_clip(tmp_path / "walk.mp4", frames=12, audio=False, speed=14)
+    out = tmp_path / "out.mp4"
+    anonymize_video(clip, out, finder=finder, detect_every=4)
+    frames, _, _, _ = decode(out)
+    originals, _, _, _ = decode(clip)
+    assert all(_fully_covered(frames[i], originals[i], finder) for i in range(len(frames)))
+    first = _black_share(frames[0])
+    assert max(_black_share(f) for f in frames) < 1.3 * first
