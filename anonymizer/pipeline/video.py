@@ -82,10 +82,10 @@ class _Pending:
 
 #: a new track's box on the frames held back before its first detection grows this much per frame back
 BACKFILL_GROWTH = 0.15
-BACKFILL_FRAMES: int | None = None
 #: between two detections of a track, the interpolated box is grown this much
 INTERP_GROWTH = 1.1
-#: before a track's first detection, its box moved back along its velocity grows this much per frame
+#: before a track's first detection, once a second detection gives its velocity, its box moved back along it
+#: grows this much per frame
 EXTRAP_GROWTH = 0.1
 
 
@@ -329,8 +329,6 @@ def anonymize_video(
                 report.tracks += 1
                 born[t.id] = p.frame.index
                 for q in held:
-                    if BACKFILL_FRAMES is not None and p.frame.index - q.frame.index > BACKFILL_FRAMES:
-                        continue
                     q.covers[t.id] = _union(q.covers.get(t.id), _grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index)))
             for tid, f1, b1, f2, b2 in tracker.observations:
                 c1, c2 = (b1[:2] + b1[2:]) / 2, (b2[:2] + b2[2:]) / 2
@@ -342,7 +340,8 @@ def anonymize_video(
                     elif q.frame.index < born.get(tid, 0) and tid in q.covers:  # before its first detection: extrapolate
                         d = f1 - q.frame.index
                         shift = np.concatenate([v * d, v * d]).astype(np.float32)
-                        q.covers[tid] = _union(q.covers[tid], _grown(b1 - shift, 1.0 + EXTRAP_GROWTH * d))
+                        # replaces the isotropic backfill now that the direction is known
+                        q.covers[tid] = _grown(b1 - shift, 1.0 + EXTRAP_GROWTH * d)
 
         last_in_span: _Pending | None = None
         for frame in frames_in():
