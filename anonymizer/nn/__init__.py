@@ -6,6 +6,7 @@ from ._registry import build_model, get_model_builder, list_models, register_mod
 from .backbones import MobileNetV2
 from .deepfake import DeepfakeNet, deepfake
 from .detectors import FaceDetector, centerface, prepare_batch
+from .facemesh import FaceMesh, face_mesh
 from .heads import CenterHead
 from .identity import IdentityNet, identity_net
 from .masks import PersonBackbone, person_maskrcnn
@@ -19,6 +20,7 @@ __all__ = [
     "DeepfakeNet",
     "Discriminator",
     "FaceDetector",
+    "FaceMesh",
     "IdentityNet",
     "MobileNetV2",
     "PatchDiscriminator",
@@ -30,6 +32,7 @@ __all__ = [
     "build_model",
     "centerface",
     "deepfake",
+    "face_mesh",
     "get_model_builder",
     "identity_net",
     "list_models",
