@@ -14,6 +14,10 @@ UNSEEN_GROWTH = 0.03
 #: within MAX_SIZE_CHANGE of the track's: a face walking across a 720p frame moves about half its width a frame,
 #: more than a box's width between two detection frames
 JUMP_PER_FRAME, MAX_JUMP, MAX_SIZE_CHANGE = 0.5, 3.0, 1.5
+#: mean absolute difference (grey levels) between two frames' 32x18 thumbnails above which the second starts
+#: a new shot: consecutive frames of the sample clip and of 34 talking-head videos differ by at most 19
+#: (7 in the clip), a jump cut between two shots of the same arcade by 38
+CUT_THRESHOLD = 25.0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -141,7 +145,7 @@ class FaceTracker:
         t.hits += 1
 
 
-def scene_cut(prev: np.ndarray | None, cur: np.ndarray, *, threshold: float = 40.0) -> bool:
+def scene_cut(prev: np.ndarray | None, cur: np.ndarray, *, threshold: float = CUT_THRESHOLD) -> bool:
     """True when two small grey thumbnails (uint8) differ by more than ``threshold`` on average."""
     if prev is None:
         return False

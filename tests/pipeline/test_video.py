@@ -14,7 +14,7 @@ from videoclips import decode, face_centre, make_clip  # noqa: E402
 from anonymizer import Key, VaultIntegrityError, WrongKeyError  # noqa: E402
 from anonymizer.api import get_finder  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
-from anonymizer.pipeline.tracking import FaceTracker  # noqa: E402
+from anonymizer.pipeline.tracking import FaceTracker, scene_cut  # noqa: E402
 from anonymizer.pipeline.video import anonymize_video, restore_video  # noqa: E402
 
 
@@ -275,3 +275,18 @@ def test_a_walking_face_is_covered_by_a_mask_of_its_own_size(finder, tmp_path) -
     assert all(_fully_covered(frames[i], originals[i], finder) for i in range(len(frames)))
     first = _black_share(frames[0])
     assert max(_black_share(f) for f in frames) < 1.3 * first
+
+
+def test_a_jump_cut_within_one_place_is_a_cut_a_pan_is_not() -> None:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (90, 200), dtype=np.uint8), (0, 0), 3)
+    scene = cv2.normalize(scene, None, 0, 255, cv2.NORM_MINMAX)
+
+    def thumb(x: int) -> np.ndarray:
+        return cv2.resize(scene[:, x : x + 160], (32, 18), interpolation=cv2.INTER_AREA)
+
+    assert not scene_cut(None, thumb(0))
+    assert not scene_cut(thumb(0), thumb(2))  # the camera pans a little between frames
+    assert scene_cut(thumb(0), thumb(40))  # same place, another framing: the tracks must restart
