@@ -1,0 +1,143 @@
+"""Mesh-based face replacement: a donor's face (someone who does not exist) rendered into a photo.
+
+The donor keeps its own geometry inside the face (eye spacing, nose, mouth: stretching a donor onto the
+target's features hands the target's identity back), turned to the target's head pose by a 3D similarity
+fitted on the two 468-point meshes; towards the face outline the geometry blends into the target's, so
+the new face fills the target's outline exactly and no original pixel of the face is left. Colour and
+light are moved to the target's in CIELAB, and the result is blended with a feathered edge.
+
+Stages (each a pure function): :func:`posed_donor` (pose), :func:`blend_geometry` (inner donor, outer
+target), :func:`render_face` (warp, colour, blend).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..ops.warp import warp_mesh
+
+#: MediaPipe's face-oval points, clockwise from the top of the forehead.
+FACE_OVAL = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)  # fmt: skip
+#: Inside this share of the way from the face's centre to its outline the geometry is the donor's; from
+#: there to OUTER_BLEND it turns into the target's.
+INNER_BLEND, OUTER_BLEND = 0.55, 0.9
+#: the replaced region's outline is drawn in by up to this share at the top of the forehead, starting
+#: from this height (-1 chin, 1 top of the forehead)
+FOREHEAD_SHRINK, FOREHEAD_FROM = 0.3, 0.0
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The similarity (scale s, rotation R [D, D], translation t [D]) minimising |s R src + t - dst|^2
+    over points src, dst [N, D] (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    cov = b.T @ a / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    fix = np.eye(src.shape[1])
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        fix[-1, -1] = -1
+    r = u @ fix @ vt
+    s = float(np.trace(np.diag(sig) @ fix) / max((a**2).sum() / len(src), 1e-12))
+    return s, r, mu_d - s * r @ mu_s
+
+
+def posed_donor(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The donor's mesh [468, 3] turned, scaled and moved onto the target's [468, 3] by a 3D similarity:
+    the donor's shape in the target's pose."""
+    if donor.shape != target.shape or donor.ndim != 2 or donor.shape[1] != 3:
+        raise InputError(f"expected two meshes [P, 3] of one shape, got {donor.shape} and {target.shape}")
+    s, r, t = umeyama(donor.astype(np.float64), target.astype(np.float64))
+    return (s * donor @ r.T + t).astype(np.float32)
+
+
+def outline_share(mesh: np.ndarray) -> np.ndarray:
+    """For each point of a frontal mesh [P, 2+], how far it lies from the face's centre towards the outline
+    (0 centre, 1 on the outline), measured along its own direction."""
+    xy = mesh[:, :2].astype(np.float64)
+    oval = xy[list(FACE_OVAL)]
+    c = oval.mean(0)
+    ang = np.arctan2(*(oval - c).T[::-1])
+    rad = np.linalg.norm(oval - c, axis=1)
+    order = np.argsort(ang)
+    ang, rad = ang[order], rad[order]
+    a = np.arctan2(*(xy - c).T[::-1])
+    ring = np.interp(a, np.concatenate([ang - 2 * np.pi, ang, ang + 2 * np.pi]), np.tile(rad, 3))
+    return (np.linalg.norm(xy - c, axis=1) / np.maximum(ring, 1e-6)).astype(np.float32)
+
+
+def blend_geometry(posed: np.ndarray, target: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Mesh [P, 3]: the posed donor's points inside INNER_BLEND of the way to the outline, the target's from
+    OUTER_BLEND out (the outline itself is the target's), smoothly in between."""
+    w = np.clip((OUTER_BLEND - share) / (OUTER_BLEND - INNER_BLEND), 0.0, 1.0)[:, None]
+    w = w * w * (3 - 2 * w)
+    return (w * posed + (1 - w) * target).astype(np.float32)
+
+
+def replaced_outline(mesh: np.ndarray) -> np.ndarray:
+    """[len(FACE_OVAL), 2] polygon of the region that is replaced: the face outline, its upper part drawn
+    towards the face's centre (up to FOREHEAD_SHRINK at the top) so that a donor's hairline and fringe,
+    which the mesh's forehead reaches, stay out."""
+    oval = mesh[list(FACE_OVAL), :2].astype(np.float64)
+    c = oval.mean(0)
+    up = mesh[10, :2] - mesh[152, :2]  # chin to the top of the forehead
+    up = up / max(float(np.linalg.norm(up)), 1e-6)
+    v = (oval - c) @ up / max(float(np.abs((oval - c) @ up).max()), 1e-6)  # -1 chin .. 1 forehead top
+    t = np.clip((v - FOREHEAD_FROM) / (1 - FOREHEAD_FROM), 0, 1)
+    k = 1 - FOREHEAD_SHRINK * t * t * (3 - 2 * t)
+    return (c + (oval - c) * k[:, None]).astype(np.float32)
+
+
+def face_region(mesh: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """bool [H, W]: inside the replaced outline of a mesh in image pixels (see :func:`replaced_outline`)."""
+    region = np.zeros(shape, np.uint8)
+    cv2.fillPoly(region, [np.round(replaced_outline(mesh) * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    return region.astype(bool)
+
+
+def transfer_lab(src: np.ndarray, ref: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``src`` (uint8 RGB) with the mean and spread of each CIELAB channel inside ``inside`` moved to
+    ``ref``'s there (spread ratios within 0.5..2): the scene's light and white balance, no identity."""
+    if inside.sum() < 16:
+        return src
+    a = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
+    b = cv2.cvtColor(ref, cv2.COLOR_RGB2LAB).astype(np.float32)
+    if np.abs(ref[inside].astype(np.int16) - ref[inside].mean(1, keepdims=True)).max() < 6:  # a grey photo
+        a[..., 1:] = 128.0
+    ma, sa = a[inside].mean(0), a[inside].std(0) + 1.0
+    mb, sb = b[inside].mean(0), b[inside].std(0) + 1.0
+    out = (a - ma) * np.clip(sb / sa, 0.5, 2.0) + mb
+    return cv2.cvtColor(out.round().clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def render_face(
+    rgb: np.ndarray,
+    target: np.ndarray,
+    donor_image: np.ndarray,
+    donor_mesh: np.ndarray,
+    triangles: np.ndarray,
+    *,
+    feather: float = 0.04,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The photo ``rgb`` (uint8 RGB) with the face whose mesh is ``target`` ([468, 3] in its pixels)
+    replaced by the donor's (``donor_image`` uint8 RGB, its mesh ``donor_mesh`` [468, 3] in its pixels,
+    ``triangles`` [T, 3]). Returns (the new photo, the float32 [H, W] alpha it was blended with: 1 inside
+    the face outline shrunk by ``feather`` of the face's size, fading to 0 at the outline)."""
+    h, w = rgb.shape[:2]
+    geometry = blend_geometry(posed_donor(donor_mesh, target), target, outline_share(donor_mesh))
+    warped, covered = warp_mesh(donor_image, donor_mesh, geometry, triangles, (h, w), depth=geometry[:, 2])
+    region = face_region(target, (h, w)) & covered
+    warped = transfer_lab(warped, rgb, region)
+    size = float(np.ptp(target[:, :2], axis=0).max())
+    grow = max(1, int(round(feather * size)))
+    # 1 inside the outline shrunk by the feather, fading to 0 at the outline (where the geometry is the
+    # target's own, so only its skin tone shows through)
+    inner = cv2.erode(region.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(np.float32)
+    alpha = cv2.GaussianBlur(inner, (0, 0), grow / 2) * region
+    alpha = np.maximum(alpha, inner)
+    out = rgb.astype(np.float32) * (1 - alpha[..., None]) + warped.astype(np.float32) * alpha[..., None]
+    return out.round().clip(0, 255).astype(np.uint8), alpha.astype(np.float32)

@@ -1,0 +1,96 @@
+"""Mesh-based face replacement: pose fitting, geometry blending and rendering on real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from anonymizer.api import get_finder
+from anonymizer.errors import InputError
+from anonymizer.media import load_image
+from anonymizer.nn import face_mesh
+from anonymizer.nn.facemesh import MESH_INPUT, mesh_crop_matrix, mesh_to_image
+from anonymizer.pipeline.donor_swap import FACE_OVAL, face_region, outline_share, posed_donor, render_face, umeyama
+
+
+def _mesh(net, rgb: np.ndarray) -> np.ndarray:
+    (face,) = get_finder(threshold=0.5).find(rgb)
+    m = mesh_crop_matrix(face.box, face.landmarks)
+    crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
+    with torch.inference_mode():
+        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
+    return mesh_to_image(out.landmarks[0], m).numpy()
+
+
+@pytest.fixture(scope="module")
+def pair(samples: Path):
+    """(astronaut photo, its mesh, Grace Hopper's photo as the donor, her mesh, triangles)."""
+    net = face_mesh()
+    target = load_image(samples / "astronaut.png").rgb
+    donor = load_image(samples / "grace_hopper.jpg").rgb
+    t, d = _mesh(net, target), _mesh(net, donor)
+    sub = cv2.Subdiv2D((0, 0, donor.shape[1], donor.shape[0]))
+    for x, y in d[:, :2]:
+        sub.insert((float(x), float(y)))
+    tris = []
+    for tri in sub.getTriangleList().reshape(-1, 3, 2):
+        idx = {int(np.argmin(((d[:, :2] - p) ** 2).sum(1))) for p in tri}
+        if len(idx) == 3:
+            tris.append(sorted(idx))
+    return target, t, donor, d, np.array(tris, np.int32)
+
+
+def test_umeyama_recovers_a_similarity() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(50, 3))
+    angle = 0.4
+    r = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    s, r2, t = umeyama(pts, 2.5 * pts @ r.T + [1, 2, 3])
+    assert s == pytest.approx(2.5) and np.allclose(r2, r) and np.allclose(t, [1, 2, 3])
+
+
+def test_the_donor_keeps_its_shape_in_the_targets_pose(pair) -> None:
+    _, t, _, d, _ = pair
+    posed = posed_donor(d, t)
+    assert np.allclose(posed_donor(t, t), t, atol=1e-3)
+    # posed like the target: same place and size ...
+    assert np.abs(posed.mean(0)[:2] - t.mean(0)[:2]).max() < 2
+    # ... but the donor's own proportions: eye spacing over face height as in the donor, not the target
+    def ratio(m: np.ndarray) -> float:
+        return float(np.linalg.norm(m[33, :2] - m[263, :2]) / np.linalg.norm(m[10, :2] - m[152, :2]))
+
+    assert ratio(posed) == pytest.approx(ratio(d), rel=0.03)
+    share = outline_share(d)
+    assert share[list(FACE_OVAL)] == pytest.approx(1.0, abs=1e-3) and share[1] < 0.3  # the nose tip is central
+
+
+def test_render_replaces_the_inner_face_and_nothing_outside(pair) -> None:
+    target, t, donor, d, tris = pair
+    out, alpha = render_face(target, t, donor, d, tris)
+    assert out.shape == target.shape and out.dtype == np.uint8
+    region = face_region(t, target.shape[:2])
+    assert np.array_equal(out[~region], target[~region])  # not a pixel outside the outline
+    for k in (33, 133, 362, 263, 1, 13, 14, 61, 291):  # eyes, nose tip, lips: fully the donor's
+        x, y = np.round(t[k, :2]).astype(int)
+        assert alpha[y, x] == 1.0
+    inner = alpha == 1.0
+    changed = np.abs(out[inner].astype(int) - target[inner].astype(int)).max(axis=1) > 8
+    assert changed.mean() > 0.5
+
+
+def test_a_grey_photo_gets_a_grey_face(pair) -> None:
+    target, t, donor, d, tris = pair
+    grey = np.repeat(cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    out, alpha = render_face(grey, t, donor, d, tris)
+    inner = alpha > 0
+    assert np.abs(out[inner].astype(int) - out[inner].mean(axis=1, keepdims=True)).max() <= 3
+
+
+def test_bad_meshes(pair) -> None:
+    target, t, donor, d, tris = pair
+    with pytest.raises(InputError, match="two meshes"):
+        render_face(target, t[:100], donor, d, tris)
