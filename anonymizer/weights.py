@@ -193,6 +193,23 @@ register_weights(
 )
 
 
+register_weights(
+    WeightSpec(
+        name="face_mesh",
+        model="face_mesh",
+        file="face_mesh.safetensors",
+        sha256="6d903474f8486cca0e4543b270b792b7090b5cb9f75b2eb91ad231d2eb3d6a4c",
+        source="MediaPipe face landmark (468-point mesh), mediapipe/modules/face_landmark/face_landmark.tflite "
+        "(sha256 1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814) from the mediapipe 0.10.14 "
+        "wheel, float16 widened to float32 by python -m anonymizer.nn.facemesh_tflite (see models/face_mesh.md)",
+        licence="Apache-2.0 (MediaPipe, Google)",
+        input_spec="RGB, float 0..1, NCHW 192x192: a face cropped square, 1.5x the detector box, eyes level "
+        "(anonymizer.nn.facemesh.mesh_crop_matrix)",
+        metrics={"max |torch - LiteRT interpreter| (landmarks px, presence logit)": "tests/nn/test_facemesh.py"},
+    )
+)
+
+
 #: The licence of every model trained here on ../shared/data/faces-utk.
 UTKFACE_LICENCE = "weights: MIT (this project); training data: UTKFace, non-commercial research use only"
 

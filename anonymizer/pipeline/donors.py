@@ -1,0 +1,199 @@
+"""The donor bank: aligned face crops of people who do not exist, with their face meshes, for realistic
+surrogate faces (issue 31).
+
+The bank is data shipped in the repository's ``models/donors/`` (built by ``python -m
+anonymizer.train.donor_bank``, described in ``models/donors.md``; non-commercial research data: the faces
+are StyleGAN-generated):
+
+- ``d0000.jpg`` ...: square RGB crops, eyes level and in the same place in every crop;
+- ``bank.safetensors``: ``mesh`` float32 [N, 468, 3] (MediaPipe's face mesh, x, y in crop pixels, z
+  relative depth in the same unit), ``pose`` float32 [N, 3] (yaw, pitch, roll in degrees), ``lab`` float32
+  [N, 3] (skin tone, CIELAB), ``presence`` float32 [N], ``triangles`` int32 [T, 3] (indices into the 468
+  points, for piecewise-affine warping), and uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses``
+  (names in :data:`SEXES`, :data:`GROUPS`, :data:`COLLECTIONS`);
+- ``index.csv``: one row per donor, in the same order (file, source file, collection, sex, group, L*, ...).
+
+Loading reads only these files (safetensors: no unpickling) and checks that they agree; anything missing
+or inconsistent is a :class:`~anonymizer.errors.WeightsError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import weights
+from ..errors import InputError, WeightsError
+
+BANK_FILE = "bank.safetensors"
+INDEX_FILE = "index.csv"
+MESH_POINTS = 468
+#: Code names of the uint8 fields (index = code); 0 is "not recorded" (tpdne records neither sex nor group).
+SEXES = ("unknown", "female", "male")
+GROUPS = ("unknown", "asian", "black", "latino", "white")
+COLLECTIONS = ("generated-photos", "tpdne")
+#: tensor -> (dtype, shape with "N" for the number of donors, "T" for any length)
+_SPEC: dict[str, tuple[str, tuple[int | str, ...]]] = {
+    "mesh": ("float32", ("N", MESH_POINTS, 3)),
+    "pose": ("float32", ("N", 3)),
+    "lab": ("float32", ("N", 3)),
+    "presence": ("float32", ("N",)),
+    "triangles": ("int32", ("T", 3)),
+}
+_CODES = ("sex", "group", "collection", "glasses")
+
+
+def default_path() -> Path:
+    """``models/donors`` in the repository (beside the shipped weights, :data:`anonymizer.weights.MODELS_DIR`)."""
+    return weights.MODELS_DIR / "donors"
+
+
+def _fits(shape: tuple[int, ...], spec: tuple[int | str, ...], n: int) -> bool:
+    if len(shape) != len(spec):
+        return False
+    return all(d == "T" or (n if d == "N" else d) == g for d, g in zip(spec, shape, strict=True))
+
+
+def _check_tensors(tensors: dict[str, np.ndarray], path: Path) -> int:
+    """The number of donors N (the mesh's first dimension); raises WeightsError when a tensor is missing,
+    has the wrong dtype or shape, or another N, or when a triangle indexes no mesh point."""
+    if missing := [k for k in _SPEC if k not in tensors]:
+        raise WeightsError(f"missing tensors {', '.join(missing)}; expected {', '.join(_SPEC)}", path=path)
+    n = tensors["mesh"].shape[0] if tensors["mesh"].ndim else -1
+    for name, (dtype, shape) in [*_SPEC.items(), *((c, ("uint8", ("N",))) for c in _CODES if c in tensors)]:
+        t = tensors[name]
+        if str(t.dtype) != dtype or not _fits(t.shape, shape, n):
+            dims = ", ".join(str(d) for d in shape)
+            raise WeightsError(f"{name!r} must be {dtype} [{dims}] with N = {n} (the mesh's), got {t.dtype} "
+                               f"{list(t.shape)}", path=path)
+    tri = tensors["triangles"]
+    if len(tri) == 0 or tri.min() < 0 or tri.max() >= MESH_POINTS:
+        span = f"{tri.min()}..{tri.max()}" if len(tri) else "none"
+        raise WeightsError(f"'triangles' must index the {MESH_POINTS} mesh points, got {len(tri)} triangles, "
+                           f"indices {span}", path=path)
+    return n
+
+
+def _read_index(path: Path, n: int) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise WeightsError("donor index is missing", path=path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise WeightsError(f"unreadable donor index ({exc})", path=path) from exc
+    if rows and "file" not in rows[0]:
+        raise WeightsError(f"donor index has no 'file' column (columns: {', '.join(rows[0])})", path=path)
+    if len(rows) != n:
+        raise WeightsError(f"donor index has {len(rows)} rows, the bank {n} donors", path=path)
+    return rows
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise WeightsError("donor image is missing", path=path)
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError) as exc:
+        raise WeightsError(f"unreadable donor image ({exc})", path=path) from exc
+
+
+@dataclass(frozen=True, eq=False)
+class DonorBank:
+    """The loaded bank (:meth:`load`); arrays in donor order, read-only.
+
+    root: the bank's folder; files: the crops' file names; size: their side in pixels; meshes float32
+    [N, 468, 3]; poses float32 [N, 3] (yaw, pitch, roll, degrees); labs float32 [N, 3]; presence float32 [N];
+    triangles int32 [T, 3]; codes: uint8 [N] arrays by name (sex, group, collection, glasses; those present);
+    rows: the index's rows (strings).
+    """
+
+    root: Path
+    files: tuple[str, ...]
+    size: int
+    meshes: np.ndarray
+    poses: np.ndarray
+    labs: np.ndarray
+    presence: np.ndarray
+    triangles: np.ndarray
+    codes: dict[str, np.ndarray]
+    rows: tuple[dict[str, str], ...]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DonorBank:
+        """Read the bank in ``path`` (default: :func:`default_path`) and check its files agree: every tensor
+        of the expected dtype and shape with the same N, the index with N rows, N square crops of one size.
+        Raises WeightsError naming the file at fault."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        root = Path(path) if path is not None else default_path()
+        bank = root / BANK_FILE
+        if not bank.is_file():
+            raise WeightsError("donor bank is missing (built by python -m anonymizer.train.donor_bank)", path=bank)
+        try:
+            tensors = load_file(str(bank))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"not a readable safetensors file ({exc})", path=bank) from exc
+        n = _check_tensors(tensors, bank)
+        rows = _read_index(root / INDEX_FILE, n)
+        files = tuple(r["file"] for r in rows)
+        sizes = {_image_size(root / f) for f in files}
+        if len(sizes) > 1 or any(w != h for w, h in sizes):
+            raise WeightsError(f"donor crops must be square and of one size, got sizes {sorted(sizes)}", path=root)
+        for t in tensors.values():
+            t.setflags(write=False)
+        return cls(
+            root=root,
+            files=files,
+            size=sizes.pop()[0] if sizes else 0,
+            meshes=tensors["mesh"],
+            poses=tensors["pose"],
+            labs=tensors["lab"],
+            presence=tensors["presence"],
+            triangles=tensors["triangles"],
+            codes={c: tensors[c] for c in _CODES if c in tensors},
+            rows=tuple(rows),
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _check(self, i: int) -> int:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"donor {i} out of range for a bank of {len(self)}")
+        return i % len(self)
+
+    def image(self, i: int) -> np.ndarray:
+        """Donor ``i``'s crop: uint8 RGB (size, size, 3)."""
+        from ..media.image import load_image
+
+        path = self.root / self.files[self._check(i)]
+        try:
+            rgb = load_image(path).rgb
+        except InputError as exc:
+            raise WeightsError(f"unreadable donor image ({exc.reason})", path=path) from exc
+        if rgb.shape != (self.size, self.size, 3):
+            raise WeightsError(f"donor image is {rgb.shape}, expected ({self.size}, {self.size}, 3)", path=path)
+        return rgb
+
+    def mesh(self, i: int) -> np.ndarray:
+        """Donor ``i``'s face mesh: float32 (468, 3), x, y in crop pixels, z relative depth (same unit)."""
+        return self.meshes[self._check(i)]
+
+    def pose(self, i: int) -> np.ndarray:
+        """Donor ``i``'s head pose: float32 (3,) yaw, pitch, roll in degrees (models/donors.md)."""
+        return self.poses[self._check(i)]
+
+    def lab(self, i: int) -> np.ndarray:
+        """Donor ``i``'s skin tone: float32 (3,) mean CIELAB L* (0..100), a*, b* of cheeks and forehead."""
+        return self.labs[self._check(i)]
+
+
+__all__ = ["COLLECTIONS", "GROUPS", "SEXES", "DonorBank", "default_path"]

@@ -1,0 +1,184 @@
+"""The donor bank shipped in models/donors/: it loads, its files agree, its meshes fit its crops, its
+triangulation covers the face; a missing or damaged bank is a WeightsError naming the file."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from anonymizer import weights
+from anonymizer.errors import WeightsError
+from anonymizer.pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES, DonorBank, default_path
+
+#: eye corners (their means are the eye centres), nose tip, mouth corners: what a face swap must cover
+EYES = ((33, 133), (362, 263))
+NOSE_TIP = 1
+MOUTH = (61, 291)
+
+
+@pytest.fixture(scope="module")
+def bank() -> DonorBank:
+    return DonorBank.load()
+
+
+@pytest.fixture()
+def small(tmp_path: Path, bank: DonorBank) -> Path:
+    """A valid three-donor copy of the shipped bank, to damage."""
+    root = tmp_path / "donors"
+    root.mkdir()
+    tensors = load_file(str(bank.root / BANK_FILE))
+    per_donor = {k: (v if k in ("triangles", "reference") else v[:3]).copy() for k, v in tensors.items()}
+    save_file(per_donor, str(root / BANK_FILE))
+    with open(bank.root / INDEX_FILE, newline="") as f:
+        lines = f.read().splitlines()
+    (root / INDEX_FILE).write_text("\n".join(lines[:4]) + "\n")
+    for name in bank.files[:3]:
+        shutil.copy2(bank.root / name, root / name)
+    assert len(DonorBank.load(root)) == 3
+    return root
+
+
+def test_shipped_bank_loads_and_sizes_agree(bank: DonorBank) -> None:
+    n = len(bank)
+    assert n == 400 and bank.root == default_path() == weights.MODELS_DIR / "donors"
+    assert bank.meshes.shape == (n, 468, 3) and bank.meshes.dtype == np.float32
+    assert bank.poses.shape == bank.labs.shape == (n, 3) and bank.presence.shape == (n,)
+    assert bank.triangles.dtype == np.int32 and bank.triangles.ndim == 2 and bank.triangles.shape[1] == 3
+    assert set(bank.codes) == {"sex", "group", "collection", "glasses"}
+    assert bank.codes["sex"].max() < len(SEXES) and bank.codes["group"].max() < len(GROUPS)
+    assert set(np.unique(bank.codes["collection"])) == set(range(len(COLLECTIONS)))  # both collections present
+    assert bank.files == tuple(f"d{i:04d}.jpg" for i in range(n))
+    assert bank.size == 256
+    for i in (0, n // 2, -1):
+        img = bank.image(i)
+        assert img.shape == (256, 256, 3) and img.dtype == np.uint8 and img.std() > 10
+        assert bank.mesh(i).shape == (468, 3) and bank.pose(i).shape == bank.lab(i).shape == (3,)
+    assert np.isfinite(bank.meshes).all() and np.isfinite(bank.poses).all() and np.isfinite(bank.labs).all()
+    with pytest.raises(IndexError, match="out of range"):
+        bank.mesh(n)
+    with pytest.raises(ValueError):  # the arrays are read-only
+        bank.meshes[0, 0, 0] = 0
+
+
+def test_index_agrees_with_the_tensors(bank: DonorBank) -> None:
+    lab = np.array([[float(r["L"]), float(r["a"]), float(r["b"])] for r in bank.rows])
+    np.testing.assert_allclose(lab, bank.labs, atol=0.006)
+    assert [SEXES[c] for c in bank.codes["sex"]] == [r["sex"] for r in bank.rows]
+    assert [COLLECTIONS[c] for c in bank.codes["collection"]] == [r["collection"] for r in bank.rows]
+    assert all(r["source_file"] for r in bank.rows)
+
+
+def test_donors_pass_the_filters(bank: DonorBank) -> None:
+    """Near-frontal, a face for sure, the mesh inside the crop, the eyes level and in the same place."""
+    assert (bank.presence >= 0.9).all()
+    assert (np.abs(bank.poses[:, :2]) <= 12).all()
+    xy = bank.meshes[..., :2]
+    assert (xy >= 0).all() and (xy <= bank.size - 1).all()
+    left = xy[:, list(EYES[0])].mean(1)
+    right = xy[:, list(EYES[1])].mean(1)
+    assert np.abs(left[:, 1] - right[:, 1]).max() < 0.02 * bank.size  # level
+    centre = (left + right) / 2
+    assert (centre.std(0) < 0.02 * bank.size).all()  # in the same place in every crop
+
+
+def _inside_any(points: np.ndarray, tri_xy: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """bool (P,): each point (P, 2) lies in (or on) at least one triangle (T, 3, 2)."""
+    a, b, c = tri_xy[:, 0], tri_xy[:, 1], tri_xy[:, 2]
+    v0, v1 = b - a, c - a
+    det = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
+    p = points[:, None] - a[None]
+    u = (p[..., 0] * v1[:, 1] - p[..., 1] * v1[:, 0]) / det
+    v = (v0[:, 0] * p[..., 1] - v0[:, 1] * p[..., 0]) / det
+    return ((u >= -eps) & (v >= -eps) & (u + v <= 1 + eps)).any(1)
+
+
+def test_triangles_index_the_mesh_and_cover_the_face(bank: DonorBank) -> None:
+    tri = bank.triangles
+    assert tri.min() >= 0 and tri.max() < 468
+    assert len(np.unique(tri)) == 468  # every point is in the warp
+    assert (tri[:, 0] != tri[:, 1]).all() and (tri[:, 1] != tri[:, 2]).all() and (tri[:, 0] != tri[:, 2]).all()
+    for i in range(len(bank)):
+        xy = bank.meshes[i, :, :2].astype(np.float64)
+        keys = np.stack([xy[list(EYES[0])].mean(0), xy[list(EYES[1])].mean(0), xy[NOSE_TIP], *xy[list(MOUTH)]])
+        assert _inside_any(keys, xy[tri]).all(), f"donor {i}"
+    # on the mean mesh the triangles tile the face: no overlaps (their areas add up to their union's)
+    mean = bank.meshes[..., :2].mean(0).astype(np.float64)
+    p = mean[tri]
+    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    areas = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) / 2
+    scale = 8
+    union = np.zeros((bank.size * scale, bank.size * scale), np.uint8)
+    for t in np.round(p * scale).astype(np.int32):
+        cv2.fillConvexPoly(union, t, 1)
+    assert abs(union.sum() / scale**2 - areas.sum()) < 0.02 * areas.sum()
+
+
+def test_missing_bank_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(WeightsError, match="donor bank is missing") as err:
+        DonorBank.load(tmp_path)
+    assert err.value.path == str(tmp_path / BANK_FILE)
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path)  # the default is found where the weights are
+    with pytest.raises(WeightsError) as err:
+        DonorBank.load()
+    assert err.value.path == str(tmp_path / "donors" / BANK_FILE)
+
+
+def test_corrupt_bank_names_the_file(small: Path) -> None:
+    (small / BANK_FILE).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    with pytest.raises(WeightsError, match="safetensors") as err:
+        DonorBank.load(small)
+    assert err.value.path == str(small / BANK_FILE)
+
+
+def test_inconsistent_tensors_name_the_file(small: Path) -> None:
+    tensors = load_file(str(small / BANK_FILE))
+    save_file({**tensors, "pose": tensors["pose"][:2].copy()}, str(small / BANK_FILE))
+    with pytest.raises(WeightsError, match=r"'pose' must be float32 \[N, 3\] with N = 3.*\[2, 3\]") as err:
+        DonorBank.load(small)
+    assert err.value.path == str(small / BANK_FILE)
+    save_file({k: v for k, v in tensors.items() if k != "lab"}, str(small / BANK_FILE))
+    with pytest.raises(WeightsError, match="missing tensors lab"):
+        DonorBank.load(small)
+    bad = tensors["triangles"].copy()
+    bad[0, 0] = 468
+    save_file({**tensors, "triangles": bad}, str(small / BANK_FILE))
+    with pytest.raises(WeightsError, match="'triangles' must index the 468 mesh points"):
+        DonorBank.load(small)
+
+
+def test_index_with_another_n_names_the_file(small: Path) -> None:
+    lines = (small / INDEX_FILE).read_text().splitlines()
+    (small / INDEX_FILE).write_text("\n".join(lines[:3]) + "\n")
+    with pytest.raises(WeightsError, match="2 rows, the bank 3 donors") as err:
+        DonorBank.load(small)
+    assert err.value.path == str(small / INDEX_FILE)
+    (small / INDEX_FILE).unlink()
+    with pytest.raises(WeightsError, match="donor index is missing") as err:
+        DonorBank.load(small)
+    assert err.value.path == str(small / INDEX_FILE)
+
+
+def test_missing_or_corrupt_image_names_the_file(small: Path) -> None:
+    with open(small / INDEX_FILE, newline="") as f:
+        names = [r["file"] for r in csv.DictReader(f)]
+    (small / names[2]).unlink()
+    with pytest.raises(WeightsError, match="donor image is missing") as err:
+        DonorBank.load(small)
+    assert err.value.path == str(small / names[2])
+    shutil.copy2(small / names[0], small / names[2])
+    data = (small / names[1]).read_bytes()
+    (small / names[1]).write_bytes(data[: len(data) // 3])  # the header survives: found when decoded
+    loaded = DonorBank.load(small)
+    with pytest.raises(WeightsError, match="unreadable donor image") as err:
+        loaded.image(1)
+    assert err.value.path == str(small / names[1])
+    (small / names[1]).write_bytes(b"not a jpeg")
+    with pytest.raises(WeightsError, match="unreadable donor image") as err:
+        DonorBank.load(small)
+    assert err.value.path == str(small / names[1])
