@@ -4,10 +4,11 @@ The donor keeps its own geometry inside the face (eye spacing, nose, mouth: stre
 target's features hands the target's identity back), turned to the target's head pose by a 3D similarity
 fitted on the two 468-point meshes; towards the face outline the geometry blends into the target's, so
 the new face fills the target's outline exactly and no original pixel of the face is left. Colour and
-light are moved to the target's in CIELAB, and the result is blended with a feathered edge.
+light are moved to the target's in CIELAB, the donor is re-lit to meet the photo at the outline without
+a step (Poisson blending), and the result is blended with a narrow feathered edge.
 
 Stages (each a pure function): :func:`posed_donor` (pose), :func:`blend_geometry` (inner donor, outer
-target), :func:`render_face` (warp, colour, blend).
+target), :func:`render_face` (warp, colour, Poisson blend, feather).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ FACE_OVAL = (
 )  # fmt: skip
 #: Inside this share of the way from the face's centre to its outline the geometry is the donor's; from
 #: there to OUTER_BLEND it turns into the target's.
-INNER_BLEND, OUTER_BLEND = 0.55, 0.9
+INNER_BLEND, OUTER_BLEND = 0.75, 1.0
 #: the replaced region's outline is drawn in by up to this share at the top of the forehead, starting
 #: from this height (-1 chin, 1 top of the forehead)
-FOREHEAD_SHRINK, FOREHEAD_FROM = 0.3, 0.0
+FOREHEAD_SHRINK, FOREHEAD_FROM = 0.15, 0.0
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -114,6 +115,24 @@ def transfer_lab(src: np.ndarray, ref: np.ndarray, inside: np.ndarray) -> np.nda
     return cv2.cvtColor(out.round().clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
+def poisson_blend(src: np.ndarray, dst: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``src`` (uint8 RGB) inside ``inside`` re-lit so that it meets ``dst`` at the region's edge without a
+    step (Poisson image editing, ``cv2.seamlessClone``): the donor's texture, the photo's light at the seam.
+    Outside ``inside`` the result is ``dst``."""
+    if inside.sum() < 16:
+        return src
+    pad = 8  # seamlessClone needs the region clear of the image border
+    ys, xs = np.nonzero(inside)
+    s = cv2.copyMakeBorder(src, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    d = cv2.copyMakeBorder(dst, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    m = cv2.copyMakeBorder(inside.astype(np.uint8) * 255, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    x0, x1, y0, y1 = xs.min() + pad, xs.max() + pad, ys.min() + pad, ys.max() + pad
+    # seamlessClone centres the mask's bounding box on ``centre``: the box's own centre keeps it in place
+    centre = ((x0 + x1 + 1) // 2, (y0 + y1 + 1) // 2)
+    out = cv2.seamlessClone(s, d, m, centre, cv2.NORMAL_CLONE)
+    return out[pad:-pad, pad:-pad]
+
+
 def render_face(
     rgb: np.ndarray,
     target: np.ndarray,
@@ -121,7 +140,8 @@ def render_face(
     donor_mesh: np.ndarray,
     triangles: np.ndarray,
     *,
-    feather: float = 0.04,
+    feather: float = 0.02,
+    poisson: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The photo ``rgb`` (uint8 RGB) with the face whose mesh is ``target`` ([468, 3] in its pixels)
     replaced by the donor's (``donor_image`` uint8 RGB, its mesh ``donor_mesh`` [468, 3] in its pixels,
@@ -139,5 +159,7 @@ def render_face(
     inner = cv2.erode(region.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(np.float32)
     alpha = cv2.GaussianBlur(inner, (0, 0), grow / 2) * region
     alpha = np.maximum(alpha, inner)
+    if poisson:
+        warped = poisson_blend(warped, rgb, region)
     out = rgb.astype(np.float32) * (1 - alpha[..., None]) + warped.astype(np.float32) * alpha[..., None]
     return out.round().clip(0, 255).astype(np.uint8), alpha.astype(np.float32)

@@ -14,7 +14,15 @@ from anonymizer.errors import InputError
 from anonymizer.media import load_image
 from anonymizer.nn import face_mesh
 from anonymizer.nn.facemesh import MESH_INPUT, mesh_crop_matrix, mesh_to_image
-from anonymizer.pipeline.donor_swap import FACE_OVAL, face_region, outline_share, posed_donor, render_face, umeyama
+from anonymizer.pipeline.donor_swap import (
+    FACE_OVAL,
+    face_region,
+    outline_share,
+    poisson_blend,
+    posed_donor,
+    render_face,
+    umeyama,
+)
 
 
 def _mesh(net, rgb: np.ndarray) -> np.ndarray:
@@ -88,6 +96,18 @@ def test_a_grey_photo_gets_a_grey_face(pair) -> None:
     out, alpha = render_face(grey, t, donor, d, tris)
     inner = alpha > 0
     assert np.abs(out[inner].astype(int) - out[inner].mean(axis=1, keepdims=True)).max() <= 3
+
+
+def test_poisson_blend_relights_the_inside_to_meet_the_outside() -> None:
+    yy, xx = np.mgrid[0:80, 0:100]
+    dst = np.stack([xx * 2, yy * 2, xx + yy], axis=2).clip(0, 255).astype(np.uint8)
+    src = (dst.astype(int) + 60).clip(0, 255).astype(np.uint8)  # same texture, much brighter
+    inside = np.zeros((80, 100), bool)
+    inside[20:60, 30:70] = True
+    out = poisson_blend(src, dst, inside)
+    assert np.array_equal(out[~inside], dst[~inside])
+    step = np.abs(out[inside].astype(int) - dst[inside].astype(int)).mean()
+    assert step < 6  # the 60-level step at the edge is gone, not pasted in
 
 
 def test_bad_meshes(pair) -> None:

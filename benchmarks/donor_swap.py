@@ -1,0 +1,84 @@
+"""Donor rendering (issue 31, prototype): de-identification and diversity of a donor's face rendered into
+held-out faces, as benchmarks/deidentification.py measures the other methods.
+
+    python benchmarks/donor_swap.py [--limit 200] [--adults] [--picture runs/donor_swap.png]
+
+Faces: the held-out tenth of ../shared/data/faces-utk (sorted by name; --adults keeps ages 13 and up). For
+each face: its 468-point mesh (models/face_mesh.md), two donors of models/donors drawn with a fixed seed,
+each rendered in with anonymizer.pipeline.donor_swap.render_face. "De-identified": dlib's descriptor of
+the output at the original face's box is more than 0.6 from the original's; "still a face": dlib's HOG
+detector finds one; "donors differ": the two outputs are more than 0.6 apart for dlib. Printed overall and
+by age group. --picture writes original | donor A | donor B for the first 24 faces (research data: keep
+it out of the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from _data import DATA, require
+
+from anonymizer.audit.recognizers import DlibRecognizer, distance
+from anonymizer.nn import face_mesh
+from anonymizer.nn.facemesh import MESH_INPUT, mesh_crop_matrix, mesh_to_image
+from anonymizer.pipeline.donor_swap import render_face
+from anonymizer.pipeline.donors import DonorBank
+from anonymizer.pipeline.photo import configure_runtime
+from anonymizer.train.faces import age_of, prepare_faces
+
+
+def mesh_of(net: torch.nn.Module, rgb: np.ndarray, box, landmarks) -> np.ndarray:  # noqa: ANN001 (a face's box and points)
+    m = mesh_crop_matrix(box, landmarks)
+    crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
+    with torch.inference_mode():
+        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
+    return mesh_to_image(out.landmarks[0], m).numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--adults", action="store_true", help="only faces of ages 13 and up")
+    ap.add_argument("--picture", help="write a contact sheet of the first 24 faces here")
+    args = ap.parse_args()
+    configure_runtime(2)
+    net, bank, rec = face_mesh(), DonorBank.load(), DlibRecognizer()
+    fs = prepare_faces(require(DATA / "faces-utk"))
+    idx = np.flatnonzero(fs.held_out & np.isfinite(fs.descriptors).all(1))
+    if args.adults:
+        idx = np.array([i for i in idx if age_of(str(fs.names[i])) >= 13])
+    idx = idx[: args.limit]
+    rng = np.random.default_rng(0)
+    deid, face, differ, cells = [], [], [], []
+    for i in tqdm(idx, unit="face"):
+        rgb, f = fs.load_rgb(i), fs.face(i)
+        target = mesh_of(net, rgb, f.box, np.asarray(f.landmarks))
+        a, b = (int(k) for k in rng.choice(len(bank), 2, replace=False))
+        out = render_face(rgb, target, bank.image(a), bank.mesh(a), bank.triangles)[0]
+        other = render_face(rgb, target, bank.image(b), bank.mesh(b), bank.triangles)[0]
+        e = rec.embed(out, f)
+        deid.append(distance(fs.descriptors[i], e) > 0.6)
+        face.append(rec.count_faces(out) > 0)
+        differ.append(distance(e, rec.embed(other, f)) > 0.6)
+        if len(cells) < 24:
+            cells.append(np.concatenate([rgb, out, other], 1))
+    deid_a, face_a, differ_a = np.array(deid), np.array(face), np.array(differ)
+    ages = np.array([age_of(str(fs.names[i])) for i in idx])
+    print(f"{len(idx)} held-out faces: de-identified {deid_a.mean():.1%}, still a face {face_a.mean():.1%}, donors differ {differ_a.mean():.1%}")
+    for lo, hi in ((0, 4), (5, 12), (13, 200)):
+        m = (ages >= lo) & (ages <= hi)
+        if m.any():
+            print(f"  ages {lo}-{hi}: {m.sum()} faces, de-identified {deid_a[m].mean():.1%}, still a face "
+                  f"{face_a[m].mean():.1%}, donors differ {differ_a[m].mean():.1%}")
+    if args.picture and cells:
+        rows = [np.concatenate(cells[k : k + 2], 1) for k in range(0, len(cells) - 1, 2)]
+        cv2.imwrite(args.picture, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+
+
+if __name__ == "__main__":
+    main()
