@@ -4,10 +4,11 @@ held-out faces, as benchmarks/deidentification.py measures the other methods.
     python benchmarks/donor_swap.py [--limit 200] [--adults] [--picture runs/donor_swap.png]
 
 Faces: the held-out tenth of ../shared/data/faces-utk (sorted by name; --adults keeps ages 13 and up). For
-each face: its 468-point mesh (models/face_mesh.md), two donors of models/donors drawn with a fixed seed,
-each rendered in with anonymizer.pipeline.donor_swap.render_face. "De-identified": dlib's descriptor of
+each face: its 468-point mesh (models/face_mesh.md), two donors of models/donors,
+each rendered in with anonymizer.pipeline.donor_swap.render_face; the donors are chosen by two passwords
+(choose_donor: suitable donors, weighted towards the face's skin lightness). "De-identified": dlib's descriptor of
 the output at the original face's box is more than 0.6 from the original's; "still a face": dlib's HOG
-detector finds one; "donors differ": the two outputs are more than 0.6 apart for dlib. Printed overall and
+detector finds one; "passwords differ": the two outputs are more than 0.6 apart for dlib. Printed overall and
 by age group. --picture writes original | donor A | donor B for the first 24 faces (research data: keep
 it out of the repository).
 """
@@ -26,10 +27,11 @@ from _data import DATA, require
 from anonymizer.audit.recognizers import DlibRecognizer, distance
 from anonymizer.nn import face_mesh
 from anonymizer.nn.facemesh import MESH_INPUT, mesh_crop_matrix, mesh_to_image
-from anonymizer.pipeline.donor_swap import render_face
+from anonymizer.pipeline.donor_swap import choose_donor, donor_weights, face_region, render_face
 from anonymizer.pipeline.donors import DonorBank
 from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.train.faces import age_of, prepare_faces
+from anonymizer.vault.surrogate import SurrogateSeed
 
 
 def mesh_of(net: torch.nn.Module, rgb: np.ndarray, box, landmarks) -> np.ndarray:  # noqa: ANN001 (a face's box and points)
@@ -53,12 +55,16 @@ def main() -> None:
     if args.adults:
         idx = np.array([i for i in idx if age_of(str(fs.names[i])) >= 13])
     idx = idx[: args.limit]
-    rng = np.random.default_rng(0)
+    weights = donor_weights(bank)
+    seeds = SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B")
     deid, face, differ, cells = [], [], [], []
     for i in tqdm(idx, unit="face"):
         rgb, f = fs.load_rgb(i), fs.face(i)
         target = mesh_of(net, rgb, f.box, np.asarray(f.landmarks))
-        a, b = (int(k) for k in rng.choice(len(bank), 2, replace=False))
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[face_region(target, rgb.shape[:2])]
+        lightness = float(lab[:, 0].mean()) * 100 / 255 if len(lab) else 50.0
+        ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed
+        a, b = (choose_donor(s.for_context(ctx), 0, bank, weights, lightness) for s in seeds)
         out = render_face(rgb, target, bank.image(a), bank.mesh(a), bank.triangles)[0]
         other = render_face(rgb, target, bank.image(b), bank.mesh(b), bank.triangles)[0]
         e = rec.embed(out, f)
@@ -69,12 +75,12 @@ def main() -> None:
             cells.append(np.concatenate([rgb, out, other], 1))
     deid_a, face_a, differ_a = np.array(deid), np.array(face), np.array(differ)
     ages = np.array([age_of(str(fs.names[i])) for i in idx])
-    print(f"{len(idx)} held-out faces: de-identified {deid_a.mean():.1%}, still a face {face_a.mean():.1%}, donors differ {differ_a.mean():.1%}")
+    print(f"{len(idx)} held-out faces: de-identified {deid_a.mean():.1%}, still a face {face_a.mean():.1%}, passwords differ {differ_a.mean():.1%}")
     for lo, hi in ((0, 4), (5, 12), (13, 200)):
         m = (ages >= lo) & (ages <= hi)
         if m.any():
             print(f"  ages {lo}-{hi}: {m.sum()} faces, de-identified {deid_a[m].mean():.1%}, still a face "
-                  f"{face_a[m].mean():.1%}, donors differ {differ_a[m].mean():.1%}")
+                  f"{face_a[m].mean():.1%}, passwords differ {differ_a[m].mean():.1%}")
     if args.picture and cells:
         rows = [np.concatenate(cells[k : k + 2], 1) for k in range(0, len(cells) - 1, 2)]
         cv2.imwrite(args.picture, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))

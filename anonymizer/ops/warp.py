@@ -14,7 +14,9 @@ import numpy as np
 from ..errors import InputError
 
 
-def _check(src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(
+    src_pts: np.ndarray, dst_pts: np.ndarray, triangles: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s = np.asarray(src_pts, np.float64)
     d = np.asarray(dst_pts, np.float64)
     t = np.asarray(triangles)

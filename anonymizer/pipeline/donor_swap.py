@@ -18,6 +18,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..ops.warp import warp_mesh
+from ..vault.surrogate import SurrogateSeed
+from .donors import DonorBank
 
 #: MediaPipe's face-oval points, clockwise from the top of the forehead.
 FACE_OVAL = (
@@ -56,19 +58,23 @@ def posed_donor(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (s * donor @ r.T + t).astype(np.float32)
 
 
+def radial_share(points: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """For each point [K, 2], how far it lies from the centre of the closed ``outline`` [M, 2] towards it
+    (0 centre, 1 on the outline), measured along the point's own direction."""
+    pts, ring_pts = points[:, :2].astype(np.float64), outline[:, :2].astype(np.float64)
+    c = ring_pts.mean(0)
+    ang = np.arctan2(*(ring_pts - c).T[::-1])
+    order = np.argsort(ang)
+    ang, rad = ang[order], np.linalg.norm(ring_pts - c, axis=1)[order]
+    a = np.arctan2(*(pts - c).T[::-1])
+    ring = np.interp(a, np.concatenate([ang - 2 * np.pi, ang, ang + 2 * np.pi]), np.tile(rad, 3))
+    return (np.linalg.norm(pts - c, axis=1) / np.maximum(ring, 1e-6)).astype(np.float32)
+
+
 def outline_share(mesh: np.ndarray) -> np.ndarray:
     """For each point of a frontal mesh [P, 2+], how far it lies from the face's centre towards the outline
     (0 centre, 1 on the outline), measured along its own direction."""
-    xy = mesh[:, :2].astype(np.float64)
-    oval = xy[list(FACE_OVAL)]
-    c = oval.mean(0)
-    ang = np.arctan2(*(oval - c).T[::-1])
-    rad = np.linalg.norm(oval - c, axis=1)
-    order = np.argsort(ang)
-    ang, rad = ang[order], rad[order]
-    a = np.arctan2(*(xy - c).T[::-1])
-    ring = np.interp(a, np.concatenate([ang - 2 * np.pi, ang, ang + 2 * np.pi]), np.tile(rad, 3))
-    return (np.linalg.norm(xy - c, axis=1) / np.maximum(ring, 1e-6)).astype(np.float32)
+    return radial_share(mesh, mesh[list(FACE_OVAL)])
 
 
 def blend_geometry(posed: np.ndarray, target: np.ndarray, share: np.ndarray) -> np.ndarray:
@@ -163,3 +169,58 @@ def render_face(
         warped = poisson_blend(warped, rgb, region)
     out = rgb.astype(np.float32) * (1 - alpha[..., None]) + warped.astype(np.float32) * alpha[..., None]
     return out.round().clip(0, 255).astype(np.uint8), alpha.astype(np.float32)
+
+
+#: a donor is unsuitable when more than HAIR_SHARE of the outer ring of its face above the eyes (beyond
+#: HAIR_RING of the way to the outline) is darker than its cheeks by HAIR_DARKER L* levels: hair over the
+#: temples or forehead, which would be painted into the photo
+HAIR_RING, HAIR_DARKER, HAIR_SHARE = 0.7, 25.0, 0.2
+#: how much a donor's skin lightness (L*) may differ from the face's before its chance falls by e^-0.5: a weak
+#: preference (the light transfer matches the tone; a strong one makes two passwords' donors alike)
+TONE_SPREAD = 30.0
+
+
+def hair_share(image: np.ndarray, mesh: np.ndarray) -> float:
+    """The share of the outer ring of a donor's face above its eyes (``image`` uint8 RGB, ``mesh`` [468, 3]
+    in its pixels) much darker than its cheeks (see HAIR_RING, HAIR_DARKER)."""
+    h, w = image.shape[:2]
+    inside = face_region(mesh, (h, w))
+    ys, xs = np.nonzero(inside)
+    if len(xs) == 0:
+        return 1.0
+    grid = np.stack([xs, ys], axis=1).astype(np.float32)
+    share = radial_share(grid, replaced_outline(mesh))
+    lightness = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32) * (100 / 255)
+    patches = []
+    for k in (50, 280):  # the cheeks' centres, 5x5 pixels each
+        x, y = (int(np.clip(round(float(v)), 2, lim - 3)) for v, lim in zip(mesh[k, :2], (w, h), strict=True))
+        patches.append(lightness[y - 2 : y + 3, x - 2 : x + 3].ravel())
+    ref = float(np.median(np.concatenate(patches)))
+    up = mesh[10, :2] - mesh[152, :2]
+    eyes = (mesh[33, :2] + mesh[263, :2]) / 2
+    outer = (share > HAIR_RING) & ((grid - eyes) @ up > 0)  # above the eyes: fringe and temples, not beards
+    dark = lightness[ys, xs] < ref - HAIR_DARKER
+    return float((dark & outer).sum() / max(int(outer.sum()), 1))
+
+
+def donor_weights(bank: DonorBank) -> np.ndarray:
+    """float64 [N]: 1 for a donor that can be painted into any face, 0 for one that cannot (glasses, which
+    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`)."""
+    glasses = bank.codes.get("glasses", np.zeros(len(bank), np.uint8))
+    return np.array([float(not glasses[i] and hair_share(bank.image(i), bank.mesh(i)) <= HAIR_SHARE)
+                     for i in range(len(bank))])
+
+
+def choose_donor(seed: SurrogateSeed, track: int, bank: DonorBank, weights: np.ndarray, lightness: float) -> int:
+    """The donor for face ``track`` of a photo or video: the seed's weighted draw over the bank (the same
+    seed and track always give the same donor, two seeds almost never), each suitable donor weighted by how
+    near its skin lightness is to the face's (``lightness``, L* 0..100): features painted far from their
+    own skin tone look wrong even after the light transfer. Tracks beyond the bank's size start again."""
+    tone = np.exp(-0.5 * ((bank.labs[:, 0] - lightness) / TONE_SPREAD) ** 2)
+    w = weights * (tone + 0.02)
+    if not (w > 0).any():
+        raise InputError("no suitable donor in the bank")
+    n = int((w > 0).sum())
+    index = seed.palette_index(track % n, len(bank), weights=w)
+    assert index is not None  # track % n < n <= size
+    return index

@@ -114,3 +114,26 @@ def test_bad_meshes(pair) -> None:
     target, t, donor, d, tris = pair
     with pytest.raises(InputError, match="two meshes"):
         render_face(target, t[:100], donor, d, tris)
+
+
+def test_the_password_chooses_a_suitable_donor_near_the_faces_tone() -> None:
+    from anonymizer.pipeline.donor_swap import choose_donor, donor_weights
+    from anonymizer.pipeline.donors import DonorBank
+    from anonymizer.vault.surrogate import SurrogateSeed
+
+    bank = DonorBank.load()
+    weights = donor_weights(bank)
+    glasses = bank.codes["glasses"].astype(bool)
+    assert glasses.any() and not weights[glasses].any()  # glasses leave ghosts of frames
+    assert 0.5 * len(bank) < weights.sum() < len(bank)  # hair over the temples excludes some, not most
+    seeds = [SurrogateSeed.from_password(f"pw{k}") for k in range(300)]
+    dark = [choose_donor(s, 0, bank, weights, 45.0) for s in seeds]
+    light = [choose_donor(s, 0, bank, weights, 75.0) for s in seeds]
+    assert dark == [choose_donor(s, 0, bank, weights, 45.0) for s in seeds]  # the same password, the same donor
+    assert len(set(light[:40])) > 30  # forty passwords, (almost) forty people
+    assert all(weights[i] for i in dark + light)
+    # a weak pull towards the face's tone (over 300 passwords: about 2 L* levels)
+    assert bank.labs[dark, 0].mean() + 1.5 < bank.labs[light, 0].mean()
+    assert bank.labs[dark, 0].mean() + 1 < bank.labs[weights > 0, 0].mean()
+    tracks = [choose_donor(seeds[0], t, bank, weights, 60.0) for t in range(20)]
+    assert len(set(tracks)) == 20  # every face of one photo its own donor
