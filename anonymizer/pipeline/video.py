@@ -329,7 +329,8 @@ def anonymize_video(
                 report.tracks += 1
                 born[t.id] = p.frame.index
                 for q in held:
-                    q.covers[t.id] = _union(q.covers.get(t.id), _grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index)))
+                    grown = _grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index))
+                    q.covers[t.id] = _union(q.covers.get(t.id), grown)
             for tid, f1, b1, f2, b2 in tracker.observations:
                 c1, c2 = (b1[:2] + b1[2:]) / 2, (b2[:2] + b2[2:]) / 2
                 v = (c2 - c1) / (f2 - f1)
@@ -337,7 +338,7 @@ def anonymize_video(
                     if f1 < q.frame.index < f2:  # between two detections: interpolate (better than the prediction)
                         a = (q.frame.index - f1) / (f2 - f1)
                         q.covers[tid] = _grown(b1 + (b2 - b1) * a, INTERP_GROWTH)
-                    elif q.frame.index < born.get(tid, 0) and tid in q.covers:  # before its first detection: extrapolate
+                    elif q.frame.index < born.get(tid, 0) and tid in q.covers:  # before the first detection
                         d = f1 - q.frame.index
                         shift = np.concatenate([v * d, v * d]).astype(np.float32)
                         # replaces the isotropic backfill now that the direction is known
