@@ -1,4 +1,5 @@
-"""Face alignment: a similarity transform that puts five landmarks on a canonical template."""
+"""Face alignment: similarity transforms between point sets (five landmarks onto a canonical template,
+one face mesh onto another)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ TEMPLATE_112 = np.array(
 )
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The least-squares similarity mapping points ``src`` onto ``dst`` (Umeyama's closed form, reflection
+    excluded), in any dimension D.
 
-    src, dst: float (N, 2) points, N >= 2. Returns a (2, 3) float64 matrix M with dst ~ M @ [x, y, 1].
-    (Umeyama's closed form, reflection excluded.)
+    src, dst: float (N, D) points, N >= 2. Returns (scale, rotation float64 (D, D) with det +1, translation
+    float64 (D,)) with dst ~ scale * src @ rotation.T + translation.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
-        raise InputError(f"expected two (N, 2) point sets with N >= 2, got {src.shape} and {dst.shape}")
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[0] < 2:
+        raise InputError(f"expected two (N, D) point sets with N >= 2, got {src.shape} and {dst.shape}")
     if not (np.isfinite(src).all() and np.isfinite(dst).all()):
         raise InputError("landmarks must be finite")
     mu_s, mu_d = src.mean(0), dst.mean(0)
@@ -35,14 +37,27 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         raise InputError("landmarks are all at one point")
     cov = d.T @ s / len(src)
     u, sig, vt = np.linalg.svd(cov)
-    fix = np.eye(2)
+    fix = np.eye(src.shape[1])
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        fix[1, 1] = -1
+        fix[-1, -1] = -1
     rot = u @ fix @ vt
     scale = float((sig * np.diag(fix)).sum() / var_s)
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
+
+    src, dst: float (N, 2) points, N >= 2. Returns a (2, 3) float64 matrix M with dst ~ M @ [x, y, 1].
+    (Umeyama's closed form, reflection excluded: :func:`similarity_fit` in 2D.)
+    """
+    src = np.asarray(src, dtype=np.float64)
+    if src.ndim != 2 or src.shape[-1] != 2:
+        raise InputError(f"expected two (N, 2) point sets with N >= 2, got {src.shape} and {np.shape(dst)}")
+    scale, rot, t = similarity_fit(src, dst)
     m = np.zeros((2, 3))
     m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
+    m[:, 2] = t
     return m
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..ops.align import similarity_fit
 from ..ops.warp import warp_mesh
 from ..vault.surrogate import SurrogateSeed
 from .donors import DonorBank
@@ -34,27 +35,12 @@ INNER_BLEND, OUTER_BLEND = 0.75, 1.0
 FOREHEAD_SHRINK, FOREHEAD_FROM = 0.15, 0.0
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The similarity (scale s, rotation R [D, D], translation t [D]) minimising |s R src + t - dst|^2
-    over points src, dst [N, D] (Umeyama 1991)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    fix = np.eye(src.shape[1])
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        fix[-1, -1] = -1
-    r = u @ fix @ vt
-    s = float(np.trace(np.diag(sig) @ fix) / max((a**2).sum() / len(src), 1e-12))
-    return s, r, mu_d - s * r @ mu_s
-
-
 def posed_donor(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The donor's mesh [468, 3] turned, scaled and moved onto the target's [468, 3] by a 3D similarity:
     the donor's shape in the target's pose."""
     if donor.shape != target.shape or donor.ndim != 2 or donor.shape[1] != 3:
         raise InputError(f"expected two meshes [P, 3] of one shape, got {donor.shape} and {target.shape}")
-    s, r, t = umeyama(donor.astype(np.float64), target.astype(np.float64))
+    s, r, t = similarity_fit(donor, target)
     return (s * donor @ r.T + t).astype(np.float32)
 
 

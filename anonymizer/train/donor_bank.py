@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from ..nn.facemesh import MESH_INPUT, MESH_LEFT_EYE, MESH_RIGHT_EYE, FaceMesh, mesh_crop_matrix
+from ..ops.align import similarity_fit
 from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES
 
 
@@ -251,18 +252,6 @@ def glasses_score(crop: np.ndarray, mesh: np.ndarray) -> float:
     return float(gy.mean(1).max() / ((gx.mean() + gy.mean()) / 2 + 1))
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(scale, rotation (3, 3), translation (3,)) minimising |dst - (scale * src @ R.T + t)|^2 (Umeyama 1991),
-    a proper rotation (det +1). src, dst: (n, 3)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
-    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt))])
-    r = u @ flip @ vt
-    scale = float(np.trace(np.diag(sig) @ flip) / (s**2).sum(1).mean())
-    return scale, r, mu_d - scale * r @ mu_s
-
-
 def mirror_pairs(mesh: np.ndarray) -> np.ndarray:
     """For each point of a frontal, upright mesh (468, 3), the index of its mirror image (itself on the midline):
     nearest neighbours after reflecting x about the mesh's mid-vertical, then fitting the reflection rigidly."""
@@ -270,7 +259,7 @@ def mirror_pairs(mesh: np.ndarray) -> np.ndarray:
     flipped = ref * np.array([-1.0, 1.0, 1.0])
     for _ in range(3):
         pairs = np.argmin(((flipped[:, None] - ref[None]) ** 2).sum(-1), axis=1)
-        _, r, t = umeyama(flipped, ref[pairs])
+        _, r, t = similarity_fit(flipped, ref[pairs])
         flipped = flipped @ r.T + t
     return pairs
 
@@ -286,17 +275,17 @@ def symmetric_reference(meshes: np.ndarray, iterations: int = 3) -> np.ndarray:
     for _ in range(iterations):
         aligned = []
         for m in norm:
-            s, r, t = umeyama(m, ref)
+            s, r, t = similarity_fit(m, ref)
             aligned.append(s * m @ r.T + t)
         ref = np.mean(aligned, 0)
         ref = (ref - ref.mean(0)) / np.sqrt((ref**2).sum(-1).mean())
     # the mean keeps the first mesh's orientation: turn it to the meshes' mean rotation (the rotation
     # nearest the mean of their rotation matrices)
-    u, _, vt = np.linalg.svd(np.mean([umeyama(ref, m)[1] for m in norm], 0))
+    u, _, vt = np.linalg.svd(np.mean([similarity_fit(ref, m)[1] for m in norm], 0))
     ref = ref @ (u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt).T
     pairs = mirror_pairs(ref)
     mirrored = (ref * np.array([-1.0, 1.0, 1.0]))[pairs]
-    s, r, t = umeyama(mirrored, ref)
+    s, r, t = similarity_fit(mirrored, ref)
     sym = (ref + s * mirrored @ r.T + t) / 2
     # the x axis: the mean direction from each point to its mirror image, across the face
     across = sym[pairs] - sym
@@ -314,7 +303,7 @@ def head_pose(mesh: np.ndarray, reference: np.ndarray) -> np.ndarray:
     frontal ``reference``: the rotation R of the Umeyama similarity fit reference -> mesh, read as
     R = Rz(roll) Ry(-yaw) Rx(pitch). yaw > 0: the face turns to the image's right (the nose tip moves right);
     pitch > 0: it looks down; roll > 0: it tilts clockwise as seen in the image."""
-    _, r, _ = umeyama(reference, mesh)
+    _, r, _ = similarity_fit(reference, mesh)
     yaw = -math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
     pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
     roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from anonymizer.ops.align import TEMPLATE_112, affine_to_theta, align_face, similarity_transform
+from anonymizer.ops.align import TEMPLATE_112, affine_to_theta, align_face, similarity_fit, similarity_transform
 
 
 def test_torch_alignment_equals_cv2() -> None:
@@ -21,3 +22,12 @@ def test_torch_alignment_equals_cv2() -> None:
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
     got = F.grid_sample(x, grid, align_corners=False, padding_mode="border")[0].permute(1, 2, 0).numpy()
     assert np.abs(got - ref).mean() < 1.0 and np.percentile(np.abs(got - ref), 99) < 4.0
+
+
+def test_similarity_fit_recovers_a_3d_similarity() -> None:
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(50, 3))
+    angle = 0.4
+    r = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    s, r2, t = similarity_fit(pts, 2.5 * pts @ r.T + [1, 2, 3])
+    assert s == pytest.approx(2.5) and np.allclose(r2, r) and np.allclose(t, [1, 2, 3])
