@@ -19,27 +19,18 @@ import argparse
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from _data import DATA, require
 
 from anonymizer.audit.recognizers import DlibRecognizer, distance
 from anonymizer.nn import face_mesh
-from anonymizer.nn.facemesh import MESH_INPUT, mesh_crop_matrix, mesh_to_image
+from anonymizer.nn.facemesh import mesh_in_image
 from anonymizer.pipeline.donor_swap import choose_donor, donor_weights, face_region, render_face
 from anonymizer.pipeline.donors import DonorBank
 from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.train.faces import age_of, prepare_faces
 from anonymizer.vault.surrogate import SurrogateSeed
-
-
-def mesh_of(net: torch.nn.Module, rgb: np.ndarray, box, landmarks) -> np.ndarray:  # noqa: ANN001 (a face's box and points)
-    m = mesh_crop_matrix(box, landmarks)
-    crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
-    with torch.inference_mode():
-        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
-    return mesh_to_image(out.landmarks[0], m).numpy()
 
 
 def main() -> None:
@@ -60,7 +51,7 @@ def main() -> None:
     deid, face, differ, cells = [], [], [], []
     for i in tqdm(idx, unit="face"):
         rgb, f = fs.load_rgb(i), fs.face(i)
-        target = mesh_of(net, rgb, f.box, np.asarray(f.landmarks))
+        target = mesh_in_image(net, rgb, f.box, f.landmarks)
         lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[face_region(target, rgb.shape[:2])]
         lightness = float(lab[:, 0].mean()) * 100 / 255 if len(lab) else 50.0
         ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed

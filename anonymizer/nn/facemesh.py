@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -201,3 +202,18 @@ def mesh_to_image(landmarks: Tensor, matrix: np.ndarray) -> Tensor:
     t = torch.as_tensor(inv[:, 2], dtype=landmarks.dtype, device=landmarks.device)
     xy = landmarks[..., :2] @ a.T + t
     return torch.cat([xy, landmarks[..., 2:] * scale], dim=-1)
+
+
+def mesh_in_image(
+    net: FaceMesh,
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float] | np.ndarray,
+    landmarks: tuple[tuple[float, float], ...] | np.ndarray,
+) -> np.ndarray:
+    """The mesh of one detected face: float32 (468, 3) in pixels of ``rgb`` (uint8 RGB, H x W x 3), z on the
+    same scale. ``box`` and the five ``landmarks`` as our detector gives them (see :func:`mesh_crop_matrix`)."""
+    m = mesh_crop_matrix(box, landmarks)
+    crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
+    with torch.inference_mode():
+        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
+    return mesh_to_image(out.landmarks[0], m).numpy()

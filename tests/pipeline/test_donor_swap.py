@@ -8,13 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from anonymizer.api import get_finder
 from anonymizer.errors import InputError
 from anonymizer.media import load_image
 from anonymizer.nn import face_mesh
-from anonymizer.nn.facemesh import MESH_INPUT, mesh_crop_matrix, mesh_to_image
+from anonymizer.nn.facemesh import mesh_in_image
 from anonymizer.pipeline.donor_swap import (
     FACE_OVAL,
     face_region,
@@ -27,11 +26,7 @@ from anonymizer.pipeline.donor_swap import (
 
 def _mesh(net, rgb: np.ndarray) -> np.ndarray:
     (face,) = get_finder(threshold=0.5).find(rgb)
-    m = mesh_crop_matrix(face.box, face.landmarks)
-    crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
-    with torch.inference_mode():
-        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
-    return mesh_to_image(out.landmarks[0], m).numpy()
+    return mesh_in_image(net, rgb, face.box, face.landmarks)
 
 
 @pytest.fixture(scope="module")
