@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .audit.report import AuditResult
     from .pipeline.deepfake import DeepfakeScorer
-    from .pipeline.surrogate import SurrogatePainter
+    from .pipeline.donor_painter import DonorPainter
 from .vault.images import RestoredImage, restore_bytes, restore_file
 from .vault.keys import Identity, Key
 from .vault.surrogate import SurrogateSeed
@@ -69,11 +69,12 @@ ANONYMIZE_METHODS = (*METHODS, "surrogate")
 
 
 @lru_cache(maxsize=1)
-def get_painter() -> SurrogatePainter:
-    """The shared :class:`SurrogatePainter` (generator, SRGAN and the identity check's IdentityNet loaded once per process)."""
-    from .pipeline.surrogate import SurrogatePainter
+def get_painter() -> DonorPainter:
+    """The shared :class:`~anonymizer.pipeline.donor_painter.DonorPainter` (donor bank and face-mesh network
+    loaded once per process)."""
+    from .pipeline.donor_painter import DonorPainter
 
-    return SurrogatePainter()
+    return DonorPainter()
 
 
 def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -120,8 +121,10 @@ def anonymize_image(
     """Find every face and cover it with ``method``: "solid" (the default), "pixelate", "blur" or
     "surrogate" (faces only; refused with persons).
 
-    "surrogate" paints a generated face (models/surrogate.md) over each face's eyes, nose, mouth and
-    cheeks (``shape``, ``mask_scale``, ``feather`` and ``color`` do not apply). Its identity comes from
+    "surrogate" replaces each face inside its outline by the face of someone who does not exist, from the
+    donor bank (models/donors.md), turned to the face's pose and lit like it
+    (:mod:`anonymizer.pipeline.donor_painter`; a face whose mesh cannot be trusted is covered solid;
+    ``shape``, ``mask_scale``, ``feather`` and ``color`` do not apply). The donor comes from
     ``surrogate_seed``, else from ``key``'s password (:meth:`Key.surrogate_seed`: the same password and
     photo always give the same surrogates), else from a random seed (new faces on every call). The
     seed is mixed with a digest of the photo's pixels, so the first face of two photos differ.

@@ -212,8 +212,20 @@ def mesh_in_image(
 ) -> np.ndarray:
     """The mesh of one detected face: float32 (468, 3) in pixels of ``rgb`` (uint8 RGB, H x W x 3), z on the
     same scale. ``box`` and the five ``landmarks`` as our detector gives them (see :func:`mesh_crop_matrix`)."""
+    return fit_mesh(net, rgb, box, landmarks)[0]
+
+
+def fit_mesh(
+    net: FaceMesh,
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float] | np.ndarray,
+    landmarks: tuple[tuple[float, float], ...] | np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """:func:`mesh_in_image` and the network's face presence (0..1) for the same crop. The network runs in
+    its parameters' dtype (float64 gives the same mesh at any thread count); the mesh is float32."""
     m = mesh_crop_matrix(box, landmarks)
     crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
+    dtype = next(net.parameters()).dtype
     with torch.inference_mode():
-        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
-    return mesh_to_image(out.landmarks[0], m).numpy()
+        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].to(dtype) / 255)
+    return mesh_to_image(out.landmarks[0], m).float().numpy(), float(out.presence[0])

@@ -89,3 +89,16 @@ def union_mask(
         sl = (slice(win[1], win[3]), slice(win[0], win[2]))
         np.maximum(out[sl], a, out=out[sl])
     return out
+
+
+def box_coverage(alpha: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Share of the central half of ``box`` (x1, y1, x2, y2 pixels, clipped to the image) where ``alpha``
+    (float [H, W]) >= 0.5; 0 when that part lies outside the image. How well a replacement covers a face."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    ih, iw = alpha.shape
+    a, b = max(0, int(round(x1 + w / 4))), max(0, int(round(y1 + h / 4)))
+    c, d = min(iw, int(round(x2 - w / 4))), min(ih, int(round(y2 - h / 4)))
+    if c <= a or d <= b:
+        return 0.0
+    return float((alpha[b:d, a:c] >= 0.5).mean())

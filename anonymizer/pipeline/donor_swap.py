@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..nn.facemesh import MESH_LEFT_EYE, MESH_MOUTH_LEFT, MESH_MOUTH_RIGHT, MESH_NOSE_TIP, MESH_RIGHT_EYE
 from ..ops.align import similarity_fit
 from ..ops.warp import warp_mesh
 from ..vault.surrogate import SurrogateSeed
-from .donors import DonorBank
+from .donors import DonorBank, bare_skin, skin_mask, skin_stats
 
 #: MediaPipe's face-oval points, clockwise from the top of the forehead.
 FACE_OVAL = (
@@ -92,19 +93,23 @@ def face_region(mesh: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return region.astype(bool)
 
 
-def transfer_lab(src: np.ndarray, ref: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """``src`` (uint8 RGB) with the mean and spread of each CIELAB channel inside ``inside`` moved to
-    ``ref``'s there (spread ratios within 0.5..2): the scene's light and white balance, no identity."""
-    if inside.sum() < 16:
+def transfer_lab(src: np.ndarray, ref: np.ndarray, src_skin: np.ndarray, ref_skin: np.ndarray) -> np.ndarray:
+    """``src`` (uint8 RGB) with the mean and spread of each CIELAB channel of its skin (``src_skin``, bool
+    [H, W]) moved to those of ``ref``'s skin (``ref_skin``), trimmed of highlights and shadows
+    (:func:`~anonymizer.pipeline.donors.skin_stats`), spread ratios within 0.5..2: the scene's light, white
+    balance and the person's skin tone band, no identity. Skin rather than the whole face, so that a white
+    beard, glasses or a moustache do not wash out or darken the new face. A grey photo gives a grey face."""
+    if src_skin.sum() < 16 or ref_skin.sum() < 16:
         return src
-    a = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
-    b = cv2.cvtColor(ref, cv2.COLOR_RGB2LAB).astype(np.float32)
-    if np.abs(ref[inside].astype(np.int16) - ref[inside].mean(1, keepdims=True)).max() < 6:  # a grey photo
-        a[..., 1:] = 128.0
-    ma, sa = a[inside].mean(0), a[inside].std(0) + 1.0
-    mb, sb = b[inside].mean(0), b[inside].std(0) + 1.0
-    out = (a - ma) * np.clip(sb / sa, 0.5, 2.0) + mb
-    return cv2.cvtColor(out.round().clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    ma, sa = skin_stats(src, src_skin)
+    mb, sb = skin_stats(ref, ref_skin)
+    a = cv2.cvtColor(src.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    ys, xs = np.nonzero(ref_skin)
+    pixels = ref[ys, xs].astype(np.int16)
+    if np.abs(pixels - pixels.mean(1, keepdims=True)).max() < 6:  # a grey photo
+        a[..., 1:], ma[1:], mb[1:] = 0.0, 0.0, 0.0
+    out = (a - ma) * np.clip((sb + 1.0) / (sa + 1.0), 0.5, 2.0) + mb
+    return (cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB) * 255).round().clip(0, 255).astype(np.uint8)
 
 
 def poisson_blend(src: np.ndarray, dst: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -125,6 +130,22 @@ def poisson_blend(src: np.ndarray, dst: np.ndarray, inside: np.ndarray) -> np.nd
     return out[pad:-pad, pad:-pad]
 
 
+#: the Poisson blend's correction fades from full at the region's edge to none this share of the face's
+#: size inside it: it removes the seam, while the light transfer sets the face's tone (a white beard or
+#: hair around the face would otherwise brighten the whole new face)
+SEAM_DEPTH = 0.15
+
+
+def seam_fix(warped: np.ndarray, blended: np.ndarray, region: np.ndarray, size: float) -> np.ndarray:
+    """``warped`` plus the Poisson blend's correction (``blended`` - ``warped``, uint8 RGB both) faded from the
+    edge of ``region`` (bool [H, W]) to nothing :data:`SEAM_DEPTH` of ``size`` (pixels) inside it."""
+    depth = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    t = np.clip(depth / max(SEAM_DEPTH * size, 1.0), 0.0, 1.0)
+    fade = (1 - t * t * (3 - 2 * t))[..., None]
+    out = warped.astype(np.float32) + fade * (blended.astype(np.float32) - warped.astype(np.float32))
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def render_face(
     rgb: np.ndarray,
     target: np.ndarray,
@@ -142,17 +163,75 @@ def render_face(
     h, w = rgb.shape[:2]
     geometry = blend_geometry(posed_donor(donor_mesh, target), target, outline_share(donor_mesh))
     warped, covered = warp_mesh(donor_image, donor_mesh, geometry, triangles, (h, w), depth=geometry[:, 2])
-    region = face_region(target, (h, w)) & covered
-    warped = transfer_lab(warped, rgb, region)
     size = float(np.ptp(target[:, :2], axis=0).max())
+    region = face_region(target, (h, w)) & covered
+    skins = skin_mask(geometry, (h, w)) & covered, bare_skin(rgb, target)
+    return blend_in(rgb, warped, region, skins, size=size, feather=feather, poisson=poisson)
+
+
+def render_points(
+    rgb: np.ndarray,
+    points: np.ndarray,
+    box: tuple[float, float, float, float],
+    donor_image: np.ndarray,
+    donor_mesh: np.ndarray,
+    *,
+    feather: float = 0.02,
+    poisson: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`render_face` for a face too small for a mesh: the donor placed by a similarity fit of its
+    five points (:func:`five_points`) onto the face's ``points`` [5, 2], filling the union of its own
+    replaced outline and the ellipse inscribed in the face's ``box`` (x1, y1, x2, y2), so the whole face is
+    replaced whatever the two outlines."""
+    h, w = rgb.shape[:2]
+    s, r, t = similarity_fit(five_points(donor_mesh), np.asarray(points, np.float64))
+    m = np.hstack([s * r, t[:, None]])
+    warped = cv2.warpAffine(donor_image, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    placed = donor_mesh[:, :2] @ m[:, :2].T + m[:, 2]
+    region = face_region(placed, (h, w))
+    x1, y1, x2, y2 = box
+    ellipse = np.zeros((h, w), np.uint8)
+    centre, axes = ((x1 + x2) / 2, (y1 + y2) / 2), (max((x2 - x1) / 2, 1.0), max((y2 - y1) / 2, 1.0))
+    cv2.ellipse(ellipse, (centre, (2 * axes[0], 2 * axes[1]), 0.0), 1, -1)
+    size = float(max(x2 - x1, y2 - y1))
+    skin = skin_mask(placed, (h, w))  # the donor's skin, and where the face's lies (by its five points)
+    return blend_in(rgb, warped, region | ellipse.astype(bool), (skin, skin), size=size, feather=feather,
+                    poisson=poisson)
+
+
+def five_points(mesh: np.ndarray) -> np.ndarray:
+    """float64 [5, 2]: a mesh's eye centres, nose tip and mouth corners in
+    :data:`anonymizer.types.LANDMARK_NAMES` order (as our detector gives them)."""
+    m = np.asarray(mesh, np.float64)[:, :2]
+    return np.stack([m[list(MESH_LEFT_EYE)].mean(0), m[list(MESH_RIGHT_EYE)].mean(0), m[MESH_NOSE_TIP],
+                     m[MESH_MOUTH_LEFT], m[MESH_MOUTH_RIGHT]])
+
+
+def blend_in(
+    rgb: np.ndarray,
+    warped: np.ndarray,
+    region: np.ndarray,
+    skins: tuple[np.ndarray, np.ndarray],
+    *,
+    size: float,
+    feather: float = 0.02,
+    poisson: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``warped`` (uint8 RGB, the donor placed in the photo's frame) blended into ``rgb`` over ``region``
+    (bool [H, W]): colour and light of its skin moved to the photo's (``skins``: the donor's skin in
+    ``warped``, the face's in ``rgb``; :func:`transfer_lab`), re-lit to meet it at the
+    edge (:func:`poisson_blend`), and feathered over ``feather`` of the face's ``size`` (pixels) inside
+    the edge. Returns (the new photo, the float32 alpha [H, W] it was blended with)."""
+    warped = transfer_lab(warped, rgb, *skins)
     grow = max(1, int(round(feather * size)))
-    # 1 inside the outline shrunk by the feather, fading to 0 at the outline (where the geometry is the
+    # 1 inside the region shrunk by the feather, fading to 0 at its edge (where the geometry is the
     # target's own, so only its skin tone shows through)
     inner = cv2.erode(region.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(np.float32)
     alpha = cv2.GaussianBlur(inner, (0, 0), grow / 2) * region
     alpha = np.maximum(alpha, inner)
     if poisson:
-        warped = poisson_blend(warped, rgb, region)
+        warped = seam_fix(warped, poisson_blend(warped, rgb, region), region, size)
     out = rgb.astype(np.float32) * (1 - alpha[..., None]) + warped.astype(np.float32) * alpha[..., None]
     return out.round().clip(0, 255).astype(np.uint8), alpha.astype(np.float32)
 

@@ -9,7 +9,7 @@ are StyleGAN-generated):
 - ``bank.safetensors``: ``mesh`` float32 [N, 468, 3] (MediaPipe's face mesh, x, y in crop pixels, z
   relative depth in the same unit), ``pose`` float32 [N, 3] (yaw, pitch, roll in degrees), ``lab`` float32
   [N, 3] (skin tone, CIELAB), ``presence`` float32 [N], ``triangles`` int32 [T, 3] (indices into the 468
-  points, for piecewise-affine warping), and uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses``
+  points, for piecewise-affine warping), ``reference`` float32 [468, 3] (the donors' frontal mean mesh), and uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses``
   (names in :data:`SEXES`, :data:`GROUPS`, :data:`COLLECTIONS`);
 - ``index.csv``: one row per donor, in the same order (file, source file, collection, sex, group, L*, ...).
 
@@ -20,13 +20,17 @@ or inconsistent is a :class:`~anonymizer.errors.WeightsError` naming the file.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+import cv2
+
 from .. import weights
 from ..errors import InputError, WeightsError
+from ..ops.align import similarity_fit
 
 BANK_FILE = "bank.safetensors"
 INDEX_FILE = "index.csv"
@@ -42,8 +46,15 @@ _SPEC: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "lab": ("float32", ("N", 3)),
     "presence": ("float32", ("N",)),
     "triangles": ("int32", ("T", 3)),
+    "reference": ("float32", (MESH_POINTS, 3)),
 }
 _CODES = ("sex", "group", "collection", "glasses")
+#: skin regions (convex hulls of mesh points): the forehead above the brows and the two cheeks
+SKIN_REGIONS = (
+    (69, 108, 151, 337, 299, 9),
+    (117, 118, 101, 36, 205, 187, 123, 50),
+    (346, 347, 330, 266, 425, 411, 352, 280),
+)
 
 
 def default_path() -> Path:
@@ -110,7 +121,8 @@ class DonorBank:
 
     root: the bank's folder; files: the crops' file names; size: their side in pixels; meshes float32
     [N, 468, 3]; poses float32 [N, 3] (yaw, pitch, roll, degrees); labs float32 [N, 3]; presence float32 [N];
-    triangles int32 [T, 3]; codes: uint8 [N] arrays by name (sex, group, collection, glasses; those present);
+    triangles int32 [T, 3]; reference float32 [468, 3] (the frontal mean mesh
+    :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses; those present);
     rows: the index's rows (strings).
     """
 
@@ -122,6 +134,7 @@ class DonorBank:
     labs: np.ndarray
     presence: np.ndarray
     triangles: np.ndarray
+    reference: np.ndarray
     codes: dict[str, np.ndarray]
     rows: tuple[dict[str, str], ...]
 
@@ -158,6 +171,7 @@ class DonorBank:
             labs=tensors["lab"],
             presence=tensors["presence"],
             triangles=tensors["triangles"],
+            reference=tensors["reference"],
             codes={c: tensors[c] for c in _CODES if c in tensors},
             rows=tuple(rows),
         )
@@ -196,4 +210,80 @@ class DonorBank:
         return self.labs[self._check(i)]
 
 
-__all__ = ["COLLECTIONS", "GROUPS", "SEXES", "DonorBank", "default_path"]
+def skin_mask(mesh: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """bool [H, W] (``shape``): the forehead and both cheeks (:data:`SKIN_REGIONS`) of a face whose mesh
+    (468, 2+) is in pixels of an image of that shape (:func:`bare_skin` leaves out those under a beard)."""
+    mask = np.zeros(shape, np.uint8)
+    for hull in _skin_hulls(mesh):
+        cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def _skin_hulls(mesh: np.ndarray) -> list[np.ndarray]:
+    return [cv2.convexHull(np.round(mesh[list(r), :2] * 16).astype(np.int32)) for r in SKIN_REGIONS]
+
+
+#: :func:`bare_skin` keeps the skin regions whose texture (median |Laplacian| of L*) is within this factor
+#: of the smoothest one's: a beard, stubble, a fringe or glasses make a region rough
+SMOOTH_WITHIN = 1.5
+
+
+def bare_skin(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    """bool [H, W]: the skin regions of :func:`skin_mask` of the face whose mesh is in ``rgb``'s pixels (uint8
+    RGB), keeping only those about as smooth as the smoothest (:data:`SMOOTH_WITHIN`): a white beard over
+    the cheeks or a fringe over the forehead is not the person's skin tone."""
+    h, w = rgb.shape[:2]
+    masks, rough = [], []
+    for hull in _skin_hulls(mesh):
+        m = np.zeros((h, w), np.uint8)
+        cv2.fillConvexPoly(m, hull, 1, lineType=cv2.LINE_8, shift=4)
+        ys, xs = np.nonzero(m)
+        if len(xs) < 16:
+            continue
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (3, 3), 0), cv2.CV_32F))
+        masks.append(m.astype(bool))
+        rough.append(float(np.median(lap[m[y0:y1, x0:x1] > 0])) + 0.5)
+    out = np.zeros((h, w), bool)
+    for m, r in zip(masks, rough, strict=True):
+        if r <= SMOOTH_WITHIN * min(rough):
+            out |= m
+    return out
+
+
+def skin_stats(rgb: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, spread): float64 (3,) each, CIELAB (L* 0..100, a*, b*; D65, sRGB) of ``rgb`` (uint8 RGB) over
+    the pixels of ``inside`` (bool [H, W]) whose lightness lies between its 10th and 90th percentiles
+    (highlights, strands of hair and shadows left out); NaN when ``inside`` is empty."""
+    ys, xs = np.nonzero(inside)
+    if len(xs) == 0:
+        return np.full(3, np.nan), np.full(3, np.nan)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # only the window: photos can be large
+    window = np.ascontiguousarray(rgb[y0:y1, x0:x1]).astype(np.float32) / 255
+    lab = cv2.cvtColor(window, cv2.COLOR_RGB2LAB)[inside[y0:y1, x0:x1]].astype(np.float64)
+    lo, hi = np.percentile(lab[:, 0], [10, 90])
+    keep = lab[(lab[:, 0] >= lo) & (lab[:, 0] <= hi)]
+    keep = keep if len(keep) else lab
+    return keep.mean(0), keep.std(0)
+
+
+def skin_lab(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    """Mean CIELAB of the forehead and both cheeks (:func:`skin_mask`, :func:`skin_stats`) of the face whose
+    mesh (468, 2+; pixels) lies in ``rgb`` (uint8 RGB), float64 (3,); NaN when they fall outside it."""
+    return skin_stats(rgb, skin_mask(mesh, rgb.shape[:2]))[0]
+
+
+def head_pose(mesh: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees of a mesh (468, 3; x right, y down, z away from the camera) against the
+    frontal ``reference``: the rotation R of the Umeyama similarity fit reference -> mesh, read as
+    R = Rz(roll) Ry(-yaw) Rx(pitch). yaw > 0: the face turns to the image's right (the nose tip moves right);
+    pitch > 0: it looks down; roll > 0: it tilts clockwise as seen in the image."""
+    _, r, _ = similarity_fit(reference, mesh)
+    yaw = -math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
+    pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
+    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
+    return np.array([yaw, pitch, roll])
+
+
+__all__ = ["COLLECTIONS", "GROUPS", "SEXES", "SKIN_REGIONS", "DonorBank", "default_path", "head_pose", "bare_skin", "skin_lab", "skin_mask", "skin_stats"]

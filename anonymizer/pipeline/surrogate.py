@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..ops.checks import require_rgb
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
 from ..ops.align import similarity_transform
+from ..ops.masks import box_coverage
 from ..ops.replace import composite
 from ..types import Face, Region
 from ..vault.surrogate import SurrogateSeed
@@ -145,7 +146,7 @@ class SurrogatePainter:
                 self._choose(put, rgb, out, face, int(track), choices)
                 changed[win] |= a[win] > 0
                 regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
-            if _coverage(a, face.box) < COVER_MIN:
+            if box_coverage(a, face.box) < COVER_MIN:
                 out, more, more_mask = cover_faces(out, [face], method="solid")
                 regions.extend(more)
                 changed |= more_mask
@@ -251,18 +252,6 @@ def match_colour(generated: np.ndarray, original: np.ndarray, inside: np.ndarray
             out[:] = out.mean(2, keepdims=True)
     return out.round().clip(0, 255).astype(np.uint8)
 
-
-def _coverage(alpha: np.ndarray, box: tuple[float, float, float, float]) -> float:
-    """Share of the central half of ``box`` (clipped to the image) where ``alpha`` >= 0.5; 0 when that
-    part lies outside the image."""
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    ih, iw = alpha.shape
-    a, b = max(0, int(round(x1 + w / 4))), max(0, int(round(y1 + h / 4)))
-    c, d = min(iw, int(round(x2 - w / 4))), min(ih, int(round(y2 - h / 4)))
-    if c <= a or d <= b:
-        return 0.0
-    return float((alpha[b:d, a:c] >= 0.5).mean())
 
 
 def align_to_crop(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

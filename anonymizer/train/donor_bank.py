@@ -50,7 +50,7 @@ import torch
 
 from ..nn.facemesh import MESH_INPUT, MESH_LEFT_EYE, MESH_RIGHT_EYE, FaceMesh, mesh_crop_matrix
 from ..ops.align import similarity_fit
-from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES
+from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES, head_pose, skin_lab
 
 
 DETECT_THRESHOLD = 0.5
@@ -78,12 +78,6 @@ MESH_FOREHEAD_TOP = 10
 MESH_CHIN = 152
 MESH_LIP_UPPER = 13
 MESH_LIP_LOWER = 14
-#: skin regions (convex hulls of mesh points): the forehead above the brows and the two cheeks
-SKIN_REGIONS = (
-    (69, 108, 151, 337, 299, 9),
-    (117, 118, 101, 36, 205, 187, 123, 50),
-    (346, 347, 330, 266, 425, 411, 352, 280),
-)
 
 DETECTIONS_VERSION = 1
 
@@ -217,22 +211,6 @@ def lip_gap(mesh: np.ndarray) -> float:
     return float(gap / np.linalg.norm(mesh[MESH_CHIN, :2] - mesh[MESH_FOREHEAD_TOP, :2]))
 
 
-def skin_lab(crop: np.ndarray, mesh: np.ndarray) -> np.ndarray:
-    """Mean CIELAB (L* 0..100, a*, b*; D65, sRGB) of the forehead and both cheeks (:data:`SKIN_REGIONS`)
-    of an RGB uint8 crop, float64 (3,). The brightest and darkest tenth of the pixels (by L*: highlights,
-    strands of hair, shadows) are left out of the mean."""
-    mask = np.zeros(crop.shape[:2], np.uint8)
-    for region in SKIN_REGIONS:
-        hull = cv2.convexHull(np.round(mesh[list(region), :2]).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
-    lab = cv2.cvtColor(crop.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[mask > 0].astype(np.float64)
-    if len(lab) == 0:
-        return np.full(3, np.nan)
-    lo, hi = np.percentile(lab[:, 0], [10, 90])
-    keep = lab[(lab[:, 0] >= lo) & (lab[:, 0] <= hi)]
-    return (keep if len(keep) else lab).mean(0)
-
-
 def glasses_score(crop: np.ndarray, mesh: np.ndarray) -> float:
     """How much the nose bridge between the eyes looks crossed by a horizontal edge (a spectacle frame's
     bridge): the strongest row of vertical gradient in a box between the inner eye corners (their middle
@@ -296,18 +274,6 @@ def symmetric_reference(meshes: np.ndarray, iterations: int = 3) -> np.ndarray:
     frame = np.stack([x, y, np.cross(x, y)])
     sym = (sym - sym.mean(0)) @ frame.T
     return sym / np.sqrt((sym**2).sum(-1).mean())
-
-
-def head_pose(mesh: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(yaw, pitch, roll) in degrees of a mesh (468, 3; x right, y down, z away from the camera) against the
-    frontal ``reference``: the rotation R of the Umeyama similarity fit reference -> mesh, read as
-    R = Rz(roll) Ry(-yaw) Rx(pitch). yaw > 0: the face turns to the image's right (the nose tip moves right);
-    pitch > 0: it looks down; roll > 0: it tilts clockwise as seen in the image."""
-    _, r, _ = similarity_fit(reference, mesh)
-    yaw = -math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
-    pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
-    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
-    return np.array([yaw, pitch, roll])
 
 
 def stratified_pick(strata: list[tuple[str, int]], count: int, rng: np.random.Generator) -> list[int]:

@@ -105,7 +105,8 @@ def test_colour_is_matched_to_the_photo() -> None:
 
 
 def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed) -> None:
-    from anonymizer.pipeline.surrogate import COVER_MIN, _coverage
+    from anonymizer.ops.masks import box_coverage
+    from anonymizer.pipeline.surrogate import COVER_MIN
 
     rgb, faces = photo
     _, regions, changed = painter.paint(rgb, faces, seed)
@@ -117,7 +118,7 @@ def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed
     assert [r.shape for r in regions][-1] == "ellipse"
     x1, y1, x2, y2 = (int(v) for v in faces[0].box)
     centre = out[(y1 + y2) // 2 - 5 : (y1 + y2) // 2 + 5, (x1 + x2) // 2 - 5 : (x1 + x2) // 2 + 5]
-    assert centre.max() == 0 and _coverage(changed.astype(np.float32), faces[0].box) >= COVER_MIN
+    assert centre.max() == 0 and box_coverage(changed.astype(np.float32), faces[0].box) >= COVER_MIN
 
 
 def test_a_generator_with_a_palette_paints_its_rows(photo, seed) -> None:

@@ -1,0 +1,170 @@
+"""Surrogate faces from the donor bank: every face of a photo or video frame replaced by the face of someone
+who does not exist (:mod:`anonymizer.pipeline.donors`), chosen by the password.
+
+For each detected face (:meth:`DonorPainter.paint`):
+
+1. **Plan** (:meth:`DonorPainter.plan`): faces at least :data:`MESH_MIN` pixels tall get their 468-point
+   mesh (:mod:`anonymizer.nn.facemesh`). The mesh is trusted when the network sees a face (presence >=
+   :data:`MIN_PRESENCE`), the head is turned less than :data:`MAX_YAW` / :data:`MAX_PITCH`, and the mesh's
+   eyes, nose and mouth lie where the detector put them (within :data:`AGREE` of the face's size): a
+   hand or an object over the face makes the mesh wander. Smaller faces are placed by their five
+   landmarks. Faces with an untrusted mesh are covered solid, as are faces whose surrogate would leave
+   part of the face showing (:data:`COVER_MIN`).
+2. **Donor** (:func:`~anonymizer.pipeline.donor_swap.choose_donor`): the password's weighted draw among the
+   suitable donors, nearer in skin lightness more likely; a video's track keeps its donor (``choices``).
+3. **Render** (:func:`~anonymizer.pipeline.donor_swap.render_face` or
+   :func:`~anonymizer.pipeline.donor_swap.render_points`) in a window around the face.
+
+Determinism: the same password and input give the same pixels whatever the number of threads. The mesh
+network runs in float64 (whose CPU kernels do not depend on the thread count, unlike oneDNN's float32
+ones), and the detector's boxes and landmarks are rounded to whole pixels first, so the last-bit
+differences the detector shows between thread counts almost never reach the mesh.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..nn.facemesh import FaceMesh, fit_mesh
+from ..ops.checks import require_rgb
+from ..ops.masks import box_coverage
+from ..types import Face, Region
+from ..vault.surrogate import SurrogateSeed
+from .donor_swap import choose_donor, donor_weights, five_points, render_face, render_points
+from .donors import DonorBank, head_pose, skin_lab
+
+#: faces shorter than this (box height, pixels) are placed by their five landmarks instead of a mesh
+MESH_MIN = 40
+#: the mesh is trusted when the network's face presence is at least this ...
+MIN_PRESENCE = 0.5
+#: ... the head is turned less than this (degrees) ...
+MAX_YAW, MAX_PITCH = 50.0, 40.0
+#: ... and the mesh's five points lie on average within this share of the face's size of the detector's
+AGREE = 0.2
+#: the surrogate must cover at least this share of the central half of the face box, else the face is
+#: covered solid as well (see :func:`anonymizer.ops.masks.box_coverage`)
+COVER_MIN = 0.8
+#: the window rendered around a face, as a share of its mesh's (or box's) size on each side
+WINDOW_MARGIN = 0.25
+
+
+class DonorPainter:
+    """Loads the donor bank and the mesh network once; :meth:`paint` is safe to call from several threads."""
+
+    def __init__(self, *, bank: DonorBank | None = None, mesh: FaceMesh | None = None) -> None:
+        if mesh is None:
+            from ..nn import face_mesh
+
+            mesh = face_mesh()
+        self.bank = bank if bank is not None else DonorBank.load()
+        self.mesh = copy.deepcopy(mesh).eval().double()  # float64: the same mesh at any thread count
+        self.weights = donor_weights(self.bank)
+        self._lock = threading.Lock()
+        self._images: dict[int, np.ndarray] = {}  # donor crops decoded once (a video repaints them every frame)
+
+    def plan(self, rgb: np.ndarray, face: Face) -> tuple[str, np.ndarray | None]:
+        """How to replace ``face``: ("mesh", its mesh [468, 3] in image pixels), ("points", None) for a face
+        too small for a mesh, or ("solid", None) when its mesh cannot be trusted (see the module's doc)."""
+        box = np.round(np.asarray(face.box, np.float64))
+        lm = np.round(np.asarray(face.landmarks, np.float64))
+        if lm.shape != (5, 2):
+            raise InputError("a surrogate needs the face's five landmarks")
+        if box[3] - box[1] < MESH_MIN:
+            return "points", None
+        with self._lock, torch.inference_mode():
+            mesh, presence = fit_mesh(self.mesh, rgb, box, lm)
+        mesh = mesh.astype(np.float32)
+        yaw, pitch, _ = head_pose(mesh, self.bank.reference)
+        size = float(max(box[2] - box[0], box[3] - box[1]))
+        off = float(np.linalg.norm(five_points(mesh) - lm, axis=1).mean()) / size
+        if presence < MIN_PRESENCE or abs(yaw) > MAX_YAW or abs(pitch) > MAX_PITCH or off > AGREE:
+            return "solid", None
+        return "mesh", mesh
+
+    def donor(self, rgb: np.ndarray, face: Face, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
+              choices: dict[int, int] | None) -> int:
+        """The donor of ``track``: remembered in ``choices`` (a video's tracks keep theirs), else the seed's
+        draw weighted by the face's skin lightness (from its mesh; mid-grey for a face without one)."""
+        if choices is not None and track in choices:
+            return choices[track]
+        lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
+        index = choose_donor(seed, track, self.bank, self.weights, lightness if np.isfinite(lightness) else 50.0)
+        if choices is not None:
+            choices[track] = index
+        return index
+
+    def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed, tracks: Sequence[int] | None = None,
+              choices: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+        """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
+        is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
+        seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
+        dict for all its frames (kept to one thread). A face replaced by a donor gives a region of shape
+        "surrogate"; a face covered solid (an untrusted mesh, or a surrogate that would leave part of the
+        face showing) one of shape "ellipse". Faces without five landmarks raise InputError."""
+        from .photo import cover_faces
+
+        require_rgb(rgb)
+        tracks = list(range(len(faces))) if tracks is None else list(tracks)
+        if len(tracks) != len(faces):
+            raise InputError(f"{len(faces)} faces but {len(tracks)} track numbers")
+        out = rgb.copy()
+        changed = np.zeros(rgb.shape[:2], bool)
+        regions: list[Region] = []
+        for face, track in zip(faces, tracks, strict=True):
+            how, mesh = self.plan(rgb, face)
+            covered = 0.0
+            if how != "solid":
+                index = self.donor(rgb, face, mesh, seed, int(track), choices)
+                alpha = self._render(out, face, mesh, index)
+                ys, xs = np.nonzero(alpha > 0)
+                if len(xs):
+                    regions.append(Region(face=face, box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1,
+                                                          int(ys.max()) + 1), shape="surrogate"))
+                    changed |= alpha > 0
+                covered = box_coverage(alpha, face.box)
+            if covered < COVER_MIN:
+                out, more, more_mask = cover_faces(out, [face], method="solid")
+                regions.extend(more)
+                changed |= more_mask
+        return out, tuple(regions), changed
+
+    def _render(self, out: np.ndarray, face: Face, mesh: np.ndarray | None, index: int) -> np.ndarray:
+        """Render donor ``index`` over ``face`` in ``out`` (in place, within a window around the face) and
+        return the alpha [H, W] it was blended with."""
+        h, w = out.shape[:2]
+        if mesh is not None:
+            lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
+        else:
+            lo, hi = np.asarray(face.box[:2], np.float32), np.asarray(face.box[2:], np.float32)
+        pad = WINDOW_MARGIN * float((hi - lo).max()) + 4
+        x0, y0 = max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0)
+        x1, y1 = min(int(hi[0] + pad) + 1, w), min(int(hi[1] + pad) + 1, h)
+        alpha = np.zeros((h, w), np.float32)
+        if x1 <= x0 or y1 <= y0:
+            return alpha
+        window = np.ascontiguousarray(out[y0:y1, x0:x1])
+        shift = np.array([x0, y0], np.float32)
+        if (image := self._images.get(index)) is None:
+            image = self._images[index] = self.bank.image(index)
+        donor_mesh = self.bank.mesh(index)
+        if mesh is not None:
+            target = mesh.copy()
+            target[:, :2] -= shift
+            new, a = render_face(window, target, image, donor_mesh, self.bank.triangles)
+        else:
+            points = np.round(np.asarray(face.landmarks, np.float64)) - shift
+            x1b, y1b, x2b, y2b = np.round(np.asarray(face.box, np.float64))
+            box = (x1b - x0, y1b - y0, x2b - x0, y2b - y0)
+            new, a = render_points(window, points, box, image, donor_mesh)
+        out[y0:y1, x0:x1] = new
+        alpha[y0:y1, x0:x1] = a
+        return alpha
+
+
+__all__ = ["AGREE", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN", "MIN_PRESENCE", "DonorPainter"]
