@@ -11,11 +11,13 @@ taken at the original face's box (the attacker knows where the face was), is mor
 original's. "Still a face": dlib's own HOG detector (upsampling once) finds a face in the output, and,
 separately, our detector finds one with score >= 0.5.
 
-``surrogate`` (included by default once its weights are in models/, or with ``--surrogate-weights``)
-paints a generated face with the code of password A; it also reports the share of faces whose surrogates
-for passwords A and B are different people to dlib (distance > 0.6), and whether painting again with A
-gives byte-identical output. The painter's identity check (IdentityNet, see anonymizer.pipeline.surrogate)
-is on, as in `anonymize`; ``--no-identity-check`` paints every track's first candidate instead.
+``surrogate`` replaces the face by a donor's (anonymizer.pipeline.donor_painter, as `anonymize --method
+surrogate` does) chosen by password A; it also reports the share of faces whose surrogates for passwords
+A and B are different people to dlib (distance > 0.6), whether painting again with A gives byte-identical
+output, and whether the whole `anonymize_image` (detector included) gives the same pixels with 1 and 2
+torch threads. ``--surrogate-weights`` measures the earlier generator (anonymizer.pipeline.surrogate) with
+those weights instead; its identity check (IdentityNet) is on, as it was in `anonymize`;
+``--no-identity-check`` paints every track's first candidate instead.
 ``--extra-pairs N`` measures "passwords differ" on N more pairs of passwords as well (one pair leaves
 about one point of sampling noise on 891 faces).
 
@@ -92,7 +94,7 @@ def main() -> None:
         same_bytes = 0
         dists = []
         misses = []
-        flags: dict[str, list[bool]] = {"deid": [], "dlib": [], "ours": [], "differ": [], "differ_extra": []}
+        flags: dict[str, list[bool]] = {"deid": [], "dlib": [], "ours": [], "differ": [], "differ_extra": [], "threads": []}
         for i in tqdm(idx, desc=method, unit="face"):
             rgb = fs.load_rgb(i)
             face = fs.face(i)
@@ -103,6 +105,7 @@ def main() -> None:
                 other = painter.paint(rgb, [face], seeds[1].for_context(ctx))[0]
                 flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
                 same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()
+                flags["threads"].append(same_at_any_thread_count(rgb, seeds[0]))
                 for sa, sb in extra:
                     ea = rec.embed(painter.paint(rgb, [face], sa.for_context(ctx))[0], face)
                     eb = rec.embed(painter.paint(rgb, [face], sb.for_context(ctx))[0], face)
@@ -126,7 +129,8 @@ def main() -> None:
         rows.append((method, deid.mean(), float(np.median(dists)), dlib_face.mean(), our_face.mean()))
         if method == "surrogate":
             print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {np.mean(flags['differ']):.1%} of faces; "
-                  f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}")
+                  f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}; anonymize_image "
+                  f"gives the same pixels with 1 and 2 threads for {np.mean(flags['threads']):.1%}")
             if extra:
                 every = np.array(flags["differ"] + flags["differ_extra"])
                 se = float(np.sqrt(every.mean() * (1 - every.mean()) / len(every)))
@@ -146,6 +150,20 @@ def main() -> None:
 
 
 AGE_GROUPS = ((0, 4), (5, 12), (13, 200))
+
+
+def same_at_any_thread_count(rgb: np.ndarray, seed: SurrogateSeed) -> bool:
+    """Whether ``anonymize_image(rgb, method="surrogate")`` (detection included) gives the same pixels with 1
+    and with 2 torch threads (the painter ``get_painter`` returns)."""
+    import torch
+
+    from anonymizer.api import anonymize_image
+
+    outs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        outs.append(anonymize_image(rgb, method="surrogate", surrogate_seed=seed).image.tobytes())
+    return outs[0] == outs[1]
 
 
 class Strangers:
@@ -242,6 +260,9 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
             embs = [rec.embed(out, face) for out in outs]
             said = []
             for k, (seed, ch, emb) in enumerate(zip(seeds, choices, embs, strict=True)):
+                if not hasattr(painter, "candidate_row"):  # the donor painter: choices name the donor
+                    said.append(f"password {k + 1}: donor {ch.get(track)}, {distance(ref, emb):.2f} from the original")
+                    continue
                 attempt = ch.get(track, 0)
                 row, net = painter.candidate_row(seed, track, attempt), painter.candidate(seed, track, attempt)[1]
                 said.append(f"password {k + 1}: candidate {attempt}, row {row} (network {net}), "
@@ -263,8 +284,9 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
     print(f"picture: {path} (faces from samples/; passwords {', '.join(repr(p) for p in PICTURE_PASSWORDS)})")
 
 
-def surrogate_painter(weights_file: str | None, identity_check: bool = True):  # noqa: ANN201 (a SurrogatePainter or None)
-    """The painter with ``weights_file`` or the shipped weights; None when there are none yet."""
+def surrogate_painter(weights_file: str | None, identity_check: bool = True):  # noqa: ANN201 (a painter or None)
+    """The donor painter `anonymize` uses; with ``weights_file`` the earlier generator's painter with those
+    weights."""
     from anonymizer.errors import WeightsError
     from anonymizer.nn.surrogate import SurrogateGenerator
     from anonymizer.pipeline.surrogate import SurrogatePainter
@@ -276,7 +298,9 @@ def surrogate_painter(weights_file: str | None, identity_check: bool = True):  #
         gen.load_state_dict(load_file(weights_file))
         return SurrogatePainter(generator=gen, identity_check=identity_check)
     try:
-        return SurrogatePainter(identity_check=identity_check)
+        from anonymizer.api import get_painter
+
+        return get_painter()
     except WeightsError:
         return None
 

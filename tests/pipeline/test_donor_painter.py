@@ -1,0 +1,157 @@
+"""Surrogate faces from the donor bank through the painter `anonymize --method surrogate` uses: real photos,
+real detector, the shipped bank and mesh network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from anonymizer.api import anonymize_image, get_finder, get_painter
+from anonymizer.errors import InputError
+from anonymizer.media import load_image
+from anonymizer.ops.masks import box_coverage
+from anonymizer.pipeline.donor_painter import COVER_MIN, MESH_MIN, DonorPainter
+from anonymizer.pipeline.donor_swap import SEAM_DEPTH, seam_fix, transfer_lab
+from anonymizer.pipeline.donors import bare_skin, skin_mask
+from anonymizer.types import Face
+from anonymizer.vault.surrogate import SurrogateSeed
+
+SEED = SurrogateSeed(bytes(range(32)))
+
+
+@pytest.fixture(scope="module")
+def painter() -> DonorPainter:
+    return get_painter()
+
+
+@pytest.fixture(scope="module")
+def group(samples: Path) -> tuple[np.ndarray, tuple[Face, ...]]:
+    rgb = load_image(samples / "group_solvay_1927_closeup.jpg").rgb
+    return rgb, get_finder().find(rgb)
+
+
+def _centre(img: np.ndarray, face: Face) -> np.ndarray:
+    x1, y1, x2, y2 = face.box
+    w, h = x2 - x1, y2 - y1
+    return img[int(y1 + 0.3 * h) : int(y2 - 0.3 * h), int(x1 + 0.3 * w) : int(x2 - 0.3 * w)].astype(np.int16)
+
+
+def test_every_face_of_a_group_gets_another_face(painter, group) -> None:
+    rgb, faces = group
+    out, regions, changed = painter.paint(rgb, faces, SEED)
+    assert len(faces) == 15 and [r.shape for r in regions] == ["surrogate"] * 15
+    assert rgb.tobytes() != out.tobytes() and not np.shares_memory(rgb, out)
+    for face in faces:
+        assert box_coverage(changed.astype(np.float32), face.box) >= COVER_MIN
+        assert np.abs(_centre(out, face) - _centre(rgb, face)).mean() > 6  # other eyes, nose and mouth
+    # a grey photo stays grey
+    assert np.abs(out.astype(np.int16) - out.mean(2, keepdims=True)).max() <= 2
+    # nothing outside the regions changes
+    inside = np.zeros(rgb.shape[:2], bool)
+    for r in regions:
+        inside[r.box[1] : r.box[3], r.box[0] : r.box[2]] = True
+    assert (out[~inside] == rgb[~inside]).all()
+
+
+def test_same_password_same_pixels_at_any_thread_count(samples: Path) -> None:
+    rgb = load_image(samples / "group_solvay_1927_closeup.jpg").rgb  # 15 faces
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(anonymize_image(rgb, method="surrogate", surrogate_seed=SEED).image)
+    finally:
+        torch.set_num_threads(before)
+    assert outs[0].tobytes() == outs[1].tobytes()
+    other = anonymize_image(rgb, method="surrogate", surrogate_seed=SurrogateSeed(bytes(32))).image
+    assert other.tobytes() != outs[0].tobytes()
+
+
+def test_small_faces_are_placed_by_their_five_points(painter, samples: Path) -> None:
+    big = load_image(samples / "grace_hopper.jpg").rgb
+    rgb = cv2.resize(big, None, fx=0.12, fy=0.12, interpolation=cv2.INTER_AREA)
+    (face,) = get_finder().find(rgb)
+    assert face.height < MESH_MIN and painter.plan(rgb, face)[0] == "points"
+    out, regions, changed = painter.paint(rgb, [face], SEED)
+    assert [r.shape for r in regions] == ["surrogate"]
+    assert box_coverage(changed.astype(np.float32), face.box) >= COVER_MIN
+    assert np.abs(_centre(out, face) - _centre(rgb, face)).mean() > 4
+
+
+def test_a_face_the_mesh_cannot_trust_is_covered_solid(painter, samples: Path) -> None:
+    rgb = load_image(samples / "grace_hopper.jpg").rgb
+    (face,) = get_finder().find(rgb)
+    # the detector's face moved onto the flag behind her: no face there for the mesh network
+    dx = -float(face.box[0]) + 5
+    wall = Face(box=(face.box[0] + dx, face.box[1], face.box[2] + dx, face.box[3]), score=face.score,
+                landmarks=tuple((x + dx, y) for x, y in face.landmarks))
+    assert painter.plan(rgb, wall) == ("solid", None)
+    out, regions, _ = painter.paint(rgb, [wall], SEED)
+    assert [r.shape for r in regions] == ["ellipse"] and _centre(out, wall).max() == 0
+
+
+def test_a_track_keeps_its_donor(painter, group) -> None:
+    rgb, faces = group
+    choices: dict[int, int] = {}
+    first = painter.paint(rgb, faces[:2], SEED, tracks=[7, 9], choices=choices)[0]
+    assert sorted(choices) == [7, 9] and choices[7] != choices[9]
+    # later frames: another seed changes nothing once a track has its donor
+    again = painter.paint(rgb, faces[:2], SurrogateSeed(bytes(32)), tracks=[7, 9], choices=choices)[0]
+    assert again.tobytes() == first.tobytes()
+
+
+def test_bad_requests_are_refused(painter, group) -> None:
+    rgb, faces = group
+    with pytest.raises(InputError, match="2 faces but 1 track numbers"):
+        painter.paint(rgb, faces[:2], SEED, tracks=[0])
+    bare = Face(box=faces[0].box, score=1.0, landmarks=())
+    with pytest.raises(InputError, match="five landmarks"):
+        painter.paint(rgb, [bare], SEED)
+    assert painter.paint(rgb, [], SEED)[0].tobytes() == rgb.tobytes()
+
+
+def test_bare_skin_leaves_out_a_beard(painter, samples: Path) -> None:
+    rgb = load_image(samples / "astronaut.png").rgb
+    (face,) = get_finder().find(rgb)
+    mesh = painter.plan(rgb, face)[1]
+    assert mesh is not None
+    whole = skin_mask(mesh, rgb.shape[:2])
+    assert bare_skin(rgb, mesh).sum() > 0.3 * whole.sum()
+    # white stubble over the right cheek (the image's right): rough, so left out
+    cheek = whole & (np.arange(rgb.shape[1]) > mesh[1, 0])[None]
+    cheek &= (np.arange(rgb.shape[0]) > mesh[1, 1] - 0.1 * face.height)[:, None]
+    rough = rgb.copy()
+    noise = np.random.default_rng(0).integers(0, 2, rgb.shape[:2]).astype(bool) & cheek
+    rough[noise] = 255
+    kept = bare_skin(rough, mesh)
+    assert not (kept & noise).any() and kept.sum() > 0.3 * whole.sum()
+
+
+def test_light_transfer_matches_skin_and_keeps_grey_photos_grey() -> None:
+    rng = np.random.default_rng(0)
+    src = np.clip(rng.normal([180, 120, 100], 10, (64, 64, 3)), 0, 255).astype(np.uint8)
+    ref = np.clip(rng.normal([90, 70, 60], 6, (64, 64, 3)), 0, 255).astype(np.uint8)
+    skin = np.zeros((64, 64), bool)
+    skin[16:48, 16:48] = True
+    out = transfer_lab(src, ref, skin, skin)
+    assert np.abs(out[skin].mean(0) - ref[skin].mean(0)).max() < 4
+    grey = np.repeat(ref[..., :1], 3, axis=2)
+    out = transfer_lab(src, grey, skin, skin)
+    assert np.abs(out.astype(np.int16) - out.mean(2, keepdims=True)).max() <= 1
+    assert transfer_lab(src, ref, np.zeros_like(skin), skin).tobytes() == src.tobytes()  # no skin: unchanged
+
+
+def test_seam_fix_corrects_the_edge_only() -> None:
+    region = np.zeros((100, 100), bool)
+    region[10:90, 10:90] = True
+    warped = np.full((100, 100, 3), 100, np.uint8)
+    blended = np.full((100, 100, 3), 160, np.uint8)
+    out = seam_fix(warped, blended, region, size=80.0)
+    assert out[10, 50, 0] > 150  # at the edge: the Poisson blend's value
+    deep = int(10 + SEAM_DEPTH * 80) + 2
+    assert out[deep:100 - deep, deep:100 - deep].max() == 100  # deep inside: the donor's own, as transferred
