@@ -60,7 +60,7 @@ class Format(str, Enum):
 def anonymize(
     inputs: Annotated[list[Path], typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input tree is mirrored inside it. Must not be inside an input folder.", show_default=False)],
-    method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), blur (the weakest) or surrogate (a generated face of someone else, faces only; the same password gives the same faces, without one they are new on every run).")] = Method(DEFAULT_METHOD),
+    method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), blur (the weakest) or surrogate (the face of someone who does not exist, faces only; the same password gives the same faces, without one they are new on every run).")] = Method(DEFAULT_METHOD),
     targets: Annotated[str, typer.Option(help="What to cover: face, person (whole-body masks from the person Mask R-CNN, photos only), or face,person.")] = "face",
     threshold: Annotated[float | None, typer.Option(help=f"Face score threshold {THRESHOLD_RULE}; lower finds more faces. Default: {DEFAULT_THRESHOLD} for photos (multi-scale), {DEFAULT_VIDEO_THRESHOLD} for videos (one pass per frame).", min=0.01, max=0.99, show_default=False)] = None,
     mask_scale: Annotated[float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)] = DEFAULT_MASK_SCALE,
@@ -78,7 +78,7 @@ def anonymize(
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")] = False,
     recipient: Annotated[list[Path] | None, typer.Option("--recipient", help="Seal for this X25519 public key (PEM from `keygen`); repeatable. Only its private key restores.", show_default=False)] = None,
     vault: Annotated[VaultMode, typer.Option(help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always for TIFF, BMP and videos).")] = VaultMode.embed,
-    detect_every: Annotated[int, typer.Option(help="Videos, with --method solid, pixelate or blur: detect faces on every K-th frame (and on scene cuts), track in between. --method surrogate detects on every frame.", min=1, max=30)] = DEFAULT_DETECT_EVERY,
+    detect_every: Annotated[int, typer.Option(help="Videos: detect faces on every K-th frame (and on scene cuts), track in between.", min=1, max=30)] = DEFAULT_DETECT_EVERY,
     codec: Annotated[str, typer.Option(help="Videos: output video codec (FFmpeg encoder name).")] = "libx264",
     crf: Annotated[int, typer.Option(help="Videos: constant rate factor (quality; lower is better).", min=0, max=63)] = 18,
     lossless: Annotated[bool, typer.Option("--lossless", help="Videos: lossless RGB H.264 (libx264rgb, qp 0); restored frames then equal the decoded originals exactly.")] = False,
@@ -96,9 +96,10 @@ def anonymize(
     --ask-password or --recipient they are encrypted (AES-256-GCM) into a vault that `restore` opens.
 
     By default each face is covered with an opaque fill (--method solid). --method surrogate replaces it
-    with a generated face of someone else instead: the same password and input always give the same
-    faces (the password also seals the vault), without one they are new on every run; videos are then
-    detected on every frame, and each track keeps its surrogate.
+    with the face of someone who does not exist (a donor bank of generated faces, non-commercial terms:
+    models/donors.md), turned and lit like the face: the same password and input always give the same
+    faces (the password also seals the vault), without one they are new on every run; in videos each
+    track keeps its face. Faces turned away or hidden are covered solid instead.
 
     --backend ray spreads the files (and segments of long videos) over a Ray cluster; a manifest in the
     output folder records finished files, so running the same command again resumes.

@@ -170,11 +170,11 @@ def anonymize_video(
     covered on the frames before its first detection back to the previous detection frame, so a face
     entering between two detections is never shown. With ``key``, a sidecar ``dest.vault`` is written.
 
-    ``method="surrogate"`` paints a generated face on every track (models/surrogate.md), the same
-    surrogate for a track through the video: its code comes from ``surrogate_seed`` (else the key's
-    password, else random) mixed with the video file's digest and the track number. Surrogates need the
-    face's landmarks on every frame, so faces are then detected on every frame (``detect_every`` = 1);
-    frames where a track is held or filled in take its last landmarks, moved with its box.
+    ``method="surrogate"`` replaces every track's face by a donor's (models/donors.md,
+    :class:`~anonymizer.pipeline.donor_painter.DonorPainter`), the same donor for a track through the video:
+    chosen by ``surrogate_seed`` (else the key's password, else random) mixed with the video file's digest
+    and the track number, where the track first appears. The face mesh is fitted on every frame; between
+    detections it starts from the track's last landmarks, moved with its box.
 
     ``segment=True`` anonymizes the piece [``start``, ``end``) of a longer video for
     :func:`anonymizer.media.video.join_segments` (see :class:`~anonymizer.media.video.Transcoder`); with
@@ -195,7 +195,6 @@ def anonymize_video(
         seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
         if not segment:  # a piece's seed comes from its caller, who mixes in the file and the piece once
             seed = seed.for_context(sha256_file(Path(src)).encode())
-        detect_every = 1
     decoded: queue.Queue[object] = queue.Queue(maxsize=8)
     to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
     stop = threading.Event()
