@@ -32,6 +32,8 @@ import torch
 
 from ..errors import InputError
 from ..nn.facemesh import FaceMesh, fit_mesh
+from ..nn.identity import IDENTITY_CROP, IdentityNet, identity_net
+from ..ops.align import align_face
 from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
 from ..types import Face, Region
@@ -50,6 +52,11 @@ AGREE = 0.2
 #: the surrogate must cover at least this share of the central half of the face box, else the face is
 #: covered solid as well (see :func:`anonymizer.ops.masks.box_coverage`)
 COVER_MIN = 0.8
+#: donor candidates per track for the identity check (see :meth:`DonorPainter.paint`)
+ATTEMPTS = 4
+#: the check's recognizer (weights declared in anonymizer/weights.py) and the distance from the original
+#: face beyond which a candidate is taken (see models/donors.md, "Identity check")
+CHECK_WEIGHTS, CHECK_DISTANCE = "identity_net", 0.65
 #: the window rendered around a face, as a share of its mesh's (or box's) size on each side
 WINDOW_MARGIN = 0.25
 
@@ -57,7 +64,7 @@ WINDOW_MARGIN = 0.25
 class DonorPainter:
     """Loads the donor bank and the mesh network once; :meth:`paint` is safe to call from several threads."""
 
-    def __init__(self, *, bank: DonorBank | None = None, mesh: FaceMesh | None = None) -> None:
+    def __init__(self, *, bank: DonorBank | None = None, mesh: FaceMesh | None = None, identity_check: bool = True) -> None:
         if mesh is None:
             from ..nn import face_mesh
 
@@ -67,6 +74,8 @@ class DonorPainter:
         self.weights = donor_weights(self.bank)
         self._lock = threading.Lock()
         self._images: dict[int, np.ndarray] = {}  # donor crops decoded once (a video repaints them every frame)
+        # float64 as the mesh: the check's decisions do not depend on the thread count either
+        self.check: IdentityNet | None = identity_net(weights=CHECK_WEIGHTS).eval().double() if identity_check else None
 
     def plan(self, rgb: np.ndarray, face: Face) -> tuple[str, np.ndarray | None]:
         """How to replace ``face``: ("mesh", its mesh [468, 3] in image pixels), ("points", None) for a face
@@ -87,26 +96,32 @@ class DonorPainter:
             return "solid", None
         return "mesh", mesh
 
-    def donor(self, rgb: np.ndarray, face: Face, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
-              choices: dict[int, int] | None) -> int:
-        """The donor of ``track``: remembered in ``choices`` (a video's tracks keep theirs), else the seed's
-        draw weighted by the face's skin lightness (from its mesh; mid-grey for a face without one)."""
-        if choices is not None and track in choices:
-            return choices[track]
+    def candidate(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
+                  attempt: int = 0) -> int:
+        """Donor candidate ``attempt`` (0 .. :data:`ATTEMPTS` - 1) of ``track``: the seed's weighted draw
+        number track * ATTEMPTS + attempt (so a track's candidates are different donors), nearer the face's
+        skin lightness more likely (from its mesh; mid-grey for a face without one)."""
         lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
-        index = choose_donor(seed, track, self.bank, self.weights, lightness if np.isfinite(lightness) else 50.0)
-        if choices is not None:
-            choices[track] = index
-        return index
+        lightness = lightness if np.isfinite(lightness) else 50.0
+        return choose_donor(seed, track * ATTEMPTS + attempt, self.bank, self.weights, lightness)
+
+    def describe(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb`` (aligned by its landmarks)."""
+        assert self.check is not None
+        crop = align_face(rgb, face.landmarks, size=IDENTITY_CROP)
+        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].double() / 255.0
+        with self._lock, torch.inference_mode():
+            return self.check(x)[0].numpy()
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed, tracks: Sequence[int] | None = None,
               choices: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
         is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
         seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
-        dict for all its frames (kept to one thread). A face replaced by a donor gives a region of shape
-        "surrogate"; a face covered solid (an untrusted mesh, or a surrogate that would leave part of the
-        face showing) one of shape "ellipse". Faces without five landmarks raise InputError."""
+        dict for all its frames (kept to one thread), so a track keeps the donor it got where it first
+        appeared. A face replaced by a donor gives a region of shape "surrogate"; a face covered solid (an
+        untrusted mesh, or a surrogate that would leave part of the face showing) one of shape "ellipse".
+        Faces without five landmarks raise InputError."""
         from .photo import cover_faces
 
         require_rgb(rgb)
@@ -119,9 +134,9 @@ class DonorPainter:
         for face, track in zip(faces, tracks, strict=True):
             how, mesh = self.plan(rgb, face)
             covered = 0.0
-            if how != "solid":
-                index = self.donor(rgb, face, mesh, seed, int(track), choices)
-                alpha = self._render(out, face, mesh, index)
+            if how != "solid" and (win := _window(out.shape[:2], face, mesh)) is not None:
+                alpha = np.zeros(rgb.shape[:2], np.float32)
+                alpha[win] = self._choose(rgb, out, win, face, mesh, seed, int(track), choices)
                 ys, xs = np.nonzero(alpha > 0)
                 if len(xs):
                     regions.append(Region(face=face, box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1,
@@ -134,37 +149,72 @@ class DonorPainter:
                 changed |= more_mask
         return out, tuple(regions), changed
 
-    def _render(self, out: np.ndarray, face: Face, mesh: np.ndarray | None, index: int) -> np.ndarray:
-        """Render donor ``index`` over ``face`` in ``out`` (in place, within a window around the face) and
-        return the alpha [H, W] it was blended with."""
-        h, w = out.shape[:2]
-        if mesh is not None:
-            lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
+    def _choose(self, rgb: np.ndarray, out: np.ndarray, win: tuple[slice, slice], face: Face, mesh: np.ndarray | None,
+                seed: SurrogateSeed, track: int, choices: dict[int, int] | None) -> np.ndarray:
+        """Paint the track's donor into ``out`` (within ``win``) and return the alpha there: the donor in
+        ``choices``, else the first candidate whose face the check puts more than :data:`CHECK_DISTANCE` from
+        the original (the farthest when none is; faces without a mesh, too small for the check, take
+        the first), remembered in ``choices``."""
+        below = out[win].copy()
+        if choices is not None and track in choices:
+            return self._render(out, below, win, face, mesh, choices[track])
+        best, far, alpha = 0, -1.0, None
+        tries = ATTEMPTS if self.check is not None and mesh is not None else 1
+        if tries > 1:
+            ref = self.describe(rgb, face)
+        for attempt in range(tries):
+            index = self.candidate(rgb, mesh, seed, track, attempt)
+            alpha = self._render(out, below, win, face, mesh, index)
+            if tries == 1:
+                best = index
+                break
+            d = float(np.linalg.norm(ref - self.describe(out, face)))
+            if d > CHECK_DISTANCE:
+                best = index
+                break
+            if d > far:
+                far, best = d, index
         else:
-            lo, hi = np.asarray(face.box[:2], np.float32), np.asarray(face.box[2:], np.float32)
-        pad = WINDOW_MARGIN * float((hi - lo).max()) + 4
-        x0, y0 = max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0)
-        x1, y1 = min(int(hi[0] + pad) + 1, w), min(int(hi[1] + pad) + 1, h)
-        alpha = np.zeros((h, w), np.float32)
-        if x1 <= x0 or y1 <= y0:
-            return alpha
-        window = np.ascontiguousarray(out[y0:y1, x0:x1])
-        shift = np.array([x0, y0], np.float32)
+            alpha = self._render(out, below, win, face, mesh, best)
+        if choices is not None:
+            choices[track] = best
+        assert alpha is not None
+        return alpha
+
+    def _render(self, out: np.ndarray, below: np.ndarray, win: tuple[slice, slice], face: Face,
+                mesh: np.ndarray | None, index: int) -> np.ndarray:
+        """Render donor ``index`` over ``face`` into ``out[win]`` (over ``below``, what was there) and return
+        the alpha it was blended with there."""
+        shift = np.array([win[1].start, win[0].start], np.float32)
         if (image := self._images.get(index)) is None:
             image = self._images[index] = self.bank.image(index)
         donor_mesh = self.bank.mesh(index)
         if mesh is not None:
             target = mesh.copy()
             target[:, :2] -= shift
-            new, a = render_face(window, target, image, donor_mesh, self.bank.triangles)
+            new, a = render_face(below, target, image, donor_mesh, self.bank.triangles)
         else:
             points = np.round(np.asarray(face.landmarks, np.float64)) - shift
-            x1b, y1b, x2b, y2b = np.round(np.asarray(face.box, np.float64))
-            box = (x1b - x0, y1b - y0, x2b - x0, y2b - y0)
-            new, a = render_points(window, points, box, image, donor_mesh)
-        out[y0:y1, x0:x1] = new
-        alpha[y0:y1, x0:x1] = a
-        return alpha
+            x1, y1, x2, y2 = np.round(np.asarray(face.box, np.float64)) - np.tile(shift, 2)
+            new, a = render_points(below, points, (x1, y1, x2, y2), image, donor_mesh)
+        out[win] = new
+        return a
 
 
-__all__ = ["AGREE", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN", "MIN_PRESENCE", "DonorPainter"]
+def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tuple[slice, slice] | None:
+    """The part of an image of ``shape`` rendered for ``face``: its mesh's (else its box's) extent grown by
+    :data:`WINDOW_MARGIN` on each side; None when that lies outside the image."""
+    h, w = shape
+    if mesh is not None:
+        lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
+    else:
+        lo, hi = np.asarray(face.box[:2], np.float32), np.asarray(face.box[2:], np.float32)
+    pad = WINDOW_MARGIN * float((hi - lo).max()) + 4
+    x0, y0 = max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0)
+    x1, y1 = min(int(hi[0] + pad) + 1, w), min(int(hi[1] + pad) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return slice(y0, y1), slice(x0, x1)
+
+
+__all__ = ["AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN", "MIN_PRESENCE", "DonorPainter"]

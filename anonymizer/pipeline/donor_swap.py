@@ -30,7 +30,7 @@ FACE_OVAL = (
 )  # fmt: skip
 #: Inside this share of the way from the face's centre to its outline the geometry is the donor's; from
 #: there to OUTER_BLEND it turns into the target's.
-INNER_BLEND, OUTER_BLEND = 0.75, 1.0
+INNER_BLEND, OUTER_BLEND = 0.85, 1.0
 #: the replaced region's outline is drawn in by up to this share at the top of the forehead, starting
 #: from this height (-1 chin, 1 top of the forehead)
 FOREHEAD_SHRINK, FOREHEAD_FROM = 0.15, 0.0

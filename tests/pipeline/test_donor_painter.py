@@ -155,3 +155,28 @@ def test_seam_fix_corrects_the_edge_only() -> None:
     assert out[10, 50, 0] > 150  # at the edge: the Poisson blend's value
     deep = int(10 + SEAM_DEPTH * 80) + 2
     assert out[deep:100 - deep, deep:100 - deep].max() == 100  # deep inside: the donor's own, as transferred
+
+
+def test_identity_check_takes_the_first_candidate_far_enough(painter, samples: Path, monkeypatch) -> None:
+    import anonymizer.pipeline.donor_painter as dp
+
+    rgb = load_image(samples / "astronaut.png").rgb
+    (face,) = get_finder().find(rgb)
+    mesh = painter.plan(rgb, face)[1]
+    candidates = [painter.candidate(rgb, mesh, SEED, 0, k) for k in range(dp.ATTEMPTS)]
+    assert len(set(candidates)) == dp.ATTEMPTS  # a track's candidates are different donors
+    ref = painter.describe(rgb, face)
+    far = []
+    for k in candidates:
+        choices = {0: k}
+        far.append(float(np.linalg.norm(ref - painter.describe(painter.paint(rgb, [face], SEED, choices=choices)[0], face))))
+    for threshold, expected in ((-1.0, candidates[0]), (10.0, candidates[int(np.argmax(far))]),
+                                (sorted(far)[-2], candidates[int(np.argmax(far))])):
+        monkeypatch.setattr(dp, "CHECK_DISTANCE", threshold)
+        choices: dict[int, int] = {}
+        painter.paint(rgb, [face], SEED, choices=choices)
+        assert choices == {0: expected}, (threshold, far)
+    unchecked = DonorPainter(bank=painter.bank, mesh=painter.mesh, identity_check=False)
+    choices = {}
+    unchecked.paint(rgb, [face], SEED, choices=choices)
+    assert choices == {0: candidates[0]}
