@@ -223,9 +223,26 @@ def fit_mesh(
 ) -> tuple[np.ndarray, float]:
     """:func:`mesh_in_image` and the network's face presence (0..1) for the same crop. The network runs in
     its parameters' dtype (float64 gives the same mesh at any thread count); the mesh is float32."""
-    m = mesh_crop_matrix(box, landmarks)
-    crop = cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
+    meshes, presence = fit_meshes(net, rgb, [box], [landmarks])
+    return meshes[0], float(presence[0])
+
+
+def fit_meshes(
+    net: FaceMesh,
+    rgb: np.ndarray,
+    boxes: list[tuple[float, float, float, float]] | list[np.ndarray],
+    landmarks: list[tuple[tuple[float, float], ...]] | list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_mesh` for several faces of one photo in one batch: (float32 [N, 468, 3] meshes in pixels of
+    ``rgb``, float32 [N] presence); N = 0 gives empty arrays."""
+    if len(boxes) != len(landmarks):
+        raise InputError(f"{len(boxes)} boxes but {len(landmarks)} sets of landmarks")
+    if not boxes:
+        return np.zeros((0, MESH_POINTS, 3), np.float32), np.zeros(0, np.float32)
+    matrices = [mesh_crop_matrix(b, lm) for b, lm in zip(boxes, landmarks, strict=True)]
+    crops = np.stack([cv2.warpAffine(rgb, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR) for m in matrices])
     dtype = next(net.parameters()).dtype
     with torch.inference_mode():
-        out = net(torch.from_numpy(crop).permute(2, 0, 1)[None].to(dtype) / 255)
-    return mesh_to_image(out.landmarks[0], m).float().numpy(), float(out.presence[0])
+        out = net(torch.from_numpy(crops).permute(0, 3, 1, 2).to(dtype) / 255)
+    meshes = np.stack([mesh_to_image(out.landmarks[k], m).float().numpy() for k, m in enumerate(matrices)])
+    return meshes, out.presence.float().numpy()

@@ -82,9 +82,9 @@ def warp_mesh(
     if not inside.any():
         return warped, inside
     inverse = np.zeros((len(tri), 2, 3), np.float64)  # destination pixel -> source pixel, per triangle
-    for k in np.unique(index[inside]):
-        a = np.hstack([d[tri[k], :2], np.ones((3, 1))])
-        inverse[k] = np.linalg.solve(a, s[tri[k], :2]).T
+    used = np.unique(index[inside])  # drawn triangles only: none of them is degenerate
+    corners = np.concatenate([d[tri[used], :2], np.ones((len(used), 3, 1))], axis=2)  # [K, 3, 3]
+    inverse[used] = np.linalg.solve(corners, s[tri[used], :2]).transpose(0, 2, 1)
     ys, xs = np.nonzero(inside)
     m = inverse[index[ys, xs]]
     map_x = np.full((h, w), -1.0, np.float32)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..nn.facemesh import FaceMesh, fit_mesh
+from ..nn.facemesh import FaceMesh, fit_meshes
 from ..nn.identity import IDENTITY_CROP, IdentityNet, identity_net
 from ..ops.align import align_face
 from ..ops.checks import require_rgb
@@ -80,21 +80,26 @@ class DonorPainter:
     def plan(self, rgb: np.ndarray, face: Face) -> tuple[str, np.ndarray | None]:
         """How to replace ``face``: ("mesh", its mesh [468, 3] in image pixels), ("points", None) for a face
         too small for a mesh, or ("solid", None) when its mesh cannot be trusted (see the module's doc)."""
-        box = np.round(np.asarray(face.box, np.float64))
-        lm = np.round(np.asarray(face.landmarks, np.float64))
-        if lm.shape != (5, 2):
+        return self.plan_all(rgb, [face])[0]
+
+    def plan_all(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[tuple[str, np.ndarray | None]]:
+        """:meth:`plan` for every face of ``rgb``, the meshes fitted in one batch."""
+        boxes = [np.round(np.asarray(f.box, np.float64)) for f in faces]
+        points = [np.round(np.asarray(f.landmarks, np.float64)) for f in faces]
+        if any(lm.shape != (5, 2) for lm in points):
             raise InputError("a surrogate needs the face's five landmarks")
-        if box[3] - box[1] < MESH_MIN:
-            return "points", None
-        with self._lock, torch.inference_mode():
-            mesh, presence = fit_mesh(self.mesh, rgb, box, lm)
-        mesh = mesh.astype(np.float32)
-        yaw, pitch, _ = head_pose(mesh, self.bank.reference)
-        size = float(max(box[2] - box[0], box[3] - box[1]))
-        off = float(np.linalg.norm(five_points(mesh) - lm, axis=1).mean()) / size
-        if presence < MIN_PRESENCE or abs(yaw) > MAX_YAW or abs(pitch) > MAX_PITCH or off > AGREE:
-            return "solid", None
-        return "mesh", mesh
+        big = [k for k, b in enumerate(boxes) if b[3] - b[1] >= MESH_MIN]
+        with self._lock:
+            meshes, presence = fit_meshes(self.mesh, rgb, [boxes[k] for k in big], [points[k] for k in big])
+        plans: list[tuple[str, np.ndarray | None]] = [("points", None)] * len(faces)
+        for mesh, p, k in zip(meshes, presence, big, strict=True):
+            box, lm = boxes[k], points[k]
+            yaw, pitch, _ = head_pose(mesh, self.bank.reference)
+            size = float(max(box[2] - box[0], box[3] - box[1]))
+            off = float(np.linalg.norm(five_points(mesh) - lm, axis=1).mean()) / size
+            trusted = p >= MIN_PRESENCE and abs(yaw) <= MAX_YAW and abs(pitch) <= MAX_PITCH and off <= AGREE
+            plans[k] = ("mesh", mesh) if trusted else ("solid", None)
+        return plans
 
     def candidate(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
                   attempt: int = 0) -> int:
@@ -131,8 +136,7 @@ class DonorPainter:
         out = rgb.copy()
         changed = np.zeros(rgb.shape[:2], bool)
         regions: list[Region] = []
-        for face, track in zip(faces, tracks, strict=True):
-            how, mesh = self.plan(rgb, face)
+        for face, track, (how, mesh) in zip(faces, tracks, self.plan_all(rgb, faces), strict=True):
             covered = 0.0
             if how != "solid" and (win := _window(out.shape[:2], face, mesh)) is not None:
                 alpha = np.zeros(rgb.shape[:2], np.float32)

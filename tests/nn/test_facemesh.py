@@ -23,7 +23,10 @@ from anonymizer.nn.facemesh import (
     MESH_NOSE_TIP,
     MESH_POINTS,
     MESH_RIGHT_EYE,
+    fit_mesh,
+    fit_meshes,
     mesh_crop_matrix,
+    mesh_in_image,
     mesh_to_image,
     tf_same_pad,
 )
@@ -125,6 +128,28 @@ def test_shipped_weights_find_a_face_where_the_detector_does(net: FaceMesh, astr
     pad = 0.1 * (x2 - x1)
     assert (mesh[:, 0] > x1 - pad).all() and (mesh[:, 0] < x2 + pad).all()
     assert (mesh[:, 1] > y1 - pad).all() and (mesh[:, 1] < y2 + pad).all()
+
+
+def test_fit_meshes_batches_what_fit_mesh_does(net: FaceMesh, astronaut) -> None:
+    import copy
+
+    rgb, face, _, _ = astronaut
+    single, presence = fit_mesh(net, rgb, face.box, face.landmarks)
+    assert single.dtype == np.float32 and single.shape == (MESH_POINTS, 3) and presence > 0.9
+    assert np.array_equal(single, mesh_in_image(net, rgb, face.box, face.landmarks))
+    # the same face twice and a box on the background, in one batch
+    x1, y1, x2, y2 = face.box
+    away = (x1 - x1 + 2, y1, x2 - x1 + 2, y2), tuple((x - x1 + 2, y) for x, y in face.landmarks)
+    meshes, pres = fit_meshes(net, rgb, [face.box, face.box, away[0]], [face.landmarks, face.landmarks, away[1]])
+    assert meshes.shape == (3, MESH_POINTS, 3) and np.allclose(meshes[0], single, atol=1e-3)
+    assert np.array_equal(meshes[0], meshes[1]) and pres[2] < pres[0]
+    # float64 runs the network in its own dtype; the mesh stays float32
+    m64, p64 = fit_mesh(copy.deepcopy(net).double(), rgb, face.box, face.landmarks)
+    assert m64.dtype == np.float32 and np.allclose(m64, single, atol=0.05) and abs(p64 - presence) < 1e-3
+    empty = fit_meshes(net, rgb, [], [])
+    assert empty[0].shape == (0, MESH_POINTS, 3) and empty[1].shape == (0,)
+    with pytest.raises(InputError, match="2 boxes but 1 sets of landmarks"):
+        fit_meshes(net, rgb, [face.box, face.box], [face.landmarks])
 
 
 # ---- checks that need MediaPipe's tflite file (not in CI) and the LiteRT interpreter ---------------------
