@@ -16,14 +16,13 @@ For each detected face (:meth:`DonorPainter.paint`):
    :func:`~anonymizer.pipeline.donor_swap.render_points`) in a window around the face.
 
 Determinism: the same password and input give the same pixels whatever the number of threads. The mesh
-network runs in float64 (whose CPU kernels do not depend on the thread count, unlike oneDNN's float32
-ones), and the detector's boxes and landmarks are rounded to whole pixels first, so the last-bit
-differences the detector shows between thread counts almost never reach the mesh.
+network's sums do not depend on the thread count (:class:`anonymizer.nn.facemesh.Pointwise`), the
+identity check runs in float64, and the detector's boxes and landmarks are rounded to whole pixels first,
+so the last-bit differences the detector shows between thread counts almost never reach the mesh.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Sequence
 
@@ -70,11 +69,11 @@ class DonorPainter:
 
             mesh = face_mesh()
         self.bank = bank if bank is not None else DonorBank.load()
-        self.mesh = copy.deepcopy(mesh).eval().double()  # float64: the same mesh at any thread count
+        self.mesh = mesh.eval()
         self.weights = donor_weights(self.bank)
         self._lock = threading.Lock()
         self._images: dict[int, np.ndarray] = {}  # donor crops decoded once (a video repaints them every frame)
-        # float64 as the mesh: the check's decisions do not depend on the thread count either
+        # float64: the check's decisions do not depend on the thread count
         self.check: IdentityNet | None = identity_net(weights=CHECK_WEIGHTS).eval().double() if identity_check else None
 
     def plan(self, rgb: np.ndarray, face: Face) -> tuple[str, np.ndarray | None]:
