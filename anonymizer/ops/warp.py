@@ -46,13 +46,12 @@ def triangle_index_map(
     order = np.arange(len(tri))
     if depth is not None:
         order = np.argsort(-np.asarray(depth, np.float64)[tri].mean(axis=1), kind="stable")
-    for k in order:
-        p = d[tri[k]]
-        area = (p[1, 0] - p[0, 0]) * (p[2, 1] - p[0, 1]) - (p[2, 0] - p[0, 0]) * (p[1, 1] - p[0, 1])
-        if abs(area) < 1e-6:
-            continue
-        # fixed point with 4 fractional bits: sub-pixel corners, so adjacent triangles share their edges exactly
-        cv2.fillConvexPoly(out, np.round(p * 16).astype(np.int32), int(k), lineType=cv2.LINE_8, shift=4)
+    p = d[tri]  # [T, 3, 2]
+    area = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1])
+    # fixed point with 4 fractional bits: sub-pixel corners, so adjacent triangles share their edges exactly
+    corners = np.round(p * 16).astype(np.int32)
+    for k in order[np.abs(area[order]) >= 1e-6]:
+        cv2.fillConvexPoly(out, corners[k], int(k), lineType=cv2.LINE_8, shift=4)
     return out
 
 

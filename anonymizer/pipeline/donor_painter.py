@@ -4,12 +4,15 @@ who does not exist (:mod:`anonymizer.pipeline.donors`), chosen by the password.
 For each detected face (:meth:`DonorPainter.paint`):
 
 1. **Plan** (:meth:`DonorPainter.plan`): faces at least :data:`MESH_MIN` pixels tall get their 468-point
-   mesh (:mod:`anonymizer.nn.facemesh`). The mesh is trusted when the network sees a face (presence >=
-   :data:`MIN_PRESENCE`), the head is turned less than :data:`MAX_YAW` / :data:`MAX_PITCH`, and the mesh's
-   eyes, nose and mouth lie where the detector put them (within :data:`AGREE` of the face's size): a
-   hand or an object over the face makes the mesh wander. Smaller faces are placed by their five
-   landmarks. Faces with an untrusted mesh are covered solid, as are faces whose surrogate would leave
-   part of the face showing (:data:`COVER_MIN`).
+   mesh (:mod:`anonymizer.nn.facemesh`). The mesh is trusted when the network sees a face (presence >= :data:`MIN_PRESENCE`), the head is turned
+   less than :data:`MAX_YAW` / :data:`MAX_PITCH`, and the mesh's eyes, nose and mouth lie where the
+   detector put them (within :data:`AGREE` of the face's size): a hand or an object over the face makes
+   the mesh wander, and the back of a head or a sign has no face for it. Faces with an untrusted mesh are
+   covered solid, as are faces whose surrogate would leave part of the face showing (:data:`COVER_MIN`).
+   Faces under :data:`MESH_MIN` pixels tall are too blurred for the mesh network's presence to mean
+   anything (measured: about 0 for real faces under 30 px): they are placed by their five landmarks when
+   the detector is sure of them (score >= :data:`SMALL_SCORE`; a video passes its tracks' detection
+   scores), else covered solid (a coat of arms' lions scored 0.2).
 2. **Donor** (:func:`~anonymizer.pipeline.donor_swap.choose_donor`): the password's weighted draw among the
    suitable donors, nearer in skin lightness more likely; a video's track keeps its donor (``choices``).
 3. **Render** (:func:`~anonymizer.pipeline.donor_swap.render_face` or
@@ -42,6 +45,8 @@ from .donors import DonorBank, head_pose, skin_lab
 
 #: faces shorter than this (box height, pixels) are placed by their five landmarks instead of a mesh
 MESH_MIN = 40
+#: a face under MESH_MIN px gets a donor only with at least this detector score (else it is covered solid)
+SMALL_SCORE = 0.5
 #: the mesh is trusted when the network's face presence is at least this ...
 MIN_PRESENCE = 0.5
 #: ... the head is turned less than this (degrees) ...
@@ -89,15 +94,21 @@ class DonorPainter:
             raise InputError("a surrogate needs the face's five landmarks")
         big = [k for k, b in enumerate(boxes) if b[3] - b[1] >= MESH_MIN]
         with self._lock:
-            meshes, presence = fit_meshes(self.mesh, rgb, [boxes[k] for k in big], [points[k] for k in big])
-        plans: list[tuple[str, np.ndarray | None]] = [("points", None)] * len(faces)
-        for mesh, p, k in zip(meshes, presence, big, strict=True):
-            box, lm = boxes[k], points[k]
+            fitted, seen = fit_meshes(self.mesh, rgb, [boxes[k] for k in big], [points[k] for k in big])
+        meshes: list[np.ndarray | None] = [None] * len(faces)
+        presence = [0.0] * len(faces)
+        for k, mesh, p in zip(big, fitted, seen, strict=True):
+            meshes[k], presence[k] = mesh, float(p)
+        plans: list[tuple[str, np.ndarray | None]] = []
+        for face, mesh, p, box, lm in zip(faces, meshes, presence, boxes, points, strict=True):
+            if box[3] - box[1] < MESH_MIN:  # too small for the mesh network to tell: the detector's score
+                plans.append(("points", None) if face.score >= SMALL_SCORE else ("solid", None))
+                continue
             yaw, pitch, _ = head_pose(mesh, self.bank.reference)
             size = float(max(box[2] - box[0], box[3] - box[1]))
-            off = float(np.linalg.norm(five_points(mesh) - lm, axis=1).mean()) / size
+            off = float(np.linalg.norm(five_points(mesh) - lm, axis=1).mean()) / max(size, 1.0)
             trusted = p >= MIN_PRESENCE and abs(yaw) <= MAX_YAW and abs(pitch) <= MAX_PITCH and off <= AGREE
-            plans[k] = ("mesh", mesh) if trusted else ("solid", None)
+            plans.append(("mesh", mesh) if trusted else ("solid", None))
         return plans
 
     def candidate(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
@@ -138,14 +149,16 @@ class DonorPainter:
         for face, track, (how, mesh) in zip(faces, tracks, self.plan_all(rgb, faces), strict=True):
             covered = 0.0
             if how != "solid" and (win := _window(out.shape[:2], face, mesh)) is not None:
-                alpha = np.zeros(rgb.shape[:2], np.float32)
-                alpha[win] = self._choose(rgb, out, win, face, mesh, seed, int(track), choices)
+                alpha = self._choose(rgb, out, win, face, mesh, seed, int(track), choices)  # within the window
+                x0, y0 = win[1].start, win[0].start
                 ys, xs = np.nonzero(alpha > 0)
                 if len(xs):
-                    regions.append(Region(face=face, box=(int(xs.min()), int(ys.min()), int(xs.max()) + 1,
-                                                          int(ys.max()) + 1), shape="surrogate"))
-                    changed |= alpha > 0
-                covered = box_coverage(alpha, face.box)
+                    regions.append(Region(face=face, box=(x0 + int(xs.min()), y0 + int(ys.min()),
+                                                          x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1),
+                                          shape="surrogate"))
+                    changed[win] |= alpha > 0
+                x1, y1, x2, y2 = face.box  # the window holds the face box's central half (the mesh spans it)
+                covered = box_coverage(alpha, (x1 - x0, y1 - y0, x2 - x0, y2 - y0))
             if covered < COVER_MIN:
                 out, more, more_mask = cover_faces(out, [face], method="solid")
                 regions.extend(more)
@@ -198,8 +211,7 @@ class DonorPainter:
             new, a = render_face(below, target, image, donor_mesh, self.bank.triangles)
         else:
             points = np.round(np.asarray(face.landmarks, np.float64)) - shift
-            x1, y1, x2, y2 = np.round(np.asarray(face.box, np.float64)) - np.tile(shift, 2)
-            new, a = render_points(below, points, (x1, y1, x2, y2), image, donor_mesh)
+            new, a = render_points(below, points, image, donor_mesh)
         out[win] = new
         return a
 
@@ -220,4 +232,4 @@ def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tupl
     return slice(y0, y1), slice(x0, x1)
 
 
-__all__ = ["AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN", "MIN_PRESENCE", "DonorPainter"]
+__all__ = ["AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN", "MIN_PRESENCE", "SMALL_SCORE", "DonorPainter"]

@@ -172,31 +172,24 @@ def render_face(
 def render_points(
     rgb: np.ndarray,
     points: np.ndarray,
-    box: tuple[float, float, float, float],
     donor_image: np.ndarray,
     donor_mesh: np.ndarray,
     *,
     feather: float = 0.02,
     poisson: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`render_face` for a face too small for a mesh: the donor placed by a similarity fit of its
-    five points (:func:`five_points`) onto the face's ``points`` [5, 2], filling the union of its own
-    replaced outline and the ellipse inscribed in the face's ``box`` (x1, y1, x2, y2), so the whole face is
-    replaced whatever the two outlines."""
+    """As :func:`render_face` for a face too small for its mesh to place a donor: the donor placed by a
+    similarity fit of its five points (:func:`five_points`) onto the face's ``points`` [5, 2], over its own
+    replaced outline (:func:`face_region`; the caller checks that it covers the face)."""
     h, w = rgb.shape[:2]
     s, r, t = similarity_fit(five_points(donor_mesh), np.asarray(points, np.float64))
     m = np.hstack([s * r, t[:, None]])
     warped = cv2.warpAffine(donor_image, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)
     placed = donor_mesh[:, :2] @ m[:, :2].T + m[:, 2]
-    region = face_region(placed, (h, w))
-    x1, y1, x2, y2 = box
-    ellipse = np.zeros((h, w), np.uint8)
-    centre, axes = ((x1 + x2) / 2, (y1 + y2) / 2), (max((x2 - x1) / 2, 1.0), max((y2 - y1) / 2, 1.0))
-    cv2.ellipse(ellipse, (centre, (2 * axes[0], 2 * axes[1]), 0.0), 1, -1)
-    size = float(max(x2 - x1, y2 - y1))
+    size = float(np.ptp(placed, axis=0).max())
     skin = skin_mask(placed, (h, w))  # the donor's skin, and where the face's lies (by its five points)
-    return blend_in(rgb, warped, region | ellipse.astype(bool), (skin, skin), size=size, feather=feather,
+    return blend_in(rgb, warped, face_region(placed, (h, w)), (skin, skin), size=size, feather=feather,
                     poisson=poisson)
 
 

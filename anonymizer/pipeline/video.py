@@ -217,6 +217,7 @@ def anonymize_video(
         delay = 2 * detect_every + 1
         pending: deque[_Pending] = deque()
         shapes: dict[int, np.ndarray] = {}  # track id -> face shape (see _landmarks_in)
+        scores: dict[int, float] = {}  # track id -> its best detection score (the painter trusts small faces by it)
         born: dict[int, int] = {}  # track id -> the frame of its first detection
         prev_thumb: np.ndarray | None = None
         span_index = 0
@@ -261,7 +262,8 @@ def anonymize_video(
             # ever without, it is covered solid rather than shown
             tids = [tid for tid in p.covers if painter is None or tid in p.landmarks or tid in shapes]
             bare = [tid for tid in p.covers if tid not in tids]
-            faces = [Face(box=tuple(float(v) for v in p.covers[tid]), score=1.0, landmarks=landmarks(tid)) for tid in [*tids, *bare]]  # type: ignore[arg-type]
+            faces = [Face(box=tuple(float(v) for v in p.covers[tid]), score=scores.get(tid, 1.0), landmarks=landmarks(tid))  # type: ignore[arg-type]
+                     for tid in [*tids, *bare]]
             rgb = p.frame.rgb
             if faces:
                 if painter is not None and seed is not None:
@@ -319,6 +321,7 @@ def anonymize_video(
             if painter is not None:
                 for tid, di in tracker.matches.items():  # the detection each track took on this frame
                     p.landmarks[tid] = lms[di]
+                    scores[tid] = max(scores.get(tid, 0.0), float(found[di].score))
                     shapes[tid] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
             for tid, b in current:
                 p.covers[tid] = _union(p.covers.get(tid), b)
