@@ -254,7 +254,8 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
         rgb = load_image(ROOT / "samples" / name).rgb
         faces = sorted(finder.find(rgb), key=lambda f: -f.width)[:count]
         choices: list[dict[int, int]] = [{} for _ in seeds]
-        outs = [painter.paint(rgb, faces, seed, choices=ch)[0] for seed, ch in zip(seeds, choices, strict=True)]
+        ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed
+        outs = [painter.paint(rgb, faces, seed.for_context(ctx), choices=ch)[0] for seed, ch in zip(seeds, choices, strict=True)]
         for track, face in enumerate(faces):
             ref = rec.embed(rgb, face)
             embs = [rec.embed(out, face) for out in outs]
@@ -264,7 +265,7 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
                     said.append(f"password {k + 1}: donor {ch.get(track)}, {distance(ref, emb):.2f} from the original")
                     continue
                 attempt = ch.get(track, 0)
-                row, net = painter.candidate_row(seed, track, attempt), painter.candidate(seed, track, attempt)[1]
+                row, net = painter.candidate_row(seed.for_context(ctx), track, attempt), painter.candidate(seed.for_context(ctx), track, attempt)[1]
                 said.append(f"password {k + 1}: candidate {attempt}, row {row} (network {net}), "
                             f"{distance(ref, emb):.2f} from the original")
             apart = ", ".join(f"{a + 1}-{b + 1} {distance(embs[a], embs[b]):.2f}" for a, b in ((0, 1), (0, 2), (1, 2)))

@@ -191,7 +191,8 @@ class DonorPainter:
             if d > far:
                 far, best = d, index
         else:
-            alpha = self._render(out, below, win, face, mesh, best)
+            if best != index:  # none was far enough: the farthest, unless it is the one painted last
+                alpha = self._render(out, below, win, face, mesh, best)
         if choices is not None:
             choices[track] = best
         assert alpha is not None

@@ -93,10 +93,16 @@ def face_region(mesh: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return region.astype(bool)
 
 
+#: the light transfer's spread ratio (the face's skin over the donor's, per CIELAB channel) is kept within
+#: these: a smooth donor's shading scaled up to a wrinkled face's spread looked too contrasted (x2: dark,
+#: hard features on a light face)
+SPREAD_MIN, SPREAD_MAX = 0.67, 1.5
+
+
 def transfer_lab(src: np.ndarray, ref: np.ndarray, src_skin: np.ndarray, ref_skin: np.ndarray) -> np.ndarray:
     """``src`` (uint8 RGB) with the mean and spread of each CIELAB channel of its skin (``src_skin``, bool
     [H, W]) moved to those of ``ref``'s skin (``ref_skin``), trimmed of highlights and shadows
-    (:func:`~anonymizer.pipeline.donors.skin_stats`), spread ratios within 0.5..2: the scene's light, white
+    (:func:`~anonymizer.pipeline.donors.skin_stats`), spread ratios within SPREAD_MIN..SPREAD_MAX: the scene's light, white
     balance and the person's skin tone band, no identity. Skin rather than the whole face, so that a white
     beard, glasses or a moustache do not wash out or darken the new face. A grey photo gives a grey face."""
     if src_skin.sum() < 16 or ref_skin.sum() < 16:
@@ -108,7 +114,7 @@ def transfer_lab(src: np.ndarray, ref: np.ndarray, src_skin: np.ndarray, ref_ski
     pixels = ref[ys, xs].astype(np.int16)
     if np.abs(pixels - pixels.mean(1, keepdims=True)).max() < 6:  # a grey photo
         a[..., 1:], ma[1:], mb[1:] = 0.0, 0.0, 0.0
-    out = (a - ma) * np.clip((sb + 1.0) / (sa + 1.0), 0.5, 2.0) + mb
+    out = (a - ma) * np.clip((sb + 1.0) / (sa + 1.0), SPREAD_MIN, SPREAD_MAX) + mb
     return (cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB) * 255).round().clip(0, 255).astype(np.uint8)
 
 
@@ -261,11 +267,14 @@ def hair_share(image: np.ndarray, mesh: np.ndarray) -> float:
     return float((dark & outer).sum() / max(int(outer.sum()), 1))
 
 
-def donor_weights(bank: DonorBank) -> np.ndarray:
+def donor_weights(bank: DonorBank, *, spread: bool = True) -> np.ndarray:
     """float64 [N]: 1 for a donor that can be painted into any face, 0 for one that cannot (glasses, which
-    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`)."""
+    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`) and, with ``spread``,
+    for one the bank's ``spread`` code sets aside (a look-alike of many others; see
+    :mod:`anonymizer.train.donor_spread`)."""
     glasses = bank.codes.get("glasses", np.zeros(len(bank), np.uint8))
-    return np.array([float(not glasses[i] and hair_share(bank.image(i), bank.mesh(i)) <= HAIR_SHARE)
+    drawn = bank.codes.get("spread", np.ones(len(bank), np.uint8)) if spread else np.ones(len(bank), np.uint8)
+    return np.array([float(not glasses[i] and drawn[i] and hair_share(bank.image(i), bank.mesh(i)) <= HAIR_SHARE)
                      for i in range(len(bank))])
 
 

@@ -9,7 +9,8 @@ are StyleGAN-generated):
 - ``bank.safetensors``: ``mesh`` float32 [N, 468, 3] (MediaPipe's face mesh, x, y in crop pixels, z
   relative depth in the same unit), ``pose`` float32 [N, 3] (yaw, pitch, roll in degrees), ``lab`` float32
   [N, 3] (skin tone, CIELAB), ``presence`` float32 [N], ``triangles`` int32 [T, 3] (indices into the 468
-  points, for piecewise-affine warping), ``reference`` float32 [468, 3] (the donors' frontal mean mesh), and uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses``
+  points, for piecewise-affine warping), ``reference`` float32 [468, 3] (the donors' frontal mean mesh),
+  optionally ``spread`` uint8 [N] (1: the password may draw the donor; :mod:`anonymizer.train.donor_spread`), and uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses``
   (names in :data:`SEXES`, :data:`GROUPS`, :data:`COLLECTIONS`);
 - ``index.csv``: one row per donor, in the same order (file, source file, collection, sex, group, L*, ...).
 
@@ -48,7 +49,7 @@ _SPEC: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "triangles": ("int32", ("T", 3)),
     "reference": ("float32", (MESH_POINTS, 3)),
 }
-_CODES = ("sex", "group", "collection", "glasses")
+_CODES = ("sex", "group", "collection", "glasses", "spread")
 #: skin regions (convex hulls of mesh points): the forehead above the brows and the two cheeks
 SKIN_REGIONS = (
     (69, 108, 151, 337, 299, 9),

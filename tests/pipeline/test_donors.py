@@ -50,7 +50,7 @@ def test_shipped_bank_loads_and_sizes_agree(bank: DonorBank) -> None:
     assert bank.meshes.shape == (n, 468, 3) and bank.meshes.dtype == np.float32
     assert bank.poses.shape == bank.labs.shape == (n, 3) and bank.presence.shape == (n,)
     assert bank.triangles.dtype == np.int32 and bank.triangles.ndim == 2 and bank.triangles.shape[1] == 3
-    assert set(bank.codes) == {"sex", "group", "collection", "glasses"}
+    assert set(bank.codes) == {"sex", "group", "collection", "glasses", "spread"}
     assert bank.codes["sex"].max() < len(SEXES) and bank.codes["group"].max() < len(GROUPS)
     assert set(np.unique(bank.codes["collection"])) == set(range(len(COLLECTIONS)))  # both collections present
     assert bank.files == tuple(f"d{i:04d}.jpg" for i in range(n))
@@ -182,3 +182,28 @@ def test_missing_or_corrupt_image_names_the_file(small: Path) -> None:
     with pytest.raises(WeightsError, match="unreadable donor image") as err:
         DonorBank.load(small)
     assert err.value.path == str(small / names[1])
+
+
+def test_spread_marks_suitable_donors_and_the_draw_keeps_to_them(bank: DonorBank) -> None:
+    from anonymizer.pipeline.donor_swap import donor_weights
+
+    spread = bank.codes["spread"]
+    everyone = donor_weights(bank, spread=False)
+    drawn = donor_weights(bank)
+    assert int(spread.sum()) == 150 and set(np.unique(spread)) == {0, 1}
+    assert (everyone[spread == 1] == 1).all()  # only suitable donors are marked
+    assert np.array_equal(drawn, everyone * spread)
+
+
+def test_thin_hubs_sets_aside_the_crowded_first() -> None:
+    from anonymizer.train.donor_spread import share_apart, thin_hubs
+
+    rng = np.random.default_rng(0)
+    # a tight cluster of 6 look-alikes and 6 points far from everything
+    pts = np.concatenate([rng.normal(0, 0.05, (6, 8)), 3 * np.eye(8)[:6] + np.arange(6)[:, None] * 2.0])
+    dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    kept = thin_hubs(dist, 7, 0.7)
+    # five of the look-alikes go; one of them stays with the six loners
+    assert len(kept) == 7 and set(range(6, 12)) <= set(kept)
+    assert share_apart(dist, kept, 0.7) == 1.0 and share_apart(dist, np.arange(12), 0.7) < 1.0
+    assert len(thin_hubs(dist, 12, 0.7)) == 12
