@@ -111,7 +111,9 @@ def test_the_password_chooses_a_suitable_donor_near_the_faces_tone() -> None:
     weights = donor_weights(bank)
     glasses = bank.codes["glasses"].astype(bool)
     assert glasses.any() and not weights[glasses].any()  # glasses leave ghosts of frames
-    assert 0.5 * len(bank) < weights.sum() < len(bank)  # hair over the temples excludes some, not most
+    suitable = donor_weights(bank, spread=False)
+    assert 0.5 * len(bank) < suitable.sum() < len(bank)  # hair over the temples excludes some, not most
+    assert weights.sum() == 150 and (suitable >= weights).all()  # the spread code keeps 150 of them
     # seeds straight from key material: from_password's scrypt would cost a second each
     seeds = [SurrogateSeed(hashlib.sha256(f"pw{k}".encode()).digest()) for k in range(300)]
     dark = [choose_donor(s, 0, bank, weights, 45.0) for s in seeds]
