@@ -288,9 +288,9 @@ register_weights(
         name="deepfake",
         model="deepfake",
         file="deepfake.safetensors",
-        sha256="efc0b0d4887d48c2b0b6fad490f37b30b0f67086acecd0da2d37235f56972ea5",
-        source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends and "
-        "face swaps made from them; see models/deepfake.md)",
+        sha256="cadb3d70b3720eef58247630f9b008ceb2fbb7da3a9df75ff49ccd6cce852cb6",
+        source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends, "
+        "face swaps made from them and our surrogates; fine-tuned on donor surrogates with --init; see models/deepfake.md)",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 128x128, aligned by five landmarks (anonymizer.pipeline.deepfake)",
         metrics={"ROC AUC per kind of fake on held-out faces": "python benchmarks/deepfake.py"},

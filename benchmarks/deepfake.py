@@ -33,16 +33,21 @@ from anonymizer.train.surrogate import aligned_faces
 
 
 def picture(scorer: DeepfakeScorer, path: Path) -> None:
-    from anonymizer.api import get_finder
+    from anonymizer.api import get_finder, get_painter
     from anonymizer.media.image import load_image
+    from anonymizer.vault.surrogate import SurrogateSeed
 
-    crops, lms = [], []
+    crops, lms, donors = [], [], []
+    seed = SurrogateSeed.from_password("benchmark password A")
     for name in ("grace_hopper.jpg", "astronaut.png", "group_solvay_1927_closeup.jpg"):
         rgb = load_image(ROOT / "samples" / name).rgb
         for f in sorted(get_finder().find(rgb), key=lambda f: -f.width)[:2]:
             crops.append(align_for_deepfake(rgb, f))
             lms.append(crop_template(DEEPFAKE_SIZE))  # aligned: the landmarks sit on the template
-    sets = dev_sets(np.stack(crops), np.stack(lms).astype(np.float32), surrogates=True)
+            # the surrogate as `anonymize --method surrogate` makes it: the donor painter in the photo
+            donors.append(align_for_deepfake(get_painter().paint(rgb, [f], seed.for_context(rgb.tobytes()))[0], f))
+    sets = dev_sets(np.stack(crops), np.stack(lms).astype(np.float32))
+    sets["surrogate"] = np.stack(donors)
     rows = []
     for kind in ("real", "sbi", "swap", "surrogate"):
         probs = scorer.score_crops(sets[kind])

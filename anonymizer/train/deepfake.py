@@ -8,16 +8,14 @@ Real: faces-utk's crops without the held-out tenth, aligned onto the 128-px crop
 ``--faces-cache``), flipped at random. Fakes, half of each batch: self-blended images
 (:func:`anonymizer.ops.sbi.self_blend`) and face swaps (another training face, aligned onto the same
 template, colour-matched and blended in through the same kind of soft deformed mask) and, with
-``--surrogates N`` (default 2000), our own surrogates: N training faces painted once by the shipped
-surrogate generator with random codes (:func:`anonymizer.pipeline.surrogate.paint_crops`), a third of the
-fakes. With ``--painted photos`` the surrogates are painted the way users get them instead: each training
-photo through :class:`~anonymizer.pipeline.surrogate.SurrogatePainter` (a random password seed per photo,
-the generator's palette rows by their weights, colour matching, SRGAN, warping back into the photo),
-then aligned onto the classifier's crop from the photo as the benchmark and ``anonymizer audit`` align
-faces (:func:`~anonymizer.pipeline.deepfake.align_for_deepfake`); the dev surrogates too. (``crops``,
-the default, paints straight into the aligned crops: its resampling differs from the photo round
-trip, and a classifier trained on it scored the photo pipeline's surrogates lower; see
-models/deepfake.md.)
+``--surrogates N`` (default 2000), our own surrogates, a third of the fakes. With ``--painted photos``
+they are made the way users get them: each of N training photos through the donor painter of
+``anonymize --method surrogate`` (:class:`~anonymizer.pipeline.donor_painter.DonorPainter`, a random
+password seed per photo), then aligned onto the classifier's crop from the photo as the benchmark and
+``anonymizer audit`` align faces (:func:`~anonymizer.pipeline.deepfake.align_for_deepfake`); the dev
+surrogates too. ``crops``, the default, paints the earlier GAN generator's surrogates straight into the
+aligned crops (:func:`anonymizer.pipeline.surrogate.paint_crops`; no command paints those any more).
+``--init W`` fine-tunes from weights ``W`` instead of starting at random.
 The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
 with another dev face and its surrogate (fixed seeds), AUC per kind.
 
@@ -75,26 +73,31 @@ def surrogate_fakes(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator
 
 def photo_surrogates(root: Path, names: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Our own surrogates as users get them: each named photo in ``root`` with the face at its five
-    ``landmarks`` (N, 5, 2; photo pixels) painted by the shipped generator through the photo pipeline
-    with a random password seed from ``rng``, then aligned onto the classifier's crop (N, 128, 128, 3)."""
+    ``landmarks`` (N, 5, 2; photo pixels) replaced by a donor's face through the donor painter
+    (:class:`~anonymizer.pipeline.donor_painter.DonorPainter`, what ``anonymize --method surrogate`` runs)
+    with a random password seed from ``rng``, then aligned onto the classifier's crop (K, 128, 128, 3).
+    Faces the painter covers solid instead (a mesh it does not trust) are left out: a black ellipse is no
+    surrogate."""
     from tqdm import tqdm
 
     from ..media.image import load_image
     from ..pipeline.deepfake import align_for_deepfake
-    from ..pipeline.surrogate import SurrogatePainter
+    from ..pipeline.donor_painter import DonorPainter
     from ..types import Face
     from ..vault.surrogate import SurrogateSeed
 
-    painter = SurrogatePainter()
+    painter = DonorPainter()
     out = []
     for name, lm in tqdm(list(zip(names, landmarks, strict=True)), desc="surrogates", unit="photo", leave=False):
         lm = np.asarray(lm, np.float64)
-        (x1, y1), (x2, y2) = lm.min(0), lm.max(0)  # the box only serves the painter's coverage check
-        face = Face(box=(float(x1), float(y1), float(x2), float(y2)), score=1.0,
+        (x1, y1), (x2, y2) = lm.min(0), lm.max(0)
+        pad = 0.6 * max(x2 - x1, y2 - y1)  # a face box around the five points, as the detector draws it
+        face = Face(box=(float(x1 - pad), float(y1 - pad), float(x2 + pad), float(y2 + pad)), score=1.0,
                     landmarks=tuple((float(x), float(y)) for x, y in lm))
-        painted = painter.paint(load_image(root / str(name)).rgb, [face], SurrogateSeed(rng.bytes(32)))[0]
-        out.append(align_for_deepfake(painted, face))
-    return np.stack(out)
+        painted, regions, _ = painter.paint(load_image(root / str(name)).rgb, [face], SurrogateSeed(rng.bytes(32)))
+        if [r.shape for r in regions] == ["surrogate"]:
+            out.append(align_for_deepfake(painted, face))
+    return np.stack(out) if out else np.zeros((0, DEEPFAKE_SIZE, DEEPFAKE_SIZE, 3), np.uint8)
 
 
 def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="how the surrogate fakes are made: painted straight into aligned crops, or through the photo "
                          "pipeline as users get them (default: %(default)s)")
     ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (fine-tuning, e.g. models/deepfake.safetensors) instead of at random")
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
@@ -177,18 +182,25 @@ def main(argv: list[str] | None = None) -> None:
 
     bank = None
     if args.surrogates > 0:
-        print(f"painting {args.surrogates} training faces with the surrogate generator (models/surrogate.md; "
-              f"{'through the photo pipeline' if photos else 'into the aligned crops'}) ...")
+        print(f"painting {args.surrogates} training faces "
+              f"{'with donor faces through the photo pipeline (models/donors.md)' if photos else 'with the earlier surrogate generator into the aligned crops (models/surrogate.md)'} ...")
         pick = np.random.default_rng(args.seed + 1).choice(len(crops), min(args.surrogates, len(crops)), replace=False)
         if photos:
             bank = photo_surrogates(args.data, names[pick], photo_lms(names[pick]), np.random.default_rng(args.seed + 2))
+            bank = bank if len(bank) else None  # every face covered solid: no surrogate fakes
         else:
             bank = surrogate_fakes(crops[pick], lms[pick], np.random.default_rng(args.seed + 2))
     dev_data = dev_sets(dcrops, dlms, surrogates=bank is not None and not photos)
     if bank is not None and photos:
-        dev_data["surrogate"] = photo_surrogates(args.data, dnames, photo_lms(dnames), np.random.default_rng(12345 + 1))
+        if len(dev_fakes := photo_surrogates(args.data, dnames, photo_lms(dnames), np.random.default_rng(12345 + 1))):
+            dev_data["surrogate"] = dev_fakes
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one fake of each kind each; device {dev}")
-    model = DeepfakeNet().to(dev).train()
+    model = DeepfakeNet()
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init)))
+    model = model.to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     warm = max(1, args.steps // 30)
 

@@ -97,6 +97,7 @@ def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, c
     assert "resumed from" in out and "step 2: dev AUC sbi" in out and "surrogate" in out.split("step 2: dev AUC")[1]
     DeepfakeNet().load_state_dict(load_file(str(tmp_path / "w.safetensors")))
     # the surrogate fakes through the photo pipeline: the dev set gets them too
-    main([*common[:-10], "--out", str(tmp_path / "photos"), "--device", "cpu", "--surrogates", "3", "--painted", "photos"])
+    main([*common[:-10], "--out", str(tmp_path / "photos"), "--device", "cpu", "--surrogates", "3", "--painted", "photos",
+          "--init", str(tmp_path / "w.safetensors")])
     out = capsys.readouterr().out
     assert "through the photo pipeline" in out and "surrogate" in out.split("step 2: dev AUC")[1]
