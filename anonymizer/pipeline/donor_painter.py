@@ -4,11 +4,12 @@ who does not exist (:mod:`anonymizer.pipeline.donors`), chosen by the password.
 For each detected face (:meth:`DonorPainter.paint`):
 
 1. **Plan** (:meth:`DonorPainter.plan`): faces at least :data:`MESH_MIN` pixels tall get their 468-point
-   mesh (:mod:`anonymizer.nn.facemesh`). The mesh is trusted when the network sees a face (presence >= :data:`MIN_PRESENCE`), the head is turned
-   less than :data:`MAX_YAW` / :data:`MAX_PITCH`, and the mesh's eyes, nose and mouth lie where the
-   detector put them (within :data:`AGREE` of the face's size): a hand or an object over the face makes
-   the mesh wander, and the back of a head or a sign has no face for it. Faces with an untrusted mesh are
-   covered solid, as are faces whose surrogate would leave part of the face showing (:data:`COVER_MIN`).
+   mesh (:mod:`anonymizer.nn.facemesh`). The mesh is trusted when the network sees a face (presence >=
+   :data:`MIN_PRESENCE`), the head is turned less than :data:`MAX_YAW` / :data:`MAX_PITCH`, and the mesh's
+   eyes, nose and mouth lie where the detector put them (within :data:`AGREE` of the face's size): a hand
+   or an object over the face makes the mesh wander, and the back of a head or a sign has no face for it.
+   Faces with an untrusted mesh are covered solid, as are faces whose surrogate would leave part of the
+   face showing (:data:`COVER_MIN`).
    Faces under :data:`MESH_MIN` pixels tall are too blurred for the mesh network's presence to mean
    anything (measured: about 0 for real faces under 30 px): they are placed by their five landmarks when
    the detector is sure of them (score >= :data:`SMALL_SCORE`; a video passes its tracks' detection
@@ -233,4 +234,7 @@ def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tupl
     return slice(y0, y1), slice(x0, x1)
 
 
-__all__ = ["AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN", "MIN_PRESENCE", "SMALL_SCORE", "DonorPainter"]
+__all__ = [
+    "AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN",
+    "MIN_PRESENCE", "SMALL_SCORE", "DonorPainter",
+]
