@@ -23,25 +23,12 @@ from _data import DATA, require
 
 from anonymizer.audit.recognizers import DlibRecognizer, distance
 from anonymizer.pipeline.donor_painter import DonorPainter
-from anonymizer.pipeline.donor_swap import five_points
 from anonymizer.pipeline.photo import configure_runtime
+from anonymizer.train.donor_spread import descriptors
 from anonymizer.train.faces import age_of, prepare_faces
-from anonymizer.types import Face
 from anonymizer.vault.surrogate import SurrogateSeed
 
 NO_DRAW = SurrogateSeed(bytes(32))
-
-
-def donor_descriptors(painter: DonorPainter, rec: DlibRecognizer) -> np.ndarray:
-    """dlib's descriptor [N, 128] of every donor's crop, at its mesh's five points."""
-    bank, out = painter.bank, []
-    for i in range(len(bank)):
-        mesh = bank.mesh(i)
-        (x1, y1), (x2, y2) = mesh[:, :2].min(0), mesh[:, :2].max(0)
-        face = Face(box=(float(x1), float(y1), float(x2), float(y2)), score=1.0,
-                    landmarks=tuple((float(x), float(y)) for x, y in five_points(mesh)))
-        out.append(rec.embed(bank.image(i), face))
-    return np.stack(out)
 
 
 def spread_subset(dist: np.ndarray, apart: float, tries: int = 20) -> int:
@@ -63,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     configure_runtime(2)
     painter, rec = DonorPainter(identity_check=False), DlibRecognizer()
-    desc = donor_descriptors(painter, rec)
+    desc = descriptors(painter.bank, np.arange(len(painter.bank)))
     dist = np.linalg.norm(desc[:, None] - desc[None], axis=-1)
     upper = dist[np.triu_indices(len(dist), 1)]
     fs = prepare_faces(require(DATA / "faces-utk"))

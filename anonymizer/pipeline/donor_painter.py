@@ -112,14 +112,13 @@ class DonorPainter:
             plans.append(("mesh", mesh) if trusted else ("solid", None))
         return plans
 
-    def candidate(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
-                  attempt: int = 0) -> int:
-        """Donor candidate ``attempt`` (0 .. :data:`ATTEMPTS` - 1) of ``track``: the seed's weighted draw
-        number track * ATTEMPTS + attempt (so a track's candidates are different donors), nearer the face's
-        skin lightness more likely (from its mesh; mid-grey for a face without one)."""
+    def candidates(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int) -> list[int]:
+        """The :data:`ATTEMPTS` donor candidates of ``track``, in order: candidate k is the seed's weighted
+        draw number track * ATTEMPTS + k (so a track's candidates are different donors), nearer the face's
+        skin lightness more likely (from its mesh, measured once; mid-grey for a face without one)."""
         lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
         lightness = lightness if np.isfinite(lightness) else 50.0
-        return choose_donor(seed, track * ATTEMPTS + attempt, self.bank, self.weights, lightness)
+        return [choose_donor(seed, track * ATTEMPTS + k, self.bank, self.weights, lightness) for k in range(ATTEMPTS)]
 
     def describe(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb`` (aligned by its landmarks)."""
@@ -179,8 +178,7 @@ class DonorPainter:
         tries = ATTEMPTS if self.check is not None and mesh is not None else 1
         if tries > 1:
             ref = self.describe(rgb, face)
-        for attempt in range(tries):
-            index = self.candidate(rgb, mesh, seed, track, attempt)
+        for index in self.candidates(rgb, mesh, seed, track)[:tries]:
             alpha = self._render(out, below, win, face, mesh, index)
             if tries == 1:
                 best = index

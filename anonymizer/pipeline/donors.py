@@ -271,8 +271,16 @@ def skin_stats(rgb: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def skin_lab(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     """Mean CIELAB of the forehead and both cheeks (:func:`skin_mask`, :func:`skin_stats`) of the face whose
-    mesh (468, 2+; pixels) lies in ``rgb`` (uint8 RGB), float64 (3,); NaN when they fall outside it."""
-    return skin_stats(rgb, skin_mask(mesh, rgb.shape[:2]))[0]
+    mesh (468, 2+; pixels) lies in ``rgb`` (uint8 RGB), float64 (3,); NaN when they fall outside it. Only
+    the window the regions span is masked (photos can be large, and this runs once per face)."""
+    pts = mesh[[i for r in SKIN_REGIONS for i in r], :2]
+    h, w = rgb.shape[:2]
+    x0, y0 = (max(int(np.floor(v)) - 1, 0) for v in pts.min(0))
+    x1, y1 = min(int(np.ceil(pts[:, 0].max())) + 2, w), min(int(np.ceil(pts[:, 1].max())) + 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return np.full(3, np.nan)
+    local = np.asarray(mesh, np.float64)[:, :2] - (x0, y0)
+    return skin_stats(rgb[y0:y1, x0:x1], skin_mask(local, (y1 - y0, x1 - x0)))[0]
 
 
 def head_pose(mesh: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -22,7 +22,8 @@ import numpy as np
 
 
 def descriptors(bank: object, indices: np.ndarray) -> np.ndarray:
-    """dlib's descriptors [K, 128] of the donors ``indices`` of ``bank`` (a DonorBank)."""
+    """dlib's descriptors [K, 128] of the donors ``indices`` of ``bank`` (a DonorBank): each crop at its
+    mesh's five points (also benchmarks/donor_pairs.py)."""
     from ..audit.recognizers import DlibRecognizer
     from ..pipeline.donor_swap import five_points
     from ..types import Face
