@@ -248,6 +248,23 @@ register_weights(
 )
 
 
+register_weights(
+    WeightSpec(
+        name="face_attributes",
+        model="face_attributes",
+        file="face_attributes.safetensors",
+        sha256="c93f893808d861d69bae69f0ab00d4a5c0340b01a8cfe3147dea9565272b69fd",
+        source="trained here: a linear head on identity_net embeddings of faces-utk, labelled by the file names "
+        "(python -m anonymizer.train.attributes; see models/face_attributes.md)",
+        licence=UTKFACE_LICENCE,
+        input_spec="the 128-d embedding of identity_net (float), [B, 128]",
+        metrics={
+            "held-out sex and age accuracy, sex on the donor bank": "python -m anonymizer.train.attributes --bank models/donors",
+        },
+    )
+)
+
+
 for _name, _sha, _how in (
     ("srresnet", "61d58a4f3a58f639db0a578a2fe16265a0c684c0e1a55809d0393b4149cd0716", "L1 pixel loss"),
     ("srgan", "4b0e1bb0c9a83b816745e13bf2c7ae9895aa711fd0690a4f880dd85e074064f0",

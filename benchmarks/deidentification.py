@@ -95,13 +95,17 @@ def main() -> None:
         dists = []
         misses = []
         flags: dict[str, list[bool]] = {"deid": [], "dlib": [], "ours": [], "differ": [], "differ_extra": [], "threads": []}
+        donors: list[int] = []
         for i in tqdm(idx, desc=method, unit="face"):
             rgb = fs.load_rgb(i)
             face = fs.face(i)
             if method == "surrogate":
                 assert painter is not None
                 ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed
-                out = painter.paint(rgb, [face], seeds[0].for_context(ctx))[0]
+                chosen: dict[int, int] = {}
+                out = painter.paint(rgb, [face], seeds[0].for_context(ctx), choices=chosen)[0]
+                if chosen:
+                    donors.append(chosen[0])
                 other = painter.paint(rgb, [face], seeds[1].for_context(ctx))[0]
                 flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
                 same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()
@@ -131,6 +135,8 @@ def main() -> None:
             print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {np.mean(flags['differ']):.1%} of faces; "
                   f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}; anonymize_image "
                   f"gives the same pixels with 1 and 2 threads for {np.mean(flags['threads']):.1%}")
+            if len(donors) == len(idx):
+                looks_report(painter, donors, idx, fs.names)
             if extra:
                 every = np.array(flags["differ"] + flags["differ_extra"])
                 se = float(np.sqrt(every.mean() * (1 - every.mean()) / len(every)))
@@ -150,6 +156,27 @@ def main() -> None:
 
 
 AGE_GROUPS = ((0, 4), (5, 12), (13, 200))
+
+
+def looks_report(painter, donors: list[int], idx: np.ndarray, names: np.ndarray) -> None:  # noqa: ANN001 (a DonorPainter)
+    """How well the donors (password A's) suit the faces by their faces-utk labels: the share whose
+    apparent sex (the bank's ``female`` trait) is the face's labelled sex, and the median gap between the
+    donor's apparent age and the face's labelled age; beside what a draw that ignores looks would give
+    (every face against every suitable donor)."""
+    traits = getattr(getattr(painter, "bank", None), "traits", {})
+    if "female" not in traits or "age" not in traits:
+        return
+    female, age = traits["female"] > 0.5, traits["age"]
+    sex = np.array([str(names[i]).split("_")[1] == "1" for i in idx])
+    years = np.array([age_of(str(names[i])) for i in idx], np.float64)
+    pool = np.flatnonzero(painter.weights > 0)
+    for label, sel in (("all ages", years >= 0), ("13 and up", years >= 13)):
+        d = np.asarray(donors)[sel]
+        blind_sex = np.mean([(female[pool] == s).mean() for s in sex[sel]])
+        blind_age = np.median(np.abs(age[pool][None] - years[sel][:, None]))
+        print(f"surrogate looks, {label} ({int(sel.sum())} faces): the donor's apparent sex is the face's labelled "
+              f"sex for {np.mean(female[d] == sex[sel]):.1%} (a draw blind to looks: {blind_sex:.1%}); median "
+              f"|donor's apparent age - labelled age| {np.median(np.abs(age[d] - years[sel])):.1f} years (blind: {blind_age:.1f})")
 
 
 def same_at_any_thread_count(rgb: np.ndarray, seed: SurrogateSeed) -> bool:

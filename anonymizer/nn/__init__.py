@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._registry import build_model, get_model_builder, list_models, register_model
+from .attributes import FaceAttributes, face_attributes
 from .backbones import MobileNetV2
 from .deepfake import DeepfakeNet, deepfake
 from .detectors import FaceDetector, centerface, prepare_batch
@@ -19,6 +20,7 @@ __all__ = [
     "CenterHead",
     "DeepfakeNet",
     "Discriminator",
+    "FaceAttributes",
     "FaceDetector",
     "FaceMesh",
     "IdentityNet",
@@ -32,6 +34,7 @@ __all__ = [
     "build_model",
     "centerface",
     "deepfake",
+    "face_attributes",
     "face_mesh",
     "get_model_builder",
     "identity_net",

@@ -15,7 +15,9 @@ For each detected face (:meth:`DonorPainter.paint`):
    the detector is sure of them (score >= :data:`SMALL_SCORE`; a video passes its tracks' detection
    scores), else covered solid (a coat of arms' lions scored 0.2).
 2. **Donor** (:func:`~anonymizer.pipeline.donor_swap.choose_donor`): the password's weighted draw among the
-   suitable donors, nearer in skin lightness more likely; a video's track keeps its donor (``choices``).
+   suitable donors, those nearer the face in skin lightness, apparent sex and age more likely (the sex and
+   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`); a video's track
+   keeps its donor (``choices``).
 3. **Render** (:func:`~anonymizer.pipeline.donor_swap.render_face` or
    :func:`~anonymizer.pipeline.donor_swap.render_points`) in a window around the face.
 
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..nn.attributes import FaceAttributes, face_attributes
 from ..nn.facemesh import FaceMesh, fit_meshes
 from ..nn.identity import IDENTITY_CROP, IdentityNet, identity_net
 from ..ops.align import align_face
@@ -79,8 +82,10 @@ class DonorPainter:
         self.weights = donor_weights(self.bank)
         self._lock = threading.Lock()
         self._images: dict[int, np.ndarray] = {}  # donor crops decoded once (a video repaints them every frame)
-        # float64: the check's decisions do not depend on the thread count
-        self.check: IdentityNet | None = identity_net(weights=CHECK_WEIGHTS).eval().double() if identity_check else None
+        # float64: the check's decisions and the donor's draw do not depend on the thread count
+        self.describer: IdentityNet = identity_net(weights=CHECK_WEIGHTS).eval().double()
+        self.attributes: FaceAttributes = face_attributes().eval().double()
+        self.identity_check = identity_check
 
     def plan(self, rgb: np.ndarray, face: Face) -> tuple[str, np.ndarray | None]:
         """How to replace ``face``: ("mesh", its mesh [468, 3] in image pixels), ("points", None) for a face
@@ -112,21 +117,28 @@ class DonorPainter:
             plans.append(("mesh", mesh) if trusted else ("solid", None))
         return plans
 
-    def candidates(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int) -> list[int]:
+    def candidates(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
+                   looks: tuple[float, float] | None = None) -> list[int]:
         """The :data:`ATTEMPTS` donor candidates of ``track``, in order: candidate k is the seed's weighted
-        draw number track * ATTEMPTS + k (so a track's candidates are different donors), nearer the face's
-        skin lightness more likely (from its mesh, measured once; mid-grey for a face without one)."""
+        draw number track * ATTEMPTS + k (so a track's candidates are different donors), donors that suit
+        the face more likely (:func:`~anonymizer.pipeline.donor_swap.suits`: its skin lightness from its
+        mesh, measured once, mid-grey for a face without one; its apparent sex and age ``looks``)."""
         lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
         lightness = lightness if np.isfinite(lightness) else 50.0
-        return [choose_donor(seed, track * ATTEMPTS + k, self.bank, self.weights, lightness) for k in range(ATTEMPTS)]
+        return [choose_donor(seed, track * ATTEMPTS + k, self.bank, self.weights, lightness, looks) for k in range(ATTEMPTS)]
 
     def describe(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb`` (aligned by its landmarks)."""
-        assert self.check is not None
         crop = align_face(rgb, face.landmarks, size=IDENTITY_CROP)
         x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].double() / 255.0
         with self._lock, torch.inference_mode():
-            return self.check(x)[0].numpy()
+            return self.describer(x)[0].numpy()
+
+    def looks(self, descriptor: np.ndarray) -> tuple[float, float]:
+        """(probability of female, apparent age in years) of a face from its :meth:`describe` descriptor."""
+        with self._lock, torch.inference_mode():
+            female, age = self.attributes.predict(torch.from_numpy(descriptor)[None].double())
+        return float(female[0]), float(age[0])
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed, tracks: Sequence[int] | None = None,
               choices: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
@@ -175,10 +187,9 @@ class DonorPainter:
         if choices is not None and track in choices:
             return self._render(out, below, win, face, mesh, choices[track])
         best, far, alpha = 0, -1.0, None
-        tries = ATTEMPTS if self.check is not None and mesh is not None else 1
-        if tries > 1:
-            ref = self.describe(rgb, face)
-        for index in self.candidates(rgb, mesh, seed, track)[:tries]:
+        tries = ATTEMPTS if self.identity_check and mesh is not None else 1
+        ref = self.describe(rgb, face)
+        for index in self.candidates(rgb, mesh, seed, track, self.looks(ref))[:tries]:
             alpha = self._render(out, below, win, face, mesh, index)
             if tries == 1:
                 best = index

@@ -239,9 +239,14 @@ def blend_in(
 #: HAIR_RING of the way to the outline) is darker than its cheeks by HAIR_DARKER L* levels: hair over the
 #: temples or forehead, which would be painted into the photo
 HAIR_RING, HAIR_DARKER, HAIR_SHARE = 0.7, 25.0, 0.2
-#: how much a donor's skin lightness (L*) may differ from the face's before its chance falls by e^-0.5: a weak
-#: preference (the light transfer matches the tone; a strong one makes two passwords' donors alike)
-TONE_SPREAD = 30.0
+#: how much a donor's skin lightness (L*) may differ from the face's before its chance falls by e^-0.5
+#: (the light transfer matches the tone, but a donor's features and shading still read as its own skin
+#: tone band: a dark donor on a pale old woman looked wrong)
+TONE_SPREAD = 10.0
+#: how much a donor's apparent age may differ from the face's (years) before its chance falls by e^-0.5
+AGE_SPREAD = 12.0
+#: the chance of a donor is multiplied by P(it has the face's apparent sex) ** SEX_SHARPNESS
+SEX_SHARPNESS = 2.0
 
 
 def hair_share(image: np.ndarray, mesh: np.ndarray) -> float:
@@ -269,22 +274,42 @@ def hair_share(image: np.ndarray, mesh: np.ndarray) -> float:
 
 def donor_weights(bank: DonorBank, *, spread: bool = True) -> np.ndarray:
     """float64 [N]: 1 for a donor that can be painted into any face, 0 for one that cannot (glasses, which
-    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`) and, with ``spread``,
-    for one the bank's ``spread`` code sets aside (a look-alike of many others; see
-    :mod:`anonymizer.train.donor_spread`)."""
+    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`, read from the bank's
+    ``hair`` trait when it has one) and, with ``spread``, for one the bank's ``spread`` code sets aside
+    (a look-alike of many others; banks built by :mod:`anonymizer.train.donor_spread` hold only the
+    donors it keeps)."""
     glasses = bank.codes.get("glasses", np.zeros(len(bank), np.uint8))
     drawn = bank.codes.get("spread", np.ones(len(bank), np.uint8)) if spread else np.ones(len(bank), np.uint8)
-    return np.array([float(not glasses[i] and drawn[i] and hair_share(bank.image(i), bank.mesh(i)) <= HAIR_SHARE)
-                     for i in range(len(bank))])
+    hair = bank.traits.get("hair")
+    if hair is None:
+        hair = np.array([hair_share(bank.image(i), bank.mesh(i)) for i in range(len(bank))])
+    return ((glasses == 0) & (drawn > 0) & (hair <= HAIR_SHARE)).astype(np.float64)
 
 
-def choose_donor(seed: SurrogateSeed, track: int, bank: DonorBank, weights: np.ndarray, lightness: float) -> int:
+def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) -> np.ndarray:
+    """float64 [N] > 0: how well each donor suits a face of skin lightness ``lightness`` (L* 0..100) and,
+    when given and the bank records its donors' traits, ``looks`` (the probability that the face is
+    female, its apparent age in years; :class:`anonymizer.nn.attributes.FaceAttributes`): Gaussian in
+    the differences of lightness (:data:`TONE_SPREAD`) and age (:data:`AGE_SPREAD`), times the chance
+    that the donor has the face's sex to the power :data:`SEX_SHARPNESS`. Never 0: with no donor alike,
+    the likeliest still win."""
+    w = np.exp(-0.5 * ((bank.labs[:, 0].astype(np.float64) - lightness) / TONE_SPREAD) ** 2) + 1e-3
+    if looks is not None and "female" in bank.traits and "age" in bank.traits:
+        female, age = looks
+        f = bank.traits["female"].astype(np.float64)
+        same = female * f + (1 - female) * (1 - f)
+        w = w * (same ** SEX_SHARPNESS + 1e-3) * (np.exp(-0.5 * ((bank.traits["age"] - age) / AGE_SPREAD) ** 2) + 1e-3)
+    return w
+
+
+def choose_donor(seed: SurrogateSeed, track: int, bank: DonorBank, weights: np.ndarray, lightness: float,
+                 looks: tuple[float, float] | None = None) -> int:
     """The donor for face ``track`` of a photo or video: the seed's weighted draw over the bank (the same
-    seed and track always give the same donor, two seeds almost never), each suitable donor weighted by how
-    near its skin lightness is to the face's (``lightness``, L* 0..100): features painted far from their
-    own skin tone look wrong even after the light transfer. Tracks beyond the bank's size start again."""
-    tone = np.exp(-0.5 * ((bank.labs[:, 0] - lightness) / TONE_SPREAD) ** 2)
-    w = weights * (tone + 0.02)
+    seed and track always give the same donor, two seeds almost never), each suitable donor (``weights``
+    > 0) weighted by how well it suits the face (:func:`suits`: skin lightness ``lightness``, apparent sex
+    and age ``looks``): features painted far from their own skin tone, sex or age look wrong even after
+    the light transfer. Tracks beyond the number of suitable donors start again."""
+    w = weights * suits(bank, lightness, looks)
     if not (w > 0).any():
         raise InputError("no suitable donor in the bank")
     n = int((w > 0).sum())

@@ -50,6 +50,9 @@ _SPEC: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "reference": ("float32", (MESH_POINTS, 3)),
 }
 _CODES = ("sex", "group", "collection", "glasses", "spread")
+#: optional float32 [N] traits: how female (0..1) and how old (years) the donor looks
+#: (:mod:`anonymizer.nn.attributes`), and its :func:`~anonymizer.pipeline.donor_swap.hair_share`
+_TRAITS = ("female", "age", "hair")
 #: skin regions (convex hulls of mesh points): the forehead above the brows and the two cheeks
 SKIN_REGIONS = (
     (69, 108, 151, 337, 299, 9),
@@ -75,7 +78,9 @@ def _check_tensors(tensors: dict[str, np.ndarray], path: Path) -> int:
     if missing := [k for k in _SPEC if k not in tensors]:
         raise WeightsError(f"missing tensors {', '.join(missing)}; expected {', '.join(_SPEC)}", path=path)
     n = tensors["mesh"].shape[0] if tensors["mesh"].ndim else -1
-    for name, (dtype, shape) in [*_SPEC.items(), *((c, ("uint8", ("N",))) for c in _CODES if c in tensors)]:
+    optional = [*((c, ("uint8", ("N",))) for c in _CODES if c in tensors),
+                *((c, ("float32", ("N",))) for c in _TRAITS if c in tensors)]
+    for name, (dtype, shape) in [*_SPEC.items(), *optional]:
         t = tensors[name]
         if str(t.dtype) != dtype or not _fits(t.shape, shape, n):
             dims = ", ".join(str(d) for d in shape)
@@ -123,8 +128,9 @@ class DonorBank:
     root: the bank's folder; files: the crops' file names; size: their side in pixels; meshes float32
     [N, 468, 3]; poses float32 [N, 3] (yaw, pitch, roll, degrees); labs float32 [N, 3]; presence float32 [N];
     triangles int32 [T, 3]; reference float32 [468, 3] (the frontal mean mesh
-    :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses; those present);
-    rows: the index's rows (strings).
+    :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses,
+    spread; those present); traits: float32 [N] arrays by name (female, age, hair; those present); rows: the
+    index's rows (strings).
     """
 
     root: Path
@@ -137,6 +143,7 @@ class DonorBank:
     triangles: np.ndarray
     reference: np.ndarray
     codes: dict[str, np.ndarray]
+    traits: dict[str, np.ndarray]
     rows: tuple[dict[str, str], ...]
 
     @classmethod
@@ -174,6 +181,7 @@ class DonorBank:
             triangles=tensors["triangles"],
             reference=tensors["reference"],
             codes={c: tensors[c] for c in _CODES if c in tensors},
+            traits={c: tensors[c] for c in _TRAITS if c in tensors},
             rows=tuple(rows),
         )
 

@@ -1,7 +1,9 @@
-"""Build the donor bank: aligned crops of StyleGAN-made faces (people who do not exist) with their face
-meshes, for realistic surrogate faces (issue 31).
+"""Build the donor pool: aligned crops of StyleGAN-made faces (people who do not exist) with their face
+meshes, for realistic surrogate faces (issue 31). The shipped bank is a selection from it
+(:mod:`anonymizer.train.donor_spread`):
 
-    python -m anonymizer.train.donor_bank --data ../shared/data/donors --out models/donors --size 256 --count 400 --seed 0
+    python -m anonymizer.train.donor_bank --data ../shared/data/donors --out /tmp/donor_pool --cache /tmp/donor_det.npz
+    python -m anonymizer.train.donor_spread --pool /tmp/donor_pool --keep 200 --out models/donors
 
 For every photo of ``--data`` (its ``generated-photos/`` and ``tpdne/`` collections, see their SOURCE.md):
 1. Detect faces (the default finder at threshold 0.5); a photo is kept only with exactly one face.
@@ -19,8 +21,8 @@ For every photo of ``--data`` (its ``generated-photos/`` and ``tpdne/`` collecti
    forehead); the lip gap (inner lips apart over the face height); whether the whole mesh is in the crop
    and in the photo (the crop's border is the photo mirrored: no part of a donor's face is);
    whether the face looks to wear glasses (:func:`glasses_score`, a horizontal edge across the nose bridge).
-4. Select ``--count`` donors among those with presence >= 0.9, |yaw| and |pitch| <= 12 degrees, the mouth
-   about closed and the mesh inside the crop: round robin (seeded) over strata of group (female / male of
+4. Select ``--count`` donors (default: all) among those with presence >= 0.9, |yaw| and |pitch| <= 18
+   degrees, the mouth not wide open and the mesh inside the crop: round robin (seeded) over strata of group (female / male of
    generated-photos, tpdne whose sex is not recorded) x five equal-width L* bins, so dark and light skin and
    both collections are all well represented, whatever their share of the pool.
 5. Write ``--out``: ``d0000.jpg`` ... (JPEG quality 90), ``bank.safetensors`` (mesh, pose, lab, presence,
@@ -55,10 +57,13 @@ from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES,
 
 DETECT_THRESHOLD = 0.5
 MIN_PRESENCE = 0.9
-MAX_YAW = 12.0
-MAX_PITCH = 12.0
-#: inner lips (13, 14) apart by at most this share of the face height (10 -> 152): closed or barely parted
-MAX_LIP_GAP = 0.02
+#: turned or nodding further than this (degrees) is not used: the far side of the face would be stretched
+MAX_YAW = 18.0
+MAX_PITCH = 18.0
+#: inner lips (13, 14) apart by at most this share of the face height (10 -> 152): closed, smiling or
+#: showing teeth, not a mouth wide open (0.02 kept closed mouths only: 755 eligible photos; rendered
+#: smiles with teeth look as natural, and dlib tells the larger pool's faces apart more often)
+MAX_LIP_GAP = 0.08
 #: The detector's box: its longer side is this many times the mesh's face height (forehead 10 -> chin 152),
 #: median of 80 photos (1.10 in both collections, standard deviation 0.02-0.04).
 BOX_OVER_FACE = 1.1
@@ -352,7 +357,7 @@ class Measured:
 
 #: The filters in the order they are applied; the card reports how many photos each one removed.
 REASONS = ("unreadable", "no face", "several faces", "presence < 0.9", "mesh outside the crop or photo",
-           "not frontal (|yaw| or |pitch| > 12)", "mouth open")
+           f"not frontal (|yaw| or |pitch| > {MAX_YAW:g})", "mouth open")
 
 
 def measure_all(photos: list[Photo], detections: list[tuple[int, np.ndarray, np.ndarray]], net: FaceMesh,
@@ -391,7 +396,7 @@ def measure_all(photos: list[Photo], detections: list[tuple[int, np.ndarray, np.
         if m.mesh is not None:
             m.pose = head_pose(m.mesh, reference)
             if not m.reason and (abs(m.pose[0]) > MAX_YAW or abs(m.pose[1]) > MAX_PITCH):
-                m.reason = "not frontal (|yaw| or |pitch| > 12)"
+                m.reason = REASONS[5]
             elif not m.reason and m.gap > MAX_LIP_GAP:
                 m.reason = "mouth open"
     return out, reference
@@ -533,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, required=True, help="the donors folder (generated-photos/, tpdne/)")
     ap.add_argument("--out", type=Path, required=True, help="the bank's folder, e.g. models/donors")
     ap.add_argument("--size", type=int, default=256, help="crop side in pixels (default: %(default)s)")
-    ap.add_argument("--count", type=int, default=400, help="donors to keep (default: %(default)s)")
+    ap.add_argument("--count", type=int, default=None, help="donors to keep (default: every eligible photo)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG (default: <out>.png)")
     ap.add_argument("--cache", type=Path, default=None, help="cache the detections here (an .npz outside the repo)")
@@ -551,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
     pool = [m for m in measured if not m.reason]
     bins = l_bins(np.asarray([m.lab[0] for m in pool]))  # type: ignore[index]
     strata = [(stratum_group(m.photo), int(b)) for m, b in zip(pool, bins, strict=True)]
-    picked = stratified_pick(strata, args.count, np.random.default_rng(args.seed))
+    picked = stratified_pick(strata, len(pool) if args.count is None else args.count, np.random.default_rng(args.seed))
     chosen = [pool[i] for i in picked]
 
     crops = [warp(load_image(m.photo.path).rgb, m.matrix, args.size) for m in chosen]  # type: ignore[arg-type]

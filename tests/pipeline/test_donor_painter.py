@@ -168,9 +168,9 @@ def test_identity_check_takes_the_first_candidate_far_enough(painter, samples: P
     rgb = load_image(samples / "astronaut.png").rgb
     (face,) = get_finder().find(rgb)
     mesh = painter.plan(rgb, face)[1]
-    candidates = painter.candidates(rgb, mesh, SEED, 0)
-    assert len(set(candidates)) == dp.ATTEMPTS  # a track's candidates are different donors
     ref = painter.describe(rgb, face)
+    candidates = painter.candidates(rgb, mesh, SEED, 0, painter.looks(ref))
+    assert len(set(candidates)) == dp.ATTEMPTS  # a track's candidates are different donors
     far = []
     for k in candidates:
         choices = {0: k}

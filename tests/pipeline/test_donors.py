@@ -46,11 +46,13 @@ def small(tmp_path: Path, bank: DonorBank) -> Path:
 
 def test_shipped_bank_loads_and_sizes_agree(bank: DonorBank) -> None:
     n = len(bank)
-    assert n == 400 and bank.root == default_path() == weights.MODELS_DIR / "donors"
+    assert n == 200 and bank.root == default_path() == weights.MODELS_DIR / "donors"
     assert bank.meshes.shape == (n, 468, 3) and bank.meshes.dtype == np.float32
     assert bank.poses.shape == bank.labs.shape == (n, 3) and bank.presence.shape == (n,)
     assert bank.triangles.dtype == np.int32 and bank.triangles.ndim == 2 and bank.triangles.shape[1] == 3
-    assert set(bank.codes) == {"sex", "group", "collection", "glasses", "spread"}
+    assert set(bank.codes) == {"sex", "group", "collection", "glasses"}
+    assert set(bank.traits) == {"female", "age", "hair"}
+    assert all(t.shape == (n,) and t.dtype == np.float32 for t in bank.traits.values())
     assert bank.codes["sex"].max() < len(SEXES) and bank.codes["group"].max() < len(GROUPS)
     assert set(np.unique(bank.codes["collection"])) == set(range(len(COLLECTIONS)))  # both collections present
     assert bank.files == tuple(f"d{i:04d}.jpg" for i in range(n))
@@ -77,7 +79,7 @@ def test_index_agrees_with_the_tensors(bank: DonorBank) -> None:
 def test_donors_pass_the_filters(bank: DonorBank) -> None:
     """Near-frontal, a face for sure, the mesh inside the crop, the eyes level and in the same place."""
     assert (bank.presence >= 0.9).all()
-    assert (np.abs(bank.poses[:, :2]) <= 12).all()
+    assert (np.abs(bank.poses[:, :2]) <= 18).all()
     xy = bank.meshes[..., :2]
     assert (xy >= 0).all() and (xy <= bank.size - 1).all()
     left = xy[:, list(EYES[0])].mean(1)
@@ -184,15 +186,39 @@ def test_missing_or_corrupt_image_names_the_file(small: Path) -> None:
     assert err.value.path == str(small / names[1])
 
 
-def test_spread_marks_suitable_donors_and_the_draw_keeps_to_them(bank: DonorBank) -> None:
-    from anonymizer.pipeline.donor_swap import donor_weights
+def test_the_shipped_bank_holds_suitable_donors_of_both_sexes_and_many_ages(bank: DonorBank) -> None:
+    from anonymizer.pipeline.donor_swap import HAIR_SHARE, donor_weights, hair_share
 
-    spread = bank.codes["spread"]
-    everyone = donor_weights(bank, spread=False)
-    drawn = donor_weights(bank)
-    assert int(spread.sum()) == 150 and set(np.unique(spread)) == {0, 1}
-    assert (everyone[spread == 1] == 1).all()  # only suitable donors are marked
-    assert np.array_equal(drawn, everyone * spread)
+    assert (donor_weights(bank) == 1).all()  # the selection keeps only suitable donors
+    for i in (0, len(bank) // 2, -1):  # the stored hair trait is what the image gives
+        assert abs(bank.traits["hair"][i] - hair_share(bank.image(i), bank.mesh(i))) < 1e-5
+    assert (bank.traits["hair"] <= HAIR_SHARE).all() and not bank.codes["glasses"].any()
+    female, age = bank.traits["female"], bank.traits["age"]
+    assert 0.3 < (female > 0.5).mean() < 0.7
+    assert (age < 20).sum() >= 10 and (age >= 55).sum() >= 10
+    known = bank.codes["sex"] > 0  # the source's folder names agree with the looks read from the faces
+    assert ((female[known] > 0.5) == (bank.codes["sex"][known] == SEXES.index("female"))).mean() > 0.9
+
+
+def test_donors_of_unclear_or_contradicted_sex_are_set_aside() -> None:
+    from anonymizer.train.donor_spread import clear_looks
+
+    female = np.array([0.95, 0.05, 0.5, 0.95, 0.95, 0.5])
+    age = np.array([30.0, 30.0, 30.0, 30.0, 30.0, 6.0])
+    recorded = np.array([SEXES.index("female"), 0, 0, SEXES.index("male"), 0, 0], np.uint8)
+    # clear and agreeing; clear, not recorded; unclear; contradicted; clear; a child (sex hard to read)
+    assert clear_looks(female, age, recorded).tolist() == [True, True, False, False, True, True]
+
+
+def test_competing_donors_are_alike_in_looks() -> None:
+    from anonymizer.train.donor_spread import competing
+
+    female = np.array([0.9, 0.8, 0.1, 0.9, 0.9])
+    age = np.array([30.0, 40.0, 30.0, 60.0, 30.0])
+    tone = np.array([60.0, 62.0, 60.0, 60.0, 80.0])
+    rival = competing(female, age, tone)
+    assert rival[0, 1] and not rival[0, 2] and not rival[0, 3] and not rival[0, 4]  # sex, age, tone apart
+    assert (rival == rival.T).all() and rival.diagonal().all()
 
 
 def test_thin_hubs_sets_aside_the_crowded_first() -> None:
@@ -207,3 +233,10 @@ def test_thin_hubs_sets_aside_the_crowded_first() -> None:
     assert len(kept) == 7 and set(range(6, 12)) <= set(kept)
     assert share_apart(dist, kept, 0.7) == 1.0 and share_apart(dist, np.arange(12), 0.7) < 1.0
     assert len(thin_hubs(dist, 12, 0.7)) == 12
+    # donors that never compete (an infinite distance; here odd and even ones) are not each other's
+    # look-alikes: one look-alike of each parity stays
+    apart = np.where(np.arange(12)[:, None] % 2 == np.arange(12)[None] % 2, dist, np.inf)
+    kept = thin_hubs(apart, 8, 0.7)
+    assert set(range(6, 12)) <= set(kept) and sorted(k % 2 for k in kept if k < 6) == [0, 1]
+    rival = np.isfinite(apart)
+    assert share_apart(dist, np.arange(12), 0.7, rival) > share_apart(dist, np.arange(6), 0.7, rival) == 0.0
