@@ -242,9 +242,9 @@ HAIR_RING, HAIR_DARKER, HAIR_SHARE = 0.7, 25.0, 0.2
 #: how much a donor's skin lightness (L*) may differ from the face's before its chance falls by e^-0.5
 #: (the light transfer matches the tone, but a donor's features and shading still read as its own skin
 #: tone band: a dark donor on a pale old woman looked wrong)
-TONE_SPREAD = 10.0
+TONE_SPREAD = 15.0
 #: how much a donor's apparent age may differ from the face's (years) before its chance falls by e^-0.5
-AGE_SPREAD = 12.0
+AGE_SPREAD = 16.0
 #: the chance of a donor is multiplied by P(it has the face's apparent sex) ** SEX_SHARPNESS
 SEX_SHARPNESS = 2.0
 
