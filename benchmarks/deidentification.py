@@ -15,7 +15,9 @@ separately, our detector finds one with score >= 0.5.
 surrogate` does) chosen by password A; it also reports the share of faces whose surrogates for passwords
 A and B are different people to dlib (distance > 0.6), whether painting again with A gives byte-identical
 output, and whether the whole `anonymize_image` (detector included) gives the same pixels with 1 and 2
-torch threads. ``--surrogate-weights`` measures the earlier generator (anonymizer.pipeline.surrogate) with
+torch threads; and, with a bank that records its donors' looks, how often password A's donor has the
+face's labelled sex and how far its apparent age is from the face's labelled age, beside a draw blind to
+looks. ``--surrogate-weights`` measures the earlier generator (anonymizer.pipeline.surrogate) with
 those weights instead; its identity check (IdentityNet) is on, as it was in `anonymize`;
 ``--no-identity-check`` paints every track's first candidate instead.
 ``--extra-pairs N`` measures "passwords differ" on N more pairs of passwords as well (one pair leaves
