@@ -1,17 +1,18 @@
 """The donor bank: aligned face crops of people who do not exist, with their face meshes, for realistic
 surrogate faces (issue 31).
 
-The bank is data shipped in the repository's ``models/donors/`` (built by ``python -m
-anonymizer.train.donor_bank``, described in ``models/donors.md``; non-commercial research data: the faces
-are StyleGAN-generated):
+The bank is data shipped in the repository's ``models/donors/`` (a pool built by ``python -m
+anonymizer.train.donor_bank``, the bank selected from it by ``python -m anonymizer.train.donor_spread``,
+described in ``models/donors.md``; non-commercial research data: the faces are StyleGAN-generated):
 
 - ``d0000.jpg`` ...: square RGB crops, eyes level and in the same place in every crop;
 - ``bank.safetensors``: ``mesh`` float32 [N, 468, 3] (MediaPipe's face mesh, x, y in crop pixels, z
   relative depth in the same unit), ``pose`` float32 [N, 3] (yaw, pitch, roll in degrees), ``lab`` float32
   [N, 3] (skin tone, CIELAB), ``presence`` float32 [N], ``triangles`` int32 [T, 3] (indices into the 468
   points, for piecewise-affine warping), ``reference`` float32 [468, 3] (the donors' frontal mean mesh),
-  optionally ``spread`` uint8 [N] (1: the password may draw the donor; :mod:`anonymizer.train.donor_spread`), and uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses``
-  (names in :data:`SEXES`, :data:`GROUPS`, :data:`COLLECTIONS`);
+  uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses`` (names in :data:`SEXES`, :data:`GROUPS`,
+  :data:`COLLECTIONS`), optionally ``spread`` uint8 [N] (1: the password may draw the donor; older banks)
+  and float32 [N] traits ``female``, ``age`` (apparent sex and age) and ``hair``;
 - ``index.csv``: one row per donor, in the same order (file, source file, collection, sex, group, L*, ...).
 
 Loading reads only these files (safetensors: no unpickling) and checks that they agree; anything missing

@@ -22,9 +22,9 @@ For every photo of ``--data`` (its ``generated-photos/`` and ``tpdne/`` collecti
    and in the photo (the crop's border is the photo mirrored: no part of a donor's face is);
    whether the face looks to wear glasses (:func:`glasses_score`, a horizontal edge across the nose bridge).
 4. Select ``--count`` donors (default: all) among those with presence >= 0.9, |yaw| and |pitch| <= 18
-   degrees, the mouth not wide open and the mesh inside the crop: round robin (seeded) over strata of group (female / male of
-   generated-photos, tpdne whose sex is not recorded) x five equal-width L* bins, so dark and light skin and
-   both collections are all well represented, whatever their share of the pool.
+   degrees, the mouth not wide open and the mesh inside the crop: round robin (seeded) over strata of
+   group (female / male of generated-photos, tpdne whose sex is not recorded) x five equal-width L* bins,
+   so dark and light skin and both collections are all well represented, whatever their share.
 5. Write ``--out``: ``d0000.jpg`` ... (JPEG quality 90), ``bank.safetensors`` (mesh, pose, lab, presence,
    sex, group, collection, glasses, reference, triangles) and ``index.csv``; and the contact sheet
    ``--sheet`` (default: ``<out>.png`` beside the folder).
@@ -536,7 +536,7 @@ def selection_report(pool: list[Measured], bins: np.ndarray, picked: list[int]) 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="the donors folder (generated-photos/, tpdne/)")
-    ap.add_argument("--out", type=Path, required=True, help="the bank's folder, e.g. models/donors")
+    ap.add_argument("--out", type=Path, required=True, help="the pool's folder (keep it out of the repository, e.g. /tmp/donor_pool)")
     ap.add_argument("--size", type=int, default=256, help="crop side in pixels (default: %(default)s)")
     ap.add_argument("--count", type=int, default=None, help="donors to keep (default: every eligible photo)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
