@@ -181,12 +181,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--out must not be the pool")
     pool = DonorBank.load(args.pool)
     suitable = np.flatnonzero(donor_weights(pool, spread=False) > 0)
-    if not 1 <= args.keep <= len(suitable):
-        raise SystemExit(f"--keep must be 1 .. {len(suitable)} (the suitable donors), got {args.keep}")
     female, age = donor_looks(pool, suitable)
     clear = clear_looks(female, age, pool.codes.get("sex", np.zeros(len(pool), np.uint8))[suitable])
     print(f"{len(pool)} donors in the pool, {len(suitable)} suitable, {int(clear.sum())} of them with a clear apparent sex")
     suitable, female, age = suitable[clear], female[clear], age[clear]
+    if not 1 <= args.keep <= len(suitable):
+        raise SystemExit(f"--keep must be 1 .. {len(suitable)} (the suitable donors of clear looks), got {args.keep}")
     desc = descriptors(pool, suitable)
     dist = np.linalg.norm(desc[:, None] - desc[None], axis=-1)
     rival = competing(female, age, pool.labs[suitable, 0])
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     everyone = np.arange(len(suitable))
     print(f"{len(kept)} kept")
     for apart in (0.6, 0.7):
-        print(f"pairs more than {apart} apart: {share_apart(dist, everyone, apart):.1%} of the suitable, "
+        print(f"pairs more than {apart} apart: {share_apart(dist, everyone, apart):.1%} of the candidates, "
               f"{share_apart(dist, kept, apart):.1%} of the kept; of the competing pairs "
               f"{share_apart(dist, everyone, apart, rival):.1%} and {share_apart(dist, kept, apart, rival):.1%}")
     ages = bank.traits["age"]
