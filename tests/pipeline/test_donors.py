@@ -240,3 +240,24 @@ def test_thin_hubs_sets_aside_the_crowded_first() -> None:
     assert set(range(6, 12)) <= set(kept) and sorted(k % 2 for k in kept if k < 6) == [0, 1]
     rival = np.isfinite(apart)
     assert share_apart(dist, np.arange(12), 0.7, rival) > share_apart(dist, np.arange(6), 0.7, rival) == 0.0
+
+
+def test_the_selection_writes_a_bank_of_the_kept_donors_with_their_traits(small: Path, tmp_path: Path) -> None:
+    from anonymizer.train.donor_spread import write_selection
+
+    pool = DonorBank.load(small)
+    out = tmp_path / "chosen"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier bank")
+    traits = {"female": np.array([0.9, 0.1], np.float32), "age": np.array([30.0, 60.0], np.float32),
+              "hair": np.array([0.0, 0.1], np.float32)}
+    write_selection(pool, np.array([2, 0]), traits, out)
+    bank = DonorBank.load(out)
+    assert bank.files == ("d0000.jpg", "d0001.jpg") and not (out / "stale.txt").exists()  # replaced whole
+    assert (out / "d0000.jpg").read_bytes() == (small / pool.files[2]).read_bytes()  # the pool's bytes
+    np.testing.assert_array_equal(bank.meshes, pool.meshes[[2, 0]])
+    np.testing.assert_array_equal(bank.triangles, pool.triangles)
+    assert bank.traits["age"].tolist() == [30.0, 60.0] and bank.traits["female"].dtype == np.float32
+    assert [r["source_file"] for r in bank.rows] == [pool.rows[2]["source_file"], pool.rows[0]["source_file"]]
+    assert [r["age"] for r in bank.rows] == ["30.000", "60.000"]
+    assert not (tmp_path / "chosen.tmp").exists() and not (tmp_path / "chosen.old").exists()
