@@ -133,6 +133,37 @@ def bank_report(model: FaceAttributes, bank_dir: Path) -> str:
     return f"donor bank ({bank_dir}): sex right for {((female > 0.5) == truth).mean():.1%} of {len(known)} donors with a recorded sex"
 
 
+def picture(dest: Path, samples: Path) -> None:
+    """A sheet of the public-domain faces of ``samples`` (at least 40 px tall), each captioned with what
+    the shipped head reads (as the donor painter does: float64 descriptor)."""
+    from PIL import Image, ImageDraw
+
+    from ..api import get_finder
+    from ..media.image import load_image
+    from ..pipeline.donor_painter import DonorPainter
+
+    painter, tiles = DonorPainter(), []
+    for name in ("astronaut.png", "grace_hopper.jpg", "group_solvay_1927_closeup.jpg"):
+        rgb = load_image(samples / name).rgb
+        for face in sorted(get_finder().find(rgb), key=lambda f: f.box[0]):
+            if face.height < 40:
+                continue
+            female, age = painter.looks(painter.describe(rgb, face))
+            cx, cy, half = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2, 0.7 * face.height
+            box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
+            tile = Image.fromarray(rgb).crop(box).resize((128, 128), Image.Resampling.LANCZOS)
+            draw = ImageDraw.Draw(tile)
+            draw.rectangle([0, 114, 127, 127], fill=(0, 0, 0))
+            draw.text((3, 115), f"female {female:.2f}, {age:.0f} y", fill=(255, 255, 255))
+            tiles.append(tile)
+    columns = 6
+    sheet = Image.new("RGB", (columns * 128, -(-len(tiles) // columns) * 128), (255, 255, 255))
+    for k, tile in enumerate(tiles):
+        sheet.paste(tile, ((k % columns) * 128, (k // columns) * 128))
+    sheet.save(dest, optimize=True)
+    print(f"wrote {dest} ({len(tiles)} faces)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="faces-utk folder (default: %(default)s)")
@@ -142,7 +173,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--bank", type=Path, default=None, help="also check sex on this donor bank (e.g. models/donors)")
     ap.add_argument("--export", type=Path, default=None, help="write the weights here (safetensors)")
+    ap.add_argument("--picture", type=Path, default=None,
+                    help="only draw the shipped head's reading of the faces in samples/ (PNG) and exit")
     args = ap.parse_args(argv)
+    if args.picture is not None:
+        picture(args.picture, Path(__file__).resolve().parents[2] / "samples")
+        return
     if args.steps < 1:
         raise SystemExit("--steps must be >= 1")
 
