@@ -30,3 +30,19 @@ def test_fit_learns_sex_and_age_from_separable_embeddings() -> None:
     assert np.corrcoef(years, age)[0, 1] > 0.8
     lines = report(model, emb, age, sex)
     assert lines[1].startswith("sex right: ") and "13 and up" in lines[1]
+
+
+def test_picture_captions_every_sample_face_of_40_px(tmp_path) -> None:  # noqa: ANN001
+    from pathlib import Path
+
+    from PIL import Image
+
+    from anonymizer.train.attributes import picture
+
+    dest = tmp_path / "looks.png"
+    picture(dest, Path(__file__).resolve().parents[2] / "samples")
+    with Image.open(dest) as im:
+        # 17 faces of at least 40 px in samples/ (2 portraits, 15 at Solvay): three rows of six, one white tile
+        assert im.size == (6 * 128, 3 * 128)
+        sheet = np.asarray(im)
+    assert sheet[-128:, -128:].min() == 255 and sheet[-128:, -256:-128].std() > 10
