@@ -168,9 +168,11 @@ def looks_report(painter, donors: list[int], idx: np.ndarray, names: np.ndarray)
     traits = getattr(getattr(painter, "bank", None), "traits", {})
     if "female" not in traits or "age" not in traits:
         return
+    from anonymizer.train.attributes import labels
+
     female, age = traits["female"] > 0.5, traits["age"]
-    sex = np.array([str(names[i]).split("_")[1] == "1" for i in idx])
-    years = np.array([age_of(str(names[i])) for i in idx], np.float64)
+    ages, sexes = labels(names[idx])
+    years, sex = ages.astype(np.float64), sexes == 1
     pool = np.flatnonzero(painter.weights > 0)
     for label, sel in (("all ages", years >= 0), ("13 and up", years >= 13)):
         d = np.asarray(donors)[sel]

@@ -272,18 +272,16 @@ def hair_share(image: np.ndarray, mesh: np.ndarray) -> float:
     return float((dark & outer).sum() / max(int(outer.sum()), 1))
 
 
-def donor_weights(bank: DonorBank, *, spread: bool = True) -> np.ndarray:
+def donor_weights(bank: DonorBank) -> np.ndarray:
     """float64 [N]: 1 for a donor that can be painted into any face, 0 for one that cannot (glasses, which
     leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`, read from the bank's
-    ``hair`` trait when it has one) and, with ``spread``, for one the bank's ``spread`` code sets aside
-    (a look-alike of many others; banks built by :mod:`anonymizer.train.donor_spread` hold only the
-    donors it keeps)."""
+    ``hair`` trait when it has one). The shipped bank holds only donors with 1
+    (:mod:`anonymizer.train.donor_spread`)."""
     glasses = bank.codes.get("glasses", np.zeros(len(bank), np.uint8))
-    drawn = bank.codes.get("spread", np.ones(len(bank), np.uint8)) if spread else np.ones(len(bank), np.uint8)
     hair = bank.traits.get("hair")
     if hair is None:
         hair = np.array([hair_share(bank.image(i), bank.mesh(i)) for i in range(len(bank))])
-    return ((glasses == 0) & (drawn > 0) & (hair <= HAIR_SHARE)).astype(np.float64)
+    return ((glasses == 0) & (hair <= HAIR_SHARE)).astype(np.float64)
 
 
 def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) -> np.ndarray:

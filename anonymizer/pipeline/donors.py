@@ -11,8 +11,8 @@ described in ``models/donors.md``; non-commercial research data: the faces are S
   [N, 3] (skin tone, CIELAB), ``presence`` float32 [N], ``triangles`` int32 [T, 3] (indices into the 468
   points, for piecewise-affine warping), ``reference`` float32 [468, 3] (the donors' frontal mean mesh),
   uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses`` (names in :data:`SEXES`, :data:`GROUPS`,
-  :data:`COLLECTIONS`), optionally ``spread`` uint8 [N] (1: the password may draw the donor; older banks)
-  and float32 [N] traits ``female``, ``age`` (apparent sex and age) and ``hair``;
+  :data:`COLLECTIONS`), and optionally float32 [N] traits ``female``, ``age`` (apparent sex and age) and
+  ``hair``;
 - ``index.csv``: one row per donor, in the same order (file, source file, collection, sex, group, L*, ...).
 
 Loading reads only these files (safetensors: no unpickling) and checks that they agree; anything missing
@@ -50,7 +50,7 @@ _SPEC: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "triangles": ("int32", ("T", 3)),
     "reference": ("float32", (MESH_POINTS, 3)),
 }
-_CODES = ("sex", "group", "collection", "glasses", "spread")
+_CODES = ("sex", "group", "collection", "glasses")
 #: optional float32 [N] traits: how female (0..1) and how old (years) the donor looks
 #: (:mod:`anonymizer.nn.attributes`), and its :func:`~anonymizer.pipeline.donor_swap.hair_share`
 _TRAITS = ("female", "age", "hair")
@@ -129,8 +129,8 @@ class DonorBank:
     root: the bank's folder; files: the crops' file names; size: their side in pixels; meshes float32
     [N, 468, 3]; poses float32 [N, 3] (yaw, pitch, roll, degrees); labs float32 [N, 3]; presence float32 [N];
     triangles int32 [T, 3]; reference float32 [468, 3] (the frontal mean mesh
-    :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses,
-    spread; those present); traits: float32 [N] arrays by name (female, age, hair; those present); rows: the
+    :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses;
+    those present); traits: float32 [N] arrays by name (female, age, hair; those present); rows: the
     index's rows (strings).
     """
 

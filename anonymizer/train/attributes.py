@@ -39,16 +39,18 @@ def age_band(age: np.ndarray) -> np.ndarray:
     return np.digitize(age, AGE_BANDS[1:])
 
 
-def embed_crops(crops: list[np.ndarray], *, batch: int = 64, desc: str = "embedding") -> np.ndarray:
-    """IdentityNet embeddings (float32 [N, 128]) of aligned 96x96 uint8 RGB crops."""
+def embed_crops(crops: list[np.ndarray], *, batch: int = 64, desc: str = "embedding",
+                dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """IdentityNet embeddings ([N, 128], of ``dtype``) of aligned 96x96 uint8 RGB crops. float64 is how the
+    donor painter describes a face (:meth:`anonymizer.pipeline.donor_painter.DonorPainter.describe`)."""
     from tqdm import tqdm
 
     from ..nn.identity import identity_net
 
-    net = identity_net().eval()
-    out = np.zeros((len(crops), 128), np.float32)
+    net = identity_net().eval().to(dtype)
+    out = np.zeros((len(crops), 128), np.float64 if dtype == torch.float64 else np.float32)
     for s in tqdm(range(0, len(crops), batch), desc=desc, unit="batch"):
-        x = torch.from_numpy(np.stack(crops[s:s + batch])).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.from_numpy(np.stack(crops[s:s + batch])).permute(0, 3, 1, 2).to(dtype) / 255.0
         with torch.inference_mode():
             out[s:s + batch] = net(x).numpy()
     return out
@@ -117,18 +119,17 @@ def report(model: FaceAttributes, emb: np.ndarray, age: np.ndarray, sex: np.ndar
 
 
 def bank_report(model: FaceAttributes, bank_dir: Path) -> str:
-    """Sex accuracy on the donor bank's faces whose sex the source records."""
-    from ..nn.identity import IDENTITY_CROP
-    from ..ops.align import align_face
-    from ..pipeline.donor_swap import five_points
+    """Sex accuracy on the donor bank's faces whose sex the source records (read as the selection step
+    reads donors, :func:`anonymizer.train.donor_spread.donor_looks`)."""
+    import copy
+
     from ..pipeline.donors import SEXES, DonorBank
+    from .donor_spread import donor_looks
 
     bank = DonorBank.load(bank_dir)
     sexes = bank.codes["sex"]
-    known = [i for i in range(len(bank)) if SEXES[sexes[i]] in ("female", "male")]
-    crops = [align_face(bank.image(i), five_points(bank.mesh(i)), size=IDENTITY_CROP) for i in known]
-    with torch.inference_mode():
-        female = model.predict(torch.from_numpy(embed_crops(crops, desc="donors")))[0].numpy()
+    known = np.array([i for i in range(len(bank)) if SEXES[sexes[i]] in ("female", "male")])
+    female = donor_looks(bank, known, copy.deepcopy(model))[0]  # a copy: the model is exported in float32
     truth = np.array([SEXES[sexes[i]] == "female" for i in known])
     return f"donor bank ({bank_dir}): sex right for {((female > 0.5) == truth).mean():.1%} of {len(known)} donors with a recorded sex"
 

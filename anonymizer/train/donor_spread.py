@@ -63,23 +63,24 @@ def descriptors(bank: object, indices: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def donor_looks(bank: object, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def donor_looks(bank: object, indices: np.ndarray, head: object = None) -> tuple[np.ndarray, np.ndarray]:
     """(probability of female, apparent age in years), float32 [K] each, of the donors ``indices``: as
-    :meth:`anonymizer.pipeline.donor_painter.DonorPainter.looks` reads a face (float64 descriptor)."""
+    :meth:`anonymizer.pipeline.donor_painter.DonorPainter.looks` reads a face (float64 descriptor), with
+    ``head`` (a FaceAttributes, turned to float64; default: the shipped weights)."""
     import torch
 
     from ..nn.attributes import face_attributes
-    from ..nn.identity import IDENTITY_CROP, identity_net
+    from ..nn.identity import IDENTITY_CROP
     from ..ops.align import align_face
     from ..pipeline.donor_swap import five_points
+    from .attributes import embed_crops
 
-    net, head = identity_net().double(), face_attributes().double()
-    crops = np.stack([align_face(bank.image(int(i)), five_points(bank.mesh(int(i))), size=IDENTITY_CROP)  # type: ignore[attr-defined]
-                      for i in indices])
+    crops = [align_face(bank.image(int(i)), five_points(bank.mesh(int(i))), size=IDENTITY_CROP)  # type: ignore[attr-defined]
+             for i in indices]
+    desc = embed_crops(crops, desc="donors", dtype=torch.float64)
+    head = (head if head is not None else face_attributes()).eval().double()  # type: ignore[attr-defined]
     with torch.inference_mode():
-        desc = torch.cat([net(torch.from_numpy(crops[s:s + 64]).permute(0, 3, 1, 2).double() / 255.0)
-                          for s in range(0, len(crops), 64)])
-        female, age = head.predict(desc)
+        female, age = head.predict(torch.from_numpy(desc))
     return female.numpy().astype(np.float32), age.numpy().astype(np.float32)
 
 
@@ -145,7 +146,7 @@ def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray
     tensors = load_file(str(root / BANK_FILE))
     with safe_open(str(root / BANK_FILE), "np") as st:
         metadata = st.metadata()
-    per_donor = {k: v[kept] for k, v in tensors.items() if k not in ("reference", "triangles", "spread")}
+    per_donor = {k: v[kept] for k, v in tensors.items() if k not in ("reference", "triangles")}
     shared = {"reference": tensors["reference"], "triangles": tensors["triangles"]}
     save_file({**per_donor, **shared, **{k: v.astype(np.float32) for k, v in traits.items()}},
               str(tmp / BANK_FILE), metadata=metadata)
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG (default: <out>.png)")
     args = ap.parse_args(argv)
 
+    from dataclasses import replace
+
     from ..pipeline.donor_swap import donor_weights, hair_share
     from ..pipeline.donors import DonorBank
     from .donor_bank import draw_sheet
@@ -180,7 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.resolve() == args.pool.resolve():
         raise SystemExit("--out must not be the pool")
     pool = DonorBank.load(args.pool)
-    suitable = np.flatnonzero(donor_weights(pool, spread=False) > 0)
+    if "hair" not in pool.traits:  # measured once: it filters here and is stored for the kept donors
+        hair = np.array([hair_share(pool.image(i), pool.mesh(i)) for i in range(len(pool))], np.float32)
+        pool = replace(pool, traits={**pool.traits, "hair": hair})
+    suitable = np.flatnonzero(donor_weights(pool) > 0)
     female, age = donor_looks(pool, suitable)
     clear = clear_looks(female, age, pool.codes.get("sex", np.zeros(len(pool), np.uint8))[suitable])
     print(f"{len(pool)} donors in the pool, {len(suitable)} suitable, {int(clear.sum())} of them with a clear apparent sex")
@@ -192,8 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     rival = competing(female, age, pool.labs[suitable, 0])
     kept = thin_hubs(np.where(rival, dist, np.inf), args.keep, args.apart)
     chosen = suitable[kept]
-    hair = np.array([hair_share(pool.image(int(i)), pool.mesh(int(i))) for i in chosen], np.float32)
-    write_selection(pool, chosen, {"female": female[kept], "age": age[kept], "hair": hair}, args.out)
+    write_selection(pool, chosen, {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}, args.out)
     bank = DonorBank.load(args.out)
     sheet = args.sheet or args.out.with_suffix(".png")
     draw_sheet([bank.image(i) for i in range(min(48, len(bank)))], bank.meshes[:48], bank.triangles, sheet)

@@ -114,12 +114,9 @@ def test_donors_with_glasses_or_hair_over_the_temples_are_never_drawn() -> None:
     glasses[:5] = 1
     hair = bank.traits["hair"].copy()
     hair[5:8] = HAIR_SHARE + 0.1
-    spread = np.ones(len(bank), np.uint8)
-    spread[8] = 0
-    marked = replace(bank, codes={**bank.codes, "glasses": glasses, "spread": spread}, traits={**bank.traits, "hair": hair})
+    marked = replace(bank, codes={**bank.codes, "glasses": glasses}, traits={**bank.traits, "hair": hair})
     weights = donor_weights(marked)
-    assert not weights[:9].any() and weights[9:].all()
-    assert donor_weights(marked, spread=False)[8] == 1
+    assert not weights[:8].any() and weights[8:].all()
 
 
 def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
