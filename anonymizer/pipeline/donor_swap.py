@@ -7,8 +7,10 @@ the new face fills the target's outline exactly and no original pixel of the fac
 light are moved to the target's in CIELAB, the donor is re-lit to meet the photo at the outline without
 a step (Poisson blending), and the result is blended with a narrow feathered edge.
 
-Stages (each a pure function): :func:`posed_donor` (pose), :func:`blend_geometry` (inner donor, outer
-target), :func:`render_face` (warp, colour, Poisson blend, feather).
+Stages (each a pure function): :func:`distinct_shape` (the donor's proportions a little more its own),
+:func:`posed_donor` (pose), :func:`outline_field` and :func:`reshaped_photo` (the face's outline moved
+towards the donor's, the photo around it following), :func:`blend_geometry` (inner donor, outer target),
+:func:`render_face` (warp, colour, Poisson blend, feather).
 """
 
 from __future__ import annotations
@@ -48,14 +50,87 @@ def posed_donor(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
 def radial_share(points: np.ndarray, outline: np.ndarray) -> np.ndarray:
     """For each point [K, 2], how far it lies from the centre of the closed ``outline`` [M, 2] towards it
     (0 centre, 1 on the outline), measured along the point's own direction."""
+    return around(points, outline)[0]
+
+
+def around(points: np.ndarray, outline: np.ndarray, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each point [K, 2]: its :func:`radial_share` of the closed ``outline`` [M, 2], and ``values``
+    [M, C] (one row per outline point) interpolated by direction from the outline's centre ([K, C]; empty
+    without ``values``)."""
     pts, ring_pts = points[:, :2].astype(np.float64), outline[:, :2].astype(np.float64)
     c = ring_pts.mean(0)
     ang = np.arctan2(*(ring_pts - c).T[::-1])
     order = np.argsort(ang)
-    ang, rad = ang[order], np.linalg.norm(ring_pts - c, axis=1)[order]
+    ang = np.concatenate([ang[order] - 2 * np.pi, ang[order], ang[order] + 2 * np.pi])
+    rad = np.tile(np.linalg.norm(ring_pts - c, axis=1)[order], 3)
     a = np.arctan2(*(pts - c).T[::-1])
-    ring = np.interp(a, np.concatenate([ang - 2 * np.pi, ang, ang + 2 * np.pi]), np.tile(rad, 3))
-    return (np.linalg.norm(pts - c, axis=1) / np.maximum(ring, 1e-6)).astype(np.float32)
+    share = (np.linalg.norm(pts - c, axis=1) / np.maximum(np.interp(a, ang, rad), 1e-6)).astype(np.float32)
+    if values is None:
+        return share, np.zeros((len(pts), 0), np.float32)
+    vals = np.tile(np.asarray(values, np.float64)[order], (3, 1))
+    return share, np.stack([np.interp(a, ang, v) for v in vals.T], axis=1).astype(np.float32)
+
+
+#: the face's outline moves this share of the way to the posed donor's: the donor's jaw, chin and cheeks
+#: (the outline carries much of a face's identity: two donors inside one target outline were too often
+#: one person); the photo around it is warped to meet it, the shift fading to nothing RING_REACH of the
+#: way beyond the outline
+OUTLINE_SHARE, RING_REACH = 1.0, 0.3
+
+
+def outline_field(points: np.ndarray, outline: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """float32 [K, 2]: the shift of each point [K, 2] when the closed ``outline`` [M, 2] moves by ``shift``
+    [M, 2]: the outline's shift in the point's direction, in full inside the outline, fading smoothly to
+    nothing at RING_REACH beyond it."""
+    share, moved = around(points, outline, shift)
+    t = np.clip((1 + RING_REACH - share) / RING_REACH, 0.0, 1.0)
+    return (moved * (t * t * (3 - 2 * t))[:, None]).astype(np.float32)
+
+
+def reshaped_photo(rgb: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """``rgb`` warped so that the closed ``outline`` [M, 2] (pixels) lands on ``outline + shift`` and the
+    photo around it follows (:func:`outline_field`, times ``keep``, float [H, W] 0..1, where given; nothing
+    moves where it is 0), unchanged beyond. Backward mapping, the forward shift inverted by two fixed-point
+    steps; the smooth field is computed on a grid of at most 128 points a side and interpolated (so "beyond"
+    is within one step of that grid)."""
+    h, w = rgb.shape[:2]
+    step = max(1, int(np.ceil(max(h, w) / 128)))
+    nh, nw = max(2, -(-h // step)), max(2, -(-w // step))
+    # where cv2.resize's bilinear samples fall, so that the coarse field is interpolated in place
+    gx, gy = ((np.arange(n) + 0.5) * (m / n) - 0.5 for n, m in ((nw, w), (nh, h)))
+    grid = np.stack([c.ravel() for c in np.meshgrid(gx, gy)], 1).astype(np.float32)
+
+    def field(p: np.ndarray) -> np.ndarray:
+        f = outline_field(p, outline, shift)
+        return f if keep is None else f * sample(keep, p)[:, None]
+
+    back = field(grid - field(grid))  # x - back(x) is where x comes from
+    dx, dy = (cv2.resize(back[:, k].reshape(nh, nw), (w, h), interpolation=cv2.INTER_LINEAR) for k in (0, 1))
+    if keep is not None:  # exactly still where told, whatever the coarse grid's interpolation
+        dx, dy = dx * (keep > 0), dy * (keep > 0)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(rgb, xs - dx, ys - dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """float32 [K]: ``image`` (float [H, W]) at the pixels nearest ``points`` [K, 2], clipped to its edge."""
+    h, w = image.shape
+    x = np.clip(np.round(points[:, 0]).astype(np.int64), 0, w - 1)
+    y = np.clip(np.round(points[:, 1]).astype(np.int64), 0, h - 1)
+    return image[y, x].astype(np.float32)
+
+
+#: the donor's face shape is drawn this far from the donors' mean face (1: as it is): a mild caricature
+#: that keeps two donors apart once both have the target's pose, light and hair around them
+DISTINCTNESS = 1.6
+
+
+def distinct_shape(mesh: np.ndarray, reference: np.ndarray, strength: float = DISTINCTNESS) -> np.ndarray:
+    """A donor's mesh [468, 3] (its pixels) with its difference from the mean face ``reference`` [468, 3]
+    (fitted onto it by a 3D similarity) scaled by ``strength``: the same face, its proportions more its own."""
+    s, r, t = similarity_fit(reference, mesh)
+    mean = s * np.asarray(reference, np.float64) @ r.T + t
+    return (mean + strength * (np.asarray(mesh, np.float64) - mean)).astype(np.float32)
 
 
 def outline_share(mesh: np.ndarray) -> np.ndarray:
@@ -159,20 +234,33 @@ def render_face(
     donor_mesh: np.ndarray,
     triangles: np.ndarray,
     *,
+    shape: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
     feather: float = 0.02,
     poisson: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo ``rgb`` (uint8 RGB) with the face whose mesh is ``target`` ([468, 3] in its pixels)
     replaced by the donor's (``donor_image`` uint8 RGB, its mesh ``donor_mesh`` [468, 3] in its pixels,
-    ``triangles`` [T, 3]). Returns (the new photo, the float32 [H, W] alpha it was blended with: 1 inside
-    the face outline shrunk by ``feather`` of the face's size, fading to 0 at the outline)."""
+    ``triangles`` [T, 3]), drawn in the shape of ``shape`` (a mesh of the donor's, e.g.
+    :func:`distinct_shape`; default ``donor_mesh``). The face's outline moves :data:`OUTLINE_SHARE` of the
+    way to the donor's and the photo around it follows, except where ``keep`` (float [H, W] 0..1) is 0.
+
+    Returns (the new photo; the float32 [H, W] alpha the donor was blended with: 1 inside the new outline
+    shrunk by ``feather`` of the face's size, fading to 0 at it; bool [H, W], every pixel that changed)."""
     h, w = rgb.shape[:2]
-    geometry = blend_geometry(posed_donor(donor_mesh, target), target, outline_share(donor_mesh))
+    posed = posed_donor(donor_mesh if shape is None else shape, target)
+    oval = target[list(FACE_OVAL), :2]
+    shift = OUTLINE_SHARE * (posed[list(FACE_OVAL), :2] - oval)
+    moved = target.copy()
+    moved[:, :2] += outline_field(target, oval, shift) * (1.0 if keep is None else sample(keep, target)[:, None])
+    photo = reshaped_photo(rgb, oval, shift, keep) if OUTLINE_SHARE > 0 else rgb
+    geometry = blend_geometry(posed, moved, outline_share(donor_mesh))
     warped, covered = warp_mesh(donor_image, donor_mesh, geometry, triangles, (h, w), depth=geometry[:, 2])
     size = float(np.ptp(target[:, :2], axis=0).max())
-    region = face_region(target, (h, w)) & covered
+    region = face_region(moved, (h, w)) & covered
     skins = skin_mask(geometry, (h, w)) & covered, bare_skin(rgb, target)
-    return blend_in(rgb, warped, region, skins, size=size, feather=feather, poisson=poisson)
+    new, alpha = blend_in(photo, warped, region, skins, size=size, feather=feather, poisson=poisson)
+    return new, alpha, (new != rgb).any(-1) | (alpha > 0)
 
 
 def render_points(
@@ -183,7 +271,7 @@ def render_points(
     *,
     feather: float = 0.02,
     poisson: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """As :func:`render_face` for a face too small for its mesh to place a donor: the donor placed by a
     similarity fit of its five points (:func:`five_points`) onto the face's ``points`` [5, 2], over its own
     replaced outline (:func:`face_region`; the caller checks that it covers the face)."""
@@ -195,8 +283,9 @@ def render_points(
     placed = donor_mesh[:, :2] @ m[:, :2].T + m[:, 2]
     size = float(np.ptp(placed, axis=0).max())
     skin = skin_mask(placed, (h, w))  # the donor's skin, and where the face's lies (by its five points)
-    return blend_in(rgb, warped, face_region(placed, (h, w)), (skin, skin), size=size, feather=feather,
-                    poisson=poisson)
+    new, alpha = blend_in(rgb, warped, face_region(placed, (h, w)), (skin, skin), size=size, feather=feather,
+                          poisson=poisson)
+    return new, alpha, (new != rgb).any(-1) | (alpha > 0)
 
 
 def five_points(mesh: np.ndarray) -> np.ndarray:

@@ -185,3 +185,27 @@ def test_identity_check_takes_the_first_candidate_far_enough(painter, samples: P
     choices = {}
     unchecked.paint(rgb, [face], SEED, choices=choices)
     assert choices == {0: candidates[0]}
+
+
+def test_reshaping_one_face_leaves_its_neighbours_in_place(painter, group) -> None:
+    from anonymizer.pipeline.donor_painter import KEEP_MARGIN, _keep, _window
+
+    rgb, faces = group
+    plans = painter.plan_all(rgb, faces)
+    k = next(k for k, f in enumerate(faces)  # a face with a neighbour within its rendered window
+             if plans[k][1] is not None and _keep(_window(rgb.shape[:2], f, plans[k][1]), faces[:k] + faces[k + 1 :]) is not None)
+    face, others = faces[k], faces[:k] + faces[k + 1 :]
+    win = _window(rgb.shape[:2], face, plans[k][1])
+    assert win is not None
+    far = Face(box=(5000.0, 5000.0, 5050.0, 5050.0), score=0.9, landmarks=face.landmarks)
+    assert _keep(win, [far]) is None  # nobody near: the whole ring may move
+    keep = _keep(win, others)
+    assert keep is not None and keep.min() == 0.0 and keep.max() == 1.0
+    y0, x0 = win[0].start, win[1].start
+    for f in others:  # every neighbour's box inside the window, grown by the margin, stays put
+        x1, y1, x2, y2 = f.box
+        m = KEEP_MARGIN * max(x2 - x1, y2 - y1)
+        a, b = max(int(x1 - m) - x0 + 1, 0), max(int(y1 - m) - y0 + 1, 0)
+        c, d = int(x2 + m) - x0, int(y2 + m) - y0
+        if c > a and d > b:
+            assert (keep[b:d, a:c] == 0).all()

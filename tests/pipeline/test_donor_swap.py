@@ -16,10 +16,13 @@ from anonymizer.nn import face_mesh
 from anonymizer.nn.facemesh import mesh_in_image
 from anonymizer.pipeline.donor_swap import (
     FACE_OVAL,
+    RING_REACH,
+    distinct_shape,
     face_region,
     outline_share,
     poisson_blend,
     posed_donor,
+    radial_share,
     render_face,
 )
 
@@ -62,24 +65,73 @@ def test_the_donor_keeps_its_shape_in_the_targets_pose(pair) -> None:
     assert share[list(FACE_OVAL)] == pytest.approx(1.0, abs=1e-3) and share[1] < 0.3  # the nose tip is central
 
 
-def test_render_replaces_the_inner_face_and_nothing_outside(pair) -> None:
+def test_render_replaces_the_inner_face_and_nothing_beyond_the_ring(pair) -> None:
     target, t, donor, d, tris = pair
-    out, alpha = render_face(target, t, donor, d, tris)
+    out, alpha, changed = render_face(target, t, donor, d, tris)
     assert out.shape == target.shape and out.dtype == np.uint8
-    region = face_region(t, target.shape[:2])
-    assert np.array_equal(out[~region], target[~region])  # not a pixel outside the outline
+    assert not (out != target).any(-1)[~changed].any()  # every changed pixel is reported
+    h, w = target.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    share = radial_share(np.stack([xs.ravel(), ys.ravel()], 1), t[list(FACE_OVAL)]).reshape(h, w)
+    beyond = share > 1 + RING_REACH + 0.05  # (the field is interpolated from a grid of 4 px steps here)
+    assert np.array_equal(out[beyond], target[beyond])  # not a pixel beyond the reshaped ring
+    assert changed[share < 1 + RING_REACH - 0.1].mean() > 0.9
     for k in (33, 133, 362, 263, 1, 13, 14, 61, 291):  # eyes, nose tip, lips: fully the donor's
         x, y = np.round(t[k, :2]).astype(int)
         assert alpha[y, x] == 1.0
     inner = alpha == 1.0
-    changed = np.abs(out[inner].astype(int) - target[inner].astype(int)).max(axis=1) > 8
-    assert changed.mean() > 0.5
+    moved = np.abs(out[inner].astype(int) - target[inner].astype(int)).max(axis=1) > 8
+    assert moved.mean() > 0.5
+
+
+def test_the_outline_takes_the_donors_shape_and_the_photo_follows(pair, monkeypatch) -> None:
+    import anonymizer.pipeline.donor_swap as ds
+
+    target, t, donor, d, tris = pair
+    posed = posed_donor(d, t)
+
+    def iou(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a & b).sum() / (a | b).sum())
+
+    shape = target.shape[:2]
+    theirs, ours = face_region(posed, shape), face_region(t, shape)
+    apart = iou(theirs, ours)
+    assert apart < 0.95  # the two faces' outlines differ enough to tell
+    _, alpha, _ = render_face(target, t, donor, d, tris)
+    assert iou(alpha > 0, theirs) > max(0.97, apart + 0.03), (iou(alpha > 0, theirs), iou(alpha > 0, ours))
+    monkeypatch.setattr(ds, "OUTLINE_SHARE", 0.0)  # the target's own outline: as before this stage
+    out, alpha, changed = render_face(target, t, donor, d, tris)
+    assert iou(alpha > 0, ours) > max(0.97, apart + 0.03), (iou(alpha > 0, theirs), iou(alpha > 0, ours))
+    assert np.array_equal(out[~ours], target[~ours]) and not changed[~ours].any()
+
+
+def test_reshaping_keeps_still_what_it_is_told_to(pair) -> None:
+    target, t, donor, d, tris = pair
+    keep = np.ones(target.shape[:2], np.float32)
+    x_left = int(t[list(FACE_OVAL), 0].min())
+    keep[:, : x_left + 5] = 0.0  # e.g. another face just left of this one
+    out, alpha, _ = render_face(target, t, donor, d, tris, keep=keep)
+    still = (keep == 0) & (alpha == 0)
+    assert still.sum() > 1000 and np.array_equal(out[still], target[still])
+    free, *_ = render_face(target, t, donor, d, tris)
+    assert not np.array_equal(free[still], target[still])  # without it, the ring there moves
+
+
+def test_distinct_shape_scales_a_donors_difference_from_the_mean() -> None:
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(468, 3)).astype(np.float32)
+    mesh = 2.0 * (mean + 0.05 * rng.normal(size=(468, 3))) + np.array([100.0, 50.0, 0.0])
+    assert np.allclose(distinct_shape(mesh, mean, 1.0), mesh, atol=1e-4)
+    same = distinct_shape(2.0 * mean + 7.0, mean, 3.0)
+    assert np.allclose(same, 2.0 * mean + 7.0, atol=1e-3)  # the mean face has nothing to exaggerate
+    fit = distinct_shape(mesh, mean, 1.0) - distinct_shape(mesh, mean, 0.0)  # the donor's own difference
+    assert np.allclose(distinct_shape(mesh, mean, 1.6) - distinct_shape(mesh, mean, 0.0), 1.6 * fit, atol=1e-3)
 
 
 def test_a_grey_photo_gets_a_grey_face(pair) -> None:
     target, t, donor, d, tris = pair
     grey = np.repeat(cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    out, alpha = render_face(grey, t, donor, d, tris)
+    out, alpha, _ = render_face(grey, t, donor, d, tris)
     inner = alpha > 0
     assert np.abs(out[inner].astype(int) - out[inner].mean(axis=1, keepdims=True)).max() <= 3
 
