@@ -40,7 +40,7 @@ from ..errors import InputError
 from ..nn.attributes import FaceAttributes, face_attributes
 from ..nn.facemesh import FaceMesh, fit_meshes
 from ..nn.identity import IDENTITY_CROP, IdentityNet, identity_net
-from ..ops.align import align_face
+from ..ops.align import align_face, similarity_fit
 from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
 from ..types import Face, Region
@@ -63,8 +63,9 @@ AGREE = 0.2
 COVER_MIN = 0.8
 #: donor candidates per track for the identity check (see :meth:`DonorPainter.paint`): more candidates
 #: favour the same few donors that render far from most faces, and two passwords then agree more often
-#: (measured: 4 candidates 83.9% "passwords differ", 2 candidates 86.2%, both 99.8-99.9% de-identified)
-ATTEMPTS = 2
+#: (replayed on 200 held-out adults: 4 candidates 83.9% "passwords differ", 3 85.8%, 2 86.2%); fewer let
+#: more faces through that dlib still matches (all 890 held-out faces, 2 candidates: 99.2% de-identified)
+ATTEMPTS = 3
 #: the check's recognizer (weights declared in anonymizer/weights.py) and the distance from the original
 #: face beyond which a candidate is taken (see models/donors.md, "Identity check")
 CHECK_WEIGHTS, CHECK_DISTANCE = "identity_net", 0.65
@@ -145,14 +146,17 @@ class DonorPainter:
         return float(female[0]), float(age[0])
 
     def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed, tracks: Sequence[int] | None = None,
-              choices: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+              choices: dict[int, int] | None = None,
+              meshes: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
         is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
         seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
         dict for all its frames (kept to one thread), so a track keeps the donor it got where it first
-        appeared. A face replaced by a donor gives a region of shape "surrogate"; a face covered solid (an
-        untrusted mesh, or a surrogate that would leave part of the face showing) one of shape "ellipse".
-        Faces without five landmarks raise InputError."""
+        appeared. ``meshes`` (track -> mesh) likewise remembers each track's last mesh, and the new one is
+        smoothed against it (:func:`steady_mesh`), so that a video's faces do not swim. A face replaced
+        by a donor gives a region of shape "surrogate"; a face covered solid (an untrusted mesh, or a
+        surrogate that would leave part of the face showing) one of shape "ellipse". Faces without five
+        landmarks raise InputError."""
         from .photo import cover_faces
 
         require_rgb(rgb)
@@ -164,6 +168,8 @@ class DonorPainter:
         regions: list[Region] = []
         for k, (face, track, (how, mesh)) in enumerate(zip(faces, tracks, self.plan_all(rgb, faces), strict=True)):
             covered = 0.0
+            if meshes is not None and mesh is not None:
+                mesh = meshes[int(track)] = steady_mesh(meshes.get(int(track)), mesh)
             if how != "solid" and (win := _window(out.shape[:2], face, mesh)) is not None:
                 keep = _keep(win, [f for j, f in enumerate(faces) if j != k])
                 alpha, moved = self._choose(rgb, out, win, face, mesh, seed, int(track), choices, keep)
@@ -236,6 +242,29 @@ class DonorPainter:
         return a, moved
 
 
+#: a video track's mesh follows the head's turn, scale and shift at once, and the rest of its change
+#: (expression, and the mesh network's jitter from frame to frame) this share per frame ...
+STEADY = 0.35
+#: ... unless the rest moved more than this share of the face's size (another face under the same track):
+#: then the new mesh as it is
+STEADY_RESET = 0.08
+
+
+def steady_mesh(previous: np.ndarray | None, mesh: np.ndarray) -> np.ndarray:
+    """``mesh`` [468, 3] smoothed against a track's ``previous`` one: the previous mesh moved by the 3D
+    similarity that best takes it onto the new one (the head's motion, followed without lag), plus
+    :data:`STEADY` of what that leaves (the shape's change; :data:`STEADY_RESET`). float32."""
+    if previous is None:
+        return mesh.astype(np.float32)
+    s, r, t = similarity_fit(previous, mesh)
+    moved = s * np.asarray(previous, np.float64) @ r.T + t
+    rest = np.asarray(mesh, np.float64) - moved
+    size = float(np.ptp(mesh[:, :2], axis=0).max())
+    if float(np.linalg.norm(rest[:, :2], axis=1).mean()) > STEADY_RESET * max(size, 1.0):
+        return mesh.astype(np.float32)
+    return (moved + STEADY * rest).astype(np.float32)
+
+
 #: the photo is not reshaped around a face (donor_swap.reshaped_photo) within this share of another face's
 #: size around that face's box, and only partly within twice that: the other face's own pixels stay where
 #: its own replacement will cover them
@@ -279,5 +308,5 @@ def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tupl
 
 __all__ = [
     "AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN",
-    "MIN_PRESENCE", "SMALL_SCORE", "DonorPainter",
+    "MIN_PRESENCE", "SMALL_SCORE", "STEADY", "DonorPainter", "steady_mesh",
 ]

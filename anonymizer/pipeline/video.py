@@ -174,7 +174,8 @@ def anonymize_video(
     :class:`~anonymizer.pipeline.donor_painter.DonorPainter`), the same donor for a track through the video:
     chosen by ``surrogate_seed`` (else the key's password, else random) mixed with the video file's digest
     and the track number, where the track first appears. The face mesh is fitted on every frame; between
-    detections it starts from the track's last landmarks, moved with its box.
+    detections it starts from the track's last landmarks, moved with its box; each track's mesh follows the
+    head's motion at once and smooths the rest (:func:`~anonymizer.pipeline.donor_painter.steady_mesh`).
 
     ``segment=True`` anonymizes the piece [``start``, ``end``) of a longer video for
     :func:`anonymizer.media.video.join_segments` (see :class:`~anonymizer.media.video.Transcoder`); with
@@ -186,6 +187,7 @@ def anonymize_video(
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
     painter = seed = None
     chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
+    steady: dict[int, np.ndarray] = {}  # track -> its last (smoothed) face mesh, so surrogates do not swim
     if method == "surrogate":
         from ..api import get_painter
         from ..vault.surrogate import SurrogateSeed
@@ -267,7 +269,8 @@ def anonymize_video(
             rgb = p.frame.rgb
             if faces:
                 if painter is not None and seed is not None:
-                    out, regions, _ = painter.paint(rgb, faces[: len(tids)], seed, tracks=tids, choices=chosen)
+                    out, regions, _ = painter.paint(rgb, faces[: len(tids)], seed, tracks=tids, choices=chosen,
+                                                    meshes=steady)
                     if bare:
                         out, more, _ = cover_faces(out, faces[len(tids):], method="solid", shape=shape, mask_scale=mask_scale, feather=feather)
                         regions = (*regions, *more)

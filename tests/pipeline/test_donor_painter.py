@@ -209,3 +209,47 @@ def test_reshaping_one_face_leaves_its_neighbours_in_place(painter, group) -> No
         c, d = int(x2 + m) - x0, int(y2 + m) - y0
         if c > a and d > b:
             assert (keep[b:d, a:c] == 0).all()
+
+
+def test_a_tracks_mesh_follows_the_head_and_smooths_the_rest(painter, samples: Path) -> None:
+    from anonymizer.pipeline.donor_painter import STEADY, STEADY_RESET, steady_mesh
+
+    rgb = load_image(samples / "astronaut.png").rgb
+    (face,) = get_finder().find(rgb)
+    mesh = painter.plan(rgb, face)[1]
+    assert mesh is not None
+    size = float(np.ptp(mesh[:, :2], axis=0).max())
+    assert np.array_equal(steady_mesh(None, mesh), mesh)
+    # the head turns, grows and moves: followed at once, no lag
+    a = np.deg2rad(12)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = (1.1 * (mesh - mesh.mean(0)) @ rot.T + mesh.mean(0) + np.array([15.0, -8.0, 0.0])).astype(np.float32)
+    assert np.abs(steady_mesh(mesh, moved) - moved).max() < 1e-2
+    # the mesh network's jitter: each frame's noise reaches the output at a fraction of its size
+    rng = np.random.default_rng(0)
+    raw = [mesh + rng.normal(0, 0.01 * size, mesh.shape).astype(np.float32) for _ in range(30)]
+    smooth, prev = [], None
+    for m in raw:
+        prev = steady_mesh(prev, m)
+        smooth.append(prev)
+    def jitter(seq: list[np.ndarray]) -> float:
+        return float(np.mean([np.linalg.norm((b - a)[:, :2], axis=1).mean() for a, b in zip(seq, seq[1:])]))
+    assert jitter(smooth) < 0.5 * jitter(raw)
+    assert np.linalg.norm((smooth[-1] - mesh)[:, :2], axis=1).mean() < 0.6 * np.linalg.norm((raw[-1] - mesh)[:, :2], axis=1).mean()
+    # a small change of shape (the jaw dropping) is caught up with over a few frames, not at once
+    opened = mesh.copy()
+    opened[:, 1] += np.where(mesh[:, 1] > mesh[:, 1].mean(), 0.03 * size, 0.0)
+
+    def error(m: np.ndarray) -> float:
+        return float(np.linalg.norm((m - opened)[:, :2], axis=1).mean())
+
+    prev = steady_mesh(mesh, opened)
+    first = error(prev)
+    assert 0.3 * error(mesh) < first
+    for _ in range(10):
+        prev = steady_mesh(prev, opened)
+    assert error(prev) < 0.05 * first
+    # another face under the same track: taken as it is
+    other = (mesh + rng.normal(0, 2 * STEADY_RESET * size, mesh.shape)).astype(np.float32)
+    assert np.array_equal(steady_mesh(mesh, other), other)
+    assert 0 < STEADY < 1
