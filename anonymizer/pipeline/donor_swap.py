@@ -332,6 +332,10 @@ HAIR_RING, HAIR_DARKER, HAIR_SHARE = 0.7, 25.0, 0.2
 #: (the light transfer matches the tone, but a donor's features and shading still read as its own skin
 #: tone band: a dark donor on a pale old woman looked wrong)
 TONE_SPREAD = 15.0
+#: ... and beyond this difference (L*) its chance falls a thousandfold more: the Gaussian's tail alone
+#: still gave the light-skinned astronaut of samples/ a donor 24 L* darker for one password in three,
+#: whose features read as another complexion on a light neck
+TONE_LIMIT = 20.0
 #: how much a donor's apparent age may differ from the face's (years) before its chance falls by e^-0.5
 AGE_SPREAD = 16.0
 #: the chance of a donor is multiplied by P(it has the face's apparent sex) ** SEX_SHARPNESS
@@ -377,10 +381,11 @@ def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) 
     """float64 [N] > 0: how well each donor suits a face of skin lightness ``lightness`` (L* 0..100) and,
     when given and the bank records its donors' traits, ``looks`` (the probability that the face is
     female, its apparent age in years; :class:`anonymizer.nn.attributes.FaceAttributes`): Gaussian in
-    the differences of lightness (:data:`TONE_SPREAD`) and age (:data:`AGE_SPREAD`), times the chance
-    that the donor has the face's sex to the power :data:`SEX_SHARPNESS`. Never 0: with no donor alike,
-    the likeliest still win."""
-    w = np.exp(-0.5 * ((bank.labs[:, 0].astype(np.float64) - lightness) / TONE_SPREAD) ** 2) + 1e-3
+    the differences of lightness (:data:`TONE_SPREAD`, a thousandfold less beyond :data:`TONE_LIMIT`) and
+    age (:data:`AGE_SPREAD`), times the chance that the donor has the face's sex to the power
+    :data:`SEX_SHARPNESS`. Never 0: with no donor alike, the likeliest still win."""
+    d = bank.labs[:, 0].astype(np.float64) - lightness
+    w = np.exp(-0.5 * (d / TONE_SPREAD) ** 2) * np.where(np.abs(d) <= TONE_LIMIT, 1.0, 1e-3) + 1e-6
     if looks is not None and "female" in bank.traits and "age" in bank.traits:
         female, age = looks
         f = bank.traits["female"].astype(np.float64)

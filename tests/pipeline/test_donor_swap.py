@@ -186,6 +186,13 @@ def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
     assert dark == [choose_donor(s, 0, bank, weights, 45.0) for s in seeds]  # the same password, the same donor
     assert len(set(light[:40])) > 30  # forty passwords, (almost) forty people
     assert bank.labs[dark, 0].mean() + 10 < bank.labs[light, 0].mean()  # nearer the face's skin tone
+    # a light face (the astronaut of samples/, L* 71) almost never gets a donor far darker, nor a dark
+    # face one far lighter, though the bank holds many
+    from anonymizer.pipeline.donor_swap import TONE_LIMIT
+
+    for tone, picks in ((71.0, [choose_donor(s, 0, bank, weights, 71.0, (0.9, 37.0)) for s in seeds]), (45.0, dark)):
+        far = np.abs(bank.labs[:, 0] - tone) > TONE_LIMIT
+        assert far.sum() > 20 and np.abs(bank.labs[picks, 0] - tone).max() <= TONE_LIMIT
     old_man = [choose_donor(s, 0, bank, weights, 65.0, (0.05, 70.0)) for s in seeds]
     young_woman = [choose_donor(s, 0, bank, weights, 65.0, (0.95, 25.0)) for s in seeds]
     assert (female[old_man] < 0.5).mean() > 0.9 and (female[young_woman] > 0.5).mean() > 0.9
