@@ -23,7 +23,7 @@ import numpy as np
 from _data import DATA, require
 
 from anonymizer.api import get_finder, get_painter
-from anonymizer.ops.align import similarity_fit
+from anonymizer.ops.align import similarity_onto
 from anonymizer.pipeline.donor_painter import steady_mesh
 from anonymizer.pipeline.photo import configure_runtime
 
@@ -42,8 +42,7 @@ def frames(path: Path, limit: int):  # noqa: ANN201 (an iterator of RGB frames)
 
 def unexplained(a: np.ndarray, b: np.ndarray) -> float:
     """Mean 2D movement from mesh ``a`` to ``b`` that a 3D similarity does not explain, in % of b's size."""
-    s, r, t = similarity_fit(a, b)
-    rest = b.astype(np.float64) - (s * a.astype(np.float64) @ r.T + t)
+    rest = b.astype(np.float64) - similarity_onto(a.astype(np.float64), b)
     return 100 * float(np.linalg.norm(rest[:, :2], axis=1).mean()) / float(np.ptp(b[:, :2], axis=0).max())
 
 

@@ -45,6 +45,14 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray,
     return scale, rot, mu_d - scale * rot @ mu_s
 
 
+def similarity_onto(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``src`` (N, D) moved onto ``dst`` by the least-squares similarity (:func:`similarity_fit`): its own
+    shape in ``dst``'s place, turn and size. Computed as ``scale * src @ rotation.T + translation`` in
+    ``src``'s dtype where that is float64 (float32 points are scaled in float32, then turned in float64)."""
+    scale, rot, t = similarity_fit(src, dst)
+    return scale * src @ rot.T + t
+
+
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The least-squares similarity (rotation, uniform scale, translation) mapping ``src`` onto ``dst``.
 

@@ -40,7 +40,7 @@ from ..errors import InputError
 from ..nn.attributes import FaceAttributes, face_attributes
 from ..nn.facemesh import FaceMesh, fit_meshes
 from ..nn.identity import IDENTITY_CROP, IdentityNet, identity_net
-from ..ops.align import align_face, similarity_fit
+from ..ops.align import align_face, similarity_onto
 from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
 from ..types import Face, Region
@@ -256,8 +256,7 @@ def steady_mesh(previous: np.ndarray | None, mesh: np.ndarray) -> np.ndarray:
     :data:`STEADY` of what that leaves (the shape's change; :data:`STEADY_RESET`). float32."""
     if previous is None:
         return mesh.astype(np.float32)
-    s, r, t = similarity_fit(previous, mesh)
-    moved = s * np.asarray(previous, np.float64) @ r.T + t
+    moved = similarity_onto(np.asarray(previous, np.float64), mesh)
     rest = np.asarray(mesh, np.float64) - moved
     size = float(np.ptp(mesh[:, :2], axis=0).max())
     if float(np.linalg.norm(rest[:, :2], axis=1).mean()) > STEADY_RESET * max(size, 1.0):

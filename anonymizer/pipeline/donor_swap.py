@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..nn.facemesh import MESH_LEFT_EYE, MESH_MOUTH_LEFT, MESH_MOUTH_RIGHT, MESH_NOSE_TIP, MESH_RIGHT_EYE
-from ..ops.align import similarity_fit
+from ..ops.align import similarity_fit, similarity_onto
 from ..ops.warp import warp_mesh
 from ..vault.surrogate import SurrogateSeed
 from .donors import DonorBank, bare_skin, skin_mask, skin_stats
@@ -43,8 +43,7 @@ def posed_donor(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
     the donor's shape in the target's pose."""
     if donor.shape != target.shape or donor.ndim != 2 or donor.shape[1] != 3:
         raise InputError(f"expected two meshes [P, 3] of one shape, got {donor.shape} and {target.shape}")
-    s, r, t = similarity_fit(donor, target)
-    return (s * donor @ r.T + t).astype(np.float32)
+    return similarity_onto(donor, target).astype(np.float32)
 
 
 def radial_share(points: np.ndarray, outline: np.ndarray) -> np.ndarray:
@@ -78,13 +77,14 @@ def around(points: np.ndarray, outline: np.ndarray, values: np.ndarray | None = 
 OUTLINE_SHARE, RING_REACH = 1.0, 0.3
 
 
-def outline_field(points: np.ndarray, outline: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def outline_field(points: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
     """float32 [K, 2]: the shift of each point [K, 2] when the closed ``outline`` [M, 2] moves by ``shift``
     [M, 2]: the outline's shift in the point's direction, in full inside the outline, fading smoothly to
-    nothing at RING_REACH beyond it."""
+    nothing at RING_REACH beyond it; times ``keep`` (float [H, W] 0..1) at the point, where given."""
     share, moved = around(points, outline, shift)
     t = np.clip((1 + RING_REACH - share) / RING_REACH, 0.0, 1.0)
-    return (moved * (t * t * (3 - 2 * t))[:, None]).astype(np.float32)
+    field = (moved * (t * t * (3 - 2 * t))[:, None]).astype(np.float32)
+    return field if keep is None else field * sample(keep, points)[:, None]
 
 
 def reshaped_photo(rgb: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
@@ -100,11 +100,7 @@ def reshaped_photo(rgb: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep
     gx, gy = ((np.arange(n) + 0.5) * (m / n) - 0.5 for n, m in ((nw, w), (nh, h)))
     grid = np.stack([c.ravel() for c in np.meshgrid(gx, gy)], 1).astype(np.float32)
 
-    def field(p: np.ndarray) -> np.ndarray:
-        f = outline_field(p, outline, shift)
-        return f if keep is None else f * sample(keep, p)[:, None]
-
-    back = field(grid - field(grid))  # x - back(x) is where x comes from
+    back = outline_field(grid - outline_field(grid, outline, shift, keep), outline, shift, keep)  # x - back(x): where x comes from
     dx, dy = (cv2.resize(back[:, k].reshape(nh, nw), (w, h), interpolation=cv2.INTER_LINEAR) for k in (0, 1))
     if keep is not None:  # exactly still where told, whatever the coarse grid's interpolation
         dx, dy = dx * (keep > 0), dy * (keep > 0)
@@ -128,8 +124,7 @@ DISTINCTNESS = 1.6
 def distinct_shape(mesh: np.ndarray, reference: np.ndarray, strength: float = DISTINCTNESS) -> np.ndarray:
     """A donor's mesh [468, 3] (its pixels) with its difference from the mean face ``reference`` [468, 3]
     (fitted onto it by a 3D similarity) scaled by ``strength``: the same face, its proportions more its own."""
-    s, r, t = similarity_fit(reference, mesh)
-    mean = s * np.asarray(reference, np.float64) @ r.T + t
+    mean = similarity_onto(np.asarray(reference, np.float64), mesh)
     return (mean + strength * (np.asarray(mesh, np.float64) - mean)).astype(np.float32)
 
 
@@ -252,7 +247,7 @@ def render_face(
     oval = target[list(FACE_OVAL), :2]
     shift = OUTLINE_SHARE * (posed[list(FACE_OVAL), :2] - oval)
     moved = target.copy()
-    moved[:, :2] += outline_field(target, oval, shift) * (1.0 if keep is None else sample(keep, target)[:, None])
+    moved[:, :2] += outline_field(target, oval, shift, keep)
     photo = reshaped_photo(rgb, oval, shift, keep) if OUTLINE_SHARE > 0 else rgb
     geometry = blend_geometry(posed, moved, outline_share(donor_mesh))
     warped, covered = warp_mesh(donor_image, donor_mesh, geometry, triangles, (h, w), depth=geometry[:, 2])

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from ..nn.facemesh import MESH_INPUT, MESH_LEFT_EYE, MESH_RIGHT_EYE, FaceMesh, mesh_crop_matrix
-from ..ops.align import similarity_fit
+from ..ops.align import similarity_fit, similarity_onto
 from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES, head_pose, skin_lab
 
 
@@ -256,11 +256,7 @@ def symmetric_reference(meshes: np.ndarray, iterations: int = 3) -> np.ndarray:
     norm /= np.sqrt((norm**2).sum(-1).mean(-1))[:, None, None]
     ref = norm[0]
     for _ in range(iterations):
-        aligned = []
-        for m in norm:
-            s, r, t = similarity_fit(m, ref)
-            aligned.append(s * m @ r.T + t)
-        ref = np.mean(aligned, 0)
+        ref = np.mean([similarity_onto(m, ref) for m in norm], 0)
         ref = (ref - ref.mean(0)) / np.sqrt((ref**2).sum(-1).mean())
     # the mean keeps the first mesh's orientation: turn it to the meshes' mean rotation (the rotation
     # nearest the mean of their rotation matrices)
