@@ -98,6 +98,7 @@ def main() -> None:
         misses = []
         flags: dict[str, list[bool]] = {"deid": [], "dlib": [], "ours": [], "differ": [], "differ_extra": [], "threads": []}
         donors: list[int] = []
+        unsteady: list[str] = []  # faces whose pixels depend on the thread count
         for i in tqdm(idx, desc=method, unit="face"):
             rgb = fs.load_rgb(i)
             face = fs.face(i)
@@ -112,6 +113,8 @@ def main() -> None:
                 flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
                 same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()
                 flags["threads"].append(same_at_any_thread_count(rgb, seeds[0]))
+                if not flags["threads"][-1]:
+                    unsteady.append(str(fs.names[i]))
                 for sa, sb in extra:
                     ea = rec.embed(painter.paint(rgb, [face], sa.for_context(ctx))[0], face)
                     eb = rec.embed(painter.paint(rgb, [face], sb.for_context(ctx))[0], face)
@@ -137,6 +140,8 @@ def main() -> None:
             print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {np.mean(flags['differ']):.1%} of faces; "
                   f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}; anonymize_image "
                   f"gives the same pixels with 1 and 2 threads for {np.mean(flags['threads']):.1%}")
+            if unsteady:
+                print(f"surrogate: other pixels at 1 and 2 threads: {', '.join(unsteady)}")
             if len(donors) == len(idx):
                 looks_report(painter, donors, idx, fs.names)
             if extra:
@@ -317,8 +322,8 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
 
 
 def surrogate_painter(weights_file: str | None, identity_check: bool = True):  # noqa: ANN201 (a painter or None)
-    """The donor painter `anonymize` uses; with ``weights_file`` the earlier generator's painter with those
-    weights."""
+    """The donor painter `anonymize` uses (without its identity check when ``identity_check`` is False);
+    with ``weights_file`` the earlier generator's painter with those weights."""
     from anonymizer.errors import WeightsError
     from anonymizer.nn.surrogate import SurrogateGenerator
     from anonymizer.pipeline.surrogate import SurrogatePainter
@@ -331,8 +336,9 @@ def surrogate_painter(weights_file: str | None, identity_check: bool = True):  #
         return SurrogatePainter(generator=gen, identity_check=identity_check)
     try:
         from anonymizer.api import get_painter
+        from anonymizer.pipeline.donor_painter import DonorPainter
 
-        return get_painter()
+        return get_painter() if identity_check else DonorPainter(identity_check=False)
     except WeightsError:
         return None
 

@@ -16,8 +16,9 @@ For each detected face (:meth:`DonorPainter.paint`):
    scores), else covered solid (a coat of arms' lions scored 0.2).
 2. **Donor** (:func:`~anonymizer.pipeline.donor_swap.choose_donor`): the password's weighted draw among the
    suitable donors, those nearer the face in skin lightness, apparent sex and age more likely (the sex and
-   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`); a video's track
-   keeps its donor (``choices``).
+   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`), and among those,
+   donors with fewer look-alikes more likely (:func:`~anonymizer.pipeline.donor_swap.spread_draw`), so that two
+   passwords rarely give the same person; a video's track keeps its donor (``choices``).
 3. **Render** (:func:`~anonymizer.pipeline.donor_swap.render_face` or
    :func:`~anonymizer.pipeline.donor_swap.render_points`) in a window around the face.
 
@@ -45,7 +46,7 @@ from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
 from ..types import Face, Region
 from ..vault.surrogate import SurrogateSeed
-from .donor_swap import choose_donor, distinct_shape, donor_weights, five_points, render_face, render_points
+from .donor_swap import choose_donor, distinct_shape, donor_weights, draw_weights, five_points, render_face, render_points
 from .donors import DonorBank, head_pose, skin_lab
 
 #: faces shorter than this (box height, pixels) are placed by their five landmarks instead of a mesh
@@ -123,18 +124,28 @@ class DonorPainter:
         return plans
 
     def candidates(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
-                   looks: tuple[float, float] | None = None) -> list[int]:
+                   descriptor: np.ndarray | None = None) -> list[int]:
         """The :data:`ATTEMPTS` donor candidates of ``track``, in order: candidate k is the seed's weighted
-        draw number track * ATTEMPTS + k (so a track's candidates are different donors), donors that suit
-        the face more likely (:func:`~anonymizer.pipeline.donor_swap.suits`: its skin lightness from its
-        mesh, measured once, mid-grey for a face without one; its apparent sex and age ``looks``)."""
+        draw number track * ATTEMPTS + k (so a track's candidates are different donors) with the face's
+        :meth:`draw_weights`."""
+        drawn = self.draw_weights(rgb, mesh, descriptor)
+        return [choose_donor(seed, track * ATTEMPTS + k, drawn) for k in range(ATTEMPTS)]
+
+    def draw_weights(self, rgb: np.ndarray, mesh: np.ndarray | None, descriptor: np.ndarray | None,
+                     spread: bool = True) -> np.ndarray:
+        """:func:`~anonymizer.pipeline.donor_swap.draw_weights` of a face: its skin lightness from its
+        ``mesh`` in ``rgb`` (mid-grey without one), its apparent sex and age from its :meth:`describe`
+        ``descriptor`` (none without)."""
         lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
         lightness = lightness if np.isfinite(lightness) else 50.0
-        return [choose_donor(seed, track * ATTEMPTS + k, self.bank, self.weights, lightness, looks) for k in range(ATTEMPTS)]
+        looks = self.looks(descriptor) if descriptor is not None else None
+        return draw_weights(self.bank, self.weights, lightness, looks, spread=spread)
 
     def describe(self, rgb: np.ndarray, face: Face) -> np.ndarray:
-        """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb`` (aligned by its landmarks)."""
-        crop = align_face(rgb, face.landmarks, size=IDENTITY_CROP)
+        """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb``, aligned by its landmarks
+        rounded to whole pixels as for the mesh (the detector's last digits depend on the thread count, and
+        the face's looks, read from this descriptor, weigh the donors)."""
+        crop = align_face(rgb, np.round(np.asarray(face.landmarks, np.float64)), size=IDENTITY_CROP)
         x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].double() / 255.0
         with self._lock, torch.inference_mode():
             return self.describer(x)[0].numpy()
@@ -202,7 +213,7 @@ class DonorPainter:
         best, far, drawn = 0, -1.0, None
         tries = ATTEMPTS if self.identity_check and mesh is not None else 1
         ref = self.describe(rgb, face)
-        for index in self.candidates(rgb, mesh, seed, track, self.looks(ref))[:tries]:
+        for index in self.candidates(rgb, mesh, seed, track, ref)[:tries]:
             drawn = self._render(out, below, win, face, mesh, index, keep)
             if tries == 1:
                 best = index
