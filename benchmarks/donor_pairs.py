@@ -6,13 +6,12 @@ faces, against how far apart the donors themselves are for dlib (issue 31, model
 dlib describes every donor of models/donors (its crop, at its mesh's five points). For each of the first
 --faces held-out faces of ../shared/data/faces-utk aged 13 and up, --pairs random pairs of suitable donors
 (seeded) are rendered in by the donor painter without its identity check; "differ": dlib's descriptors of
-the two outputs are more than 0.6 apart. With ``--suited`` the pairs are drawn as the painter's draw
-would weigh them before it spreads (:func:`anonymizer.pipeline.donor_swap.suits`: donors alike in looks,
-the pairs that matter), instead of uniformly. Printed: the correlation of the donors' distance with the
+the two outputs are more than 0.6 apart. With ``--suited`` the pairs are drawn as the painter weighs
+donors for the face (:func:`anonymizer.pipeline.donor_swap.draw_weights`: donors alike in looks, the
+pairs that matter), instead of uniformly. Printed: the correlation of the donors' distance with the
 rendered one, the share of rendered pairs that differ by the donors' own distance, the logistic curve
-fitted to it (maximum likelihood; the painter's :func:`anonymizer.pipeline.donor_swap.confusion` uses
-such a fit), and how far the bank can be thinned into a spread set (the largest of 20 seeded greedy
-subsets whose every pair is more than 0.6 / 0.65 / 0.7 apart).
+fitted to it (maximum likelihood), and how far the bank can be thinned into a spread set (the largest of
+20 seeded greedy subsets whose every pair is more than 0.6 / 0.65 / 0.7 apart).
 """
 
 from __future__ import annotations
@@ -80,8 +79,7 @@ def main() -> None:
         rgb, face = fs.load_rgb(i), fs.face(i)
         p = None
         if args.suited:
-            p = painter.draw_weights(rgb, painter.plan(rgb, face)[1], painter.describe(rgb, face), spread=False)
-            p = p / p.sum()
+            p = painter.draw_weights(rgb, painter.plan(rgb, face)[1], painter.describe(rgb, face))
         for _ in range(args.pairs):
             a, b = (int(k) for k in (rng.choice(len(p), 2, replace=False, p=p) if p is not None
                                      else rng.choice(usable, 2, replace=False)))

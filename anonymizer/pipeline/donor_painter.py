@@ -16,9 +16,8 @@ For each detected face (:meth:`DonorPainter.paint`):
    scores), else covered solid (a coat of arms' lions scored 0.2).
 2. **Donor** (:func:`~anonymizer.pipeline.donor_swap.choose_donor`): the password's weighted draw among the
    suitable donors, those nearer the face in skin lightness, apparent sex and age more likely (the sex and
-   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`), and among those,
-   donors with fewer look-alikes more likely (:func:`~anonymizer.pipeline.donor_swap.spread_draw`), so that two
-   passwords rarely give the same person; a video's track keeps its donor (``choices``).
+   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`); a video's track
+   keeps its donor (``choices``).
 3. **Render** (:func:`~anonymizer.pipeline.donor_swap.render_face` or
    :func:`~anonymizer.pipeline.donor_swap.render_points`) in a window around the face.
 
@@ -131,15 +130,14 @@ class DonorPainter:
         drawn = self.draw_weights(rgb, mesh, descriptor)
         return [choose_donor(seed, track * ATTEMPTS + k, drawn) for k in range(ATTEMPTS)]
 
-    def draw_weights(self, rgb: np.ndarray, mesh: np.ndarray | None, descriptor: np.ndarray | None,
-                     spread: bool = True) -> np.ndarray:
+    def draw_weights(self, rgb: np.ndarray, mesh: np.ndarray | None, descriptor: np.ndarray | None) -> np.ndarray:
         """:func:`~anonymizer.pipeline.donor_swap.draw_weights` of a face: its skin lightness from its
         ``mesh`` in ``rgb`` (mid-grey without one), its apparent sex and age from its :meth:`describe`
         ``descriptor`` (none without)."""
         lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
         lightness = lightness if np.isfinite(lightness) else 50.0
         looks = self.looks(descriptor) if descriptor is not None else None
-        return draw_weights(self.bank, self.weights, lightness, looks, spread=spread)
+        return draw_weights(self.bank, self.weights, lightness, looks)
 
     def describe(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb``, aligned by its landmarks

@@ -389,72 +389,16 @@ def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) 
     return w
 
 
-#: two donors rendered into the same face look like one person to dlib when their own dlib descriptors are
-#: nearer than about CONFUSED_AT (rendered, their distance is 0.85 x the donors' + 0.04, which crosses
-#: dlib's 0.6 at 0.66; benchmarks/donor_pairs.py), the chance falling off over CONFUSED_SOFTNESS either side
-CONFUSED_AT, CONFUSED_SOFTNESS = 0.64, 0.04
-#: the draw is spread (:func:`spread_draw`) only over the donors that suit the face at least this share as
-#: well as the one that suits it best, so that spreading never hands a face another sex's features ...
-SPREAD_AMONG = 0.1
-#: ... and whose apparent age is within this many years of the face's: the bank's few old donors and
-#: few children are alike, and spreading over every suitable donor gave a 70-year-old man donors of 47
-#: on average (52 before spreading) and a 6-year-old child donors of 28 (25); within 25 years, 54 and 25
-SPREAD_AGE = 25.0
-#: ... and stays near :func:`suits`' weights: the weight of the divergence from them (smaller spreads more,
-#: and strays further in age and tone)
-SPREAD_HOLD = 0.02
-#: mirror-descent steps and step size of :func:`spread_draw`
-SPREAD_STEPS, SPREAD_STEP = 150, 1.0
-
-
-def confusion(apart: np.ndarray) -> np.ndarray:
-    """float64 [N, N]: the chance that two donors ``apart`` (their dlib distances) rendered into one face
-    look like one person (:data:`CONFUSED_AT`); 1 for a donor and itself."""
-    c = 1.0 / (1.0 + np.exp((apart - CONFUSED_AT) / CONFUSED_SOFTNESS))
-    np.fill_diagonal(c, 1.0)
-    return c
-
-
-def spread_draw(w: np.ndarray, apart: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """Draw weights (float64 [N], summing to 1) near the weights ``w`` under which two passwords' draws
-    rarely give donors that dlib confuses (``apart``: the donors' dlib distances,
-    :attr:`DonorBank.apart`): over the donors ``among`` marks (bool [N]), p minimises
-    p' C p + SPREAD_HOLD * KL(p || w), C the :func:`confusion` (mirror descent, a fixed number of steps:
-    the same weights at any thread count, as element-wise sums run in a fixed order). So a donor with
-    many near look-alikes among the others is drawn less, one unlike the others more. Donors outside keep
-    a millionth of their weight, so that later draws (other faces, more candidates) still reach them,
-    after the rest."""
-    p0 = w / w.sum()
-    c = confusion(apart[np.ix_(among, among)])
-    prior = np.log(p0[among])
-    log_p = prior.copy()
-    for _ in range(SPREAD_STEPS):
-        p = np.exp(log_p - log_p.max())
-        p /= p.sum()
-        log_p += SPREAD_STEP * (SPREAD_HOLD * (prior - log_p) - 2 * (c * p).sum(1))
-    p = np.exp(log_p - log_p.max())
-    out = p0 * 1e-6
-    out[among] = p / p.sum()
-    return out / out.sum()
-
-
-def draw_weights(bank: DonorBank, weights: np.ndarray, lightness: float, looks: tuple[float, float] | None = None,
-                 spread: bool = True) -> np.ndarray:
-    """float64 [N]: how likely each donor is to be drawn for a face of skin lightness ``lightness`` and
-    apparent sex and age ``looks``: each suitable donor (``weights`` > 0) as it suits the face
-    (:func:`suits`): features painted far from their own skin tone, sex or age look wrong even after the
-    light transfer; then, where the bank stores its donors' likeness and unless ``spread`` is False,
-    spread (:func:`spread_draw`) among the
-    donors that suit the face at least :data:`SPREAD_AMONG` as well as the best, so that two passwords
-    rarely give the same person. Raises InputError when no donor is suitable."""
+def draw_weights(bank: DonorBank, weights: np.ndarray, lightness: float,
+                 looks: tuple[float, float] | None = None) -> np.ndarray:
+    """float64 [N], summing to 1: how likely each donor is to be drawn for a face of skin lightness
+    ``lightness`` and apparent sex and age ``looks``: each suitable donor (``weights`` > 0) as it suits
+    the face (:func:`suits`): features painted far from their own skin tone, sex or age look wrong even
+    after the light transfer. Raises InputError when no donor is suitable."""
     w = weights * suits(bank, lightness, looks)
     if not (w > 0).any():
         raise InputError("no suitable donor in the bank")
-    among = w >= SPREAD_AMONG * w.max()
-    if looks is not None and "age" in bank.traits:
-        near = np.abs(bank.traits["age"] - looks[1]) <= SPREAD_AGE
-        among = among & near if (among & near).any() else among
-    return spread_draw(w, bank.apart, among) if spread and bank.apart is not None else w
+    return w / w.sum()
 
 
 def choose_donor(seed: SurrogateSeed, track: int, drawn: np.ndarray) -> int:

@@ -12,8 +12,7 @@ described in ``models/donors.md``; non-commercial research data: the faces are S
   points, for piecewise-affine warping), ``reference`` float32 [468, 3] (the donors' frontal mean mesh),
   uint8 [N] codes ``sex``, ``group``, ``collection``, ``glasses`` (names in :data:`SEXES`, :data:`GROUPS`,
   :data:`COLLECTIONS`), and optionally float32 [N] traits ``female``, ``age`` (apparent sex and age) and
-  ``hair``, and float32 [N, 128] ``likeness`` (each donor's dlib face descriptor, for drawing donors that
-  a face recogniser tells apart);
+  ``hair``;
 - ``index.csv``: one row per donor, in the same order (file, source file, collection, sex, group, L*, ...).
 
 Loading reads only these files (safetensors: no unpickling) and checks that they agree; anything missing
@@ -25,7 +24,6 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +54,6 @@ _CODES = ("sex", "group", "collection", "glasses")
 #: optional float32 [N] traits: how female (0..1) and how old (years) the donor looks
 #: (:mod:`anonymizer.nn.attributes`), and its :func:`~anonymizer.pipeline.donor_swap.hair_share`
 _TRAITS = ("female", "age", "hair")
-#: optional float32 [N, LIKENESS_DIM]: dlib's face descriptor of each donor (train/donor_spread.descriptors)
-LIKENESS_DIM = 128
 #: skin regions (convex hulls of mesh points): the forehead above the brows and the two cheeks
 SKIN_REGIONS = (
     (69, 108, 151, 337, 299, 9),
@@ -84,8 +80,7 @@ def _check_tensors(tensors: dict[str, np.ndarray], path: Path) -> int:
         raise WeightsError(f"missing tensors {', '.join(missing)}; expected {', '.join(_SPEC)}", path=path)
     n = tensors["mesh"].shape[0] if tensors["mesh"].ndim else -1
     optional = [*((c, ("uint8", ("N",))) for c in _CODES if c in tensors),
-                *((c, ("float32", ("N",))) for c in _TRAITS if c in tensors),
-                *([("likeness", ("float32", ("N", LIKENESS_DIM)))] if "likeness" in tensors else [])]
+                *((c, ("float32", ("N",))) for c in _TRAITS if c in tensors)]
     for name, (dtype, shape) in [*_SPEC.items(), *optional]:
         t = tensors[name]
         if str(t.dtype) != dtype or not _fits(t.shape, shape, n):
@@ -136,7 +131,7 @@ class DonorBank:
     triangles int32 [T, 3]; reference float32 [468, 3] (the frontal mean mesh
     :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses;
     those present); traits: float32 [N] arrays by name (female, age, hair; those present); rows: the
-    index's rows (strings); likeness: float32 [N, 128] dlib descriptors, or None where not stored.
+    index's rows (strings).
     """
 
     root: Path
@@ -151,7 +146,6 @@ class DonorBank:
     codes: dict[str, np.ndarray]
     traits: dict[str, np.ndarray]
     rows: tuple[dict[str, str], ...]
-    likeness: np.ndarray | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> DonorBank:
@@ -190,19 +184,10 @@ class DonorBank:
             codes={c: tensors[c] for c in _CODES if c in tensors},
             traits={c: tensors[c] for c in _TRAITS if c in tensors},
             rows=tuple(rows),
-            likeness=tensors.get("likeness"),
         )
 
     def __len__(self) -> int:
         return len(self.files)
-
-    @cached_property
-    def apart(self) -> np.ndarray | None:
-        """float64 [N, N]: the dlib distance between every two donors (from :attr:`likeness`), or None."""
-        if self.likeness is None:
-            return None
-        d = self.likeness.astype(np.float64)
-        return np.sqrt(((d[:, None] - d[None]) ** 2).sum(-1))
 
     def _check(self, i: int) -> int:
         if not -len(self) <= i < len(self):

@@ -22,8 +22,7 @@ The pool is what :mod:`anonymizer.train.donor_bank` builds (every eligible photo
    distances, then the lower index) is set aside.
 4. **Write** ``--out`` (replaced whole): the kept donors' crops (the pool's JPEG bytes, renamed
    ``d0000.jpg`` ...), ``bank.safetensors`` (the pool's tensors for them, plus the traits ``female``,
-   ``age`` and ``hair``, and the donors' dlib descriptors ``likeness``, with which the painter spreads its
-   draw over donors dlib tells apart: :func:`anonymizer.pipeline.donor_swap.spread_draw`), ``index.csv`` (the pool's rows, with the traits) and the contact sheet ``--sheet``
+   ``age`` and ``hair``), ``index.csv`` (the pool's rows, with the traits) and the contact sheet ``--sheet``
    (default ``<out>.png``).
 
 Deterministic: no randomness, the same pool gives the same bytes.
@@ -128,11 +127,9 @@ def share_apart(dist: np.ndarray, idx: np.ndarray, apart: float, among: np.ndarr
     return float((d > apart).mean()) if len(d) else 1.0
 
 
-def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray], likeness: np.ndarray,
-                    out: Path) -> None:
-    """Write the donors ``kept`` of ``pool`` (a DonorBank) with ``traits`` (float32 [len(kept)] each) and
-    their dlib descriptors ``likeness`` [len(kept), 128] as a bank in ``out``, built beside it and swapped
-    in whole."""
+def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray], out: Path) -> None:
+    """Write the donors ``kept`` of ``pool`` (a DonorBank) with ``traits`` (float32 [len(kept)] each) as a
+    bank in ``out``, built beside it and swapped in whole."""
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
 
@@ -151,8 +148,8 @@ def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray
         metadata = st.metadata()
     per_donor = {k: v[kept] for k, v in tensors.items() if k not in ("reference", "triangles")}
     shared = {"reference": tensors["reference"], "triangles": tensors["triangles"]}
-    extra = {k: v.astype(np.float32) for k, v in {**traits, "likeness": likeness}.items()}
-    save_file({**per_donor, **shared, **extra}, str(tmp / BANK_FILE), metadata=metadata)
+    save_file({**per_donor, **shared, **{k: v.astype(np.float32) for k, v in traits.items()}},
+              str(tmp / BANK_FILE), metadata=metadata)
     (tmp / BANK_FILE).chmod(0o644)
     rows = [dict(pool.rows[int(i)]) for i in kept]  # type: ignore[attr-defined]
     with open(tmp / INDEX_FILE, "w", newline="") as f:
@@ -201,8 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     rival = competing(female, age, pool.labs[suitable, 0])
     kept = thin_hubs(np.where(rival, dist, np.inf), args.keep, args.apart)
     chosen = suitable[kept]
-    write_selection(pool, chosen, {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]},
-                    desc[kept], args.out)
+    write_selection(pool, chosen, {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}, args.out)
     bank = DonorBank.load(args.out)
     sheet = args.sheet or args.out.with_suffix(".png")
     draw_sheet([bank.image(i) for i in range(min(48, len(bank)))], bank.meshes[:48], bank.triangles, sheet)

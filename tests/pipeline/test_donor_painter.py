@@ -77,6 +77,7 @@ def test_a_face_reads_the_same_whatever_the_detectors_last_digits(painter, group
     # so its looks, which weigh the donors) must not: one held-out face got another donor that way
     rgb, faces = group
     face = faces[0]
+
     def nudge(v: float) -> float:  # 3e-5 px towards the nearest whole pixel (never across a rounding edge)
         return v + 3e-5 * float(np.sign(round(v) - v))
 
@@ -266,4 +267,3 @@ def test_a_tracks_mesh_follows_the_head_and_smooths_the_rest(painter, samples: P
     other = (mesh + rng.normal(0, 2 * STEADY_RESET * size, mesh.shape)).astype(np.float32)
     assert np.array_equal(steady_mesh(mesh, other), other)
     assert 0 < STEADY < 1
-

@@ -182,13 +182,13 @@ def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
     # seeds straight from key material: from_password's scrypt would cost a second each
     seeds = [SurrogateSeed(hashlib.sha256(f"pw{k}".encode()).digest()) for k in range(300)]
 
-    def picks(tone: float, looks: tuple[float, float] | None = None, track: int = 0) -> list[int]:
+    def picks(tone: float, looks: tuple[float, float] | None = None) -> list[int]:
         drawn = draw_weights(bank, weights, tone, looks)
-        return [choose_donor(s, track, drawn) for s in seeds]
+        return [choose_donor(s, 0, drawn) for s in seeds]
 
     dark, light = picks(45.0), picks(75.0)
     assert dark == picks(45.0)  # the same password, the same donor
-    assert len(set(light[:40])) > 25  # forty passwords, many people (look-alikes drawn less: spread)
+    assert len(set(light[:40])) > 30  # forty passwords, (almost) forty people
     assert bank.labs[dark, 0].mean() + 10 < bank.labs[light, 0].mean()  # nearer the face's skin tone
     # a light face (the astronaut of samples/, L* 71) almost never gets a donor far darker, nor a dark
     # face one far lighter, though the bank holds many
@@ -198,53 +198,9 @@ def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
     old_man, young_woman = picks(65.0, (0.05, 70.0)), picks(65.0, (0.95, 25.0))
     assert (female[old_man] < 0.5).mean() > 0.9 and (female[young_woman] > 0.5).mean() > 0.9
     assert age[old_man].mean() > 50 and age[young_woman].mean() < 35
-    assert len(set(old_man)) > 12  # still many people to draw from (the bank has few old men)
+    assert len(set(old_man)) > 20  # still many people to draw from
     child = picks(65.0, (0.5, 6.0))
     assert age[child].mean() < age.mean() - 10  # the youngest donors the bank has
     drawn = draw_weights(bank, weights, 60.0, (0.5, 30.0))
     tracks = [choose_donor(seeds[0], t, drawn) for t in range(20)]
     assert len(set(tracks)) == 20  # every face of one photo its own donor
-
-
-def test_the_draw_spreads_over_donors_a_recogniser_tells_apart() -> None:
-    from anonymizer.pipeline.donor_swap import confusion, spread_draw
-
-    # ten look-alikes (0.3 apart for dlib) and ten donors all unlike each other, equally suitable, and
-    # five far less suitable ones
-    apart = np.full((25, 25), 1.0)
-    apart[:10, :10] = 0.3
-    np.fill_diagonal(apart, 0.0)
-    w = np.r_[np.ones(20), np.full(5, 0.01)]
-    c = confusion(apart)
-    assert c[0, 1] > 0.99 and c[0, 10] < 0.01 and (c.diagonal() == 1).all()
-    among = w >= 0.1
-    p = spread_draw(w, apart, among)
-    prior = w / w.sum()
-    assert p.sum() == pytest.approx(1.0) and p @ c @ p < 0.6 * (prior @ c @ prior)  # two draws collide less
-    assert p[:10].sum() < 0.25 < prior[:10].sum()  # the look-alikes share what one donor would get
-    assert np.allclose(p[:10], p[0]) and np.allclose(p[10:20], p[10])  # alike donors alike
-    assert p[20:].max() < 1e-6  # the unsuitable stay out ...
-    assert (p > 0).all()  # ... but later draws still reach them
-    np.testing.assert_array_equal(p, spread_draw(w, apart, among))  # deterministic
-
-
-def test_spread_draws_for_the_shipped_bank_stay_alike_in_looks() -> None:
-    from anonymizer.pipeline.donor_swap import confusion, donor_weights, draw_weights
-    from anonymizer.pipeline.donors import DonorBank
-
-    bank = DonorBank.load()
-    assert bank.apart is not None
-    c, weights, female = confusion(bank.apart), donor_weights(bank), bank.traits["female"] > 0.5
-    same, same_before = [], []
-    for tone, looks in ((71.0, (0.9, 37.0)), (65.0, (0.05, 70.0)), (50.0, (0.1, 30.0)), (60.0, (0.95, 20.0))):
-        prior = draw_weights(bank, weights, tone, looks, spread=False)
-        prior /= prior.sum()
-        p = draw_weights(bank, weights, tone, looks)
-        same.append(p @ c @ p)  # the chance that two passwords give one person
-        same_before.append(prior @ c @ prior)
-        assert same[-1] < same_before[-1]
-        other_sex = female != (looks[0] > 0.5)
-        assert p[other_sex].sum() <= prior[other_sex].sum() + 0.01  # never by painting the other sex
-        assert np.abs(bank.labs[:, 0] - tone) @ p < np.abs(bank.labs[:, 0] - tone) @ prior + 3.5  # tone kept
-        assert np.abs(bank.traits["age"] - looks[1]) @ p < np.abs(bank.traits["age"] - looks[1]) @ prior + 3.0  # age
-    assert sum(same) < 0.75 * sum(same_before)

@@ -53,10 +53,6 @@ def test_shipped_bank_loads_and_sizes_agree(bank: DonorBank) -> None:
     assert set(bank.codes) == {"sex", "group", "collection", "glasses"}
     assert set(bank.traits) == {"female", "age", "hair"}
     assert all(t.shape == (n,) and t.dtype == np.float32 for t in bank.traits.values())
-    assert bank.likeness is not None and bank.likeness.shape == (n, 128) and bank.likeness.dtype == np.float32
-    apart = bank.apart
-    assert apart is not None and apart.shape == (n, n) and np.allclose(apart, apart.T) and not apart.diagonal().any()
-    assert 0.3 < np.median(apart) < 1.2  # dlib distances: different people, mostly more than 0.6 apart
     assert bank.codes["sex"].max() < len(SEXES) and bank.codes["group"].max() < len(GROUPS)
     assert set(np.unique(bank.codes["collection"])) == set(range(len(COLLECTIONS)))  # both collections present
     assert bank.files == tuple(f"d{i:04d}.jpg" for i in range(n))
@@ -156,11 +152,6 @@ def test_inconsistent_tensors_name_the_file(small: Path) -> None:
     save_file({**tensors, "triangles": bad}, str(small / BANK_FILE))
     with pytest.raises(WeightsError, match="'triangles' must index the 468 mesh points"):
         DonorBank.load(small)
-    save_file({**tensors, "likeness": np.zeros((3, 64), np.float32)}, str(small / BANK_FILE))
-    with pytest.raises(WeightsError, match=r"'likeness' must be float32 \[N, 128\]"):
-        DonorBank.load(small)
-    save_file({k: v for k, v in tensors.items() if k != "likeness"}, str(small / BANK_FILE))
-    assert DonorBank.load(small).apart is None  # optional: an older bank draws by suitability alone
 
 
 def test_index_with_another_n_names_the_file(small: Path) -> None:
@@ -260,15 +251,13 @@ def test_the_selection_writes_a_bank_of_the_kept_donors_with_their_traits(small:
     (out / "stale.txt").write_text("from an earlier bank")
     traits = {"female": np.array([0.9, 0.1], np.float32), "age": np.array([30.0, 60.0], np.float32),
               "hair": np.array([0.0, 0.1], np.float32)}
-    likeness = np.arange(2 * 128, dtype=np.float32).reshape(2, 128)
-    write_selection(pool, np.array([2, 0]), traits, likeness, out)
+    write_selection(pool, np.array([2, 0]), traits, out)
     bank = DonorBank.load(out)
     assert bank.files == ("d0000.jpg", "d0001.jpg") and not (out / "stale.txt").exists()  # replaced whole
     assert (out / "d0000.jpg").read_bytes() == (small / pool.files[2]).read_bytes()  # the pool's bytes
     np.testing.assert_array_equal(bank.meshes, pool.meshes[[2, 0]])
     np.testing.assert_array_equal(bank.triangles, pool.triangles)
     assert bank.traits["age"].tolist() == [30.0, 60.0] and bank.traits["female"].dtype == np.float32
-    np.testing.assert_array_equal(bank.likeness, likeness)  # the selection's descriptors, not the pool's
     assert [r["source_file"] for r in bank.rows] == [pool.rows[2]["source_file"], pool.rows[0]["source_file"]]
     assert [r["age"] for r in bank.rows] == ["30.000", "60.000"]
     assert not (tmp_path / "chosen.tmp").exists() and not (tmp_path / "chosen.old").exists()
