@@ -114,6 +114,17 @@ def test_a_face_the_mesh_cannot_trust_is_covered_solid(painter, samples: Path) -
     assert [r.shape for r in regions] == ["ellipse"] and _centre(out, wall).max() == 0
 
 
+def test_a_face_turned_too_far_is_covered_solid(painter, samples: Path, monkeypatch) -> None:
+    import anonymizer.pipeline.donor_painter as dp
+
+    rgb = load_image(samples / "grace_hopper.jpg").rgb
+    (face,) = get_finder().find(rgb)
+    assert painter.plan(rgb, face)[0] == "mesh"
+    for yaw, plan in ((dp.MAX_YAW - 5, "mesh"), (dp.MAX_YAW + 5, "solid"), (-dp.MAX_YAW - 5, "solid")):
+        monkeypatch.setattr(dp, "head_pose", lambda mesh, reference, yaw=yaw: np.array([yaw, 0.0, 0.0]))
+        assert painter.plan(rgb, face)[0] == plan, yaw
+
+
 def test_a_track_keeps_its_donor(painter, group) -> None:
     rgb, faces = group
     choices: dict[int, int] = {}
