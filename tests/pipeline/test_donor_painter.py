@@ -43,7 +43,8 @@ def _centre(img: np.ndarray, face: Face) -> np.ndarray:
 def test_every_face_of_a_group_gets_another_face(painter, group) -> None:
     rgb, faces = group
     out, regions, changed = painter.paint(rgb, faces, SEED)
-    assert len(faces) == 15 and [r.shape for r in regions] == ["surrogate"] * 15
+    assert len(faces) == 15  # all but one (turned 42 degrees away: covered solid) get a donor's face
+    assert sorted(r.shape for r in regions) == ["ellipse"] + ["surrogate"] * 14
     assert rgb.tobytes() != out.tobytes() and not np.shares_memory(rgb, out)
     for face in faces:
         assert box_coverage(changed.astype(np.float32), face.box) >= COVER_MIN

@@ -39,8 +39,8 @@ def sealed(photo, alice):
     """The photo anonymized with a password and a recipient, encoded in every format."""
     key = Key.from_password("correct horse battery staple") + Key.from_recipients([alice.public_key])
     result = anonymize_image(photo, method="surrogate", key=key)  # surrogates seal their regions too
-    # every one of the 15 faces gets a donor's face (none turned or hidden enough to be covered solid)
-    assert len(result.regions) == 15 and all(r.shape == "surrogate" for r in result.regions)
+    # 14 of the 15 faces get a donor's face; the one turned 42 degrees away is covered solid
+    assert sorted(r.shape for r in result.regions) == ["ellipse"] + ["surrogate"] * 14
     return result, {fmt: result.encode(fmt) for fmt in FORMATS}
 
 
