@@ -15,35 +15,27 @@ between the smoothed mesh and the raw one (what smoothing costs in following the
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from itertools import islice
 
-import cv2
 import numpy as np
 
 from _data import DATA, require
 
 from anonymizer.api import get_finder, get_painter
+from anonymizer.media.video import read_frames
 from anonymizer.ops.align import similarity_onto
 from anonymizer.pipeline.donor_painter import steady_mesh
 from anonymizer.pipeline.photo import configure_runtime
 
 
-def frames(path: Path, limit: int):  # noqa: ANN201 (an iterator of RGB frames)
-    cap = cv2.VideoCapture(str(path))
-    try:
-        for _ in range(limit):
-            ok, bgr = cap.read()
-            if not ok:
-                return
-            yield np.ascontiguousarray(bgr[:, :, ::-1])
-    finally:
-        cap.release()
+def share(offset: np.ndarray, mesh: np.ndarray) -> float:
+    """The mean 2D length of ``offset`` [468, 2+], in % of ``mesh``'s size."""
+    return 100 * float(np.linalg.norm(offset[:, :2], axis=1).mean()) / float(np.ptp(mesh[:, :2], axis=0).max())
 
 
 def unexplained(a: np.ndarray, b: np.ndarray) -> float:
     """Mean 2D movement from mesh ``a`` to ``b`` that a 3D similarity does not explain, in % of b's size."""
-    rest = b.astype(np.float64) - similarity_onto(a.astype(np.float64), b)
-    return 100 * float(np.linalg.norm(rest[:, :2], axis=1).mean()) / float(np.ptp(b[:, :2], axis=0).max())
+    return share(b.astype(np.float64) - similarity_onto(a.astype(np.float64), b), b)
 
 
 def main() -> None:
@@ -60,7 +52,7 @@ def main() -> None:
     totals = []
     for clip in clips:
         raw, smooth, prev = [], [], None
-        for rgb in frames(clip, args.frames):
+        for _, rgb, _ in islice(read_frames(clip), args.frames):
             faces = finder.find(rgb)
             if not faces:
                 prev = None
@@ -78,8 +70,7 @@ def main() -> None:
             continue
         jr = np.mean([unexplained(a, b) for a, b in zip(raw, raw[1:])])
         js = np.mean([unexplained(a, b) for a, b in zip(smooth, smooth[1:])])
-        lag = np.mean([100 * float(np.linalg.norm((s - m)[:, :2], axis=1).mean()) / float(np.ptp(m[:, :2], axis=0).max())
-                       for s, m in zip(smooth, raw)])
+        lag = np.mean([share(s - m, m) for s, m in zip(smooth, raw)])
         totals.append((jr, js, lag))
         print(f"| {clip.name} | {len(raw)} | {jr:.2f}% | {js:.2f}% | {lag:.2f}% |")
     t = np.mean(totals, axis=0)

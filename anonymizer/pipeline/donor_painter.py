@@ -101,8 +101,8 @@ class DonorPainter:
 
     def plan_all(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[tuple[str, np.ndarray | None]]:
         """:meth:`plan` for every face of ``rgb``, the meshes fitted in one batch."""
-        boxes = [np.round(np.asarray(f.box, np.float64)) for f in faces]
-        points = [np.round(np.asarray(f.landmarks, np.float64)) for f in faces]
+        boxes = [_whole_pixels(f.box) for f in faces]
+        points = [_whole_pixels(f.landmarks) for f in faces]
         if any(lm.shape != (5, 2) for lm in points):
             raise InputError("a surrogate needs the face's five landmarks")
         big = [k for k, b in enumerate(boxes) if b[3] - b[1] >= MESH_MIN]
@@ -145,7 +145,7 @@ class DonorPainter:
         """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb``, aligned by its landmarks
         rounded to whole pixels as for the mesh (the detector's last digits depend on the thread count, and
         the face's looks, read from this descriptor, weigh the donors)."""
-        crop = align_face(rgb, np.round(np.asarray(face.landmarks, np.float64)), size=IDENTITY_CROP)
+        crop = align_face(rgb, _whole_pixels(face.landmarks), size=IDENTITY_CROP)
         x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].double() / 255.0
         with self._lock, torch.inference_mode():
             return self.describer(x)[0].numpy()
@@ -247,7 +247,7 @@ class DonorPainter:
                 shape = self._shapes[index] = distinct_shape(donor_mesh, self.bank.reference)
             new, a, moved = render_face(below, target, image, donor_mesh, self.bank.triangles, shape=shape, keep=keep)
         else:
-            points = np.round(np.asarray(face.landmarks, np.float64)) - shift
+            points = _whole_pixels(face.landmarks) - shift
             new, a, moved = render_points(below, points, image, donor_mesh)
         out[win] = new
         return a, moved
@@ -298,6 +298,12 @@ def _keep(win: tuple[slice, slice], others: Sequence[Face]) -> np.ndarray | None
         return None
     t = np.clip(cv2.distanceTransform(free, cv2.DIST_L2, 3) / max(ramp, 1.0), 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def _whole_pixels(values: object) -> np.ndarray:
+    """The detector's box or landmarks rounded to whole pixels (float64): their last digits depend on the
+    thread count, and what the painter reads from them (mesh, descriptor) must not."""
+    return np.round(np.asarray(values, np.float64))
 
 
 def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tuple[slice, slice] | None:
