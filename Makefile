@@ -33,7 +33,9 @@ coverage: $(STAMP)
 	$(PY) benchmarks/coverage.py
 
 cli-docs: $(STAMP)
-	$(PY) -m typer anonymizer.cli.app utils docs --name anonymizer --output cli/README.md
+	# typer's docs escape quotes as HTML entities; the reference shows commands verbatim
+	$(PY) -m typer anonymizer.cli.app utils docs --name anonymizer | $(PY) -c 'import html, sys; sys.stdout.write(html.unescape(sys.stdin.read()))' > cli/README.md.tmp
+	mv cli/README.md.tmp cli/README.md
 
 clean:
 	rm -rf out review .pytest_cache

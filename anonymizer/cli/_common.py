@@ -9,12 +9,27 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from ..errors import AnonymizerError, InputError
 from ..pipeline.batch import BatchReport
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments plainly (``INPUTS...``, not ``{inputs}...``)."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                continue
+            name = (param.metavar or param.name or "args").upper()
+            name += "..." if param.nargs != 1 else ""
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

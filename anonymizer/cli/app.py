@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from ._common import Command
 from .anonymize import anonymize
 from .audit import audit
 from .detect import detect
@@ -23,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: rich's would show a "<bool>" type on every flag and eat "[ray]" in install hints as markup
+    rich_markup_mode=None,
 )
 
 
@@ -41,13 +44,13 @@ def root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-app.command()(anonymize)
-app.command()(restore)
-app.command()(detect)
-app.command()(audit)
-app.command()(enhance)
-app.command()(keygen)
-app.command()(models)
+app.command(cls=Command)(anonymize)
+app.command(cls=Command)(restore)
+app.command(cls=Command)(detect)
+app.command(cls=Command)(audit)
+app.command(cls=Command)(enhance)
+app.command(cls=Command)(keygen)
+app.command(cls=Command)(models)
 
 
 def main() -> None:
