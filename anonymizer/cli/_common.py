@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -60,9 +61,23 @@ def emit_json(obj: object) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False))
 
 
-def finish(report: BatchReport, summary: str) -> None:
-    """Print the summary and every per-file error; exit 1 when any file failed."""
-    typer.echo(summary, err=True)
+#: skipped files listed one by one, at most
+SKIPPED_LISTED = 10
+
+
+def list_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
+    """One line on stderr per file a folder walk left out, with why (at most :data:`SKIPPED_LISTED`)."""
+    for path, why in skipped[:SKIPPED_LISTED]:
+        typer.echo(f"skipped {path}: {why}", err=True)
+    if len(skipped) > SKIPPED_LISTED:
+        typer.echo(f"skipped {len(skipped) - SKIPPED_LISTED} more file(s)", err=True)
+
+
+def finish(report: BatchReport, summary: str, skipped: Sequence[tuple[Path, str]] = ()) -> None:
+    """Print the summary, the files left out (:func:`list_skipped`) and every per-file error; exit 1 when
+    any file failed."""
+    typer.echo(summary + (f"; {len(skipped)} other file(s) skipped" if skipped else ""), err=True)
+    list_skipped(skipped)
     for _, error in report.failed:
         typer.echo(f"error: {error}", err=True)
     if report.failed:

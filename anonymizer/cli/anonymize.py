@@ -20,8 +20,8 @@ from ..defaults import (
     THRESHOLD_RULE,
 )
 from ..media.video import probe
-from ..pipeline.batch import Job, plan_jobs, run_jobs
-from ..pipeline.jobs import AnonymizeOptions, anonymize_file, is_video
+from ..pipeline.batch import Job, plan, run_jobs
+from ..pipeline.jobs import AnonymizeOptions, anonymize_file
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
@@ -124,7 +124,8 @@ def anonymize(
         # from the password (reproducible), else one random seed for this run
         seed = (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
     fmt = format.value if format else None
-    jobs = plan_jobs(inputs, output, fmt=fmt)
+    planned = plan(inputs, output, fmt=fmt)
+    jobs = planned.jobs
     if contact_sheet is not None:
         sheet = contact_sheet.resolve()
         if any(sheet == j.src.resolve() for j in jobs):
@@ -145,7 +146,7 @@ def anonymize(
     totals = {"faces": 0, "persons": 0}
 
     def work(job: Job) -> dict[str, object]:
-        if not is_video(job):
+        if not job.is_video:
             return anonymize_file(job, opts, key, seed)
         from tqdm import tqdm
 
@@ -180,4 +181,5 @@ def anonymize(
         f"anonymized {len(report.done)} of {len(jobs)} file(s), {totals['faces']} face(s)"
         + (f" and {totals['persons']} person(s)" if "person" in wanted else "") + f" covered, into {output}"
         + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""),
+        planned.skipped,
     )

@@ -11,9 +11,8 @@ import typer
 
 from ..defaults import DEFAULT_VIDEO_THRESHOLD
 from ..errors import InputError
-from ..media.video import VIDEO_SUFFIXES
-from ..pipeline.batch import Job, collect_inputs, run_jobs
-from ._common import fail, handle_errors, show_progress
+from ..pipeline.batch import Job, run_jobs, walk_inputs
+from ._common import fail, handle_errors, list_skipped, show_progress
 from .secrets import opening_key, read_secret
 
 
@@ -60,9 +59,10 @@ def audit(
     if originals is not None and not originals.is_dir():
         raise InputError("--originals must be a folder", path=originals)
     configure_runtime(threads)
-    files = [(f, rel) for f, rel in collect_inputs(outputs) if not f.name.endswith(".vault")]
+    found = walk_inputs(outputs)
+    files = [(f, rel) for f, rel in found.files if not f.name.endswith(".vault")]
     if not files:
-        raise InputError("no photos or videos to audit")
+        raise InputError("no photos or videos to audit", path=", ".join(map(str, outputs)))
     rels = {f: rel for f, rel in files}
     finder = get_finder()
     video_finder = get_finder(threshold=DEFAULT_VIDEO_THRESHOLD, upscale=0.0)
@@ -71,7 +71,7 @@ def audit(
     results: list[AuditResult] = []
 
     def work(job: Job) -> AuditResult:
-        if job.src.suffix.lower() in VIDEO_SUFFIXES:
+        if job.is_video:
             from ..audit.video import audit_video
 
             res = audit_video(job.src, finder=video_finder, deepfake=scorer, every=every, keep_images=html_file is not None)
@@ -94,7 +94,7 @@ def audit(
         for reason in result.reasons:
             typer.echo(f"  - {reason}")
 
-    report = run_jobs([Job(f, None) for f, _ in files], work, progress=show_progress(), desc="audit", on_result=on_result)
+    report = run_jobs([Job(f, None, f in found.videos) for f, _ in files], work, progress=show_progress(), desc="audit", on_result=on_result)
     if json_file is not None:
         doc = {"files": [r.to_dict() for r in results], "errors": [{"path": str(p), "error": e} for p, e in report.failed]}
         write_atomic(json_file, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -104,7 +104,9 @@ def audit(
         write_atomic(html_file, render_html(results).encode("utf-8"), mode=0o600)
     failed = sum(r.verdict == "fail" for r in results)
     typer.echo(f"audited {len(results)} of {len(files)} file(s): {len(results) - failed} passed, {failed} failed"
-               + (f", {len(report.failed)} could not be read" if report.failed else ""), err=True)
+               + (f", {len(report.failed)} could not be read" if report.failed else "")
+               + (f"; {len(found.skipped)} other file(s) skipped" if found.skipped else ""), err=True)
+    list_skipped(found.skipped)
     if failed or report.failed:
         raise fail(f"{failed + len(report.failed)} file(s) failed the audit", 1)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from ..pipeline.batch import Job, plan_jobs, run_jobs
+from ..pipeline.batch import Job, plan, run_jobs
 from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE, THRESHOLD_RULE
 from ._common import emit_json, finish, handle_errors, show_progress
 
@@ -42,7 +42,8 @@ def detect(
     if masks_dir is not None and "person" not in wanted:
         raise typer.BadParameter("--masks-dir needs --targets person (or face,person)", param_hint="--masks-dir")
     configure_runtime(threads)
-    jobs = plan_jobs(inputs, masks_dir, fmt="png")
+    planned = plan(inputs, masks_dir, fmt="png")
+    jobs = planned.jobs
 
     def work(job: Job) -> object:
         img = load_image(job.src)
@@ -83,5 +84,6 @@ def detect(
                     typer.echo(f"  {kind} [{box}] score {f['score']:.2f}")
 
     report = run_jobs(jobs, work, progress=show_progress() and json_lines, desc="detect", on_result=on_result)
-    if report.failed:
-        finish(report, f"detected {' and '.join(t + 's' for t in wanted)} in {len(report.done)} of {len(jobs)} file(s)")
+    if report.failed or planned.skipped:
+        finish(report, f"detected {' and '.join(t + 's' for t in wanted)} in {len(report.done)} of {len(jobs)} file(s)",
+               planned.skipped)

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from ..pipeline.batch import Job, plan_jobs, run_jobs
+from ..pipeline.batch import Job, plan, run_jobs
 from ._common import emit_json, finish, handle_errors, show_progress
 
 
@@ -36,7 +36,8 @@ def enhance(
     from ..pipeline.photo import configure_runtime
 
     configure_runtime(threads)
-    jobs = plan_jobs(inputs, output, fmt="png")
+    planned = plan(inputs, output, fmt="png")
+    jobs = planned.jobs
 
     def work(job: Job) -> dict[str, object]:
         assert job.dest is not None
@@ -54,4 +55,4 @@ def enhance(
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
     report = run_jobs(jobs, work, progress=show_progress(), desc="enhance", on_result=on_result)
-    finish(report, f"enhanced {len(report.done)} of {len(jobs)} file(s) into {output}")
+    finish(report, f"enhanced {len(report.done)} of {len(jobs)} file(s) into {output}", planned.skipped)

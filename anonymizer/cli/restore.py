@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from ..media.image import LoadedImage, encode_image, write_atomic
-from ..media.video import VIDEO_SUFFIXES
-from ..pipeline.batch import Job, plan_jobs, run_jobs
+from ..pipeline.batch import Job, plan, run_jobs
 from ..vault.images import restore_file
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import opening_key, read_secret
@@ -36,12 +35,12 @@ def restore(
     """
     passphrase = read_secret(identity_passphrase_file, identity_passphrase_env, False, what="passphrase")
     key = opening_key(read_secret(password_file, password_env, ask_password), identity, passphrase)
-    jobs = plan_jobs([i for i in inputs if not i.name.endswith(".vault")], output, fmt="png")
-    jobs = [j for j in jobs if not j.src.name.endswith(".vault")]
+    planned = plan([i for i in inputs if not i.name.endswith(".vault")], output, fmt="png")
+    jobs = planned.jobs
 
     def work(job: Job) -> dict[str, object]:
         assert job.dest is not None
-        if job.src.suffix.lower() in VIDEO_SUFFIXES:
+        if job.is_video:
             from tqdm import tqdm
 
             from ..media.video import probe
@@ -64,4 +63,4 @@ def restore(
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
     report = run_jobs(jobs, work, progress=show_progress(), desc="restore", on_result=on_result)
-    finish(report, f"restored {len(report.done)} of {len(jobs)} file(s) into {output}")
+    finish(report, f"restored {len(report.done)} of {len(jobs)} file(s) into {output}", planned.skipped)

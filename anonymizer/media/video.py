@@ -74,6 +74,16 @@ def _open_input(path: Path) -> Any:
     return container
 
 
+def is_video_file(path: str | Path) -> bool:
+    """Whether FFmpeg opens ``path`` as a container with a video stream (a still image counts too: ask
+    :func:`~anonymizer.media.image.is_image_file` first)."""
+    try:
+        _open_input(Path(path)).close()
+    except InputError:
+        return False
+    return True
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Size, rate, frame count (as stored), duration, codec, audio and rotation of ``path``."""
     path = Path(path)

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AnonymizerError, InputError
-from ..media.image import FORMATS, IMAGE_SUFFIXES, normalize_format
-from ..media.video import VIDEO_SUFFIXES
+from ..media.image import FORMATS, IMAGE_SUFFIXES, is_image_file, normalize_format
+from ..media.video import VIDEO_SUFFIXES, is_video_file
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its output goes."""
+    """One input file and where its output goes; ``video``: a video by its content though not by its
+    extension (see :attr:`is_video`)."""
 
     src: Path
     dest: Path | None
+    video: bool = False
+
+    @property
+    def is_video(self) -> bool:
+        return self.video or self.src.suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass
@@ -44,34 +51,88 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
-def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, path relative to its output root) for every file named or found under a named folder.
+@dataclass
+class Walk:
+    """What a walk over the inputs found: the files to work on (file, path relative to its output root),
+    those of them that are videos by content but not by extension, and the files left out with why."""
 
-    Folders are walked recursively for image and video files (sorted, hidden entries skipped); named files are
-    taken whatever their extension (a non-image then fails with a clear error). A missing input raises
+    files: list[tuple[Path, Path]] = field(default_factory=list)
+    videos: set[Path] = field(default_factory=set)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+#: our own sidecar files (sealed originals): never inputs, and not worth a line among the skipped files
+SIDECAR_SUFFIXES = frozenset({".vault"})
+
+
+def _kind(path: Path) -> str | None:
+    """"image" or "video" by extension, else by content (Pillow, then FFmpeg); None for neither."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if is_image_file(path):
+        return "image"
+    return "video" if is_video_file(path) else None
+
+
+def _walk_folder(root: Path, found: Walk) -> None:
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        for d in sorted(dirs):
+            if d.startswith("."):
+                found.skipped.append((here / d, "hidden folder"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            f = here / name
+            if name.startswith("."):
+                found.skipped.append((f, "hidden file"))
+            elif f.suffix.lower() in SIDECAR_SUFFIXES or not f.is_file():
+                continue
+            elif (kind := _kind(f)) is None:
+                found.skipped.append((f, "not a photo or video"))
+            else:
+                found.files.append((f, f.relative_to(root)))
+                if kind == "video" and f.suffix.lower() not in VIDEO_SUFFIXES:
+                    found.videos.add(f)
+    found.files.sort(key=lambda item: item[1].parts)
+
+
+def walk_inputs(inputs: Iterable[str | Path]) -> Walk:
+    """Every file named, and every photo or video found under a named folder (recursively, sorted).
+
+    In folders, photos and videos are recognised by extension or else by content (a GIF, a photo without
+    an extension); hidden entries and other files are listed in ``skipped`` with the reason. Named files
+    are taken whatever they hold (a non-image then fails with a clear error). A missing input raises
     InputError.
     """
-    out: list[tuple[Path, Path]] = []
+    found = Walk()
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                    out.append((f, rel))
+            _walk_folder(p, found)
         elif p.exists():
-            out.append((p, Path(p.name)))
+            found.files.append((p, Path(p.name)))
+            if p.suffix.lower() not in VIDEO_SUFFIXES and _kind(p) == "video":
+                found.videos.add(p)
         else:
             raise InputError("no such file or folder", path=p)
-    return out
+    return found
 
 
-def output_suffix(src: Path, fmt: str | None) -> str:
-    """The output extension: the input's own unless ``fmt`` names another (image) format."""
+def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """(file, path relative to its output root) for every input file: :func:`walk_inputs`'s files."""
+    return walk_inputs(inputs).files
+
+
+def output_suffix(src: Path, fmt: str | None, *, video: bool = False) -> str:
+    """The output extension: the input's own unless ``fmt`` names another (image) format. A video
+    recognised by its content alone (``video``) is written as Matroska, which holds any codec."""
     if src.suffix.lower() in VIDEO_SUFFIXES:
         return src.suffix
+    if video:
+        return ".mkv"
     if fmt is None:
         return src.suffix if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
     name = normalize_format(fmt)
@@ -80,11 +141,20 @@ def output_suffix(src: Path, fmt: str | None) -> str:
     return FORMATS[name]
 
 
-def plan_jobs(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: str | None = None) -> list[Job]:
+@dataclass
+class Plan:
+    """The jobs of a batch, and the files found but left out (path, reason)."""
+
+    jobs: list[Job]
+    skipped: list[tuple[Path, str]]
+
+
+def plan(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: str | None = None) -> Plan:
     """Pair every input file with its output path in the mirrored tree under ``out_dir``.
 
     Raises InputError when the output folder lies inside an input folder or is an input file, so that
-    outputs are never read back as inputs and no input is ever overwritten.
+    outputs are never read back as inputs and no input is ever overwritten, and when there is nothing to
+    do (no inputs, or folders without a photo or video), naming the inputs.
     """
     paths = [Path(i) for i in inputs]
     if not paths:
@@ -97,18 +167,28 @@ def plan_jobs(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: 
                 raise InputError(f"output folder {out_dir} is inside the input folder; choose one outside it", path=i)
             if i.is_file() and ir == out_root:
                 raise InputError("output folder is an input file", path=i)
-    files = collect_inputs(paths)
-    sources = {f.resolve() for f, _ in files}
+    found = walk_inputs(paths)
+    if not found.files:
+        what = "no photos or videos in it" if len(paths) == 1 else "no photos or videos in these folders"
+        raise InputError(what + (f" ({len(found.skipped)} other file(s) skipped)" if found.skipped else ""),
+                         path=paths[0] if len(paths) == 1 else ", ".join(map(str, paths)))
+    sources = {f.resolve() for f, _ in found.files}
     jobs: list[Job] = []
-    for f, rel in files:
+    for f, rel in found.files:
+        video = f in found.videos
         if out_root is None:
-            jobs.append(Job(f, None))
+            jobs.append(Job(f, None, video))
             continue
-        dest = out_root / rel.with_suffix(output_suffix(f, fmt))
-        jobs.append(Job(f, dest))
+        dest = out_root / rel.with_suffix(output_suffix(f, fmt, video=video))
+        jobs.append(Job(f, dest, video))
         if dest.resolve() in sources:
             raise InputError(f"output {dest} would overwrite an input", path=f)
-    return jobs
+    return Plan(jobs, found.skipped)
+
+
+def plan_jobs(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: str | None = None) -> list[Job]:
+    """:func:`plan`'s jobs."""
+    return plan(inputs, out_dir, fmt=fmt).jobs
 
 
 def describe_error(src: Path, exc: Exception) -> str:

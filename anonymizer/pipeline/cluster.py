@@ -34,7 +34,7 @@ from ..errors import InputError, MediaError
 from ..vault.keys import Key
 from ..vault.surrogate import SurrogateSeed
 from .batch import BatchReport, Job, describe_error, stale_parts
-from .jobs import AnonymizeOptions, is_video
+from .jobs import AnonymizeOptions
 
 MANIFEST = ".anonymizer-manifest.jsonl"
 MAX_ATTEMPTS = 3
@@ -185,7 +185,7 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
     it fails once: --targets person on a video)."""
     from ..media.video import keyframes
 
-    if (not is_video(job) or segment_seconds <= 0 or opts.start is not None or opts.end is not None
+    if (not job.is_video or segment_seconds <= 0 or opts.start is not None or opts.end is not None
             or job.dest is None or "person" in opts.targets):
         return [_Item(job)]
     keys = keyframes(job.src)

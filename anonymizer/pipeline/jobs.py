@@ -12,7 +12,6 @@ from typing import Any
 
 from .. import defaults
 from ..errors import InputError
-from ..media.video import VIDEO_SUFFIXES
 from ..vault.images import sidecar_path
 from ..vault.keys import Key, fingerprint
 from ..vault.surrogate import SurrogateSeed
@@ -109,10 +108,7 @@ def anonymize_video_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
 def anonymize_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None,
                    progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """One photo or video (by its extension) into ``job.dest``; ``progress`` counts a video's frames."""
-    if is_video(job):
+    if job.is_video:
         return anonymize_video_file(job, opts, key, seed, progress=progress)
     return anonymize_photo_file(job, opts, key, seed)
 
-
-def is_video(job: Job) -> bool:
-    return job.src.suffix.lower() in VIDEO_SUFFIXES

@@ -18,6 +18,8 @@ from PIL.PngImagePlugin import PngInfo
 from anonymizer.errors import InputError, MediaError
 from anonymizer.media.image import LoadedImage, encode_image, load_image, save_image, write_atomic
 
+ROOT = Path(__file__).resolve().parents[2]
+
 THUMB_MARKER = b"THUMBNAIL-MARKER-5e1f0c9a"
 XMP_MARKER = b"XMP-MARKER-77d2"
 COMMENT_MARKER = b"COMMENT-MARKER-3b90"
@@ -267,6 +269,19 @@ def test_decompression_bomb_header(tmp_path: Path) -> None:
         load_image(path)
     msg = str(info.value)
     assert str(path) in msg and "decompression bomb" in msg and "limit" in msg
+
+
+def test_the_pixel_limit_is_the_one_the_readme_states(tmp_path: Path) -> None:
+    # The README promised 200 MP while Pillow refused anything above 179 MP first.
+    from anonymizer.media.image import MAX_PIXELS
+
+    assert round(MAX_PIXELS / 1e6) == 179 and "more than 179 MP" in (ROOT / "README.md").read_text()
+    below = _write(tmp_path / "below.png", _png_claiming(13_000, 13_500))  # 175.5 MP: opened (then truncated)
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        load_image(below)
+    above = _write(tmp_path / "above.png", _png_claiming(13_500, 13_500))  # 182 MP
+    with pytest.raises(InputError, match="above the limit of 178,956,970 pixels"):
+        load_image(above)
 
 
 def test_max_pixels_limit(tmp_path: Path) -> None:

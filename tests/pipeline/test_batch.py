@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from anonymizer.errors import InputError, MediaError
-from anonymizer.pipeline.batch import BatchReport, Job, collect_inputs, output_suffix, plan_jobs, run_jobs
+from anonymizer.pipeline.batch import BatchReport, Job, collect_inputs, output_suffix, plan, plan_jobs, run_jobs, walk_inputs
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:
@@ -65,6 +65,56 @@ def test_collect_inputs_empty_and_missing(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         collect_inputs([tmp_path / "empty", missing])
     assert str(missing) in str(info.value)
+
+
+def test_walk_lists_what_it_leaves_out_and_why(tree: Path) -> None:
+    skipped = {p.relative_to(tree).as_posix(): why for p, why in walk_inputs([tree]).skipped}
+    assert skipped == {
+        ".cache": "hidden folder",
+        ".hidden.jpg": "hidden file",
+        "clip.gif": "not a photo or video",  # its content is not an image: a real GIF is taken (below)
+        "noext": "not a photo or video",
+        "notes.txt": "not a photo or video",
+        "sub/.f.png": "hidden file",
+        "sub/deeper/readme.md": "not a photo or video",
+    }
+
+
+def test_walk_recognises_photos_and_videos_by_content(tmp_path: Path) -> None:
+    import sys
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from videoclips import make_clip
+
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.new("RGB", (16, 16), "red").save(root / "still.gif")
+    Image.new("RGB", (16, 16), "blue").save(root / "scan", format="PNG")
+    make_clip(root / "clip.mp4", frames=3, audio=False)
+    (root / "clip.mp4").rename(root / "clip")
+    (root / "photo.vault").write_bytes(b"sealed")  # our own sidecar: neither taken nor listed
+    found = walk_inputs([root])
+    assert [rel.as_posix() for _, rel in found.files] == ["clip", "scan", "still.gif"] and not found.skipped
+    jobs = {j.src.name: j for j in plan([root], tmp_path / "out").jobs}
+    assert jobs["clip"].is_video and jobs["clip"].dest.name == "clip.mkv"  # Matroska holds any codec
+    assert not jobs["scan"].is_video and jobs["scan"].dest.name == "scan.png"
+    assert jobs["still.gif"].dest.name == "still.png"
+    # named, too
+    assert plan([root / "clip"], tmp_path / "out").jobs[0].is_video
+
+
+def test_plan_refuses_a_folder_with_nothing_to_do(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no photos or videos in it") as info:
+        plan([empty], tmp_path / "out")
+    assert str(empty) in str(info.value)
+    _touch(empty / "notes.txt", b"text")
+    with pytest.raises(InputError, match=r"1 other file\(s\) skipped"):
+        plan([empty], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_plan_jobs_mirrors_the_tree(tree: Path, tmp_path: Path) -> None:
