@@ -20,8 +20,8 @@ from ..defaults import (
     THRESHOLD_RULE,
 )
 from ..media.video import probe
-from ..pipeline.batch import Job, plan, run_jobs
-from ..pipeline.jobs import AnonymizeOptions, anonymize_file
+from ..pipeline.batch import BatchReport, Job, plan, run_jobs
+from ..pipeline.jobs import AnonymizeOptions, anonymize_file, span_problems
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
@@ -104,17 +104,19 @@ def anonymize(
     --backend ray spreads the files (and segments of long videos) over a Ray cluster; a manifest in the
     output folder records finished files, so running the same command again resumes.
     """
-    from ..api import parse_targets
     from ..pipeline.photo import configure_runtime
 
-    try:
-        wanted = parse_targets(targets)
-    except InputError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--targets") from None
-    if backend is Backend.local and (address is not None or workers is not None):
-        raise typer.BadParameter("--address and --workers are for --backend ray", param_hint="--backend")
-    if method is Method.surrogate and "person" in wanted:
-        raise typer.BadParameter("surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method")
+    wanted = _usage(targets, method, backend, address, workers, start, end)
+    planned = plan(inputs, output, fmt=format.value if format else None)
+    jobs = planned.jobs
+    if contact_sheet is not None:
+        _check_contact_sheet(contact_sheet, jobs, output)
+    opts = AnonymizeOptions(
+        method=method.value, targets=wanted, threshold=threshold, mask_scale=mask_scale, shape=mask_shape.value,
+        feather=feather, upscale=upscale, quality=quality, keep_metadata=keep_metadata, vault=vault.value,
+        detect_every=detect_every, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut,
+    )
+    refused = span_problems(jobs, opts)  # before any model loads or any output is made
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
     seed = None
@@ -123,27 +125,14 @@ def anonymize(
 
         # from the password (reproducible), else one random seed for this run
         seed = (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
-    fmt = format.value if format else None
-    planned = plan(inputs, output, fmt=fmt)
-    jobs = planned.jobs
-    if contact_sheet is not None:
-        sheet = contact_sheet.resolve()
-        if any(sheet == j.src.resolve() for j in jobs):
-            raise InputError("the contact sheet would overwrite an input", path=contact_sheet)
-        if sheet.is_relative_to(output.resolve()):
-            # it shows the original faces: never put it among the anonymized files people will share
-            raise InputError("the contact sheet shows original faces; write it outside the output folder", path=contact_sheet)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
-    opts = AnonymizeOptions(
-        method=method.value, targets=wanted, threshold=threshold, mask_scale=mask_scale, shape=mask_shape.value,
-        feather=feather, upscale=upscale, quality=quality, keep_metadata=keep_metadata, vault=vault.value,
-        detect_every=detect_every, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut,
-    )
+    todo = [j for j in jobs if j.src not in refused]
+    if todo:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
     counts: dict[Path, int] = {}
-    totals = {"faces": 0, "persons": 0}
+    totals = dict.fromkeys(("photos", "faces", "persons", "videos", "tracks", "frames"), 0)
 
     def work(job: Job) -> dict[str, object]:
         if not job.is_video:
@@ -156,30 +145,69 @@ def anonymize(
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if isinstance(result, dict):
-            found = int(result.get("faces", result.get("tracks")) or 0)
-            counts[job.src] = found
-            totals["faces"] += found
-            totals["persons"] += int(result.get("persons", 0))
+            counts[job.src] = int(result.get("faces", result.get("tracks")) or 0)
+            for name, value in (("photos", "faces" in result), ("videos", "tracks" in result)):
+                totals[name] += int(value)
+            for name in ("faces", "persons", "tracks", "frames"):
+                totals[name] += int(result.get(name) or 0)
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
     if backend is Backend.ray:
         from ..pipeline.cluster import run_on_ray
 
-        report = run_on_ray(jobs, output, opts, key, seed, address=address, workers=workers, segment_seconds=segment_seconds,
+        report = run_on_ray(todo, output, opts, key, seed, address=address, workers=workers, segment_seconds=segment_seconds,
                             threads=threads, progress=show_progress(), on_result=on_result)
     else:
-        report = run_jobs(jobs, work, progress=show_progress(), desc="anonymize", on_result=on_result)
+        report = run_jobs(todo, work, progress=show_progress(), desc="anonymize", on_result=on_result)
+    for job in jobs:
+        if job.src in refused:
+            report.failed.append((job.src, refused[job.src]))
+            on_result(job, None, refused[job.src])
     if contact_sheet is not None:
         from ..media.contact_sheet import contact_sheet as write_sheet
 
         done = set(report.done)
         rows = [(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest]
         write_sheet(rows, contact_sheet)
-    finish(
-        report,
-        f"anonymized {len(report.done)} of {len(jobs)} file(s), {totals['faces']} face(s)"
-        + (f" and {totals['persons']} person(s)" if "person" in wanted else "") + f" covered, into {output}"
-        + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""),
-        planned.skipped,
-    )
+    finish(report, _summary(report, len(jobs), totals, "person" in wanted, output), planned.skipped)
+
+
+def _usage(targets: str, method: Method, backend: Backend, address: str | None, workers: int | None,
+           start: float | None, end: float | None) -> tuple[str, ...]:
+    """The targets asked for; raises typer.BadParameter (exit 2) for options that do not go together."""
+    from ..api import parse_targets
+
+    try:
+        wanted = parse_targets(targets)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--targets") from None
+    if backend is Backend.local and (address is not None or workers is not None):
+        raise typer.BadParameter("--address and --workers are for --backend ray", param_hint="--backend")
+    if method is Method.surrogate and "person" in wanted:
+        raise typer.BadParameter("surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method")
+    if start is not None and end is not None and end <= start:
+        raise typer.BadParameter(f"--end ({end:g} s) must be after --start ({start:g} s)", param_hint="--end")
+    return wanted
+
+
+def _summary(report: BatchReport, files: int, totals: dict[str, int], persons: bool, output: Path) -> str:
+    """What was done, saying what each count counts: faces per photo; in videos, tracks (one face followed
+    from frame to frame, counted again if it leaves and comes back) and frames."""
+    parts = []
+    if totals["photos"]:
+        parts.append(f"{totals['faces']} face(s)" + (f" and {totals['persons']} person(s)" if persons else "")
+                     + f" covered in {totals['photos']} photo(s)")
+    if totals["videos"]:
+        parts.append(f"{totals['tracks']} face track(s) covered over {totals['frames']} frame(s) in {totals['videos']} video(s)")
+    return (f"anonymized {len(report.done)} of {files} file(s) into {output}" + (": " + "; ".join(parts) if parts else "")
+            + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""))
+
+
+def _check_contact_sheet(contact_sheet: Path, jobs: list[Job], output: Path) -> None:
+    sheet = contact_sheet.resolve()
+    if any(sheet == j.src.resolve() for j in jobs):
+        raise InputError("the contact sheet would overwrite an input", path=contact_sheet)
+    if sheet.is_relative_to(output.resolve()):
+        # it shows the original faces: never put it among the anonymized files people will share
+        raise InputError("the contact sheet shows original faces; write it outside the output folder", path=contact_sheet)

@@ -12,10 +12,11 @@ from typing import Any
 
 from .. import defaults
 from ..errors import InputError
+from ..media.video import probe
 from ..vault.images import sidecar_path
 from ..vault.keys import Key, fingerprint
 from ..vault.surrogate import SurrogateSeed
-from .batch import Job
+from .batch import Job, describe_error
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,26 @@ class AnonymizeOptions:
         sealing = None if key is None else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
         blob = json.dumps({"options": asdict(self), "sealing": sealing}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def span_problems(jobs: list[Job], opts: AnonymizeOptions) -> dict[Path, str]:
+    """The videos among ``jobs`` that ``opts.start`` would leave with nothing to anonymize (it lies at or
+    past their end), each with its error line; checked before any model loads. Videos that cannot be
+    read are left to fail with their own error."""
+    problems: dict[Path, str] = {}
+    if opts.start is None:
+        return problems
+    for job in jobs:
+        if not job.is_video:
+            continue
+        try:
+            duration = probe(job.src).duration
+        except InputError:
+            continue
+        if duration > 0 and opts.start >= duration:
+            problems[job.src] = describe_error(job.src, InputError(
+                f"--start {opts.start:g} s is at or past the end of the video ({duration:.2f} s)", path=job.src))
+    return problems
 
 
 def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def test_anonymize_folder_mirrors_tree(runner: CliRunner, photo_tree: Path, tmp_
     out = tmp_path / "out"
     result = runner.invoke(app, ["anonymize", str(photo_tree), "-o", str(out), "--method", "solid"])
     assert result.exit_code == 0, result.output
-    assert "anonymized 2 of 2 file(s), 2 face(s) covered" in result.stderr
+    assert f"anonymized 2 of 2 file(s) into {out}: 2 face(s) covered in 2 photo(s); 1 other file(s) skipped" in result.stderr
     assert _files(photo_tree) == before  # inputs byte-identical, nothing added next to them
     assert sorted(_files(out)) == ["astronaut.png", "sub/grace_hopper.jpg"]
     for rel, fmt in (("astronaut.png", "PNG"), ("sub/grace_hopper.jpg", "JPEG")):

@@ -40,6 +40,10 @@ def test_batch_with_photos_videos_and_bad_videos(clip, samples, tmp_path) -> Non
         assert bad in rows[bad]["error"]
         assert any(bad in line for line in r.stderr.splitlines() if line.startswith("error:"))
     assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "photo.png"]  # nothing partial
+    # the summary says what it counts: faces in photos, tracks (faces followed across frames) in videos
+    tracks = rows["good.mp4"]["tracks"]
+    assert (f"1 face(s) covered in 1 photo(s); {tracks} face track(s) covered over 12 frame(s) in 1 video(s)"
+            in r.stderr)
     frames, _, audio, _ = decode(out / "good.mp4")
     assert len(frames) == 12 and audio
 
@@ -93,3 +97,30 @@ def test_a_disk_that_fills_up_fails_that_file_only(clip, samples, finder, tmp_pa
     assert "cannot write output" in rows["big.mp4"]["error"] and "big.mp4" in rows["big.mp4"]["error"]
     assert "small.png" in rows and "error" not in rows["small.png"]
     assert sorted(p.name for p in out.iterdir()) == ["small.png"]  # the partial video was removed
+
+
+def _no_models(monkeypatch) -> None:
+    from anonymizer import api
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(api, "get_finder", refuse)
+
+
+def test_end_before_start_is_a_usage_error_before_anything_loads(clip, tmp_path, monkeypatch) -> None:
+    _no_models(monkeypatch)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["anonymize", str(clip), "-o", str(out), "--start", "2", "--end", "1"])
+    assert r.exit_code == 2 and "--end (1 s) must be after --start (2 s)" in r.stderr
+    assert not out.exists()
+
+
+def test_start_past_the_end_fails_that_video_before_anything_loads(clip, samples, tmp_path, monkeypatch) -> None:
+    _no_models(monkeypatch)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["anonymize", str(clip), "-o", str(out), "--start", "10"])  # a 1 s clip
+    assert r.exit_code == 1
+    assert f"error: {clip}: --start 10 s is at or past the end of the video (1.00 s)" in r.stderr
+    assert "anonymized 0 of 1 file(s)" in r.stderr
+    assert not out.exists()  # nothing to write: no output folder either
