@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,12 +107,15 @@ class AnonymizedImage:
         format: str = "png",
         *,
         keep_metadata: bool = False,
+        keep_private: Collection[str] = (),
         quality: int = 95,
         vault: str = "embed",
     ) -> tuple[bytes, bytes | None]:
         """(file bytes, sidecar vault bytes or None). Without a key no vault is written and the original
         pixels are gone; with one, they are sealed inside the file (``vault="embed"``, PNG/JPEG/WebP) or
-        returned for a sidecar (``vault="sidecar"``, and for formats that cannot carry a vault)."""
+        returned for a sidecar (``vault="sidecar"``, and for formats that cannot carry a vault).
+        ``keep_metadata`` keeps the source's metadata but GPS, serial numbers and owner names, unless
+        named in ``keep_private`` (see :func:`anonymizer.media.image.encode_image`)."""
         from .media.image import LoadedImage, encode_image
 
         src = self.loaded or LoadedImage(rgb=self.image)
@@ -119,7 +123,7 @@ class AnonymizedImage:
             rgb=self.image, alpha=src.alpha, path=src.path, format=src.format, icc_profile=src.icc_profile,
             exif=src.exif, xmp=src.xmp, comment=src.comment, text=src.text,
         )
-        data = encode_image(out, format=format, keep_metadata=keep_metadata, quality=quality)
+        data = encode_image(out, format=format, keep_metadata=keep_metadata, keep_private=keep_private, quality=quality)
         if self.key is None:
             return data, None
         from .vault.images import seal_regions
@@ -135,6 +139,7 @@ class AnonymizedImage:
         *,
         format: str | None = None,
         keep_metadata: bool = False,
+        keep_private: Collection[str] = (),
         quality: int = 95,
         vault: str = "embed",
     ) -> Path:
@@ -143,7 +148,8 @@ class AnonymizedImage:
         from .vault.images import sidecar_path
 
         path = Path(path)
-        data, side = self.encode(format or path.suffix or "png", keep_metadata=keep_metadata, quality=quality, vault=vault)
+        data, side = self.encode(format or path.suffix or "png", keep_metadata=keep_metadata, keep_private=keep_private,
+                                 quality=quality, vault=vault)
         side_path = sidecar_path(path)
         if side is not None:
             write_atomic(side_path, side)

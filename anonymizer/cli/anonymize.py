@@ -69,7 +69,10 @@ def anonymize(
     upscale: Annotated[float | None, typer.Option(help=f"Extra detection pass at this enlargement for small faces (0 = off, faster). Default: {DEFAULT_UPSCALE} for photos, 0 for videos.", min=0.0, max=4.0, show_default=False)] = None,
     format: Annotated[Format | None, typer.Option("--format", help="Output format. Default: the same as each input.", show_default=False)] = None,
     quality: Annotated[int, typer.Option(help="JPEG quality.", min=1, max=100)] = 95,
-    keep_metadata: Annotated[bool, typer.Option("--keep-metadata/--strip-metadata", help="Copy EXIF (never its thumbnail), XMP and comments, or keep only the colour profile.")] = False,
+    keep_metadata: Annotated[bool, typer.Option("--keep-metadata/--strip-metadata", help="Copy EXIF (never its thumbnail), XMP and comments, but not GPS positions, serial numbers or owner names (--keep-gps, --keep-serials, --keep-owner); or keep only the colour profile.")] = False,
+    keep_gps: Annotated[bool, typer.Option("--keep-gps", help="With --keep-metadata: keep GPS positions too (EXIF, and XMP, which is otherwise dropped whole when it holds one).")] = False,
+    keep_serials: Annotated[bool, typer.Option("--keep-serials", help="With --keep-metadata: keep camera and lens serial numbers too.")] = False,
+    keep_owner: Annotated[bool, typer.Option("--keep-owner", help="With --keep-metadata: keep owner and author names too.")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
     contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output, for review; it shows the original faces, so it must be outside the output folder.", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads (--backend ray: per worker, default 1). Default: all cores.", show_default=False, min=1)] = None,
@@ -107,13 +110,17 @@ def anonymize(
     from ..pipeline.photo import configure_runtime
 
     wanted = _usage(targets, method, backend, address, workers, start, end)
+    private = tuple(kind for kind, on in (("gps", keep_gps), ("serials", keep_serials), ("owner", keep_owner)) if on)
+    if private and not keep_metadata:
+        raise typer.BadParameter(f"--keep-{private[0]} keeps part of the metadata: add --keep-metadata", param_hint=f"--keep-{private[0]}")
     planned = plan(inputs, output, fmt=format.value if format else None)
     jobs = planned.jobs
     if contact_sheet is not None:
         _check_contact_sheet(contact_sheet, jobs, output)
     opts = AnonymizeOptions(
         method=method.value, targets=wanted, threshold=threshold, mask_scale=mask_scale, shape=mask_shape.value,
-        feather=feather, upscale=upscale, quality=quality, keep_metadata=keep_metadata, vault=vault.value,
+        feather=feather, upscale=upscale, quality=quality, keep_metadata=keep_metadata,
+        keep_private=private, vault=vault.value,
         detect_every=detect_every, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut,
     )
     refused = span_problems(jobs, opts)  # before any model loads or any output is made
@@ -133,6 +140,7 @@ def anonymize(
             raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
     counts: dict[Path, int] = {}
     totals = dict.fromkeys(("photos", "faces", "persons", "videos", "tracks", "frames"), 0)
+    private_seen: dict[tuple[str, str], int] = {}  # (kept or left_out, kind) -> photos
 
     def work(job: Job) -> dict[str, object]:
         if not job.is_video:
@@ -150,6 +158,9 @@ def anonymize(
                 totals[name] += int(value)
             for name in ("faces", "persons", "tracks", "frames"):
                 totals[name] += int(result.get(name) or 0)
+            for how, kinds in (result.get("metadata") or {}).items():
+                for kind in kinds:
+                    private_seen[how, kind] = private_seen.get((how, kind), 0) + 1
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
@@ -170,6 +181,8 @@ def anonymize(
         done = set(report.done)
         rows = [(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest]
         write_sheet(rows, contact_sheet)
+    for line in _metadata_lines(private_seen):
+        typer.echo(line, err=True)
     finish(report, _summary(report, len(jobs), totals, "person" in wanted, output), planned.skipped)
 
 
@@ -202,6 +215,18 @@ def _summary(report: BatchReport, files: int, totals: dict[str, int], persons: b
         parts.append(f"{totals['tracks']} face track(s) covered over {totals['frames']} frame(s) in {totals['videos']} video(s)")
     return (f"anonymized {len(report.done)} of {files} file(s) into {output}" + (": " + "; ".join(parts) if parts else "")
             + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""))
+
+
+def _metadata_lines(seen: dict[tuple[str, str], int]) -> list[str]:
+    """--keep-metadata's report: the private kinds of metadata kept (asked for) and left out, in how many photos."""
+    from ..media.image import PRIVATE_METADATA
+
+    lines = []
+    for (how, kind), n in sorted(seen.items()):
+        what = f"{PRIVATE_METADATA[kind]} in {n} photo(s)"
+        lines.append(f"metadata: kept {what} (--keep-{kind})" if how == "kept" else
+                     f"metadata: left out {what}; --keep-{kind} keeps it")
+    return lines
 
 
 def _check_contact_sheet(contact_sheet: Path, jobs: list[Job], output: Path) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,18 +186,92 @@ _EXIF_IFD = 0x8769
 _MAKER_NOTE = 0x927C
 
 
-def _exif_for_output(exif: Image.Exif) -> bytes:
-    """EXIF to keep with ``keep_metadata``: upright orientation, and never an embedded image.
+#: what ``keep_metadata`` still leaves out unless asked for by name (``keep_private``): where the photo
+#: was taken, which camera and lens (their serial numbers tie photos to one owner), and who owns or took it
+PRIVATE_METADATA = {
+    "gps": "GPS position",
+    "serials": "camera and lens serial numbers",
+    "owner": "owner and author names",
+}
+_GPS_IFD = 0x8825
+#: EXIF tags by kind: IFD0 (CameraSerialNumber, Artist, XPAuthor) and the Exif IFD (BodySerialNumber,
+#: LensSerialNumber, CameraOwnerName)
+_PRIVATE_TAGS = {"serials": ((0xC62F,), (0xA431, 0xA435)), "owner": ((0x013B, 0x9C9D), (0xA430,))}
+#: XMP property names by kind: XMP is kept whole or not at all, so one of these drops it
+_PRIVATE_XMP = {
+    "gps": (b"GPS", b"photoshop:City", b"photoshop:State", b"photoshop:Country", b"Iptc4xmpCore:Location",
+            b"LocationCreated", b"LocationShown"),
+    "serials": (b"SerialNumber",),
+    "owner": (b"OwnerName", b"dc:creator", b"tiff:Artist"),
+}
+#: PNG text keys by kind
+_PRIVATE_TEXT = {"owner": ("Author", "Artist")}
+
+
+def _exif_for_output(exif: Image.Exif, keep_private: Collection[str] = ()) -> bytes:
+    """EXIF to keep with ``keep_metadata``: upright orientation, never an embedded image, and none of the
+    :data:`PRIVATE_METADATA` kinds but those in ``keep_private``.
 
     The thumbnail (IFD1) is an un-anonymized copy of the photo: Pillow's ``tobytes()`` writes IFD0 and
     its sub-IFDs only, never IFD1 (a test checks the thumbnail's bytes are gone). MakerNote is dropped
-    too: camera makers store preview JPEGs in it.
+    too: camera makers store preview JPEGs (and serial numbers) in it.
     """
     out = Image.Exif()
     out.load(exif.tobytes())
     out[_EXIF_ORIENTATION] = 1  # the pixels are upright now
-    out.get_ifd(_EXIF_IFD).pop(_MAKER_NOTE, None)
+    sub = out.get_ifd(_EXIF_IFD)
+    sub.pop(_MAKER_NOTE, None)
+    if "gps" not in keep_private:
+        out.pop(_GPS_IFD, None)
+    for kind, (top, inner) in _PRIVATE_TAGS.items():
+        if kind not in keep_private:
+            for tag in top:
+                out.pop(tag, None)
+            for tag in inner:
+                sub.pop(tag, None)
     return out.tobytes()
+
+
+def private_metadata(image: LoadedImage) -> dict[str, list[str]]:
+    """The :data:`PRIVATE_METADATA` kinds ``image`` carries, each with where (EXIF, XMP, PNG text)."""
+    found: dict[str, list[str]] = {}
+    if image.exif is not None:
+        sub = image.exif.get_ifd(_EXIF_IFD)
+        if image.exif.get_ifd(_GPS_IFD):
+            found.setdefault("gps", []).append("EXIF")
+        for kind, (top, inner) in _PRIVATE_TAGS.items():
+            if any(t in image.exif for t in top) or any(t in sub for t in inner):
+                found.setdefault(kind, []).append("EXIF")
+    for kind, names in _PRIVATE_XMP.items():
+        if image.xmp and any(n in image.xmp for n in names):
+            found.setdefault(kind, []).append("XMP")
+    for kind, keys in _PRIVATE_TEXT.items():
+        if any(k in image.text for k in keys):
+            found.setdefault(kind, []).append("PNG text")
+    return found
+
+
+def _xmp_allowed(image: LoadedImage, keep_private: Collection[str]) -> bool:
+    return all(kind in keep_private or "XMP" not in where for kind, where in private_metadata(image).items())
+
+
+def _metadata_for_output(src: LoadedImage, fmt: str, keep_private: Collection[str]) -> dict[str, object]:
+    """Pillow save arguments carrying ``src``'s metadata (see :func:`encode_image`)."""
+    kw: dict[str, object] = {}
+    if src.exif is not None:
+        kw["exif"] = _exif_for_output(src.exif, keep_private)
+    if src.xmp and fmt in ("JPEG", "PNG", "WEBP", "TIFF") and _xmp_allowed(src, keep_private):
+        kw["xmp"] = src.xmp
+    if src.comment and fmt == "JPEG":
+        kw["comment"] = src.comment
+    dropped = {k for kind, keys in _PRIVATE_TEXT.items() if kind not in keep_private for k in keys}
+    if src.text and fmt == "PNG":
+        info = PngInfo()
+        for k, v in src.text.items():
+            if k not in dropped:
+                info.add_text(k, v)
+        kw["pnginfo"] = info
+    return kw
 
 
 def encode_image(
@@ -204,6 +279,7 @@ def encode_image(
     *,
     format: str,
     keep_metadata: bool = False,
+    keep_private: Collection[str] = (),
     quality: int = 95,
     alpha: np.ndarray | None = None,
 ) -> bytes:
@@ -211,7 +287,10 @@ def encode_image(
 
     Metadata is stripped by default (EXIF with GPS, XMP, IPTC, comments, text chunks); the ICC
     profile is kept. ``keep_metadata`` copies EXIF (never its thumbnail, orientation reset), XMP,
-    comments and PNG text. JPEG is written at ``quality`` with 4:4:4 chroma, PNG losslessly.
+    comments and PNG text, but not the :data:`PRIVATE_METADATA` kinds (GPS, serial numbers, owner
+    names) except those named in ``keep_private``: their EXIF tags and PNG text keys are dropped, and
+    an XMP packet holding any of them is dropped whole. JPEG is written at ``quality`` with 4:4:4
+    chroma, PNG losslessly.
     """
     fmt = normalize_format(format)
     src = image if isinstance(image, LoadedImage) else None
@@ -233,17 +312,7 @@ def encode_image(
     elif fmt == "WEBP":
         kw.update(lossless=True, quality=100, method=4)
     if keep_metadata and src is not None:
-        if src.exif is not None:
-            kw["exif"] = _exif_for_output(src.exif)
-        if src.xmp and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-            kw["xmp"] = src.xmp
-        if src.comment and fmt == "JPEG":
-            kw["comment"] = src.comment
-        if src.text and fmt == "PNG":
-            info = PngInfo()
-            for k, v in src.text.items():
-                info.add_text(k, v)
-            kw["pnginfo"] = info
+        kw.update(_metadata_for_output(src, fmt, keep_private))
     buf = io.BytesIO()
     try:
         im.save(buf, format=fmt, **kw)

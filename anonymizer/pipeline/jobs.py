@@ -32,6 +32,7 @@ class AnonymizeOptions:
     upscale: float | None = None  # None: defaults.DEFAULT_UPSCALE for photos, 0 for videos
     quality: int = 95
     keep_metadata: bool = False
+    keep_private: tuple[str, ...] = ()  # with keep_metadata: the media.image.PRIVATE_METADATA kinds kept too
     vault: str = "embed"
     detect_every: int = defaults.DEFAULT_DETECT_EVERY
     codec: str = "libx264"
@@ -72,11 +73,12 @@ def span_problems(jobs: list[Job], opts: AnonymizeOptions) -> dict[Path, str]:
 def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None) -> dict[str, Any]:
     """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, vault])."""
     from ..api import anonymize_image
-    from ..media.image import load_image
+    from ..media.image import load_image, private_metadata
 
     assert job.dest is not None
+    image = load_image(job.src)
     result = anonymize_image(
-        load_image(job.src),
+        image,
         method=opts.method,
         shape=opts.shape,
         mask_scale=opts.mask_scale,
@@ -87,8 +89,13 @@ def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
         targets=opts.targets,
         surrogate_seed=seed,
     )
-    result.save(job.dest, format=job.dest.suffix, keep_metadata=opts.keep_metadata, quality=opts.quality, vault=opts.vault)
+    result.save(job.dest, format=job.dest.suffix, keep_metadata=opts.keep_metadata, keep_private=opts.keep_private,
+                quality=opts.quality, vault=opts.vault)
     row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
+    if opts.keep_metadata:  # which private kinds the photo had, kept (asked for by name) or left out
+        private = private_metadata(image)
+        row["metadata"] = {"kept": sorted(k for k in private if k in opts.keep_private),
+                           "left_out": sorted(k for k in private if k not in opts.keep_private)}
     if "person" in opts.targets:
         row["persons"] = len(result.extra.get("persons", ()))  # type: ignore[arg-type]
     if key is not None:

@@ -16,7 +16,7 @@ from PIL import ExifTags, Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
 from anonymizer.errors import InputError, MediaError
-from anonymizer.media.image import LoadedImage, encode_image, load_image, save_image, write_atomic
+from anonymizer.media.image import LoadedImage, encode_image, load_image, private_metadata, save_image, write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -366,12 +366,35 @@ def test_keep_metadata_resets_orientation_and_drops_thumbnail(tagged_jpeg: bytes
     assert load_image(im).rgb.shape == (60, 40, 3)
 
 
-def test_keep_metadata_keeps_exif_tags_and_gps(tagged_jpeg: bytes) -> None:
+def test_keep_metadata_keeps_exif_tags_and_gps_only_when_asked(tagged_jpeg: bytes) -> None:
     # Regression: _exif_for_output once dropped every tag but Orientation.
     img = load_image(Image.open(io.BytesIO(tagged_jpeg)))
+    assert private_metadata(img) == {"gps": ["EXIF"]}
     exif = _reopen(encode_image(img, format="jpeg", keep_metadata=True)).getexif()
     assert exif.get(ExifTags.Base.Make) == MAKE
+    assert not exif.get_ifd(ExifTags.IFD.GPSInfo)  # where the photo was taken: only by name
+    exif = _reopen(encode_image(img, format="jpeg", keep_metadata=True, keep_private={"gps"})).getexif()
     assert exif.get_ifd(ExifTags.IFD.GPSInfo).get(ExifTags.GPS.GPSLatitude) == GPS_LATITUDE
+
+
+def test_keep_metadata_leaves_out_serials_and_owners_unless_named() -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = MAKE
+    exif[ExifTags.Base.Artist] = "Jane Roe"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.BodySerialNumber] = "SN-0042-XYZ"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.LensSerialNumber] = "LENS-77-QRS"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.CameraOwnerName] = "Owner Person"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><aux:SerialNumber>SN-0042-XYZ</aux:SerialNumber></x:xmpmeta>'
+    img = load_image(Image.open(io.BytesIO(_encode(_gradient(), "JPEG", exif=exif.tobytes(), xmp=xmp))))
+    assert private_metadata(img) == {"serials": ["EXIF", "XMP"], "owner": ["EXIF"]}
+    out = encode_image(img, format="jpeg", keep_metadata=True)
+    for secret in (b"Jane Roe", b"SN-0042-XYZ", b"LENS-77-QRS", b"Owner Person"):
+        assert secret not in out  # the XMP holding a serial number went whole
+    assert _reopen(out).getexif().get(ExifTags.Base.Make) == MAKE
+    out = encode_image(img, format="jpeg", keep_metadata=True, keep_private={"serials"})
+    assert b"SN-0042-XYZ" in out and b"LENS-77-QRS" in out and b"Jane Roe" not in out and b"Owner Person" not in out
+    out = encode_image(img, format="jpeg", keep_metadata=True, keep_private={"owner"})
+    assert b"Jane Roe" in out and b"Owner Person" in out and b"SN-0042-XYZ" not in out
 
 
 def test_keep_metadata_drops_maker_note_previews() -> None:
@@ -399,7 +422,9 @@ def test_png_text_chunks_stripped_by_default_kept_on_request(tmp_path: Path) -> 
     assert b"Jane Roe" not in stripped and b"52.37N" not in stripped and b"someone" not in stripped
     assert not {"Author", "Location", "Description"} & set(_reopen(stripped).info)
     kept = _reopen(encode_image(img, format="png", keep_metadata=True)).info
-    assert kept["Author"] == "Jane Roe" and kept["Location"] == "52.37N 4.89E"
+    assert kept["Location"] == "52.37N 4.89E" and "Author" not in kept  # a name: only by name
+    kept = _reopen(encode_image(img, format="png", keep_metadata=True, keep_private={"owner"})).info
+    assert kept["Author"] == "Jane Roe"
 
 
 def test_sample_png_comment_is_stripped(samples: Path) -> None:
