@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -21,9 +23,11 @@ from ..defaults import (
 )
 from ..media.video import probe
 from ..pipeline.batch import BatchReport, Job, plan, run_jobs
-from ..pipeline.jobs import AnonymizeOptions, anonymize_file, span_problems
+from ..pipeline.jobs import AnonymizeOptions, anonymize_file, load_models, span_problems
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
+
+log = logging.getLogger(__name__)
 
 
 class Method(str, Enum):
@@ -113,8 +117,10 @@ def anonymize(
     private = tuple(kind for kind, on in (("gps", keep_gps), ("serials", keep_serials), ("owner", keep_owner)) if on)
     if private and not keep_metadata:
         raise typer.BadParameter(f"--keep-{private[0]} keeps part of the metadata: add --keep-metadata", param_hint=f"--keep-{private[0]}")
+    t0 = time.perf_counter()
     planned = plan(inputs, output, fmt=format.value if format else None)
     jobs = planned.jobs
+    log.info("found %d file(s) to anonymize (%d skipped) in %.2f s", len(jobs), len(planned.skipped), time.perf_counter() - t0)
     if contact_sheet is not None:
         _check_contact_sheet(contact_sheet, jobs, output)
     opts = AnonymizeOptions(
@@ -164,6 +170,10 @@ def anonymize(
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
+    if backend is Backend.local and todo:
+        if show_progress():
+            typer.echo("loading models ...", err=True)
+        load_models(todo, opts)
     if backend is Backend.ray:
         from ..pipeline.cluster import run_on_ray
 

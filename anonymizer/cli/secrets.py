@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -32,15 +33,37 @@ def read_secret(file: Path | None, env: str | None, ask: bool, *, what: str = "p
             raise InputError(f"environment variable {env} is not set or empty (it should hold the {what})")
         return raw
     if ask:
-        value = typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm)
+        value = _typed(what, confirm) if sys.stdin.isatty() else _piped(what, confirm)
         if not value:
             raise InputError(f"empty {what}")
-        return str(value).encode("utf-8")
+        return value.encode("utf-8")
     return None
 
 
+def _typed(what: str, confirm: bool) -> str:
+    return str(typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm))
+
+
+def _piped(what: str, confirm: bool) -> str:
+    """The secret from standard input when it is not a terminal (nothing to hide the typing from, and
+    getpass would warn): one line, or two equal lines with ``confirm``."""
+    first = sys.stdin.readline().rstrip("\r\n")
+    if confirm and sys.stdin.readline().rstrip("\r\n") != first:
+        raise InputError(f"the two {what}s on standard input differ")
+    return first
+
+
+#: passwords shorter than this get a warning (still accepted): the KDF slows guessing, it cannot make a
+#: short password long
+SHORT_PASSWORD = 12
+
+
 def sealing_key(password: bytes | None, recipients: list[Path] | None) -> Key | None:
-    """The key to seal with, or None (no vault: the original pixels are gone)."""
+    """The key to seal with, or None (no vault: the original pixels are gone). A password shorter than
+    :data:`SHORT_PASSWORD` characters is accepted with a warning on stderr."""
+    if password is not None and len(password.decode("utf-8", "replace")) < SHORT_PASSWORD:
+        typer.echo(f"warning: the password has fewer than {SHORT_PASSWORD} characters; anyone holding the output "
+                   "can try guesses against its vault offline, so use a long passphrase", err=True)
     key = Key.from_password(password) if password is not None else None
     if recipients:
         rk = Key.from_recipients(recipients)

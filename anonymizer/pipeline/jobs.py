@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +19,8 @@ from ..vault.images import sidecar_path
 from ..vault.keys import Key, fingerprint
 from ..vault.surrogate import SurrogateSeed
 from .batch import Job, describe_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,39 @@ def span_problems(jobs: list[Job], opts: AnonymizeOptions) -> dict[Path, str]:
     return problems
 
 
+def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
+    """Load the models ``jobs`` will need with ``opts`` now (each once per process), so that work on the
+    first file does not sit silently behind them; -v logs how long each took."""
+    from .. import api
+
+    def timed(what: str, load: Callable[[], object]) -> None:
+        t0 = time.perf_counter()
+        load()
+        log.info("loaded %s in %.2f s", what, time.perf_counter() - t0)
+
+    if any(not j.is_video for j in jobs):
+        timed("the face detector (photos)", lambda: api.get_finder(
+            threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
+            upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale))
+        if "person" in opts.targets:
+            timed("the person segmenter", api.get_segmenter)
+    if any(j.is_video for j in jobs):
+        timed("the face detector (videos)", lambda: api.get_finder(
+            threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
+            upscale=0.0 if opts.upscale is None else opts.upscale))
+    if opts.method == "surrogate":
+        timed("the surrogate painter (donor bank, face mesh)", api.get_painter)
+
+
 def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None) -> dict[str, Any]:
     """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, vault])."""
     from ..api import anonymize_image
     from ..media.image import load_image, private_metadata
 
     assert job.dest is not None
+    t0 = time.perf_counter()
     image = load_image(job.src)
+    t1 = time.perf_counter()
     result = anonymize_image(
         image,
         method=opts.method,
@@ -89,8 +119,11 @@ def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
         targets=opts.targets,
         surrogate_seed=seed,
     )
+    t2 = time.perf_counter()
     result.save(job.dest, format=job.dest.suffix, keep_metadata=opts.keep_metadata, keep_private=opts.keep_private,
                 quality=opts.quality, vault=opts.vault)
+    log.info("%s: read %.2f s, %d face(s) found and covered %.2f s, written %.2f s", job.src, t1 - t0, len(result.faces),
+             t2 - t1, time.perf_counter() - t2)
     row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
     if opts.keep_metadata:  # which private kinds the photo had, kept (asked for by name) or left out
         private = private_metadata(image)
@@ -126,7 +159,9 @@ def anonymize_video_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
     assert job.dest is not None
     if "person" in opts.targets:
         raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
+    t0 = time.perf_counter()
     rep = run_video(job.src, job.dest, opts, key=key, progress=progress, surrogate_seed=seed)
+    log.info("%s: %d frame(s), %d face track(s) in %.2f s", job.src, rep.frames, rep.tracks, time.perf_counter() - t0)
     row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "frames": rep.frames, "tracks": rep.tracks, "regions": rep.regions}
     if key is not None:
         row["vault"] = str(sidecar_path(job.dest))
