@@ -1,7 +1,8 @@
 """The audit's contact sheet: one self-contained HTML page a person can scan.
 
 Per output: its verdict and reasons, a thumbnail, and per face the original crop (when known) beside
-the output crop with the identity distance; for a video, the best crop of each track with its scores. Images are inlined (base64 PNG): the page shows original
+the output crop with the identity distance; for a video, the best crop of each track with its scores, and with an original each original track's faces
+beside the output at its worst frame. Every pair is labelled original / output. Images are inlined (base64 PNG): the page shows original
 faces, so it is written readable by its owner only.
 """
 
@@ -24,6 +25,7 @@ h1{font-size:1.3em} .file{background:#fff;border:1px solid #ddd;border-radius:6p
 .faces{display:flex;flex-wrap:wrap;gap:.8em;margin-top:.5em} .face{text-align:center;font-size:12px}
 .face img,.thumb{border:1px solid #ccc;image-rendering:auto} .bad{color:#c62828;font-weight:bold}
 ul{margin:.3em 0 .3em 1.2em;padding:0}
+.pair{display:flex;gap:.3em} figure{margin:0} figcaption{font-size:11px;color:#555}
 """
 
 
@@ -42,6 +44,16 @@ def _crop(rgb: np.ndarray, box: list[float], margin: float = 0.25) -> np.ndarray
     a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
     c, d = min(w, int(x2 + mx) + 1), min(h, int(y2 + my) + 1)
     return rgb[b:d, a:c] if c > a and d > b else rgb[:1, :1]
+
+
+def _pair(original: np.ndarray | None, output: np.ndarray, name: str, row: dict) -> str:
+    """An original face crop beside the output's, each labelled, with the identity distance."""
+    cls = " class='bad'" if row["recognisable"] else ""
+    cells = [(original, "original")] if original is not None and original.size else []
+    cells.append((output, "output"))
+    figs = "".join(f"<figure><img src='{_png(c, 96)}'><figcaption>{label}</figcaption></figure>" for c, label in cells)
+    return (f"<div class='face'><div class='pair'>{figs}</div>{html.escape(name)}: <span{cls}>distance "
+            f"{row['distance']:.3f}{' (recognisable)' if row['recognisable'] else ''}</span></div>")
 
 
 def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") -> str:
@@ -67,17 +79,17 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
             parts.append(f"<div class='face'><img class='thumb' src='{_png(r.output_rgb, 220)}'><br>output</div>")
         if r.identity and r.output_rgb is not None:
             for i, row in enumerate(r.identity):
-                cls = " class='bad'" if row["recognisable"] else ""
-                orig = f"<img src='{_png(_crop(r.original_rgb, row['box']), 96)}'>" if r.original_rgb is not None else ""
-                parts.append(
-                    f"<div class='face'>{orig}<img src='{_png(_crop(r.output_rgb, row['box']), 96)}'><br>"
-                    f"face {i}: <span{cls}>distance {row['distance']:.3f}{' (recognisable)' if row['recognisable'] else ''}</span></div>"
-                )
+                orig = _crop(r.original_rgb, row["box"]) if r.original_rgb is not None else None
+                parts.append(_pair(orig, _crop(r.output_rgb, row["box"]), f"face {i}", row))
         elif r.output_rgb is not None:
             for f in r.faces:
                 cls = " class='bad'" if f["visible"] else ""
                 parts.append(f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, score {f['score']:.2f}</span>"
                              + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "") + "</div>")
+        for row in r.identity if r.tracks is not None else ():
+            orig, out = r.identity_crops.get(row["track"], (None, None))
+            if out is not None:
+                parts.append(_pair(orig, out, f"track {row['track']}, frame {row['frame']}", row))
         for row in r.tracks or ():
             cls = " class='bad'" if row["visible"] else ""
             crop = r.track_crops.get(row["track"])

@@ -1,4 +1,4 @@
-"""`anonymizer audit`: check anonymized photos: recognisable faces, leaking metadata, vaults."""
+"""`anonymizer audit`: check anonymized photos and videos: recognisable faces, leaking metadata, vaults."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class RecognizerName(str, Enum):
 @handle_errors
 def audit(
     outputs: Annotated[list[Path], typer.Argument(help="Anonymized photos, videos and folders (walked recursively).", show_default=False)],
-    originals: Annotated[Path | None, typer.Option(help="Folder of the original photos (same relative paths, or the same names with any image extension).", show_default=False)] = None,
+    originals: Annotated[Path | None, typer.Option(help="Folder of the original photos and videos (same relative paths, or the same names with any image or video extension).", show_default=False)] = None,
     password_file: Annotated[Path | None, typer.Option(help="Password of the vaults, in this file: restores the originals to compare and checks that vaults open.", show_default=False)] = None,
     password_env: Annotated[str | None, typer.Option(help="The password, in this environment variable.", show_default=False)] = None,
     identity: Annotated[Path | None, typer.Option(help="X25519 private key (PEM from `keygen`) of a recipient, instead of a password.", show_default=False)] = None,
@@ -43,9 +43,12 @@ def audit(
     followed as tracks, each with its synthetic score over frames; container tags that leak; a vault
     beside it. A verdict per file with reasons; exit 1 when any file fails.
 
+    With --originals (or the key, through the vault beside it) a video's original faces are followed as
+    tracks too, each with its identity distance to the same place in the output on every searched frame.
+
     A face fails when its distance is at most the recognizer's same-person threshold (0.6 for dlib;
-    IdentityNet's own calibrated one), or, with no original to compare, when it is still detected with
-    score >= 0.5.
+    IdentityNet's own calibrated one; for a video track, on any searched frame), or, with no original to
+    compare, when it is still detected with score >= 0.5.
     """
     from ..audit.recognizers import get_recognizer
     from ..audit.report import AuditResult, audit_image, find_original
@@ -71,15 +74,16 @@ def audit(
     results: list[AuditResult] = []
 
     def work(job: Job) -> AuditResult:
-        if job.is_video:
-            from ..audit.video import audit_video
-
-            res = audit_video(job.src, finder=video_finder, deepfake=scorer, every=every, keep_images=html_file is not None)
-            results.append(res)
-            return res
         orig = find_original(rels[job.src], originals) if originals is not None else None
         if originals is not None and orig is None and key is None:
             raise InputError(f"no original found for it in {originals}", path=job.src)
+        if job.is_video:
+            from ..audit.video import audit_video
+
+            res = audit_video(job.src, finder=video_finder, deepfake=scorer, every=every, keep_images=html_file is not None,
+                              original=orig, recognizer=rec, key=key)
+            results.append(res)
+            return res
         res = audit_image(job.src, finder=finder, recognizer=rec, original=orig, key=key, keep_images=html_file is not None,
                           deepfake=scorer)
         results.append(res)

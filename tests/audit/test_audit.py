@@ -161,8 +161,10 @@ def test_audit_verdicts(samples, finder, tmp_path) -> None:
     res = audit_image(leaked, finder=finder, recognizer=rec, original=src)
     assert res.verdict == "fail" and res.identity[0]["distance"] < 0.1
     assert any("still recognisable" in r for r in res.reasons)
+    box = "[" + ", ".join(f"{v:.0f}" for v in res.identity[0]["box"]) + "]"
+    assert any(f"face 0 at {box} is still recognisable" in r for r in res.reasons)  # where, not only which
     res = audit_image(leaked, finder=finder)  # no original: a visible face cannot be cleared
-    assert res.verdict == "fail" and any("visible" in r for r in res.reasons)
+    assert res.verdict == "fail" and any("visible at [" in r for r in res.reasons)
     key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
     sealed = anonymize_image(src, key=key, method="solid").save(tmp_path / "sealed.png")
     res = audit_image(sealed, finder=finder, recognizer=rec, key=Key.from_password("pw"))

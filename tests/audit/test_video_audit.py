@@ -86,3 +86,60 @@ def test_audit_command_with_photos_and_videos(clip, samples, tmp_path) -> None:
     assert len(rows["walk.mp4"]["tracks"]) == 1 and "synthetic" in rows["walk.mp4"]["tracks"][0]
     assert "tracks" not in rows["hopper.jpg"] and rows["hopper.jpg"]["faces"]
     assert "track 0: frames 0-8" in (tmp_path / "a.html").read_text()
+
+
+def test_with_its_original_a_covered_video_passes_and_a_copy_fails(clip, finder, tmp_path) -> None:
+    from anonymizer.pipeline.video import anonymize_video
+
+    out = tmp_path / "covered.mp4"
+    anonymize_video(clip, out, finder=finder)
+    res = audit_video(out, finder=finder, original=clip, every=3, keep_images=True)
+    assert res.verdict == "pass", res.reasons
+    assert res.original == str(clip) and len(res.identity) == 1
+    row = res.identity[0]
+    assert row["first_frame"] == 0 and row["last_frame"] == 9 and not row["recognisable"] and row["frames_recognisable"] == 0
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(clip.read_bytes())  # "anonymized" by copying
+    res = audit_video(copy, finder=finder, original=clip, every=3, keep_images=True)
+    assert res.verdict == "fail" and res.identity[0]["recognisable"] and res.identity[0]["frames_recognisable"] == 4
+    reason = next(r for r in res.reasons if "recognisable" in r)
+    box = "[" + ", ".join(f"{v:.0f}" for v in res.identity[0]["box"]) + "]"
+    assert "track 0 (frames 0-9)" in reason and f"at {box} on frame {res.identity[0]['frame']}" in reason
+    orig, shown = res.identity_crops[0]
+    assert orig.shape == shown.shape and orig.ndim == 3
+
+
+def test_through_the_vault_and_with_a_wrong_key(clip, finder, tmp_path) -> None:
+    from anonymizer.pipeline.video import anonymize_video
+    from anonymizer.vault.keys import Key
+
+    params = {"t": 2, "m": 19456, "p": 1}
+    out = tmp_path / "sealed.mp4"
+    anonymize_video(clip, out, finder=finder, key=Key.from_password("a passphrase long enough", kdf_params=params))
+    res = audit_video(out, finder=finder, key=Key.from_password("a passphrase long enough"), every=3)
+    assert res.verdict == "pass", res.reasons
+    assert res.original == "restored through the key" and res.vault == {"present": True, "opens": True}
+    assert len(res.identity) == 1 and not res.identity[0]["recognisable"]
+    res = audit_video(out, finder=finder, key=Key.from_password("wrong"), every=3)
+    assert res.verdict == "fail" and res.vault["opens"] is False and not res.identity
+
+
+def test_an_original_of_another_length_is_refused(clip, finder, tmp_path) -> None:
+    short = make_clip(tmp_path / "short.mp4", frames=6)
+    with pytest.raises(InputError, match="as many frames as its original"):
+        audit_video(clip, finder=finder, original=short)
+
+
+def test_audit_command_clears_a_default_video_with_its_original(clip, tmp_path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "walk.mp4").write_bytes(clip.read_bytes())
+    assert CliRunner().invoke(app, ["anonymize", str(src), "-o", str(out)]).exit_code == 0
+    alone = CliRunner().invoke(app, ["audit", str(out), "--every", "3"])
+    assert alone.exit_code == 0, alone.output  # the covered face is not found again
+    r = CliRunner().invoke(app, ["audit", str(out), "--originals", str(src), "--every", "3", "--html", str(tmp_path / "a.html")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "a.html").read_text()
+    assert "<figcaption>original</figcaption>" in page and "<figcaption>output</figcaption>" in page
+    leaked = CliRunner().invoke(app, ["audit", str(src), "--originals", str(src), "--every", "3"])
+    assert leaked.exit_code == 1 and "is still recognisable on 4 searched frame(s)" in leaked.stdout
