@@ -167,13 +167,17 @@ def face_region(mesh: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 #: these: a smooth donor's shading scaled up to a wrinkled face's spread looked too contrasted (x2: dark,
 #: hard features on a light face)
 SPREAD_MIN, SPREAD_MAX = 0.67, 1.5
+#: the skin's tint (CIELAB a*, b*) is carried over as a gain about neutral, within 0..CHROMA_GAIN_MAX, where
+#: the donor's skin has at least CHROMA_MIN of it (else shifted as it is)
+CHROMA_GAIN_MAX, CHROMA_MIN = 1.5, 2.0
 
 
 def transfer_lab(src: np.ndarray, ref: np.ndarray, src_skin: np.ndarray, ref_skin: np.ndarray) -> np.ndarray:
-    """``src`` (uint8 RGB) with the mean and spread of each CIELAB channel of its skin (``src_skin``, bool
-    [H, W]) moved to those of ``ref``'s skin (``ref_skin``), trimmed of highlights and shadows
-    (:func:`~anonymizer.pipeline.donors.skin_stats`), spread ratios within SPREAD_MIN..SPREAD_MAX: the scene's light, white
-    balance and the person's skin tone band, no identity. Skin rather than the whole face, so that a white
+    """``src`` (uint8 RGB) with its skin's (``src_skin``, bool [H, W]) CIELAB lightness moved to the mean and
+    spread of ``ref``'s skin (``ref_skin``), trimmed of highlights and shadows
+    (:func:`~anonymizer.pipeline.donors.skin_stats`; spread ratio within SPREAD_MIN..SPREAD_MAX), and its
+    tint (a*, b*) scaled about neutral to the mean of ``ref``'s skin: the scene's light, white balance and
+    the person's skin tone band, no identity; neutral pixels (eyes, teeth, grey hair) stay neutral. Skin rather than the whole face, so that a white
     beard, glasses or a moustache do not wash out or darken the new face. A grey photo gives a grey face."""
     if src_skin.sum() < 16 or ref_skin.sum() < 16:
         return src
@@ -184,7 +188,14 @@ def transfer_lab(src: np.ndarray, ref: np.ndarray, src_skin: np.ndarray, ref_ski
     pixels = ref[ys, xs].astype(np.int16)
     if np.abs(pixels - pixels.mean(1, keepdims=True)).max() < 6:  # a grey photo
         a[..., 1:], ma[1:], mb[1:] = 0.0, 0.0, 0.0
-    out = (a - ma) * np.clip((sb + 1.0) / (sa + 1.0), SPREAD_MIN, SPREAD_MAX) + mb
+    out = a.copy()
+    out[..., 0] = (a[..., 0] - ma[0]) * np.clip((sb[0] + 1.0) / (sa[0] + 1.0), SPREAD_MIN, SPREAD_MAX) + mb[0]
+    for c in (1, 2):
+        # chroma scaled about neutral, not shifted: the donor's skin tint becomes the face's while whites
+        # of the eyes, teeth, grey hair and beards stay neutral (shifted by the difference of the skins'
+        # tints, they turned cyan and blue where the photo's skin is less warm than the donor's)
+        gain = float(np.clip(mb[c] / ma[c], 0.0, CHROMA_GAIN_MAX)) if ma[c] > CHROMA_MIN else 1.0
+        out[..., c] = a[..., c] * gain + (mb[c] - gain * ma[c])
     return (cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB) * 255).round().clip(0, 255).astype(np.uint8)
 
 

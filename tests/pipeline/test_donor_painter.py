@@ -177,6 +177,27 @@ def test_light_transfer_matches_skin_and_keeps_grey_photos_grey() -> None:
     assert transfer_lab(src, ref, np.zeros_like(skin), skin).tobytes() == src.tobytes()  # no skin: unchanged
 
 
+def test_light_transfer_keeps_neutral_pixels_neutral() -> None:
+    """Whites of the eyes, teeth and grey beards of a warm donor stay neutral on a face of cooler skin
+    (a shift by the skins' difference turned them cyan and blue on the sample clip)."""
+    import cv2
+
+    src = np.zeros((64, 64, 3), np.uint8)
+    src[:] = (205, 140, 110)  # the donor's warm skin
+    src[40:56, 8:24] = (128, 128, 128)  # a grey beard
+    src[40:56, 40:56] = (235, 235, 235)  # teeth
+    skin = np.zeros((64, 64), bool)
+    skin[4:36] = True
+    ref = np.zeros_like(src)
+    ref[:] = (160, 142, 135)  # the photo's skin under a cool light
+    out = transfer_lab(src, ref, skin, skin)
+    lab = cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    ref_lab = cv2.cvtColor(ref[:1, :1].astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[0, 0]
+    assert np.abs(lab[skin].mean(0)[1:] - ref_lab[1:]).max() < 1.5  # the skin takes the photo's tint
+    for patch in (lab[40:56, 8:24], lab[40:56, 40:56]):
+        assert np.abs(patch[..., 1:]).max() < 1.0  # neutral stays neutral
+
+
 def test_seam_fix_corrects_the_edge_only() -> None:
     region = np.zeros((100, 100), bool)
     region[10:90, 10:90] = True
