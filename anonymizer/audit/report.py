@@ -13,6 +13,7 @@ For each output the audit records
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,7 +172,7 @@ def audit_image(
 
             recognizer = get_recognizer()
         res.recognizer = recognizer.name
-        res.identity = identity_rows(orig_rgb, out.rgb, finder, recognizer)
+        res.identity = identity_rows(orig_rgb, out.rgb, finder, recognizer, shown=found)
         for i, row in enumerate(res.identity):
             if row["recognisable"]:
                 res.reasons.append(f"face {i} at {box_text(row['box'])} is still recognisable: {recognizer.name} distance "
@@ -186,10 +187,12 @@ def audit_image(
     return res
 
 
-def identity_rows(orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recognizer: Recognizer) -> list[dict[str, Any]]:
+def identity_rows(orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recognizer: Recognizer,
+                  shown: Sequence[Face] | None = None) -> list[dict[str, Any]]:
     """Distance between each face of the original and the same geometry in the output (its box in the
     output's pixels, its detection score, and whether the recognizer takes the two for one person). Only
-    faces a recognizer can judge are measured (:data:`IDENTITY_MIN_SCORE`, :data:`IDENTITY_MIN_HEIGHT`)."""
+    faces a recognizer can judge are measured (:data:`IDENTITY_MIN_SCORE`, :data:`IDENTITY_MIN_HEIGHT`).
+    ``shown``: the faces the detector finds in ``out``, when the caller has them already."""
     faces = [f for f in finder.find(orig) if f.score >= IDENTITY_MIN_SCORE and f.box[3] - f.box[1] >= IDENTITY_MIN_HEIGHT]
     if not faces:
         return []
@@ -201,21 +204,20 @@ def identity_rows(orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recogni
     ]
     a = recognizer.embed_many(orig, faces)
     b = recognizer.embed_many(out, moved)
-    shown = _shown_faces(out, moved, finder)
+    there_scores = _shown_faces(moved, finder.find(out) if shown is None else shown)
     rows = []
-    for f, ea, eb, there in zip(moved, a, b, shown, strict=True):
+    for f, ea, eb, there in zip(moved, a, b, there_scores, strict=True):
         d = float(np.linalg.norm(ea.astype(np.float64) - eb.astype(np.float64)))
         rows.append({"box": [round(v, 1) for v in f.box], "score": round(f.score, 4), "distance": round(d, 4),
                      "output_face": round(there, 4), "recognisable": d <= recognizer.threshold and there >= VISIBLE_SCORE})
     return rows
 
 
-def _shown_faces(out: np.ndarray, faces: list[Face], finder: FaceFinder) -> list[float]:
-    """For each face's place in the output, the best score of a face the detector finds there (a box
-    overlapping it by :data:`SHOWN_IOU`), 0 where none is."""
+def _shown_faces(faces: list[Face], found: Sequence[Face]) -> list[float]:
+    """For each face's place in the output, the best score of the faces ``found`` there (a box overlapping
+    it by :data:`SHOWN_IOU`), 0 where none is."""
     from ..pipeline.tracking import iou_matrix
 
-    found = finder.find(out)
     if not found:
         return [0.0] * len(faces)
     iou = iou_matrix(np.array([f.box for f in faces], np.float64), np.array([f.box for f in found], np.float64))

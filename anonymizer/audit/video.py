@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..pipeline.deepfake import DeepfakeScorer
     from ..pipeline.photo import FaceFinder
     from ..vault.keys import Identity, Key
+    from ..types import Face
     from .recognizers import Recognizer
 
 #: Container tags that identify a place, a device or a person.
@@ -68,7 +69,7 @@ def audit_video(
         raise InputError(f"every must be >= 1, got {every}")
     path = Path(path)
     res = AuditResult(path=path, tracks=[])
-    _output_tracks(path, res, finder, deepfake, every, keep_images)
+    shown = _output_tracks(path, res, finder, deepfake, every, keep_images)
     res.leaks = video_leaks(path)
     for leak in res.leaks:
         res.reasons.append(f"metadata leaks: {leak.detail}")
@@ -77,10 +78,10 @@ def audit_video(
         with tempfile.TemporaryDirectory(prefix="anonymizer-audit-") as tmp:  # private: it holds original faces
             restored = _restore(path, key, Path(tmp), res)
             if restored is not None:
-                _identity_tracks(restored, path, res, finder, recognizer, every, keep_images)
+                _identity_tracks(restored, path, res, finder, recognizer, shown, every, keep_images)
     elif original is not None:
         res.original = str(original)
-        _identity_tracks(Path(original), path, res, finder, recognizer, every, keep_images)
+        _identity_tracks(Path(original), path, res, finder, recognizer, shown, every, keep_images)
     if res.original is None:
         for row in res.tracks or ():
             if row["visible"]:
@@ -91,21 +92,23 @@ def audit_video(
 
 
 def _output_tracks(path: Path, res: AuditResult, finder: FaceFinder, deepfake: DeepfakeScorer | None, every: int,
-                   keep_images: bool) -> None:
-    """Faces still detected in the output, followed as tracks (``res.tracks``), with synthetic scores."""
+                   keep_images: bool) -> dict[int, list[Face]]:
+    """Faces still detected in the output, followed as tracks (``res.tracks``), with synthetic scores.
+    Returns the faces found on each searched frame (for :func:`_identity_tracks`)."""
     from ..media.video import read_frames
     from ..pipeline.tracking import FaceTracker
     from ..pipeline.video import _upright
 
     tracker = FaceTracker(hold=2 * every)
     stats: dict[int, dict[str, Any]] = {}
+    searched: dict[int, list[Face]] = {}
     frames = 0
     for index, rgb, rotation in read_frames(path):
         frames += 1
         if index % every:
             continue
         up = _upright(rgb, rotation)
-        found = finder.find(up)
+        found = searched[index] = list(finder.find(up))
         tracker.update(index, np.array([f.box for f in found], np.float32).reshape(-1, 4))
         probs: list[float | None] = [None] * len(found)
         if deepfake is not None and found:
@@ -132,6 +135,7 @@ def _output_tracks(path: Path, res: AuditResult, finder: FaceFinder, deepfake: D
         res.tracks.append(row)
         if "crop" in st and st["crop"].size:
             res.track_crops[tid] = st["crop"]
+    return searched
 
 
 def _crop(rgb: np.ndarray, box: Any) -> np.ndarray:
@@ -158,9 +162,9 @@ def _restore(path: Path, key: Key | Identity, folder: Path, res: AuditResult) ->
 
 
 def _identity_tracks(original: Path, output: Path, res: AuditResult, finder: FaceFinder, recognizer: Recognizer | None,
-                     every: int, keep_images: bool) -> None:
-    """Follow the original's faces over its searched frames and measure each one's identity distance to
-    the same place in the output's frame (``res.identity``: one row per track, at its worst frame: the
+                     shown: dict[int, list[Face]], every: int, keep_images: bool) -> None:
+    """Follow the original's faces over the searched frames (those of ``shown``: the faces found there in
+    the output) and measure each one's identity distance to the same place in the output's frame (``res.identity``: one row per track, at its worst frame: the
     closest one where it is recognisable, else the closest)."""
     from ..media.video import read_frames
     from ..pipeline.tracking import FaceTracker
@@ -177,10 +181,10 @@ def _identity_tracks(original: Path, output: Path, res: AuditResult, finder: Fac
         if a is ends or b is ends:
             raise InputError(f"it does not have as many frames as its original {original} (cut with --cut?)", path=output)
         (index, orig, rot_a), (_, out, rot_b) = a, b  # type: ignore[misc]
-        if index % every:
+        if index not in shown:
             continue
         orig, out = _upright(orig, rot_a), _upright(out, rot_b)
-        rows = identity_rows(orig, out, finder, recognizer)
+        rows = identity_rows(orig, out, finder, recognizer, shown=shown[index])
         tracker.update(index, np.array([r["box"] for r in rows], np.float32).reshape(-1, 4))
         for tid, di in tracker.matches.items():
             row = rows[di]

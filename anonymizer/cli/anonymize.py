@@ -6,7 +6,7 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,10 @@ from ..pipeline.batch import BatchReport, Job, plan, run_jobs
 from ..pipeline.jobs import AnonymizeOptions, anonymize_file, load_models, span_problems
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
+
+if TYPE_CHECKING:
+    from ..vault.keys import Key
+    from ..vault.surrogate import SurrogateSeed
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +118,7 @@ def anonymize(
     from ..pipeline.photo import configure_runtime
 
     wanted = _usage(targets, method, backend, address, workers, start, end)
-    private = tuple(kind for kind, on in (("gps", keep_gps), ("serials", keep_serials), ("owner", keep_owner)) if on)
-    if private and not keep_metadata:
-        raise typer.BadParameter(f"--keep-{private[0]} keeps part of the metadata: add --keep-metadata", param_hint=f"--keep-{private[0]}")
+    private = _private_kinds(keep_metadata, gps=keep_gps, serials=keep_serials, owner=keep_owner)
     t0 = time.perf_counter()
     planned = plan(inputs, output, fmt=format.value if format else None)
     jobs = planned.jobs
@@ -132,21 +134,14 @@ def anonymize(
     refused = span_problems(jobs, opts)  # before any model loads or any output is made
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
-    seed = None
-    if method is Method.surrogate:
-        from ..vault.surrogate import SurrogateSeed
-
-        # from the password (reproducible), else one random seed for this run
-        seed = (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
+    seed = _surrogate_seed(key) if method is Method.surrogate else None
     todo = [j for j in jobs if j.src not in refused]
     if todo:
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
-    counts: dict[Path, int] = {}
-    totals = dict.fromkeys(("photos", "faces", "persons", "videos", "tracks", "frames"), 0)
-    private_seen: dict[tuple[str, str], int] = {}  # (kept or left_out, kind) -> photos
+    tally = _Tally()
 
     def work(job: Job) -> dict[str, object]:
         if not job.is_video:
@@ -159,14 +154,7 @@ def anonymize(
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if isinstance(result, dict):
-            counts[job.src] = int(result.get("faces", result.get("tracks")) or 0)
-            for name, value in (("photos", "faces" in result), ("videos", "tracks" in result)):
-                totals[name] += int(value)
-            for name in ("faces", "persons", "tracks", "frames"):
-                totals[name] += int(result.get(name) or 0)
-            for how, kinds in (result.get("metadata") or {}).items():
-                for kind in kinds:
-                    private_seen[how, kind] = private_seen.get((how, kind), 0) + 1
+            tally.add(job.src, result)
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
@@ -186,14 +174,10 @@ def anonymize(
             report.failed.append((job.src, refused[job.src]))
             on_result(job, None, refused[job.src])
     if contact_sheet is not None:
-        from ..media.contact_sheet import contact_sheet as write_sheet
-
-        done = set(report.done)
-        rows = [(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest]
-        write_sheet(rows, contact_sheet)
-    for line in _metadata_lines(private_seen):
+        _write_sheet(contact_sheet, jobs, report, tally.counts)
+    for line in tally.metadata_lines():
         typer.echo(line, err=True)
-    finish(report, _summary(report, len(jobs), totals, "person" in wanted, output), planned.skipped)
+    finish(report, tally.summary(report, len(jobs), "person" in wanted, output), planned.skipped)
 
 
 def _usage(targets: str, method: Method, backend: Backend, address: str | None, workers: int | None,
@@ -214,29 +198,70 @@ def _usage(targets: str, method: Method, backend: Backend, address: str | None, 
     return wanted
 
 
-def _summary(report: BatchReport, files: int, totals: dict[str, int], persons: bool, output: Path) -> str:
-    """What was done, saying what each count counts: faces per photo; in videos, tracks (one face followed
-    from frame to frame, counted again if it leaves and comes back) and frames."""
-    parts = []
-    if totals["photos"]:
-        parts.append(f"{totals['faces']} face(s)" + (f" and {totals['persons']} person(s)" if persons else "")
-                     + f" covered in {totals['photos']} photo(s)")
-    if totals["videos"]:
-        parts.append(f"{totals['tracks']} face track(s) covered over {totals['frames']} frame(s) in {totals['videos']} video(s)")
-    return (f"anonymized {len(report.done)} of {files} file(s) into {output}" + (": " + "; ".join(parts) if parts else "")
-            + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""))
+def _surrogate_seed(key: Key | None) -> SurrogateSeed:
+    """The surrogate faces' seed: from the password (the same faces on every run), else random for this run."""
+    from ..vault.surrogate import SurrogateSeed
+
+    return (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
 
 
-def _metadata_lines(seen: dict[tuple[str, str], int]) -> list[str]:
-    """--keep-metadata's report: the private kinds of metadata kept (asked for) and left out, in how many photos."""
-    from ..media.image import PRIVATE_METADATA
+def _write_sheet(path: Path, jobs: list[Job], report: BatchReport, counts: dict[Path, int]) -> None:
+    """The --contact-sheet: each finished input beside its output, captioned with its face count."""
+    from ..media.contact_sheet import contact_sheet as write_sheet
 
-    lines = []
-    for (how, kind), n in sorted(seen.items()):
-        what = f"{PRIVATE_METADATA[kind]} in {n} photo(s)"
-        lines.append(f"metadata: kept {what} (--keep-{kind})" if how == "kept" else
-                     f"metadata: left out {what}; --keep-{kind} keeps it")
-    return lines
+    done = set(report.done)
+    write_sheet([(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest], path)
+
+
+def _private_kinds(keep_metadata: bool, **asked: bool) -> tuple[str, ...]:
+    """The private kinds of metadata (media.image.PRIVATE_METADATA) asked for by --keep-KIND; they need
+    --keep-metadata (else typer.BadParameter, exit 2)."""
+    kinds = tuple(kind for kind, on in asked.items() if on)
+    if kinds and not keep_metadata:
+        raise typer.BadParameter(f"--keep-{kinds[0]} keeps part of the metadata: add --keep-metadata", param_hint=f"--keep-{kinds[0]}")
+    return kinds
+
+
+class _Tally:
+    """What the files' results add up to, for the summary: per photo its faces (and persons), per video
+    its face tracks and frames, and the private metadata --keep-metadata kept or left out."""
+
+    def __init__(self) -> None:
+        self.counts: dict[Path, int] = {}  # faces (photos) or tracks (videos) per file, for the contact sheet
+        self.totals = dict.fromkeys(("photos", "faces", "persons", "videos", "tracks", "frames"), 0)
+        self.private: dict[tuple[str, str], int] = {}  # (kept or left_out, kind) -> photos
+
+    def add(self, src: Path, result: dict) -> None:
+        self.counts[src] = int(result.get("faces", result.get("tracks")) or 0)
+        self.totals["photos" if "faces" in result else "videos"] += 1
+        for name in ("faces", "persons", "tracks", "frames"):
+            self.totals[name] += int(result.get(name) or 0)
+        for how, kinds in (result.get("metadata") or {}).items():
+            for kind in kinds:
+                self.private[how, kind] = self.private.get((how, kind), 0) + 1
+
+    def summary(self, report: BatchReport, files: int, persons: bool, output: Path) -> str:
+        """What was done, saying what each count counts: faces per photo; in videos, tracks (one face
+        followed from frame to frame, counted again if it leaves and comes back) and frames."""
+        t, parts = self.totals, []
+        if t["photos"]:
+            parts.append(f"{t['faces']} face(s)" + (f" and {t['persons']} person(s)" if persons else "")
+                         + f" covered in {t['photos']} photo(s)")
+        if t["videos"]:
+            parts.append(f"{t['tracks']} face track(s) covered over {t['frames']} frame(s) in {t['videos']} video(s)")
+        return (f"anonymized {len(report.done)} of {files} file(s) into {output}" + (": " + "; ".join(parts) if parts else "")
+                + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""))
+
+    def metadata_lines(self) -> list[str]:
+        """--keep-metadata's report: the private kinds of metadata kept (asked for) and left out, in how many photos."""
+        from ..media.image import PRIVATE_METADATA
+
+        lines = []
+        for (how, kind), n in sorted(self.private.items()):
+            what = f"{PRIVATE_METADATA[kind]} in {n} photo(s)"
+            lines.append(f"metadata: kept {what} (--keep-{kind})" if how == "kept" else
+                         f"metadata: left out {what}; --keep-{kind} keeps it")
+        return lines
 
 
 def _check_contact_sheet(contact_sheet: Path, jobs: list[Job], output: Path) -> None:
