@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -51,7 +51,8 @@ from .keys import (
 )
 
 MAGIC = b"\x89ANONVT\n"
-VERSION = 1
+VERSION = 2  # written; version 1 vaults (no record digest, no padding) are still read
+READ_VERSIONS = (1, 2)
 NONCE_BYTES = 12
 TAG_BYTES = 16
 MAC_BYTES = 32
@@ -108,25 +109,65 @@ def _unb64(s: object, what: str, size: int | None = None) -> bytes:
 _SLOT_SECRET_FIELDS = ("verifier", "nonce", "wrapped")
 
 
+def _prefix(header: dict[str, Any]) -> bytes:
+    """MAGIC and the header's format version, as they open the file."""
+    return MAGIC + struct.pack(">H", header["version"])
+
+
 def _context(header: dict[str, Any]) -> bytes:
     slots = [{k: v for k, v in s.items() if k not in _SLOT_SECRET_FIELDS} for s in header["slots"]]
     reduced = dict(header, slots=slots)
-    return hashlib.sha256(MAGIC + struct.pack(">H", VERSION) + _canon(reduced)).digest()
+    return hashlib.sha256(_prefix(header) + _canon(reduced)).digest()
 
 
-def _header_mac(cek: bytes, header_bytes: bytes) -> bytes:
+def _header_mac(cek: bytes, header: dict[str, Any], header_bytes: bytes) -> bytes:
     mac_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"anonymizer vault v1 header mac").derive(cek)
-    return hmac.new(mac_key, MAGIC + struct.pack(">H", VERSION) + header_bytes, hashlib.sha256).digest()
+    return hmac.new(mac_key, _prefix(header) + header_bytes, hashlib.sha256).digest()
 
 
-_STREAM_EXCLUDED = ("info", "records")
+_STREAM_EXCLUDED = ("info", "records", "records_sha256")
 
 
 def _stream_context(header: dict[str, Any]) -> bytes:
     slots = [{k: v for k, v in s.items() if k not in _SLOT_SECRET_FIELDS} for s in header["slots"]]
     reduced = {k: v for k, v in header.items() if k not in _STREAM_EXCLUDED}
     reduced["slots"] = slots
-    return hashlib.sha256(MAGIC + struct.pack(">H", VERSION) + b"stream" + _canon(reduced)).digest()
+    return hashlib.sha256(_prefix(header) + b"stream" + _canon(reduced)).digest()
+
+
+def padded_size(n: int) -> int:
+    """Padme (Nikitin et al., PETS 2019): ``n`` rounded up so that only its top few bits remain, which
+    leaves O(log log n) bits of the length visible for at most 12% more bytes."""
+    if n < 2:
+        return n
+    e = n.bit_length() - 1
+    mask = (1 << (e - e.bit_length())) - 1
+    return (n + mask) & ~mask
+
+
+def _pad(payload: bytes) -> bytes:
+    """Version 2 plaintext: the payload, 0x80, then zeros up to :func:`padded_size` (ISO/IEC 7816-4)."""
+    size = padded_size(len(payload) + 1)
+    return payload + b"\x80" + bytes(size - len(payload) - 1)
+
+
+def _unpad(data: bytes, i: int) -> bytes:
+    return b"".join(_unpad_stream(iter([data]), i))
+
+
+def _unpad_stream(parts: Iterator[bytes], i: int) -> Iterator[bytes]:
+    """The payload of version 2 plaintext given in parts: everything before the last 0x80, which only
+    zeros may follow, the whole being :func:`padded_size` long. Holds back at most the trailing zeros."""
+    held, total = b"", 0
+    for part in parts:
+        total += len(part)
+        buf = held + part
+        end = len(buf.rstrip(b"\0"))
+        if end > 1:
+            yield buf[: end - 1]
+        held = buf[end - 1 :] if end else buf
+    if not held or held[0] != 0x80 or total != padded_size(total - len(held) + 1):
+        raise VaultIntegrityError(f"malformed vault: record {i} is not padded as version 2 requires")
 
 
 def _chunk_aad(context: bytes, record: int, chunk: int, chunks: int, meta_bytes: bytes) -> bytes:
@@ -136,7 +177,10 @@ def _chunk_aad(context: bytes, record: int, chunk: int, chunks: int, meta_bytes:
 class VaultWriter:
     """Seal records one at a time (video streams); :meth:`finish` writes the header once ``info`` is known.
 
-    Sealed chunks are spooled to a temporary file (in memory up to 64 MiB), so memory stays flat.
+    Sealed chunks are spooled to a temporary file (in memory up to 64 MiB), so memory stays flat. Each
+    payload is padded (:func:`padded_size`) and the header carries a SHA-256 of every record as written,
+    so that every slot's wrap authenticates the records: a holder of one slot cannot change the pixels
+    another holder restores.
     """
 
     def __init__(self, key: Key) -> None:
@@ -168,23 +212,48 @@ class VaultWriter:
         }
         self._stream = _stream_context(self._header)
         self._body = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self._digest = hashlib.sha256()
         self.records = 0
+        self.size = 0  # bytes of sealed records so far
 
     def add(self, meta: dict[str, Any], payload: bytes) -> None:
+        """Seal one record."""
+        padded = _pad(payload)
+        self.add_stream(meta, io.BytesIO(padded).read, len(padded), padded=True)
+
+    def add_stream(self, meta: dict[str, Any], read: Callable[[int], bytes], size: int, *, padded: bool = False) -> None:
+        """Seal one record of ``size`` bytes read with ``read`` (a file's ``read``), chunk by chunk, so
+        that a whole file can be sealed without holding it in memory."""
         meta_bytes = _canon(meta)
         if len(meta_bytes) > MAX_META:
             raise VaultError(f"record meta of {len(meta_bytes)} bytes is too large")
-        chunks = [payload[o : o + CHUNK_BYTES] for o in range(0, len(payload), CHUNK_BYTES)] or [b""]
-        self._body.write(struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", len(chunks)))
-        for j, chunk in enumerate(chunks):
+        total = size if padded else padded_size(size + 1)
+        count = max(1, -(-total // CHUNK_BYTES))
+        self._write(struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", count))
+        tail = b"" if padded else b"\x80" + bytes(total - size - 1)
+        done = 0
+        for j in range(count):
+            want = min(CHUNK_BYTES, total - j * CHUNK_BYTES)
+            chunk = read(min(want, size - done)) if done < size else b""
+            done += len(chunk)
+            if len(chunk) < want:  # the end of the payload: the padding follows
+                if done != size:
+                    raise VaultError(f"a record to seal ended after {done} of {size} bytes")
+                offset = j * CHUNK_BYTES + len(chunk) - size
+                chunk += tail[offset : offset + want - len(chunk)]
             nonce = os.urandom(NONCE_BYTES)  # fresh per seal: never reused under this key
-            ct = self._aead.encrypt(nonce, chunk, _chunk_aad(self._stream, self.records, j, len(chunks), meta_bytes))
-            self._body.write(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
+            ct = self._aead.encrypt(nonce, chunk, _chunk_aad(self._stream, self.records, j, count, meta_bytes))
+            self._write(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
         self.records += 1
+
+    def _write(self, data: bytes) -> None:
+        self._body.write(data)
+        self._digest.update(data)
+        self.size += len(data)
 
     def finish(self, info: dict[str, Any], out: BinaryIO | None = None) -> bytes | None:
         """Write the vault to ``out`` (returns None) or return its bytes."""
-        header = dict(self._header, info=info, records=self.records)
+        header = dict(self._header, info=info, records=self.records, records_sha256=self._digest.hexdigest())
         context = _context(header)
         for slot, (wrap_key, verifier) in zip(self._slots, self._secrets, strict=True):
             nonce = os.urandom(NONCE_BYTES)
@@ -192,7 +261,7 @@ class VaultWriter:
             slot["nonce"] = _b64(nonce)
             slot["wrapped"] = _b64(AESGCM(wrap_key).encrypt(nonce, self._cek, context))
         header_bytes = _canon(header)
-        head = MAGIC + struct.pack(">HI", VERSION, len(header_bytes)) + header_bytes + _header_mac(self._cek, header_bytes)
+        head = MAGIC + struct.pack(">HI", VERSION, len(header_bytes)) + header_bytes + _header_mac(self._cek, header, header_bytes)
         self._body.seek(0)
         if out is None:
             data = head + self._body.read()
@@ -220,13 +289,24 @@ class _Reader:
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
         self.pos = 0
+        self.digest: Any = None  # hashes what is read once set (the records)
 
     def take(self, n: int, what: str) -> bytes:
         out = self.f.read(n) if n >= 0 else b""
         if n < 0 or len(out) != n:
             raise VaultIntegrityError(f"truncated vault: {what} needs {n} bytes, {max(len(out), 0)} left")
         self.pos += n
+        if self.digest is not None:
+            self.digest.update(out)
         return out
+
+    def check_end(self, header: dict[str, Any]) -> None:
+        """After the last record: nothing may follow, and (version 2) the records are those the header
+        names, which binds them into every slot's wrap."""
+        if not self.at_end():
+            raise VaultIntegrityError("malformed vault: unexpected bytes after the last record")
+        if header["version"] >= 2 and not hmac.compare_digest(self.digest.hexdigest(), header["records_sha256"]):
+            raise VaultIntegrityError("integrity check failed: the sealed records were modified")
 
     def u32(self, what: str) -> int:
         return int(struct.unpack(">I", self.take(4, what))[0])
@@ -257,8 +337,7 @@ def parse(blob: bytes) -> Vault:
         vault = _parse_head(r)
         for _ in range(vault.header["records"]):
             vault.records.append(_parse_record(r))
-        if not r.at_end():
-            raise VaultIntegrityError("malformed vault: unexpected bytes after the last record")
+        r.check_end(vault.header)
         return vault
     except _CRASHES as exc:
         raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
@@ -268,15 +347,18 @@ def _parse_head(r: _Reader) -> Vault:
     if r.take(len(MAGIC), "magic") != MAGIC:
         raise VaultIntegrityError("not an anonymizer vault (bad magic)")
     version, hlen = struct.unpack(">HI", r.take(6, "version and header length"))
-    if version != VERSION:
-        raise VaultError(f"unsupported vault format version {version}; this anonymizer reads version {VERSION}")
+    if version not in READ_VERSIONS:
+        raise VaultError(f"unsupported vault format version {version}; this anonymizer reads versions {READ_VERSIONS}")
     if hlen > MAX_HEADER:
         raise VaultIntegrityError(f"malformed vault: header of {hlen} bytes")
     header_bytes = r.take(hlen, "header")
     header_mac = r.take(MAC_BYTES, "header MAC")
     header = _json(header_bytes, "header")
-    if header.get("format") != "anonymizer-vault" or header.get("version") != VERSION:
+    if header.get("format") != "anonymizer-vault" or header.get("version") != version:
         raise VaultIntegrityError("malformed vault: header names another format or version")
+    digest = header.get("records_sha256")
+    if version >= 2 and not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise VaultIntegrityError("malformed vault: no record digest")
     if header.get("cipher") != "AES-256-GCM":
         raise VaultError(f"unsupported cipher {header.get('cipher')!r}")
     slots = header.get("slots")
@@ -299,10 +381,17 @@ def _parse_head(r: _Reader) -> Vault:
         raise VaultIntegrityError("malformed vault: info is not a flat object")
     if not isinstance(header.get("epk"), str | type(None)):
         raise VaultIntegrityError("malformed vault: bad ephemeral key")
+    r.digest = hashlib.sha256()
     return Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
 
 
 def _parse_record(r: _Reader) -> tuple[dict[str, Any], bytes, list[bytes]]:
+    meta, meta_bytes, count = _record_head(r)
+    return meta, meta_bytes, [_read_chunk(r) for _ in range(count)]
+
+
+def _record_head(r: _Reader) -> tuple[dict[str, Any], bytes, int]:
+    """A record's meta and chunk count."""
     mlen = r.u32("record meta length")
     if mlen > MAX_META:
         raise VaultIntegrityError(f"malformed vault: record meta of {mlen} bytes")
@@ -313,13 +402,14 @@ def _parse_record(r: _Reader) -> tuple[dict[str, Any], bytes, list[bytes]]:
     count = r.u32("chunk count")
     if count == 0 or count > MAX_CHUNKS:
         raise VaultIntegrityError(f"malformed vault: {count} chunks in a record")
-    chunks = []
-    for _ in range(count):
-        clen = r.u32("chunk length")
-        if clen < NONCE_BYTES + TAG_BYTES or clen > NONCE_BYTES + CHUNK_BYTES + TAG_BYTES:
-            raise VaultIntegrityError(f"malformed vault: chunk of {clen} bytes")
-        chunks.append(r.take(clen, "chunk"))
-    return meta, meta_bytes, chunks
+    return meta, meta_bytes, count
+
+
+def _read_chunk(r: _Reader) -> bytes:
+    clen = r.u32("chunk length")
+    if clen < NONCE_BYTES + TAG_BYTES or clen > NONCE_BYTES + CHUNK_BYTES + TAG_BYTES:
+        raise VaultIntegrityError(f"malformed vault: chunk of {clen} bytes")
+    return r.take(clen, "chunk")
 
 
 def _unlock(vault: Vault, key: Key | Identity) -> bytes:
@@ -375,19 +465,21 @@ def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any]
         vault = blob if isinstance(blob, Vault) else parse(blob)
         aead = _open_head(vault, key)
         stream = _stream_context(vault.header)
-        return vault.info, [_decrypt(aead, stream, i, rec) for i, rec in enumerate(vault.records)]
+        return vault.info, [_decrypt(aead, stream, i, rec, vault.header["version"]) for i, rec in enumerate(vault.records)]
     except _CRASHES as exc:
         # the checks above should make these unreachable; a crafted vault must never escape as a crash
         raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
 
 
-def open_vault_stream(f: BinaryIO, key: Key | Identity) -> tuple[dict[str, Any], Iterator[Record]]:
+def open_vault_stream(f: BinaryIO, key: Key | Identity) -> tuple[dict[str, Any], Iterator[StreamedRecord]]:
     """Open a vault read from ``f`` without holding it in memory (video sidecars).
 
     The key and the header are checked before this returns (WrongKeyError, VaultIntegrityError); the
-    records are then decrypted one at a time as the iterator is consumed, each authenticated before it
-    is yielded, and a truncated or extended vault raises VaultIntegrityError at its end. So a consumer
-    must treat what it built from earlier records as unconfirmed until the iterator is exhausted.
+    records are then read one at a time as the iterator is consumed, each chunk authenticated as it is
+    decrypted (a record's ``payload``, or its ``parts()`` for a payload larger than memory), and a
+    truncated or extended vault, or records other than those the header names, raise
+    VaultIntegrityError at its end. So a consumer must treat what it built from earlier records as
+    unconfirmed until the iterator is exhausted.
     """
     try:
         r = _Reader(f)
@@ -398,12 +490,14 @@ def open_vault_stream(f: BinaryIO, key: Key | Identity) -> tuple[dict[str, Any],
     stream = _stream_context(vault.header)
     count = vault.header["records"]
 
-    def records() -> Iterator[Record]:
+    def records() -> Iterator[StreamedRecord]:
         try:
             for i in range(count):
-                yield _decrypt(aead, stream, i, _parse_record(r))
-            if not r.at_end():
-                raise VaultIntegrityError("malformed vault: unexpected bytes after the last record")
+                meta, meta_bytes, chunks = _record_head(r)
+                rec = StreamedRecord(meta, _Chunks(aead, stream, i, meta_bytes, chunks, r), vault.header["version"])
+                yield rec
+                rec.skip()
+            r.check_end(vault.header)
         except _CRASHES as exc:
             raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
 
@@ -412,17 +506,61 @@ def open_vault_stream(f: BinaryIO, key: Key | Identity) -> tuple[dict[str, Any],
 
 def _open_head(vault: Vault, key: Key | Identity) -> AESGCM:
     cek = _unlock(vault, key)
-    if not hmac.compare_digest(_header_mac(cek, vault.header_bytes), vault.header_mac):
+    if not hmac.compare_digest(_header_mac(cek, vault.header, vault.header_bytes), vault.header_mac):
         raise VaultIntegrityError("integrity check failed: the vault header was modified")
     return AESGCM(cek)
 
 
-def _decrypt(aead: AESGCM, stream: bytes, i: int, rec: tuple[dict[str, Any], bytes, list[bytes]]) -> Record:
+def _decrypt(aead: AESGCM, stream: bytes, i: int, rec: tuple[dict[str, Any], bytes, list[bytes]], version: int) -> Record:
     meta, meta_bytes, chunks = rec
-    parts = []
-    for j, chunk in enumerate(chunks):
-        try:
-            parts.append(aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], _chunk_aad(stream, i, j, len(chunks), meta_bytes)))
-        except InvalidTag:
-            raise VaultIntegrityError(f"integrity check failed: record {i} chunk {j} was modified") from None
-    return Record(meta=meta, payload=b"".join(parts))
+    plain = _Chunks(aead, stream, i, meta_bytes, len(chunks), iter(chunks).__next__)
+    return Record(meta=meta, payload=b"".join(_unpad_stream(plain, i) if version >= 2 else plain))
+
+
+class _Chunks:
+    """The decrypted chunks of record ``i``, read one at a time from ``source`` (a _Reader, or a
+    function giving the next sealed chunk), each authenticated before it is given out."""
+
+    def __init__(self, aead: AESGCM, stream: bytes, i: int, meta_bytes: bytes, count: int,
+                 source: _Reader | Callable[[], bytes]) -> None:
+        self.aead, self.stream, self.i, self.meta_bytes, self.count = aead, stream, i, meta_bytes, count
+        self.next_chunk = (lambda: _read_chunk(source)) if isinstance(source, _Reader) else source
+        self.done = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.done < self.count:
+            j, chunk = self.done, self.next_chunk()
+            self.done += 1
+            aad = _chunk_aad(self.stream, self.i, j, self.count, self.meta_bytes)
+            try:
+                yield self.aead.decrypt(chunk[:NONCE_BYTES], chunk[NONCE_BYTES:], aad)
+            except InvalidTag:
+                raise VaultIntegrityError(f"integrity check failed: record {self.i} chunk {j} was modified") from None
+
+
+class StreamedRecord:
+    """A record of :func:`open_vault_stream`: ``meta`` at once; the payload decrypted when asked for,
+    whole (``payload``) or chunk by chunk (``parts()``, for a sealed file larger than memory), once."""
+
+    def __init__(self, meta: dict[str, Any], chunks: _Chunks, version: int) -> None:
+        self.meta = meta
+        self._chunks, self._version = chunks, version
+        self._payload: bytes | None = None
+        self._used = False
+
+    def parts(self) -> Iterator[bytes]:
+        if self._used:
+            raise VaultError("a streamed record's payload is read once")
+        self._used = True
+        return _unpad_stream(iter(self._chunks), self._chunks.i) if self._version >= 2 else iter(self._chunks)
+
+    @property
+    def payload(self) -> bytes:
+        if self._payload is None:
+            self._payload = b"".join(self.parts())
+        return self._payload
+
+    def skip(self) -> None:
+        """Read past what the consumer left of this record (its chunks are still authenticated)."""
+        for _ in self._chunks:
+            pass

@@ -77,7 +77,8 @@ def _raw_vault(header: dict, records: bytes = b"", mac: bytes = b"\0" * 32) -> b
     return MAGIC + struct.pack(">HI", VERSION, len(h)) + h + mac + records
 
 
-BASE = {"format": "anonymizer-vault", "version": 1, "cipher": "AES-256-GCM", "epk": None, "info": {}, "records": 0}
+BASE = {"format": "anonymizer-vault", "version": VERSION, "cipher": "AES-256-GCM", "epk": None, "info": {}, "records": 0,
+        "records_sha256": hashlib.sha256(b"").hexdigest()}
 
 
 def test_resource_limits_before_any_derivation() -> None:
