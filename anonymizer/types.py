@@ -130,7 +130,7 @@ class AnonymizedImage:
 
         return seal_regions(
             data, self.regions, self.originals, self.key,
-            width=int(self.image.shape[1]), height=int(self.image.shape[0]), mode=vault,
+            width=int(self.image.shape[1]), height=int(self.image.shape[0]), mode=vault, original=src.data,
         )
 
     def save(

@@ -27,7 +27,7 @@ def face_centre(i: int, speed: int = 5) -> tuple[int, int]:
 
 def make_clip(
     path: Path, *, frames: int = 24, fps: int = 12, audio: bool = True, vfr: bool = False, rotation: int = 0,
-    speed: int = 5, visible: range | None = None, gop: int | None = None,
+    speed: int = 5, visible: range | None = None, gop: int | None = None, crf: int = 12,
 ) -> Path:
     """A clip with the face moving ``speed`` px per frame, shown on the frames in ``visible`` (default: all);
     ``gop``: a keyframe every ``gop`` frames (default: the encoder's)."""
@@ -36,7 +36,7 @@ def make_clip(
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=fps)
     vs.width, vs.height, vs.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-    vs.options = {"crf": "12", "preset": "ultrafast", **({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {})}
+    vs.options = {"crf": str(crf), "preset": "ultrafast", **({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {})}
     tb = Fraction(1, 1000)
     vs.codec_context.time_base = tb
     if rotation:

@@ -54,7 +54,7 @@ def audit(
     from ..audit.report import AuditResult, audit_image, find_original
     from ..api import get_finder
     from ..pipeline.photo import configure_runtime
-    from ..media.image import write_atomic
+    from ..media.image import write_atomic, write_private
 
     passphrase = read_secret(identity_passphrase_file, None, False, what="passphrase")
     password = read_secret(password_file, password_env, False)
@@ -105,7 +105,7 @@ def audit(
     if html_file is not None:
         from ..audit.html import render_html
 
-        write_atomic(html_file, render_html(results).encode("utf-8"), mode=0o600)
+        write_private(html_file, render_html(results).encode("utf-8"))
     failed = sum(r.verdict == "fail" for r in results)
     typer.echo(f"audited {len(results)} of {len(files)} file(s): {len(results) - failed} passed, {failed} failed"
                + (f", {len(report.failed)} could not be read" if report.failed else "")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..media.image import LoadedImage, encode_image, write_atomic
-from ..pipeline.batch import Job, plan, run_jobs
+from ..media.image import LoadedImage, encode_image, write_private
+from ..pipeline.batch import Job, plan, remove_stale_parts, run_jobs
 from ..vault.images import restore_file
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import opening_key, read_secret
@@ -26,12 +26,14 @@ def restore(
     identity_passphrase_env: Annotated[str | None, typer.Option(help="Passphrase of the private key, in this environment variable.", show_default=False)] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
 ) -> None:
-    """Restore the original faces of files anonymized with a key. Photos come out as lossless PNG,
-    videos as lossless H.264 (libx264rgb) in their own container, audio copied.
+    """Restore the original faces of files anonymized with a key. Photos come out as lossless PNG.
 
-    A PNG (or WebP) output restores bit for bit to the image as it was read; from a JPEG output the face
-    regions are exact and the rest is as decoded from that JPEG. A wrong password or key, or a modified
-    file or vault, writes nothing.
+    Where the input file was smaller than its faces' pixels (most JPEGs and videos), the vault holds that
+    file: a photo then restores to the whole image as it was read, a video to the original file, byte for
+    byte. Otherwise the vault holds the face regions: a PNG (or WebP) output restores bit for bit to the
+    image as it was read, a JPEG output has exact face regions and the rest as decoded from it, and a
+    video comes out as lossless H.264 (libx264rgb) in its own container, audio copied. A wrong password
+    or key, or a modified file or vault, writes nothing.
     """
     passphrase = read_secret(identity_passphrase_file, identity_passphrase_env, False, what="passphrase")
     key = opening_key(read_secret(password_file, password_env, ask_password), identity, passphrase)
@@ -47,6 +49,7 @@ def restore(
             from ..pipeline.video import restore_video
 
             dest = job.dest.with_suffix(job.src.suffix)
+            remove_stale_parts(dest)
             total = probe(job.src).expected_frames()
             with tqdm(total=total, desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
                 regions = restore_video(job.src, dest, key, progress=bar.update)
@@ -54,8 +57,7 @@ def restore(
         restored = restore_file(job.src, key)
         src = restored.source
         out = LoadedImage(rgb=restored.image, alpha=restored.alpha, icc_profile=src.icc_profile)
-        # the restored image shows the original faces: readable by its owner only
-        write_atomic(job.dest, encode_image(out, format="png"), mode=0o600)
+        write_private(job.dest, encode_image(out, format="png"))  # it shows the original faces
         return {"path": str(job.src), "output": str(job.dest), "regions": restored.regions}
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:

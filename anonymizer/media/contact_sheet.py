@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .image import encode_image, load_image, write_atomic
+from .image import encode_image, load_image, write_private
 
 
 def contact_sheet(
@@ -44,5 +44,5 @@ def contact_sheet(
             left = pad + j * (thumb + pad) + (thumb - im.width) // 2
             sheet.paste(im, (left, top + label_height + (thumb - im.height) // 2))
     dest = Path(dest)
-    write_atomic(dest, encode_image(np.asarray(sheet), format="png"))
+    write_private(dest, encode_image(np.asarray(sheet), format="png"))  # it shows the original faces
     return dest

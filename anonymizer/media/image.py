@@ -49,6 +49,8 @@ class LoadedImage:
     xmp: bytes | None = None
     comment: bytes | None = None
     text: dict[str, str] = field(default_factory=dict)
+    #: the file's bytes as read (None for in-memory images): a vault may seal them whole
+    data: bytes | None = field(default=None, repr=False)
 
     @property
     def height(self) -> int:
@@ -137,15 +139,18 @@ def load_image(src: str | Path | Image.Image | np.ndarray, *, max_pixels: int = 
         raise InputError("no such file", path=path)
     if not path.is_file():
         raise InputError("not a regular file", path=path)
-    size = path.stat().st_size
-    if size == 0:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    if not data:
         raise InputError("empty file (0 bytes); expected an image", path=path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # e.g. "Corrupt EXIF data": metadata is dropped (or re-parsed) on output anyway
             warnings.simplefilter("ignore", UserWarning)
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise InputError(
@@ -165,7 +170,7 @@ def load_image(src: str | Path | Image.Image | np.ndarray, *, max_pixels: int = 
     except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError) as exc:
         # Pillow's decoders signal damaged files with all of these
         raise InputError(f"truncated or corrupt image ({type(exc).__name__}: {exc})", path=path) from exc
-    loaded.format = fmt
+    loaded.format, loaded.data = fmt, data
     return loaded
 
 
@@ -319,6 +324,16 @@ def encode_image(
     except (OSError, ValueError) as exc:
         raise MediaError(f"cannot encode {fmt}: {exc}") from exc
     return buf.getvalue()
+
+
+#: Files that show original faces or hold keys (restored files, contact sheets, audit reports, private
+#: keys) are readable and writable by their owner only.
+PRIVATE_MODE = 0o600
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """:func:`write_atomic` for a file that shows original faces or holds a key: mode 0600."""
+    write_atomic(path, data, mode=PRIVATE_MODE)
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:

@@ -211,6 +211,17 @@ def stale_parts(dest: Path) -> list[Path]:
     return sorted({*folder.glob(f".{dest.name}.*part*"), *folder.glob(f"..{dest.name}.*part*")})
 
 
+def remove_stale_parts(dest: Path) -> None:
+    """Remove what an earlier run killed while writing ``dest`` left (:func:`stale_parts`): a restore's
+    partial output shows original faces. Every backend calls this before it writes ``dest``."""
+    for stale in stale_parts(dest):
+        try:
+            stale.unlink()
+            log.info("removed %s, left by an interrupted run", stale)
+        except FileNotFoundError:
+            pass
+
+
 def run_jobs(
     jobs: list[Job],
     work: Callable[[Job], object],
@@ -236,6 +247,7 @@ def run_jobs(
                 if job.dest in seen:
                     raise InputError(f"output {job.dest} is already written by another input", path=job.src)
                 seen.add(job.dest)
+                remove_stale_parts(job.dest)
             result = work(job)
         except Exception as exc:  # this file fails, the batch goes on
             error = describe_error(job.src, exc)

@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import InputError, MediaError
 from ..vault.keys import Key
 from ..vault.surrogate import SurrogateSeed
-from .batch import BatchReport, Job, describe_error, stale_parts
+from .batch import BatchReport, Job, describe_error, remove_stale_parts
 from .jobs import AnonymizeOptions
 
 MANIFEST = ".anonymizer-manifest.jsonl"
@@ -237,8 +237,7 @@ def run_on_ray(
 
     def finish_job(job: Job, row: dict[str, Any] | None, error: str | None) -> None:
         if job.dest is not None:
-            for stale in stale_parts(job.dest):
-                stale.unlink(missing_ok=True)
+            remove_stale_parts(job.dest)
         if error is None:
             assert row is not None
             report.done.append(job.src)
@@ -405,7 +404,7 @@ def _join(job: Job, video: _Video) -> dict[str, Any]:
         side.unlink(missing_ok=True)  # a vault from an earlier run would no longer match
         return row
     assert video.sealed == len(video.items) and video.frames == frames
-    write_video_vault(job.dest, video.writer, frames)
+    write_video_vault(job.dest, video.writer, frames, original=job.src)  # pieces cover the whole video
     row["vault"] = str(side)
     return row
 

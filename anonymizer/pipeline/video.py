@@ -3,6 +3,7 @@ seal the original pixels of every covered region of every frame into a sidecar v
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, MediaError
+from ..media.image import PRIVATE_MODE
 from ..media.video import Frame, Transcoder
 from ..types import Face
 from ..vault.surrogate import SurrogateSeed
@@ -405,14 +407,17 @@ def anonymize_video(
         if stale.is_file():
             stale.unlink()  # a vault from an earlier run would no longer match this video
     else:
-        write_video_vault(dest, writer, report.frames)
+        whole = not (cut and (start or end is not None))  # a cut output must not restore what was cut away
+        write_video_vault(dest, writer, report.frames, original=Path(src) if whole else None)
     return report
 
 
-def write_video_vault(dest: str | Path, writer: Any, frames: int) -> Path:
+def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: Path | None = None) -> Path:
     """Finish ``writer`` (a VaultWriter holding the regions of the video ``dest``) into ``dest``'s sidecar
     vault, bound to the video's digest; streamed to a temporary file and moved into place. On failure
-    the video is removed too (a reversible output without its vault is no use)."""
+    the video is removed too (a reversible output without its vault is no use). When the ``original``
+    file is smaller than the sealed regions (it nearly always is: its frames are compressed together),
+    the regions are dropped and the original file is sealed instead; restoring then gives it back."""
     from ..vault.images import sidecar_path
     from ..weights import sha256_file
 
@@ -420,6 +425,11 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int) -> Path:
     side = sidecar_path(dest)
     tmp = side.with_name(f".{side.name}.part")
     try:
+        if original is not None and original.stat().st_size < writer.size:
+            regions = writer.records
+            writer.discard()
+            with open(original, "rb") as f:
+                writer.add_stream({"codec": "file", "frame": 0, "regions": regions}, f.read, os.fstat(f.fileno()).st_size)
         with open(tmp, "wb") as f:  # streamed: the sealed regions may be larger than memory
             writer.finish(info, out=f)
             f.flush()
@@ -436,9 +446,11 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int) -> Path:
 def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: Callable[[int], None] | None = None) -> int:
     """Rebuild ``src`` (anonymized with a key; vault in ``src.vault``) with the original regions put back.
 
-    The output is lossless (libx264rgb, qp 0) in the same container, audio copied: when ``src`` was made
-    with ``--lossless``, every restored frame equals the decoded original exactly; otherwise the face
-    regions are exact and the rest is as decoded from ``src``. Returns the number of regions restored.
+    When the vault holds the original file (sealed in place of the regions when smaller), that file is
+    written back byte for byte. Otherwise the output is lossless (libx264rgb, qp 0) in the same container,
+    audio copied: when ``src`` was made with ``--lossless``, every restored frame equals the decoded
+    original exactly; otherwise the face regions are exact and the rest is as decoded from ``src``.
+    Returns the number of regions restored.
     The vault is read as a stream (memory stays flat however long the video). A wrong key, a changed
     header or a replaced video raise before anything is written; a record damaged further in raises
     VaultIntegrityError mid-way, and the partial output is removed.
@@ -462,15 +474,45 @@ def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: C
 
         if sha256_file(src) != info.get("video_sha256"):
             raise VaultIntegrityError("the video does not match its vault (modified or replaced)", path=src)
-        tc = Transcoder(src, dest, lossless=True, mode=0o600)  # it shows the original faces
+        first = next(records, None)
+        if first is not None and first.meta.get("codec") == "file":
+            return _restore_original(first, records, dest, src)
+        tc = Transcoder(src, dest, lossless=True, mode=PRIVATE_MODE)  # it shows the original faces
         try:
-            return _restore_frames(tc, records, decode_crop, src, progress)
+            return _restore_frames(tc, itertools.chain([first] if first else [], records), decode_crop, src, progress)
         except VaultError as exc:
             tc.abort()
             raise type(exc)(exc.reason, path=src) from None
         except BaseException:
             tc.abort()
             raise
+
+
+def _restore_original(rec: Any, rest: Iterator[Any], dest: Path, src: Path) -> int:
+    """Write the original file sealed in ``rec`` to ``dest`` (mode 0600: it shows the original faces),
+    chunk by chunk; moved into place only once the whole vault is authenticated."""
+    import secrets
+
+    from ..errors import VaultError, VaultIntegrityError
+
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part{dest.suffix}")
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE), "wb") as f:
+            for part in rec.parts():
+                f.write(part)
+            if next(rest, None) is not None:
+                raise VaultIntegrityError("the vault holds more than the original file", path=src)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except VaultError as exc:
+        raise type(exc)(exc.reason, path=src) from None
+    except OSError as exc:
+        raise MediaError(f"cannot write the restored video: {exc.strerror or exc}", path=dest) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    regions = rec.meta.get("regions")
+    return regions if isinstance(regions, int) else 0
 
 
 def _restore_frames(tc: Transcoder, records: Iterator[Any], decode_crop: Callable[..., Any], src: Path, progress: Callable[[int], None] | None) -> int:

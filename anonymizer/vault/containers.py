@@ -45,14 +45,16 @@ def embed(image: bytes, vault: bytes) -> bytes:
 
 
 def extract(data: bytes) -> tuple[bytes | None, bytes]:
+    """(vault or None, the image without it). Only the layout :func:`embed` writes is accepted (the
+    chunk just before IEND, the segments in order after the leading APPn ones, the chunk last): a vault
+    moved or re-split elsewhere in the file is refused, so that every byte of the file is checked."""
     kind = container_of(data)
-    if kind == "png":
-        return _png_extract(data)
-    if kind == "jpeg":
-        return _jpeg_extract(data)
-    if kind == "webp":
-        return _webp_extract(data)
-    return None, data
+    if kind is None:
+        return None, data
+    vault, base = {"png": _png_extract, "jpeg": _jpeg_extract, "webp": _webp_extract}[kind](data)
+    if vault is not None and embed(base, vault) != data:
+        raise VaultIntegrityError("integrity check failed: the vault is not where the anonymizer puts it in the file")
+    return vault, base
 
 
 # PNG ------------------------------------------------------------------------------------------------

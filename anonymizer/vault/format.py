@@ -45,6 +45,8 @@ from .keys import (
     VERIFIER_BYTES,
     Identity,
     Key,
+    b64,
+    canonical_json,
     check_kdf_params,
     public_bytes,
     recipient_secrets,
@@ -86,14 +88,6 @@ class Vault:
         return info if isinstance(info, dict) else {}
 
 
-def _canon(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode("ascii")
-
-
 def _unb64(s: object, what: str, size: int | None = None) -> bytes:
     if not isinstance(s, str):
         raise VaultIntegrityError(f"malformed vault: {what} is not a string")
@@ -117,7 +111,7 @@ def _prefix(header: dict[str, Any]) -> bytes:
 def _context(header: dict[str, Any]) -> bytes:
     slots = [{k: v for k, v in s.items() if k not in _SLOT_SECRET_FIELDS} for s in header["slots"]]
     reduced = dict(header, slots=slots)
-    return hashlib.sha256(_prefix(header) + _canon(reduced)).digest()
+    return hashlib.sha256(_prefix(header) + canonical_json(reduced)).digest()
 
 
 def _header_mac(cek: bytes, header: dict[str, Any], header_bytes: bytes) -> bytes:
@@ -132,7 +126,7 @@ def _stream_context(header: dict[str, Any]) -> bytes:
     slots = [{k: v for k, v in s.items() if k not in _SLOT_SECRET_FIELDS} for s in header["slots"]]
     reduced = {k: v for k, v in header.items() if k not in _STREAM_EXCLUDED}
     reduced["slots"] = slots
-    return hashlib.sha256(_prefix(header) + b"stream" + _canon(reduced)).digest()
+    return hashlib.sha256(_prefix(header) + b"stream" + canonical_json(reduced)).digest()
 
 
 def padded_size(n: int) -> int:
@@ -193,7 +187,7 @@ class VaultWriter:
         epk_bytes: bytes | None = None
         if key.has_password:
             p = key.password_slot_params()
-            self._slots.append({"type": "password", "kdf": p.kdf, "salt": _b64(p.salt), "params": dict(p.params)})
+            self._slots.append({"type": "password", "kdf": p.kdf, "salt": b64(p.salt), "params": dict(p.params)})
             self._secrets.append(key.password_secrets(p.kdf, p.salt, p.params))
         if key.recipients:
             eph = X25519PrivateKey.generate()  # one ephemeral key per vault
@@ -207,7 +201,7 @@ class VaultWriter:
             "format": "anonymizer-vault",
             "version": VERSION,
             "cipher": "AES-256-GCM",
-            "epk": _b64(epk_bytes) if epk_bytes else None,
+            "epk": b64(epk_bytes) if epk_bytes else None,
             "slots": self._slots,
         }
         self._stream = _stream_context(self._header)
@@ -224,7 +218,7 @@ class VaultWriter:
     def add_stream(self, meta: dict[str, Any], read: Callable[[int], bytes], size: int, *, padded: bool = False) -> None:
         """Seal one record of ``size`` bytes read with ``read`` (a file's ``read``), chunk by chunk, so
         that a whole file can be sealed without holding it in memory."""
-        meta_bytes = _canon(meta)
+        meta_bytes = canonical_json(meta)
         if len(meta_bytes) > MAX_META:
             raise VaultError(f"record meta of {len(meta_bytes)} bytes is too large")
         total = size if padded else padded_size(size + 1)
@@ -246,6 +240,15 @@ class VaultWriter:
             self._write(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
         self.records += 1
 
+    def discard(self) -> None:
+        """Forget the records sealed so far (to seal something smaller in their place)."""
+        import tempfile
+
+        self._body.close()
+        self._body = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self._digest = hashlib.sha256()
+        self.records = self.size = 0
+
     def _write(self, data: bytes) -> None:
         self._body.write(data)
         self._digest.update(data)
@@ -257,10 +260,10 @@ class VaultWriter:
         context = _context(header)
         for slot, (wrap_key, verifier) in zip(self._slots, self._secrets, strict=True):
             nonce = os.urandom(NONCE_BYTES)
-            slot["verifier"] = _b64(verifier)
-            slot["nonce"] = _b64(nonce)
-            slot["wrapped"] = _b64(AESGCM(wrap_key).encrypt(nonce, self._cek, context))
-        header_bytes = _canon(header)
+            slot["verifier"] = b64(verifier)
+            slot["nonce"] = b64(nonce)
+            slot["wrapped"] = b64(AESGCM(wrap_key).encrypt(nonce, self._cek, context))
+        header_bytes = canonical_json(header)
         head = MAGIC + struct.pack(">HI", VERSION, len(header_bytes)) + header_bytes + _header_mac(self._cek, header, header_bytes)
         self._body.seek(0)
         if out is None:

@@ -50,12 +50,15 @@ def seal_regions(
     height: int,
     mode: str = "embed",
     mask: dict[str, float] | None = None,
+    original: bytes | None = None,
 ) -> tuple[bytes, bytes | None]:
     """Seal ``originals`` (the original pixels of each region's box, RGB uint8) for ``key``.
 
     ``encoded`` is the anonymized image file; the vault records its SHA-256 so that a modified image is
-    detected on restore. Returns (file bytes, sidecar bytes or None): with ``mode="embed"`` the vault is
-    inside the file (PNG, JPEG, WebP), else it is returned for a sidecar ``OUTPUT.vault``.
+    detected on restore. ``original``, the bytes of the file the image was read from, is sealed instead
+    of the regions when it is smaller (a JPEG usually is than its faces as PNG); restoring then gives
+    the whole original image. Returns (file bytes, sidecar bytes or None): with ``mode="embed"`` the
+    vault is inside the file (PNG, JPEG, WebP), else it is returned for a sidecar ``OUTPUT.vault``.
     """
     if mode not in VAULT_MODES:
         raise InputError(f"vault mode must be one of {VAULT_MODES}, got {mode!r}")
@@ -85,6 +88,8 @@ def seal_regions(
             **({"mask": mask} if mask else {}),
         }
         records.append(Record(meta=meta, payload=_png(np.ascontiguousarray(crop))))
+    if original is not None and len(original) < sum(len(r.payload) for r in records):
+        records = [Record(meta={"codec": "file", "frame": 0, "regions": len(records)}, payload=original)]
     blob = seal(records, key, info=info)
     if container == "embed":
         return embed(encoded, blob), None
@@ -112,6 +117,36 @@ def decode_crop(rec: Record, size: tuple[int, int]) -> np.ndarray:
     return crop
 
 
+def _restore_original(rec: Record, anonymized: LoadedImage, info: dict[str, Any]) -> RestoredImage:
+    """The whole original file sealed in place of its regions, decoded as it was when anonymized."""
+    original = _decode_checked(rec.payload, (anonymized.width, anonymized.height), "sealed original")
+    regions = rec.meta.get("regions")
+    return RestoredImage(image=original.rgb, alpha=original.alpha, regions=regions if isinstance(regions, int) else 0,
+                         info=info, source=original)
+
+
+def _decode_checked(data: bytes, size: tuple[Any, Any], what: str) -> LoadedImage:
+    """Decode ``data`` (upright) if it is ``size`` = (w, h), checked before decoding, else
+    VaultIntegrityError: a vault made with a public key is not trusted input, nor is a file's header."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.size not in (size, size[::-1]):  # EXIF orientation may turn it upright
+                    raise VaultIntegrityError(f"integrity check failed: the {what} is {im.size[0]}x{im.size[1]}, "
+                                              f"the vault's image {size[0]}x{size[1]}")
+                loaded = load_image(im)
+    except VaultIntegrityError:
+        raise
+    except (InputError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise VaultIntegrityError(f"the {what} cannot be decoded: {exc}") from None
+    if (loaded.width, loaded.height) != size:
+        raise VaultIntegrityError(f"integrity check failed: the {what}'s size differs from the vault's")
+    return loaded
+
+
 def sidecar_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + SIDECAR_SUFFIX)
@@ -133,10 +168,9 @@ def restore_bytes(data: bytes, key: Key | Identity, *, sidecar: bytes | None = N
         raise VaultError(f"this vault holds a {info.get('kind')!r}, not an image")
     if hashlib.sha256(base).hexdigest() != info.get("image_sha256"):
         raise VaultIntegrityError("integrity check failed: the image does not match its vault (modified or replaced)")
-    with io.BytesIO(base) as f:
-        loaded = load_image(Image.open(f))
-    if (loaded.width, loaded.height) != (info.get("width"), info.get("height")):
-        raise VaultIntegrityError("integrity check failed: image size differs from the vault's")
+    loaded = _decode_checked(base, (info.get("width"), info.get("height")), "image")
+    if len(records) == 1 and records[0].meta.get("codec") == "file":
+        return _restore_original(records[0], loaded, info)
     out = loaded.rgb.copy()
     for rec in records:
         box = rec.meta.get("box")

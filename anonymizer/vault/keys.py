@@ -12,16 +12,21 @@ against the wrapped key would not allow anyway.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -29,6 +34,8 @@ from ..errors import InputError, VaultError, WrongKeyError
 
 if TYPE_CHECKING:
     from .surrogate import SurrogateSeed
+
+log = logging.getLogger(__name__)
 
 try:  # Argon2id arrived in cryptography 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -44,13 +51,24 @@ SCRYPT_DEFAULT = {"n": 2**17, "r": 8, "p": 1}
 #: less is refused, so nobody can downgrade a vault to a cheap-to-guess key derivation.
 ARGON2_MIN = {"t": 2, "m": 19456, "p": 1}
 SCRYPT_MIN = {"n": 2**15, "r": 8, "p": 1}
-#: Maximums a reader accepts, so a crafted header cannot make a reader spend minutes or gigabytes
-#: before anything is authenticated (at most 1 GiB of memory either way).
-ARGON2_MAX = {"t": 10, "m": 1024 * 1024, "p": 16}
-SCRYPT_MAX = {"n": 2**20, "r": 16, "p": 4}
-SCRYPT_MAX_BYTES = 1 << 30  # 128 * n * r
+#: Maximums a reader accepts (vault headers and key files), a small multiple of the defaults, so a
+#: crafted header cannot make a reader spend more than a few seconds or 256 MiB of memory before
+#: anything is authenticated (docs/key-file-format.md has the measured worst case).
+ARGON2_MAX = {"t": 6, "m": 256 * 1024, "p": 8}
+SCRYPT_MAX = {"n": 2**18, "r": 8, "p": 2}
+SCRYPT_MAX_BYTES = 256 << 20  # 128 * n * r
 SALT_BYTES = 16
 VERIFIER_BYTES = 16
+
+
+def canonical_json(obj: object) -> bytes:
+    """The one byte form of a vault's or key file's JSON: sorted keys, no spaces, ASCII only."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 as text."""
+    return base64.b64encode(data).decode("ascii")
 
 
 def _hkdf(secret: bytes, *, salt: bytes | None, info: bytes) -> tuple[bytes, bytes]:
@@ -82,7 +100,7 @@ def check_kdf_params(kdf: str, params: dict[str, Any]) -> dict[str, int]:
     if kdf == "scrypt" and out["n"] & (out["n"] - 1):
         raise VaultError(f"scrypt n={out['n']} is not a power of two")
     if kdf == "scrypt" and 128 * out["n"] * out["r"] > SCRYPT_MAX_BYTES:
-        raise VaultError(f"refusing scrypt parameters: n={out['n']}, r={out['r']} need more than 1 GiB")
+        raise VaultError(f"refusing scrypt parameters: n={out['n']}, r={out['r']} need more than {SCRYPT_MAX_BYTES >> 20} MiB")
     return out
 
 
@@ -273,11 +291,162 @@ def load_public_key(path: str | Path) -> X25519PublicKey:
     return key
 
 
-class Identity:
-    """An X25519 private key: opens vaults sealed for its public key."""
+#: Passphrase-protected private key files (docs/key-file-format.md): armored canonical JSON whose
+#: raw X25519 key is sealed with AES-256-GCM under the vault's password KDF, parameters and bounds.
+KEY_FILE_BEGIN = b"-----BEGIN ANONYMIZER ENCRYPTED PRIVATE KEY-----"
+KEY_FILE_END = b"-----END ANONYMIZER ENCRYPTED PRIVATE KEY-----"
+KEY_FILE_FORMAT = "anonymizer-key"
+KEY_FILE_VERSION = 1
+KEY_FILE_MAX_BYTES = 4096  # a key file is about 400 bytes; larger files are not parsed
+_KEY_FILE_FIELDS = frozenset({"format", "version", "kdf", "params", "salt", "public", "nonce", "sealed"})
+_KEY_FILE_SIZES = {"salt": SALT_BYTES, "public": 32, "nonce": 12, "sealed": 32 + 16}
+_KEY_WRAP_INFO = b"anonymizer key v1 wrap"
+#: what cryptography's BestAvailableEncryption writes (PBES2: PBKDF2-HMAC-SHA256, 2,048 iterations)
+_LEGACY_BEGIN = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
-    def __init__(self, private_key: X25519PrivateKey) -> None:
+
+def _bad_key_file(why: str, path: Path) -> InputError:
+    return InputError(f"not a valid anonymizer key file: {why}", path=path)
+
+
+def _key_wrap_key(passphrase: bytes, kdf: str, salt: bytes, params: dict[str, int]) -> bytes:
+    """The key file's AES-256-GCM key: HKDF-SHA256 over the password KDF's 32-byte output."""
+    secret = derive_password_key(passphrase, kdf, salt, params)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_WRAP_INFO).derive(secret)
+
+
+def key_file_kdf(kdf: str | None, params: dict[str, int] | None) -> tuple[str, dict[str, int]]:
+    """(kdf, checked params) for a new key file: by default exactly what a vault's password slot uses."""
+    kdf = kdf if kdf is not None else ("argon2id" if HAVE_ARGON2 else "scrypt")
+    if params is None:
+        params = dict(ARGON2_DEFAULT if kdf == "argon2id" else SCRYPT_DEFAULT)
+    try:
+        return kdf, check_kdf_params(kdf, params)
+    except VaultError as exc:
+        raise InputError(exc.reason) from None
+
+
+def seal_key_file(private: X25519PrivateKey, passphrase: bytes, *, kdf: str, params: dict[str, int]) -> bytes:
+    """The armored key file holding ``private`` sealed under ``passphrase`` (``params`` already checked)."""
+    salt, nonce = os.urandom(SALT_BYTES), os.urandom(12)
+    descriptor = {"format": KEY_FILE_FORMAT, "version": KEY_FILE_VERSION, "kdf": kdf, "params": params,
+                  "salt": b64(salt), "public": b64(public_bytes(private.public_key()))}
+    aead = AESGCM(_key_wrap_key(passphrase, kdf, salt, params))
+    sealed = aead.encrypt(nonce, private.private_bytes_raw(), canonical_json(descriptor))
+    body = base64.b64encode(canonical_json({**descriptor, "nonce": b64(nonce), "sealed": b64(sealed)}))
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"\n".join([KEY_FILE_BEGIN, *lines, KEY_FILE_END]) + b"\n"
+
+
+@dataclass(frozen=True)
+class _KeyFile:
+    descriptor: dict[str, Any]  # every field but nonce and sealed: the associated data
+    kdf: str
+    params: dict[str, int]
+    fields: dict[str, bytes]  # salt, public, nonce, sealed
+
+
+def _dearmor(data: bytes, path: Path) -> bytes:
+    """The JSON inside the armor: exact BEGIN/END lines around base64 lines of at most 64 characters."""
+    lines = data.strip().splitlines()
+    if len(data) > KEY_FILE_MAX_BYTES or len(lines) < 3 or lines[0] != KEY_FILE_BEGIN or lines[-1] != KEY_FILE_END:
+        raise _bad_key_file(f"expected {KEY_FILE_BEGIN.decode()} ... END lines around at most {KEY_FILE_MAX_BYTES} bytes", path)
+    if any(len(line) > 64 for line in lines[1:-1]):
+        raise _bad_key_file("base64 lines longer than 64 characters", path)
+    try:
+        return base64.b64decode(b"".join(lines[1:-1]), validate=True)
+    except binascii.Error:
+        raise _bad_key_file("bad base64 between the armor lines", path) from None
+
+
+def _key_file_bytes(doc: dict[str, Any], name: str, path: Path) -> bytes:
+    """Field ``name``: canonical base64 of exactly the expected number of bytes."""
+    value, size = doc[name], _KEY_FILE_SIZES[name]
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except binascii.Error:
+        raw = b""
+    if len(raw) != size or b64(raw) != value:
+        raise _bad_key_file(f"{name!r} should be {size} bytes in base64", path)
+    return raw
+
+
+def _key_file_params(kdf: Any, params: Any, path: Path) -> dict[str, int]:
+    """The KDF's parameters within the reader's bounds (no downgrade, no resource exhaustion)."""
+    if not isinstance(kdf, str) or not isinstance(params, dict):
+        raise _bad_key_file("'kdf' should be a name and 'params' an object", path)
+    try:
+        checked = check_kdf_params(kdf, params)
+    except VaultError as exc:
+        raise _bad_key_file(exc.reason, path) from None
+    if set(params) != set(checked):
+        raise _bad_key_file(f"{kdf} parameters should be exactly {sorted(checked)}, got {sorted(params)}", path)
+    return checked
+
+
+def _parse_key_file(data: bytes, path: Path) -> _KeyFile:
+    """Every field of a key file, checked (KDF bounds included) before anything is derived."""
+    blob = _dearmor(data, path)
+    try:
+        doc = json.loads(blob)
+    except (ValueError, RecursionError):
+        raise _bad_key_file("bad JSON", path) from None
+    if not isinstance(doc, dict) or set(doc) != _KEY_FILE_FIELDS or canonical_json(doc) != blob:
+        raise _bad_key_file(f"expected a canonical JSON object with the fields {sorted(_KEY_FILE_FIELDS)}", path)
+    version = doc["version"]
+    if doc["format"] != KEY_FILE_FORMAT or type(version) is not int or version != KEY_FILE_VERSION:
+        raise _bad_key_file(f"expected {KEY_FILE_FORMAT!r} version {KEY_FILE_VERSION}, got {doc['format']!r} version {version!r}", path)
+    params = _key_file_params(doc["kdf"], doc["params"], path)
+    fields = {name: _key_file_bytes(doc, name, path) for name in _KEY_FILE_SIZES}
+    descriptor = {k: v for k, v in doc.items() if k not in ("nonce", "sealed")}
+    return _KeyFile(descriptor, doc["kdf"], params, fields)
+
+
+def open_key_file(data: bytes, passphrase: bytes | None, *, path: Path) -> X25519PrivateKey:
+    """The private key in an armored key file; the file is fully checked before the KDF runs."""
+    kf = _parse_key_file(data, path)
+    if passphrase is None:
+        raise WrongKeyError("private key passphrase: this private key is encrypted; give its passphrase", path=path)
+    if kf.kdf == "argon2id" and not HAVE_ARGON2:
+        raise VaultError("this key file uses Argon2id, which the installed 'cryptography' does not provide", path=path)
+    aead = AESGCM(_key_wrap_key(passphrase, kf.kdf, kf.fields["salt"], kf.params))
+    try:
+        raw = aead.decrypt(kf.fields["nonce"], kf.fields["sealed"], canonical_json(kf.descriptor))
+    except InvalidTag:  # a wrong passphrase, or a modified file: the tag cannot tell them apart
+        raise WrongKeyError("wrong passphrase for this private key", path=path) from None
+    private = X25519PrivateKey.from_private_bytes(raw)
+    if public_bytes(private.public_key()) != kf.fields["public"]:
+        raise _bad_key_file("its public key does not match the private key it seals", path)
+    return private
+
+
+def _load_pkcs8(data: bytes, passphrase: bytes | None, path: Path) -> X25519PrivateKey:
+    """An X25519 private key from PKCS#8 PEM (unencrypted, or encrypted by an older keygen)."""
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError as exc:  # encrypted without a passphrase given, or a passphrase for a plain key
+        raise WrongKeyError(f"private key passphrase: {exc}", path=path) from exc
+    except ValueError as exc:
+        if b"ENCRYPTED" in data and passphrase is not None:
+            raise WrongKeyError("wrong passphrase for this private key", path=path) from exc
+        raise InputError("not a PEM private key", path=path) from exc
+    except UnsupportedAlgorithm as exc:
+        raise InputError("unsupported private key", path=path) from exc
+    if not isinstance(key, X25519PrivateKey):
+        raise InputError(f"expected an X25519 private key, got {type(key).__name__}", path=path)
+    return key
+
+
+class Identity:
+    """An X25519 private key: opens vaults sealed for its public key.
+
+    ``legacy_wrapping`` is True when it was read from a PKCS#8 file encrypted by an older ``keygen``
+    (PBKDF2 with 2,048 iterations: cheap to guess); ``anonymizer keygen --rewrap`` replaces such a file.
+    """
+
+    def __init__(self, private_key: X25519PrivateKey, *, legacy_wrapping: bool = False) -> None:
         self._key = private_key
+        self.legacy_wrapping = legacy_wrapping
 
     def __repr__(self) -> str:
         return f"Identity({fingerprint(self.public_key)})"
@@ -288,41 +457,42 @@ class Identity:
 
     @classmethod
     def load(cls, path: str | Path, passphrase: str | bytes | None = None) -> Identity:
+        """Read a private key: an anonymizer key file (passphrase-protected) or PKCS#8 PEM. A PKCS#8 file
+        encrypted by an older keygen still loads, with a warning logged (see ``legacy_wrapping``)."""
         path = Path(path)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read private key: {exc.strerror or exc}", path=path) from exc
         pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
-        try:
-            key = serialization.load_pem_private_key(data, password=pw)
-        except TypeError as exc:  # encrypted without a passphrase given, or a passphrase for a plain key
-            raise WrongKeyError(f"private key passphrase: {exc}", path=path) from exc
-        except ValueError as exc:
-            if b"ENCRYPTED" in data and pw is not None:
-                raise WrongKeyError("wrong passphrase for this private key", path=path) from exc
-            raise InputError("not a PEM private key", path=path) from exc
-        except UnsupportedAlgorithm as exc:
-            raise InputError("unsupported private key", path=path) from exc
-        if not isinstance(key, X25519PrivateKey):
-            raise InputError(f"expected an X25519 private key, got {type(key).__name__}", path=path)
-        return cls(key)
+        if data.lstrip().startswith(KEY_FILE_BEGIN):
+            return cls(open_key_file(data, pw, path=path))
+        legacy = _LEGACY_BEGIN in data
+        ident = cls(_load_pkcs8(data, pw, path), legacy_wrapping=legacy)
+        if legacy:
+            log.warning("%s: this private key is wrapped with PKCS#8's PBKDF2 (2,048 iterations: cheap to guess); "
+                        "re-wrap it with `anonymizer keygen --rewrap %s` and the same passphrase", path, path)
+        return ident
 
     @property
     def public_key(self) -> X25519PublicKey:
         return self._key.public_key()
 
-    def private_pem(self, passphrase: str | bytes | None = None) -> bytes:
-        """PKCS#8 PEM, encrypted when ``passphrase`` is given (cryptography's best available PKCS#8
-        encryption: PBKDF2-HMAC-SHA256 with few iterations, so the passphrase must be strong)."""
-        if passphrase is not None and len(passphrase) == 0:
-            raise InputError("the passphrase is empty; omit it to write an unencrypted key")
-        if passphrase:
-            pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
-            enc: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(pw)
-        else:
+    def private_pem(
+        self, passphrase: str | bytes | None = None, *, kdf: str | None = None, kdf_params: dict[str, int] | None = None
+    ) -> bytes:
+        """Without ``passphrase``: unencrypted PKCS#8 PEM. With one: an anonymizer key file
+        (docs/key-file-format.md), the raw key sealed with AES-256-GCM under Argon2id (Scrypt where the
+        installed cryptography lacks it) with a vault password slot's defaults, or ``kdf``/``kdf_params``
+        within the bounds a reader accepts."""
+        if passphrase is None:
             enc = serialization.NoEncryption()
-        return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+            return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+        if len(passphrase) == 0:
+            raise InputError("the passphrase is empty; omit it to write an unencrypted key")
+        kdf, params = key_file_kdf(kdf, kdf_params)
+        pw = passphrase.encode("utf-8") if isinstance(passphrase, str) else bytes(passphrase)
+        return seal_key_file(self._key, pw, kdf=kdf, params=params)
 
     def public_pem(self) -> bytes:
         return self.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

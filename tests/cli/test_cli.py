@@ -361,6 +361,7 @@ def test_contact_sheet_is_written_for_review_and_kept_out_of_the_output(
     im = Image.open(sheet)
     assert im.format == "PNG" and im.height > 320 and im.width > 640
     assert np.asarray(im.convert("RGB"))[2, 2].tolist() == [190, 0, 0]  # the red "review only" banner
+    assert sheet.stat().st_mode & 0o777 == 0o600  # it shows the original faces: its owner's only
 
 
 # enhance ----------------------------------------------------------------------------------------------

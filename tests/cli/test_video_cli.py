@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -124,3 +125,39 @@ def test_start_past_the_end_fails_that_video_before_anything_loads(clip, samples
     assert f"error: {clip}: --start 10 s is at or past the end of the video (1.00 s)" in r.stderr
     assert "anonymized 0 of 1 file(s)" in r.stderr
     assert not out.exists()  # nothing to write: no output folder either
+
+
+def _run_killed_then_again(args: list[str], folder: Path) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+    """Start the CLI with ``args``, kill -9 it once a partial file appears in ``folder``, then run it
+    again to the end: (the partial files the killed run left, the second run)."""
+    import os
+    import signal
+    import time
+
+    cmd = [sys.executable, "-c", "from anonymizer.cli.app import main; main()", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not list(folder.glob(".*part*")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = sorted(p.name for p in folder.glob(".*part*"))
+    return left, subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+
+
+def test_a_killed_run_leaves_nothing_once_run_again(tmp_path) -> None:
+    """kill -9 in the middle of writing a video, and of restoring it (a partial holding original faces,
+    mode 0600): the next run of the same command removes what the killed one left."""
+    (tmp_path / "in").mkdir()
+    src = make_clip(tmp_path / "in" / "long.mp4", frames=180, speed=1)
+    pw = tmp_path / "pw"
+    pw.write_text("a long enough password")
+    out, back = tmp_path / "out", tmp_path / "back"
+    out.mkdir()
+    left, again = _run_killed_then_again(["anonymize", str(src), "-o", str(out), "--password-file", str(pw), "--lossless"], out)
+    assert left and again.returncode == 0, (left, again.stderr)
+    assert sorted(p.name for p in out.iterdir()) == ["long.mp4", "long.mp4.vault"]
+    back.mkdir()
+    left, again = _run_killed_then_again(["restore", str(out), "-o", str(back), "--password-file", str(pw)], back)
+    assert left and again.returncode == 0, (left, again.stderr)
+    assert sorted(p.name for p in back.iterdir()) == ["long.mp4"]

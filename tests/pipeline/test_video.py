@@ -16,6 +16,7 @@ from anonymizer.api import get_finder  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
 from anonymizer.pipeline.tracking import FaceTracker, scene_cut  # noqa: E402
 from anonymizer.pipeline.video import anonymize_video, restore_video  # noqa: E402
+from anonymizer.vault import parse  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +140,11 @@ def test_lossless_round_trip_with_a_key(clip, finder, tmp_path) -> None:
     out = tmp_path / "anon.mp4"
     report = anonymize_video(clip, out, finder=finder, key=key, lossless=True)
     assert (tmp_path / "anon.mp4.vault").is_file() and report.regions >= 24
+    # this clip's noise costs more bytes than its faces as PNG crops: the vault seals the regions
+    assert {meta["codec"] for meta, _, _ in parse((tmp_path / "anon.mp4.vault").read_bytes()).records} == {"png"}
     restored = tmp_path / "restored.mp4"
     assert restore_video(out, restored, Key.from_password("pw")) == report.regions
+    assert restored.stat().st_mode & 0o777 == 0o600
     src_frames, src_pts, src_audio, _ = decode(clip)
     frames, pts, audio, _ = decode(restored)
     assert all(np.array_equal(a, b) for a, b in zip(src_frames, frames, strict=True))  # bit for bit
@@ -162,6 +166,42 @@ def test_lossless_round_trip_with_a_key(clip, finder, tmp_path) -> None:
     with pytest.raises(VaultIntegrityError, match="integrity check failed"):
         restore_video(out, tmp_path / "y.mp4", Key.from_password("pw"))
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "y.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory) -> Path:
+    """The clip coded at crf 30: smaller than its faces as PNG crops, as real videos are."""
+    return make_clip(tmp_path_factory.mktemp("clips") / "small.mp4", crf=30)
+
+
+def test_a_small_original_is_sealed_whole_and_restored_byte_for_byte(small_clip, finder, tmp_path) -> None:
+    key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
+    out = tmp_path / "anon.mp4"
+    report = anonymize_video(small_clip, out, finder=finder, key=key)
+    side = tmp_path / "anon.mp4.vault"
+    assert [meta["codec"] for meta, _, _ in parse(side.read_bytes()).records] == ["file"]
+    assert side.stat().st_size <= small_clip.stat().st_size * 1.13 + 4096  # the original, padded, and a header
+    restored = tmp_path / "restored.mp4"
+    assert restore_video(out, restored, key) == report.regions >= 24
+    assert restored.read_bytes() == small_clip.read_bytes() and restored.stat().st_mode & 0o777 == 0o600
+    sealed = side.read_bytes()
+    for damaged, message in [(sealed[:-1] + bytes([sealed[-1] ^ 1]), "record 0 chunk 0 was modified"), (sealed + b"\0", "after the last record")]:
+        side.write_bytes(damaged)
+        with pytest.raises(VaultIntegrityError, match=message):
+            restore_video(out, tmp_path / "z.mp4", key)
+        assert not (tmp_path / "z.mp4").exists() and not list(tmp_path.glob("*.part*"))
+
+
+def test_a_cut_video_seals_its_regions_not_the_original(small_clip, finder, tmp_path) -> None:
+    """The original file holds what --cut dropped: a cut output's vault keeps to the regions."""
+    key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
+    out = tmp_path / "cut.mp4"
+    report = anonymize_video(small_clip, out, finder=finder, key=key, lossless=True, start=1.0, end=1.5, cut=True)
+    vault = parse((tmp_path / "cut.mp4.vault").read_bytes())
+    assert report.regions > 0 and {meta["codec"] for meta, _, _ in vault.records} == {"png"}
+    restored = tmp_path / "restored.mp4"
+    assert restore_video(out, restored, key) == report.regions
+    assert len(decode(restored)[0]) == len(decode(out)[0])
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a video", "half"])

@@ -120,6 +120,56 @@ def test_crafted_containers_raise_vault_errors_only() -> None:
     assert extract(filled) == (None, filled)
 
 
+def test_a_webp_claiming_a_huge_canvas_is_a_vault_error() -> None:
+    """A crafted WebP whose VP8X header claims 16383x16383 pixels, with a valid vault sealed for it
+    (anyone with a recipient's public key can make one): refused, not a DecompressionBombError."""
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010E] = "x"  # metadata: the extended (VP8X) header, which holds the canvas size
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(buf, format="WEBP", lossless=True, exif=exif.tobytes())
+    webp = bytearray(buf.getvalue())
+    assert webp[12:16] == b"VP8X"
+    webp[24:30] = (16382).to_bytes(3, "little") * 2  # canvas width - 1, height - 1
+    ident = Identity.generate()
+    data = _forge(bytes(webp), [], Key.from_recipients([ident.public_key]), size=(16383, 16383))
+    with pytest.raises(VaultError):
+        restore_image(data, ident)
+
+
+def _png_chunk_moved_before_idat(data: bytes) -> bytes:
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunks.append(data[pos : pos + 12 + length])
+        pos += 12 + length
+    ours = next(c for c in chunks if c[4:8] == b"anVT")
+    chunks.remove(ours)
+    idat = next(i for i, c in enumerate(chunks) if c[4:8] == b"IDAT")
+    return data[:8] + b"".join(chunks[:idat] + [ours] + chunks[idat:])
+
+
+def _jpeg_resplit(data: bytes) -> bytes:
+    """The vault's APP15 segments cut at other places (two segments, the first one shorter)."""
+    vault, base = extract(data)
+    assert vault is not None and len(vault) > 100
+    parts = [vault[:100], vault[100:]]
+    segs = b"".join(b"\xff\xef" + struct.pack(">H", 2 + len(JPEG_ID) + 4 + len(p)) + JPEG_ID + struct.pack(">HH", i, 2) + p
+                    for i, p in enumerate(parts))
+    at = data.index(b"\xff\xef")
+    return base[:at] + segs + base[at:]
+
+
+@pytest.mark.parametrize(("fmt", "move"), [("PNG", _png_chunk_moved_before_idat), ("JPEG", _jpeg_resplit)])
+def test_a_vault_moved_or_resplit_in_its_file_is_refused(fmt, move) -> None:
+    key = Key.from_password("pw", kdf_params=FAST)
+    data = _forge(_image(fmt), [], key)
+    assert restore_image(data, key).regions == 0  # as embedded: accepted
+    moved = move(data)
+    assert moved != data and Image.open(io.BytesIO(moved)).size == (40, 30)  # still a valid image
+    with pytest.raises(VaultIntegrityError, match="not where the anonymizer puts it"):
+        restore_image(moved, key)
+
+
 @pytest.mark.parametrize("pos", [4, 6, 7, 20, 21, 24, 25, 28, 29])
 def test_webp_headers_are_covered(pos: int) -> None:
     key = Key.from_password("pw", kdf_params=FAST)

@@ -44,7 +44,7 @@ def _reseal_as(blob: bytes, ident: Identity, payload: bytes, *, fix_header: bool
     header = dict(vault.header)
     if fix_header:
         header["records_sha256"] = hashlib.sha256(body).hexdigest()
-    hb = vf._canon(header) if fix_header else vault.header_bytes
+    hb = vf.canonical_json(header) if fix_header else vault.header_bytes
     mac = vf._header_mac(cek, header, hb)
     return vf.MAGIC + struct.pack(">HI", header["version"], len(hb)) + hb + mac + body
 
@@ -105,7 +105,7 @@ def test_version_1_header_cannot_claim_version_2() -> None:
     blob, key, _ = _two_slot_vault(b"x")
     header = json.loads(parse(blob).header_bytes)
     del header["records_sha256"]
-    hb = vf._canon(header)
+    hb = vf.canonical_json(header)
     broken = vf.MAGIC + struct.pack(">HI", 2, len(hb)) + hb + blob[14 + len(parse(blob).header_bytes):]
     with pytest.raises(VaultIntegrityError, match="record digest"):
         parse(broken)
@@ -121,3 +121,50 @@ def test_version_1_vaults_still_restore(opener: str) -> None:
     restored = restore_file(path, key)
     assert restored.regions == 1
     assert hashlib.sha256(restored.image.tobytes()).hexdigest() == "c2d0d88e596739e38446157545273a47f9ed448525b0b1802b9da672100133ce"
+
+
+def _sealed_codecs(data: bytes) -> list[str]:
+    return [meta.get("codec") for meta, _, _ in parse(extract(data)[0]).records]
+
+
+def test_a_jpeg_is_sealed_whole_and_restored_as_read(samples, tmp_path) -> None:
+    """A JPEG is smaller than its faces as PNG crops: the vault holds the file itself (a 66 KB JPEG
+    used to carry a 1 MB vault), and restoring gives the whole original image as it was read."""
+    from anonymizer.api import anonymize_image, restore_image
+    from anonymizer.media.image import load_image
+
+    src = samples / "grace_hopper.jpg"
+    key = Key.from_password("a long enough password", kdf="argon2id", kdf_params=FAST)
+    data, side = anonymize_image(src, key=key).encode("jpeg")
+    assert side is None and _sealed_codecs(data) == ["file"]
+    assert len(extract(data)[0]) <= src.stat().st_size * 1.13 + 4096
+    restored = restore_image(data, key)
+    assert restored.regions == 1 and (restored.image == load_image(src).rgb).all()
+
+
+def test_a_png_seals_its_regions_when_they_are_smaller(samples) -> None:
+    from anonymizer.api import anonymize_image
+
+    src = samples / "astronaut.png"  # 790 KB; its one face as PNG is a fraction of that
+    data, _ = anonymize_image(src, key=Key.from_password("a long enough password", kdf="argon2id", kdf_params=FAST)).encode("png")
+    assert _sealed_codecs(data) == ["png"]
+
+
+@pytest.mark.parametrize("size", [(5, 4), (4000, 4000)])
+def test_a_crafted_original_of_another_size_is_refused(size: tuple[int, int]) -> None:
+    """Whoever holds a recipient's public key can seal any 'original': its size is checked first."""
+    from PIL import Image
+
+    from anonymizer.api import restore_image
+    from anonymizer.vault.containers import embed
+
+    ident = Identity.generate()
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    image = buf.getvalue()
+    buf = io.BytesIO()
+    Image.new("RGB", size).save(buf, format="PNG")
+    info = {"kind": "image", "width": 4, "height": 4, "image_sha256": hashlib.sha256(image).hexdigest()}
+    blob = seal([Record(meta={"codec": "file", "frame": 0, "regions": 1}, payload=buf.getvalue())], Key.from_recipients([ident.public_key]), info=info)
+    with pytest.raises(VaultIntegrityError, match="sealed original is 5x4|sealed original is 4000x4000"):
+        restore_image(embed(image, blob), ident)
