@@ -4,8 +4,9 @@
 - A long video is cut at keyframes into pieces of about ``segment_seconds``; pieces are anonymized in
   parallel (:class:`~anonymizer.media.video.Transcoder` ``segment=True``), then joined on the driver
   without re-encoding, with the source's timestamps and its audio copied packet for packet. With a key,
-  the pieces send their original regions back and the driver seals one vault for the joined video, so
-  `restore` works as for a video anonymized in one piece. Faces are tracked within a piece: a person
+  each piece seals its original regions for a key pair the driver makes for this run (nothing in clear
+  travels through Ray's object store); the driver opens them and seals one vault for the joined video,
+  so `restore` works as for a video anonymized in one piece. Faces are tracked within a piece: a person
   crossing a piece boundary starts a new track (and, with ``--method surrogate``, a new surrogate).
 - A worker that dies (its process or node lost) is replaced, and what it was doing is retried on
   another worker, up to :data:`MAX_ATTEMPTS` times. Outputs are written atomically by whoever finishes
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MediaError
-from ..vault.keys import Key
+from ..vault.keys import Identity, Key, public_bytes
 from ..vault.surrogate import SurrogateSeed
 from .batch import BatchReport, Job, describe_error, remove_stale_parts
 from .jobs import AnonymizeOptions
@@ -108,11 +109,13 @@ class Manifest:
 class Worker:
     """What one Ray actor runs. Errors come back as a message (the file fails, the batch goes on)."""
 
-    def __init__(self, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None, threads: int | None) -> None:
+    def __init__(self, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None, threads: int | None,
+                 transit: bytes | None = None) -> None:
         from .photo import configure_runtime
 
         configure_runtime(threads or 1)  # the CPUs Ray gave this actor
         self.opts, self.key, self.seed = opts, key, seed
+        self.transit = transit  # the driver's public key for this run: pieces seal their regions for it
 
     def file(self, job: Job) -> dict[str, Any]:
         from .jobs import anonymize_file
@@ -123,16 +126,31 @@ class Worker:
             return {"error": describe_error(job.src, exc)}
 
     def piece(self, job: Job, part: Path, start: float | None, end: float | None, seed: SurrogateSeed | None) -> dict[str, Any]:
-        """Anonymize [start, end) of ``job.src`` into ``part``; the original regions come back for the driver to seal."""
+        """Anonymize [start, end) of ``job.src`` into ``part``. With a key, the original regions come back
+        sealed for the driver's key of this run (``sealed``: vault bytes), which re-seals them into the
+        joined video's vault."""
         from .jobs import run_video
 
         regions: list[tuple[dict[str, Any], bytes]] | None = [] if self.key is not None else None
         try:
             rep = run_video(job.src, part, self.opts, start=start, end=end, cut=False, surrogate_seed=seed,
                             segment=True, regions_out=regions)
+            sealed = _seal_for_driver(regions, self.transit) if regions is not None else None
         except Exception as exc:
             return {"error": describe_error(job.src, exc)}
-        return {"frames": rep.frames, "tracks": rep.tracks, "regions": regions or [], "count": rep.regions}
+        return {"frames": rep.frames, "tracks": rep.tracks, "sealed": sealed, "count": rep.regions}
+
+
+def _seal_for_driver(regions: list[tuple[dict[str, Any], bytes]], transit: bytes | None) -> bytes:
+    """A piece's original regions as a vault only the driver's key of this run opens."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    from ..vault.format import Record, seal
+
+    if transit is None:
+        raise InputError("a piece with a key needs the driver's public key to seal its regions for")
+    recipient = Key.from_recipients([X25519PublicKey.from_public_bytes(transit)])
+    return seal([Record(meta=meta, payload=payload) for meta, payload in regions], recipient, info={"kind": "piece"})
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -165,16 +183,19 @@ class _Video:
     items: list[_Item]
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     writer: Any = None  # a VaultWriter with a key
+    transit: Any = None  # the driver's Identity of this run, which opens what the pieces sealed
     sealed: int = 0  # pieces whose regions are in the writer
     frames: int = 0  # frames of those pieces
 
     def seal_ready(self) -> None:
+        from ..vault.format import open_vault
+
         while self.writer is not None and self.sealed in self.results:
             r, it = self.results[self.sealed], self.items[self.sealed]
-            for meta, payload in r["regions"]:
+            for rec in open_vault(r.pop("sealed"), self.transit)[1]:
+                meta = rec.meta
                 self.writer.add(dict(meta, frame=int(meta["frame"]) + self.frames,
-                                     source_frame=int(meta["source_frame"]) + it.first_frame), payload)
-            r["regions"] = []
+                                     source_frame=int(meta["source_frame"]) + it.first_frame), rec.payload)
             self.frames += int(r["frames"])
             self.sealed += 1
 
@@ -230,6 +251,7 @@ def run_on_ray(
     ray = _ray()  # before anything else: a clear error when Ray is not installed
     report = BatchReport()
     manifest = Manifest(out_dir, opts.fingerprint(key))
+    transit = Identity.generate() if key is not None else None  # pieces seal their regions for it (this run only)
     bar = tqdm(total=len(jobs), desc="anonymize (ray)", unit="file", disable=not progress, leave=False)
     seen: set[Path] = set()
     queue: deque[_Item] = deque()
@@ -273,7 +295,7 @@ def run_on_ray(
         if items[0].index is not None:
             from ..vault.format import VaultWriter
 
-            videos[job.src] = _Video(items, writer=VaultWriter(key) if key is not None else None)
+            videos[job.src] = _Video(items, writer=VaultWriter(key) if key is not None else None, transit=transit)
         queue.extend(items)
     if not queue:
         bar.close()
@@ -293,10 +315,11 @@ def run_on_ray(
     try:
         n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
         worker_key = key.for_workers() if key is not None else None  # never the password itself
+        transit_public = public_bytes(transit.public_key) if transit is not None else None
         actor_cls = ray.remote(num_cpus=cpus, max_restarts=0)(Worker)
 
         def new_actor() -> Any:
-            actor = actor_cls.remote(opts, worker_key, seed, threads)
+            actor = actor_cls.remote(opts, worker_key, seed, threads, transit_public)
             created.append(actor)
             return actor
 

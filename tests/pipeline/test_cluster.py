@@ -112,6 +112,30 @@ def test_a_segmented_video_restores_exactly_from_one_vault(local_ray, folder, tm
         restore_video(out / "walk.mp4", tmp_path / "nope.mp4", Key.from_password("not it", **FAST_KDF))
 
 
+def test_a_piece_sends_no_face_in_clear(folder, tmp_path) -> None:
+    """What a piece returns travels through Ray's object store (shared memory, spilled to disk, other
+    nodes): its original regions come back sealed for the driver's key of this run, not as images."""
+    import pickle
+
+    from anonymizer import Identity, VaultError
+    from anonymizer.pipeline.cluster import Worker
+    from anonymizer.vault import open_vault
+    from anonymizer.vault.keys import public_bytes
+
+    driver = Identity.generate()
+    key = Key.from_password("cluster password", **FAST_KDF).for_workers()
+    job = plan_jobs([folder / "walk.mp4"], tmp_path / "out")[0]
+    (tmp_path / "out").mkdir()
+    result = Worker(OPTS, key, None, 1, public_bytes(driver.public_key)).piece(job, tmp_path / "out" / "piece.mp4", None, 2.0, None)
+    assert "error" not in result and result["count"] > 0
+    wire = pickle.dumps(result)
+    assert b"\x89PNG" not in wire and b"IHDR" not in wire  # no image in clear
+    records = open_vault(result["sealed"], driver)[1]
+    assert len(records) == result["count"] and all(r.payload.startswith(b"\x89PNG") for r in records)
+    with pytest.raises(VaultError):
+        open_vault(result["sealed"], Identity.generate())
+
+
 def test_a_killed_worker_leaves_nothing_missing_or_twice(local_ray, folder, tmp_path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
