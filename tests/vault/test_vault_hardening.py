@@ -89,7 +89,9 @@ def test_resource_limits_before_any_derivation() -> None:
     with pytest.raises(VaultIntegrityError, match="key slots"):
         parse(_raw_vault(dict(BASE, slots=[dict(slot, type="x25519")] * 65)))
     for kdf, params in [("argon2id", {"t": 2, "m": 4 * 1024 * 1024, "p": 1}), ("argon2id", {"t": 64, "m": 19456, "p": 1}),
-                        ("scrypt", {"n": 2**21, "r": 8, "p": 1}), ("scrypt", {"n": 2**20, "r": 16, "p": 1})]:
+                        ("scrypt", {"n": 2**21, "r": 8, "p": 1}), ("scrypt", {"n": 2**20, "r": 16, "p": 1}),
+                        # version 1's ceilings, accepted before: 14.6 s and 1 GiB for a reader each
+                        ("argon2id", {"t": 10, "m": 1024 * 1024, "p": 16}), ("scrypt", {"n": 2**20, "r": 8, "p": 4})]:
         blob = _raw_vault(dict(BASE, slots=[dict(slot, kdf=kdf, params=params)]))
         with pytest.raises(VaultError, match="refusing"):
             open_vault(blob, Key.from_password("pw"))

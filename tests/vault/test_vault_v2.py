@@ -9,6 +9,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from anonymizer import VaultIntegrityError
 from anonymizer.api import restore_file
@@ -168,3 +170,74 @@ def test_a_crafted_original_of_another_size_is_refused(size: tuple[int, int]) ->
     blob = seal([Record(meta={"codec": "file", "frame": 0, "regions": 1}, payload=buf.getvalue())], Key.from_recipients([ident.public_key]), info=info)
     with pytest.raises(VaultIntegrityError, match="sealed original is 5x4|sealed original is 4000x4000"):
         restore_image(embed(image, blob), ident)
+
+
+def _embedded(fmt: str) -> bytes:
+    """A small image of ``fmt`` with a vault holding the whole original file (FAST password)."""
+    from PIL import Image
+
+    from anonymizer.vault.containers import embed
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (90, 120, 150)).save(buf, format=fmt)
+    image = buf.getvalue()
+    info = {"kind": "image", "width": 24, "height": 16, "image_sha256": hashlib.sha256(image).hexdigest()}
+    key = Key.from_password("pw", kdf="argon2id", kdf_params=FAST)
+    return embed(image, seal([Record(meta={"codec": "file", "frame": 0, "regions": 1}, payload=image)], key, info=info))
+
+
+_EMBEDDED = {fmt: _embedded(fmt) for fmt in ("PNG", "JPEG", "WEBP")}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(_EMBEDDED)), st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=3))
+def test_fuzz_mutated_files_with_a_sealed_original_only_raise_vault_errors(fmt: str, flips: list[tuple[int, int]]) -> None:
+    from anonymizer import VaultError
+    from anonymizer.api import restore_image
+
+    bad = bytearray(_EMBEDDED[fmt])
+    for pos, mask in flips:
+        bad[pos % len(bad)] ^= mask
+    try:
+        restore_image(bytes(bad), Key.from_password("pw"))
+    except VaultError:
+        pass
+
+
+_STREAMED = seal([Record(meta={"codec": "file"}, payload=bytes(range(256)) * 40)], Key.from_password("pw", kdf="argon2id", kdf_params=FAST), info={})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(_STREAMED) - 1), st.integers(1, 255)), min_size=1, max_size=3), st.integers(0, len(_STREAMED)))
+def test_fuzz_streamed_parts_only_raise_vault_errors(flips: list[tuple[int, int]], cut: int) -> None:
+    from anonymizer import VaultError
+
+    bad = bytearray(_STREAMED)
+    for pos, mask in flips:
+        bad[pos] ^= mask
+    for blob in (bytes(bad), bytes(bad[:cut])):
+        try:
+            _, records = vf.open_vault_stream(io.BytesIO(blob), Key.from_password("pw"))
+            for rec in records:
+                b"".join(rec.parts())
+        except VaultError:
+            pass
+
+
+_KEY_FILE = Identity.generate().private_pem("pass phrase", kdf="argon2id", kdf_params=FAST)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(_KEY_FILE) - 1), st.integers(1, 255)), min_size=1, max_size=3))
+def test_fuzz_mutated_key_files_only_raise_our_errors(tmp_path_factory, flips: list[tuple[int, int]]) -> None:
+    from anonymizer import AnonymizerError
+
+    bad = bytearray(_KEY_FILE)
+    for pos, mask in flips:
+        bad[pos] ^= mask
+    path = tmp_path_factory.mktemp("keys") / "k.key.pem"
+    path.write_bytes(bytes(bad))
+    try:
+        Identity.load(path, "pass phrase")
+    except AnonymizerError:
+        pass
