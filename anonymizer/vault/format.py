@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import struct
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -178,8 +179,6 @@ class VaultWriter:
     """
 
     def __init__(self, key: Key) -> None:
-        import tempfile
-
         self._cek = AESGCM.generate_key(bit_length=256)
         self._aead = AESGCM(self._cek)
         self._slots: list[dict[str, Any]] = []
@@ -224,17 +223,16 @@ class VaultWriter:
         total = size if padded else padded_size(size + 1)
         count = max(1, -(-total // CHUNK_BYTES))
         self._write(struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", count))
-        tail = b"" if padded else b"\x80" + bytes(total - size - 1)
         done = 0
         for j in range(count):
             want = min(CHUNK_BYTES, total - j * CHUNK_BYTES)
             chunk = read(min(want, size - done)) if done < size else b""
             done += len(chunk)
-            if len(chunk) < want:  # the end of the payload: the padding follows
-                if done != size:
+            if len(chunk) < want:  # the end of the payload: the padding follows, 0x80 then zeros
+                if done != size or padded:
                     raise VaultError(f"a record to seal ended after {done} of {size} bytes")
-                offset = j * CHUNK_BYTES + len(chunk) - size
-                chunk += tail[offset : offset + want - len(chunk)]
+                first = j * CHUNK_BYTES + len(chunk) == size  # the padding starts in this chunk
+                chunk += (b"\x80" if first else b"") + bytes(want - len(chunk) - first)
             nonce = os.urandom(NONCE_BYTES)  # fresh per seal: never reused under this key
             ct = self._aead.encrypt(nonce, chunk, _chunk_aad(self._stream, self.records, j, count, meta_bytes))
             self._write(struct.pack(">I", NONCE_BYTES + len(ct)) + nonce + ct)
@@ -242,8 +240,6 @@ class VaultWriter:
 
     def discard(self) -> None:
         """Forget the records sealed so far (to seal something smaller in their place)."""
-        import tempfile
-
         self._body.close()
         self._body = tempfile.SpooledTemporaryFile(max_size=64 << 20)
         self._digest = hashlib.sha256()
