@@ -479,7 +479,7 @@ def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: C
             return _restore_original(first, records, dest, src)
         tc = Transcoder(src, dest, lossless=True, mode=PRIVATE_MODE)  # it shows the original faces
         try:
-            return _restore_frames(tc, itertools.chain([first] if first else [], records), decode_crop, src, progress)
+            return _restore_frames(tc, itertools.chain([first] if first is not None else [], records), decode_crop, src, progress)
         except VaultError as exc:
             tc.abort()
             raise type(exc)(exc.reason, path=src) from None
