@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LINTED := anonymizer tests benchmarks
 
-.PHONY: demo test test-all bench coverage cli-docs clean install
+.PHONY: demo test lint test-all bench coverage cli-docs clean install
 
 install: $(STAMP)
 
@@ -22,6 +23,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# style, imports, bugbear, pyupgrade, complexity, formatting and types (settings in pyproject.toml)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m ""

@@ -1,10 +1,10 @@
 """anonymizer: privacy-first face anonymization.
 
-    >>> from anonymizer import detect_faces, anonymize_image
-    >>> result = anonymize_image("photo.jpg", method="pixelate")  # doctest: +SKIP
-    >>> key = Key.from_password("correct horse battery staple")  # doctest: +SKIP
-    >>> anonymize_image("photo.jpg", key=key).save("out.png")  # doctest: +SKIP
-    >>> restore_image("out.png", key).image  # the original pixels  # doctest: +SKIP
+>>> from anonymizer import detect_faces, anonymize_image
+>>> result = anonymize_image("photo.jpg", method="pixelate")  # doctest: +SKIP
+>>> key = Key.from_password("correct horse battery staple")  # doctest: +SKIP
+>>> anonymize_image("photo.jpg", key=key).save("out.png")  # doctest: +SKIP
+>>> restore_image("out.png", key).image  # the original pixels  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from .vault import Identity, Key, RestoredImage, SurrogateSeed
 if TYPE_CHECKING:
     from .api import anonymize_image, audit_image, deepfake_score, detect_faces, enhance, restore_image, segment_persons
 
-_LAZY = {"anonymize_image", "audit_image", "deepfake_score", "detect_faces", "enhance", "restore_image", "segment_persons"}
+_LAZY = {
+    "anonymize_image",
+    "audit_image",
+    "deepfake_score",
+    "detect_faces",
+    "enhance",
+    "restore_image",
+    "segment_persons",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -38,6 +46,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'anonymizer' has no attribute {name!r}")
+
 
 __all__ = [
     "AnonymizedImage",

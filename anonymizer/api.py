@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .media.image import LoadedImage, load_image
 from .defaults import DEFAULT_METHOD
+from .errors import InputError
+from .media.image import LoadedImage, load_image
+from .ops.replace import METHODS
+from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person, PersonSegmenter
 from .pipeline.photo import (
     DEFAULT_FEATHER,
     DEFAULT_MASK_SCALE,
@@ -23,9 +26,6 @@ from .pipeline.photo import (
     FaceFinder,
     cover_faces,
 )
-from .ops.replace import METHODS
-from .errors import InputError
-from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person, PersonSegmenter
 from .types import AnonymizedImage, Detections, Face, Region
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def get_painter() -> DonorPainter:
 
 
 def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """"face,person" or ("face", "person") -> a checked, de-duplicated tuple in :data:`TARGETS` order."""
+    """ "face,person" or ("face", "person") -> a checked, de-duplicated tuple in :data:`TARGETS` order."""
     items = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets)]
     bad = [t for t in items if t not in TARGETS]
     if bad or not items:
@@ -169,8 +169,16 @@ def anonymize_image(
         # every crop from the untouched original, so restoring them in any order gives the original back
         originals = tuple(img.rgb[r.box[1] : r.box[3], r.box[0] : r.box[2]].copy() for r in regions)
     return AnonymizedImage(
-        image=out, faces=faces, regions=regions, mask=mask, method=method, source=img.path,
-        originals=originals, key=key, loaded=img, extra=extra,
+        image=out,
+        faces=faces,
+        regions=regions,
+        mask=mask,
+        method=method,
+        source=img.path,
+        originals=originals,
+        key=key,
+        loaded=img,
+        extra=extra,
     )
 
 
@@ -188,7 +196,9 @@ def get_deepfake_scorer() -> DeepfakeScorer:
     return DeepfakeScorer()
 
 
-def deepfake_score(image: ImageInput, *, faces: Sequence[Face] | None = None, aligned: bool = False) -> tuple[float, ...]:
+def deepfake_score(
+    image: ImageInput, *, faces: Sequence[Face] | None = None, aligned: bool = False
+) -> tuple[float, ...]:
     """Probability that each face is synthetic or manipulated (models/deepfake.md).
 
     ``image``: a photo, whose faces are found by our detector unless ``faces`` (with landmarks) are given,

@@ -120,8 +120,15 @@ class AnonymizedImage:
 
         src = self.loaded or LoadedImage(rgb=self.image)
         out = LoadedImage(
-            rgb=self.image, alpha=src.alpha, path=src.path, format=src.format, icc_profile=src.icc_profile,
-            exif=src.exif, xmp=src.xmp, comment=src.comment, text=src.text,
+            rgb=self.image,
+            alpha=src.alpha,
+            path=src.path,
+            format=src.format,
+            icc_profile=src.icc_profile,
+            exif=src.exif,
+            xmp=src.xmp,
+            comment=src.comment,
+            text=src.text,
         )
         data = encode_image(out, format=format, keep_metadata=keep_metadata, keep_private=keep_private, quality=quality)
         if self.key is None:
@@ -129,8 +136,14 @@ class AnonymizedImage:
         from .vault.images import seal_regions
 
         return seal_regions(
-            data, self.regions, self.originals, self.key,
-            width=int(self.image.shape[1]), height=int(self.image.shape[0]), mode=vault, original=src.data,
+            data,
+            self.regions,
+            self.originals,
+            self.key,
+            width=int(self.image.shape[1]),
+            height=int(self.image.shape[0]),
+            mode=vault,
+            original=src.data,
         )
 
     def save(
@@ -148,8 +161,13 @@ class AnonymizedImage:
         from .vault.images import sidecar_path
 
         path = Path(path)
-        data, side = self.encode(format or path.suffix or "png", keep_metadata=keep_metadata, keep_private=keep_private,
-                                 quality=quality, vault=vault)
+        data, side = self.encode(
+            format or path.suffix or "png",
+            keep_metadata=keep_metadata,
+            keep_private=keep_private,
+            quality=quality,
+            vault=vault,
+        )
         side_path = sidecar_path(path)
         if side is not None:
             write_atomic(side_path, side)

@@ -237,12 +237,15 @@ register_weights(
         model="identity_net",
         file="identity_check.safetensors",
         sha256="513c7077813b0a09686b714abb422c8d03cf5f996ff3d200badd25f1782bb3a4",
-        source="trained here: IdentityNet fine-tuned on faces-utk training faces and the shipped surrogate's paintings of them "
+        source="trained here: IdentityNet fine-tuned on faces-utk training faces and the shipped surrogate's paintings "
+        "of them "
         "(python -m anonymizer.train.identity --bank ...; see models/identity_net.md, 'The surrogate check')",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 96x96, aligned by five landmarks (anonymizer.ops.align)",
         metrics={
-            "face-to-surrogate distances against dlib's, and the check's trade-off": "python benchmarks/identity_check.py",
+            "face-to-surrogate distances against dlib's, and the check's trade-off": (
+                "python benchmarks/identity_check.py"
+            ),
         },
     )
 )
@@ -267,8 +270,11 @@ register_weights(
 
 for _name, _sha, _how in (
     ("srresnet", "61d58a4f3a58f639db0a578a2fe16265a0c684c0e1a55809d0393b4149cd0716", "L1 pixel loss"),
-    ("srgan", "4b0e1bb0c9a83b816745e13bf2c7ae9895aa711fd0690a4f880dd85e074064f0",
-     "adversarial fine-tuning of srresnet with feature matching and an IdentityNet loss"),
+    (
+        "srgan",
+        "4b0e1bb0c9a83b816745e13bf2c7ae9895aa711fd0690a4f880dd85e074064f0",
+        "adversarial fine-tuning of srresnet with feature matching and an IdentityNet loss",
+    ),
 ):
     register_weights(
         WeightSpec(
@@ -307,7 +313,8 @@ register_weights(
         file="deepfake.safetensors",
         sha256="cadb3d70b3720eef58247630f9b008ceb2fbb7da3a9df75ff49ccd6cce852cb6",
         source="trained here: python -m anonymizer.train.deepfake (real faces-utk crops against self-blends, "
-        "face swaps made from them and our surrogates; fine-tuned on donor surrogates with --init; see models/deepfake.md)",
+        "face swaps made from them and our surrogates; fine-tuned on donor surrogates with --init; see "
+        "models/deepfake.md)",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 128x128, aligned by five landmarks (anonymizer.pipeline.deepfake)",
         metrics={"ROC AUC per kind of fake on held-out faces": "python benchmarks/deepfake.py"},
@@ -327,7 +334,10 @@ register_weights(
         "as a second painter (surrogate_palette --weigh --join); see models/surrogate.md",
         licence=UTKFACE_LICENCE,
         input_spec="RGB, float 0..1, NCHW 64x64 aligned by five landmarks (anonymizer.nn.surrogate.crop_template), "
-        "face mask, landmark heatmaps, a 64-value code (a row of the generator's palette or from anonymizer.vault.surrogate)",
-        metrics={"de-identified, still a face, two passwords differ, byte-identical": "python benchmarks/deidentification.py"},
+        "face mask, landmark heatmaps, a 64-value code (a row of the generator's palette or from "
+        "anonymizer.vault.surrogate)",
+        metrics={
+            "de-identified, still a face, two passwords differ, byte-identical": "python benchmarks/deidentification.py"
+        },
     )
 )

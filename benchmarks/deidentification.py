@@ -38,9 +38,8 @@ import argparse
 import time
 
 import numpy as np
-from tqdm import tqdm
-
 from _data import DATA, require
+from tqdm import tqdm
 
 from anonymizer.api import get_finder
 from anonymizer.audit.recognizers import DlibRecognizer, distance
@@ -53,15 +52,28 @@ from anonymizer.vault.surrogate import SurrogateSeed
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
-    ap.add_argument("--methods", nargs="*", default=None,
-                    help="default: solid pixelate blur, and surrogate when trained; stranger: the real-stranger ceiling")
+    ap.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        help="default: solid pixelate blur, and surrogate when trained; stranger: the real-stranger ceiling",
+    )
     ap.add_argument("--surrogate-weights", default=None, help="evaluate the surrogate generator with these weights")
-    ap.add_argument("--extra-pairs", type=int, default=0,
-                    help="surrogate: also measure 'passwords differ' over N more pairs of passwords, for a tighter "
-                         "estimate (each pair paints every face twice more; default: %(default)s)")
-    ap.add_argument("--no-identity-check", action="store_true",
-                    help="surrogate: paint each track's first candidate, without the painter's identity check")
-    ap.add_argument("--picture", default=None, help="only draw sample faces and their surrogates for three passwords (PNG)")
+    ap.add_argument(
+        "--extra-pairs",
+        type=int,
+        default=0,
+        help="surrogate: also measure 'passwords differ' over N more pairs of passwords, for a tighter "
+        "estimate (each pair paints every face twice more; default: %(default)s)",
+    )
+    ap.add_argument(
+        "--no-identity-check",
+        action="store_true",
+        help="surrogate: paint each track's first candidate, without the painter's identity check",
+    )
+    ap.add_argument(
+        "--picture", default=None, help="only draw sample faces and their surrogates for three passwords (PNG)"
+    )
     args = ap.parse_args()
     if args.extra_pairs < 0:
         raise SystemExit("--extra-pairs must be >= 0")
@@ -87,8 +99,13 @@ def main() -> None:
     t0 = time.perf_counter()
     base_dlib = np.mean([rec.count_faces(fs.load_rgb(i)) > 0 for i in idx])
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
-    extra = [(SurrogateSeed.from_password(f"benchmark password A{k}"), SurrogateSeed.from_password(f"benchmark password B{k}"))
-             for k in range(1, args.extra_pairs + 1)]
+    extra = [
+        (
+            SurrogateSeed.from_password(f"benchmark password A{k}"),
+            SurrogateSeed.from_password(f"benchmark password B{k}"),
+        )
+        for k in range(1, args.extra_pairs + 1)
+    ]
     ages = np.array([age_of(str(fs.names[i])) for i in idx])
     per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
     strangers = Strangers(fs, np.flatnonzero(ok)) if "stranger" in methods else None
@@ -96,7 +113,14 @@ def main() -> None:
         same_bytes = 0
         dists = []
         misses = []
-        flags: dict[str, list[bool]] = {"deid": [], "dlib": [], "ours": [], "differ": [], "differ_extra": [], "threads": []}
+        flags: dict[str, list[bool]] = {
+            "deid": [],
+            "dlib": [],
+            "ours": [],
+            "differ": [],
+            "differ_extra": [],
+            "threads": [],
+        }
         donors: list[int] = []
         unsteady: list[str] = []  # faces whose pixels depend on the thread count
         for i in tqdm(idx, desc=method, unit="face"):
@@ -137,9 +161,12 @@ def main() -> None:
         per_group.append((method, deid, dlib_face, our_face, differ))
         rows.append((method, deid.mean(), float(np.median(dists)), dlib_face.mean(), our_face.mean()))
         if method == "surrogate":
-            print(f"surrogate: passwords A and B give different people (dlib > 0.6) for {np.mean(flags['differ']):.1%} of faces; "
-                  f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}; anonymize_image "
-                  f"gives the same pixels with 1 and 2 threads for {np.mean(flags['threads']):.1%}")
+            print(
+                f"surrogate: passwords A and B give different people (dlib > 0.6) for {np.mean(flags['differ']):.1%} "
+                "of faces; "
+                f"the same password gives byte-identical output for {same_bytes / len(idx):.1%}; anonymize_image "
+                f"gives the same pixels with 1 and 2 threads for {np.mean(flags['threads']):.1%}"
+            )
             if unsteady:
                 print(f"surrogate: other pixels at 1 and 2 threads: {', '.join(unsteady)}")
             if len(donors) == len(idx):
@@ -147,15 +174,22 @@ def main() -> None:
             if extra:
                 every = np.array(flags["differ"] + flags["differ_extra"])
                 se = float(np.sqrt(every.mean() * (1 - every.mean()) / len(every)))
-                print(f"surrogate: over {1 + len(extra)} pairs of passwords, different people for {every.mean():.1%} of "
-                      f"(face, pair) (+-{se:.1%} standard error if the pairs were independent; the extra pairs alone "
-                      f"{np.mean(flags['differ_extra']):.1%})")
+                print(
+                    f"surrogate: over {1 + len(extra)} pairs of passwords, different people for {every.mean():.1%} of "
+                    f"(face, pair) (+-{se:.1%} standard error if the pairs were independent; the extra pairs alone "
+                    f"{np.mean(flags['differ_extra']):.1%})"
+                )
         if misses:
             # faces-utk names start with the age: dlib's descriptors of infants sit close together
             print(f"{method}: not de-identified: {', '.join(misses)}")
-    print(f"faces-utk held-out: {len(idx)} faces; dlib's detector finds a face in {base_dlib:.1%} of the originals "
-          f"({time.perf_counter() - t0:.0f} s)")
-    print("| method | de-identified (dlib distance > 0.6) | median distance | still a face (dlib HOG) | still a face (ours, score >= 0.5) |")
+    print(
+        f"faces-utk held-out: {len(idx)} faces; dlib's detector finds a face in {base_dlib:.1%} of the originals "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    print(
+        "| method | de-identified (dlib distance > 0.6) | median distance | still a face (dlib HOG) | still a face "
+        "(ours, score >= 0.5) |"
+    )
     print("|---|---|---|---|---|")
     for method, deid, med, dlib_face, our_face in rows:
         print(f"| {method} | {deid:.1%} | {med:.3f} | {dlib_face:.1%} | {our_face:.1%} |")
@@ -183,9 +217,12 @@ def looks_report(painter, donors: list[int], idx: np.ndarray, names: np.ndarray)
         d = np.asarray(donors)[sel]
         blind_sex = np.mean([(female[pool] == s).mean() for s in sex[sel]])
         blind_age = np.median(np.abs(age[pool][None] - years[sel][:, None]))
-        print(f"surrogate looks, {label} ({int(sel.sum())} faces): the donor's apparent sex is the face's labelled "
-              f"sex for {np.mean(female[d] == sex[sel]):.1%} (a draw blind to looks: {blind_sex:.1%}); median "
-              f"|donor's apparent age - labelled age| {np.median(np.abs(age[d] - years[sel])):.1f} years (blind: {blind_age:.1f})")
+        print(
+            f"surrogate looks, {label} ({int(sel.sum())} faces): the donor's apparent sex is the face's labelled "
+            f"sex for {np.mean(female[d] == sex[sel]):.1%} (a draw blind to looks: {blind_sex:.1%}); median "
+            f"|donor's apparent age - labelled age| {np.median(np.abs(age[d] - years[sel])):.1f} years (blind: "
+            f"{blind_age:.1f})"
+        )
 
 
 def same_at_any_thread_count(rgb: np.ndarray, seed: SurrogateSeed) -> bool:
@@ -234,8 +271,13 @@ class Strangers:
         from anonymizer.ops.align import similarity_transform
 
         m = similarity_transform(self.fs.landmarks[j].astype(np.float64), crop_template())
-        return cv2.warpAffine(self.fs.load_rgb(j), m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(
+            self.fs.load_rgb(j),
+            m,
+            (SURROGATE_SIZE, SURROGATE_SIZE),
+            flags=cv2.INTER_AREA,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
 
     def paint(self, i: int, rgb: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 (a Face)
         k = int(np.flatnonzero(self.pool == i)[0])
@@ -248,14 +290,20 @@ class Strangers:
         return outs[0], outs[1]
 
 
-def by_age(per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]], ages: np.ndarray,
-           descriptors: np.ndarray) -> None:
+def by_age(
+    per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+    ages: np.ndarray,
+    descriptors: np.ndarray,
+) -> None:
     """The same shares per age group, beside the natural ceiling: how often two *real* different people of
     the same age group are more than 0.6 apart for dlib (all pairs of held-out faces). No method that draws
     a natural face of the same age can be expected to beat that share on "passwords differ", and a
     de-identified share above it means the method moves faces further than a stranger would."""
     print("\nby age group (faces-utk names carry the age):")
-    print("| method | ages | faces | de-identified | still a face (dlib HOG) | still a face (ours) | passwords differ | real strangers of that age > 0.6 |")
+    print(
+        "| method | ages | faces | de-identified | still a face (dlib HOG) | still a face (ours) | passwords differ | "
+        "real strangers of that age > 0.6 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for lo, hi in AGE_GROUPS:
         sel = (ages >= lo) & (ages <= hi)
@@ -267,8 +315,10 @@ def by_age(per_group: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.nda
         label = f"{lo}-{hi}" if hi < 200 else f"{lo}+"
         for method, deid, dlib_face, our_face, differ in per_group:
             apart = f"{differ[sel].mean():.1%}" if differ is not None else "-"
-            print(f"| {method} | {label} | {int(sel.sum())} | {deid[sel].mean():.1%} | {dlib_face[sel].mean():.1%} | "
-                  f"{our_face[sel].mean():.1%} | {apart} | {strangers} |")
+            print(
+                f"| {method} | {label} | {int(sel.sum())} | {deid[sel].mean():.1%} | {dlib_face[sel].mean():.1%} | "
+                f"{our_face[sel].mean():.1%} | {apart} | {strangers} |"
+            )
 
 
 PICTURE_PASSWORDS = ("correct horse battery staple", "Tr0ub4dor&3", "another password entirely")
@@ -277,9 +327,9 @@ PICTURE_PASSWORDS = ("correct horse battery staple", "Tr0ub4dor&3", "another pas
 def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
     """Rows: faces from samples/; columns: the original, then its surrogate for each of three passwords.
     Prints, per face, each password's candidate and palette row (and its network) and dlib's distances."""
+    from _data import ROOT
     from PIL import Image, ImageDraw
 
-    from _data import ROOT
     from anonymizer.media.image import load_image
 
     finder = get_finder()
@@ -291,7 +341,10 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
         faces = sorted(finder.find(rgb), key=lambda f: -f.width)[:count]
         choices: list[dict[int, int]] = [{} for _ in seeds]
         ctx = rgb.tobytes()  # as anonymize_image does: the photo's digest mixed into the seed
-        outs = [painter.paint(rgb, faces, seed.for_context(ctx), choices=ch)[0] for seed, ch in zip(seeds, choices, strict=True)]
+        outs = [
+            painter.paint(rgb, faces, seed.for_context(ctx), choices=ch)[0]
+            for seed, ch in zip(seeds, choices, strict=True)
+        ]
         for track, face in enumerate(faces):
             ref = rec.embed(rgb, face)
             embs = [rec.embed(out, face) for out in outs]
@@ -301,9 +354,14 @@ def picture(painter, path: str) -> None:  # noqa: ANN001 (a SurrogatePainter)
                     said.append(f"password {k + 1}: donor {ch.get(track)}, {distance(ref, emb):.2f} from the original")
                     continue
                 attempt = ch.get(track, 0)
-                row, net = painter.candidate_row(seed.for_context(ctx), track, attempt), painter.candidate(seed.for_context(ctx), track, attempt)[1]
-                said.append(f"password {k + 1}: candidate {attempt}, row {row} (network {net}), "
-                            f"{distance(ref, emb):.2f} from the original")
+                row, net = (
+                    painter.candidate_row(seed.for_context(ctx), track, attempt),
+                    painter.candidate(seed.for_context(ctx), track, attempt)[1],
+                )
+                said.append(
+                    f"password {k + 1}: candidate {attempt}, row {row} (network {net}), "
+                    f"{distance(ref, emb):.2f} from the original"
+                )
             apart = ", ".join(f"{a + 1}-{b + 1} {distance(embs[a], embs[b]):.2f}" for a, b in ((0, 1), (0, 2), (1, 2)))
             print(f"{name} face {track}: " + "; ".join(said) + f"; passwords apart (dlib): {apart}")
             cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2

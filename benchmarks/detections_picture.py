@@ -1,6 +1,6 @@
 """Draw the default detector's boxes, scores and landmarks on a sample photo (the model card's picture).
 
-    python benchmarks/detections_picture.py [PHOTO] [-o models/centerface.png]
+python benchmarks/detections_picture.py [PHOTO] [-o models/centerface.png]
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import argparse
 from pathlib import Path
 
 import cv2
-
 from _data import ROOT
 
 from anonymizer.media.image import encode_image, load_image, write_atomic

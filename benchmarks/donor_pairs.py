@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from tqdm import tqdm
-
 from _data import DATA, require
+from tqdm import tqdm
 
 from anonymizer.audit.recognizers import DlibRecognizer, distance
 from anonymizer.pipeline.donor_painter import DonorPainter
@@ -81,14 +80,20 @@ def main() -> None:
         if args.suited:
             p = painter.draw_weights(rgb, painter.plan(rgb, face)[1], painter.describe(rgb, face))
         for _ in range(args.pairs):
-            a, b = (int(k) for k in (rng.choice(len(p), 2, replace=False, p=p) if p is not None
-                                     else rng.choice(usable, 2, replace=False)))
+            a, b = (
+                int(k)
+                for k in (
+                    rng.choice(len(p), 2, replace=False, p=p) if p is not None else rng.choice(usable, 2, replace=False)
+                )
+            )
             # a fixed donor per pair: the choices dict hands the track its donor, the seed draws nothing
             ea, eb = (rec.embed(painter.paint(rgb, [face], NO_DRAW, choices={0: k})[0], face) for k in (a, b))
             rows.append((dist[a, b], distance(ea, eb)))
     r = np.array(rows)
-    print(f"{len(r)} pairs rendered into {len(idx)} held-out adults: donors' distance vs rendered, correlation "
-          f"{np.corrcoef(r.T)[0, 1]:.2f}; rendered pairs that differ (> 0.6): {(r[:, 1] > 0.6).mean():.1%}")
+    print(
+        f"{len(r)} pairs rendered into {len(idx)} held-out adults: donors' distance vs rendered, correlation "
+        f"{np.corrcoef(r.T)[0, 1]:.2f}; rendered pairs that differ (> 0.6): {(r[:, 1] > 0.6).mean():.1%}"
+    )
     print("| donors apart | share of the bank's pairs | share of such rendered pairs that differ |")
     print("|---|---|---|")
     for lo, hi in ((0.0, 0.5), (0.5, 0.55), (0.55, 0.6), (0.6, 0.65), (0.65, 0.7), (0.7, 0.75), (0.75, 9.0)):

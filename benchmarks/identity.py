@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from _data import DATA, require
+from PIL import Image
 
 from anonymizer.api import get_finder
 from anonymizer.audit.recognizers import DlibRecognizer, IdentityNetRecognizer
@@ -63,8 +62,17 @@ def pair_distances(emb: np.ndarray) -> np.ndarray:
     return d
 
 
-def density_plot(x: np.ndarray, y: np.ndarray, path: Path | None, *, title: str, y_threshold: float, lim: float = 1.2,
-                 px: int = 360, y_label: str = "IdentityNet") -> Image.Image:
+def density_plot(
+    x: np.ndarray,
+    y: np.ndarray,
+    path: Path | None,
+    *,
+    title: str,
+    y_threshold: float,
+    lim: float = 1.2,
+    px: int = 360,
+    y_label: str = "IdentityNet",
+) -> Image.Image:
     """A log-density scatter of (x, y) distances with dlib's 0.6 (vertical), IdentityNet's threshold
     (horizontal) and the diagonal, saved as PNG when ``path`` is given; returns the picture."""
     from PIL import ImageDraw
@@ -123,9 +131,18 @@ def main() -> None:
     print(f"faces-utk held-out: {len(idx)} faces, {len(a)} pairs")
     print(f"  distance correlation IdentityNet vs dlib: Pearson {pearson:.3f}, Spearman {spearman:.3f}")
     if args.plot is not None:
-        density_plot(a, b, args.plot, title=f"held-out faces-utk pairs (n={len(a)}): Pearson {pearson:.3f}", y_threshold=ours.threshold)
-    print(f"  IdentityNet at its threshold {ours.threshold:.3f} agrees with dlib at 0.6 on {agree:.1%} of pairs "
-          f"(best agreement {max(agreement):.1%} at {t_cal:.3f}: the calibrated threshold); mean distance from IdentityNet's embedding to dlib's descriptor of the same face {err:.3f}")
+        density_plot(
+            a,
+            b,
+            args.plot,
+            title=f"held-out faces-utk pairs (n={len(a)}): Pearson {pearson:.3f}",
+            y_threshold=ours.threshold,
+        )
+    print(
+        f"  IdentityNet at its threshold {ours.threshold:.3f} agrees with dlib at 0.6 on {agree:.1%} of pairs "
+        f"(best agreement {max(agreement):.1%} at {t_cal:.3f}: the calibrated threshold); mean distance from "
+        f"IdentityNet's embedding to dlib's descriptor of the same face {err:.3f}"
+    )
 
     root = require(DATA / "orl-faces")
     finder = get_finder(threshold=0.3, upscale=2.0)
@@ -148,15 +165,23 @@ def main() -> None:
     same_mask = people[:, None] == people[None, :]
     iu = np.triu_indices(len(files), 1)
     same_pairs = same_mask[iu]
-    print(f"ORL: {len(files)} faces of {len(set(people))} people ({fallback} without a detection: whole-image box); "
-          f"{int(same_pairs.sum())} same-person and {int((~same_pairs).sum())} different-person pairs")
+    print(
+        f"ORL: {len(files)} faces of {len(set(people))} people ({fallback} without a detection: whole-image box); "
+        f"{int(same_pairs.sum())} same-person and {int((~same_pairs).sum())} different-person pairs"
+    )
     print("  | recognizer | accuracy at its threshold | best threshold (accuracy) | ROC AUC |")
     print("  |---|---|---|---|")
-    for name, emb, thr in (("dlib ResNet", np.stack(emb_d), dlib_rec.threshold), ("IdentityNet", np.stack(emb_o), ours.threshold)):
+    for name, emb, thr in (
+        ("dlib ResNet", np.stack(emb_d), dlib_rec.threshold),
+        ("IdentityNet", np.stack(emb_o), ours.threshold),
+    ):
         d = pair_distances(emb)[iu]
         same, diff = d[same_pairs], d[~same_pairs]
         t, acc = best_threshold(same, diff)
-        print(f"  | {name} | {accuracy(same, diff, thr):.1%} (at {thr:.3f}) | {t:.2f} ({acc:.1%}) | {auc(same, diff):.3f} |")
+        print(
+            f"  | {name} | {accuracy(same, diff, thr):.1%} (at {thr:.3f}) | {t:.2f} ({acc:.1%}) | "
+            f"{auc(same, diff):.3f} |"
+        )
     sys.stdout.flush()
 
 

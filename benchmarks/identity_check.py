@@ -26,15 +26,19 @@ import argparse
 import time
 
 import numpy as np
-from tqdm import tqdm
-
 from _data import DATA, require
+from tqdm import tqdm
 
 TAUS = (0.5, 0.55, 0.575, 0.6, 0.625, 0.65, 0.7, 0.75, 0.8)
 
 
-def record(limit: int | None, candidates: int, training: bool = False, kept_out: str | None = None,
-           identity_weights: str | None = None) -> dict[str, np.ndarray]:
+def record(
+    limit: int | None,
+    candidates: int,
+    training: bool = False,
+    kept_out: str | None = None,
+    identity_weights: str | None = None,
+) -> dict[str, np.ndarray]:
     from anonymizer.audit.recognizers import DlibRecognizer, IdentityNetRecognizer
     from anonymizer.pipeline.photo import configure_runtime
     from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_WEIGHTS, SurrogatePainter
@@ -69,10 +73,13 @@ def record(limit: int | None, candidates: int, training: bool = False, kept_out:
     size, weights = len(painter.palette), painter.row_weights
     palette, nets, painting = painter.palette, painter.row_nets, {"row": 0}
     painter.candidate = lambda seed, track, attempt=0: (  # type: ignore[method-assign]
-        palette[painting["row"]][None], int(nets[painting["row"]]))
+        palette[painting["row"]][None],
+        int(nets[painting["row"]]),
+    )
     seeds = (SurrogateSeed.from_password("benchmark password A"), SurrogateSeed.from_password("benchmark password B"))
-    out: dict[str, list] = {k: [] for k in ("age", "id0", "dl0", "au0", "idA", "dlA", "auA", "idB", "dlB", "auB",
-                                            "hogA", "rowA", "rowB")}
+    out: dict[str, list] = {
+        k: [] for k in ("age", "id0", "dl0", "au0", "idA", "dlA", "auA", "idB", "dlB", "auB", "hogA", "rowA", "rowB")
+    }
     for i in tqdm(idx, unit="face"):
         rgb, face = fs.load_rgb(i), fs.face(i)
         out["age"].append(age_of(str(fs.names[i])))
@@ -86,7 +93,9 @@ def record(limit: int | None, candidates: int, training: bool = False, kept_out:
                 # the painter's candidate k of track 0 is the seed's k-th row (k < ATTEMPTS); later ones
                 # continue the same order, as a larger ATTEMPTS would
                 row = painting["row"] = int(s.palette_index(k, size, weights))  # type: ignore[arg-type]
-                assert k >= ATTEMPTS or bool((SurrogatePainter.candidate(painter, s, 0, k)[0] == palette[row][None]).all())
+                assert k >= ATTEMPTS or bool(
+                    (SurrogatePainter.candidate(painter, s, 0, k)[0] == palette[row][None]).all()
+                )
                 painted = painter.paint(rgb, [face], s)[0]
                 ids.append(idn.embed(painted, face))
                 aus.append(audit.embed(painted, face))
@@ -121,9 +130,15 @@ def replay(d: dict[str, np.ndarray]) -> None:
     id_a = np.linalg.norm(d["idA"] - d["id0"][:, None], axis=2)
     id_b = np.linalg.norm(d["idB"] - d["id0"][:, None], axis=2)
     dl_a = np.linalg.norm(d["dlA"] - d["dl0"][:, None], axis=2)
-    print(f"{n} faces ({int((age <= 4).sum())} aged 0-4, {int((age >= 13).sum())} aged 13+), {candidates} candidates; "
-          f"first candidate: IdentityNet vs dlib distance to the original, correlation {np.corrcoef(id_a[:, 0], dl_a[:, 0])[0, 1]:.3f}")
-    print("| tau | K | retried | de-identified | ages 0-4 | ages 13+ | still a face (dlib HOG) | passwords A, B differ | same row |")
+    print(
+        f"{n} faces ({int((age <= 4).sum())} aged 0-4, {int((age >= 13).sum())} aged 13+), {candidates} candidates; "
+        "first candidate: IdentityNet vs dlib distance to the original, correlation "
+        f"{np.corrcoef(id_a[:, 0], dl_a[:, 0])[0, 1]:.3f}"
+    )
+    print(
+        "| tau | K | retried | de-identified | ages 0-4 | ages 13+ | still a face (dlib HOG) | passwords A, B differ | "
+        "same row |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for tau in TAUS:
         for k in range(1, candidates + 1):
@@ -134,24 +149,27 @@ def replay(d: dict[str, np.ndarray]) -> None:
             label = f"{tau:.3g}" if k > 1 else "(none)"
             if k == 1 and tau != TAUS[0]:
                 continue
-            print(f"| {label} | {k} | {np.mean(ca > 0):.1%} | {deid.mean():.1%} | {share(deid[age <= 4])} | "
-                  f"{share(deid[age >= 13])} | {d['hogA'][r, ca].mean():.1%} | {differ.mean():.1%} | {same.mean():.1%} |")
+            print(
+                f"| {label} | {k} | {np.mean(ca > 0):.1%} | {deid.mean():.1%} | {share(deid[age <= 4])} | "
+                f"{share(deid[age >= 13])} | {d['hogA'][r, ca].mean():.1%} | {differ.mean():.1%} | {same.mean():.1%} |"
+            )
     # the reference: dlib itself as the check (the judge; never used by the painter)
     dl_b = np.linalg.norm(d["dlB"] - d["dl0"][:, None], axis=2)
     k = min(4, candidates)
     for tau in (0.6, 0.7, 0.8):
         ca, cb = choose(dl_a, tau, k), choose(dl_b, tau, k)
         differ = np.linalg.norm(d["dlA"][r, ca] - d["dlB"][r, cb], axis=1) > 0.6
-        print(f"dlib itself as the check at {tau}, {k} candidates: retried {np.mean(ca > 0):.1%}, "
-              f"de-identified {np.mean(dl_a[r, ca] > 0.6):.1%}, passwords A, B differ {differ.mean():.1%}")
+        print(
+            f"dlib itself as the check at {tau}, {k} candidates: retried {np.mean(ca > 0):.1%}, "
+            f"de-identified {np.mean(dl_a[r, ca] > 0.6):.1%}, passwords A, B differ {differ.mean():.1%}"
+        )
 
 
 def plot(d: dict[str, np.ndarray], path: str) -> None:
     """Each painted candidate's distance to its original face, dlib's (x) against the audit's IdentityNet
     (left) and the check's (right, with the check's threshold), as log-density pictures side by side."""
-    from PIL import Image
-
     from identity import density_plot
+    from PIL import Image
 
     from anonymizer.nn.identity import IDENTITY_THRESHOLD
     from anonymizer.pipeline.surrogate import CHECK_DISTANCE
@@ -161,12 +179,24 @@ def plot(d: dict[str, np.ndarray], path: str) -> None:
 
     dl = far("dl")
     panels = []
-    for key, name, line in (("au", "audit IdentityNet", IDENTITY_THRESHOLD), ("id", "check IdentityNet", CHECK_DISTANCE)):
+    for key, name, line in (
+        ("au", "audit IdentityNet", IDENTITY_THRESHOLD),
+        ("id", "check IdentityNet", CHECK_DISTANCE),
+    ):
         if key + "0" not in d:  # recorded before the audit's IdentityNet was
             continue
         net = far(key)
-        panels.append(density_plot(dl, net, None, title=f"{name} vs dlib: Pearson {np.corrcoef(dl, net)[0, 1]:.3f}",
-                                   y_threshold=line, px=300, y_label=name))
+        panels.append(
+            density_plot(
+                dl,
+                net,
+                None,
+                title=f"{name} vs dlib: Pearson {np.corrcoef(dl, net)[0, 1]:.3f}",
+                y_threshold=line,
+                px=300,
+                y_label=name,
+            )
+        )
     out = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
     for k, p in enumerate(panels):
         out.paste(p, (k * panels[0].width, 0))
@@ -177,17 +207,33 @@ def plot(d: dict[str, np.ndarray], path: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
-    ap.add_argument("--candidates", type=int, default=6, help="candidates painted per face and password (default: %(default)s)")
+    ap.add_argument(
+        "--candidates", type=int, default=6, help="candidates painted per face and password (default: %(default)s)"
+    )
     faces = ap.add_mutually_exclusive_group()
-    faces.add_argument("--training", action="store_true",
-                    help="paint training faces instead (the generator has seen them; with --limit a seeded sample): "
-                         "a second set on which to check a rule chosen on the held-out faces")
-    faces.add_argument("--bank-kept-out", default=None, metavar="BANK",
-                    help="paint the training faces that the identity check's fine-tuning kept out of BANK "
-                         "(python -m anonymizer.train.identity --paint-bank; the set on which the threshold is chosen)")
-    ap.add_argument("--identity-weights", default=None,
-                    help="IdentityNet weights (.safetensors) to record instead of the painter's check weights")
-    ap.add_argument("--plot", default=None, help="draw the distances to the original, both IdentityNets against dlib, into this .png")
+    faces.add_argument(
+        "--training",
+        action="store_true",
+        help="paint training faces instead (the generator has seen them; with --limit a seeded sample): "
+        "a second set on which to check a rule chosen on the held-out faces",
+    )
+    faces.add_argument(
+        "--bank-kept-out",
+        default=None,
+        metavar="BANK",
+        help="paint the training faces that the identity check's fine-tuning kept out of BANK "
+        "(python -m anonymizer.train.identity --paint-bank; the set on which the threshold is chosen)",
+    )
+    ap.add_argument(
+        "--identity-weights",
+        default=None,
+        help="IdentityNet weights (.safetensors) to record instead of the painter's check weights",
+    )
+    ap.add_argument(
+        "--plot",
+        default=None,
+        help="draw the distances to the original, both IdentityNets against dlib, into this .png",
+    )
     ap.add_argument("--save", default=None, help="keep the recorded descriptors in this .npz")
     ap.add_argument("--load", default=None, help="replay descriptors recorded with --save instead of painting")
     args = ap.parse_args()

@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from _data import DATA, ROOT, require
+from PIL import Image
 
 from anonymizer.ops.metrics import average_precision, mask_iou
 from anonymizer.pipeline.persons import DEFAULT_PERSON_THRESHOLD, PersonSegmenter, instance_image
@@ -29,8 +28,21 @@ from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.pipeline.tracking import iou_matrix
 from anonymizer.train.masks import load_pennfudan
 
-PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-                    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]], np.float32)
+PALETTE = np.array(
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+    ],
+    np.float32,
+)
 
 
 def overlay(rgb: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -50,7 +62,11 @@ def picture(seg: PersonSegmenter, path: Path) -> None:
         persons = [p for p in seg.segment(rgb) if p.score >= DEFAULT_PERSON_THRESHOLD]
         tile = overlay(rgb, instance_image(persons, rgb.shape[:2]))
         h = 360
-        tiles.append(np.asarray(Image.fromarray(tile).resize((round(tile.shape[1] * h / tile.shape[0]), h), Image.Resampling.LANCZOS)))
+        tiles.append(
+            np.asarray(
+                Image.fromarray(tile).resize((round(tile.shape[1] * h / tile.shape[0]), h), Image.Resampling.LANCZOS)
+            )
+        )
         print(f"  {name}: {len(persons)} person(s)")
     Image.fromarray(np.concatenate(tiles, axis=1)).save(path)
     print(f"picture: {path}")
@@ -58,7 +74,9 @@ def picture(seg: PersonSegmenter, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights-file", type=Path, default=None, help="evaluate these weights (default: the shipped ones)")
+    ap.add_argument(
+        "--weights-file", type=Path, default=None, help="evaluate these weights (default: the shipped ones)"
+    )
     ap.add_argument("--picture", type=Path, default=None, help="write the masks found on samples/ photos here (PNG)")
     args = ap.parse_args()
     configure_runtime(2)
@@ -89,13 +107,21 @@ def main() -> None:
     print(f"Penn-Fudan dev: {len(dev)} photos, {n_people} people; {took / len(dev):.2f} s per photo on this CPU")
     print("| mask AP50 | mask AP75 | box AP50 | recall at 0.5 (mask IoU >= 0.5) | precision at 0.5 |")
     print("|---|---|---|---|---|")
-    ap50, ap75, box50 = (average_precision(per_mask, 0.5), average_precision(per_mask, 0.75), average_precision(per_box, 0.5))
+    ap50, ap75, box50 = (
+        average_precision(per_mask, 0.5),
+        average_precision(per_mask, 0.75),
+        average_precision(per_box, 0.5),
+    )
     matched = sum(
-        int((miou[scores >= DEFAULT_PERSON_THRESHOLD].max(axis=1) >= 0.5).sum()) if (scores >= DEFAULT_PERSON_THRESHOLD).any() and miou.shape[1] else 0
+        int((miou[scores >= DEFAULT_PERSON_THRESHOLD].max(axis=1) >= 0.5).sum())
+        if (scores >= DEFAULT_PERSON_THRESHOLD).any() and miou.shape[1]
+        else 0
         for scores, miou in per_mask
     )
-    print(f"| {ap50:.3f} | {ap75:.3f} | {box50:.3f} | {hits / max(total, 1):.1%} ({hits}/{total}) | "
-          f"{matched / max(found, 1):.1%} ({matched}/{found}) |")
+    print(
+        f"| {ap50:.3f} | {ap75:.3f} | {box50:.3f} | {hits / max(total, 1):.1%} ({hits}/{total}) | "
+        f"{matched / max(found, 1):.1%} ({matched}/{found}) |"
+    )
     if args.picture is not None:
         seg.threshold = DEFAULT_PERSON_THRESHOLD
         picture(seg, args.picture)

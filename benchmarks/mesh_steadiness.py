@@ -15,10 +15,10 @@ between the smoothed mesh and the raw one (what smoothing costs in following the
 from __future__ import annotations
 
 import argparse
+import itertools
 from itertools import islice
 
 import numpy as np
-
 from _data import DATA, require
 
 from anonymizer.api import get_finder, get_painter
@@ -45,8 +45,10 @@ def main() -> None:
     args = ap.parse_args()
     configure_runtime(2)
     finder, painter = get_finder(threshold=0.5), get_painter()
-    clips = [require(DATA / "videos") / "facenet-pytorch_video.mp4",
-             *sorted(require(DATA / "videos-real").glob("*.mp4"))[: args.clips]]
+    clips = [
+        require(DATA / "videos") / "facenet-pytorch_video.mp4",
+        *sorted(require(DATA / "videos-real").glob("*.mp4"))[: args.clips],
+    ]
     print("| clip | frames with a mesh | jitter raw | jitter smoothed | lag |")
     print("|---|---:|---:|---:|---:|")
     totals = []
@@ -68,9 +70,9 @@ def main() -> None:
         if len(raw) < 2:
             print(f"| {clip.name} | {len(raw)} | | | |")
             continue
-        jr = np.mean([unexplained(a, b) for a, b in zip(raw, raw[1:])])
-        js = np.mean([unexplained(a, b) for a, b in zip(smooth, smooth[1:])])
-        lag = np.mean([share(s - m, m) for s, m in zip(smooth, raw)])
+        jr = np.mean([unexplained(a, b) for a, b in itertools.pairwise(raw)])
+        js = np.mean([unexplained(a, b) for a, b in itertools.pairwise(smooth)])
+        lag = np.mean([share(s - m, m) for s, m in zip(smooth, raw, strict=True)])
         totals.append((jr, js, lag))
         print(f"| {clip.name} | {len(raw)} | {jr:.2f}% | {js:.2f}% | {lag:.2f}% |")
     t = np.mean(totals, axis=0)

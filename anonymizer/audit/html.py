@@ -1,9 +1,10 @@
 """The audit's contact sheet: one self-contained HTML page a person can scan.
 
 Per output: its verdict and reasons, a thumbnail, and per face the original crop (when known) beside
-the output crop with the identity distance; for a video, the best crop of each track with its scores, and with an original each original track's faces
-beside the output at its worst frame. Every pair is labelled original / output. Images are inlined (base64 PNG): the page shows original
-faces, so it is written readable by its owner only.
+the output crop with the identity distance; for a video, the best crop of each track with its scores, and
+with an original each original track's faces beside the output at its worst frame. Every pair is labelled
+original / output. Images are inlined (base64 PNG): the page shows original faces, so it is written
+readable by its owner only.
 """
 
 from __future__ import annotations
@@ -52,19 +53,25 @@ def _pair(original: np.ndarray | None, output: np.ndarray, name: str, row: dict)
     cells = [(original, "original")] if original is not None and original.size else []
     cells.append((output, "output"))
     figs = "".join(f"<figure><img src='{_png(c, 96)}'><figcaption>{label}</figcaption></figure>" for c, label in cells)
-    return (f"<div class='face'><div class='pair'>{figs}</div>{html.escape(name)}: <span{cls}>distance "
-            f"{row['distance']:.3f}{' (recognisable)' if row['recognisable'] else ''}</span></div>")
+    return (
+        f"<div class='face'><div class='pair'>{figs}</div>{html.escape(name)}: <span{cls}>distance "
+        f"{row['distance']:.3f}{' (recognisable)' if row['recognisable'] else ''}</span></div>"
+    )
 
 
 def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") -> str:
     e = html.escape
     failed = sum(r.verdict == "fail" for r in results)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{e(title)}</h1><p>{len(results)} file(s), <b>{failed}</b> failed. This page shows original faces: keep it private.</p>",
+        "<!doctype html><html><head><meta "
+        f"charset='utf-8'><title>{e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{e(title)}</h1><p>{len(results)} file(s), <b>{failed}</b> failed. This page shows original faces: keep "
+        "it private.</p>",
     ]
     for r in results:
-        parts.append(f"<div class='file {r.verdict}'><span class='verdict'>{r.verdict}</span> <code>{e(str(r.path))}</code>")
+        parts.append(
+            f"<div class='file {r.verdict}'><span class='verdict'>{r.verdict}</span> <code>{e(str(r.path))}</code>"
+        )
         if r.original:
             parts.append(f" &middot; original: {e(r.original)}")
         if r.recognizer:
@@ -72,8 +79,11 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
         if r.reasons:
             parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in r.reasons) + "</ul>")
         vault = r.vault or {}
-        parts.append(f"<div>vault: {'present' if vault.get('present') else 'none'}"
-                     + ("" if vault.get("opens") is None else f", {'opens' if vault['opens'] else 'does NOT open'}") + "</div>")
+        parts.append(
+            f"<div>vault: {'present' if vault.get('present') else 'none'}"
+            + ("" if vault.get("opens") is None else f", {'opens' if vault['opens'] else 'does NOT open'}")
+            + "</div>"
+        )
         parts.append("<div class='faces'>")
         if r.output_rgb is not None:
             parts.append(f"<div class='face'><img class='thumb' src='{_png(r.output_rgb, 220)}'><br>output</div>")
@@ -84,8 +94,12 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
         elif r.output_rgb is not None:
             for f in r.faces:
                 cls = " class='bad'" if f["visible"] else ""
-                parts.append(f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, score {f['score']:.2f}</span>"
-                             + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "") + "</div>")
+                parts.append(
+                    f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, "
+                    f"score {f['score']:.2f}</span>"
+                    + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "")
+                    + "</div>"
+                )
         for row in r.identity if r.tracks is not None else ():
             orig, out = r.identity_crops.get(row["track"], (None, None))
             if out is not None:
@@ -94,9 +108,16 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
             cls = " class='bad'" if row["visible"] else ""
             crop = r.track_crops.get(row["track"])
             img = f"<img src='{_png(crop, 96)}'><br>" if crop is not None else ""
-            parts.append(f"<div class='face'>{img}track {row['track']}: frames {row['first_frame']}-{row['last_frame']}<br>"
-                         f"<span{cls}>score {row['score']:.2f}</span>"
-                         + (f"<br>synthetic {row['synthetic']:.2f} (max {row['synthetic_max']:.2f})" if "synthetic" in row else "") + "</div>")
+            parts.append(
+                f"<div class='face'>{img}track {row['track']}: frames {row['first_frame']}-{row['last_frame']}<br>"
+                f"<span{cls}>score {row['score']:.2f}</span>"
+                + (
+                    f"<br>synthetic {row['synthetic']:.2f} (max {row['synthetic_max']:.2f})"
+                    if "synthetic" in row
+                    else ""
+                )
+                + "</div>"
+            )
         parts.append("</div>")
         if r.leaks:
             parts.append("<div>metadata: " + "; ".join(e(x.detail) for x in r.leaks) + "</div>")

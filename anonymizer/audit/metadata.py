@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ExifTags
+from PIL import ExifTags, Image
 
 from ..errors import InputError
 
@@ -33,7 +33,17 @@ _IDENTIFYING = {
     0x9C9D: "XPAuthor",
 }
 #: Text chunks our own encoder never writes but harmless tools do; not personal.
-_HARMLESS_TEXT = {"Software", "dpi", "gamma", "jfif", "jfif_version", "jfif_unit", "jfif_density", "progression", "progressive"}
+_HARMLESS_TEXT = {
+    "Software",
+    "dpi",
+    "gamma",
+    "jfif",
+    "jfif_version",
+    "jfif_unit",
+    "jfif_density",
+    "progression",
+    "progressive",
+}
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,8 @@ def _latlon(gps: dict) -> str:
         sign = -1 if gps.get(ref_tag) in ("S", "W") else 1
         return f"{name} {sign * (d + m / 60 + sec / 3600):.4f}"
 
-    parts = [deg(ExifTags.GPS.GPSLatitude, ExifTags.GPS.GPSLatitudeRef, "latitude"),
-             deg(ExifTags.GPS.GPSLongitude, ExifTags.GPS.GPSLongitudeRef, "longitude")]
+    parts = [
+        deg(ExifTags.GPS.GPSLatitude, ExifTags.GPS.GPSLatitudeRef, "latitude"),
+        deg(ExifTags.GPS.GPSLongitude, ExifTags.GPS.GPSLongitudeRef, "longitude"),
+    ]
     return ", ".join(p for p in parts if p)

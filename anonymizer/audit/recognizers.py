@@ -35,7 +35,9 @@ AUDIT_EXTRA = "pip install 'anonymizer[audit]' (dlib-bin and face-recognition-mo
 #: landmarks are known without running the shape predictor (small generated crops during training);
 #: on faces-utk crops this moves the descriptor by 0.17 on average (0.22 from a 64-px crop), against
 #: dlib's 0.6 threshold.
-DLIB_CHIP_TEMPLATE = np.array([[47.98, 47.17], [102.61, 48.27], [74.35, 75.31], [51.09, 98.20], [95.61, 99.06]], np.float32)
+DLIB_CHIP_TEMPLATE = np.array(
+    [[47.98, 47.17], [102.61, 48.27], [74.35, 75.31], [51.09, 98.20], [95.61, 99.06]], np.float32
+)
 DLIB_CHIP = 150
 
 
@@ -108,7 +110,9 @@ class DlibRecognizer:
     def _rect(self, face: Face, shape: tuple[int, ...]) -> Any:
         x1, y1, x2, y2 = face.box
         h, w = shape[:2]
-        return self._dlib.rectangle(max(0, int(round(x1))), max(0, int(round(y1))), min(w - 1, int(round(x2))), min(h - 1, int(round(y2))))
+        return self._dlib.rectangle(
+            max(0, int(round(x1))), max(0, int(round(y1))), min(w - 1, int(round(x2))), min(h - 1, int(round(y2)))
+        )
 
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return self.embed_many(rgb, [face])[0]
@@ -131,10 +135,20 @@ class DlibRecognizer:
         from ..ops.align import similarity_transform
 
         if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8 or landmarks.shape != (len(crops), 5, 2):
-            raise InputError(f"expected uint8 crops (N, H, W, 3) and landmarks (N, 5, 2), got {crops.shape} {crops.dtype}, {landmarks.shape}")
-        chips = [cv2.warpAffine(c, similarity_transform(lm.astype(np.float64), DLIB_CHIP_TEMPLATE.astype(np.float64)),
-                                (DLIB_CHIP, DLIB_CHIP), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-                 for c, lm in zip(crops, landmarks, strict=True)]
+            raise InputError(
+                f"expected uint8 crops (N, H, W, 3) and landmarks (N, 5, 2), got {crops.shape} {crops.dtype}, "
+                f"{landmarks.shape}"
+            )
+        chips = [
+            cv2.warpAffine(
+                c,
+                similarity_transform(lm.astype(np.float64), DLIB_CHIP_TEMPLATE.astype(np.float64)),
+                (DLIB_CHIP, DLIB_CHIP),
+                flags=cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            for c, lm in zip(crops, landmarks, strict=True)
+        ]
         if not chips:
             return np.zeros((0, 128), np.float32)
         with self._lock:

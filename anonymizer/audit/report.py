@@ -175,31 +175,41 @@ def audit_image(
         res.identity = identity_rows(orig_rgb, out.rgb, finder, recognizer, shown=found)
         for i, row in enumerate(res.identity):
             if row["recognisable"]:
-                res.reasons.append(f"face {i} at {box_text(row['box'])} is still recognisable: {recognizer.name} distance "
-                                   f"{row['distance']:.3f} <= {recognizer.threshold:.3g}")
+                res.reasons.append(
+                    f"face {i} at {box_text(row['box'])} is still recognisable: {recognizer.name} distance "
+                    f"{row['distance']:.3f} <= {recognizer.threshold:.3g}"
+                )
     else:
         for f in res.faces:
             if f["visible"]:
-                res.reasons.append(f"a face is visible at {box_text(f['box'])} (score {f['score']:.2f}) and no original "
-                                   "is given to check its identity")
+                res.reasons.append(
+                    f"a face is visible at {box_text(f['box'])} (score {f['score']:.2f}) and no original "
+                    "is given to check its identity"
+                )
     if keep_images:
         res.output_rgb, res.original_rgb = out.rgb, orig_rgb
     return res
 
 
-def identity_rows(orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recognizer: Recognizer,
-                  shown: Sequence[Face] | None = None) -> list[dict[str, Any]]:
+def identity_rows(
+    orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recognizer: Recognizer, shown: Sequence[Face] | None = None
+) -> list[dict[str, Any]]:
     """Distance between each face of the original and the same geometry in the output (its box in the
     output's pixels, its detection score, and whether the recognizer takes the two for one person). Only
     faces a recognizer can judge are measured (:data:`IDENTITY_MIN_SCORE`, :data:`IDENTITY_MIN_HEIGHT`).
     ``shown``: the faces the detector finds in ``out``, when the caller has them already."""
-    faces = [f for f in finder.find(orig) if f.score >= IDENTITY_MIN_SCORE and f.box[3] - f.box[1] >= IDENTITY_MIN_HEIGHT]
+    faces = [
+        f for f in finder.find(orig) if f.score >= IDENTITY_MIN_SCORE and f.box[3] - f.box[1] >= IDENTITY_MIN_HEIGHT
+    ]
     if not faces:
         return []
     sy, sx = out.shape[0] / orig.shape[0], out.shape[1] / orig.shape[1]
     moved = [
-        Face(box=(f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy), score=f.score,
-             landmarks=tuple((x * sx, y * sy) for x, y in f.landmarks))
+        Face(
+            box=(f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy),
+            score=f.score,
+            landmarks=tuple((x * sx, y * sy) for x, y in f.landmarks),
+        )
         for f in faces
     ]
     a = recognizer.embed_many(orig, faces)
@@ -208,8 +218,15 @@ def identity_rows(orig: np.ndarray, out: np.ndarray, finder: FaceFinder, recogni
     rows = []
     for f, ea, eb, there in zip(moved, a, b, there_scores, strict=True):
         d = float(np.linalg.norm(ea.astype(np.float64) - eb.astype(np.float64)))
-        rows.append({"box": [round(v, 1) for v in f.box], "score": round(f.score, 4), "distance": round(d, 4),
-                     "output_face": round(there, 4), "recognisable": d <= recognizer.threshold and there >= VISIBLE_SCORE})
+        rows.append(
+            {
+                "box": [round(v, 1) for v in f.box],
+                "score": round(f.score, 4),
+                "distance": round(d, 4),
+                "output_face": round(there, 4),
+                "recognisable": d <= recognizer.threshold and there >= VISIBLE_SCORE,
+            }
+        )
     return rows
 
 

@@ -31,12 +31,24 @@ from .report import VISIBLE_SCORE, AuditResult, box_text
 if TYPE_CHECKING:
     from ..pipeline.deepfake import DeepfakeScorer
     from ..pipeline.photo import FaceFinder
-    from ..vault.keys import Identity, Key
     from ..types import Face
+    from ..vault.keys import Identity, Key
     from .recognizers import Recognizer
 
 #: Container tags that identify a place, a device or a person.
-LEAKY_TAGS = ("location", "gps", "xyz", "make", "model", "serial", "artist", "author", "copyright", "comment", "encoder_serial")
+LEAKY_TAGS = (
+    "location",
+    "gps",
+    "xyz",
+    "make",
+    "model",
+    "serial",
+    "artist",
+    "author",
+    "copyright",
+    "comment",
+    "encoder_serial",
+)
 
 
 def video_leaks(path: Path) -> list[Leak]:
@@ -85,19 +97,22 @@ def audit_video(
     if res.original is None:
         for row in res.tracks or ():
             if row["visible"]:
-                res.reasons.append(f"a face is visible in frames {row['first_frame']}-{row['last_frame']} (track "
-                                   f"{row['track']}, at {box_text(row['box'])} on frame {row['best_frame']}, score "
-                                   f"{row['score']:.2f}) and no original is given to check its identity")
+                res.reasons.append(
+                    f"a face is visible in frames {row['first_frame']}-{row['last_frame']} (track "
+                    f"{row['track']}, at {box_text(row['box'])} on frame {row['best_frame']}, score "
+                    f"{row['score']:.2f}) and no original is given to check its identity"
+                )
     return res
 
 
-def _output_tracks(path: Path, res: AuditResult, finder: FaceFinder, deepfake: DeepfakeScorer | None, every: int,
-                   keep_images: bool) -> dict[int, list[Face]]:
+def _output_tracks(
+    path: Path, res: AuditResult, finder: FaceFinder, deepfake: DeepfakeScorer | None, every: int, keep_images: bool
+) -> dict[int, list[Face]]:
     """Faces still detected in the output, followed as tracks (``res.tracks``), with synthetic scores.
     Returns the faces found on each searched frame (for :func:`_identity_tracks`)."""
     from ..media.video import read_frames
+    from ..ops.rotation import upright as _upright
     from ..pipeline.tracking import FaceTracker
-    from ..pipeline.video import _upright
 
     tracker = FaceTracker(hold=2 * every)
     stats: dict[int, dict[str, Any]] = {}
@@ -126,9 +141,16 @@ def _output_tracks(path: Path, res: AuditResult, finder: FaceFinder, deepfake: D
     res.frames = frames
     assert res.tracks is not None
     for tid, st in sorted(stats.items()):
-        row: dict[str, Any] = {"track": tid, "first_frame": st["first"], "last_frame": st["last"], "frames_found": st["hits"],
-                               "score": round(st["best"], 4), "visible": st["best"] >= VISIBLE_SCORE,
-                               "best_frame": st["frame"], "box": st["box"]}
+        row: dict[str, Any] = {
+            "track": tid,
+            "first_frame": st["first"],
+            "last_frame": st["last"],
+            "frames_found": st["hits"],
+            "score": round(st["best"], 4),
+            "visible": st["best"] >= VISIBLE_SCORE,
+            "best_frame": st["frame"],
+            "box": st["box"],
+        }
         if st["synthetic"]:
             row["synthetic"] = round(float(np.mean(st["synthetic"])), 4)
             row["synthetic_max"] = round(float(np.max(st["synthetic"])), 4)
@@ -140,7 +162,7 @@ def _output_tracks(path: Path, res: AuditResult, finder: FaceFinder, deepfake: D
 
 def _crop(rgb: np.ndarray, box: Any) -> np.ndarray:
     x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    return np.ascontiguousarray(rgb[max(0, y1):max(0, y2), max(0, x1):max(0, x2)])
+    return np.ascontiguousarray(rgb[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)])
 
 
 def _restore(path: Path, key: Key | Identity, folder: Path, res: AuditResult) -> Path | None:
@@ -161,14 +183,23 @@ def _restore(path: Path, key: Key | Identity, folder: Path, res: AuditResult) ->
     return dest
 
 
-def _identity_tracks(original: Path, output: Path, res: AuditResult, finder: FaceFinder, recognizer: Recognizer | None,
-                     shown: dict[int, list[Face]], every: int, keep_images: bool) -> None:
+def _identity_tracks(
+    original: Path,
+    output: Path,
+    res: AuditResult,
+    finder: FaceFinder,
+    recognizer: Recognizer | None,
+    shown: dict[int, list[Face]],
+    every: int,
+    keep_images: bool,
+) -> None:
     """Follow the original's faces over the searched frames (those of ``shown``: the faces found there in
-    the output) and measure each one's identity distance to the same place in the output's frame (``res.identity``: one row per track, at its worst frame: the
-    closest one where it is recognisable, else the closest)."""
+    the output) and measure each one's identity distance to the same place in the output's frame
+    (``res.identity``: one row per track, at its worst frame: the closest one where it is recognisable, else
+    the closest)."""
     from ..media.video import read_frames
+    from ..ops.rotation import upright as _upright
     from ..pipeline.tracking import FaceTracker
-    from ..pipeline.video import _upright
     from .recognizers import get_recognizer
     from .report import identity_rows
 
@@ -176,11 +207,12 @@ def _identity_tracks(original: Path, output: Path, res: AuditResult, finder: Fac
     res.recognizer = recognizer.name
     tracker = FaceTracker(hold=2 * every)
     worst: dict[int, dict[str, Any]] = {}
-    ends = object()
-    for a, b in itertools.zip_longest(read_frames(original), read_frames(output), fillvalue=ends):
-        if a is ends or b is ends:
-            raise InputError(f"it does not have as many frames as its original {original} (cut with --cut?)", path=output)
-        (index, orig, rot_a), (_, out, rot_b) = a, b  # type: ignore[misc]
+    for a, b in itertools.zip_longest(read_frames(original), read_frames(output)):
+        if a is None or b is None:
+            raise InputError(
+                f"it does not have as many frames as its original {original} (cut with --cut?)", path=output
+            )
+        (index, orig, rot_a), (_, out, rot_b) = a, b
         if index not in shown:
             continue
         orig, out = _upright(orig, rot_a), _upright(out, rot_b)
@@ -188,14 +220,27 @@ def _identity_tracks(original: Path, output: Path, res: AuditResult, finder: Fac
         tracker.update(index, np.array([r["box"] for r in rows], np.float32).reshape(-1, 4))
         for tid, di in tracker.matches.items():
             row = rows[di]
-            st = worst.setdefault(tid, {"track": tid, "first_frame": index, "distance": np.inf, "recognisable": False,
-                                        "frames_recognisable": 0})
+            st = worst.setdefault(
+                tid,
+                {
+                    "track": tid,
+                    "first_frame": index,
+                    "distance": np.inf,
+                    "recognisable": False,
+                    "frames_recognisable": 0,
+                },
+            )
             st["last_frame"] = index
             st["frames_recognisable"] += int(row["recognisable"])
             # the frame reported: the closest recognisable one, else the closest
             if (not row["recognisable"], row["distance"]) < (not st["recognisable"], st["distance"]):
-                st.update(distance=row["distance"], frame=index, box=row["box"], recognisable=row["recognisable"],
-                          output_face=row["output_face"])
+                st.update(
+                    distance=row["distance"],
+                    frame=index,
+                    box=row["box"],
+                    recognisable=row["recognisable"],
+                    output_face=row["output_face"],
+                )
                 if keep_images:
                     res.identity_crops[tid] = (_crop(orig, row["box"]), _crop(out, row["box"]))
     res.identity = [worst[t] for t in sorted(worst)]
@@ -204,4 +249,5 @@ def _identity_tracks(original: Path, output: Path, res: AuditResult, finder: Fac
             res.reasons.append(
                 f"the face of track {row['track']} (frames {row['first_frame']}-{row['last_frame']}) is still "
                 f"recognisable on {row['frames_recognisable']} searched frame(s): {recognizer.name} distance "
-                f"{row['distance']:.3f} <= {recognizer.threshold:.3g} at {box_text(row['box'])} on frame {row['frame']}")
+                f"{row['distance']:.3f} <= {recognizer.threshold:.3g} at {box_text(row['box'])} on frame {row['frame']}"
+            )

@@ -7,13 +7,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from typer.core import TyperCommand
 
 from ..errors import AnonymizerError, InputError
 from ..pipeline.batch import BatchReport
+
+if TYPE_CHECKING:
+    from typer import _click  # the click that typer vendors: its Command's signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -22,7 +25,7 @@ R = TypeVar("R")
 class Command(TyperCommand):
     """A command whose usage line names its arguments plainly (``INPUTS...``, not ``{inputs}...``)."""
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: _click.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if param.param_type_name != "argument":

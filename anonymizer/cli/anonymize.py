@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from enum import Enum
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import InputError, MediaError
 from ..defaults import (
     DEFAULT_DETECT_EVERY,
     DEFAULT_FEATHER,
@@ -21,6 +21,7 @@ from ..defaults import (
     DEFAULT_VIDEO_THRESHOLD,
     THRESHOLD_RULE,
 )
+from ..errors import InputError, MediaError
 from ..media.video import probe
 from ..pipeline.batch import BatchReport, Job, plan, run_jobs
 from ..pipeline.jobs import AnonymizeOptions, anonymize_file, load_models, span_problems
@@ -39,6 +40,9 @@ class Method(str, Enum):
     pixelate = "pixelate"
     blur = "blur"
     surrogate = "surrogate"
+
+
+DEFAULT_METHOD_CHOICE = Method(DEFAULT_METHOD)
 
 
 class Shape(str, Enum):
@@ -66,40 +70,191 @@ class Format(str, Enum):
 
 @handle_errors
 def anonymize(
-    inputs: Annotated[list[Path], typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input tree is mirrored inside it. Must not be inside an input folder.", show_default=False)],
-    method: Annotated[Method, typer.Option(help="What replaces a face: solid fill, pixelate (mosaic), blur (the weakest) or surrogate (the face of someone who does not exist, faces only; the same password gives the same faces, without one they are new on every run).")] = Method(DEFAULT_METHOD),
-    targets: Annotated[str, typer.Option(help="What to cover: face, person (whole-body masks from the person Mask R-CNN, photos only), or face,person.")] = "face",
-    threshold: Annotated[float | None, typer.Option(help=f"Face score threshold {THRESHOLD_RULE}; lower finds more faces. Default: {DEFAULT_THRESHOLD} for photos (multi-scale), {DEFAULT_VIDEO_THRESHOLD} for videos (one pass per frame).", min=0.01, max=0.99, show_default=False)] = None,
-    mask_scale: Annotated[float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)] = DEFAULT_MASK_SCALE,
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False)
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder; the input tree is mirrored inside it. Must not be inside an input folder.",
+            show_default=False,
+        ),
+    ],
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="What replaces a face: solid fill, pixelate (mosaic), blur (the weakest) or surrogate (the face of "
+            "someone who does not exist, faces only; the same password gives the same faces, without one they are "
+            "new on every run)."
+        ),
+    ] = DEFAULT_METHOD_CHOICE,
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="What to cover: face, person (whole-body masks from the person Mask R-CNN, photos only), or "
+            "face,person."
+        ),
+    ] = "face",
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Face score threshold {THRESHOLD_RULE}; lower finds more faces. Default: {DEFAULT_THRESHOLD} for "
+            f"photos (multi-scale), {DEFAULT_VIDEO_THRESHOLD} for videos (one pass per frame).",
+            min=0.01,
+            max=0.99,
+            show_default=False,
+        ),
+    ] = None,
+    mask_scale: Annotated[
+        float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)
+    ] = DEFAULT_MASK_SCALE,
     mask_shape: Annotated[Shape, typer.Option(help="Mask shape around each face.")] = Shape.ellipse,
-    feather: Annotated[float, typer.Option(help="Soft edge outside the mask, as a fraction of its size (0 = hard edge).", min=0.0, max=1.0)] = DEFAULT_FEATHER,
-    upscale: Annotated[float | None, typer.Option(help=f"Extra detection pass at this enlargement for small faces (0 = off, faster). Default: {DEFAULT_UPSCALE} for photos, 0 for videos.", min=0.0, max=4.0, show_default=False)] = None,
-    format: Annotated[Format | None, typer.Option("--format", help="Output format. Default: the same as each input.", show_default=False)] = None,
+    feather: Annotated[
+        float,
+        typer.Option(help="Soft edge outside the mask, as a fraction of its size (0 = hard edge).", min=0.0, max=1.0),
+    ] = DEFAULT_FEATHER,
+    upscale: Annotated[
+        float | None,
+        typer.Option(
+            help="Extra detection pass at this enlargement for small faces (0 = off, faster). Default: "
+            f"{DEFAULT_UPSCALE} for photos, 0 for videos.",
+            min=0.0,
+            max=4.0,
+            show_default=False,
+        ),
+    ] = None,
+    format: Annotated[
+        Format | None,
+        typer.Option("--format", help="Output format. Default: the same as each input.", show_default=False),
+    ] = None,
     quality: Annotated[int, typer.Option(help="JPEG quality.", min=1, max=100)] = 95,
-    keep_metadata: Annotated[bool, typer.Option("--keep-metadata/--strip-metadata", help="Copy EXIF (never its thumbnail), XMP and comments, but not GPS positions, serial numbers or owner names (--keep-gps, --keep-serials, --keep-owner); or keep only the colour profile.")] = False,
-    keep_gps: Annotated[bool, typer.Option("--keep-gps", help="With --keep-metadata: keep GPS positions too (EXIF, and XMP, which is otherwise dropped whole when it holds one).")] = False,
-    keep_serials: Annotated[bool, typer.Option("--keep-serials", help="With --keep-metadata: keep camera and lens serial numbers too.")] = False,
-    keep_owner: Annotated[bool, typer.Option("--keep-owner", help="With --keep-metadata: keep owner and author names too.")] = False,
+    keep_metadata: Annotated[
+        bool,
+        typer.Option(
+            "--keep-metadata/--strip-metadata",
+            help="Copy EXIF (never its thumbnail), XMP and comments, but not GPS positions, serial numbers or owner "
+            "names (--keep-gps, --keep-serials, --keep-owner); or keep only the colour profile.",
+        ),
+    ] = False,
+    keep_gps: Annotated[
+        bool,
+        typer.Option(
+            "--keep-gps",
+            help="With --keep-metadata: keep GPS positions too (EXIF, and XMP, which is otherwise dropped whole when "
+            "it holds one).",
+        ),
+    ] = False,
+    keep_serials: Annotated[
+        bool, typer.Option("--keep-serials", help="With --keep-metadata: keep camera and lens serial numbers too.")
+    ] = False,
+    keep_owner: Annotated[
+        bool, typer.Option("--keep-owner", help="With --keep-metadata: keep owner and author names too.")
+    ] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
-    contact_sheet: Annotated[Path | None, typer.Option("--contact-sheet", help="Also write a PNG showing each input beside its output, for review; it shows the original faces, so it must be outside the output folder.", show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (--backend ray: per worker, default 1). Default: all cores.", show_default=False, min=1)] = None,
-    password_file: Annotated[Path | None, typer.Option(help="Seal the original faces with the password in this file (reversible; see `restore`).", show_default=False)] = None,
-    password_env: Annotated[str | None, typer.Option(help="Seal with the password in this environment variable.", show_default=False)] = None,
-    ask_password: Annotated[bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")] = False,
-    recipient: Annotated[list[Path] | None, typer.Option("--recipient", help="Seal for this X25519 public key (PEM from `keygen`); repeatable. Only its private key restores.", show_default=False)] = None,
-    vault: Annotated[VaultMode, typer.Option(help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always for TIFF, BMP and videos).")] = VaultMode.embed,
-    detect_every: Annotated[int, typer.Option(help="Videos: detect faces on every K-th frame (and on scene cuts), track in between.", min=1, max=30)] = DEFAULT_DETECT_EVERY,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--contact-sheet",
+            help="Also write a PNG showing each input beside its output, for review; it shows the original faces, so "
+            "it must be outside the output folder.",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads (--backend ray: per worker, default 1). Default: all cores.", show_default=False, min=1
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Seal the original faces with the password in this file (reversible; see `restore`).",
+            show_default=False,
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="Seal with the password in this environment variable.", show_default=False)
+    ] = None,
+    ask_password: Annotated[
+        bool, typer.Option("--ask-password", help="Seal with a password typed at a prompt.")
+    ] = False,
+    recipient: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--recipient",
+            help="Seal for this X25519 public key (PEM from `keygen`); repeatable. Only its private key restores.",
+            show_default=False,
+        ),
+    ] = None,
+    vault: Annotated[
+        VaultMode,
+        typer.Option(
+            help="Where the sealed originals go: inside the file (PNG, JPEG, WebP), or a sidecar OUTPUT.vault (always "
+            "for TIFF, BMP and videos)."
+        ),
+    ] = VaultMode.embed,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            help="Videos: detect faces on every K-th frame (and on scene cuts), track in between.", min=1, max=30
+        ),
+    ] = DEFAULT_DETECT_EVERY,
     codec: Annotated[str, typer.Option(help="Videos: output video codec (FFmpeg encoder name).")] = "libx264",
-    crf: Annotated[int, typer.Option(help="Videos: constant rate factor (quality; lower is better).", min=0, max=63)] = 18,
-    lossless: Annotated[bool, typer.Option("--lossless/--lossy", help="Videos: lossless RGB H.264 (libx264rgb, qp 0; restored frames then equal the decoded originals exactly), or --codec at --crf.")] = False,
-    start: Annotated[float | None, typer.Option(help="Videos: anonymize from this time (seconds).", min=0.0, show_default=False)] = None,
-    end: Annotated[float | None, typer.Option(help="Videos: anonymize up to this time (seconds).", min=0.0, show_default=False)] = None,
-    cut: Annotated[bool, typer.Option("--cut/--no-cut", help="Videos: drop what lies outside --start/--end, or copy it unchanged.")] = False,
-    backend: Annotated[Backend, typer.Option(help="Where the work runs: this process, or a Ray cluster (needs `pip install 'anonymizer[ray]'`; see README, Scale-out).")] = Backend.local,
-    address: Annotated[str | None, typer.Option(help="--backend ray: the cluster to join (e.g. ray://head:10001 or auto). Default: start Ray on this machine.", show_default=False)] = None,
-    workers: Annotated[int | None, typer.Option(help="--backend ray: worker actors, each loading the models once. Default: the cluster's CPUs divided by --threads (at least 1).", min=1, show_default=False)] = None,
-    segment_seconds: Annotated[float, typer.Option(help="--backend ray: cut videos into segments of about this length (at keyframes), processed in parallel and joined back. 0 = one worker per video.", min=0.0)] = 30.0,
+    crf: Annotated[
+        int, typer.Option(help="Videos: constant rate factor (quality; lower is better).", min=0, max=63)
+    ] = 18,
+    lossless: Annotated[
+        bool,
+        typer.Option(
+            "--lossless/--lossy",
+            help="Videos: lossless RGB H.264 (libx264rgb, qp 0; restored frames then equal the decoded originals "
+            "exactly), or --codec at --crf.",
+        ),
+    ] = False,
+    start: Annotated[
+        float | None, typer.Option(help="Videos: anonymize from this time (seconds).", min=0.0, show_default=False)
+    ] = None,
+    end: Annotated[
+        float | None, typer.Option(help="Videos: anonymize up to this time (seconds).", min=0.0, show_default=False)
+    ] = None,
+    cut: Annotated[
+        bool, typer.Option("--cut/--no-cut", help="Videos: drop what lies outside --start/--end, or copy it unchanged.")
+    ] = False,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="Where the work runs: this process, or a Ray cluster (needs `pip install 'anonymizer[ray]'`; see "
+            "README, Scale-out)."
+        ),
+    ] = Backend.local,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="--backend ray: the cluster to join (e.g. ray://head:10001 or auto). Default: start Ray on this "
+            "machine.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="--backend ray: worker actors, each loading the models once. Default: the cluster's CPUs divided by "
+            "--threads (at least 1).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    segment_seconds: Annotated[
+        float,
+        typer.Option(
+            help="--backend ray: cut videos into segments of about this length (at keyframes), processed in parallel "
+            "and joined back. 0 = one worker per video.",
+            min=0.0,
+        ),
+    ] = 30.0,
 ) -> None:
     """Find every face in photos and videos and cover it. Inputs are never modified; outputs are written atomically.
 
@@ -122,14 +277,33 @@ def anonymize(
     t0 = time.perf_counter()
     planned = plan(inputs, output, fmt=format.value if format else None)
     jobs = planned.jobs
-    log.info("found %d file(s) to anonymize (%d skipped) in %.2f s", len(jobs), len(planned.skipped), time.perf_counter() - t0)
+    log.info(
+        "found %d file(s) to anonymize (%d skipped) in %.2f s",
+        len(jobs),
+        len(planned.skipped),
+        time.perf_counter() - t0,
+    )
     if contact_sheet is not None:
         _check_contact_sheet(contact_sheet, jobs, output)
     opts = AnonymizeOptions(
-        method=method.value, targets=wanted, threshold=threshold, mask_scale=mask_scale, shape=mask_shape.value,
-        feather=feather, upscale=upscale, quality=quality, keep_metadata=keep_metadata,
-        keep_private=private, vault=vault.value,
-        detect_every=detect_every, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut,
+        method=method.value,
+        targets=wanted,
+        threshold=threshold,
+        mask_scale=mask_scale,
+        shape=mask_shape.value,
+        feather=feather,
+        upscale=upscale,
+        quality=quality,
+        keep_metadata=keep_metadata,
+        keep_private=private,
+        vault=vault.value,
+        detect_every=detect_every,
+        codec=codec,
+        crf=crf,
+        lossless=lossless,
+        start=start,
+        end=end,
+        cut=cut,
     )
     refused = span_problems(jobs, opts)  # before any model loads or any output is made
     configure_runtime(threads)
@@ -137,20 +311,8 @@ def anonymize(
     seed = _surrogate_seed(key) if method is Method.surrogate else None
     todo = [j for j in jobs if j.src not in refused]
     if todo:
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
+        _make_folder(output)
     tally = _Tally()
-
-    def work(job: Job) -> dict[str, object]:
-        if not job.is_video:
-            return anonymize_file(job, opts, key, seed)
-        from tqdm import tqdm
-
-        info = probe(job.src)
-        with tqdm(total=info.expected_frames(start, end, cut), desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
-            return anonymize_file(job, opts, key, seed, progress=bar.update)
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if isinstance(result, dict):
@@ -165,9 +327,21 @@ def anonymize(
     if backend is Backend.ray:
         from ..pipeline.cluster import run_on_ray
 
-        report = run_on_ray(todo, output, opts, key, seed, address=address, workers=workers, segment_seconds=segment_seconds,
-                            threads=threads, progress=show_progress(), on_result=on_result)
+        report = run_on_ray(
+            todo,
+            output,
+            opts,
+            key,
+            seed,
+            address=address,
+            workers=workers,
+            segment_seconds=segment_seconds,
+            threads=threads,
+            progress=show_progress(),
+            on_result=on_result,
+        )
     else:
+        work = functools.partial(_anonymize_one, opts=opts, key=key, seed=seed)
         report = run_jobs(todo, work, progress=show_progress(), desc="anonymize", on_result=on_result)
     for job in jobs:
         if job.src in refused:
@@ -180,8 +354,41 @@ def anonymize(
     finish(report, tally.summary(report, len(jobs), "person" in wanted, output), planned.skipped)
 
 
-def _usage(targets: str, method: Method, backend: Backend, address: str | None, workers: int | None,
-           start: float | None, end: float | None) -> tuple[str, ...]:
+def _make_folder(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
+
+
+def _anonymize_one(
+    job: Job, *, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None
+) -> dict[str, object]:
+    """One file on this machine; a video gets its own progress bar of frames."""
+    if not job.is_video:
+        return anonymize_file(job, opts, key, seed)
+    from tqdm import tqdm
+
+    info = probe(job.src)
+    with tqdm(
+        total=info.expected_frames(opts.start, opts.end, opts.cut),
+        desc=job.src.name,
+        unit="frame",
+        disable=not show_progress(),
+        leave=False,
+    ) as bar:
+        return anonymize_file(job, opts, key, seed, progress=bar.update)
+
+
+def _usage(
+    targets: str,
+    method: Method,
+    backend: Backend,
+    address: str | None,
+    workers: int | None,
+    start: float | None,
+    end: float | None,
+) -> tuple[str, ...]:
     """The targets asked for; raises typer.BadParameter (exit 2) for options that do not go together."""
     from ..api import parse_targets
 
@@ -192,7 +399,9 @@ def _usage(targets: str, method: Method, backend: Backend, address: str | None, 
     if backend is Backend.local and (address is not None or workers is not None):
         raise typer.BadParameter("--address and --workers are for --backend ray", param_hint="--backend")
     if method is Method.surrogate and "person" in wanted:
-        raise typer.BadParameter("surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method")
+        raise typer.BadParameter(
+            "surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method"
+        )
     if start is not None and end is not None and end <= start:
         raise typer.BadParameter(f"--end ({end:g} s) must be after --start ({start:g} s)", param_hint="--end")
     return wanted
@@ -210,7 +419,9 @@ def _write_sheet(path: Path, jobs: list[Job], report: BatchReport, counts: dict[
     from ..media.contact_sheet import contact_sheet as write_sheet
 
     done = set(report.done)
-    write_sheet([(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest], path)
+    write_sheet(
+        [(j.src, j.dest, f"{j.src}: {counts.get(j.src, 0)} face(s)") for j in jobs if j.src in done and j.dest], path
+    )
 
 
 def _private_kinds(keep_metadata: bool, **asked: bool) -> tuple[str, ...]:
@@ -218,7 +429,9 @@ def _private_kinds(keep_metadata: bool, **asked: bool) -> tuple[str, ...]:
     --keep-metadata (else typer.BadParameter, exit 2)."""
     kinds = tuple(kind for kind, on in asked.items() if on)
     if kinds and not keep_metadata:
-        raise typer.BadParameter(f"--keep-{kinds[0]} keeps part of the metadata: add --keep-metadata", param_hint=f"--keep-{kinds[0]}")
+        raise typer.BadParameter(
+            f"--keep-{kinds[0]} keeps part of the metadata: add --keep-metadata", param_hint=f"--keep-{kinds[0]}"
+        )
     return kinds
 
 
@@ -245,12 +458,18 @@ class _Tally:
         followed from frame to frame, counted again if it leaves and comes back) and frames."""
         t, parts = self.totals, []
         if t["photos"]:
-            parts.append(f"{t['faces']} face(s)" + (f" and {t['persons']} person(s)" if persons else "")
-                         + f" covered in {t['photos']} photo(s)")
+            parts.append(
+                f"{t['faces']} face(s)"
+                + (f" and {t['persons']} person(s)" if persons else "")
+                + f" covered in {t['photos']} photo(s)"
+            )
         if t["videos"]:
             parts.append(f"{t['tracks']} face track(s) covered over {t['frames']} frame(s) in {t['videos']} video(s)")
-        return (f"anonymized {len(report.done)} of {files} file(s) into {output}" + (": " + "; ".join(parts) if parts else "")
-                + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else ""))
+        return (
+            f"anonymized {len(report.done)} of {files} file(s) into {output}"
+            + (": " + "; ".join(parts) if parts else "")
+            + (f" ({len(report.skipped)} finished earlier, skipped)" if report.skipped else "")
+        )
 
     def metadata_lines(self) -> list[str]:
         """--keep-metadata's report: the private kinds of metadata kept (asked for) and left out, in how many photos."""
@@ -259,8 +478,11 @@ class _Tally:
         lines = []
         for (how, kind), n in sorted(self.private.items()):
             what = f"{PRIVATE_METADATA[kind]} in {n} photo(s)"
-            lines.append(f"metadata: kept {what} (--keep-{kind})" if how == "kept" else
-                         f"metadata: left out {what}; --keep-{kind} keeps it")
+            lines.append(
+                f"metadata: kept {what} (--keep-{kind})"
+                if how == "kept"
+                else f"metadata: left out {what}; --keep-{kind} keeps it"
+            )
         return lines
 
 
@@ -270,4 +492,6 @@ def _check_contact_sheet(contact_sheet: Path, jobs: list[Job], output: Path) -> 
         raise InputError("the contact sheet would overwrite an input", path=contact_sheet)
     if sheet.is_relative_to(output.resolve()):
         # it shows the original faces: never put it among the anonymized files people will share
-        raise InputError("the contact sheet shows original faces; write it outside the output folder", path=contact_sheet)
+        raise InputError(
+            "the contact sheet shows original faces; write it outside the output folder", path=contact_sheet
+        )

@@ -24,16 +24,62 @@ class RecognizerName(str, Enum):
 
 @handle_errors
 def audit(
-    outputs: Annotated[list[Path], typer.Argument(help="Anonymized photos, videos and folders (walked recursively).", show_default=False)],
-    originals: Annotated[Path | None, typer.Option(help="Folder of the original photos and videos (same relative paths, or the same names with any image or video extension).", show_default=False)] = None,
-    password_file: Annotated[Path | None, typer.Option(help="Password of the vaults, in this file: restores the originals to compare and checks that vaults open.", show_default=False)] = None,
-    password_env: Annotated[str | None, typer.Option(help="The password, in this environment variable.", show_default=False)] = None,
-    identity: Annotated[Path | None, typer.Option(help="X25519 private key (PEM from `keygen`) of a recipient, instead of a password.", show_default=False)] = None,
-    identity_passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase of the private key, in this file.", show_default=False)] = None,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write the full report (one object per file) to this JSON file.", show_default=False)] = None,
-    html_file: Annotated[Path | None, typer.Option("--html", help="Write a contact sheet (original and output faces side by side) to this HTML file. It shows original faces: written 0600.", show_default=False)] = None,
-    recognizer: Annotated[RecognizerName, typer.Option(help="Face recognizer for identity distances: dlib (the optional audit extra, see README), identity_net (built in), or auto (dlib when installed).")] = RecognizerName.auto,
-    threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
+    outputs: Annotated[
+        list[Path],
+        typer.Argument(help="Anonymized photos, videos and folders (walked recursively).", show_default=False),
+    ],
+    originals: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the original photos and videos (same relative paths, or the same names with any image or "
+            "video extension).",
+            show_default=False,
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Password of the vaults, in this file: restores the originals to compare and checks that vaults open.",
+            show_default=False,
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="The password, in this environment variable.", show_default=False)
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            help="X25519 private key (PEM from `keygen`) of a recipient, instead of a password.", show_default=False
+        ),
+    ] = None,
+    identity_passphrase_file: Annotated[
+        Path | None, typer.Option(help="Passphrase of the private key, in this file.", show_default=False)
+    ] = None,
+    json_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="Write the full report (one object per file) to this JSON file.", show_default=False
+        ),
+    ] = None,
+    html_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a contact sheet (original and output faces side by side) to this HTML file. It shows original "
+            "faces: written 0600.",
+            show_default=False,
+        ),
+    ] = None,
+    recognizer: Annotated[
+        RecognizerName,
+        typer.Option(
+            help="Face recognizer for identity distances: dlib (the optional audit extra, see README), identity_net "
+            "(built in), or auto (dlib when installed)."
+        ),
+    ] = RecognizerName.auto,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)
+    ] = None,
     every: Annotated[int, typer.Option(help="Videos: search every K-th frame for faces.", min=1, max=100)] = 5,
 ) -> None:
     """Audit anonymized photos and videos. For each photo: faces still detected (scores); the identity
@@ -50,11 +96,11 @@ def audit(
     IdentityNet's own calibrated one; for a video track, on any searched frame), or, with no original to
     compare, when it is still detected with score >= 0.5.
     """
+    from ..api import get_finder
     from ..audit.recognizers import get_recognizer
     from ..audit.report import AuditResult, audit_image, find_original
-    from ..api import get_finder
-    from ..pipeline.photo import configure_runtime
     from ..media.image import write_atomic, write_private
+    from ..pipeline.photo import configure_runtime
 
     passphrase = read_secret(identity_passphrase_file, None, False, what="passphrase")
     password = read_secret(password_file, password_env, False)
@@ -80,12 +126,27 @@ def audit(
         if job.is_video:
             from ..audit.video import audit_video
 
-            res = audit_video(job.src, finder=video_finder, deepfake=scorer, every=every, keep_images=html_file is not None,
-                              original=orig, recognizer=rec, key=key)
+            res = audit_video(
+                job.src,
+                finder=video_finder,
+                deepfake=scorer,
+                every=every,
+                keep_images=html_file is not None,
+                original=orig,
+                recognizer=rec,
+                key=key,
+            )
             results.append(res)
             return res
-        res = audit_image(job.src, finder=finder, recognizer=rec, original=orig, key=key, keep_images=html_file is not None,
-                          deepfake=scorer)
+        res = audit_image(
+            job.src,
+            finder=finder,
+            recognizer=rec,
+            original=orig,
+            key=key,
+            keep_images=html_file is not None,
+            deepfake=scorer,
+        )
         results.append(res)
         return res
 
@@ -98,18 +159,30 @@ def audit(
         for reason in result.reasons:
             typer.echo(f"  - {reason}")
 
-    report = run_jobs([Job(f, None, f in found.videos) for f, _ in files], work, progress=show_progress(), desc="audit", on_result=on_result)
+    report = run_jobs(
+        [Job(f, None, f in found.videos) for f, _ in files],
+        work,
+        progress=show_progress(),
+        desc="audit",
+        on_result=on_result,
+    )
     if json_file is not None:
-        doc = {"files": [r.to_dict() for r in results], "errors": [{"path": str(p), "error": e} for p, e in report.failed]}
+        doc = {
+            "files": [r.to_dict() for r in results],
+            "errors": [{"path": str(p), "error": e} for p, e in report.failed],
+        }
         write_atomic(json_file, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     if html_file is not None:
         from ..audit.html import render_html
 
         write_private(html_file, render_html(results).encode("utf-8"))
     failed = sum(r.verdict == "fail" for r in results)
-    typer.echo(f"audited {len(results)} of {len(files)} file(s): {len(results) - failed} passed, {failed} failed"
-               + (f", {len(report.failed)} could not be read" if report.failed else "")
-               + (f"; {len(found.skipped)} other file(s) skipped" if found.skipped else ""), err=True)
+    typer.echo(
+        f"audited {len(results)} of {len(files)} file(s): {len(results) - failed} passed, {failed} failed"
+        + (f", {len(report.failed)} could not be read" if report.failed else "")
+        + (f"; {len(found.skipped)} other file(s) skipped" if found.skipped else ""),
+        err=True,
+    )
     list_skipped(found.skipped)
     if failed or report.failed:
         raise fail(f"{failed + len(report.failed)} file(s) failed the audit", 1)

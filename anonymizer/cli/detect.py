@@ -8,20 +8,46 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from ..pipeline.batch import Job, plan, run_jobs
 from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE, THRESHOLD_RULE
+from ..pipeline.batch import Job, plan, run_jobs
 from ._common import emit_json, finish, handle_errors, show_progress
 
 
 @handle_errors
 def detect(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)],
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON line per image: path, width, height, faces (box, score, landmarks), persons (box, score).")] = False,
-    targets: Annotated[str, typer.Option(help="What to find: face, person (the person Mask R-CNN), or face,person.")] = "face",
-    masks_dir: Annotated[Path | None, typer.Option("--masks-dir", help="With person: write an instance-id PNG per image here (mirroring the input tree; 0 = background, k = the k-th person of the image's line).", show_default=False)] = None,
-    threshold: Annotated[float, typer.Option(help=f"Face score threshold {THRESHOLD_RULE}. The same default as anonymize.", min=0.01, max=0.99)] = DEFAULT_THRESHOLD,
-    upscale: Annotated[float, typer.Option(help="Extra detection pass at this enlargement for small faces (0 = off).", min=0.0, max=4.0)] = DEFAULT_UPSCALE,
-    threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)
+    ],
+    json_lines: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON line per image: path, width, height, faces (box, score, landmarks), persons (box, score).",
+        ),
+    ] = False,
+    targets: Annotated[
+        str, typer.Option(help="What to find: face, person (the person Mask R-CNN), or face,person.")
+    ] = "face",
+    masks_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--masks-dir",
+            help="With person: write an instance-id PNG per image here (mirroring the input tree; 0 = background, k = "
+            "the k-th person of the image's line).",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(help=f"Face score threshold {THRESHOLD_RULE}. The same default as anonymize.", min=0.01, max=0.99),
+    ] = DEFAULT_THRESHOLD,
+    upscale: Annotated[
+        float,
+        typer.Option(help="Extra detection pass at this enlargement for small faces (0 = off).", min=0.0, max=4.0),
+    ] = DEFAULT_UPSCALE,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)
+    ] = None,
 ) -> None:
     """Detect faces (and with --targets person, persons) and print them (with --json: one JSON line per image).
 
@@ -85,5 +111,8 @@ def detect(
 
     report = run_jobs(jobs, work, progress=show_progress() and json_lines, desc="detect", on_result=on_result)
     if report.failed or planned.skipped:
-        finish(report, f"detected {' and '.join(t + 's' for t in wanted)} in {len(report.done)} of {len(jobs)} file(s)",
-               planned.skipped)
+        finish(
+            report,
+            f"detected {' and '.join(t + 's' for t in wanted)} in {len(report.done)} of {len(jobs)} file(s)",
+            planned.skipped,
+        )

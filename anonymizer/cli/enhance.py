@@ -20,11 +20,26 @@ class SRModel(str, Enum):
 
 @handle_errors
 def enhance(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input tree is mirrored inside it, each image as <name>.png.", show_default=False)],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder; the input tree is mirrored inside it, each image as <name>.png.",
+            show_default=False,
+        ),
+    ],
     scale: Annotated[int, typer.Option(help="Upscaling factor (the models are trained for 4x).", min=4, max=4)] = 4,
-    model: Annotated[SRModel, typer.Option(help="srresnet: highest fidelity (PSNR); srgan: adversarially trained, more natural texture.")] = SRModel.srresnet,
-    threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)] = None,
+    model: Annotated[
+        SRModel,
+        typer.Option(help="srresnet: highest fidelity (PSNR); srgan: adversarially trained, more natural texture."),
+    ] = SRModel.srresnet,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)
+    ] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
 ) -> None:
     """Upscale photos 4x with the face super-resolution model trained here (small faces, restored crops,

@@ -16,14 +16,33 @@ from .secrets import opening_key, read_secret
 
 @handle_errors
 def restore(
-    inputs: Annotated[list[Path], typer.Argument(help="Anonymized files and folders (walked recursively).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for the restored PNGs; the input tree is mirrored inside it.", show_default=False)],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Anonymized files and folders (walked recursively).", show_default=False)
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder for the restored PNGs; the input tree is mirrored inside it.",
+            show_default=False,
+        ),
+    ],
     password_file: Annotated[Path | None, typer.Option(help="The password, in this file.", show_default=False)] = None,
-    password_env: Annotated[str | None, typer.Option(help="The password, in this environment variable.", show_default=False)] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="The password, in this environment variable.", show_default=False)
+    ] = None,
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Type the password at a prompt.")] = False,
-    identity: Annotated[Path | None, typer.Option(help="X25519 private key (PEM from `keygen`) of a recipient.", show_default=False)] = None,
-    identity_passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase of the private key, in this file.", show_default=False)] = None,
-    identity_passphrase_env: Annotated[str | None, typer.Option(help="Passphrase of the private key, in this environment variable.", show_default=False)] = None,
+    identity: Annotated[
+        Path | None, typer.Option(help="X25519 private key (PEM from `keygen`) of a recipient.", show_default=False)
+    ] = None,
+    identity_passphrase_file: Annotated[
+        Path | None, typer.Option(help="Passphrase of the private key, in this file.", show_default=False)
+    ] = None,
+    identity_passphrase_env: Annotated[
+        str | None,
+        typer.Option(help="Passphrase of the private key, in this environment variable.", show_default=False),
+    ] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print one JSON line per file to stdout.")] = False,
 ) -> None:
     """Restore the original faces of files anonymized with a key. Photos come out as lossless PNG.

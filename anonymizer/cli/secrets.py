@@ -12,7 +12,9 @@ from ..errors import InputError
 from ..vault.keys import Identity, Key
 
 
-def read_secret(file: Path | None, env: str | None, ask: bool, *, what: str = "password", confirm: bool = False) -> bytes | None:
+def read_secret(
+    file: Path | None, env: str | None, ask: bool, *, what: str = "password", confirm: bool = False
+) -> bytes | None:
     """The secret from exactly one source, or None when none is given. A file's final newline is dropped."""
     given = [x for x in (file is not None, env is not None, ask) if x]
     if len(given) > 1:
@@ -62,8 +64,11 @@ def sealing_key(password: bytes | None, recipients: list[Path] | None) -> Key | 
     """The key to seal with, or None (no vault: the original pixels are gone). A password shorter than
     :data:`SHORT_PASSWORD` characters is accepted with a warning on stderr."""
     if password is not None and len(password.decode("utf-8", "replace")) < SHORT_PASSWORD:
-        typer.echo(f"warning: the password has fewer than {SHORT_PASSWORD} characters; anyone holding the output "
-                   "can try guesses against its vault offline, so use a long passphrase", err=True)
+        typer.echo(
+            f"warning: the password has fewer than {SHORT_PASSWORD} characters; anyone holding the output "
+            "can try guesses against its vault offline, so use a long passphrase",
+            err=True,
+        )
     key = Key.from_password(password) if password is not None else None
     if recipients:
         rk = Key.from_recipients(recipients)

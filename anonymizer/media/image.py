@@ -26,7 +26,16 @@ MAX_PIXELS = 178_956_970
 #: File formats we write, by Pillow format name -> file extension.
 FORMATS: dict[str, str] = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp"})
-_FORMAT_ALIASES = {"jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+_FORMAT_ALIASES = {
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "jpe": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+}
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -164,7 +173,9 @@ def load_image(src: str | Path | Image.Image | np.ndarray, *, max_pixels: int = 
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image too large: above the limit of {MAX_PIXELS:,} pixels (possible decompression bomb)", path=path) from exc
+        raise InputError(
+            f"image too large: above the limit of {MAX_PIXELS:,} pixels (possible decompression bomb)", path=path
+        ) from exc
     except UnidentifiedImageError:
         raise InputError("not an image Pillow can read (expected JPEG, PNG, WebP, TIFF, BMP, ...)", path=path) from None
     except (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError) as exc:
@@ -204,8 +215,15 @@ _GPS_IFD = 0x8825
 _PRIVATE_TAGS = {"serials": ((0xC62F,), (0xA431, 0xA435)), "owner": ((0x013B, 0x9C9D), (0xA430,))}
 #: XMP property names by kind: XMP is kept whole or not at all, so one of these drops it
 _PRIVATE_XMP = {
-    "gps": (b"GPS", b"photoshop:City", b"photoshop:State", b"photoshop:Country", b"Iptc4xmpCore:Location",
-            b"LocationCreated", b"LocationShown"),
+    "gps": (
+        b"GPS",
+        b"photoshop:City",
+        b"photoshop:State",
+        b"photoshop:Country",
+        b"Iptc4xmpCore:Location",
+        b"LocationCreated",
+        b"LocationShown",
+    ),
     "serials": (b"SerialNumber",),
     "owner": (b"OwnerName", b"dc:creator", b"tiff:Artist"),
 }
@@ -392,4 +410,3 @@ def save_image(
     fmt = normalize_format(format or path.suffix or "png")
     write_atomic(path, encode_image(image, format=fmt, keep_metadata=keep_metadata, quality=quality))
     return path
-

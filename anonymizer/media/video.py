@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -238,7 +239,9 @@ class Transcoder:
                     log.warning("%s: audio cannot be copied into %s (%s); dropped", self.src, self.dest.suffix, exc)
                     continue
                 self.abort()
-                raise InputError(f"cannot encode with codec {codec!r} into {self.dest.suffix} ({exc})", path=self.src) from None
+                raise InputError(
+                    f"cannot encode with codec {codec!r} into {self.dest.suffix} ({exc})", path=self.src
+                ) from None
         self.frames_in = 0
         self.frames_out = 0
         self._lock = threading.Lock()  # audio is muxed by the decoding side, video by the encoding side
@@ -288,8 +291,30 @@ class Transcoder:
                 pass
         self._out = None
 
+    @property
+    def fps(self) -> float:
+        """The output's frame rate (the source's average; 25 when it names none)."""
+        return float(self._vout.average_rate or 25)
+
     def _span(self, t: float) -> bool:
         return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
+
+    def _pass_audio(self, packet: Any) -> None:
+        """Copy one audio packet to the output as it is (shifted to the cut's start), if it is in the span."""
+        if packet.dts is None:
+            return
+        t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+        if self.cut and not self._span(t):
+            return
+        if self.cut and self.start:  # (a segment has no audio stream)
+            offset = int(round(self.start / packet.time_base))
+            packet.pts -= offset
+            packet.dts -= offset
+            if packet.dts < 0:
+                return
+        packet.stream = self._aout
+        with self._lock:
+            self._out.mux(packet)
 
     def frames(self) -> Iterator[Frame]:
         av = _av()
@@ -300,20 +325,7 @@ class Transcoder:
                 if past_end > MAX_REORDER:
                     break
                 if packet.stream.type == "audio":
-                    if packet.dts is None:
-                        continue
-                    t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-                    if self.cut and not self._span(t):
-                        continue
-                    if self.cut and self.start:  # (a segment has no audio stream)
-                        offset = int(round(self.start / packet.time_base))
-                        packet.pts -= offset
-                        packet.dts -= offset
-                        if packet.dts < 0:
-                            continue
-                    packet.stream = self._aout
-                    with self._lock:
-                        self._out.mux(packet)
+                    self._pass_audio(packet)
                     continue
                 for vf in packet.decode():
                     pts = vf.pts if vf.pts is not None else vf.best_effort_timestamp
@@ -321,7 +333,11 @@ class Transcoder:
                         pts = self._last_pts + 1  # keep timestamps increasing (some AVI files)
                     if pts is not None:
                         self._last_pts = pts
-                    t = float(pts * vf.time_base) if pts is not None else self.frames_in / float(self._vout.average_rate or 25)
+                    t = (
+                        float(pts * vf.time_base)
+                        if pts is not None
+                        else self.frames_in / float(self._vout.average_rate or 25)
+                    )
                     in_span = self._span(t)
                     if self.segment and self.end is not None and t >= self.end:
                         past_end += 1
@@ -388,6 +404,101 @@ class Transcoder:
                 pass
         if self._tmp.exists():
             self._tmp.unlink()
+
+
+_END = object()
+
+
+class _Worker(threading.Thread):
+    """Runs ``fn`` in a thread; an exception is kept and re-raised by :meth:`check`."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+class FramePump:
+    """A :class:`Transcoder` whose decoding and encoding run in two threads of their own, around the
+    caller's loop: ``for frame in pump.frames(): ... pump.put(frame)``, then :meth:`close` (or
+    :meth:`abort` on failure). Bounded queues keep either side from running more than ``depth`` frames
+    ahead; an error in either thread is raised in the caller's."""
+
+    def __init__(self, tc: Transcoder, *, depth: int = 8) -> None:
+        self.tc = tc
+        self._decoded: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._to_encode: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._reader, self._writer = _Worker(self._read), _Worker(self._write)
+        self._reader.start()
+        self._writer.start()
+
+    def _read(self) -> None:
+        try:
+            for f in self.tc.frames():
+                while not self._stop.is_set():
+                    try:
+                        self._decoded.put(f, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        finally:
+            while True:  # never block for good: the caller may have stopped reading
+                try:
+                    self._decoded.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        break
+
+    def _write(self) -> None:
+        while (item := self._to_encode.get()) is not _END:
+            self.tc.write(item)  # type: ignore[arg-type]
+
+    def frames(self) -> Iterator[Frame]:
+        """The decoded frames in order; raises what the decoding thread raised."""
+        while (item := self._decoded.get()) is not _END:
+            yield item  # type: ignore[misc]
+        self._reader.check()
+
+    def put(self, frame: Frame) -> None:
+        """Queue ``frame`` for encoding; raises what the encoding thread raised."""
+        while True:
+            self._writer.check()
+            try:
+                self._to_encode.put(frame, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait until every queued frame is encoded (the Transcoder is then ready to ``finish()``)."""
+        self._to_encode.put(_END)
+        self._writer.join()
+        self._writer.check()
+
+    def abort(self) -> None:
+        """Stop both threads (within seconds) without finishing anything."""
+        self._stop.set()
+        try:
+            self._to_encode.put(_END, timeout=5)
+        except queue.Full:
+            pass
+        for worker in (self._reader, self._writer):
+            if worker.is_alive():
+                worker.join(timeout=5)
 
 
 @dataclass(frozen=True)

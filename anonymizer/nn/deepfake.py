@@ -20,8 +20,13 @@ STAGES = ((1, 24, 1, 1), (4, 32, 2, 2), (4, 48, 2, 2), (4, 96, 3, 2), (4, 128, 2
 class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduced: int) -> None:
         super().__init__()
-        self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, reduced, 1), nn.SiLU(),
-                                nn.Conv2d(reduced, channels, 1), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, reduced, 1),
+            nn.SiLU(),
+            nn.Conv2d(reduced, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.fc(x)
@@ -36,8 +41,14 @@ class MBConv(nn.Module):
         layers: list[nn.Module] = []
         if expand != 1:
             layers += [nn.Conv2d(cin, hid, 1, bias=False), nn.BatchNorm2d(hid), nn.SiLU()]
-        layers += [nn.Conv2d(hid, hid, 3, stride, 1, groups=hid, bias=False), nn.BatchNorm2d(hid), nn.SiLU(),
-                   SqueezeExcite(hid, max(8, cin // 4)), nn.Conv2d(hid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        layers += [
+            nn.Conv2d(hid, hid, 3, stride, 1, groups=hid, bias=False),
+            nn.BatchNorm2d(hid),
+            nn.SiLU(),
+            SqueezeExcite(hid, max(8, cin // 4)),
+            nn.Conv2d(hid, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
@@ -63,7 +74,7 @@ class DeepfakeNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
-        return self.head(self.features(x * 2 - 1))[:, 0]  # type: ignore[no-any-return]
+        return self.head(self.features(x * 2 - 1))[:, 0]
 
 
 @register_model("deepfake")

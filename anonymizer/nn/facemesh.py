@@ -15,6 +15,7 @@ mesh back into the photo.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import cv2
@@ -249,8 +250,8 @@ def fit_mesh(
 def fit_meshes(
     net: FaceMesh,
     rgb: np.ndarray,
-    boxes: list[tuple[float, float, float, float]] | list[np.ndarray],
-    landmarks: list[tuple[tuple[float, float], ...]] | list[np.ndarray],
+    boxes: Sequence[tuple[float, float, float, float] | np.ndarray],
+    landmarks: Sequence[tuple[tuple[float, float], ...] | np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`fit_mesh` for several faces of one photo in one batch: (float32 [N, 468, 3] meshes in pixels of
     ``rgb``, float32 [N] presence); N = 0 gives empty arrays."""

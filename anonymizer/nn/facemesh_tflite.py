@@ -152,8 +152,11 @@ def _check_ops(g: _Graph, model: FaceMesh, names: dict[str, str]) -> None:
     inputs = [g.shape(int(i)) for i in g.graph.InputsAsNumpy()]
     if inputs != [(1, MESH_INPUT, MESH_INPUT, 3)]:
         raise WeightsError(f"expected one input (1, {MESH_INPUT}, {MESH_INPUT}, 3), got {inputs}", path=g.path)
-    expect = {layer: _expected_conv(model, path) for path, layer in names.items()
-              if isinstance(model.get_submodule(path), nn.Conv2d)}
+    expect = {
+        layer: _expected_conv(model, path)
+        for path, layer in names.items()
+        if isinstance(model.get_submodule(path), nn.Conv2d)
+    }
     padding = g.tflite.Padding
     seen = set()
     for name, ins, _, op in g.ops:

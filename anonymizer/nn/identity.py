@@ -34,7 +34,11 @@ class BasicBlock(nn.Module):
             ConvNormAct(in_ch, out_ch, 3, stride=stride),
             ConvNormAct(out_ch, out_ch, 3, act=False),
         )
-        self.skip = nn.Identity() if stride == 1 and in_ch == out_ch else ConvNormAct(in_ch, out_ch, 1, stride=stride, act=False)
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and in_ch == out_ch
+            else ConvNormAct(in_ch, out_ch, 1, stride=stride, act=False)
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:

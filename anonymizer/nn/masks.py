@@ -43,13 +43,14 @@ class PersonBackbone(nn.Module):
 
         self.body = MobileNetV2(norm=False)
         init_weights(self.body)
-        self.fpn = FeaturePyramidNetwork(list(MobileNetV2.out_channels), channels, extra_blocks=LastLevelMaxPool(),
-                                         norm_layer=group_norm)
+        self.fpn = FeaturePyramidNetwork(
+            list(MobileNetV2.out_channels), channels, extra_blocks=LastLevelMaxPool(), norm_layer=group_norm
+        )
         self.out_channels = channels
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         feats = self.body(x)
-        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))  # type: ignore[no-any-return]
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
 def build_maskrcnn(backbone: PersonBackbone | None = None) -> nn.Module:

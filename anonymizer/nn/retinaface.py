@@ -127,9 +127,7 @@ class RetinaHead(nn.Module):
 
     def forward(self, levels: Sequence[Tensor]) -> dict[str, Tensor]:
         if len(levels) <= max(self.level_indices):
-            raise InputError(
-                f"RetinaHead reads pyramid levels {self.level_indices}, got only {len(levels)} levels"
-            )
+            raise InputError(f"RetinaHead reads pyramid levels {self.level_indices}, got only {len(levels)} levels")
         logits: list[Tensor] = []
         boxes: list[Tensor] = []
         ldms: list[Tensor] = []
@@ -211,8 +209,9 @@ def retinaface_loss(
     binary cross-entropy with logits on the positives and, per image, the
     ``neg_pos_ratio * max(positives, 1)`` negatives with the highest loss (so images without faces
     still teach the background); box and landmark losses are smooth-L1 on encoded deltas of the positives
-    (landmarks only where valid). Boxes of zero width or height match no anchor. Classification and box losses are divided by the number of positives,
-    the landmark loss by the number of positives with valid landmarks (each at least 1).
+    (landmarks only where valid). Boxes of zero width or height match no anchor. Classification and box
+    losses are divided by the number of positives, the landmark loss by the number of positives with valid
+    landmarks (each at least 1).
 
     Returns ``classification``, ``boxes``, ``landmarks`` (unweighted) and
     ``total = classification + box_weight * boxes + landmark_weight * landmarks``, all scalars.

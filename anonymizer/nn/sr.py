@@ -41,7 +41,9 @@ class SRResNet(nn.Module):
             raise ValueError(f"scale must be 2 or 4, got {scale}")
         self.scale = scale
         self.head = nn.Sequential(nn.Conv2d(3, channels, 5, padding=2), nn.PReLU(channels))
-        self.body = nn.Sequential(*[ResBlock(channels) for _ in range(blocks)], nn.Conv2d(channels, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            *[ResBlock(channels) for _ in range(blocks)], nn.Conv2d(channels, channels, 3, padding=1)
+        )
         ups: list[nn.Module] = []
         for _ in range(scale // 2):
             ups += [nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(channels)]
@@ -75,10 +77,15 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         cin, c = 3, channels
         for i in range(stages):
-            layers.append(nn.Sequential(
-                nn.Conv2d(cin, c, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(c, c, 4, stride=2, padding=1), nn.BatchNorm2d(c) if i else nn.Identity(), nn.LeakyReLU(0.2, inplace=True),
-            ))
+            layers.append(
+                nn.Sequential(
+                    nn.Conv2d(cin, c, 3, padding=1),
+                    nn.LeakyReLU(0.2, inplace=True),
+                    nn.Conv2d(c, c, 4, stride=2, padding=1),
+                    nn.BatchNorm2d(c) if i else nn.Identity(),
+                    nn.LeakyReLU(0.2, inplace=True),
+                )
+            )
             cin, c = c, min(c * 2, 256)
         self.stages = nn.ModuleList(layers)
         self.out = nn.Conv2d(cin, 1, 3, padding=1)

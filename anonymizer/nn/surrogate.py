@@ -121,7 +121,9 @@ class SurrogateGenerator(nn.Module):
     palette_weight: Tensor
     palette_net: Tensor
 
-    def __init__(self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM, palette_size: int = PALETTE_SIZE) -> None:
+    def __init__(
+        self, *, widths: tuple[int, ...] = WIDTHS, code_dim: int = CODE_DIM, palette_size: int = PALETTE_SIZE
+    ) -> None:
         super().__init__()
         self.code_dim = code_dim
         self.register_buffer("palette", torch.zeros(palette_size, code_dim))
@@ -162,37 +164,56 @@ class SurrogateGenerator(nn.Module):
         ``nets`` (rows; None: all this one); the buffers take the new number of rows."""
         w = torch.zeros(len(codes)) if weights is None else weights
         n = torch.zeros(len(codes), dtype=torch.int64) if nets is None else nets
-        if codes.ndim != 2 or codes.shape[1] != self.code_dim or len(codes) < 1 or w.shape != (len(codes),) or n.shape != w.shape:
-            raise ValueError(f"expected a palette (rows, {self.code_dim}), (rows,) weights and (rows,) nets, got "
-                             f"{tuple(codes.shape)}, {tuple(w.shape)}, {tuple(n.shape)}")
+        if (
+            codes.ndim != 2
+            or codes.shape[1] != self.code_dim
+            or len(codes) < 1
+            or w.shape != (len(codes),)
+            or n.shape != w.shape
+        ):
+            raise ValueError(
+                f"expected a palette (rows, {self.code_dim}), (rows,) weights and (rows,) nets, got "
+                f"{tuple(codes.shape)}, {tuple(w.shape)}, {tuple(n.shape)}"
+            )
         if int(n.min()) < 0 or int(n.max()) > len(self.alt):
-            raise ValueError(f"palette rows name networks 0 .. {len(self.alt)} (this one and its {len(self.alt)} others), "
-                             f"got {int(n.min())} .. {int(n.max())}")
+            raise ValueError(
+                f"palette rows name networks 0 .. {len(self.alt)} (this one and its {len(self.alt)} others), "
+                f"got {int(n.min())} .. {int(n.max())}"
+            )
         self.palette = codes.to(self.palette.device, self.palette.dtype).clone()
         self.palette_weight = w.to(self.palette_weight.device, self.palette_weight.dtype).clone()
         self.palette_net = n.to(self.palette_net.device, torch.int64).clone()
 
-    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Tensor], prefix: str, *args: object, **kwargs: object
+    ) -> None:
         # an ensemble's other generators (surrogate_palette --weigh --join): as many as the weights have
-        alts = {int(k[len(prefix) + 4:].split(".", 1)[0]) for k in state_dict if k.startswith(prefix + "alt.")}
+        alts = {int(k[len(prefix) + 4 :].split(".", 1)[0]) for k in state_dict if k.startswith(prefix + "alt.")}
         while len(self.alt) < len(alts):
             self.alt.append(SurrogateGenerator(code_dim=self.code_dim, palette_size=1))
         # weights from before the palette (or its row weights) existed: none (load_state_dict's own copy here)
         state_dict.setdefault(prefix + "palette", torch.zeros_like(self.palette))
         pal = state_dict[prefix + "palette"]
         if pal.ndim == 2 and pal.shape[1] == self.code_dim and len(pal) >= 1 and len(pal) != len(self.palette):
-            self.set_palette(torch.zeros(len(pal), self.code_dim))  # another number of rows (surrogate_palette --weigh --extra)
+            self.set_palette(
+                torch.zeros(len(pal), self.code_dim)
+            )  # another number of rows (surrogate_palette --weigh --extra)
         state_dict.setdefault(prefix + "palette_weight", torch.zeros_like(self.palette_weight))
         state_dict.setdefault(prefix + "palette_net", torch.zeros_like(self.palette_net))
         nets = state_dict[prefix + "palette_net"]
         if nets.numel() and (int(nets.min()) < 0 or int(nets.max()) > len(self.alt)):
-            raise ValueError(f"palette rows name networks up to {int(nets.max())} but the weights hold {len(self.alt)} others")
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
+            raise ValueError(
+                f"palette rows name networks up to {int(nets.max())} but the weights hold {len(self.alt)} others"
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor, net: int | Tensor = 0) -> Tensor:
         """``net``: which network paints (0: this one, k: ``alt[k - 1]``), one for the batch or one per sample."""
         if image.ndim != 4 or image.shape[1] != 3 or code.shape != (image.shape[0], self.code_dim):
-            raise ValueError(f"expected image [B, 3, S, S] and code [B, {self.code_dim}], got {tuple(image.shape)}, {tuple(code.shape)}")
+            raise ValueError(
+                f"expected image [B, 3, S, S] and code [B, {self.code_dim}], got {tuple(image.shape)}, "
+                f"{tuple(code.shape)}"
+            )
         if isinstance(net, Tensor):
             if net.shape != (image.shape[0],):
                 raise ValueError(f"expected one net per sample ({image.shape[0]},), got {tuple(net.shape)}")
@@ -204,7 +225,7 @@ class SurrogateGenerator(nn.Module):
         if net:
             if not 0 < net <= len(self.alt):
                 raise ValueError(f"net must be 0 .. {len(self.alt)}, got {net}")
-            return self.alt[net - 1](image, mask, heatmaps, code)  # type: ignore[no-any-return]
+            return self.alt[net - 1](image, mask, heatmaps, code)
         z = self.code_mlp(code)
         x = torch.cat([image * (1 - mask) * 2 - 1, mask, heatmaps], dim=1)
         skips = []
@@ -241,7 +262,7 @@ class PatchDiscriminator(nn.Module):
         x = torch.cat([image * 2 - 1, heatmaps], dim=1)
         logits, feats = [], []
         for i, critic in enumerate(self.critics):
-            h = x if i == 0 else F.avg_pool2d(x, 2 ** i)
+            h = x if i == 0 else F.avg_pool2d(x, 2**i)
             layers = list(critic.children())
             for layer in layers[:-1]:
                 h = layer(h)

@@ -69,7 +69,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def align_face(rgb: np.ndarray, landmarks: np.ndarray | tuple[tuple[float, float], ...], *, size: int = 112) -> np.ndarray:
+def align_face(
+    rgb: np.ndarray, landmarks: np.ndarray | tuple[tuple[float, float], ...], *, size: int = 112
+) -> np.ndarray:
     """Crop the face whose five ``landmarks`` (pixels of ``rgb``) are given, aligned to the template.
 
     rgb: uint8 (H, W, 3). Returns uint8 (size, size, 3); pixels outside the image are edge-replicated.
@@ -89,6 +91,7 @@ def affine_to_theta(m: np.ndarray, src_size: tuple[int, int], dst_size: tuple[in
     affine_grid maps destination coordinates in -1..1 to source coordinates in -1..1, so ``theta`` is
     N_src @ inv(m) @ inv(N_dst), with N the pixel-to-normalised map of each image.
     """
+
     def norm(w: int, h: int) -> np.ndarray:
         return np.array([[2.0 / w, 0, 1.0 / w - 1], [0, 2.0 / h, 1.0 / h - 1], [0, 0, 1]])
 

@@ -83,9 +83,7 @@ def anchors_to_boxes(anchors: Tensor) -> Tensor:
     return torch.cat([anchors[..., :2] - half, anchors[..., :2] + half], dim=-1)
 
 
-def encode_boxes(
-    boxes_xyxy: Tensor, anchors: Tensor, variances: Sequence[float] = RETINAFACE_VARIANCES
-) -> Tensor:
+def encode_boxes(boxes_xyxy: Tensor, anchors: Tensor, variances: Sequence[float] = RETINAFACE_VARIANCES) -> Tensor:
     """Regression targets of ``boxes_xyxy: Tensor[..., N, 4]`` against their ``anchors: Tensor[N, 4]``.
 
     Returns ``Tensor[..., N, 4]``: ((cx - a_cx) / (v0 a_w), (cy - a_cy) / (v0 a_h), log(w / a_w) / v1,
@@ -114,9 +112,7 @@ def decode_boxes(deltas: Tensor, anchors: Tensor, variances: Sequence[float] = R
     return torch.cat([centre - wh / 2, centre + wh / 2], dim=-1)
 
 
-def encode_landmarks(
-    landmarks: Tensor, anchors: Tensor, variances: Sequence[float] = RETINAFACE_VARIANCES
-) -> Tensor:
+def encode_landmarks(landmarks: Tensor, anchors: Tensor, variances: Sequence[float] = RETINAFACE_VARIANCES) -> Tensor:
     """Regression targets of ``landmarks: Tensor[..., N, 5, 2]`` (x, y) px against ``anchors: Tensor[N, 4]``.
 
     Returns ``Tensor[..., N, 10]``: (x0, y0, x1, y1, ...) with each point's offset from the anchor centre
@@ -135,9 +131,7 @@ def encode_landmarks(
     return d.flatten(-2)
 
 
-def decode_landmarks(
-    deltas: Tensor, anchors: Tensor, variances: Sequence[float] = RETINAFACE_VARIANCES
-) -> Tensor:
+def decode_landmarks(deltas: Tensor, anchors: Tensor, variances: Sequence[float] = RETINAFACE_VARIANCES) -> Tensor:
     """Inverse of :func:`encode_landmarks`: ``deltas: Tensor[..., A, 10]`` -> ``Tensor[..., A, 5, 2]`` (x, y) px."""
     v0, _ = _check_variances(variances)
     _check_pair(deltas, anchors, 10, "landmark deltas")
@@ -219,6 +213,4 @@ def _check_pair(t: Tensor, anchors: Tensor, size: int, name: str) -> None:
         raise InputError(f"{name} must be Tensor[..., N, {size}], got shape {tuple(t.shape)}")
     _check_anchors(anchors)
     if t.shape[-2] != anchors.shape[0]:
-        raise InputError(
-            f"{name} and anchors must pair up: got {t.shape[-2]} {name} and {anchors.shape[0]} anchors"
-        )
+        raise InputError(f"{name} and anchors must pair up: got {t.shape[-2]} {name} and {anchors.shape[0]} anchors")

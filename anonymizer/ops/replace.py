@@ -40,7 +40,9 @@ def pixelate(patch: np.ndarray, *, face_width: float, blocks: int = 8) -> np.nda
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def blur(patch: np.ndarray, *, face_width: float, strength: float = 0.25, noise: float = 8.0, seed: int = 0) -> np.ndarray:
+def blur(
+    patch: np.ndarray, *, face_width: float, strength: float = 0.25, noise: float = 8.0, seed: int = 0
+) -> np.ndarray:
     """Gaussian blur with sigma = ``strength * face_width`` plus Gaussian noise of std ``noise``."""
     _check(patch)
     sigma = max(1.0, strength * face_width)
@@ -51,7 +53,9 @@ def blur(patch: np.ndarray, *, face_width: float, strength: float = 0.25, noise:
     return out
 
 
-def replace_patch(patch: np.ndarray, method: str, *, face_width: float, color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+def replace_patch(
+    patch: np.ndarray, method: str, *, face_width: float, color: tuple[int, int, int] = (0, 0, 0)
+) -> np.ndarray:
     """Dispatch to one of :data:`METHODS`."""
     if method == "solid":
         return solid(patch, color=color)

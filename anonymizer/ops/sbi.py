@@ -42,14 +42,18 @@ def blend_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Gen
     smooth random displacements and blurred by a random kernel, times a random blending ratio."""
     h, w = shape
     mask = landmark_ellipse(shape, landmarks, grow=float(rng.uniform(0.8, 1.15)))
-    eye_dist = max(float(np.linalg.norm(np.asarray(landmarks, np.float64)[1] - np.asarray(landmarks, np.float64)[0])), 1.0)
+    eye_dist = max(
+        float(np.linalg.norm(np.asarray(landmarks, np.float64)[1] - np.asarray(landmarks, np.float64)[0])), 1.0
+    )
     # elastic deformation: a coarse random field, smoothly enlarged
     amp = 0.12 * eye_dist
     field = rng.normal(0, 1, (2, 6, 6)).astype(np.float32) * amp
     dx = cv2.resize(field[0], (w, h), interpolation=cv2.INTER_CUBIC)
     dy = cv2.resize(field[1], (w, h), interpolation=cv2.INTER_CUBIC)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mask = cv2.remap(mask, gx + dx, gy + dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    mask = cv2.remap(
+        mask, gx + dx, gy + dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     k = int(rng.integers(1, 6)) * 0.06 * eye_dist
     mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(k, 0.5))
     mask = np.clip(mask / max(float(mask.max()), 1e-6), 0, 1)

@@ -66,7 +66,7 @@ SIDECAR_SUFFIXES = frozenset({".vault"})
 
 
 def _kind(path: Path) -> str | None:
-    """"image" or "video" by extension, else by content (Pillow, then FFmpeg); None for neither."""
+    """ "image" or "video" by extension, else by content (Pillow, then FFmpeg); None for neither."""
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"
@@ -170,8 +170,10 @@ def plan(inputs: Iterable[str | Path], out_dir: str | Path | None, *, fmt: str |
     found = walk_inputs(paths)
     if not found.files:
         what = "no photos or videos in it" if len(paths) == 1 else "no photos or videos in these folders"
-        raise InputError(what + (f" ({len(found.skipped)} other file(s) skipped)" if found.skipped else ""),
-                         path=paths[0] if len(paths) == 1 else ", ".join(map(str, paths)))
+        raise InputError(
+            what + (f" ({len(found.skipped)} other file(s) skipped)" if found.skipped else ""),
+            path=paths[0] if len(paths) == 1 else ", ".join(map(str, paths)),
+        )
     sources = {f.resolve() for f, _ in found.files}
     jobs: list[Job] = []
     for f, rel in found.files:

@@ -88,8 +88,13 @@ class Manifest:
         its source has not changed since."""
         out = self._output(job)
         entry = self._done.get(out) if out is not None else None
-        return (entry is not None and job.dest is not None and job.dest.is_file()
-                and entry.get("options") == self.options and entry.get("source") == self._source(job.src))
+        return (
+            entry is not None
+            and job.dest is not None
+            and job.dest.is_file()
+            and entry.get("options") == self.options
+            and entry.get("source") == self._source(job.src)
+        )
 
     def record(self, job: Job) -> None:
         out = self._output(job)
@@ -109,8 +114,14 @@ class Manifest:
 class Worker:
     """What one Ray actor runs. Errors come back as a message (the file fails, the batch goes on)."""
 
-    def __init__(self, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None, threads: int | None,
-                 transit: bytes | None = None) -> None:
+    def __init__(
+        self,
+        opts: AnonymizeOptions,
+        key: Key | None,
+        seed: SurrogateSeed | None,
+        threads: int | None,
+        transit: bytes | None = None,
+    ) -> None:
         from .photo import configure_runtime
 
         configure_runtime(threads or 1)  # the CPUs Ray gave this actor
@@ -125,7 +136,9 @@ class Worker:
         except Exception as exc:
             return {"error": describe_error(job.src, exc)}
 
-    def piece(self, job: Job, part: Path, start: float | None, end: float | None, seed: SurrogateSeed | None) -> dict[str, Any]:
+    def piece(
+        self, job: Job, part: Path, start: float | None, end: float | None, seed: SurrogateSeed | None
+    ) -> dict[str, Any]:
         """Anonymize [start, end) of ``job.src`` into ``part``. With a key, the original regions come back
         sealed for the driver's key of this run (``sealed``: vault bytes), which re-seals them into the
         joined video's vault."""
@@ -133,8 +146,17 @@ class Worker:
 
         regions: list[tuple[dict[str, Any], bytes]] | None = [] if self.key is not None else None
         try:
-            rep = run_video(job.src, part, self.opts, start=start, end=end, cut=False, surrogate_seed=seed,
-                            segment=True, regions_out=regions)
+            rep = run_video(
+                job.src,
+                part,
+                self.opts,
+                start=start,
+                end=end,
+                cut=False,
+                surrogate_seed=seed,
+                segment=True,
+                regions_out=regions,
+            )
             sealed = _seal_for_driver(regions, self.transit) if regions is not None else None
         except Exception as exc:
             return {"error": describe_error(job.src, exc)}
@@ -194,8 +216,14 @@ class _Video:
             r, it = self.results[self.sealed], self.items[self.sealed]
             for rec in open_vault(r.pop("sealed"), self.transit)[1]:
                 meta = rec.meta
-                self.writer.add(dict(meta, frame=int(meta["frame"]) + self.frames,
-                                     source_frame=int(meta["source_frame"]) + it.first_frame), rec.payload)
+                self.writer.add(
+                    dict(
+                        meta,
+                        frame=int(meta["frame"]) + self.frames,
+                        source_frame=int(meta["source_frame"]) + it.first_frame,
+                    ),
+                    rec.payload,
+                )
             self.frames += int(r["frames"])
             self.sealed += 1
 
@@ -206,8 +234,14 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
     it fails once: --targets person on a video)."""
     from ..media.video import keyframes
 
-    if (not job.is_video or segment_seconds <= 0 or opts.start is not None or opts.end is not None
-            or job.dest is None or "person" in opts.targets):
+    if (
+        not job.is_video
+        or segment_seconds <= 0
+        or opts.start is not None
+        or opts.end is not None
+        or job.dest is None
+        or "person" in opts.targets
+    ):
         return [_Item(job)]
     keys = keyframes(job.src)
     cuts = [keys[0]] if keys else []
@@ -216,8 +250,16 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
             cuts.append(k)
     if len(cuts) < 2:
         return [_Item(job)]
-    return [_Item(job, index=i, start=None if i == 0 else k.time, end=cuts[i + 1].time if i + 1 < len(cuts) else None,
-                  first_frame=0 if i == 0 else k.index) for i, k in enumerate(cuts)]
+    return [
+        _Item(
+            job,
+            index=i,
+            start=None if i == 0 else k.time,
+            end=cuts[i + 1].time if i + 1 < len(cuts) else None,
+            first_frame=0 if i == 0 else k.index,
+        )
+        for i, k in enumerate(cuts)
+    ]
 
 
 _RUNNING: list[Any] = []
@@ -343,7 +385,11 @@ def run_on_ray(
             actor, item = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as exc:
+            except (
+                ray.exceptions.RayActorError,
+                ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError,
+            ) as exc:
                 # the worker died: replace it, and give its work to a live one
                 report.retries += 1
                 _RUNNING[:] = [a for a in _RUNNING if a is not actor]
@@ -353,7 +399,13 @@ def run_on_ray(
                 if item.attempts < MAX_ATTEMPTS:
                     queue.appendleft(item)
                 else:
-                    _fail_item(item, videos, finish_job, bar, f"{item.job.src}: worker lost {item.attempts} times ({type(exc).__name__})")
+                    _fail_item(
+                        item,
+                        videos,
+                        finish_job,
+                        bar,
+                        f"{item.job.src}: worker lost {item.attempts} times ({type(exc).__name__})",
+                    )
                 submit()
                 continue
             idle.append(actor)
@@ -366,7 +418,7 @@ def run_on_ray(
                 _fail_item(item, videos, finish_job, bar, result["error"])
             else:
                 video = videos[item.job.src]
-                video.results[item.index] = result  # type: ignore[index]
+                video.results[item.index] = result
                 video.seal_ready()
                 bar.update(1 / len(video.items))
                 if len(video.results) == len(video.items):
@@ -419,9 +471,14 @@ def _join(job: Job, video: _Video) -> dict[str, Any]:
     join_segments(job.src, parts, job.dest)
     results = [video.results[it.index] for it in video.items]  # type: ignore[index]
     frames = sum(int(r["frames"]) for r in results)
-    row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "frames": frames,
-                           "tracks": sum(int(r["tracks"]) for r in results),
-                           "regions": sum(int(r["count"]) for r in results), "pieces": len(parts)}
+    row: dict[str, Any] = {
+        "path": str(job.src),
+        "output": str(job.dest),
+        "frames": frames,
+        "tracks": sum(int(r["tracks"]) for r in results),
+        "regions": sum(int(r["count"]) for r in results),
+        "pieces": len(parts),
+    }
     side = sidecar_path(job.dest)
     if video.writer is None:
         side.unlink(missing_ok=True)  # a vault from an earlier run would no longer match
@@ -430,5 +487,3 @@ def _join(job: Job, video: _Video) -> dict[str, Any]:
     write_video_vault(job.dest, video.writer, frames, original=job.src)  # pieces cover the whole video
     row["vault"] = str(side)
     return row
-
-

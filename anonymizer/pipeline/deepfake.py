@@ -22,7 +22,9 @@ def align_for_deepfake(rgb: np.ndarray, face: Face) -> np.ndarray:
     if lm.shape != (5, 2):
         raise InputError("scoring a face needs its five landmarks")
     m = similarity_transform(lm, crop_template(DEEPFAKE_SIZE))
-    return cv2.warpAffine(rgb, m, (DEEPFAKE_SIZE, DEEPFAKE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        rgb, m, (DEEPFAKE_SIZE, DEEPFAKE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 class DeepfakeScorer:
@@ -39,7 +41,10 @@ class DeepfakeScorer:
     def score_crops(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (N,) that aligned crops (N, 128, 128, 3) uint8 are synthetic or manipulated."""
         if crops.ndim != 4 or crops.shape[1:] != (DEEPFAKE_SIZE, DEEPFAKE_SIZE, 3) or crops.dtype != np.uint8:
-            raise InputError(f"expected aligned crops (N, {DEEPFAKE_SIZE}, {DEEPFAKE_SIZE}, 3) uint8, got {crops.shape} {crops.dtype}")
+            raise InputError(
+                f"expected aligned crops (N, {DEEPFAKE_SIZE}, {DEEPFAKE_SIZE}, 3) uint8, got {crops.shape} "
+                f"{crops.dtype}"
+            )
         if not len(crops):
             return np.zeros(0, np.float32)
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(255.0)

@@ -45,7 +45,15 @@ from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
 from ..types import Face, Region
 from ..vault.surrogate import SurrogateSeed
-from .donor_swap import choose_donor, distinct_shape, donor_weights, draw_weights, five_points, render_face, render_points
+from .donor_swap import (
+    choose_donor,
+    distinct_shape,
+    donor_weights,
+    draw_weights,
+    five_points,
+    render_face,
+    render_points,
+)
 from .donors import DonorBank, head_pose, skin_lab
 
 #: faces shorter than this (box height, pixels) are placed by their five landmarks instead of a mesh
@@ -78,7 +86,9 @@ WINDOW_MARGIN = 0.25
 class DonorPainter:
     """Loads the donor bank and the mesh network once; :meth:`paint` is safe to call from several threads."""
 
-    def __init__(self, *, bank: DonorBank | None = None, mesh: FaceMesh | None = None, identity_check: bool = True) -> None:
+    def __init__(
+        self, *, bank: DonorBank | None = None, mesh: FaceMesh | None = None, identity_check: bool = True
+    ) -> None:
         if mesh is None:
             from ..nn import face_mesh
 
@@ -114,7 +124,7 @@ class DonorPainter:
             meshes[k], presence[k] = mesh, float(p)
         plans: list[tuple[str, np.ndarray | None]] = []
         for face, mesh, p, box, lm in zip(faces, meshes, presence, boxes, points, strict=True):
-            if box[3] - box[1] < MESH_MIN:  # too small for the mesh network to tell: the detector's score
+            if mesh is None:  # too small for the mesh network to tell (not in ``big``): the detector's score
                 plans.append(("points", None) if face.score >= SMALL_SCORE else ("solid", None))
                 continue
             yaw, pitch, _ = head_pose(mesh, self.bank.reference)
@@ -124,8 +134,14 @@ class DonorPainter:
             plans.append(("mesh", mesh) if trusted else ("solid", None))
         return plans
 
-    def candidates(self, rgb: np.ndarray, mesh: np.ndarray | None, seed: SurrogateSeed, track: int,
-                   descriptor: np.ndarray | None = None) -> list[int]:
+    def candidates(
+        self,
+        rgb: np.ndarray,
+        mesh: np.ndarray | None,
+        seed: SurrogateSeed,
+        track: int,
+        descriptor: np.ndarray | None = None,
+    ) -> list[int]:
         """The :data:`ATTEMPTS` donor candidates of ``track``, in order: candidate k is the seed's weighted
         draw number track * ATTEMPTS + k (so a track's candidates are different donors) with the face's
         :meth:`draw_weights`."""
@@ -156,9 +172,15 @@ class DonorPainter:
             female, age = self.attributes.predict(torch.from_numpy(descriptor)[None].double())
         return float(female[0]), float(age[0])
 
-    def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed, tracks: Sequence[int] | None = None,
-              choices: dict[int, int] | None = None,
-              meshes: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+    def paint(
+        self,
+        rgb: np.ndarray,
+        faces: Sequence[Face],
+        seed: SurrogateSeed,
+        tracks: Sequence[int] | None = None,
+        choices: dict[int, int] | None = None,
+        meshes: dict[int, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
         is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
         seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
@@ -187,9 +209,18 @@ class DonorPainter:
                 x0, y0 = win[1].start, win[0].start
                 ys, xs = np.nonzero(moved)
                 if len(xs):
-                    regions.append(Region(face=face, box=(x0 + int(xs.min()), y0 + int(ys.min()),
-                                                          x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1),
-                                          shape="surrogate"))
+                    regions.append(
+                        Region(
+                            face=face,
+                            box=(
+                                x0 + int(xs.min()),
+                                y0 + int(ys.min()),
+                                x0 + int(xs.max()) + 1,
+                                y0 + int(ys.max()) + 1,
+                            ),
+                            shape="surrogate",
+                        )
+                    )
                     changed[win] |= moved
                 x1, y1, x2, y2 = face.box  # the window holds the face box's central half (the mesh spans it)
                 covered = box_coverage(alpha, (x1 - x0, y1 - y0, x2 - x0, y2 - y0))
@@ -199,9 +230,18 @@ class DonorPainter:
                 changed |= more_mask
         return out, tuple(regions), changed
 
-    def _choose(self, rgb: np.ndarray, out: np.ndarray, win: tuple[slice, slice], face: Face, mesh: np.ndarray | None,
-                seed: SurrogateSeed, track: int, choices: dict[int, int] | None,
-                keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _choose(
+        self,
+        rgb: np.ndarray,
+        out: np.ndarray,
+        win: tuple[slice, slice],
+        face: Face,
+        mesh: np.ndarray | None,
+        seed: SurrogateSeed,
+        track: int,
+        choices: dict[int, int] | None,
+        keep: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Paint the track's donor into ``out`` (within ``win``; the photo is not reshaped where ``keep`` is
         0) and return the alpha and the changed pixels there: the donor in ``choices``, else the first
         candidate whose face the check puts more than :data:`CHECK_DISTANCE` from the original (the
@@ -232,8 +272,16 @@ class DonorPainter:
         assert drawn is not None
         return drawn
 
-    def _render(self, out: np.ndarray, below: np.ndarray, win: tuple[slice, slice], face: Face,
-                mesh: np.ndarray | None, index: int, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _render(
+        self,
+        out: np.ndarray,
+        below: np.ndarray,
+        win: tuple[slice, slice],
+        face: Face,
+        mesh: np.ndarray | None,
+        index: int,
+        keep: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Render donor ``index`` over ``face`` into ``out[win]`` (over ``below``, what was there) and return
         the alpha it was blended with and the pixels it changed there."""
         shift = np.array([win[1].start, win[0].start], np.float32)
@@ -323,6 +371,17 @@ def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tupl
 
 
 __all__ = [
-    "AGREE", "ATTEMPTS", "CHECK_DISTANCE", "CHECK_WEIGHTS", "COVER_MIN", "MAX_PITCH", "MAX_YAW", "MESH_MIN",
-    "MIN_PRESENCE", "SMALL_SCORE", "STEADY", "DonorPainter", "steady_mesh",
+    "AGREE",
+    "ATTEMPTS",
+    "CHECK_DISTANCE",
+    "CHECK_WEIGHTS",
+    "COVER_MIN",
+    "MAX_PITCH",
+    "MAX_YAW",
+    "MESH_MIN",
+    "MIN_PRESENCE",
+    "SMALL_SCORE",
+    "STEADY",
+    "DonorPainter",
+    "steady_mesh",
 ]

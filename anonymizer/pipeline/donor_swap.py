@@ -77,7 +77,9 @@ def around(points: np.ndarray, outline: np.ndarray, values: np.ndarray | None = 
 OUTLINE_SHARE, RING_REACH = 1.0, 0.3
 
 
-def outline_field(points: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+def outline_field(
+    points: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None
+) -> np.ndarray:
     """float32 [K, 2]: the shift of each point [K, 2] when the closed ``outline`` [M, 2] moves by ``shift``
     [M, 2]: the outline's shift in the point's direction, in full inside the outline, fading smoothly to
     nothing at RING_REACH beyond it; times ``keep`` (float [H, W] 0..1) at the point, where given."""
@@ -87,7 +89,9 @@ def outline_field(points: np.ndarray, outline: np.ndarray, shift: np.ndarray, ke
     return field if keep is None else field * sample(keep, points)[:, None]
 
 
-def reshaped_photo(rgb: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+def reshaped_photo(
+    rgb: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep: np.ndarray | None = None
+) -> np.ndarray:
     """``rgb`` warped so that the closed ``outline`` [M, 2] (pixels) lands on ``outline + shift`` and the
     photo around it follows (:func:`outline_field`, times ``keep``, float [H, W] 0..1, where given; nothing
     moves where it is 0), unchanged beyond. Backward mapping, the forward shift inverted by two fixed-point
@@ -100,7 +104,9 @@ def reshaped_photo(rgb: np.ndarray, outline: np.ndarray, shift: np.ndarray, keep
     gx, gy = ((np.arange(n) + 0.5) * (m / n) - 0.5 for n, m in ((nw, w), (nh, h)))
     grid = np.stack([c.ravel() for c in np.meshgrid(gx, gy)], 1).astype(np.float32)
 
-    back = outline_field(grid - outline_field(grid, outline, shift, keep), outline, shift, keep)  # x - back(x): where x comes from
+    back = outline_field(
+        grid - outline_field(grid, outline, shift, keep), outline, shift, keep
+    )  # x - back(x): where x comes from
     dx, dy = (cv2.resize(back[:, k].reshape(nh, nw), (w, h), interpolation=cv2.INTER_LINEAR) for k in (0, 1))
     if keep is not None:  # exactly still where told, whatever the coarse grid's interpolation
         dx, dy = dx * (keep > 0), dy * (keep > 0)
@@ -177,8 +183,9 @@ def transfer_lab(src: np.ndarray, ref: np.ndarray, src_skin: np.ndarray, ref_ski
     spread of ``ref``'s skin (``ref_skin``), trimmed of highlights and shadows
     (:func:`~anonymizer.pipeline.donors.skin_stats`; spread ratio within SPREAD_MIN..SPREAD_MAX), and its
     tint (a*, b*) scaled about neutral to the mean of ``ref``'s skin: the scene's light, white balance and
-    the person's skin tone band, no identity; neutral pixels (eyes, teeth, grey hair) stay neutral. Skin rather than the whole face, so that a white
-    beard, glasses or a moustache do not wash out or darken the new face. A grey photo gives a grey face."""
+    the person's skin tone band, no identity; neutral pixels (eyes, teeth, grey hair) stay neutral. Skin
+    rather than the whole face, so that a white beard, glasses or a moustache do not wash out or darken the
+    new face. A grey photo gives a grey face."""
     if src_skin.sum() < 16 or ref_skin.sum() < 16:
         return src
     ma, sa = skin_stats(src, src_skin)
@@ -284,13 +291,15 @@ def render_points(
     h, w = rgb.shape[:2]
     s, r, t = similarity_fit(five_points(donor_mesh), np.asarray(points, np.float64))
     m = np.hstack([s * r, t[:, None]])
-    warped = cv2.warpAffine(donor_image, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpAffine(
+        donor_image, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     placed = donor_mesh[:, :2] @ m[:, :2].T + m[:, 2]
     size = float(np.ptp(placed, axis=0).max())
     skin = skin_mask(placed, (h, w))  # the donor's skin, and where the face's lies (by its five points)
-    new, alpha = blend_in(rgb, warped, face_region(placed, (h, w)), (skin, skin), size=size, feather=feather,
-                          poisson=poisson)
+    new, alpha = blend_in(
+        rgb, warped, face_region(placed, (h, w)), (skin, skin), size=size, feather=feather, poisson=poisson
+    )
     return new, alpha, (new != rgb).any(-1) | (alpha > 0)
 
 
@@ -298,8 +307,15 @@ def five_points(mesh: np.ndarray) -> np.ndarray:
     """float64 [5, 2]: a mesh's eye centres, nose tip and mouth corners in
     :data:`anonymizer.types.LANDMARK_NAMES` order (as our detector gives them)."""
     m = np.asarray(mesh, np.float64)[:, :2]
-    return np.stack([m[list(MESH_LEFT_EYE)].mean(0), m[list(MESH_RIGHT_EYE)].mean(0), m[MESH_NOSE_TIP],
-                     m[MESH_MOUTH_LEFT], m[MESH_MOUTH_RIGHT]])
+    return np.stack(
+        [
+            m[list(MESH_LEFT_EYE)].mean(0),
+            m[list(MESH_RIGHT_EYE)].mean(0),
+            m[MESH_NOSE_TIP],
+            m[MESH_MOUTH_LEFT],
+            m[MESH_MOUTH_RIGHT],
+        ]
+    )
 
 
 def blend_in(
@@ -396,12 +412,13 @@ def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) 
         female, age = looks
         f = bank.traits["female"].astype(np.float64)
         same = female * f + (1 - female) * (1 - f)
-        w = w * (same ** SEX_SHARPNESS + 1e-3) * (np.exp(-0.5 * ((bank.traits["age"] - age) / AGE_SPREAD) ** 2) + 1e-3)
+        w = w * (same**SEX_SHARPNESS + 1e-3) * (np.exp(-0.5 * ((bank.traits["age"] - age) / AGE_SPREAD) ** 2) + 1e-3)
     return w
 
 
-def draw_weights(bank: DonorBank, weights: np.ndarray, lightness: float,
-                 looks: tuple[float, float] | None = None) -> np.ndarray:
+def draw_weights(
+    bank: DonorBank, weights: np.ndarray, lightness: float, looks: tuple[float, float] | None = None
+) -> np.ndarray:
     """float64 [N], summing to 1: how likely each donor is to be drawn for a face of skin lightness
     ``lightness`` and apparent sex and age ``looks``: each suitable donor (``weights`` > 0) as it suits
     the face (:func:`suits`): features painted far from their own skin tone, sex or age look wrong even

@@ -26,9 +26,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 import cv2
+import numpy as np
 
 from .. import weights
 from ..errors import InputError, WeightsError
@@ -79,19 +78,23 @@ def _check_tensors(tensors: dict[str, np.ndarray], path: Path) -> int:
     if missing := [k for k in _SPEC if k not in tensors]:
         raise WeightsError(f"missing tensors {', '.join(missing)}; expected {', '.join(_SPEC)}", path=path)
     n = tensors["mesh"].shape[0] if tensors["mesh"].ndim else -1
-    optional = [*((c, ("uint8", ("N",))) for c in _CODES if c in tensors),
-                *((c, ("float32", ("N",))) for c in _TRAITS if c in tensors)]
+    optional = [
+        *((c, ("uint8", ("N",))) for c in _CODES if c in tensors),
+        *((c, ("float32", ("N",))) for c in _TRAITS if c in tensors),
+    ]
     for name, (dtype, shape) in [*_SPEC.items(), *optional]:
         t = tensors[name]
         if str(t.dtype) != dtype or not _fits(t.shape, shape, n):
             dims = ", ".join(str(d) for d in shape)
-            raise WeightsError(f"{name!r} must be {dtype} [{dims}] with N = {n} (the mesh's), got {t.dtype} "
-                               f"{list(t.shape)}", path=path)
+            raise WeightsError(
+                f"{name!r} must be {dtype} [{dims}] with N = {n} (the mesh's), got {t.dtype} {list(t.shape)}", path=path
+            )
     tri = tensors["triangles"]
     if len(tri) == 0 or tri.min() < 0 or tri.max() >= MESH_POINTS:
         span = f"{tri.min()}..{tri.max()}" if len(tri) else "none"
-        raise WeightsError(f"'triangles' must index the {MESH_POINTS} mesh points, got {len(tri)} triangles, "
-                           f"indices {span}", path=path)
+        raise WeightsError(
+            f"'triangles' must index the {MESH_POINTS} mesh points, got {len(tri)} triangles, indices {span}", path=path
+        )
     return n
 
 
@@ -304,4 +307,16 @@ def head_pose(mesh: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.array([yaw, pitch, roll])
 
 
-__all__ = ["COLLECTIONS", "GROUPS", "SEXES", "SKIN_REGIONS", "DonorBank", "default_path", "head_pose", "bare_skin", "skin_lab", "skin_mask", "skin_stats"]
+__all__ = [
+    "COLLECTIONS",
+    "GROUPS",
+    "SEXES",
+    "SKIN_REGIONS",
+    "DonorBank",
+    "default_path",
+    "head_pose",
+    "bare_skin",
+    "skin_lab",
+    "skin_mask",
+    "skin_stats",
+]

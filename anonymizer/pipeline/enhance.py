@@ -24,7 +24,9 @@ def _model(name: str):  # noqa: ANN202 (an SRResNet; torch is imported lazily)
     return build_model(name)
 
 
-def enhance_array(rgb: np.ndarray, *, model: str = "srresnet", scale: int = SR_SCALE, tile: int = TILE, pad: int = TILE_PAD) -> np.ndarray:
+def enhance_array(
+    rgb: np.ndarray, *, model: str = "srresnet", scale: int = SR_SCALE, tile: int = TILE, pad: int = TILE_PAD
+) -> np.ndarray:
     """Upscale an RGB uint8 (H, W, 3) array ``scale`` times with the named model; returns uint8
     (scale*H, scale*W, 3). Images larger than ``tile`` are processed tile by tile."""
     import torch

@@ -29,7 +29,9 @@ class AnonymizeOptions:
 
     method: str = defaults.DEFAULT_METHOD
     targets: tuple[str, ...] = ("face",)
-    threshold: float | None = None  # None: defaults.DEFAULT_THRESHOLD for photos, defaults.DEFAULT_VIDEO_THRESHOLD for videos
+    threshold: float | None = (
+        None  # None: defaults.DEFAULT_THRESHOLD for photos, defaults.DEFAULT_VIDEO_THRESHOLD for videos
+    )
     mask_scale: float = defaults.DEFAULT_MASK_SCALE
     shape: str = "ellipse"
     feather: float = defaults.DEFAULT_FEATHER
@@ -49,7 +51,11 @@ class AnonymizeOptions:
     def fingerprint(self, key: Key | None) -> str:
         """A digest of the options and of how outputs are sealed (whether with a password, which
         recipients; never anything secret): a resumed run only skips files finished the same way."""
-        sealing = None if key is None else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
+        sealing = (
+            None
+            if key is None
+            else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
+        )
         blob = json.dumps({"options": asdict(self), "sealing": sealing}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -69,8 +75,12 @@ def span_problems(jobs: list[Job], opts: AnonymizeOptions) -> dict[Path, str]:
         except InputError:
             continue
         if duration > 0 and opts.start >= duration:
-            problems[job.src] = describe_error(job.src, InputError(
-                f"--start {opts.start:g} s is at or past the end of the video ({duration:.2f} s)", path=job.src))
+            problems[job.src] = describe_error(
+                job.src,
+                InputError(
+                    f"--start {opts.start:g} s is at or past the end of the video ({duration:.2f} s)", path=job.src
+                ),
+            )
     return problems
 
 
@@ -85,20 +95,30 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         log.info("loaded %s in %.2f s", what, time.perf_counter() - t0)
 
     if any(not j.is_video for j in jobs):
-        timed("the face detector (photos)", lambda: api.get_finder(
-            threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
-            upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale))
+        timed(
+            "the face detector (photos)",
+            lambda: api.get_finder(
+                threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
+                upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
+            ),
+        )
         if "person" in opts.targets:
             timed("the person segmenter", api.get_segmenter)
     if any(j.is_video for j in jobs):
-        timed("the face detector (videos)", lambda: api.get_finder(
-            threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
-            upscale=0.0 if opts.upscale is None else opts.upscale))
+        timed(
+            "the face detector (videos)",
+            lambda: api.get_finder(
+                threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
+                upscale=0.0 if opts.upscale is None else opts.upscale,
+            ),
+        )
     if opts.method == "surrogate":
         timed("the surrogate painter (donor bank, face mesh)", api.get_painter)
 
 
-def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None) -> dict[str, Any]:
+def anonymize_photo_file(
+    job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None
+) -> dict[str, Any]:
     """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, vault])."""
     from ..api import anonymize_image
     from ..media.image import load_image, private_metadata
@@ -120,15 +140,29 @@ def anonymize_photo_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed
         surrogate_seed=seed,
     )
     t2 = time.perf_counter()
-    result.save(job.dest, format=job.dest.suffix, keep_metadata=opts.keep_metadata, keep_private=opts.keep_private,
-                quality=opts.quality, vault=opts.vault)
-    log.info("%s: read %.2f s, %d face(s) found and covered %.2f s, written %.2f s", job.src, t1 - t0, len(result.faces),
-             t2 - t1, time.perf_counter() - t2)
+    result.save(
+        job.dest,
+        format=job.dest.suffix,
+        keep_metadata=opts.keep_metadata,
+        keep_private=opts.keep_private,
+        quality=opts.quality,
+        vault=opts.vault,
+    )
+    log.info(
+        "%s: read %.2f s, %d face(s) found and covered %.2f s, written %.2f s",
+        job.src,
+        t1 - t0,
+        len(result.faces),
+        t2 - t1,
+        time.perf_counter() - t2,
+    )
     row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "faces": len(result.faces)}
     if opts.keep_metadata:  # which private kinds the photo had, kept (asked for by name) or left out
         private = private_metadata(image)
-        row["metadata"] = {"kept": sorted(k for k in private if k in opts.keep_private),
-                           "left_out": sorted(k for k in private if k not in opts.keep_private)}
+        row["metadata"] = {
+            "kept": sorted(k for k in private if k in opts.keep_private),
+            "left_out": sorted(k for k in private if k not in opts.keep_private),
+        }
     if "person" in opts.targets:
         row["persons"] = len(result.extra.get("persons", ()))  # type: ignore[arg-type]
     if key is not None:
@@ -147,31 +181,57 @@ def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa
         threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=0.0 if opts.upscale is None else opts.upscale,
     )
-    args: dict[str, Any] = dict(method=opts.method, shape=opts.shape, mask_scale=opts.mask_scale, feather=opts.feather,
-                                detect_every=opts.detect_every, codec=opts.codec, crf=opts.crf, lossless=opts.lossless,
-                                start=opts.start, end=opts.end, cut=opts.cut)
+    args: dict[str, Any] = dict(
+        method=opts.method,
+        shape=opts.shape,
+        mask_scale=opts.mask_scale,
+        feather=opts.feather,
+        detect_every=opts.detect_every,
+        codec=opts.codec,
+        crf=opts.crf,
+        lossless=opts.lossless,
+        start=opts.start,
+        end=opts.end,
+        cut=opts.cut,
+    )
     return anonymize_video(src, dest, finder=finder, **{**args, **kw})
 
 
-def anonymize_video_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None,
-                         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Anonymize one whole video into ``job.dest``; returns its JSON row (path, output, frames, tracks, regions[, vault])."""
+def anonymize_video_file(
+    job: Job,
+    opts: AnonymizeOptions,
+    key: Key | None,
+    seed: SurrogateSeed | None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Anonymize one whole video into ``job.dest``; returns its JSON row (path, output, frames, tracks,
+    regions[, vault])."""
     assert job.dest is not None
     if "person" in opts.targets:
         raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
     t0 = time.perf_counter()
     rep = run_video(job.src, job.dest, opts, key=key, progress=progress, surrogate_seed=seed)
     log.info("%s: %d frame(s), %d face track(s) in %.2f s", job.src, rep.frames, rep.tracks, time.perf_counter() - t0)
-    row: dict[str, Any] = {"path": str(job.src), "output": str(job.dest), "frames": rep.frames, "tracks": rep.tracks, "regions": rep.regions}
+    row: dict[str, Any] = {
+        "path": str(job.src),
+        "output": str(job.dest),
+        "frames": rep.frames,
+        "tracks": rep.tracks,
+        "regions": rep.regions,
+    }
     if key is not None:
         row["vault"] = str(sidecar_path(job.dest))
     return row
 
 
-def anonymize_file(job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None,
-                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def anonymize_file(
+    job: Job,
+    opts: AnonymizeOptions,
+    key: Key | None,
+    seed: SurrogateSeed | None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """One photo or video (by its extension) into ``job.dest``; ``progress`` counts a video's frames."""
     if job.is_video:
         return anonymize_video_file(job, opts, key, seed, progress=progress)
     return anonymize_photo_file(job, opts, key, seed)
-

@@ -54,7 +54,11 @@ class PersonSegmenter:
         # (pasting 50 full-size float masks of a 12 MP photo would take gigabytes)
         s = self.size / min(h, w)
         s = min(s, 704 / max(h, w))
-        small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        small = cv2.resize(
+            rgb,
+            (max(1, round(w * s)), max(1, round(h * s))),
+            interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+        )
         x = torch.tensor(small).permute(2, 0, 1).float().div_(255.0)
         with self._lock, torch.inference_mode():
             self.model.transform.min_size = (min(small.shape[:2]),)  # type: ignore[union-attr]

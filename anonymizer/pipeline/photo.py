@@ -28,9 +28,9 @@ from ..errors import InputError
 from ..nn import build_model, prepare_batch
 from ..nn.detectors import FaceDetector
 from ..ops.boxes import drop_contained, nms
+from ..ops.centers import Decoded
 from ..ops.masks import SHAPES, region_alpha, region_window
 from ..ops.replace import METHODS, composite, replace_patch
-from ..ops.centers import Decoded
 from ..types import Face, Region
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,9 @@ class FaceFinder:
         for idx in groups.values():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                found = self.model.detect(prepare_batch([crops[i] for i in chunk]), threshold=floor, nms_iou=self.nms_iou)
+                found = self.model.detect(
+                    prepare_batch([crops[i] for i in chunk]), threshold=floor, nms_iou=self.nms_iou
+                )
                 for i, (boxes, scores, lms) in zip(chunk, found, strict=True):
                     p = passes[i]
                     sx, sy = p.w / crops[i].shape[1], p.h / crops[i].shape[0]
@@ -239,7 +241,9 @@ def seeded_passes(passes: list[_Pass], boxes: Tensor) -> list[_Pass]:
     small = (boxes[:, 3] - boxes[:, 1]) < SEED_SIZE
     cx = ((boxes[small, 0] + boxes[small, 2]) / 2).tolist()
     cy = ((boxes[small, 1] + boxes[small, 3]) / 2).tolist()
-    return [p for p in passes if any(p.x <= x < p.x + p.w and p.y <= y < p.y + p.h for x, y in zip(cx, cy))]
+    return [
+        p for p in passes if any(p.x <= x < p.x + p.w and p.y <= y < p.y + p.h for x, y in zip(cx, cy, strict=True))
+    ]
 
 
 def cover_faces(

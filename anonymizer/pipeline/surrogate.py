@@ -33,9 +33,9 @@ import torch
 
 from ..audit.recognizers import IdentityNetRecognizer, Recognizer, distance
 from ..errors import InputError
-from ..ops.checks import require_rgb
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
 from ..ops.align import similarity_transform
+from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
 from ..ops.replace import composite
 from ..types import Face, Region
@@ -68,8 +68,14 @@ def check_recognizer() -> Recognizer:
 class SurrogatePainter:
     """Loads the generator once; :meth:`paint` is safe to call from several threads."""
 
-    def __init__(self, *, weights: str | None = "default", generator: torch.nn.Module | None = None,
-                 super_resolution: str | None = "srgan", identity_check: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        weights: str | None = "default",
+        generator: torch.nn.Module | None = None,
+        super_resolution: str | None = "srgan",
+        identity_check: bool = True,
+    ) -> None:
         if generator is None:
             from ..nn.surrogate import surrogate
 
@@ -85,9 +91,14 @@ class SurrogatePainter:
         self.check: Recognizer | None = check_recognizer() if identity_check else None
         self._lock = threading.Lock()
 
-    def paint(self, rgb: np.ndarray, faces: Sequence[Face], seed: SurrogateSeed,
-              tracks: Sequence[int] | None = None,
-              choices: dict[int, int] | None = None) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+    def paint(
+        self,
+        rgb: np.ndarray,
+        faces: Sequence[Face],
+        seed: SurrogateSeed,
+        tracks: Sequence[int] | None = None,
+        choices: dict[int, int] | None = None,
+    ) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask); the input is not modified. Faces without five
         landmarks cannot be aligned and raise InputError. A face the surrogate covers poorly (see
         :data:`COVER_MIN`) is covered solid too (an extra region with shape "ellipse").
@@ -98,9 +109,6 @@ class SurrogatePainter:
         dict for all its frames, so a track is checked once, where it first appears, and keeps its
         surrogate (the caller keeps one such dict to one thread). Without the check every track takes its
         first candidate."""
-        from .enhance import enhance_array
-        from .photo import cover_faces
-
         require_rgb(rgb)
         tracks = list(range(len(faces))) if tracks is None else list(tracks)
         if len(tracks) != len(faces):
@@ -110,50 +118,78 @@ class SurrogatePainter:
         changed = np.zeros((h, w), bool)
         regions: list[Region] = []
         for face, track in zip(faces, tracks, strict=True):
-            lm = np.asarray(face.landmarks, np.float64)
-            if lm.shape != (5, 2):
-                raise InputError("a surrogate needs the face's five landmarks")
-            crop, lm_c, m = align_to_crop(rgb, lm)
-            lm_crop = torch.from_numpy(lm_c)[None]
-            mask = face_mask(lm_crop)
-            alpha = mask[0, 0].numpy()
-            inv = cv2.invertAffineTransform(m)
-            enlarge = self.sr is not None and 1.0 / _scale(m) > SR_ABOVE
-            if enlarge:
-                inv = inv @ np.diag([0.25, 0.25, 1.0])  # the SRGAN makes the crop 4x larger
-                alpha = cv2.resize(alpha, (4 * SURROGATE_SIZE, 4 * SURROGATE_SIZE), interpolation=cv2.INTER_LINEAR)
-            a = cv2.warpAffine(alpha, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            ys, xs = np.nonzero(a > 0)
-            if len(xs):
-                x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
-                win = (slice(y1, y2), slice(x1, x2))
-                x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
-                heat = landmark_heatmaps(lm_crop)
-                inside = mask[0, 0].numpy() > 0.5
-                below = out[win].copy()
-
-                def put(attempt: int) -> None:
-                    """Paint candidate ``attempt`` of this track into ``out`` (over ``below``)."""
-                    code, net = self.candidate(seed, int(track), attempt)
-                    with self._lock, torch.inference_mode():
-                        painted = self.gen(x, mask, heat, code, net)[0] if net else self.gen(x, mask, heat, code)[0]
-                    gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, inside)
-                    if enlarge:
-                        gen_rgb = enhance_array(gen_rgb, model=self.sr)  # type: ignore[arg-type]
-                    back = cv2.warpAffine(gen_rgb, inv, (x2, y2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                    out[win] = composite(below, back[win], a[win])
-
-                self._choose(put, rgb, out, face, int(track), choices)
-                changed[win] |= a[win] > 0
-                regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
-            if box_coverage(a, face.box) < COVER_MIN:
-                out, more, more_mask = cover_faces(out, [face], method="solid")
-                regions.extend(more)
-                changed |= more_mask
+            out, more = self._paint_one(rgb, out, changed, face, int(track), seed, choices)
+            regions.extend(more)
         return out, tuple(regions), changed
 
-    def _choose(self, put: Callable[[int], None], rgb: np.ndarray, out: np.ndarray, face: Face, track: int,
-                choices: dict[int, int] | None) -> None:
+    def _paint_one(
+        self,
+        rgb: np.ndarray,
+        out: np.ndarray,
+        changed: np.ndarray,
+        face: Face,
+        track: int,
+        seed: SurrogateSeed,
+        choices: dict[int, int] | None,
+    ) -> tuple[np.ndarray, list[Region]]:
+        """One face of :meth:`paint`: (``out`` painted, possibly a new array, its regions); ``changed`` is
+        updated in place."""
+        from .enhance import enhance_array
+        from .photo import cover_faces
+
+        h, w = rgb.shape[:2]
+        regions: list[Region] = []
+        lm = np.asarray(face.landmarks, np.float64)
+        if lm.shape != (5, 2):
+            raise InputError("a surrogate needs the face's five landmarks")
+        crop, lm_c, m = align_to_crop(rgb, lm)
+        lm_crop = torch.from_numpy(lm_c)[None]
+        mask = face_mask(lm_crop)
+        alpha = mask[0, 0].numpy()
+        inv = cv2.invertAffineTransform(m)
+        enlarge = self.sr is not None and 1.0 / _scale(m) > SR_ABOVE
+        if enlarge:
+            inv = inv @ np.diag([0.25, 0.25, 1.0])  # the SRGAN makes the crop 4x larger
+            alpha = cv2.resize(alpha, (4 * SURROGATE_SIZE, 4 * SURROGATE_SIZE), interpolation=cv2.INTER_LINEAR)
+        a = cv2.warpAffine(alpha, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        ys, xs = np.nonzero(a > 0)
+        if len(xs):
+            x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+            win = (slice(y1, y2), slice(x1, x2))
+            x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0)
+            heat = landmark_heatmaps(lm_crop)
+            inside = mask[0, 0].numpy() > 0.5
+            below = out[win].copy()
+
+            def put(attempt: int) -> None:
+                """Paint candidate ``attempt`` of this track into ``out`` (over ``below``)."""
+                code, net = self.candidate(seed, int(track), attempt)
+                with self._lock, torch.inference_mode():
+                    painted = self.gen(x, mask, heat, code, net)[0] if net else self.gen(x, mask, heat, code)[0]
+                gen_rgb = match_colour(painted.permute(1, 2, 0).numpy() * 255.0, crop, inside)
+                if enlarge:
+                    gen_rgb = enhance_array(gen_rgb, model=self.sr)  # type: ignore[arg-type]
+                back = cv2.warpAffine(gen_rgb, inv, (x2, y2), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                out[win] = composite(below, back[win], a[win])
+
+            self._choose(put, rgb, out, face, int(track), choices)
+            changed[win] |= a[win] > 0
+            regions.append(Region(face=face, box=(x1, y1, x2, y2), shape="surrogate"))
+        if box_coverage(a, face.box) < COVER_MIN:
+            out, more, more_mask = cover_faces(out, [face], method="solid")
+            regions.extend(more)
+            changed |= more_mask
+        return out, regions
+
+    def _choose(
+        self,
+        put: Callable[[int], None],
+        rgb: np.ndarray,
+        out: np.ndarray,
+        face: Face,
+        track: int,
+        choices: dict[int, int] | None,
+    ) -> None:
         """Leave ``out`` painted with the track's chosen candidate (see :meth:`paint`)."""
         if choices is not None and track in choices:
             put(choices[track])
@@ -202,8 +238,16 @@ class SurrogatePainter:
         return torch.from_numpy(seed.code(track * ATTEMPTS + attempt, CODE_DIM))[None], 0
 
 
-def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, generator: torch.nn.Module | None = None,
-                super_resolution: str | None = "srgan", batch: int = 32, nets: np.ndarray | None = None) -> np.ndarray:
+def paint_crops(
+    crops: np.ndarray,
+    lms: np.ndarray,
+    codes: np.ndarray,
+    *,
+    generator: torch.nn.Module | None = None,
+    super_resolution: str | None = "srgan",
+    batch: int = 32,
+    nets: np.ndarray | None = None,
+) -> np.ndarray:
     """Surrogates painted straight into aligned crops (N, S, S, 3) uint8 whose landmarks (N, 5, 2) sit near
     :func:`crop_template` (S): each crop is reduced to the generator's size, painted with its code (N,
     CODE_DIM) by its network (``nets`` (N,), an ensemble's; None: all 0), colour-matched, enlarged back
@@ -226,7 +270,9 @@ def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, genera
         x = torch.from_numpy(small[sl]).permute(0, 3, 1, 2).float().div(255.0)
         with torch.inference_mode():
             args = (x, mask[sl], landmark_heatmaps(lm_small[sl]), torch.from_numpy(codes[sl]).float())
-            painted = generator.eval()(*args) if nets is None else generator.eval()(*args, torch.from_numpy(nets[sl]).long())
+            painted = (
+                generator.eval()(*args) if nets is None else generator.eval()(*args, torch.from_numpy(nets[sl]).long())
+            )
         for j, img in enumerate(painted.permute(0, 2, 3, 1).numpy() * 255.0):
             i = k + j
             gen = match_colour(img, small[i], mask[i, 0].numpy() > 0.5)
@@ -234,7 +280,9 @@ def paint_crops(crops: np.ndarray, lms: np.ndarray, codes: np.ndarray, *, genera
                 from .enhance import enhance_array
 
                 gen = enhance_array(gen, model=super_resolution)
-            gen = cv2.resize(gen, (size, size), interpolation=cv2.INTER_AREA if gen.shape[0] > size else cv2.INTER_LINEAR)
+            gen = cv2.resize(
+                gen, (size, size), interpolation=cv2.INTER_AREA if gen.shape[0] > size else cv2.INTER_LINEAR
+            )
             out[i] = composite(crops[i], gen, big_alpha[i])
     return out
 
@@ -253,15 +301,19 @@ def match_colour(generated: np.ndarray, original: np.ndarray, inside: np.ndarray
     return out.round().clip(0, 255).astype(np.uint8)
 
 
-
 def align_to_crop(rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face with five ``landmarks`` (5, 2) in ``rgb`` warped onto the generator's crop (a similarity
     fit to :func:`crop_template`; area-averaged when shrinking, edges repeated): (crop uint8 (S, S, 3),
     landmarks in the crop float32 (5, 2), the 2x3 transform)."""
     lm = np.asarray(landmarks, np.float64)
     m = similarity_transform(lm, crop_template())
-    crop = cv2.warpAffine(rgb, m, (SURROGATE_SIZE, SURROGATE_SIZE), flags=cv2.INTER_AREA if _scale(m) < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        rgb,
+        m,
+        (SURROGATE_SIZE, SURROGATE_SIZE),
+        flags=cv2.INTER_AREA if _scale(m) < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return crop, (lm @ m[:, :2].T + m[:, 2]).astype(np.float32), m
 
 

@@ -118,7 +118,9 @@ class FaceTracker:
                 self._observe(self.tracks[ti], frame, boxes[di], predicted[ti])
             for di in range(len(boxes)):
                 if di not in matched_d:
-                    t = Track(id=self._next, box=boxes[di].copy(), frame=frame, last_seen=frame, last_det=boxes[di].copy())
+                    t = Track(
+                        id=self._next, box=boxes[di].copy(), frame=frame, last_seen=frame, last_det=boxes[di].copy()
+                    )
                     self._next += 1
                     self.matches[t.id] = di
                     self.tracks.append(t)

@@ -6,49 +6,27 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import queue
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS
 from ..errors import InputError, MediaError
 from ..media.image import PRIVATE_MODE
-from ..media.video import Frame, Transcoder
-from ..types import Face
+from ..media.video import FramePump, Transcoder
+from ..types import Face, Region
 from ..vault.surrogate import SurrogateSeed
+from .cover_plan import CoverPlanner, PlannedFrame, landmarks_in
 from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, FaceFinder, cover_faces
-from .tracking import FaceTracker, scene_cut
+
+if TYPE_CHECKING:
+    from .donor_painter import DonorPainter
 
 log = logging.getLogger(__name__)
-
-from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS  # noqa: E402
-
-_END = object()
-
-
-class _Worker(threading.Thread):
-    """Runs ``fn`` in a thread; an exception is kept and re-raised by :meth:`check`."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.fn()
-        except BaseException as exc:  # re-raised in the main thread
-            self.error = exc
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
 
 
 class _Collector:
@@ -73,72 +51,124 @@ class VideoReport:
     per_frame: list[list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=list)
 
 
-@dataclass(eq=False)
-class _Pending:
-    frame: Frame
-    covers: dict[int, np.ndarray]
-    detected: bool = False
-    #: the five landmarks of each track detected on this frame (surrogates need them)
-    landmarks: dict[int, np.ndarray] = field(default_factory=dict)
+class _FacePainter:
+    """Paints the covers of a planned frame: ``cover_faces`` with ``method``, or for surrogates the donor
+    painter with ``seed``, each track keeping its donor (``chosen``) and a steady mesh (``steady``)."""
+
+    def __init__(
+        self,
+        method: str,
+        shape: str,
+        mask_scale: float,
+        feather: float,
+        donor: DonorPainter | None = None,
+        seed: SurrogateSeed | None = None,
+    ) -> None:
+        self.method, self.shape, self.mask_scale, self.feather = method, shape, mask_scale, feather
+        self.donor, self.seed = donor, seed
+        self.chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
+        self.steady: dict[int, np.ndarray] = {}  # track -> its last (smoothed) face mesh, so surrogates do not swim
+
+    def paint(self, p: PlannedFrame, planner: CoverPlanner) -> tuple[np.ndarray, tuple[Region, ...], list[int]]:
+        """(the painted frame, its regions, the track of each region in order); ``p.frame.rgb`` is untouched."""
+        rgb = p.frame.rgb
+        if self.donor is None or self.seed is None:
+            tids = list(p.covers)
+            faces = [self._face(p, tid, planner, points=False) for tid in tids]
+            out, regions, _ = self._cover(rgb, faces, self.method)
+            return out, regions, self._tracks(faces, tids, regions)
+        # every track starts from a detection, so a surrogate always has landmarks to go by; were one ever
+        # without, it is covered solid rather than shown
+        tids = [tid for tid in p.covers if tid in p.landmarks or tid in planner.shapes]
+        bare = [tid for tid in p.covers if tid not in tids]
+        faces = [self._face(p, tid, planner, points=True) for tid in tids]
+        solid = [self._face(p, tid, planner, points=False) for tid in bare]
+        out, regions, _ = self.donor.paint(rgb, faces, self.seed, tracks=tids, choices=self.chosen, meshes=self.steady)
+        if solid:
+            out, more, _ = self._cover(out, solid, "solid")
+            regions = (*regions, *more)
+        return out, regions, self._tracks([*faces, *solid], [*tids, *bare], regions)
+
+    def _cover(self, rgb: np.ndarray, faces: list[Face], method: str) -> tuple[np.ndarray, tuple[Region, ...], Any]:
+        return cover_faces(
+            rgb, faces, method=method, shape=self.shape, mask_scale=self.mask_scale, feather=self.feather
+        )
+
+    @staticmethod
+    def _face(p: PlannedFrame, tid: int, planner: CoverPlanner, *, points: bool) -> Face:
+        x1, y1, x2, y2 = (float(v) for v in p.covers[tid])
+        landmarks: tuple[tuple[float, float], ...] = ()
+        if points:
+            lm = p.landmarks[tid] if tid in p.landmarks else landmarks_in(p.covers[tid], planner.shapes[tid])
+            landmarks = tuple((float(x), float(y)) for x, y in lm)
+        return Face(box=(x1, y1, x2, y2), score=planner.scores.get(tid, 1.0), landmarks=landmarks)
+
+    @staticmethod
+    def _tracks(faces: list[Face], tids: list[int], regions: tuple[Region, ...]) -> list[int]:
+        track_of = {id(f): tid for f, tid in zip(faces, tids, strict=True)}
+        return [int(track_of[id(r.face)]) for r in regions]
 
 
-#: a new track's box on the frames held back before its first detection grows this much per frame back
-BACKFILL_GROWTH = 0.15
-#: between two detections of a track, the interpolated box is grown this much
-INTERP_GROWTH = 1.1
-#: before a track's first detection, once a second detection gives its velocity, its box moved back along it
-#: grows this much per frame
-EXTRAP_GROWTH = 0.1
+@dataclass
+class _Output:
+    """Where planned frames go: painted, their original regions to ``sink``, then to the encoder."""
+
+    painter: _FacePainter
+    planner: CoverPlanner
+    pump: FramePump
+    report: VideoReport
+    sink: Any = None  # a VaultWriter or a _Collector: add(meta, payload)
+    progress: Callable[[int], None] | None = None
+    keep_boxes: bool = False
+
+    def emit(self, p: PlannedFrame) -> None:
+        report = self.report
+        if p.covers:
+            out, regions, tracks = self.painter.paint(p, self.planner)
+            report.frames_covered += 1
+            report.regions += len(regions)
+            if self.sink is not None:
+                for region, track in zip(regions, tracks, strict=True):
+                    self._seal(p, region, track)
+            p.frame.rgb = out
+        if self.keep_boxes:
+            report.per_frame.append([(tid, (b[0], b[1], b[2], b[3])) for tid, b in _as_floats(p.covers)])
+        self.pump.put(p.frame)
+        report.frames += 1
+        if self.progress is not None:
+            self.progress(1)
+
+    def _seal(self, p: PlannedFrame, region: Region, track: int) -> None:
+        x1, y1, x2, y2 = region.box
+        crop = np.ascontiguousarray(p.frame.rgb[y1:y2, x1:x2])
+        meta = {
+            "frame": self.report.frames,
+            "source_frame": p.frame.index,
+            "pts": p.frame.pts,
+            "track": track,
+            "box": [x1, y1, x2, y2],
+            "shape": region.shape,
+            "codec": "png",
+        }
+        self.sink.add(meta, cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes())
 
 
-def _union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
-    if a is None:
-        return b.astype(np.float32)
-    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+def _as_floats(covers: dict[int, np.ndarray]) -> list[tuple[int, list[float]]]:
+    return [(tid, [float(v) for v in b]) for tid, b in covers.items()]
 
 
-def _grown(box: np.ndarray, factor: float) -> np.ndarray:
-    c = (box[:2] + box[2:]) / 2
-    half = (box[2:] - box[:2]) / 2 * factor
-    return np.concatenate([c - half, c + half]).astype(np.float32)
+def _donor_setup(
+    src: str | Path, key: object | None, surrogate_seed: SurrogateSeed | None, segment: bool
+) -> tuple[DonorPainter, SurrogateSeed]:
+    """The donor painter and the video's surrogate seed: ``surrogate_seed``, else the key's password's,
+    else random; mixed with the file's digest unless ``segment`` (a piece's caller mixes it in once)."""
+    from ..api import get_painter
+    from ..weights import sha256_file
 
-
-def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
-
-
-def _points_back(points: np.ndarray, rotation: int, w: int, h: int) -> np.ndarray:
-    """Map points (..., 2) found on the upright frame back to the stored frame (see :func:`_boxes_back`)."""
-    k = (rotation // 90) % 4
-    out = points.astype(np.float32).copy()
-    ch = h if k % 2 == 0 else w  # height of the rotated image the points live in
-    for _ in range(k):
-        out = np.stack([ch - out[..., 1], out[..., 0]], axis=-1)  # undo one CCW turn
-        ch = w if ch == h else h
-    return out
-
-
-def _landmarks_in(box: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """Landmarks (5, 2) for a cover box from a track's face shape (landmarks relative to its detection's
-    centre, in units of its width): used on frames where the track was held or filled in, not detected."""
-    centre = (box[:2] + box[2:]) / 2
-    return (centre + shape * float(box[2] - box[0])).astype(np.float32)
-
-
-def _boxes_back(boxes: np.ndarray, rotation: int, w: int, h: int) -> np.ndarray:
-    """Map boxes found on ``np.rot90(frame, k)`` (k = rotation / 90, counter-clockwise turns) back to the
-    stored frame of ``w`` x ``h``. One CCW turn sends stored (x, y) to (y, w - x)."""
-    k = (rotation // 90) % 4
-    out = boxes.copy()
-    cw, ch = (w, h) if k % 2 == 0 else (h, w)  # size of the rotated image the boxes live in
-    for _ in range(k):
-        # undo one CCW turn of an image of size cw x ch: (x', y') came from (cw_prev - y', x')
-        prev_w = ch
-        x1, y1, x2, y2 = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy(), out[:, 3].copy()
-        out = np.stack([prev_w - y2, x1, prev_w - y1, x2], axis=1)
-        cw, ch = ch, cw
-    return out
+    seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
+    if not segment:
+        seed = seed.for_context(sha256_file(Path(src)).encode())
+    return get_painter(), seed
 
 
 def anonymize_video(
@@ -187,229 +217,57 @@ def anonymize_video(
     """
     if detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
-    painter = seed = None
-    chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
-    steady: dict[int, np.ndarray] = {}  # track -> its last (smoothed) face mesh, so surrogates do not swim
-    if method == "surrogate":
-        from ..api import get_painter
-        from ..vault.surrogate import SurrogateSeed
-        from ..weights import sha256_file
-
-        painter = get_painter()
-        seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
-        if not segment:  # a piece's seed comes from its caller, who mixes in the file and the piece once
-            seed = seed.for_context(sha256_file(Path(src)).encode())
-    decoded: queue.Queue[object] = queue.Queue(maxsize=8)
-    to_encode: queue.Queue[object] = queue.Queue(maxsize=8)
-    stop = threading.Event()
     if regions_out is not None and key is not None:
         raise InputError("regions_out collects the original regions for the caller to seal: give no key")
+    donor, seed = _donor_setup(src, key, surrogate_seed, segment) if method == "surrogate" else (None, None)
+    painter = _FacePainter(method, shape, mask_scale, feather, donor, seed)
     tc = Transcoder(src, dest, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut, segment=segment)
     report = VideoReport()
-    workers: list[_Worker] = []
-    writer: Any = None
+    sink: Any = None
     if regions_out is not None:
-        writer = _Collector(regions_out)
+        sink = _Collector(regions_out)
     elif key is not None:
         from ..vault.format import VaultWriter
 
-        writer = VaultWriter(key)  # type: ignore[arg-type]
+        sink = VaultWriter(key)  # type: ignore[arg-type]
+    pump: FramePump | None = None
     try:
-        fps = float(tc._vout.average_rate or 25)  # noqa: SLF001
-        tracker = FaceTracker(hold=max(1, round(hold_seconds * fps)))
-        # frames are held back long enough to fill the gap between two detections of a track
-        delay = 2 * detect_every + 1
-        pending: deque[_Pending] = deque()
-        shapes: dict[int, np.ndarray] = {}  # track id -> face shape (see _landmarks_in)
-        scores: dict[int, float] = {}  # track id -> its best detection score (the painter trusts small faces by it)
-        born: dict[int, int] = {}  # track id -> the frame of its first detection
-        prev_thumb: np.ndarray | None = None
-        span_index = 0
-        last_cut = 0
-
-
-        def read() -> None:
-            try:
-                for f in tc.frames():
-                    while not stop.is_set():
-                        try:
-                            decoded.put(f, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            finally:
-                while True:  # never block for good: the main thread may have stopped reading
-                    try:
-                        decoded.put(_END, timeout=0.2)
-                        break
-                    except queue.Full:
-                        if stop.is_set():
-                            break
-
-        def write() -> None:
-            while (item := to_encode.get()) is not _END:
-                tc.write(item)  # type: ignore[arg-type]
-
-        reader, writer_thread = _Worker(read), _Worker(write)
-        workers.extend((reader, writer_thread))
-
-        def emit(p: _Pending) -> None:
-            def landmarks(tid: int) -> tuple[tuple[float, float], ...]:
-                if painter is None:
-                    return ()
-                lm = p.landmarks[tid] if tid in p.landmarks else _landmarks_in(p.covers[tid], shapes[tid])
-                return tuple((float(x), float(y)) for x, y in lm)
-
-            # every track starts from a detection, so a surrogate always has landmarks to go by; were one
-            # ever without, it is covered solid rather than shown
-            tids = [tid for tid in p.covers if painter is None or tid in p.landmarks or tid in shapes]
-            bare = [tid for tid in p.covers if tid not in tids]
-            faces = [Face(box=tuple(float(v) for v in p.covers[tid]), score=scores.get(tid, 1.0), landmarks=landmarks(tid))  # type: ignore[arg-type]
-                     for tid in [*tids, *bare]]
-            rgb = p.frame.rgb
-            if faces:
-                if painter is not None and seed is not None:
-                    out, regions, _ = painter.paint(rgb, faces[: len(tids)], seed, tracks=tids, choices=chosen,
-                                                    meshes=steady)
-                    if bare:
-                        out, more, _ = cover_faces(out, faces[len(tids):], method="solid", shape=shape, mask_scale=mask_scale, feather=feather)
-                        regions = (*regions, *more)
-                else:
-                    out, regions, _ = cover_faces(rgb, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather)
-                report.frames_covered += 1
-                report.regions += len(regions)
-                track_of = {id(f): tid for f, tid in zip(faces, [*tids, *bare], strict=True)}
-                if writer is not None:
-                    for region in regions:
-                        x1, y1, x2, y2 = region.box
-                        crop = np.ascontiguousarray(rgb[y1:y2, x1:x2])
-                        writer.add(
-                            {"frame": report.frames, "source_frame": p.frame.index, "pts": p.frame.pts,
-                             "track": int(track_of[id(region.face)]), "box": [x1, y1, x2, y2], "shape": region.shape, "codec": "png"},
-                            cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes(),
-                        )
-                p.frame.rgb = out
-            if keep_boxes:
-                report.per_frame.append([(tid, tuple(float(v) for v in b)) for tid, b in p.covers.items()])  # type: ignore[misc]
-            while True:
-                writer_thread.check()
-                try:
-                    to_encode.put(p.frame, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            report.frames += 1
-            if progress is not None:
-                progress(1)
-
-        reader.start()
-        writer_thread.start()
-
-        def frames_in() -> Iterator[Frame]:
-            while (item := decoded.get()) is not _END:
-                yield item  # type: ignore[misc]
-            reader.check()
-
-        def detect_on(p: _Pending) -> None:
-            """Detect on a held frame, update the tracks, and fix the covers of the frames held with it."""
-            h, w = p.frame.rgb.shape[:2]
-            found = finder.find(_upright(p.frame.rgb, tc.rotation))
-            boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
-            lms = np.array([f.landmarks for f in found], np.float32).reshape(-1, 5, 2)
-            if tc.rotation:
-                boxes = _boxes_back(boxes, tc.rotation, w, h)
-                lms = _points_back(lms, tc.rotation, w, h)
-            report.detections += len(boxes)
-            current, new = tracker.update(p.frame.index, boxes)
-            if painter is not None:
-                for tid, di in tracker.matches.items():  # the detection each track took on this frame
-                    p.landmarks[tid] = lms[di]
-                    scores[tid] = max(scores.get(tid, 0.0), float(found[di].score))
-                    shapes[tid] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
-            for tid, b in current:
-                p.covers[tid] = _union(p.covers.get(tid), b)
-            p.detected = True
-            held = [q for q in pending if q.frame.in_span and last_cut <= q.frame.index < p.frame.index]
-            for t in new:  # a face that appeared between detections: cover it on the frames held back
-                report.tracks += 1
-                born[t.id] = p.frame.index
-                for q in held:
-                    grown = _grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index))
-                    q.covers[t.id] = _union(q.covers.get(t.id), grown)
-            for tid, f1, b1, f2, b2 in tracker.observations:
-                c1, c2 = (b1[:2] + b1[2:]) / 2, (b2[:2] + b2[2:]) / 2
-                v = (c2 - c1) / (f2 - f1)
-                for q in held:
-                    if f1 < q.frame.index < f2:  # between two detections: interpolate (better than the prediction)
-                        a = (q.frame.index - f1) / (f2 - f1)
-                        q.covers[tid] = _grown(b1 + (b2 - b1) * a, INTERP_GROWTH)
-                    elif q.frame.index < born.get(tid, 0) and tid in q.covers:  # before the first detection
-                        d = f1 - q.frame.index
-                        shift = np.concatenate([v * d, v * d]).astype(np.float32)
-                        # replaces the isotropic backfill now that the direction is known
-                        q.covers[tid] = _grown(b1 - shift, 1.0 + EXTRAP_GROWTH * d)
-
-        last_in_span: _Pending | None = None
-        for frame in frames_in():
-            entry = _Pending(frame, {})
-            if frame.in_span:
-                thumb = cv2.resize(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
-                is_cut = scene_cut(prev_thumb, thumb)
-                prev_thumb = thumb
-                if is_cut:
-                    report.scene_cuts += 1
-                    tracker.reset()
-                    last_cut = frame.index
-                pending.append(entry)
-                if is_cut or span_index % detect_every == 0:
-                    detect_on(entry)
-                else:
-                    current, _ = tracker.update(frame.index, None)
-                    entry.covers = {tid: b for tid, b in current}
-                span_index += 1
-                last_in_span = entry
-            else:
-                if last_in_span is not None and not last_in_span.detected and last_in_span in pending:
-                    detect_on(last_in_span)  # the span's last frame: nothing after it would catch a new face
-                last_in_span = None
-                pending.append(entry)
-            while len(pending) > delay:
-                emit(pending.popleft())
-        if last_in_span is not None and not last_in_span.detected and last_in_span in pending:
-            detect_on(last_in_span)  # the video's last frame
-        while pending:
-            emit(pending.popleft())
-        to_encode.put(_END)
-        writer_thread.join()
-        writer_thread.check()
+        hold = max(1, round(hold_seconds * tc.fps))
+        planner = CoverPlanner(
+            finder, detect_every=detect_every, hold=hold, rotation=tc.rotation, landmarks=donor is not None
+        )
+        pump = FramePump(tc)
+        output = _Output(painter, planner, pump, report, sink, progress, keep_boxes)
+        for frame in pump.frames():
+            for planned in planner.push(frame):
+                output.emit(planned)
+        for planned in planner.flush():
+            output.emit(planned)
+        pump.close()
+        report.detections, report.tracks, report.scene_cuts = planner.detections, planner.tracks, planner.scene_cuts
         report.rotation = tc.rotation
         tc.finish()
     except BaseException:
-        stop.set()
-        if workers:
-            try:
-                to_encode.put(_END, timeout=5)
-            except queue.Full:
-                pass
-        for worker in workers:
-            if worker.is_alive():
-                worker.join(timeout=5)
+        if pump is not None:
+            pump.abort()
         tc.abort()
         raise
+    if not isinstance(sink, _Collector):
+        _write_or_clear_vault(src, dest, sink, report.frames, whole=not (cut and (start or end is not None)))
+    return report
+
+
+def _write_or_clear_vault(src: str | Path, dest: str | Path, sink: Any, frames: int, *, whole: bool) -> None:
+    """With a VaultWriter, the sidecar vault of ``dest`` (the original file sealed instead when ``whole`` and
+    smaller); without, remove a vault an earlier run left (it would no longer match the video)."""
     from ..vault.images import sidecar_path
 
-    if isinstance(writer, _Collector):
-        return report
-    if writer is None:
+    if sink is None:
         stale = sidecar_path(dest)
         if stale.is_file():
-            stale.unlink()  # a vault from an earlier run would no longer match this video
-    else:
-        whole = not (cut and (start or end is not None))  # a cut output must not restore what was cut away
-        write_video_vault(dest, writer, report.frames, original=Path(src) if whole else None)
-    return report
+            stale.unlink()
+    else:  # a cut output must not restore what was cut away
+        write_video_vault(dest, sink, frames, original=Path(src) if whole else None)
 
 
 def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: Path | None = None) -> Path:
@@ -429,7 +287,9 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: P
             regions = writer.records
             writer.discard()
             with open(original, "rb") as f:
-                writer.add_stream({"codec": "file", "frame": 0, "regions": regions}, f.read, os.fstat(f.fileno()).st_size)
+                writer.add_stream(
+                    {"codec": "file", "frame": 0, "regions": regions}, f.read, os.fstat(f.fileno()).st_size
+                )
         with open(tmp, "wb") as f:  # streamed: the sealed regions may be larger than memory
             writer.finish(info, out=f)
             f.flush()
@@ -443,7 +303,9 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: P
     return side
 
 
-def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: Callable[[int], None] | None = None) -> int:
+def restore_video(
+    src: str | Path, dest: str | Path, key: object, *, progress: Callable[[int], None] | None = None
+) -> int:
     """Rebuild ``src`` (anonymized with a key; vault in ``src.vault``) with the original regions put back.
 
     When the vault holds the original file (sealed in place of the regions when smaller), that file is
@@ -479,7 +341,9 @@ def restore_video(src: str | Path, dest: str | Path, key: object, *, progress: C
             return _restore_original(first, records, dest, src)
         tc = Transcoder(src, dest, lossless=True, mode=PRIVATE_MODE)  # it shows the original faces
         try:
-            return _restore_frames(tc, itertools.chain([first] if first is not None else [], records), decode_crop, src, progress)
+            return _restore_frames(
+                tc, itertools.chain([first] if first is not None else [], records), decode_crop, src, progress
+            )
         except VaultError as exc:
             tc.abort()
             raise type(exc)(exc.reason, path=src) from None
@@ -515,13 +379,21 @@ def _restore_original(rec: Any, rest: Iterator[Any], dest: Path, src: Path) -> i
     return regions if isinstance(regions, int) else 0
 
 
-def _restore_frames(tc: Transcoder, records: Iterator[Any], decode_crop: Callable[..., Any], src: Path, progress: Callable[[int], None] | None) -> int:
+def _restore_frames(
+    tc: Transcoder,
+    records: Iterator[Any],
+    decode_crop: Callable[..., Any],
+    src: Path,
+    progress: Callable[[int], None] | None,
+) -> int:
     """Merge the vault's records (in frame order) into the decoded frames of ``src``."""
     from ..errors import VaultIntegrityError
 
     def geometry(rec: Any) -> tuple[int, list[int]]:
         frame, box = rec.meta.get("frame"), rec.meta.get("box")
-        if not isinstance(frame, int) or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+        if not isinstance(frame, int) or not (
+            isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)
+        ):
             raise VaultIntegrityError("malformed region geometry in vault", path=src)
         return frame, box
 
@@ -534,7 +406,9 @@ def _restore_frames(tc: Transcoder, records: Iterator[Any], decode_crop: Callabl
             if index > frame.index:
                 break
             if index < frame.index:
-                raise VaultIntegrityError(f"vault records out of frame order (frame {index} after {frame.index})", path=src)
+                raise VaultIntegrityError(
+                    f"vault records out of frame order (frame {index} after {frame.index})", path=src
+                )
             if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
                 raise VaultIntegrityError(f"region box {[x1, y1, x2, y2]} lies outside the {w}x{h} frame", path=src)
             frame.rgb[y1:y2, x1:x2] = decode_crop(pending, (x2 - x1, y2 - y1))
@@ -544,6 +418,8 @@ def _restore_frames(tc: Transcoder, records: Iterator[Any], decode_crop: Callabl
         if progress is not None:
             progress(1)
     if pending is not None:
-        raise VaultIntegrityError(f"the vault holds regions for frame {geometry(pending)[0]}, past the video's end", path=src)
+        raise VaultIntegrityError(
+            f"the vault holds regions for frame {geometry(pending)[0]}, past the video's end", path=src
+        )
     tc.finish()
     return restored

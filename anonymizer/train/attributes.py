@@ -39,8 +39,9 @@ def age_band(age: np.ndarray) -> np.ndarray:
     return np.digitize(age, AGE_BANDS[1:])
 
 
-def embed_crops(crops: list[np.ndarray], *, batch: int = 64, desc: str = "embedding",
-                dtype: torch.dtype = torch.float32) -> np.ndarray:
+def embed_crops(
+    crops: list[np.ndarray], *, batch: int = 64, desc: str = "embedding", dtype: torch.dtype = torch.float32
+) -> np.ndarray:
     """IdentityNet embeddings ([N, 128], of ``dtype``) of aligned 96x96 uint8 RGB crops. float64 is how the
     donor painter describes a face (:meth:`anonymizer.pipeline.donor_painter.DonorPainter.describe`)."""
     from tqdm import tqdm
@@ -50,9 +51,9 @@ def embed_crops(crops: list[np.ndarray], *, batch: int = 64, desc: str = "embedd
     net = identity_net().eval().to(dtype)
     out = np.zeros((len(crops), 128), np.float64 if dtype == torch.float64 else np.float32)
     for s in tqdm(range(0, len(crops), batch), desc=desc, unit="batch"):
-        x = torch.from_numpy(np.stack(crops[s:s + batch])).permute(0, 3, 1, 2).to(dtype) / 255.0
+        x = torch.from_numpy(np.stack(crops[s : s + batch])).permute(0, 3, 1, 2).to(dtype) / 255.0
         with torch.inference_mode():
-            out[s:s + batch] = net(x).numpy()
+            out[s : s + batch] = net(x).numpy()
     return out
 
 
@@ -111,7 +112,8 @@ def report(model: FaceAttributes, emb: np.ndarray, age: np.ndarray, sex: np.ndar
     return [
         f"held-out faces: {len(emb)} ({int(adult.sum())} aged 13 and up)",
         f"sex right: {right.mean():.1%} (13 and up: {right[adult].mean():.1%}; under 13: {right[~adult].mean():.1%})",
-        f"age band right: {(bands == age_band(age)).mean():.1%}; mean absolute age error {np.abs(years - age).mean():.1f} "
+        f"age band right: {(bands == age_band(age)).mean():.1%}; mean absolute age error "
+        f"{np.abs(years - age).mean():.1f} "
         f"years (13 and up: {np.abs(years - age)[adult].mean():.1f})",
         f"under 13 predicted under 13: {(years[~adult] < 13).mean():.1%}; 20 and up predicted under 13: "
         f"{(years[age >= 20] < 13).mean():.1%}",
@@ -131,7 +133,8 @@ def bank_report(model: FaceAttributes, bank_dir: Path) -> str:
     known = np.array([i for i in range(len(bank)) if SEXES[sexes[i]] in ("female", "male")])
     female = donor_looks(bank, known, copy.deepcopy(model))[0]  # a copy: the model is exported in float32
     truth = np.array([SEXES[sexes[i]] == "female" for i in known])
-    return f"donor bank ({bank_dir}): sex right for {((female > 0.5) == truth).mean():.1%} of {len(known)} donors with a recorded sex"
+    right = ((female > 0.5) == truth).mean()
+    return f"donor bank ({bank_dir}): sex right for {right:.1%} of {len(known)} donors with a recorded sex"
 
 
 def picture(dest: Path, samples: Path) -> None:
@@ -151,7 +154,7 @@ def picture(dest: Path, samples: Path) -> None:
                 continue
             female, age = painter.looks(painter.describe(rgb, face))
             cx, cy, half = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2, 0.7 * face.height
-            box = tuple(int(round(v)) for v in (cx - half, cy - half, cx + half, cy + half))
+            box = (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
             tile = Image.fromarray(rgb).crop(box).resize((128, 128), Image.Resampling.LANCZOS)
             draw = ImageDraw.Draw(tile)
             draw.rectangle([0, 114, 127, 127], fill=(0, 0, 0))
@@ -167,15 +170,26 @@ def picture(dest: Path, samples: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="faces-utk folder (default: %(default)s)")
-    ap.add_argument("--out", type=Path, default=Path("runs/attributes"), help="cache folder for the embeddings (default: %(default)s)")
+    ap.add_argument(
+        "--data", type=Path, default=Path("../shared/data/faces-utk"), help="faces-utk folder (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/attributes"),
+        help="cache folder for the embeddings (default: %(default)s)",
+    )
     ap.add_argument("--steps", type=int, default=600, help="full-batch AdamW steps (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=1e-2, help="default: %(default)s")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--bank", type=Path, default=None, help="also check sex on this donor bank (e.g. models/donors)")
     ap.add_argument("--export", type=Path, default=None, help="write the weights here (safetensors)")
-    ap.add_argument("--picture", type=Path, default=None,
-                    help="only draw the shipped head's reading of the faces in samples/ (PNG) and exit")
+    ap.add_argument(
+        "--picture",
+        type=Path,
+        default=None,
+        help="only draw the shipped head's reading of the faces in samples/ (PNG) and exit",
+    )
     args = ap.parse_args(argv)
     if args.picture is not None:
         picture(args.picture, Path(__file__).resolve().parents[2] / "samples")
@@ -195,8 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.bank is not None:
         print(bank_report(model, args.bank))
     if args.export is not None:
-        save_weights(model.state_dict(), args.export, "FaceAttributes on IdentityNet embeddings of faces-utk "
-                     "(python -m anonymizer.train.attributes; see models/face_attributes.md)")
+        save_weights(
+            model.state_dict(),
+            args.export,
+            "FaceAttributes on IdentityNet embeddings of faces-utk "
+            "(python -m anonymizer.train.attributes; see models/face_attributes.md)",
+        )
 
 
 if __name__ == "__main__":

@@ -26,14 +26,20 @@ def face_landmarks(root: Path, cache: Path | None = None) -> tuple[np.ndarray, n
     return fs.names, fs.landmarks
 
 
-def add_run_options(ap: argparse.ArgumentParser, *, save_every: int, export: str = "write the final weights here") -> None:
+def add_run_options(
+    ap: argparse.ArgumentParser, *, save_every: int, export: str = "write the final weights here"
+) -> None:
     """The options of every step-based trainer that control the run rather than the model: --seed,
     --save-every, --stop-after, --time-limit, --export and --device."""
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--save-every", type=int, default=save_every, help="default: %(default)s")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after N steps of this run (resume later)")
-    ap.add_argument("--time-limit", type=float, default=None,
-                    help="stop cleanly (checkpoint saved) after this many seconds; resume later")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="stop cleanly (checkpoint saved) after this many seconds; resume later",
+    )
     ap.add_argument("--export", type=Path, default=None, help=export)
     ap.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
 
@@ -49,19 +55,27 @@ def seed_and_device(seed: int, device: str | None) -> torch.device:
 def checkpoint_state(parts: Mapping[str, Any], rng: np.random.Generator, **extra: Any) -> dict[str, Any]:
     """What a checkpoint holds: each part's state_dict under its name (models, optimisers, schedulers),
     the NumPy generator's and torch's RNG states, and ``extra`` (step, history, ...)."""
-    return {**{k: v.state_dict() for k, v in parts.items()}, "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(), **extra}
+    return {
+        **{k: v.state_dict() for k, v in parts.items()},
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        **extra,
+    }
 
 
-def resume(path: Path, parts: Mapping[str, Any], rng: np.random.Generator, device: torch.device) -> dict[str, Any] | None:
+def resume(
+    path: Path, parts: Mapping[str, Any], rng: np.random.Generator, device: torch.device
+) -> dict[str, Any] | None:
     """Load a :func:`checkpoint_state` from ``path`` into ``parts`` and the generators; the whole state
     (for its extra fields), or None when there is no checkpoint yet."""
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, weights_only=False, map_location=device)  # our own checkpoint
     if missing := [name for name in parts if name not in state]:
-        raise SystemExit(f"{path} was saved by a run without {', '.join(missing)} (other options); "
-                         "use another --out, or start from it with --init where the trainer has it")
+        raise SystemExit(
+            f"{path} was saved by a run without {', '.join(missing)} (other options); "
+            "use another --out, or start from it with --init where the trainer has it"
+        )
     for name, part in parts.items():
         part.load_state_dict(state[name])
     rng.bit_generator.state = state["rng"]
@@ -76,8 +90,16 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
-def finish_run(*, done: int, started: float, step: int, steps: int, export: Path | None,
-               weights: dict[str, torch.Tensor], source: str) -> bool:
+def finish_run(
+    *,
+    done: int,
+    started: float,
+    step: int,
+    steps: int,
+    export: Path | None,
+    weights: dict[str, torch.Tensor],
+    source: str,
+) -> bool:
     """Print the run's speed; when all ``steps`` are done and ``export`` is given, write ``weights`` there
     as safetensors (atomically). Returns whether the training is complete."""
     took = time.monotonic() - started

@@ -92,16 +92,20 @@ def photo_surrogates(root: Path, names: np.ndarray, landmarks: np.ndarray, rng: 
         lm = np.asarray(lm, np.float64)
         (x1, y1), (x2, y2) = lm.min(0), lm.max(0)
         pad = 0.6 * max(x2 - x1, y2 - y1)  # a face box around the five points, as the detector draws it
-        face = Face(box=(float(x1 - pad), float(y1 - pad), float(x2 + pad), float(y2 + pad)), score=1.0,
-                    landmarks=tuple((float(x), float(y)) for x, y in lm))
+        face = Face(
+            box=(float(x1 - pad), float(y1 - pad), float(x2 + pad), float(y2 + pad)),
+            score=1.0,
+            landmarks=tuple((float(x), float(y)) for x, y in lm),
+        )
         painted, regions, _ = painter.paint(load_image(root / str(name)).rgb, [face], SurrogateSeed(rng.bytes(32)))
         if [r.shape for r in regions] == ["surrogate"]:
             out.append(align_for_deepfake(painted, face))
     return np.stack(out) if out else np.zeros((0, DEEPFAKE_SIZE, DEEPFAKE_SIZE, 3), np.uint8)
 
 
-def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator,
-              bank: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+def make_fake(
+    i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator, bank: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
     """A self-blend or a swap of face ``i`` (half each); with a ``bank`` of surrogate fakes, a third each."""
     if bank is not None and rng.random() < 1 / 3:
         return bank[int(rng.integers(0, len(bank)))], "surrogate"
@@ -112,13 +116,17 @@ def make_fake(i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generat
     return face_swap(crops[i], lms[i], crops[j], rng), "swap"
 
 
-def dev_sets(crops: np.ndarray, lms: np.ndarray, seed: int = 12345, *, surrogates: bool = False) -> dict[str, np.ndarray]:
+def dev_sets(
+    crops: np.ndarray, lms: np.ndarray, seed: int = 12345, *, surrogates: bool = False
+) -> dict[str, np.ndarray]:
     """Real dev crops and, per kind of fake, one fake per real face (fixed seeds); ``surrogates`` adds our
     own surrogates painted into them."""
     rng = np.random.default_rng(seed)
     n = len(crops)
     sbi = np.stack([self_blend(crops[i], lms[i], rng)[0] for i in range(n)])
-    swap = np.stack([face_swap(crops[i], lms[i], crops[(i + 1 + int(rng.integers(0, n - 1))) % n], rng) for i in range(n)])
+    swap = np.stack(
+        [face_swap(crops[i], lms[i], crops[(i + 1 + int(rng.integers(0, n - 1))) % n], rng) for i in range(n)]
+    )
     sets = {"real": crops, "sbi": sbi, "swap": swap}
     if surrogates:
         sets["surrogate"] = surrogate_fakes(crops, lms, rng)
@@ -153,14 +161,32 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
     ap.add_argument("--dev-limit", type=int, default=300, help="held-out faces for the dev AUC (default: %(default)s)")
-    ap.add_argument("--surrogates", type=int, default=2000,
-                    help="training faces painted once with the shipped surrogate generator, a third of the fakes (0: none; default: %(default)s)")
-    ap.add_argument("--painted", choices=("crops", "photos"), default="crops",
-                    help="how the surrogate fakes are made: painted straight into aligned crops, or through the photo "
-                         "pipeline as users get them (default: %(default)s)")
-    ap.add_argument("--faces-cache", type=Path, default=None, help="a faces cache .npz (names, landmarks) instead of preparing --data")
-    ap.add_argument("--init", type=Path, default=None,
-                    help="start from these weights (fine-tuning, e.g. models/deepfake.safetensors) instead of at random")
+    ap.add_argument(
+        "--surrogates",
+        type=int,
+        default=2000,
+        help="training faces painted once with the shipped surrogate generator, a third of the fakes (0: none; "
+        "default: %(default)s)",
+    )
+    ap.add_argument(
+        "--painted",
+        choices=("crops", "photos"),
+        default="crops",
+        help="how the surrogate fakes are made: painted straight into aligned crops, or through the photo "
+        "pipeline as users get them (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--faces-cache",
+        type=Path,
+        default=None,
+        help="a faces cache .npz (names, landmarks) instead of preparing --data",
+    )
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from these weights (fine-tuning, e.g. models/deepfake.safetensors) instead of at random",
+    )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
@@ -170,8 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     from .surrogate import aligned_split
 
     dev = seed_and_device(args.seed, args.device)
-    crops, lms, names = aligned_split(args.data, held_out=False, limit=args.limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
-    dcrops, dlms, dnames = aligned_split(args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache, size=DEEPFAKE_SIZE)
+    crops, lms, names = aligned_split(
+        args.data, held_out=False, limit=args.limit, cache=args.faces_cache, size=DEEPFAKE_SIZE
+    )
+    dcrops, dlms, dnames = aligned_split(
+        args.data, held_out=True, limit=args.dev_limit, cache=args.faces_cache, size=DEEPFAKE_SIZE
+    )
     photos = args.painted == "photos"
     if photos:
         all_names, all_lms = face_landmarks(args.data, args.faces_cache)
@@ -182,11 +212,19 @@ def main(argv: list[str] | None = None) -> None:
 
     bank = None
     if args.surrogates > 0:
-        print(f"painting {args.surrogates} training faces "
-              f"{'with donor faces through the photo pipeline (models/donors.md)' if photos else 'with the earlier surrogate generator into the aligned crops (models/surrogate.md)'} ...")
+        print(
+            f"painting {args.surrogates} training faces "
+            + (
+                "with donor faces through the photo pipeline (models/donors.md) ..."
+                if photos
+                else "with the earlier surrogate generator into the aligned crops (models/surrogate.md) ..."
+            )
+        )
         pick = np.random.default_rng(args.seed + 1).choice(len(crops), min(args.surrogates, len(crops)), replace=False)
         if photos:
-            bank = photo_surrogates(args.data, names[pick], photo_lms(names[pick]), np.random.default_rng(args.seed + 2))
+            bank = photo_surrogates(
+                args.data, names[pick], photo_lms(names[pick]), np.random.default_rng(args.seed + 2)
+            )
             bank = bank if len(bank) else None  # every face covered solid: no surrogate fakes
         else:
             bank = surrogate_fakes(crops[pick], lms[pick], np.random.default_rng(args.seed + 2))
@@ -205,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     warm = max(1, args.steps // 30)
 
     def lr_at(step: int) -> float:
-        return min(1.0, (step + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps)) * 0.98 + 0.02)
+        return min(1.0, (step + 1) / warm) * (
+            0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps)) * 0.98 + 0.02
+        )
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     rng = np.random.default_rng(args.seed)
@@ -249,8 +289,15 @@ def main(argv: list[str] | None = None) -> None:
             bar.write(f"step {step}: dev AUC " + ", ".join(f"{k} {a:.3f}" for k, a in aucs.items()))
             save_checkpoint(checkpoint_state(parts, rng, step=step, history=history), ckpt)
     bar.close()
-    finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=model.state_dict(),
-               source="deepfake detector trained on faces-utk, self-blends and swaps (see models/deepfake.md)")
+    finish_run(
+        done=bar.n,
+        started=t0,
+        step=step,
+        steps=args.steps,
+        export=args.export,
+        weights=model.state_dict(),
+        source="deepfake detector trained on faces-utk, self-blends and swaps (see models/deepfake.md)",
+    )
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ from ..nn.facemesh import MESH_INPUT, MESH_LEFT_EYE, MESH_RIGHT_EYE, FaceMesh, m
 from ..ops.align import similarity_fit, similarity_onto
 from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES, head_pose, skin_lab
 
-
 DETECT_THRESHOLD = 0.5
 MIN_PRESENCE = 0.9
 #: turned or nodding further than this (degrees) is not used: the far side of the face would be stretched
@@ -187,8 +186,9 @@ def warp(rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def crop_and_mesh(net: FaceMesh, rgb: np.ndarray, box: np.ndarray, landmarks: np.ndarray, size: int
-                  ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+def crop_and_mesh(
+    net: FaceMesh, rgb: np.ndarray, box: np.ndarray, landmarks: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """(crop uint8 (size, size, 3), mesh (468, 3) in its pixels, presence, the photo-to-crop matrix):
     MediaPipe's crop from the detection, then the refined crop from that crop's mesh."""
     m0 = mesh_crop_matrix(box, landmarks, size=size)
@@ -315,8 +315,14 @@ def triangulate(points: np.ndarray, *, min_angle: float = MIN_HULL_ANGLE) -> np.
     temples, with long skinny triangles that would warp background into the face). Slivers inside (the
     closed lips' inner edges, the nostrils) stay: they keep the face covered."""
     lo, hi = points.min(0) - 1, points.max(0) + 1
-    subdiv = cv2.Subdiv2D((int(math.floor(lo[0])), int(math.floor(lo[1])),
-                           int(math.ceil(hi[0] - lo[0])) + 1, int(math.ceil(hi[1] - lo[1])) + 1))
+    subdiv = cv2.Subdiv2D(
+        (
+            int(math.floor(lo[0])),
+            int(math.floor(lo[1])),
+            int(math.ceil(hi[0] - lo[0])) + 1,
+            int(math.ceil(hi[1] - lo[1])) + 1,
+        )
+    )
     coord: dict[tuple[float, float], int] = {}
     for i, (x, y) in enumerate(points.astype(np.float32)):
         vx, vy = subdiv.getVertex(subdiv.insert((float(x), float(y))))[0]
@@ -351,13 +357,28 @@ class Measured:
     pose: np.ndarray | None = None
 
 
+def _known(value: np.ndarray | None) -> np.ndarray:
+    """A measurement the filters guarantee (the photo passed the step that makes it)."""
+    if value is None:
+        raise ValueError("a photo that passed the filters lacks a measurement")
+    return value
+
+
 #: The filters in the order they are applied; the card reports how many photos each one removed.
-REASONS = ("unreadable", "no face", "several faces", "presence < 0.9", "mesh outside the crop or photo",
-           f"not frontal (|yaw| or |pitch| > {MAX_YAW:g})", "mouth open")
+REASONS = (
+    "unreadable",
+    "no face",
+    "several faces",
+    "presence < 0.9",
+    "mesh outside the crop or photo",
+    f"not frontal (|yaw| or |pitch| > {MAX_YAW:g})",
+    "mouth open",
+)
 
 
-def measure_all(photos: list[Photo], detections: list[tuple[int, np.ndarray, np.ndarray]], net: FaceMesh,
-                size: int) -> tuple[list[Measured], np.ndarray]:
+def measure_all(
+    photos: list[Photo], detections: list[tuple[int, np.ndarray, np.ndarray]], net: FaceMesh, size: int
+) -> tuple[list[Measured], np.ndarray]:
     """Crop, mesh and measure every photo with one face; pose against the symmetric mean of the good meshes
     (:func:`symmetric_reference`, also returned)."""
     from tqdm import tqdm
@@ -387,7 +408,7 @@ def measure_all(photos: list[Photo], detections: list[tuple[int, np.ndarray, np.
         elif not (inside(m.mesh[:, :2], size, size) and inside(to_photo(m.mesh[:, :2], m.matrix), *rgb.shape[1::-1])):
             m.reason = "mesh outside the crop or photo"
     good = [m for m in out if m.mesh is not None and not m.reason]
-    reference = symmetric_reference(np.stack([m.mesh for m in good]))
+    reference = symmetric_reference(np.stack([_known(m.mesh) for m in good]))
     for m in out:
         if m.mesh is not None:
             m.pose = head_pose(m.mesh, reference)
@@ -417,8 +438,16 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def draw_sheet(crops: list[np.ndarray], meshes: np.ndarray, triangles: np.ndarray, dest: Path, *,
-               columns: int = 8, tile: int = 112, overlay: tuple[int, ...] = (0, 9, 18, 27)) -> int:
+def draw_sheet(
+    crops: list[np.ndarray],
+    meshes: np.ndarray,
+    triangles: np.ndarray,
+    dest: Path,
+    *,
+    columns: int = 8,
+    tile: int = 112,
+    overlay: tuple[int, ...] = (0, 9, 18, 27),
+) -> int:
     """A contact sheet of ``crops`` (RGB uint8, same side) in ``columns``, the triangulation drawn faintly on
     the ``overlay`` ones; written as a 256-colour PNG. Returns its size in bytes."""
     from PIL import Image
@@ -435,7 +464,7 @@ def draw_sheet(crops: list[np.ndarray], meshes: np.ndarray, triangles: np.ndarra
             img = cv2.addWeighted(crop, 0.7, lines, 0.3, 0)
         r, c = divmod(i, columns)
         y, x = pad + r * (tile + pad), pad + c * (tile + pad)
-        sheet[y:y + tile, x:x + tile] = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
+        sheet[y : y + tile, x : x + tile] = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
     buf = io.BytesIO()
     Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
     tmp = dest.with_name(dest.name + ".tmp")
@@ -444,8 +473,9 @@ def draw_sheet(crops: list[np.ndarray], meshes: np.ndarray, triangles: np.ndarra
     return len(buf.getvalue())
 
 
-def write_bank(out: Path, chosen: list[Measured], crops: list[np.ndarray], reference: np.ndarray,
-               triangles: np.ndarray) -> int:
+def write_bank(
+    out: Path, chosen: list[Measured], crops: list[np.ndarray], reference: np.ndarray, triangles: np.ndarray
+) -> int:
     """Write the crops, bank.safetensors and index.csv into ``out`` (older dNNNN.jpg there are removed).
     Returns the bytes written."""
     from safetensors.numpy import save_file
@@ -462,12 +492,23 @@ def write_bank(out: Path, chosen: list[Measured], crops: list[np.ndarray], refer
         (out / name).write_bytes(data)
         total += len(data)
         assert m.lab is not None and m.pose is not None
-        rows.append([name, m.photo.path.name, m.photo.collection, m.photo.sex, m.photo.group,
-                     *(f"{v:.2f}" for v in m.lab), *(f"{v:.2f}" for v in m.pose), f"{m.gap:.4f}", f"{m.glasses:.2f}"])
-    tensors = {
-        "mesh": np.stack([m.mesh for m in chosen]).astype(np.float32),
-        "pose": np.stack([m.pose for m in chosen]).astype(np.float32),
-        "lab": np.stack([m.lab for m in chosen]).astype(np.float32),
+        rows.append(
+            [
+                name,
+                m.photo.path.name,
+                m.photo.collection,
+                m.photo.sex,
+                m.photo.group,
+                *(f"{v:.2f}" for v in m.lab),
+                *(f"{v:.2f}" for v in m.pose),
+                f"{m.gap:.4f}",
+                f"{m.glasses:.2f}",
+            ]
+        )
+    tensors: dict[str, np.ndarray] = {
+        "mesh": np.stack([_known(m.mesh) for m in chosen]).astype(np.float32),
+        "pose": np.stack([_known(m.pose) for m in chosen]).astype(np.float32),
+        "lab": np.stack([_known(m.lab) for m in chosen]).astype(np.float32),
         "presence": np.asarray([m.presence for m in chosen], np.float32),
         "sex": np.asarray([SEXES.index(m.photo.sex) for m in chosen], np.uint8),
         "group": np.asarray([GROUPS.index(m.photo.group) for m in chosen], np.uint8),
@@ -478,14 +519,39 @@ def write_bank(out: Path, chosen: list[Measured], crops: list[np.ndarray], refer
     }
     tmp = out / (BANK_FILE + ".tmp")
     # one metadata key only (safetensors may order several at random, changing the file's bytes)
-    save_file(tensors, str(tmp), metadata={"codes": "sex: " + ",".join(SEXES) + "; group: " + ",".join(GROUPS)
-                                           + "; collection: " + ",".join(COLLECTIONS)})
+    save_file(
+        tensors,
+        str(tmp),
+        metadata={
+            "codes": "sex: "
+            + ",".join(SEXES)
+            + "; group: "
+            + ",".join(GROUPS)
+            + "; collection: "
+            + ",".join(COLLECTIONS)
+        },
+    )
     tmp.chmod(0o644)  # safetensors writes 0600
     tmp.replace(out / BANK_FILE)
     with open(out / INDEX_FILE, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["file", "source_file", "collection", "sex", "group", "L", "a", "b", "yaw", "pitch", "roll",
-                    "lip_gap", "glasses_score"])
+        w.writerow(
+            [
+                "file",
+                "source_file",
+                "collection",
+                "sex",
+                "group",
+                "L",
+                "a",
+                "b",
+                "yaw",
+                "pitch",
+                "roll",
+                "lip_gap",
+                "glasses_score",
+            ]
+        )
         w.writerows(rows)
     return total + (out / BANK_FILE).stat().st_size + (out / INDEX_FILE).stat().st_size
 
@@ -509,11 +575,14 @@ def filter_report(measured: list[Measured]) -> list[str]:
 
 def selection_report(pool: list[Measured], bins: np.ndarray, picked: list[int]) -> list[str]:
     """Lines for the card: chosen / eligible per stratum, the chosen's groups, L*, glasses, lip gap and pose."""
-    lightness = np.asarray([m.lab[0] for m in pool])  # type: ignore[index]
-    edges = np.linspace(*np.percentile(lightness, [2, 98]), L_BINS + 1)
+    lightness = np.asarray([_known(m.lab)[0] for m in pool])
+    lo, hi = np.percentile(lightness, [2, 98])
+    edges = np.linspace(lo, hi, L_BINS + 1)
     groups = sorted({stratum_group(m.photo) for m in pool})
-    lines = [f"L* bins (edges {', '.join(f'{e:.1f}' for e in edges)}; first and last open), chosen/eligible:",
-             "  " + " ".join(f"{g:>10}" for g in ["bin", *groups])]
+    lines = [
+        f"L* bins (edges {', '.join(f'{e:.1f}' for e in edges)}; first and last open), chosen/eligible:",
+        "  " + " ".join(f"{g:>10}" for g in ["bin", *groups]),
+    ]
     strata = [(int(b), stratum_group(m.photo)) for m, b in zip(pool, bins, strict=True)]
     for b in range(L_BINS):
         cells = [f"{sum(strata[i] == (b, g) for i in picked)}/{strata.count((b, g))}" for g in groups]
@@ -522,8 +591,10 @@ def selection_report(pool: list[Measured], bins: np.ndarray, picked: list[int]) 
     lines.append("groups of the chosen: " + _counts((m.photo.collection, m.photo.sex, m.photo.group) for m in chosen))
     q = np.percentile(lightness[picked], [0, 25, 50, 75, 100])
     lines.append(f"chosen L*: min {q[0]:.1f}, quartiles {q[1]:.1f}, {q[2]:.1f}, {q[3]:.1f}, max {q[4]:.1f}")
-    lines.append(f"chosen with glasses (score > {GLASSES_ABOVE}): {sum(m.glasses > GLASSES_ABOVE for m in chosen)}; "
-                 f"lip gap max {max(m.gap for m in chosen):.3f}")
+    lines.append(
+        f"chosen with glasses (score > {GLASSES_ABOVE}): {sum(m.glasses > GLASSES_ABOVE for m in chosen)}; "
+        f"lip gap max {max(m.gap for m in chosen):.3f}"
+    )
     poses = np.abs(np.stack([m.pose for m in chosen]))  # type: ignore[misc]
     lines.append(f"chosen |yaw|, |pitch|, |roll| means: {', '.join(f'{v:.1f}' for v in poses.mean(0))}")
     return lines
@@ -532,7 +603,12 @@ def selection_report(pool: list[Measured], bins: np.ndarray, picked: list[int]) 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="the donors folder (generated-photos/, tpdne/)")
-    ap.add_argument("--out", type=Path, required=True, help="the pool's folder (keep it out of the repository, e.g. /tmp/donor_pool)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="the pool's folder (keep it out of the repository, e.g. /tmp/donor_pool)",
+    )
     ap.add_argument("--size", type=int, default=256, help="crop side in pixels (default: %(default)s)")
     ap.add_argument("--count", type=int, default=None, help="donors to keep (default: every eligible photo)")
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
@@ -550,7 +626,7 @@ def main(argv: list[str] | None = None) -> None:
     photos = list_photos(args.data)
     measured, reference = measure_all(photos, detect_all(photos, args.cache), face_mesh(), args.size)
     pool = [m for m in measured if not m.reason]
-    bins = l_bins(np.asarray([m.lab[0] for m in pool]))  # type: ignore[index]
+    bins = l_bins(np.asarray([_known(m.lab)[0] for m in pool]))
     strata = [(stratum_group(m.photo), int(b)) for m, b in zip(pool, bins, strict=True)]
     picked = stratified_pick(strata, len(pool) if args.count is None else args.count, np.random.default_rng(args.seed))
     chosen = [pool[i] for i in picked]
@@ -563,8 +639,10 @@ def main(argv: list[str] | None = None) -> None:
     sheet_bytes = draw_sheet(crops[:48], meshes[:48], triangles, sheet)
 
     print("\n".join([*filter_report(measured), *selection_report(pool, bins, picked)]))
-    print(f"{len(chosen)} donors, {len(triangles)} triangles; {args.out}: {size / 1e6:.2f} MB; "
-          f"{sheet}: {sheet_bytes / 1e3:.0f} KB; {time.time() - started:.0f} s")
+    print(
+        f"{len(chosen)} donors, {len(triangles)} triangles; {args.out}: {size / 1e6:.2f} MB; "
+        f"{sheet}: {sheet_bytes / 1e3:.0f} KB; {time.time() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

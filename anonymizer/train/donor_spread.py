@@ -34,8 +34,13 @@ import argparse
 import csv
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..nn.attributes import FaceAttributes
+    from ..pipeline.donors import DonorBank
 
 #: donors compete for a face when their apparent ages differ by less than this (years) ...
 COMPETE_AGE = 15.0
@@ -46,7 +51,7 @@ COMPETE_TONE = 15.0
 CLEAR_SEX = 0.25
 
 
-def descriptors(bank: object, indices: np.ndarray) -> np.ndarray:
+def descriptors(bank: DonorBank, indices: np.ndarray) -> np.ndarray:
     """dlib's descriptors [K, 128] of the donors ``indices`` of ``bank`` (a DonorBank): each crop at its
     mesh's five points (also benchmarks/donor_pairs.py)."""
     from ..audit.recognizers import DlibRecognizer
@@ -55,15 +60,20 @@ def descriptors(bank: object, indices: np.ndarray) -> np.ndarray:
 
     rec, out = DlibRecognizer(), []
     for i in indices:
-        mesh = bank.mesh(int(i))  # type: ignore[attr-defined]
+        mesh = bank.mesh(int(i))
         (x1, y1), (x2, y2) = mesh[:, :2].min(0), mesh[:, :2].max(0)
-        face = Face(box=(float(x1), float(y1), float(x2), float(y2)), score=1.0,
-                    landmarks=tuple((float(x), float(y)) for x, y in five_points(mesh)))
-        out.append(rec.embed(bank.image(int(i)), face))  # type: ignore[attr-defined]
+        face = Face(
+            box=(float(x1), float(y1), float(x2), float(y2)),
+            score=1.0,
+            landmarks=tuple((float(x), float(y)) for x, y in five_points(mesh)),
+        )
+        out.append(rec.embed(bank.image(int(i)), face))
     return np.stack(out)
 
 
-def donor_looks(bank: object, indices: np.ndarray, head: object = None) -> tuple[np.ndarray, np.ndarray]:
+def donor_looks(
+    bank: DonorBank, indices: np.ndarray, head: FaceAttributes | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(probability of female, apparent age in years), float32 [K] each, of the donors ``indices``: as
     :meth:`anonymizer.pipeline.donor_painter.DonorPainter.looks` reads a face (float64 descriptor), with
     ``head`` (a FaceAttributes, turned to float64; default: the shipped weights)."""
@@ -75,10 +85,9 @@ def donor_looks(bank: object, indices: np.ndarray, head: object = None) -> tuple
     from ..pipeline.donor_swap import five_points
     from .attributes import embed_crops
 
-    crops = [align_face(bank.image(int(i)), five_points(bank.mesh(int(i))), size=IDENTITY_CROP)  # type: ignore[attr-defined]
-             for i in indices]
+    crops = [align_face(bank.image(int(i)), five_points(bank.mesh(int(i))), size=IDENTITY_CROP) for i in indices]
     desc = embed_crops(crops, desc="donors", dtype=torch.float64)
-    head = (head if head is not None else face_attributes()).eval().double()  # type: ignore[attr-defined]
+    head = (head if head is not None else face_attributes()).eval().double()
     with torch.inference_mode():
         female, age = head.predict(torch.from_numpy(desc))
     return female.numpy().astype(np.float32), age.numpy().astype(np.float32)
@@ -98,9 +107,11 @@ def clear_looks(female: np.ndarray, age: np.ndarray, recorded: np.ndarray) -> np
 def competing(female: np.ndarray, age: np.ndarray, lightness: np.ndarray) -> np.ndarray:
     """bool [K, K]: donors the painter could draw for the same face (see :data:`COMPETE_AGE`)."""
     sex = female > 0.5
-    return ((sex[:, None] == sex[None])
-            & (np.abs(age[:, None] - age[None]) < COMPETE_AGE)
-            & (np.abs(lightness[:, None] - lightness[None]) < COMPETE_TONE))
+    return (
+        (sex[:, None] == sex[None])
+        & (np.abs(age[:, None] - age[None]) < COMPETE_AGE)
+        & (np.abs(lightness[:, None] - lightness[None]) < COMPETE_TONE)
+    )
 
 
 def thin_hubs(dist: np.ndarray, keep: int, apart: float) -> np.ndarray:
@@ -148,8 +159,11 @@ def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray
         metadata = st.metadata()
     per_donor = {k: v[kept] for k, v in tensors.items() if k not in ("reference", "triangles")}
     shared = {"reference": tensors["reference"], "triangles": tensors["triangles"]}
-    save_file({**per_donor, **shared, **{k: v.astype(np.float32) for k, v in traits.items()}},
-              str(tmp / BANK_FILE), metadata=metadata)
+    save_file(
+        {**per_donor, **shared, **{k: v.astype(np.float32) for k, v in traits.items()}},
+        str(tmp / BANK_FILE),
+        metadata=metadata,
+    )
     (tmp / BANK_FILE).chmod(0o644)
     rows = [dict(pool.rows[int(i)]) for i in kept]  # type: ignore[attr-defined]
     with open(tmp / INDEX_FILE, "w", newline="") as f:
@@ -189,7 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     suitable = np.flatnonzero(donor_weights(pool) > 0)
     female, age = donor_looks(pool, suitable)
     clear = clear_looks(female, age, pool.codes.get("sex", np.zeros(len(pool), np.uint8))[suitable])
-    print(f"{len(pool)} donors in the pool, {len(suitable)} suitable, {int(clear.sum())} of them with a clear apparent sex")
+    print(
+        f"{len(pool)} donors in the pool, {len(suitable)} suitable, {int(clear.sum())} of them with a clear apparent "
+        "sex"
+    )
     suitable, female, age = suitable[clear], female[clear], age[clear]
     if not 1 <= args.keep <= len(suitable):
         raise SystemExit(f"--keep must be 1 .. {len(suitable)} (the suitable donors of clear looks), got {args.keep}")
@@ -198,21 +215,27 @@ def main(argv: list[str] | None = None) -> None:
     rival = competing(female, age, pool.labs[suitable, 0])
     kept = thin_hubs(np.where(rival, dist, np.inf), args.keep, args.apart)
     chosen = suitable[kept]
-    write_selection(pool, chosen, {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}, args.out)
+    write_selection(
+        pool, chosen, {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}, args.out
+    )
     bank = DonorBank.load(args.out)
     sheet = args.sheet or args.out.with_suffix(".png")
     draw_sheet([bank.image(i) for i in range(min(48, len(bank)))], bank.meshes[:48], bank.triangles, sheet)
     everyone = np.arange(len(suitable))
     print(f"{len(kept)} kept")
     for apart in (0.6, 0.7):
-        print(f"pairs more than {apart} apart: {share_apart(dist, everyone, apart):.1%} of the candidates, "
-              f"{share_apart(dist, kept, apart):.1%} of the kept; of the competing pairs "
-              f"{share_apart(dist, everyone, apart, rival):.1%} and {share_apart(dist, kept, apart, rival):.1%}")
+        print(
+            f"pairs more than {apart} apart: {share_apart(dist, everyone, apart):.1%} of the candidates, "
+            f"{share_apart(dist, kept, apart):.1%} of the kept; of the competing pairs "
+            f"{share_apart(dist, everyone, apart, rival):.1%} and {share_apart(dist, kept, apart, rival):.1%}"
+        )
     ages = bank.traits["age"]
-    print(f"kept: {int((bank.traits['female'] > 0.5).sum())} look female; ages under 13: {int((ages < 13).sum())}, "
-          f"13-19: {int(((ages >= 13) & (ages < 20)).sum())}, 20-39: {int(((ages >= 20) & (ages < 40)).sum())}, "
-          f"40-59: {int(((ages >= 40) & (ages < 60)).sum())}, 60 and up: {int((ages >= 60).sum())}; "
-          f"{args.out}, {sheet}")
+    print(
+        f"kept: {int((bank.traits['female'] > 0.5).sum())} look female; ages under 13: {int((ages < 13).sum())}, "
+        f"13-19: {int(((ages >= 13) & (ages < 20)).sum())}, 20-39: {int(((ages >= 20) & (ages < 40)).sum())}, "
+        f"40-59: {int(((ages >= 40) & (ages < 60)).sum())}, 60 and up: {int((ages >= 60).sum())}; "
+        f"{args.out}, {sheet}"
+    )
 
 
 if __name__ == "__main__":

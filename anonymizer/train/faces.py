@@ -58,8 +58,12 @@ class FaceSet:
     def face(self, i: int):  # noqa: ANN201 (a Face; imported lazily)
         from ..types import Face
 
-        return Face(box=tuple(float(v) for v in self.boxes[i]), score=float(self.scores[i]),  # type: ignore[arg-type]
-                    landmarks=tuple((float(x), float(y)) for x, y in self.landmarks[i]))
+        x1, y1, x2, y2 = self.boxes[i]
+        return Face(
+            box=(float(x1), float(y1), float(x2), float(y2)),
+            score=float(self.scores[i]),
+            landmarks=tuple((float(x), float(y)) for x, y in self.landmarks[i]),
+        )
 
 
 def cache_path(root: Path) -> Path:
@@ -69,7 +73,9 @@ def cache_path(root: Path) -> Path:
     return home() / "datasets" / f"{root.name}-{tag}-v{CACHE_VERSION}.npz"
 
 
-def prepare_faces(root: str | Path, *, with_dlib: bool = True, progress: bool = True, limit: int | None = None) -> FaceSet:
+def prepare_faces(
+    root: str | Path, *, with_dlib: bool = True, progress: bool = True, limit: int | None = None
+) -> FaceSet:
     """Detect (and describe with dlib) every face crop in ``root`` once; later calls read the cache."""
     root = Path(root)
     if not root.is_dir():
@@ -83,7 +89,15 @@ def prepare_faces(root: str | Path, *, with_dlib: bool = True, progress: bool = 
         cached = list(z["names"])
         if cached[: len(names)] == names and (not with_dlib or bool(z["with_dlib"])):
             n = len(names)
-            return FaceSet(root, z["names"][:n], z["boxes"][:n], z["landmarks"][:n], z["scores"][:n], z["descriptors"][:n], z["held_out"][:n])
+            return FaceSet(
+                root,
+                z["names"][:n],
+                z["boxes"][:n],
+                z["landmarks"][:n],
+                z["scores"][:n],
+                z["descriptors"][:n],
+                z["held_out"][:n],
+            )
     from tqdm import tqdm
 
     from ..api import get_finder
@@ -107,7 +121,12 @@ def prepare_faces(root: str | Path, *, with_dlib: bool = True, progress: bool = 
             continue
         h, w = rgb.shape[:2]
         # the crop's own face: the one nearest the centre among the confident ones
-        face = min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - w / 2) ** 2 + ((f.box[1] + f.box[3]) / 2 - h / 2) ** 2 - 1e4 * f.score)
+        face = min(
+            faces,
+            key=lambda f: (
+                ((f.box[0] + f.box[2]) / 2 - w / 2) ** 2 + ((f.box[1] + f.box[3]) / 2 - h / 2) ** 2 - 1e4 * f.score
+            ),
+        )
         boxes[i] = face.box
         lms[i] = face.landmarks
         scores[i] = face.score
@@ -115,8 +134,16 @@ def prepare_faces(root: str | Path, *, with_dlib: bool = True, progress: bool = 
             desc[i] = rec.embed(rgb, face)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, names=fs.names, boxes=boxes, landmarks=lms, scores=scores, descriptors=desc,
-             held_out=fs.held_out, with_dlib=np.asarray(with_dlib))
+    np.savez(
+        tmp,
+        names=fs.names,
+        boxes=boxes,
+        landmarks=lms,
+        scores=scores,
+        descriptors=desc,
+        held_out=fs.held_out,
+        with_dlib=np.asarray(with_dlib),
+    )
     tmp.replace(cache)
     log.info("cached %d faces in %s", n, cache)
     return fs
@@ -152,9 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m anonymizer.train.faces --subset OUT --train N --held-out M``: see :func:`subset`."""
     import argparse
 
-    ap = argparse.ArgumentParser(description="Copy a seeded subset of a faces folder with a slim faces cache "
-                                 "(for a machine that takes less data). The data stays research-only: keep OUT "
-                                 "out of the repository's history.")
+    ap = argparse.ArgumentParser(
+        description="Copy a seeded subset of a faces folder with a slim faces cache "
+        "(for a machine that takes less data). The data stays research-only: keep OUT "
+        "out of the repository's history."
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
     ap.add_argument("--subset", type=Path, required=True, help="the new folder (must not exist or be empty)")
     ap.add_argument("--train", type=int, required=True, help="training faces, a seeded random pick")
@@ -166,8 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as e:
         raise SystemExit(str(e)) from None
     size = sum(p.stat().st_size for p in args.subset.iterdir()) / 2**20
-    print(f"{args.subset}: {n_train} training and {n_held} held-out faces, {size:.1f} MiB "
-          f"(--data {args.subset} --faces-cache {args.subset / 'faces-cache.npz'})")
+    print(
+        f"{args.subset}: {n_train} training and {n_held} held-out faces, {size:.1f} MiB "
+        f"(--data {args.subset} --faces-cache {args.subset / 'faces-cache.npz'})"
+    )
 
 
 if __name__ == "__main__":

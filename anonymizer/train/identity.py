@@ -88,17 +88,32 @@ def bank_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(kept out, trained on): positions in a bank of ``count`` paintings; a seeded twentieth is kept out of
     the fine-tuning to measure face-to-surrogate distances (benchmarks/identity_check.py --bank-kept-out)."""
     order = np.random.default_rng(seed).permutation(count)
-    return order[: count // 20], order[count // 20:]
+    return order[: count // 20], order[count // 20 :]
 
 
-def bank_loss(model: torch.nn.Module, bank: dict[str, np.ndarray], rows: np.ndarray, images: np.ndarray,
-              landmarks: np.ndarray, targets: torch.Tensor, rng: np.random.Generator, *, pair_weight: float) -> torch.Tensor:
+def bank_loss(
+    model: torch.nn.Module,
+    bank: dict[str, np.ndarray],
+    rows: np.ndarray,
+    images: np.ndarray,
+    landmarks: np.ndarray,
+    targets: torch.Tensor,
+    rng: np.random.Generator,
+    *,
+    pair_weight: float,
+) -> torch.Tensor:
     """A batch of training faces and their painted surrogates (bank ``rows``): :func:`distill_loss` on
     all of them plus ``pair_weight`` x the L1 error of each face-to-its-surrogate distance (the distance
     the surrogate painter's identity check thresholds)."""
     faces = bank["index"][rows]
-    x = to_tensor(np.concatenate([aligned_batch(images[faces], landmarks[faces], rng),
-                                  aligned_batch(bank["images"][rows], landmarks[faces], rng)]))
+    x = to_tensor(
+        np.concatenate(
+            [
+                aligned_batch(images[faces], landmarks[faces], rng),
+                aligned_batch(bank["images"][rows], landmarks[faces], rng),
+            ]
+        )
+    )
     t = torch.cat([targets[faces], torch.from_numpy(bank["descriptors"][rows])])
     pred = model(x)
     n = len(rows)
@@ -106,8 +121,14 @@ def bank_loss(model: torch.nn.Module, bank: dict[str, np.ndarray], rows: np.ndar
     return distill_loss(pred, t, pair_weight=pair_weight) + pair_weight * own.abs().mean()
 
 
-def bank_report(model: torch.nn.Module, bank: dict[str, np.ndarray], rows: np.ndarray, images: np.ndarray,
-                landmarks: np.ndarray, targets: torch.Tensor) -> str:
+def bank_report(
+    model: torch.nn.Module,
+    bank: dict[str, np.ndarray],
+    rows: np.ndarray,
+    images: np.ndarray,
+    landmarks: np.ndarray,
+    targets: torch.Tensor,
+) -> str:
     """How well the student measures face-to-surrogate distances on bank ``rows`` kept out of training."""
     faces = bank["index"][rows]
     with torch.inference_mode():
@@ -117,14 +138,19 @@ def bank_report(model: torch.nn.Module, bank: dict[str, np.ndarray], rows: np.nd
     ds, dt = (a - b).norm(dim=1), (targets[faces] - painted).norm(dim=1)
     corr = float(torch.corrcoef(torch.stack([ds, dt]))[0, 1])
     err = float((b - painted).norm(dim=1).mean())
-    return f"{len(rows)} surrogates kept out: face-to-surrogate distance correlation with dlib {corr:.4f}, |student - dlib| {err:.4f}"
+    return (
+        f"{len(rows)} surrogates kept out: face-to-surrogate distance correlation with dlib {corr:.4f}, "
+        f"|student - dlib| {err:.4f}"
+    )
 
 
 def usable(fs: FaceSet) -> np.ndarray:
     return np.isfinite(fs.descriptors).all(1) & np.isfinite(fs.landmarks).all((1, 2))
 
 
-def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: str = "default", keep_every: int = 500) -> None:
+def paint_bank(
+    fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: str = "default", keep_every: int = 500
+) -> None:
     """Paint one surrogate into each face ``idx`` with the shipped painter (no identity check) and save the
     paintings with dlib's descriptor of each (``out``, .npz: ``index`` (N,), ``images`` uint8 (N, H, W, 3),
     ``descriptors`` float32 (N, 128)). Face i gets candidate k (0 .. ATTEMPTS-1, drawn from ``seed``) of
@@ -148,13 +174,17 @@ def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: s
     if partial.exists():
         with np.load(partial) as f:
             images, descs = list(f["images"]), list(f["descriptors"])
-    for n in tqdm(range(len(images), len(idx)), desc="painting the bank", unit="face", initial=len(images), total=len(idx)):
+    for n in tqdm(
+        range(len(images), len(idx)), desc="painting the bank", unit="face", initial=len(images), total=len(idx)
+    ):
         i = int(idx[n])
         rgb, face = fs.load_rgb(i), fs.face(i)
         s = bank.for_context(rgb.tobytes())
         painted = painter.paint(rgb, [face], s, choices={0: int(pick[n])})[0]  # candidate pick[n] of track 0
         if images and painted.shape != images[0].shape:
-            raise SystemExit(f"{fs.names[i]}: {painted.shape[:2]} pixels, the bank's other images {images[0].shape[:2]}")
+            raise SystemExit(
+                f"{fs.names[i]}: {painted.shape[:2]} pixels, the bank's other images {images[0].shape[:2]}"
+            )
         images.append(painted)
         descs.append(dlib.embed(painted, face))
         if (n + 1) % keep_every == 0:
@@ -165,22 +195,44 @@ def paint_bank(fs: FaceSet, idx: np.ndarray, out: Path, *, seed: int, weights: s
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="faces-utk folder (default: %(default)s)")
+    ap.add_argument(
+        "--data", type=Path, default=Path("../shared/data/faces-utk"), help="faces-utk folder (default: %(default)s)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/identity"), help="checkpoint folder (default: %(default)s)")
     ap.add_argument("--epochs", type=int, default=24, help="default: %(default)s")
     ap.add_argument("--batch", type=int, default=64, help="default: %(default)s")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, AdamW, cosine (default: %(default)s)")
-    ap.add_argument("--pair-weight", type=float, default=4.0, help="weight of the pairwise-distance loss against the MSE (default: %(default)s)")
+    ap.add_argument(
+        "--pair-weight",
+        type=float,
+        default=4.0,
+        help="weight of the pairwise-distance loss against the MSE (default: %(default)s)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N faces (smoke runs)")
-    ap.add_argument("--stop-after", type=int, default=None, help="stop after N epochs of this run (time-boxed runs; run again to resume)")
+    ap.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after N epochs of this run (time-boxed runs; run again to resume)",
+    )
     ap.add_argument("--export", type=Path, default=None, help="write the final weights here (safetensors)")
-    ap.add_argument("--init", type=Path, default=None, help="start from these weights (safetensors) instead of random ones")
-    ap.add_argument("--paint-bank", type=Path, default=None,
-                    help="paint one surrogate into each training face and save the bank here (.npz; see paint_bank), then stop")
-    ap.add_argument("--bank", type=Path, default=None,
-                    help="fine-tune on a painted bank: each batch is half training faces, half their surrogates")
+    ap.add_argument(
+        "--init", type=Path, default=None, help="start from these weights (safetensors) instead of random ones"
+    )
+    ap.add_argument(
+        "--paint-bank",
+        type=Path,
+        default=None,
+        help="paint one surrogate into each training face and save the bank here (.npz; see paint_bank), then stop",
+    )
+    ap.add_argument(
+        "--bank",
+        type=Path,
+        default=None,
+        help="fine-tune on a painted bank: each batch is half training faces, half their surrogates",
+    )
     args = ap.parse_args(argv)
 
     from tqdm import tqdm
@@ -246,8 +298,16 @@ def main(argv: list[str] | None = None) -> None:
                 x = to_tensor(aligned_batch(images[idx], fs.landmarks[idx], rng))
                 loss = distill_loss(model(x), targets[idx], pair_weight=args.pair_weight)
             else:
-                loss = bank_loss(model, bank, order[step * (args.batch // 2) : (step + 1) * (args.batch // 2)],
-                                 images, fs.landmarks, targets, rng, pair_weight=args.pair_weight)
+                loss = bank_loss(
+                    model,
+                    bank,
+                    order[step * (args.batch // 2) : (step + 1) * (args.batch // 2)],
+                    images,
+                    fs.landmarks,
+                    targets,
+                    rng,
+                    pair_weight=args.pair_weight,
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -273,7 +333,11 @@ def main(argv: list[str] | None = None) -> None:
 
         args.export.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(args.export), metadata={"source": "IdentityNet distilled from dlib (faces-utk); see models/identity_net.md"})
+        save_file(
+            state,
+            str(args.export),
+            metadata={"source": "IdentityNet distilled from dlib (faces-utk); see models/identity_net.md"},
+        )
         print(f"wrote {args.export}")
 
 

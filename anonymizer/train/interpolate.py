@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 
-def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float, *,
-                names: tuple[str, str] = ("A", "B")) -> tuple[dict[str, torch.Tensor], list[str]]:
+def interpolate(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float, *, names: tuple[str, str] = ("A", "B")
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """(the mixed tensors, the keys left out because only one side has them). Raises ValueError naming
     the key for a shape mismatch, unequal non-float tensors, or an alpha outside 0..1."""
     if not 0.0 <= alpha <= 1.0:
@@ -32,13 +33,17 @@ def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: f
     for key in sorted(set(a) & set(b)):
         ta, tb = a[key], b[key]
         if ta.shape != tb.shape or ta.dtype != tb.dtype:
-            raise ValueError(f"{key}: {names[0]} has {tuple(ta.shape)} {ta.dtype}, {names[1]} has {tuple(tb.shape)} {tb.dtype}")
+            raise ValueError(
+                f"{key}: {names[0]} has {tuple(ta.shape)} {ta.dtype}, {names[1]} has {tuple(tb.shape)} {tb.dtype}"
+            )
         if ta.is_floating_point():
             out[key] = ta * (1 - alpha) + tb * alpha
         elif torch.equal(ta, tb):
             out[key] = ta.clone()
         else:
-            raise ValueError(f"{key}: non-float tensors differ between {names[0]} and {names[1]}; they cannot be interpolated")
+            raise ValueError(
+                f"{key}: non-float tensors differ between {names[0]} and {names[1]}; they cannot be interpolated"
+            )
     if not out:
         raise ValueError(f"{names[0]} and {names[1]} share no tensors: not weights of the same model")
     return out, sorted(set(a) ^ set(b))

@@ -97,11 +97,17 @@ def to_input(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, samples: list[Sample], *, device: torch.device | None = None,
-             size: int = TEST_SIZE, mask_threshold: float = 0.5) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module,
+    samples: list[Sample],
+    *,
+    device: torch.device | None = None,
+    size: int = TEST_SIZE,
+    mask_threshold: float = 0.5,
+) -> dict[str, float]:
     """Mask AP50 / AP75 and box AP50 on ``samples`` (COCO-style, one class)."""
-    from ..pipeline.tracking import iou_matrix
     from ..ops.metrics import average_precision, mask_iou
+    from ..pipeline.tracking import iou_matrix
 
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -120,20 +126,30 @@ def evaluate(model: torch.nn.Module, samples: list[Sample], *, device: torch.dev
     finally:
         model.transform.min_size = old  # type: ignore[union-attr]
         model.train(was_training)
-    return {"mask_ap50": average_precision(per_mask, 0.5), "mask_ap75": average_precision(per_mask, 0.75),
-            "box_ap50": average_precision(per_box, 0.5)}
+    return {
+        "mask_ap50": average_precision(per_mask, 0.5),
+        "mask_ap75": average_precision(per_mask, 0.75),
+        "box_ap50": average_precision(per_box, 0.5),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/pennfudan"), help="default: %(default)s")
     ap.add_argument("--out", type=Path, default=Path("runs/masks"), help="checkpoint folder (default: %(default)s)")
-    ap.add_argument("--init", choices=("centerface", "random"), default="centerface", help="backbone start (default: %(default)s)")
+    ap.add_argument(
+        "--init", choices=("centerface", "random"), default="centerface", help="backbone start (default: %(default)s)"
+    )
     ap.add_argument("--epochs", type=int, default=40, help="default: %(default)s")
     ap.add_argument("--batch", type=int, default=2, help="default: %(default)s")
     ap.add_argument("--lr", type=float, default=0.01, help="peak SGD learning rate (default: %(default)s)")
-    ap.add_argument("--backbone-lr", type=float, default=None,
-                    help="backbone learning rate as a fraction of --lr (default: 0.1 for --init centerface, fine-tuning; 1 for random)")
+    ap.add_argument(
+        "--backbone-lr",
+        type=float,
+        default=None,
+        help="backbone learning rate as a fraction of --lr (default: 0.1 for --init centerface, fine-tuning; 1 for "
+        "random)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     ap.add_argument("--limit", type=int, default=None, help="use only N training photos (smoke runs)")
     ap.add_argument("--eval-every", type=int, default=4, help="epochs between dev evaluations (default: %(default)s)")
@@ -151,14 +167,18 @@ def main(argv: list[str] | None = None) -> None:
     dev = seed_and_device(args.seed, args.device)
     train = load_pennfudan(args.data, dev=False)[: args.limit]
     dev_set = load_pennfudan(args.data, dev=True)
-    print(f"training photos: {len(train)} ({sum(len(s.masks) for s in train)} people); "
-          f"dev: {len(dev_set)} ({sum(len(s.masks) for s in dev_set)} people); device {dev}")
+    print(
+        f"training photos: {len(train)} ({sum(len(s.masks) for s in train)} people); "
+        f"dev: {len(dev_set)} ({sum(len(s.masks) for s in dev_set)} people); device {dev}"
+    )
     model = person_maskrcnn(weights=None, backbone_init=args.init).to(dev).train()
     params = [p for p in model.parameters() if p.requires_grad]
     body = {id(p) for p in model.backbone.body.parameters()}  # type: ignore[union-attr]
     mult = args.backbone_lr if args.backbone_lr is not None else (0.1 if args.init == "centerface" else 1.0)
-    groups = [{"params": [p for p in params if id(p) in body], "lr": args.lr * mult},
-              {"params": [p for p in params if id(p) not in body], "lr": args.lr}]
+    groups = [
+        {"params": [p for p in params if id(p) in body], "lr": args.lr * mult},
+        {"params": [p for p in params if id(p) not in body], "lr": args.lr},
+    ]
     opt = torch.optim.SGD(groups, lr=args.lr, momentum=0.9, weight_decay=1e-4)
     per_epoch = math.ceil(len(train) / args.batch)
     total = per_epoch * args.epochs
@@ -188,13 +208,17 @@ def main(argv: list[str] | None = None) -> None:
             for j in order[i : i + args.batch]:
                 rgb, masks = augment(train[j], rng)
                 imgs.append(to_input(rgb, dev))
-                targets.append({"boxes": torch.from_numpy(boxes_of(masks)).to(dev),
-                                "labels": torch.ones(len(masks), dtype=torch.int64, device=dev),
-                                "masks": torch.from_numpy(masks.astype(np.uint8)).to(dev)})
+                targets.append(
+                    {
+                        "boxes": torch.from_numpy(boxes_of(masks)).to(dev),
+                        "labels": torch.ones(len(masks), dtype=torch.int64, device=dev),
+                        "masks": torch.from_numpy(masks.astype(np.uint8)).to(dev),
+                    }
+                )
             losses = model(imgs, targets)
             loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[union-attr]
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
             sched.step()
@@ -210,7 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         if epoch % args.eval_every == 0 or epoch == end:
             m = evaluate(model, dev_set, device=dev)
             history.append({"epoch": epoch, **m})
-            print(f"epoch {epoch}: dev mask AP50 {m['mask_ap50']:.3f}, mask AP75 {m['mask_ap75']:.3f}, box AP50 {m['box_ap50']:.3f}")
+            print(
+                f"epoch {epoch}: dev mask AP50 {m['mask_ap50']:.3f}, mask AP75 {m['mask_ap75']:.3f}, box AP50 "
+                f"{m['box_ap50']:.3f}"
+            )
         save_checkpoint(checkpoint_state(parts, rng, epoch=epoch, history=history, init=args.init), ckpt)
     took = time.monotonic() - t0
     print(f"this run: {took / 60:.1f} min")

@@ -33,7 +33,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..nn.sr import Discriminator, SRResNet
-from .common import add_run_options, checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
+from .common import (
+    add_run_options,
+    checkpoint_state,
+    face_landmarks,
+    finish_run,
+    resume,
+    save_checkpoint,
+    seed_and_device,
+)
 from .faces import is_held_out
 
 SCALE = 4
@@ -58,7 +66,9 @@ def load_split(root: Path, *, held_out: bool, limit: int | None = None) -> tuple
     return names, imgs
 
 
-def patch_batch(hr: np.ndarray, lr: np.ndarray, idx: np.ndarray, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def patch_batch(
+    hr: np.ndarray, lr: np.ndarray, idx: np.ndarray, rng: np.random.Generator, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
     lh, lw = lr.shape[1:3]
     for i in idx:
@@ -78,13 +88,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: runs/<model>)")
     ap.add_argument("--steps", type=int, default=6000, help="default: %(default)s")
-    ap.add_argument("--batch", type=int, default=16, help="patches (srresnet) or whole crops (srgan) per step (default: %(default)s)")
-    ap.add_argument("--patch", type=int, default=24, help="low-resolution patch side for srresnet (default: %(default)s)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=16,
+        help="patches (srresnet) or whole crops (srgan) per step (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--patch", type=int, default=24, help="low-resolution patch side for srresnet (default: %(default)s)"
+    )
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 srresnet, 1e-4 srgan)")
     ap.add_argument("--init", type=Path, default=None, help="srgan: start the generator from these weights")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
-    ap.add_argument("--faces-cache", type=Path, default=None,
-                    help="srgan: a prepared faces cache (.npz) with the landmarks, instead of preparing --data")
+    ap.add_argument(
+        "--faces-cache",
+        type=Path,
+        default=None,
+        help="srgan: a prepared faces cache (.npz) with the landmarks, instead of preparing --data",
+    )
     add_run_options(ap, save_every=250, export="write the final generator weights here")
     args = ap.parse_args(argv)
     out = args.out or Path("runs") / args.model
@@ -117,7 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     warm = max(1, args.steps // 50)
 
     def lr_at(step: int) -> float:
-        return min(1.0, (step + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps)) * 0.95 + 0.05)
+        return min(1.0, (step + 1) / warm) * (
+            0.5 * (1 + math.cos(math.pi * min(step, args.steps) / args.steps)) * 0.95 + 0.05
+        )
 
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lr_at)
     disc = opt_d = None
@@ -186,8 +209,15 @@ def main(argv: list[str] | None = None) -> None:
             bar.write(f"step {step}: held-out PSNR {psnr:.2f} dB (64 faces)")
             save_checkpoint(checkpoint_state(parts, rng, step=step), ckpt)
     bar.close()
-    finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
-               source=f"{args.model} trained on faces-utk (see models/{args.model}.md)")
+    finish_run(
+        done=bar.n,
+        started=t0,
+        step=step,
+        steps=args.steps,
+        export=args.export,
+        weights=gen.state_dict(),
+        source=f"{args.model} trained on faces-utk (see models/{args.model}.md)",
+    )
 
 
 def _val_psnr(gen: SRResNet, lr: torch.Tensor, hr: torch.Tensor) -> float:
@@ -212,7 +242,9 @@ def _identity_parts(root: Path, names: list[str], cache: Path | None = None) -> 
     return net, lms
 
 
-def _identity_loss(net: torch.nn.Module | None, lms: np.ndarray, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def _identity_loss(
+    net: torch.nn.Module | None, lms: np.ndarray, fake: torch.Tensor, real: torch.Tensor
+) -> torch.Tensor:
     """Mean IdentityNet embedding distance between the aligned output and the aligned original."""
     from ..nn.identity import IDENTITY_CROP
     from ..ops.align import TEMPLATE_112, affine_to_theta, similarity_transform
@@ -222,7 +254,12 @@ def _identity_loss(net: torch.nn.Module | None, lms: np.ndarray, fake: torch.Ten
     if not ok.any():
         return fake.sum() * 0
     size = fake.shape[-1], fake.shape[-2]
-    thetas = [affine_to_theta(similarity_transform(lm, TEMPLATE_112 * IDENTITY_CROP / 112), size, (IDENTITY_CROP, IDENTITY_CROP)) for lm in lms[ok]]
+    thetas = [
+        affine_to_theta(
+            similarity_transform(lm, TEMPLATE_112 * IDENTITY_CROP / 112), size, (IDENTITY_CROP, IDENTITY_CROP)
+        )
+        for lm in lms[ok]
+    ]
     theta = torch.tensor(np.stack(thetas), dtype=fake.dtype, device=fake.device)
     grid = F.affine_grid(theta, [int(ok.sum()), 3, IDENTITY_CROP, IDENTITY_CROP], align_corners=False)
     sel = torch.from_numpy(np.flatnonzero(ok)).to(fake.device)

@@ -81,20 +81,30 @@ from ..nn.surrogate import (
     face_mask,
     landmark_heatmaps,
 )
-from .common import add_run_options, checkpoint_state, face_landmarks, finish_run, resume, save_checkpoint, seed_and_device
+from .common import (
+    add_run_options,
+    checkpoint_state,
+    face_landmarks,
+    finish_run,
+    resume,
+    save_checkpoint,
+    seed_and_device,
+)
 from .faces import is_held_out
 
 
-def aligned_faces(root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None,
-                  size: int = SURROGATE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def aligned_faces(
+    root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None, size: int = SURROGATE_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """(crops uint8 (N, size, size, 3), landmarks float32 (N, 5, 2) in crop pixels) of one split, aligned
     onto :func:`~anonymizer.nn.surrogate.crop_template` of ``size``."""
     crops, lms, _ = aligned_split(root, held_out=held_out, limit=limit, cache=cache, size=size)
     return crops, lms
 
 
-def aligned_split(root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None,
-                  size: int = SURROGATE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aligned_split(
+    root: Path, *, held_out: bool, limit: int | None = None, cache: Path | None = None, size: int = SURROGATE_SIZE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`aligned_faces` and the file names (N,) of the crops."""
     import cv2
 
@@ -170,13 +180,21 @@ class DlibStudent:
         """:meth:`describe` the crops and keep them in the buffer; returns the descriptors."""
         crops, lm = self._arrays(images, lms)
         desc = self.rec.embed_aligned(crops, lm)
-        self.crops = np.concatenate([self.crops, crops])[-self.capacity:]
-        self.lms = np.concatenate([self.lms, lm])[-self.capacity:]
-        self.desc = np.concatenate([self.desc, desc])[-self.capacity:]
+        self.crops = np.concatenate([self.crops, crops])[-self.capacity :]
+        self.lms = np.concatenate([self.lms, lm])[-self.capacity :]
+        self.desc = np.concatenate([self.desc, desc])[-self.capacity :]
         return desc
 
-    def update(self, rng: np.random.Generator, real: torch.Tensor, real_lms: torch.Tensor, real_desc: torch.Tensor,
-               *, sample: int, jitter_amount: float) -> float:
+    def update(
+        self,
+        rng: np.random.Generator,
+        real: torch.Tensor,
+        real_lms: torch.Tensor,
+        real_desc: torch.Tensor,
+        *,
+        sample: int,
+        jitter_amount: float,
+    ) -> float:
         """One distillation step on ``sample`` buffered generated faces and the real ones given."""
         from .identity import distill_loss
 
@@ -188,7 +206,9 @@ class DlibStudent:
         target = torch.cat([real_desc, torch.from_numpy(self.desc[pick]).to(dev)])
         for p in self.net.parameters():
             p.requires_grad_(True)
-        loss = distill_loss(embed(self.net, x, jitter(identity_thetas(lm), jitter_amount)), target, pair_weight=self.pair_weight)
+        loss = distill_loss(
+            embed(self.net, x, jitter(identity_thetas(lm), jitter_amount)), target, pair_weight=self.pair_weight
+        )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -197,7 +217,13 @@ class DlibStudent:
         return float(loss.detach())
 
     def state_dict(self) -> dict[str, object]:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "crops": self.crops, "lms": self.lms, "desc": self.desc}
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "crops": self.crops,
+            "lms": self.lms,
+            "desc": self.desc,
+        }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.net.load_state_dict(state["net"])  # type: ignore[arg-type]
@@ -209,8 +235,13 @@ HARD_EVERY = 200
 
 
 @torch.no_grad()
-def closest_pairs(gen: torch.nn.Module, describe: Callable[[torch.Tensor, torch.Tensor], np.ndarray], x: torch.Tensor,
-                  lms: torch.Tensor, count: int) -> np.ndarray:
+def closest_pairs(
+    gen: torch.nn.Module,
+    describe: Callable[[torch.Tensor, torch.Tensor], np.ndarray],
+    x: torch.Tensor,
+    lms: torch.Tensor,
+    count: int,
+) -> np.ndarray:
     """The ``count`` pairs (count, 2) of palette rows whose faces, painted into the crops ``x`` (B, 3, S,
     S) with landmarks ``lms`` (B, 5, 2), ``describe(images, lms) -> (B, D) embeddings`` puts closest
     together on average."""
@@ -232,7 +263,9 @@ def load_palette(path: Path) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise SystemExit(f"{path}: cannot read a palette ({e})") from None
     if pal.shape != (PALETTE_SIZE, CODE_DIM) or not np.isfinite(pal).all() or not np.abs(pal).sum() > 0:
-        raise SystemExit(f"{path}: expected a finite, non-zero ({PALETTE_SIZE}, {CODE_DIM}) palette, got shape {pal.shape}")
+        raise SystemExit(
+            f"{path}: expected a finite, non-zero ({PALETTE_SIZE}, {CODE_DIM}) palette, got shape {pal.shape}"
+        )
     return pal.astype(np.float32)
 
 
@@ -247,8 +280,9 @@ def load_targets(path: Path) -> np.ndarray:
     return t.astype(np.float32)
 
 
-def critic_step(disc: torch.nn.Module, opt_d: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
-                heatmaps: torch.Tensor) -> torch.Tensor:
+def critic_step(
+    disc: torch.nn.Module, opt_d: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, heatmaps: torch.Tensor
+) -> torch.Tensor:
     """One step of the critic (hinge loss over its scales) on ``real`` and ``fake`` (no gradient to the
     generator); returns the loss."""
     real_l, _ = disc(real, heatmaps)
@@ -260,10 +294,23 @@ def critic_step(disc: torch.nn.Module, opt_d: torch.optim.Optimizer, real: torch
     return d_loss  # type: ignore[return-value]
 
 
-def warm_up(steps: int, gen: torch.nn.Module, disc: torch.nn.Module, opt_d: torch.optim.Optimizer,
-            student: DlibStudent | None, crops: np.ndarray, lms: np.ndarray, descs: np.ndarray | None,
-            palette: torch.Tensor | None, rng: np.random.Generator, dev: torch.device, *, batch: int, labels: int,
-            jitter_amount: float) -> None:
+def warm_up(
+    steps: int,
+    gen: torch.nn.Module,
+    disc: torch.nn.Module,
+    opt_d: torch.optim.Optimizer,
+    student: DlibStudent | None,
+    crops: np.ndarray,
+    lms: np.ndarray,
+    descs: np.ndarray | None,
+    palette: torch.Tensor | None,
+    rng: np.random.Generator,
+    dev: torch.device,
+    *,
+    batch: int,
+    labels: int,
+    jitter_amount: float,
+) -> None:
     """``steps`` steps of the critic (:func:`critic_step`, as in training) and of the student (dlib labels of the
     generator's faces, then a distillation step) against the fixed generator: a fresh critic should not
     meet a trained generator unprepared."""
@@ -274,15 +321,20 @@ def warm_up(steps: int, gen: torch.nn.Module, disc: torch.nn.Module, opt_d: torc
         x = torch.from_numpy(crops[idx]).permute(0, 3, 1, 2).float().div_(255.0).to(dev)
         lm_t = torch.from_numpy(lms[idx]).to(dev)
         hm, mask = landmark_heatmaps(lm_t), face_mask(lm_t)
-        z = (torch.randn(batch, CODE_DIM, device=dev) if palette is None
-             else palette[torch.from_numpy(rng.integers(0, len(palette), batch)).to(dev)].detach())
+        z = (
+            torch.randn(batch, CODE_DIM, device=dev)
+            if palette is None
+            else palette[torch.from_numpy(rng.integers(0, len(palette), batch)).to(dev)].detach()
+        )
         with torch.no_grad():
             out = gen(x, mask, hm, z)
         critic_step(disc, opt_d, x, out, hm)
         if student is not None and descs is not None and labels > 0:
             student.label(out[:labels], lm_t[:labels])
             if len(student.crops) >= 4 * batch:
-                student.update(rng, x, lm_t, torch.from_numpy(descs[idx]).to(dev), sample=batch, jitter_amount=jitter_amount)
+                student.update(
+                    rng, x, lm_t, torch.from_numpy(descs[idx]).to(dev), sample=batch, jitter_amount=jitter_amount
+                )
 
 
 def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
@@ -292,7 +344,9 @@ def identity_thetas(lms: torch.Tensor) -> torch.Tensor:
 
     dst = TEMPLATE_112 * IDENTITY_CROP / 112
     size = (SURROGATE_SIZE, SURROGATE_SIZE)
-    th = [affine_to_theta(similarity_transform(lm, dst), size, (IDENTITY_CROP, IDENTITY_CROP)) for lm in lms.cpu().numpy()]
+    th = [
+        affine_to_theta(similarity_transform(lm, dst), size, (IDENTITY_CROP, IDENTITY_CROP)) for lm in lms.cpu().numpy()
+    ]
     return torch.tensor(np.stack(th), dtype=torch.float32, device=lms.device)
 
 
@@ -315,7 +369,7 @@ def embed(net: torch.nn.Module, images: torch.Tensor, thetas: torch.Tensor) -> t
     from ..nn.identity import IDENTITY_CROP
 
     grid = F.affine_grid(thetas, [len(images), 3, IDENTITY_CROP, IDENTITY_CROP], align_corners=False)
-    return net(F.grid_sample(images, grid, align_corners=False, padding_mode="border"))  # type: ignore[no-any-return]
+    return net(F.grid_sample(images, grid, align_corners=False, padding_mode="border"))
 
 
 def lowpass(x: torch.Tensor) -> torch.Tensor:
@@ -351,42 +405,102 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20000, help="default: %(default)s")
     ap.add_argument("--batch", type=int, default=16, help="default: %(default)s")
     ap.add_argument("--lr", type=float, default=2e-4, help="default: %(default)s")
-    ap.add_argument("--margin", type=float, default=0.8, help="identity-change and diversity margin (IdentityNet distance; default: %(default)s)")
+    ap.add_argument(
+        "--margin",
+        type=float,
+        default=0.8,
+        help="identity-change and diversity margin (IdentityNet distance; default: %(default)s)",
+    )
     ap.add_argument("--w-id", type=float, default=1.0, help="identity-change weight (default: %(default)s)")
     ap.add_argument("--w-div", type=float, default=2.0, help="diversity weight (default: %(default)s)")
-    ap.add_argument("--w-pix", type=float, default=1.0, help="pixel-diversity weight: two codes must differ inside the mask (default: %(default)s)")
-    ap.add_argument("--pix-margin", type=float, default=0.1, help="pixel-diversity margin, mean |out1 - out2| in the mask, 0..1 (default: %(default)s)")
-    ap.add_argument("--jitter", type=float, default=0.05, help="random scale/shift of the recogniser's crop for the identity terms (default: %(default)s)")
+    ap.add_argument(
+        "--w-pix",
+        type=float,
+        default=1.0,
+        help="pixel-diversity weight: two codes must differ inside the mask (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--pix-margin",
+        type=float,
+        default=0.1,
+        help="pixel-diversity margin, mean |out1 - out2| in the mask, 0..1 (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--jitter",
+        type=float,
+        default=0.05,
+        help="random scale/shift of the recogniser's crop for the identity terms (default: %(default)s)",
+    )
     ap.add_argument("--w-color", type=float, default=5.0, help="low-pass colour weight (default: %(default)s)")
     ap.add_argument("--w-fm", type=float, default=1.0, help="feature-matching weight (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="use only N training faces (smoke runs)")
-    ap.add_argument("--faces-cache", type=Path, default=None,
-                    help="a faces cache .npz (names, landmarks, and descriptors for --dlib-labels) instead of preparing --data")
-    ap.add_argument("--dlib-labels", type=int, default=0,
-                    help="describe this many generated faces per step with dlib and keep fine-tuning a copy of IdentityNet on "
-                         "them, which the identity terms then use (0: the shipped IdentityNet, frozen; needs the audit extra; "
-                         "default: %(default)s)")
-    ap.add_argument("--student-lr", type=float, default=1e-4, help="learning rate of the --dlib-labels student (default: %(default)s)")
-    ap.add_argument("--init", type=Path, default=None,
-                    help="a new run starts from this checkpoint's generator and critic (and --dlib-labels student, when it "
-                         "has one), e.g. runs/surrogate/last.pt, or from generator weights alone (.safetensors, e.g. "
-                         "models/surrogate.safetensors; fresh critic); step, schedule and the GAN's optimisers start afresh")
-    ap.add_argument("--critic-warmup", type=int, default=0,
-                    help="a new run first trains the critic (and the --dlib-labels student) this many steps against the "
-                         "fixed generator, e.g. after --init from a .safetensors (default: %(default)s)")
-    ap.add_argument("--row-targets", type=Path, default=None,
-                    help=f"a .npy ({PALETTE_SIZE}, 128) of dlib shifts, one per palette row (python -m "
-                         "anonymizer.train.surrogate_palette --targets): pull each row's faces toward its target")
-    ap.add_argument("--w-target", type=float, default=1.0, help="weight of the --row-targets term (default: %(default)s)")
-    ap.add_argument("--palette", type=Path, default=None,
-                    help=f"a .npy of {PALETTE_SIZE} codes (python -m anonymizer.train.surrogate_palette): kept in the generator, "
-                         "and each step's two codes are two different rows of it (default: the generator's own palette, if it "
-                         "has one, else standard-normal codes)")
-    ap.add_argument("--hard-pairs", type=float, default=0.0,
-                    help="with a palette: the share of each batch's pairs drawn from its closest pairs (0..1; default: %(default)s)")
-    ap.add_argument("--palette-lr", type=float, default=0.0,
-                    help="with a palette: also learn its rows (Adam at this learning rate, the same schedule), so that each "
-                         "row can move apart from the others on its own (0: the rows stay fixed; default: %(default)s)")
+    ap.add_argument(
+        "--faces-cache",
+        type=Path,
+        default=None,
+        help="a faces cache .npz (names, landmarks, and descriptors for --dlib-labels) instead of preparing --data",
+    )
+    ap.add_argument(
+        "--dlib-labels",
+        type=int,
+        default=0,
+        help="describe this many generated faces per step with dlib and keep fine-tuning a copy of IdentityNet on "
+        "them, which the identity terms then use (0: the shipped IdentityNet, frozen; needs the audit extra; "
+        "default: %(default)s)",
+    )
+    ap.add_argument(
+        "--student-lr",
+        type=float,
+        default=1e-4,
+        help="learning rate of the --dlib-labels student (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="a new run starts from this checkpoint's generator and critic (and --dlib-labels student, when it "
+        "has one), e.g. runs/surrogate/last.pt, or from generator weights alone (.safetensors, e.g. "
+        "models/surrogate.safetensors; fresh critic); step, schedule and the GAN's optimisers start afresh",
+    )
+    ap.add_argument(
+        "--critic-warmup",
+        type=int,
+        default=0,
+        help="a new run first trains the critic (and the --dlib-labels student) this many steps against the "
+        "fixed generator, e.g. after --init from a .safetensors (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--row-targets",
+        type=Path,
+        default=None,
+        help=f"a .npy ({PALETTE_SIZE}, 128) of dlib shifts, one per palette row (python -m "
+        "anonymizer.train.surrogate_palette --targets): pull each row's faces toward its target",
+    )
+    ap.add_argument(
+        "--w-target", type=float, default=1.0, help="weight of the --row-targets term (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--palette",
+        type=Path,
+        default=None,
+        help=f"a .npy of {PALETTE_SIZE} codes (python -m anonymizer.train.surrogate_palette): kept in the generator, "
+        "and each step's two codes are two different rows of it (default: the generator's own palette, if it "
+        "has one, else standard-normal codes)",
+    )
+    ap.add_argument(
+        "--hard-pairs",
+        type=float,
+        default=0.0,
+        help="with a palette: the share of each batch's pairs drawn from its closest pairs (0..1; default: "
+        "%(default)s)",
+    )
+    ap.add_argument(
+        "--palette-lr",
+        type=float,
+        default=0.0,
+        help="with a palette: also learn its rows (Adam at this learning rate, the same schedule), so that each "
+        "row can move apart from the others on its own (0: the rows stay fixed; default: %(default)s)",
+    )
     add_run_options(ap, save_every=500, export="write the final generator weights here")
     args = ap.parse_args(argv)
 
@@ -423,7 +537,14 @@ def main(argv: list[str] | None = None) -> None:
     step = 0
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
-    parts: dict[str, Any] = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d, "sched_g": sched_g, "sched_d": sched_d}
+    parts: dict[str, Any] = {
+        "gen": gen,
+        "disc": disc,
+        "opt_g": opt_g,
+        "opt_d": opt_d,
+        "sched_g": sched_g,
+        "sched_d": sched_d,
+    }
     if args.palette_lr < 0:
         raise SystemExit("--palette-lr must be >= 0")
     rows = opt_p = sched_p = None  # the palette's rows as a parameter and their optimiser, with --palette-lr
@@ -448,8 +569,10 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, RuntimeError, ValueError, SafetensorError) as e:
             raise SystemExit(f"{args.init}: not surrogate generator weights ({e})") from None
         if len(gen.alt):
-            raise SystemExit(f"{args.init}: an ensemble of {len(gen.alt) + 1} generators (surrogate_palette --weigh --join); "
-                             "train from one plain generator's weights")
+            raise SystemExit(
+                f"{args.init}: an ensemble of {len(gen.alt) + 1} generators (surrogate_palette --weigh --join); "
+                "train from one plain generator's weights"
+            )
         print(f"started from the generator weights {args.init} (fresh critic)")
     elif args.init is not None:
         init = torch.load(args.init, weights_only=False, map_location=dev)  # our own checkpoint
@@ -465,13 +588,18 @@ def main(argv: list[str] | None = None) -> None:
         gen.set_palette(torch.from_numpy(load_palette(args.palette)))
     palette = gen.palette if gen.has_palette else None
     if palette is not None:
-        print(f"codes: two different rows of the generator's palette of {len(palette)}"
-              + (f", learnt at lr {args.palette_lr:g}" if rows is not None else ""))
+        print(
+            f"codes: two different rows of the generator's palette of {len(palette)}"
+            + (f", learnt at lr {args.palette_lr:g}" if rows is not None else "")
+        )
     if rows is not None:
         if palette is None:
             raise SystemExit("--palette-lr needs a palette (--palette)")
         if rows.shape != palette.shape:
-            raise SystemExit(f"--palette-lr learns a palette of {len(rows)} rows; this generator's has {len(palette)} (give --palette)")
+            raise SystemExit(
+                f"--palette-lr learns a palette of {len(rows)} rows; this generator's has {len(palette)} (give "
+                "--palette)"
+            )
         with torch.no_grad():
             rows.copy_(gen.palette)  # the generator's buffer is what checkpoints and exports keep
         palette = rows
@@ -495,11 +623,25 @@ def main(argv: list[str] | None = None) -> None:
     def describe(images: torch.Tensor, lm: torch.Tensor) -> np.ndarray:
         if student is not None:
             return student.describe(images, lm)
-        return embed(recogniser, images, identity_thetas(lm)).cpu().numpy()  # type: ignore[no-any-return]
+        return embed(recogniser, images, identity_thetas(lm)).cpu().numpy()
 
     if step == 0 and st is None and args.critic_warmup > 0:
-        warm_up(args.critic_warmup, gen, disc, opt_d, student, crops, lms, descs, palette, rng, dev,
-                batch=args.batch, labels=args.dlib_labels, jitter_amount=args.jitter)
+        warm_up(
+            args.critic_warmup,
+            gen,
+            disc,
+            opt_d,
+            student,
+            crops,
+            lms,
+            descs,
+            palette,
+            rng,
+            dev,
+            batch=args.batch,
+            labels=args.dlib_labels,
+            jitter_amount=args.jitter,
+        )
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
     bar = tqdm(total=end - step, desc="surrogate", unit="step")
     avg: dict[str, float] = {}
@@ -553,15 +695,23 @@ def main(argv: list[str] | None = None) -> None:
         d_orig = (e1 - e_orig).norm(dim=1)
         d_pair = (e1 - e2).norm(dim=1)
         losses = {
-            "adv": -sum(f.mean() for f in fake_l) / len(fake_l) - sum(f.mean() for f in fake_l2) / len(fake_l2),  # type: ignore[operator]
+            "adv": -sum(f.mean() for f in fake_l) / len(fake_l) - sum(f.mean() for f in fake_l2) / len(fake_l2),
             "id": F.relu(args.margin - d_orig).mean(),
             "div": F.relu(args.margin - d_pair).mean(),
             "pix": F.relu(args.pix_margin - ((out1 - out2).abs() * mask).sum((1, 2, 3)) / area).mean(),
-            "color": (F.l1_loss(lowpass(out1) * mask, lowpass(x) * mask) + F.l1_loss(lowpass(out2) * mask, lowpass(x) * mask)),
-            "fm": sum(F.l1_loss(a, b) for a, b in zip(fake_f, real_f, strict=True)) / len(fake_f),  # type: ignore[operator]
+            "color": (
+                F.l1_loss(lowpass(out1) * mask, lowpass(x) * mask) + F.l1_loss(lowpass(out2) * mask, lowpass(x) * mask)
+            ),
+            "fm": sum(F.l1_loss(a, b) for a, b in zip(fake_f, real_f, strict=True)) / len(fake_f),
         }
-        g_loss = (losses["adv"] + args.w_id * losses["id"] + args.w_div * losses["div"] + args.w_pix * losses["pix"]
-                  + args.w_color * losses["color"] + args.w_fm * losses["fm"])
+        g_loss = (
+            losses["adv"]
+            + args.w_id * losses["id"]
+            + args.w_div * losses["div"]
+            + args.w_pix * losses["pix"]
+            + args.w_color * losses["color"]
+            + args.w_fm * losses["fm"]
+        )
         if targets is not None:
             rows_drawn = torch.from_numpy(np.concatenate([i1, i2])).to(dev)
             losses["tgt"] = (torch.cat([e1, e2]) - torch.cat([e_orig, e_orig]) - targets[rows_drawn]).norm(dim=1).mean()
@@ -585,8 +735,11 @@ def main(argv: list[str] | None = None) -> None:
         sched_d.step()
         step += 1
         if step % 10 == 0 or dev.type == "cpu":
-            stats = {**{k: float(v.detach()) for k, v in losses.items()}, "d": float(d_loss.detach()),  # type: ignore[union-attr]
-                     "dist": float(d_orig.mean().detach())}
+            stats = {
+                **{k: float(v.detach()) for k, v in losses.items()},
+                "d": float(d_loss.detach()),
+                "dist": float(d_orig.mean().detach()),
+            }
             for k, v in stats.items():
                 avg[k] = 0.95 * avg.get(k, v) + 0.05 * v
             bar.set_postfix({k: f"{v:.3f}" for k, v in avg.items()})
@@ -594,15 +747,24 @@ def main(argv: list[str] | None = None) -> None:
         if args.time_limit is not None and time.monotonic() - t0 > args.time_limit:
             end = step
         if step % args.save_every == 0 or step == end:
-            bar.write(f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
-                      f"between codes {float(d_pair.mean().detach()):.3f}"
-                      + (f"; dlib between codes {avg['dlib_pair']:.3f}" if "dlib_pair" in avg else ""))
+            bar.write(
+                f"step {step}: identity distance to the original {avg.get('dist', float('nan')):.3f}, "
+                f"between codes {float(d_pair.mean().detach()):.3f}"
+                + (f"; dlib between codes {avg['dlib_pair']:.3f}" if "dlib_pair" in avg else "")
+            )
             save_checkpoint(checkpoint_state(parts, rng, step=step, hard_pairs=hard), ckpt)
             if preview is not None:
                 save_preview(gen, *preview, args.out / "preview.png")
     bar.close()
-    finish_run(done=bar.n, started=t0, step=step, steps=args.steps, export=args.export, weights=gen.state_dict(),
-               source="surrogate generator trained on faces-utk (see models/surrogate.md)")
+    finish_run(
+        done=bar.n,
+        started=t0,
+        step=step,
+        steps=args.steps,
+        export=args.export,
+        weights=gen.state_dict(),
+        source="surrogate generator trained on faces-utk (see models/surrogate.md)",
+    )
 
 
 if __name__ == "__main__":

@@ -89,14 +89,16 @@ def choose(differ: np.ndarray, candidates: np.ndarray, k: int, *, rounds: int = 
     them: greedy farthest-first, then swaps that raise each member's sum with the others."""
     cand = [int(c) for c in candidates]
     if len(cand) < k:
-        raise SystemExit(f"only {len(cand)} candidate codes for a palette of {k}: use a larger --pool or a lower --min-deid")
+        raise SystemExit(
+            f"only {len(cand)} candidate codes for a palette of {k}: use a larger --pool or a lower --min-deid"
+        )
     sel = [cand[int(np.argmax(differ[np.ix_(cand, cand)].sum(1)))]]
     while len(sel) < k:
         rest = [c for c in cand if c not in sel]
         sel.append(rest[int(np.argmax(differ[np.ix_(rest, sel)].sum(1)))])
     for _ in range(rounds):
         for i in range(k):
-            others = sel[:i] + sel[i + 1:]
+            others = sel[:i] + sel[i + 1 :]
             rest = [c for c in cand if c not in sel]
             best = rest[int(np.argmax(differ[np.ix_(rest, others)].sum(1)))]
             if differ[best, others].sum() > differ[sel[i], others].sum():
@@ -120,29 +122,65 @@ def row_weights(same: np.ndarray, *, iterations: int = 20000, step: float = 0.5)
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/faces-utk"), help="default: %(default)s")
-    ap.add_argument("--weights", type=Path, default=Path("models/surrogate.safetensors"), help="generator weights (default: %(default)s)")
-    ap.add_argument("--out", type=Path, default=Path("runs/palette.npy"), help="the palette, .npy (default: %(default)s)")
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        default=Path("models/surrogate.safetensors"),
+        help="generator weights (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path("runs/palette.npy"), help="the palette, .npy (default: %(default)s)"
+    )
     ap.add_argument("--pool", type=int, default=1024, help="candidate codes (default: %(default)s)")
-    ap.add_argument("--faces", type=int, default=8, help="training faces each code is painted into (default: %(default)s)")
-    ap.add_argument("--min-deid", type=float, default=1.0,
-                    help="keep codes that de-identify at least this share of the faces (dlib > 0.6; default: %(default)s)")
+    ap.add_argument(
+        "--faces", type=int, default=8, help="training faces each code is painted into (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--min-deid",
+        type=float,
+        default=1.0,
+        help="keep codes that de-identify at least this share of the faces (dlib > 0.6; default: %(default)s)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    ap.add_argument("--targets", action="store_true",
-                    help="instead: choose a real person's dlib shift as a target for each row of the palette in --weights "
-                         "and write them to --out (.npy, rows x 128); --pool is then the number of candidate people")
-    ap.add_argument("--weigh", action="store_true",
-                    help="instead: weigh the rows of the palette in --weights and write a copy of those weights to --out (.safetensors)")
-    ap.add_argument("--extra", type=int, default=0,
-                    help="with --weigh: also weigh this many more seeded standard-normal codes, and give the copy a palette "
-                         "of the rows and those codes (default: %(default)s)")
-    ap.add_argument("--join", type=Path, action="append", default=[],
-                    help="with --weigh: another generator's weights whose palette rows are weighed along, painted by that "
-                         "generator (repeatable; the copy is an ensemble that carries it)")
-    ap.add_argument("--drop-unweighted", action="store_true",
-                    help="with --weigh: leave out the rows of --weights whose row weight is 0 before weighing")
-    ap.add_argument("--min-face", type=float, default=0.0,
-                    help="with --weigh: leave out rows and codes whose faces dlib's HOG detector (upsampling twice) finds in "
-                         "fewer than this share of the faces (0..1; default: %(default)s, keep all)")
+    ap.add_argument(
+        "--targets",
+        action="store_true",
+        help="instead: choose a real person's dlib shift as a target for each row of the palette in --weights "
+        "and write them to --out (.npy, rows x 128); --pool is then the number of candidate people",
+    )
+    ap.add_argument(
+        "--weigh",
+        action="store_true",
+        help="instead: weigh the rows of the palette in --weights and write a copy of those weights to --out "
+        "(.safetensors)",
+    )
+    ap.add_argument(
+        "--extra",
+        type=int,
+        default=0,
+        help="with --weigh: also weigh this many more seeded standard-normal codes, and give the copy a palette "
+        "of the rows and those codes (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--join",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --weigh: another generator's weights whose palette rows are weighed along, painted by that "
+        "generator (repeatable; the copy is an ensemble that carries it)",
+    )
+    ap.add_argument(
+        "--drop-unweighted",
+        action="store_true",
+        help="with --weigh: leave out the rows of --weights whose row weight is 0 before weighing",
+    )
+    ap.add_argument(
+        "--min-face",
+        type=float,
+        default=0.0,
+        help="with --weigh: leave out rows and codes whose faces dlib's HOG detector (upsampling twice) finds in "
+        "fewer than this share of the faces (0..1; default: %(default)s, keep all)",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -202,11 +240,13 @@ def main(argv: list[str] | None = None) -> None:
         with torch.inference_mode():
             c = torch.from_numpy(code).expand(len(x), -1)
             out = gen(x, mask, hm, c, net) if net <= len(gen.alt) else joined[net - len(gen.alt) - 1](x, mask, hm, c)
-        return np.stack([match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)])
+        return np.stack(
+            [match_colour(img, crop_a[j], inside[j]) for j, img in enumerate(out.permute(0, 2, 3, 1).numpy() * 255.0)]
+        )
 
     def describe(code: np.ndarray) -> np.ndarray:
         """dlib's descriptors (faces, 128) of ``code`` painted into the faces."""
-        return rec.embed_aligned(paint(code), lm_a)  # type: ignore[no-any-return]
+        return rec.embed_aligned(paint(code), lm_a)
 
     def look(code: np.ndarray, net: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
         """dlib's descriptors (faces, 128) of ``code`` painted into the faces by network ``net`` and, with
@@ -228,15 +268,25 @@ def main(argv: list[str] | None = None) -> None:
         if len(people) < args.pool:
             raise SystemExit(f"only {len(people)} candidate people for --pool {args.pool}")
         pick = rng.choice(people, args.pool, replace=False)
-        shift = np.stack([rec.embed_aligned(stranger_paint(fs.load_rgb(p), fs.landmarks[p], crop_a, lm_a, inside,
-                                                           mask[:, 0].numpy()), lm_a) - original
-                          for p in tqdm(pick, desc="people", unit="person")]).mean(1)  # (pool, 128)
-        rows = np.stack([describe(code) - original for code in tqdm(gen.palette.numpy(), desc="rows", unit="row")]).mean(1)
+        shift = np.stack(
+            [
+                rec.embed_aligned(
+                    stranger_paint(fs.load_rgb(p), fs.landmarks[p], crop_a, lm_a, inside, mask[:, 0].numpy()), lm_a
+                )
+                - original
+                for p in tqdm(pick, desc="people", unit="person")
+            ]
+        ).mean(1)  # (pool, 128)
+        rows = np.stack(
+            [describe(code) - original for code in tqdm(gen.palette.numpy(), desc="rows", unit="row")]
+        ).mean(1)
         targets = assign_targets(shift, rows)
         spread = np.linalg.norm(targets[:, None] - targets[None], axis=-1)[np.triu_indices(len(targets), 1)]
         now = np.linalg.norm(rows[:, None] - rows[None], axis=-1)[np.triu_indices(len(rows), 1)]
-        print(f"targets: mean distance between two rows' shifts {spread.mean():.3f} (the rows now: {now.mean():.3f}); "
-              f"row to its target {np.linalg.norm(targets - rows, axis=1).mean():.3f}")
+        print(
+            f"targets: mean distance between two rows' shifts {spread.mean():.3f} (the rows now: {now.mean():.3f}); "
+            f"row to its target {np.linalg.norm(targets - rows, axis=1).mean():.3f}"
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         np.save(args.out, targets.astype(np.float32))
         print(f"wrote {args.out}")
@@ -249,11 +299,29 @@ def main(argv: list[str] | None = None) -> None:
             own, own_nets = own[gen.row_weights > 0], own_nets[gen.row_weights > 0]
         extra = rng.standard_normal((args.extra, CODE_DIM)).astype(np.float32)
         codes = np.concatenate([own, extra, *(g.palette.numpy() for g in joined)])
-        nets = np.concatenate([own_nets, np.zeros(args.extra, np.int64),
-                               *(np.full(len(g.palette), k, np.int64) for k, g in enumerate(joined, 1))])
-        alt = {f"alt.{k}.{name}": v for k, st in enumerate(joined_states) for name, v in st.items() if not name.startswith("palette")}
-        weigh({**state, **alt}, codes, look, nets=nets, out=args.out, source=args.weights.name, rows=len(own),
-              min_face=args.min_face)
+        nets = np.concatenate(
+            [
+                own_nets,
+                np.zeros(args.extra, np.int64),
+                *(np.full(len(g.palette), k, np.int64) for k, g in enumerate(joined, 1)),
+            ]
+        )
+        alt = {
+            f"alt.{k}.{name}": v
+            for k, st in enumerate(joined_states)
+            for name, v in st.items()
+            if not name.startswith("palette")
+        }
+        weigh(
+            {**state, **alt},
+            codes,
+            look,
+            nets=nets,
+            out=args.out,
+            source=args.weights.name,
+            rows=len(own),
+            min_face=args.min_face,
+        )
         return
     codes = rng.standard_normal((args.pool, CODE_DIM)).astype(np.float32)
     original = rec.embed_aligned(crop_a, lm_a)
@@ -276,17 +344,22 @@ def main(argv: list[str] | None = None) -> None:
     sel = choose(differ, keep, PALETTE_SIZE)
     iu = np.triu_indices(args.pool, 1)
     ius = np.triu_indices(PALETTE_SIZE, 1)
-    print(f"{args.pool} codes on {args.faces} faces: two random codes differ on {differ[iu].mean():.1%}, "
-          f"de-identify {deid.mean():.1%}; {len(keep)} codes de-identify >= {args.min_deid:.0%}")
-    print(f"palette of {PALETTE_SIZE}: two of its codes differ on {differ[np.ix_(sel, sel)][ius].mean():.1%} "
-          f"(in sample), de-identify {deid[sel].mean():.1%}")
+    print(
+        f"{args.pool} codes on {args.faces} faces: two random codes differ on {differ[iu].mean():.1%}, "
+        f"de-identify {deid.mean():.1%}; {len(keep)} codes de-identify >= {args.min_deid:.0%}"
+    )
+    print(
+        f"palette of {PALETTE_SIZE}: two of its codes differ on {differ[np.ix_(sel, sel)][ius].mean():.1%} "
+        f"(in sample), de-identify {deid[sel].mean():.1%}"
+    )
     np.save(args.out, codes[sel])
     partial.unlink(missing_ok=True)
     print(f"wrote {args.out}")
 
 
-def stranger_paint(rgb: np.ndarray, landmarks: np.ndarray, crops: np.ndarray, lms: np.ndarray, inside: np.ndarray,
-                   alpha: np.ndarray) -> np.ndarray:
+def stranger_paint(
+    rgb: np.ndarray, landmarks: np.ndarray, crops: np.ndarray, lms: np.ndarray, inside: np.ndarray, alpha: np.ndarray
+) -> np.ndarray:
     """The face in ``rgb`` (its five ``landmarks``) painted into each aligned crop (N, S, S, 3) with landmarks
     ``lms`` (N, 5, 2): warped onto the crop's landmarks, colour-matched inside ``inside`` (N, S, S) and
     blended through ``alpha`` (N, S, S), as the painter blends a generated face."""
@@ -326,8 +399,17 @@ def assign_targets(shifts: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]], *,
-          out: Path, source: str, rows: int, min_face: float = 0.0, nets: np.ndarray | None = None) -> None:
+def weigh(
+    state: dict[str, Any],
+    codes: np.ndarray,
+    look: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]],
+    *,
+    out: Path,
+    source: str,
+    rows: int,
+    min_face: float = 0.0,
+    nets: np.ndarray | None = None,
+) -> None:
     """``--weigh``: S from the ``codes`` (the palette's ``rows`` rows first, then any ``--extra`` codes and
     any ``--join`` rows) painted into the faces, each by its network in ``nets`` (None: all 0; ``look``:
     descriptors and, with ``min_face`` > 0, whether dlib's detector finds each face), the codes found in
@@ -341,16 +423,21 @@ def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray, 
     from .common import save_weights
 
     nets = np.zeros(len(codes), np.int64) if nets is None else nets
-    looks = [look(code, int(net)) for code, net in tqdm(zip(codes, nets, strict=True), total=len(codes), desc="weigh", unit="code")]
+    looks = [
+        look(code, int(net))
+        for code, net in tqdm(zip(codes, nets, strict=True), total=len(codes), desc="weigh", unit="code")
+    ]
     desc = np.stack([d for d, _ in looks], axis=1)  # (faces, codes, 128)
     keep = np.ones(len(codes), bool)
     if min_face > 0:
         face = np.stack([f for _, f in looks if f is not None], axis=1).mean(0)  # (codes,)
         keep = face >= min_face
         extra = f"{face[rows:].mean():.1%}" if len(codes) > rows else "-"
-        print(f"--min-face {min_face:g}: {keep[:rows].sum()} of the {rows} rows and {keep[rows:].sum()} of the "
-              f"{len(codes) - rows} other codes (--extra, --join) kept (found as a face in {face[:rows].mean():.1%} and "
-              f"{extra} of the faces)")
+        print(
+            f"--min-face {min_face:g}: {keep[:rows].sum()} of the {rows} rows and {keep[rows:].sum()} of the "
+            f"{len(codes) - rows} other codes (--extra, --join) kept (found as a face in {face[:rows].mean():.1%} and "
+            f"{extra} of the faces)"
+        )
         if not keep.any():
             raise SystemExit(f"no code is found as a face in {min_face:.0%} of the faces: lower --min-face")
     same = 1.0 - pair_differ(desc[:, keep])
@@ -361,16 +448,25 @@ def weigh(state: dict[str, Any], codes: np.ndarray, look: Callable[[np.ndarray, 
         own = 1.0 - pair_differ(desc[:, :rows])
         np.fill_diagonal(own, 1.0)
         q, v = row_weights(own), np.full(rows, 1.0 / rows)
-        print(f"the palette's own {rows} rows: two passwords give the same person for {v @ own @ v:.1%} of faces equally "
-              f"often, {q @ own @ q:.1%} weighed")
-    print(f"{len(p)} codes on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} of "
-          f"faces with every code equally often, {p @ same @ p:.1%} weighed; the weighed codes are {1 / np.sum(p**2):.1f} "
-          f"codes' worth (largest weight {p.max() * len(p):.2f}x equal)")
+        print(
+            f"the palette's own {rows} rows: two passwords give the same person for {v @ own @ v:.1%} of faces equally "
+            f"often, {q @ own @ q:.1%} weighed"
+        )
+    print(
+        f"{len(p)} codes on {len(desc)} faces (in sample): two passwords give the same person for {u @ same @ u:.1%} "
+        "of "
+        f"faces with every code equally often, {p @ same @ p:.1%} weighed; the weighed codes are "
+        f"{1 / np.sum(p**2):.1f} "
+        f"codes' worth (largest weight {p.max() * len(p):.2f}x equal)"
+    )
     for k in range(1, int(nets.max()) + 1):
         print(f"network {k}: {int((nets[keep] == k).sum())} rows kept, {p[nets[keep] == k].sum():.1%} of the weight")
-    state = {**state, "palette": torch.from_numpy(np.ascontiguousarray(codes[keep], np.float32)),
-             "palette_weight": torch.from_numpy(p.astype(np.float32)),
-             "palette_net": torch.from_numpy(np.ascontiguousarray(nets[keep]))}
+    state = {
+        **state,
+        "palette": torch.from_numpy(np.ascontiguousarray(codes[keep], np.float32)),
+        "palette_weight": torch.from_numpy(p.astype(np.float32)),
+        "palette_net": torch.from_numpy(np.ascontiguousarray(nets[keep])),
+    }
     save_weights(state, out, f"{source} with palette rows weighed by anonymizer.train.surrogate_palette")
 
 

@@ -142,8 +142,12 @@ def _jpeg_embed(image: bytes, vault: bytes) -> bytes:
     if len(parts) > 0xFFFF:
         raise VaultError("vault too large for JPEG segments; use a sidecar .vault file")
     segments = b"".join(
-        b"\xff" + bytes([JPEG_MARKER]) + struct.pack(">H", 2 + len(JPEG_ID) + 4 + len(p)) + JPEG_ID
-        + struct.pack(">HH", i, len(parts)) + p
+        b"\xff"
+        + bytes([JPEG_MARKER])
+        + struct.pack(">H", 2 + len(JPEG_ID) + 4 + len(p))
+        + JPEG_ID
+        + struct.pack(">HH", i, len(parts))
+        + p
         for i, p in enumerate(parts)
     )
     return image[:insert] + segments + image[insert:]
@@ -258,4 +262,10 @@ def _vp8x_for(image: bytes) -> bytes:
     except (OSError, ValueError) as exc:
         raise VaultIntegrityError(f"integrity check failed: unreadable WebP ({exc})") from None
     flags = 0x10 if has_alpha else 0
-    return b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    return (
+        b"VP8X"
+        + struct.pack("<I", 10)
+        + bytes([flags, 0, 0, 0])
+        + (w - 1).to_bytes(3, "little")
+        + (h - 1).to_bytes(3, "little")
+    )

@@ -30,15 +30,15 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import VaultError, VaultIntegrityError, WrongKeyError
 from .keys import (
@@ -150,7 +150,7 @@ def _unpad(data: bytes, i: int) -> bytes:
     return b"".join(_unpad_stream(iter([data]), i))
 
 
-def _unpad_stream(parts: Iterator[bytes], i: int) -> Iterator[bytes]:
+def _unpad_stream(parts: Iterable[bytes], i: int) -> Iterator[bytes]:
     """The payload of version 2 plaintext given in parts: everything before the last 0x80, which only
     zeros may follow, the whole being :func:`padded_size` long. Holds back at most the trailing zeros."""
     held, total = b"", 0
@@ -214,7 +214,9 @@ class VaultWriter:
         padded = _pad(payload)
         self.add_stream(meta, io.BytesIO(padded).read, len(padded), padded=True)
 
-    def add_stream(self, meta: dict[str, Any], read: Callable[[int], bytes], size: int, *, padded: bool = False) -> None:
+    def add_stream(
+        self, meta: dict[str, Any], read: Callable[[int], bytes], size: int, *, padded: bool = False
+    ) -> None:
         """Seal one record of ``size`` bytes read with ``read`` (a file's ``read``), chunk by chunk, so
         that a whole file can be sealed without holding it in memory."""
         meta_bytes = canonical_json(meta)
@@ -260,7 +262,12 @@ class VaultWriter:
             slot["nonce"] = b64(nonce)
             slot["wrapped"] = b64(AESGCM(wrap_key).encrypt(nonce, self._cek, context))
         header_bytes = canonical_json(header)
-        head = MAGIC + struct.pack(">HI", VERSION, len(header_bytes)) + header_bytes + _header_mac(self._cek, header, header_bytes)
+        head = (
+            MAGIC
+            + struct.pack(">HI", VERSION, len(header_bytes))
+            + header_bytes
+            + _header_mac(self._cek, header, header_bytes)
+        )
         self._body.seek(0)
         if out is None:
             data = head + self._body.read()
@@ -355,8 +362,17 @@ def _parse_head(r: _Reader) -> Vault:
     header = _json(header_bytes, "header")
     if header.get("format") != "anonymizer-vault" or header.get("version") != version:
         raise VaultIntegrityError("malformed vault: header names another format or version")
+    _check_header(header, version)
+    r.digest = hashlib.sha256()
+    return Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
+
+
+def _check_header(header: dict[str, Any], version: int) -> None:
+    """Refuse a header whose fields do not have the types and bounds that :class:`VaultWriter` writes."""
     digest = header.get("records_sha256")
-    if version >= 2 and not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+    if version >= 2 and not (
+        isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    ):
         raise VaultIntegrityError("malformed vault: no record digest")
     if header.get("cipher") != "AES-256-GCM":
         raise VaultError(f"unsupported cipher {header.get('cipher')!r}")
@@ -380,8 +396,6 @@ def _parse_head(r: _Reader) -> Vault:
         raise VaultIntegrityError("malformed vault: info is not a flat object")
     if not isinstance(header.get("epk"), str | type(None)):
         raise VaultIntegrityError("malformed vault: bad ephemeral key")
-    r.digest = hashlib.sha256()
-    return Vault(header=header, header_bytes=header_bytes, header_mac=header_mac)
 
 
 def _parse_record(r: _Reader) -> tuple[dict[str, Any], bytes, list[bytes]]:
@@ -396,7 +410,9 @@ def _record_head(r: _Reader) -> tuple[dict[str, Any], bytes, int]:
         raise VaultIntegrityError(f"malformed vault: record meta of {mlen} bytes")
     meta_bytes = r.take(mlen, "record meta")
     meta = _json(meta_bytes, "record meta")
-    if not all(isinstance(v, str | int | float | type(None)) or (isinstance(v, list) and len(v) <= 16) for v in meta.values()):
+    if not all(
+        isinstance(v, str | int | float | type(None)) or (isinstance(v, list) and len(v) <= 16) for v in meta.values()
+    ):
         raise VaultIntegrityError("malformed vault: record meta is not flat")
     count = r.u32("chunk count")
     if count == 0 or count > MAX_CHUNKS:
@@ -452,7 +468,9 @@ def _unlock(vault: Vault, key: Key | Identity) -> bytes:
         return cek
     kinds = sorted({str(s.get("type")) for s in header["slots"]})
     if isinstance(key, Identity):
-        raise WrongKeyError(f"wrong password or key: this key is not a recipient of this vault (slots: {', '.join(kinds)})")
+        raise WrongKeyError(
+            f"wrong password or key: this key is not a recipient of this vault (slots: {', '.join(kinds)})"
+        )
     if not tried:
         raise WrongKeyError(f"wrong password or key: this vault has no password slot (slots: {', '.join(kinds)})")
     raise WrongKeyError("wrong password or key")
@@ -464,7 +482,9 @@ def open_vault(blob: bytes | Vault, key: Key | Identity) -> tuple[dict[str, Any]
         vault = blob if isinstance(blob, Vault) else parse(blob)
         aead = _open_head(vault, key)
         stream = _stream_context(vault.header)
-        return vault.info, [_decrypt(aead, stream, i, rec, vault.header["version"]) for i, rec in enumerate(vault.records)]
+        return vault.info, [
+            _decrypt(aead, stream, i, rec, vault.header["version"]) for i, rec in enumerate(vault.records)
+        ]
     except _CRASHES as exc:
         # the checks above should make these unreachable; a crafted vault must never escape as a crash
         raise VaultIntegrityError(f"malformed vault ({type(exc).__name__})") from None
@@ -510,7 +530,9 @@ def _open_head(vault: Vault, key: Key | Identity) -> AESGCM:
     return AESGCM(cek)
 
 
-def _decrypt(aead: AESGCM, stream: bytes, i: int, rec: tuple[dict[str, Any], bytes, list[bytes]], version: int) -> Record:
+def _decrypt(
+    aead: AESGCM, stream: bytes, i: int, rec: tuple[dict[str, Any], bytes, list[bytes]], version: int
+) -> Record:
     meta, meta_bytes, chunks = rec
     plain = _Chunks(aead, stream, i, meta_bytes, len(chunks), iter(chunks).__next__)
     return Record(meta=meta, payload=b"".join(_unpad_stream(plain, i) if version >= 2 else plain))
@@ -520,8 +542,9 @@ class _Chunks:
     """The decrypted chunks of record ``i``, read one at a time from ``source`` (a _Reader, or a
     function giving the next sealed chunk), each authenticated before it is given out."""
 
-    def __init__(self, aead: AESGCM, stream: bytes, i: int, meta_bytes: bytes, count: int,
-                 source: _Reader | Callable[[], bytes]) -> None:
+    def __init__(
+        self, aead: AESGCM, stream: bytes, i: int, meta_bytes: bytes, count: int, source: _Reader | Callable[[], bytes]
+    ) -> None:
         self.aead, self.stream, self.i, self.meta_bytes, self.count = aead, stream, i, meta_bytes, count
         self.next_chunk = (lambda: _read_chunk(source)) if isinstance(source, _Reader) else source
         self.done = 0

@@ -121,8 +121,13 @@ def _restore_original(rec: Record, anonymized: LoadedImage, info: dict[str, Any]
     """The whole original file sealed in place of its regions, decoded as it was when anonymized."""
     original = _decode_checked(rec.payload, (anonymized.width, anonymized.height), "sealed original")
     regions = rec.meta.get("regions")
-    return RestoredImage(image=original.rgb, alpha=original.alpha, regions=regions if isinstance(regions, int) else 0,
-                         info=info, source=original)
+    return RestoredImage(
+        image=original.rgb,
+        alpha=original.alpha,
+        regions=regions if isinstance(regions, int) else 0,
+        info=info,
+        source=original,
+    )
 
 
 def _decode_checked(data: bytes, size: tuple[Any, Any], what: str) -> LoadedImage:
@@ -135,12 +140,22 @@ def _decode_checked(data: bytes, size: tuple[Any, Any], what: str) -> LoadedImag
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 if im.size not in (size, size[::-1]):  # EXIF orientation may turn it upright
-                    raise VaultIntegrityError(f"integrity check failed: the {what} is {im.size[0]}x{im.size[1]}, "
-                                              f"the vault's image {size[0]}x{size[1]}")
+                    raise VaultIntegrityError(
+                        f"integrity check failed: the {what} is {im.size[0]}x{im.size[1]}, "
+                        f"the vault's image {size[0]}x{size[1]}"
+                    )
                 loaded = load_image(im)
     except VaultIntegrityError:
         raise
-    except (InputError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (
+        InputError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise VaultIntegrityError(f"the {what} cannot be decoded: {exc}") from None
     if (loaded.width, loaded.height) != size:
         raise VaultIntegrityError(f"integrity check failed: the {what}'s size differs from the vault's")
@@ -152,7 +167,9 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def restore_bytes(data: bytes, key: Key | Identity, *, sidecar: bytes | None = None, name: str = "image") -> RestoredImage:
+def restore_bytes(
+    data: bytes, key: Key | Identity, *, sidecar: bytes | None = None, name: str = "image"
+) -> RestoredImage:
     """Open the vault carried by ``data`` (or ``sidecar``) and put the original regions back.
 
     Raises WrongKeyError ("wrong password or key"), VaultIntegrityError ("integrity check failed") or
@@ -162,7 +179,9 @@ def restore_bytes(data: bytes, key: Key | Identity, *, sidecar: bytes | None = N
     if vault is None:
         vault = sidecar
     if vault is None:
-        raise VaultError(f"no vault found in {name} or beside it ({name}{SIDECAR_SUFFIX}); was it anonymized with a key?")
+        raise VaultError(
+            f"no vault found in {name} or beside it ({name}{SIDECAR_SUFFIX}); was it anonymized with a key?"
+        )
     info, records = open_vault(vault, key)
     if info.get("kind") != "image":
         raise VaultError(f"this vault holds a {info.get('kind')!r}, not an image")

@@ -100,7 +100,9 @@ def check_kdf_params(kdf: str, params: dict[str, Any]) -> dict[str, int]:
     if kdf == "scrypt" and out["n"] & (out["n"] - 1):
         raise VaultError(f"scrypt n={out['n']} is not a power of two")
     if kdf == "scrypt" and 128 * out["n"] * out["r"] > SCRYPT_MAX_BYTES:
-        raise VaultError(f"refusing scrypt parameters: n={out['n']}, r={out['r']} need more than {SCRYPT_MAX_BYTES >> 20} MiB")
+        raise VaultError(
+            f"refusing scrypt parameters: n={out['n']}, r={out['r']} need more than {SCRYPT_MAX_BYTES >> 20} MiB"
+        )
     return out
 
 
@@ -329,8 +331,14 @@ def key_file_kdf(kdf: str | None, params: dict[str, int] | None) -> tuple[str, d
 def seal_key_file(private: X25519PrivateKey, passphrase: bytes, *, kdf: str, params: dict[str, int]) -> bytes:
     """The armored key file holding ``private`` sealed under ``passphrase`` (``params`` already checked)."""
     salt, nonce = os.urandom(SALT_BYTES), os.urandom(12)
-    descriptor = {"format": KEY_FILE_FORMAT, "version": KEY_FILE_VERSION, "kdf": kdf, "params": params,
-                  "salt": b64(salt), "public": b64(public_bytes(private.public_key()))}
+    descriptor = {
+        "format": KEY_FILE_FORMAT,
+        "version": KEY_FILE_VERSION,
+        "kdf": kdf,
+        "params": params,
+        "salt": b64(salt),
+        "public": b64(public_bytes(private.public_key())),
+    }
     aead = AESGCM(_key_wrap_key(passphrase, kdf, salt, params))
     sealed = aead.encrypt(nonce, private.private_bytes_raw(), canonical_json(descriptor))
     body = base64.b64encode(canonical_json({**descriptor, "nonce": b64(nonce), "sealed": b64(sealed)}))
@@ -350,7 +358,9 @@ def _dearmor(data: bytes, path: Path) -> bytes:
     """The JSON inside the armor: exact BEGIN/END lines around base64 lines of at most 64 characters."""
     lines = data.strip().splitlines()
     if len(data) > KEY_FILE_MAX_BYTES or len(lines) < 3 or lines[0] != KEY_FILE_BEGIN or lines[-1] != KEY_FILE_END:
-        raise _bad_key_file(f"expected {KEY_FILE_BEGIN.decode()} ... END lines around at most {KEY_FILE_MAX_BYTES} bytes", path)
+        raise _bad_key_file(
+            f"expected {KEY_FILE_BEGIN.decode()} ... END lines around at most {KEY_FILE_MAX_BYTES} bytes", path
+        )
     if any(len(line) > 64 for line in lines[1:-1]):
         raise _bad_key_file("base64 lines longer than 64 characters", path)
     try:
@@ -395,7 +405,9 @@ def _parse_key_file(data: bytes, path: Path) -> _KeyFile:
         raise _bad_key_file(f"expected a canonical JSON object with the fields {sorted(_KEY_FILE_FIELDS)}", path)
     version = doc["version"]
     if doc["format"] != KEY_FILE_FORMAT or type(version) is not int or version != KEY_FILE_VERSION:
-        raise _bad_key_file(f"expected {KEY_FILE_FORMAT!r} version {KEY_FILE_VERSION}, got {doc['format']!r} version {version!r}", path)
+        raise _bad_key_file(
+            f"expected {KEY_FILE_FORMAT!r} version {KEY_FILE_VERSION}, got {doc['format']!r} version {version!r}", path
+        )
     params = _key_file_params(doc["kdf"], doc["params"], path)
     fields = {name: _key_file_bytes(doc, name, path) for name in _KEY_FILE_SIZES}
     descriptor = {k: v for k, v in doc.items() if k not in ("nonce", "sealed")}
@@ -470,8 +482,12 @@ class Identity:
         legacy = _LEGACY_BEGIN in data
         ident = cls(_load_pkcs8(data, pw, path), legacy_wrapping=legacy)
         if legacy:
-            log.warning("%s: this private key is wrapped with PKCS#8's PBKDF2 (2,048 iterations: cheap to guess); "
-                        "re-wrap it with `anonymizer keygen --rewrap %s` and the same passphrase", path, path)
+            log.warning(
+                "%s: this private key is wrapped with PKCS#8's PBKDF2 (2,048 iterations: cheap to guess); "
+                "re-wrap it with `anonymizer keygen --rewrap %s` and the same passphrase",
+                path,
+                path,
+            )
         return ident
 
     @property

@@ -64,8 +64,12 @@ class SurrogateSeed:
     def for_context(self, context: bytes) -> SurrogateSeed:
         """A seed for one photo or video (``context``: e.g. a digest of its pixels), so that the first
         face of two different photos does not get the same surrogate; the same context gives the same seed."""
-        material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                        info=b"anonymizer surrogate context" + hashlib.sha256(context).digest()).derive(self._material)
+        material = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"anonymizer surrogate context" + hashlib.sha256(context).digest(),
+        ).derive(self._material)
         return SurrogateSeed(material)
 
     def palette_index(self, track: int, size: int, weights: np.ndarray | None = None) -> int | None:
@@ -86,8 +90,12 @@ class SurrogateSeed:
                 raise InputError(f"palette weights must be {size} finite values >= 0, not all 0")
         if track >= size:
             return None
-        raw = HKDF(algorithm=hashes.SHA256(), length=8 * size, salt=None,
-                   info=b"anonymizer surrogate palette" + size.to_bytes(8, "big")).derive(self._material)
+        raw = HKDF(
+            algorithm=hashes.SHA256(),
+            length=8 * size,
+            salt=None,
+            info=b"anonymizer surrogate palette" + size.to_bytes(8, "big"),
+        ).derive(self._material)
         keys = np.frombuffer(raw, dtype=">u8")
         if weights is None:
             return int(np.argsort(keys, kind="stable")[track])
@@ -100,8 +108,12 @@ class SurrogateSeed:
         """A standard-normal float32 vector of ``dim`` values for ``track`` (Box-Muller on HKDF output)."""
         if track < 0 or dim < 2 or dim % 2:
             raise InputError(f"track must be >= 0 and dim an even number >= 2, got {track}, {dim}")
-        raw = HKDF(algorithm=hashes.SHA256(), length=8 * dim, salt=None,
-                   info=b"anonymizer surrogate code" + track.to_bytes(8, "big")).derive(self._material)
+        raw = HKDF(
+            algorithm=hashes.SHA256(),
+            length=8 * dim,
+            salt=None,
+            info=b"anonymizer surrogate code" + track.to_bytes(8, "big"),
+        ).derive(self._material)
         u = (np.frombuffer(raw, dtype=">u8").astype(np.float64) + 0.5) / 2.0**64  # open interval (0, 1)
         u1, u2 = u[0::2], u[1::2]
         r = np.sqrt(-2.0 * np.log(u1))

@@ -19,7 +19,7 @@ from test_image import _exif_with_gps_and_thumbnail  # noqa: E402
 from anonymizer import Key  # noqa: E402
 from anonymizer.api import anonymize_image  # noqa: E402
 from anonymizer.audit.metadata import metadata_leaks  # noqa: E402
-from anonymizer.audit.recognizers import DlibRecognizer, dlib_available, distance, get_recognizer  # noqa: E402
+from anonymizer.audit.recognizers import DlibRecognizer, distance, dlib_available, get_recognizer  # noqa: E402
 from anonymizer.audit.report import audit_image, find_original  # noqa: E402
 from anonymizer.cli.app import app  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
@@ -72,7 +72,9 @@ def test_align_face_rejects_bad_input(rgb, lm, message) -> None:
 def test_metadata_leaks_are_found_and_our_outputs_have_none(samples, tmp_path) -> None:
     arr = np.asarray(Image.open(samples / "grace_hopper.jpg").convert("RGB"))
     tagged = tmp_path / "tagged.jpg"
-    Image.fromarray(arr).save(tagged, "JPEG", exif=_exif_with_gps_and_thumbnail(orientation=1), xmp=b"<x:xmpmeta/>", comment=b"Alice's phone")
+    Image.fromarray(arr).save(
+        tagged, "JPEG", exif=_exif_with_gps_and_thumbnail(orientation=1), xmp=b"<x:xmpmeta/>", comment=b"Alice's phone"
+    )
     kinds = {leak.kind: leak.detail for leak in metadata_leaks(tagged)}
     assert set(kinds) == {"gps", "thumbnail", "xmp", "comment"}
     assert "48.8583" in kinds["gps"] and "Alice" in kinds["comment"]
@@ -168,7 +170,11 @@ def test_audit_verdicts(samples, finder, tmp_path) -> None:
     key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
     sealed = anonymize_image(src, key=key, method="solid").save(tmp_path / "sealed.png")
     res = audit_image(sealed, finder=finder, recognizer=rec, key=Key.from_password("pw"))
-    assert res.verdict == "pass" and res.vault == {"present": True, "opens": True} and res.original == "restored through the key"
+    assert (
+        res.verdict == "pass"
+        and res.vault == {"present": True, "opens": True}
+        and res.original == "restored through the key"
+    )
     res = audit_image(sealed, finder=finder, recognizer=rec, key=Key.from_password("wrong"))
     assert res.verdict == "fail" and res.vault["opens"] is False and "wrong password" in res.vault["error"]
 
@@ -194,7 +200,21 @@ def test_audit_command(samples, tmp_path) -> None:
     (outs / "grace_hopper.jpg").write_bytes((samples / "grace_hopper.jpg").read_bytes())  # not anonymized
     (outs / "broken.png").write_text("not an image")
     report, sheet = tmp_path / "audit.json", tmp_path / "audit.html"
-    r = CliRunner().invoke(app, ["audit", str(outs), "--originals", str(origs), "--json", str(report), "--html", str(sheet), "--recognizer", "dlib"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            str(outs),
+            "--originals",
+            str(origs),
+            "--json",
+            str(report),
+            "--html",
+            str(sheet),
+            "--recognizer",
+            "dlib",
+        ],
+    )
     assert r.exit_code == 1
     assert "PASS" in r.stdout and "FAIL" in r.stdout and "broken.png" in r.stdout
     doc = json.loads(report.read_text())
@@ -202,9 +222,13 @@ def test_audit_command(samples, tmp_path) -> None:
     assert verdicts == {"astronaut.png": "pass", "grace_hopper.jpg": "fail"}
     assert [Path(e["path"]).name for e in doc["errors"]] == ["broken.png"]
     files = {Path(f["path"]).name: f for f in doc["files"]}
-    assert files["grace_hopper.jpg"]["faces"] and all(0 <= f["synthetic"] <= 1 for f in files["grace_hopper.jpg"]["faces"])
+    assert files["grace_hopper.jpg"]["faces"] and all(
+        0 <= f["synthetic"] <= 1 for f in files["grace_hopper.jpg"]["faces"]
+    )
     page = sheet.read_text()
     assert page.count("data:image/png;base64") >= 4 and "recognisable" in page
     assert stat.S_IMODE(sheet.stat().st_mode) == 0o600
-    ok = CliRunner().invoke(app, ["audit", str(outs / "astronaut.png"), "--originals", str(origs), "--recognizer", "dlib"])
+    ok = CliRunner().invoke(
+        app, ["audit", str(outs / "astronaut.png"), "--originals", str(origs), "--recognizer", "dlib"]
+    )
     assert ok.exit_code == 0, ok.stderr

@@ -78,7 +78,9 @@ def test_audit_command_with_photos_and_videos(clip, samples, tmp_path) -> None:
     src.mkdir()
     (src / "walk.mp4").write_bytes(clip.read_bytes())
     (src / "hopper.jpg").write_bytes((samples / "grace_hopper.jpg").read_bytes())
-    r = CliRunner().invoke(app, ["audit", str(src), "--every", "4", "--json", str(tmp_path / "a.json"), "--html", str(tmp_path / "a.html")])
+    r = CliRunner().invoke(
+        app, ["audit", str(src), "--every", "4", "--json", str(tmp_path / "a.json"), "--html", str(tmp_path / "a.html")]
+    )
     assert r.exit_code == 1  # both still show a face
     doc = json.loads((tmp_path / "a.json").read_text())
     rows = {Path(f["path"]).name: f for f in doc["files"]}
@@ -97,7 +99,12 @@ def test_with_its_original_a_covered_video_passes_and_a_copy_fails(clip, finder,
     assert res.verdict == "pass", res.reasons
     assert res.original == str(clip) and len(res.identity) == 1
     row = res.identity[0]
-    assert row["first_frame"] == 0 and row["last_frame"] == 9 and not row["recognisable"] and row["frames_recognisable"] == 0
+    assert (
+        row["first_frame"] == 0
+        and row["last_frame"] == 9
+        and not row["recognisable"]
+        and row["frames_recognisable"] == 0
+    )
     copy = tmp_path / "copy.mp4"
     copy.write_bytes(clip.read_bytes())  # "anonymized" by copying
     res = audit_video(copy, finder=finder, original=clip, every=3, keep_images=True)
@@ -137,7 +144,9 @@ def test_audit_command_clears_a_default_video_with_its_original(clip, tmp_path) 
     assert CliRunner().invoke(app, ["anonymize", str(src), "-o", str(out)]).exit_code == 0
     alone = CliRunner().invoke(app, ["audit", str(out), "--every", "3"])
     assert alone.exit_code == 0, alone.output  # the covered face is not found again
-    r = CliRunner().invoke(app, ["audit", str(out), "--originals", str(src), "--every", "3", "--html", str(tmp_path / "a.html")])
+    r = CliRunner().invoke(
+        app, ["audit", str(out), "--originals", str(src), "--every", "3", "--html", str(tmp_path / "a.html")]
+    )
     assert r.exit_code == 0, r.output
     page = (tmp_path / "a.html").read_text()
     assert "<figcaption>original</figcaption>" in page and "<figcaption>output</figcaption>" in page

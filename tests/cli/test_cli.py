@@ -116,7 +116,10 @@ def test_anonymize_folder_mirrors_tree(runner: CliRunner, photo_tree: Path, tmp_
     out = tmp_path / "out"
     result = runner.invoke(app, ["anonymize", str(photo_tree), "-o", str(out), "--method", "solid"])
     assert result.exit_code == 0, result.output
-    assert f"anonymized 2 of 2 file(s) into {out}: 2 face(s) covered in 2 photo(s); 1 other file(s) skipped" in result.stderr
+    assert (
+        f"anonymized 2 of 2 file(s) into {out}: 2 face(s) covered in 2 photo(s); 1 other file(s) skipped"
+        in result.stderr
+    )
     assert _files(photo_tree) == before  # inputs byte-identical, nothing added next to them
     assert sorted(_files(out)) == ["astronaut.png", "sub/grace_hopper.jpg"]
     for rel, fmt in (("astronaut.png", "PNG"), ("sub/grace_hopper.jpg", "JPEG")):
@@ -138,7 +141,9 @@ def test_anonymize_default_is_solid(runner: CliRunner, samples: Path, tmp_path: 
     """Without --method a face is filled solid: the same output as --method solid, black over the face."""
     outs = {}
     for name, extra in (("default", []), ("solid", ["--method", "solid"]), ("pixelate", ["--method", "pixelate"])):
-        r = runner.invoke(app, ["anonymize", str(samples / "grace_hopper.jpg"), "-o", str(tmp_path / name), "--format", "png", *extra])
+        r = runner.invoke(
+            app, ["anonymize", str(samples / "grace_hopper.jpg"), "-o", str(tmp_path / name), "--format", "png", *extra]
+        )
         assert r.exit_code == 0, r.output
         outs[name] = (tmp_path / name / "grace_hopper.png").read_bytes()
     assert outs["default"] == outs["solid"] != outs["pixelate"]
@@ -265,9 +270,7 @@ def test_anonymize_jpe_file(runner: CliRunner, tmp_path: Path, samples: Path) ->
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to tell 1 thread from the default")
-def test_anonymize_threads_option_is_kept(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_anonymize_threads_option_is_kept(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A fresh finder cache (so a finder is built during the run) with random weights (cheap to build).
     monkeypatch.setattr(api, "_finder", functools.lru_cache(maxsize=4)(api._finder.__wrapped__))
     real_build = photo.build_model
@@ -276,7 +279,8 @@ def test_anonymize_threads_option_is_kept(
     threads = torch.get_num_threads()
     try:
         result = runner.invoke(
-            app, ["anonymize", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out"), "--threads", "1", "--upscale", "0"]
+            app,
+            ["anonymize", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out"), "--threads", "1", "--upscale", "0"],
         )
         assert result.exit_code == 0, result.output
         assert torch.get_num_threads() == 1

@@ -43,6 +43,8 @@ def test_backend_ray_help_names_its_options() -> None:
 
 
 def test_cluster_options_without_backend_ray_are_refused(samples, tmp_path) -> None:
-    res = CliRunner().invoke(app, ["anonymize", str(samples / "camera.png"), "-o", str(tmp_path / "o"), "--workers", "2"])
+    res = CliRunner().invoke(
+        app, ["anonymize", str(samples / "camera.png"), "-o", str(tmp_path / "o"), "--workers", "2"]
+    )
     assert res.exit_code == 2 and "--backend ray" in res.stderr
     assert not (tmp_path / "o").exists()

@@ -59,8 +59,13 @@ def test_a_switch_takes_no_value(tmp_path: Path) -> None:
 
 def test_cli_reference_is_current() -> None:
     """cli/README.md is what `make cli-docs` generates from the code today."""
-    made = subprocess.run([sys.executable, "-m", "typer", "anonymizer.cli.app", "utils", "docs", "--name", "anonymizer"],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+    made = subprocess.run(
+        [sys.executable, "-m", "typer", "anonymizer.cli.app", "utils", "docs", "--name", "anonymizer"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     committed = (ROOT / "cli" / "README.md").read_text()
     assert html.unescape(made.stdout) == committed, "cli/README.md is stale: run `make cli-docs`"
     assert "&#" not in committed and "pip install 'anonymizer[ray]'" in committed

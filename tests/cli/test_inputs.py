@@ -43,8 +43,9 @@ def test_detect_lists_skipped_files_too(mixed: Path) -> None:
     assert f"skipped {mixed / 'notes.txt'}: not a photo or video" in result.stderr
 
 
-@pytest.mark.parametrize("command", [["anonymize", "-o", "OUT"], ["detect"], ["enhance", "-o", "OUT"], ["restore", "-o", "OUT"],
-                                     ["audit"]])
+@pytest.mark.parametrize(
+    "command", [["anonymize", "-o", "OUT"], ["detect"], ["enhance", "-o", "OUT"], ["restore", "-o", "OUT"], ["audit"]]
+)
 def test_nothing_to_do_is_a_usage_error_naming_the_folder(tmp_path: Path, command: list[str]) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

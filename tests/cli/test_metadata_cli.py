@@ -47,7 +47,9 @@ def test_keep_metadata_leaves_out_what_identifies_and_says_so(tagged: Path, tmp_
 
 def test_keep_gps_keeps_the_position_and_says_so(tagged: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["anonymize", str(tagged), "-o", str(out), "--keep-metadata", "--keep-gps", "--json"])
+    result = CliRunner().invoke(
+        app, ["anonymize", str(tagged), "-o", str(out), "--keep-metadata", "--keep-gps", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert _exif(out / "portrait.jpg").get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitude] == (48.0, 51.0, 30.0)
     assert b"SN-0042-XYZ" not in (out / "portrait.jpg").read_bytes()

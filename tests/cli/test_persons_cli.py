@@ -81,8 +81,20 @@ def test_anonymize_persons_and_restore_exactly(runner_tmp, samples: Path, astron
     pw = tmp / "pw"
     pw.write_text("whole people")
     out = tmp / "out"
-    r = runner.invoke(app, ["anonymize", str(src), "-o", str(out), "--targets", "face,person",  # default method with persons: solid
-                            "--json", "--password-file", str(pw)])
+    r = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(src),
+            "-o",
+            str(out),
+            "--targets",
+            "face,person",  # default method with persons: solid
+            "--json",
+            "--password-file",
+            str(pw),
+        ],
+    )
     assert r.exit_code == 1
     rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
     assert rows["a.png"]["persons"] == len(astronaut_persons) and rows["a.png"]["faces"] == 1
@@ -99,7 +111,9 @@ def test_anonymize_persons_and_restore_exactly(runner_tmp, samples: Path, astron
 
 def test_anonymize_bad_targets(runner_tmp, samples: Path) -> None:
     runner, tmp = runner_tmp
-    r = runner.invoke(app, ["anonymize", str(samples / "astronaut.png"), "-o", str(tmp / "o"), "--targets", "face,,dog"])
+    r = runner.invoke(
+        app, ["anonymize", str(samples / "astronaut.png"), "-o", str(tmp / "o"), "--targets", "face,,dog"]
+    )
     assert r.exit_code == 2 and "targets must be" in r.stderr
     assert not (tmp / "o").exists()
 

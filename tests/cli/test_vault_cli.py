@@ -53,7 +53,10 @@ def test_password_round_trip_restores_png_bit_for_bit(runner, photos, pwfile, tm
             assert extract(f.read_bytes())[0] is not None  # embedded
     r = runner.invoke(app, ["restore", str(anon), "-o", str(rest), "--password-file", str(pwfile)])
     assert r.exit_code == 0, r.stderr
-    assert sorted(p.relative_to(rest).as_posix() for p in rest.rglob("*.png")) == ["astronaut.png", "sub/grace_hopper.png"]
+    assert sorted(p.relative_to(rest).as_posix() for p in rest.rglob("*.png")) == [
+        "astronaut.png",
+        "sub/grace_hopper.png",
+    ]
     np.testing.assert_array_equal(load_image(rest / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb)
     # JPEG output: the face region is exact, the rest is as decoded from the anonymized JPEG
     orig = load_image(photos / "sub" / "grace_hopper.jpg").rgb
@@ -78,7 +81,9 @@ def test_recipient_round_trip_and_field_device_cannot_restore(runner, photos, tm
     assert not (tmp_path / "x").exists()
     r = runner.invoke(app, ["restore", str(anon), "-o", str(tmp_path / "rest"), "--identity", str(priv)])
     assert r.exit_code == 0, r.stderr
-    np.testing.assert_array_equal(load_image(tmp_path / "rest" / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb)
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "rest" / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb
+    )
 
 
 def test_keygen_passphrase_and_no_overwrite(runner, tmp_path, monkeypatch) -> None:
@@ -136,7 +141,9 @@ def test_sidecar_vaults(runner, photos, pwfile, tmp_path, fmt, extra) -> None:
     r = runner.invoke(app, ["restore", str(anon), "-o", str(tmp_path / "rest"), "--password-file", str(pwfile)])
     assert r.exit_code == 0, r.stderr
     assert [p.name for p in (tmp_path / "rest").iterdir()] == ["astronaut.png"]
-    np.testing.assert_array_equal(load_image(tmp_path / "rest" / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb)
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "rest" / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb
+    )
 
 
 def test_password_sources(runner, photos, pwfile, tmp_path, monkeypatch) -> None:
@@ -150,7 +157,8 @@ def test_password_sources(runner, photos, pwfile, tmp_path, monkeypatch) -> None
     r = _anonymize(runner, photos / "astronaut.png", tmp_path / "b", "--ask-password")
     assert r.exit_code != 0  # no input to the prompt
     r = runner.invoke(
-        app, ["anonymize", str(photos / "astronaut.png"), "-o", str(tmp_path / "c"), "--upscale", "0", "--ask-password"],
+        app,
+        ["anonymize", str(photos / "astronaut.png"), "-o", str(tmp_path / "c"), "--upscale", "0", "--ask-password"],
         input=f"{PASSWORD}\n{PASSWORD}\n",
     )
     assert r.exit_code == 0, r.stderr
@@ -168,13 +176,31 @@ def test_installed_script_round_trip(photos, pwfile, tmp_path) -> None:
     exe = Path(sys.executable).parent / "anonymizer"
     env = dict(os.environ)
     out = subprocess.run(
-        [str(exe), "anonymize", str(photos / "astronaut.png"), "-o", str(tmp_path / "a"), "--upscale", "0",
-         "--password-file", str(pwfile)], capture_output=True, text=True, env=env, check=False,
+        [
+            str(exe),
+            "anonymize",
+            str(photos / "astronaut.png"),
+            "-o",
+            str(tmp_path / "a"),
+            "--upscale",
+            "0",
+            "--password-file",
+            str(pwfile),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     out = subprocess.run(
         [str(exe), "restore", str(tmp_path / "a"), "-o", str(tmp_path / "r"), "--password-file", str(pwfile)],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
-    np.testing.assert_array_equal(load_image(tmp_path / "r" / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb)
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "r" / "astronaut.png").rgb, load_image(photos / "astronaut.png").rgb
+    )

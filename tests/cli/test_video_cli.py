@@ -43,8 +43,7 @@ def test_batch_with_photos_videos_and_bad_videos(clip, samples, tmp_path) -> Non
     assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "photo.png"]  # nothing partial
     # the summary says what it counts: faces in photos, tracks (faces followed across frames) in videos
     tracks = rows["good.mp4"]["tracks"]
-    assert (f"1 face(s) covered in 1 photo(s); {tracks} face track(s) covered over 12 frame(s) in 1 video(s)"
-            in r.stderr)
+    assert f"1 face(s) covered in 1 photo(s); {tracks} face track(s) covered over 12 frame(s) in 1 video(s)" in r.stderr
     frames, _, audio, _ = decode(out / "good.mp4")
     assert len(frames) == 12 and audio
 
@@ -53,7 +52,9 @@ def test_video_restore_through_the_cli(clip, tmp_path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("video password")
     runner = CliRunner()
-    r = runner.invoke(app, ["anonymize", str(clip), "-o", str(tmp_path / "a"), "--lossless", "--password-file", str(pw)])
+    r = runner.invoke(
+        app, ["anonymize", str(clip), "-o", str(tmp_path / "a"), "--lossless", "--password-file", str(pw)]
+    )
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "a" / "walk.mp4.vault").is_file()
     r = runner.invoke(app, ["restore", str(tmp_path / "a"), "-o", str(tmp_path / "r"), "--password-file", str(pw)])
@@ -91,7 +92,11 @@ def test_a_disk_that_fills_up_fails_that_file_only(clip, samples, finder, tmp_pa
     code = "from anonymizer.cli.app import main; main()"
     r = subprocess.run(
         [sys.executable, "-c", code, "anonymize", str(src), "-o", str(out), "--lossless", "--json"],
-        capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(200_000), env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_file_size_limit(200_000),
+        env=dict(os.environ),
     )
     assert r.returncode == 1, r.stderr
     rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
@@ -154,7 +159,9 @@ def test_a_killed_run_leaves_nothing_once_run_again(tmp_path) -> None:
     pw.write_text("a long enough password")
     out, back = tmp_path / "out", tmp_path / "back"
     out.mkdir()
-    left, again = _run_killed_then_again(["anonymize", str(src), "-o", str(out), "--password-file", str(pw), "--lossless"], out)
+    left, again = _run_killed_then_again(
+        ["anonymize", str(src), "-o", str(out), "--password-file", str(pw), "--lossless"], out
+    )
     assert left and again.returncode == 0, (left, again.stderr)
     assert sorted(p.name for p in out.iterdir()) == ["long.mp4", "long.mp4.vault"]
     back.mkdir()

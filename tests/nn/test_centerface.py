@@ -174,8 +174,15 @@ def test_shipped_weights_checksum_is_checked(tmp_path: Path, monkeypatch) -> Non
 
     monkeypatch.setattr(w, "MODELS_DIR", tmp_path)
     (tmp_path / "shipped.safetensors").write_bytes(b"not the declared bytes")
-    spec = WeightSpec(name="test-shipped", model="centerface", file="shipped.safetensors", sha256="0" * 64,
-                      source="test", licence="MIT", input_spec="-")
+    spec = WeightSpec(
+        name="test-shipped",
+        model="centerface",
+        file="shipped.safetensors",
+        sha256="0" * 64,
+        source="test",
+        licence="MIT",
+        input_spec="-",
+    )
     assert not is_ready(spec)
     with pytest.raises(WeightsError, match="sha256 mismatch"):
         ensure_weights(spec)

@@ -32,6 +32,7 @@ from anonymizer.nn.facemesh import (
 )
 from anonymizer.weights import get_weights, sha256_file
 
+
 def _to_input(crop: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
 
@@ -192,8 +193,13 @@ def _run_tflite(it, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 def test_matches_litert(net: FaceMesh, interpreter, astronaut) -> None:
     _, _, crop, _ = astronaut
     g = torch.Generator().manual_seed(0)
-    batch = torch.cat([_to_input(crop), torch.rand(2, 3, MESH_INPUT, MESH_INPUT, generator=g),
-                       torch.full((1, 3, MESH_INPUT, MESH_INPUT), 0.5)])
+    batch = torch.cat(
+        [
+            _to_input(crop),
+            torch.rand(2, 3, MESH_INPUT, MESH_INPUT, generator=g),
+            torch.full((1, 3, MESH_INPUT, MESH_INPUT), 0.5),
+        ]
+    )
     lms, logits = _run_tflite(interpreter, batch)
     with torch.inference_mode():
         out = net(batch.contiguous(memory_format=torch.channels_last))

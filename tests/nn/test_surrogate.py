@@ -70,19 +70,32 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one_and_
     gen.palette_weight.uniform_(0.5, 2.0)
     again.load_state_dict(gen.state_dict())
     np.testing.assert_array_equal(again.row_weights, gen.palette_weight.double().numpy())  # type: ignore[arg-type]
-    old = {k: v for k, v in sd.items() if k not in ("palette", "palette_weight", "palette_net")}  # saved before the palette existed
+    old = {
+        k: v for k, v in sd.items() if k not in ("palette", "palette_weight", "palette_net")
+    }  # saved before the palette existed
     fresh = SurrogateGenerator()
     fresh.load_state_dict(old)
-    assert not fresh.has_palette and fresh.row_weights is None and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
-    more = dict({k: v for k, v in sd.items() if k != "palette_net"},  # surrogate_palette --weigh --extra, before ensembles
-                palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100))
+    assert (
+        not fresh.has_palette
+        and fresh.row_weights is None
+        and torch.equal(fresh.code_mlp[0].weight, gen.code_mlp[0].weight)
+    )
+    more = dict(
+        {k: v for k, v in sd.items() if k != "palette_net"},  # surrogate_palette --weigh --extra, before ensembles
+        palette=torch.randn(100, CODE_DIM),
+        palette_weight=torch.rand(100),
+    )
     big = SurrogateGenerator()
     big.load_state_dict(more)
     assert torch.equal(big.palette, more["palette"]) and big.row_weights is not None and len(big.row_weights) == 100
     assert torch.equal(big.state_dict()["palette"], more["palette"])  # saved again with its 100 rows
     big.set_palette(torch.ones(5, CODE_DIM))  # new rows, handed out equally often
     assert big.palette.shape == (5, CODE_DIM) and big.row_weights is None
-    for codes, weights in ((torch.ones(5, CODE_DIM + 1), None), (torch.ones(0, CODE_DIM), None), (torch.ones(5, CODE_DIM), torch.ones(4))):
+    for codes, weights in (
+        (torch.ones(5, CODE_DIM + 1), None),
+        (torch.ones(0, CODE_DIM), None),
+        (torch.ones(5, CODE_DIM), torch.ones(4)),
+    ):
         try:
             big.set_palette(codes, weights)
         except ValueError as e:
@@ -90,8 +103,10 @@ def test_palette_is_saved_with_the_weights_and_old_weights_load_without_one_and_
         else:
             raise AssertionError("a palette of the wrong shape must be refused")
     assert big.palette.shape == (5, CODE_DIM)  # unchanged by the refused ones
-    for wrong in (dict(sd, palette=torch.ones(3, CODE_DIM + 1)),  # codes of another length
-                  dict(sd, palette=torch.ones(3, CODE_DIM))):  # 3 rows, but 64 row weights
+    for wrong in (
+        dict(sd, palette=torch.ones(3, CODE_DIM + 1)),  # codes of another length
+        dict(sd, palette=torch.ones(3, CODE_DIM)),
+    ):  # 3 rows, but 64 row weights
         try:
             SurrogateGenerator().load_state_dict(wrong)
         except RuntimeError as e:
@@ -126,7 +141,9 @@ def test_an_ensemble_paints_each_row_with_its_own_network_and_loads_from_its_wei
     z = torch.randn(3, CODE_DIM)
     with torch.no_grad():
         mine, theirs = own(img, mask, hm, z), other(img, mask, hm, z)
-        assert torch.allclose(ens(img, mask, hm, z), mine, atol=1e-5) and torch.allclose(ens(img, mask, hm, z, 1), theirs, atol=1e-5)
+        assert torch.allclose(ens(img, mask, hm, z), mine, atol=1e-5) and torch.allclose(
+            ens(img, mask, hm, z, 1), theirs, atol=1e-5
+        )
         assert not torch.allclose(mine, theirs, atol=1e-2)
         mixed = ens(img, mask, hm, z, torch.tensor([1, 0, 1]))
         assert torch.allclose(mixed[[0, 2]], theirs[[0, 2]], atol=1e-5) and torch.allclose(mixed[1], mine[1], atol=1e-5)

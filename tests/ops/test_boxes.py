@@ -43,7 +43,9 @@ def test_empty_and_single() -> None:
     assert drop_contained(torch.tensor([[0.0, 0, 0, 0]]), torch.tensor([0.5])).tolist() == [0]  # zero area
 
 
-@pytest.mark.parametrize(("boxes", "scores"), [(torch.zeros(2, 3), torch.zeros(2)), (torch.zeros(2, 4), torch.zeros(3))])
+@pytest.mark.parametrize(
+    ("boxes", "scores"), [(torch.zeros(2, 3), torch.zeros(2)), (torch.zeros(2, 4), torch.zeros(3))]
+)
 def test_bad_input(boxes: torch.Tensor, scores: torch.Tensor) -> None:
     with pytest.raises(InputError, match="must be Tensor"):
         drop_contained(boxes, scores)

@@ -36,7 +36,6 @@ def test_translation_and_scale(image: np.ndarray) -> None:
 
 
 def test_the_nearer_triangle_covers_an_overlap(image: np.ndarray) -> None:
-    pts = np.array([[0, 0], [40, 0], [0, 40], [100, 0], [140, 0], [100, 40]], np.float64)
     dst = np.array([[0, 0], [40, 0], [0, 40], [0, 0], [40, 0], [0, 40]], np.float64)  # both onto one place
     tris = np.array([[0, 1, 2], [3, 4, 5]], np.int32)
     near_second = triangle_index_map(dst, tris, (50, 50), depth=np.array([5, 5, 5, 1, 1, 1.0]))

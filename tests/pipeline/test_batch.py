@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from anonymizer.errors import InputError, MediaError
-from anonymizer.pipeline.batch import BatchReport, Job, collect_inputs, output_suffix, plan, plan_jobs, run_jobs, walk_inputs
+from anonymizer.pipeline.batch import (
+    BatchReport,
+    Job,
+    collect_inputs,
+    output_suffix,
+    plan,
+    plan_jobs,
+    run_jobs,
+    walk_inputs,
+)
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:
@@ -233,7 +242,11 @@ def test_run_jobs_error_without_path_is_prefixed_with_the_file(tmp_path: Path) -
 
 def test_run_jobs_duplicate_destination_fails_the_later_job(tmp_path: Path) -> None:
     dest = tmp_path / "out" / "a.png"
-    jobs = [Job(tmp_path / "a.jpg", dest), Job(tmp_path / "a.png", dest), Job(tmp_path / "b.png", tmp_path / "out" / "b.png")]
+    jobs = [
+        Job(tmp_path / "a.jpg", dest),
+        Job(tmp_path / "a.png", dest),
+        Job(tmp_path / "b.png", tmp_path / "out" / "b.png"),
+    ]
     calls: list[Path] = []
     report = run_jobs(jobs, lambda job: calls.append(job.src))
     assert calls == [tmp_path / "a.jpg", tmp_path / "b.png"]  # the later duplicate never runs
@@ -248,7 +261,6 @@ def test_run_jobs_empty_and_without_destinations() -> None:
     jobs = [Job(Path("a.jpg"), None), Job(Path("a.jpg"), None)]  # detect-style jobs: no destination, no clash
     report = run_jobs(jobs, lambda job: 1)
     assert report.ok and len(report.done) == 2
-
 
 
 def test_the_manifest_skips_only_files_finished_the_same_way(tmp_path) -> None:
@@ -282,4 +294,8 @@ def test_the_manifest_skips_only_files_finished_the_same_way(tmp_path) -> None:
     (out / ".a.png.piece00001.part.png").write_bytes(b"x")
     (out / "..a.png.piece00001.part.png.beef.part.png").write_bytes(b"x")
     (out / ".b.png.1234abcd.part").write_bytes(b"x")  # another file's: kept
-    assert [p.name for p in stale_parts(dest)] == ["..a.png.piece00001.part.png.beef.part.png", ".a.png.1234abcd.part", ".a.png.piece00001.part.png"]
+    assert [p.name for p in stale_parts(dest)] == [
+        "..a.png.piece00001.part.png.beef.part.png",
+        ".a.png.1234abcd.part",
+        ".a.png.piece00001.part.png",
+    ]

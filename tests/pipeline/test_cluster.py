@@ -20,8 +20,8 @@ from videoclips import decode, face_centre, make_clip  # noqa: E402
 from anonymizer import Key  # noqa: E402
 from anonymizer.pipeline.batch import plan_jobs, run_jobs  # noqa: E402
 from anonymizer.pipeline.cluster import MANIFEST, plan_pieces, run_on_ray, running_workers  # noqa: E402
-from anonymizer.pipeline.photo import configure_runtime  # noqa: E402
 from anonymizer.pipeline.jobs import AnonymizeOptions, anonymize_file  # noqa: E402
+from anonymizer.pipeline.photo import configure_runtime  # noqa: E402
 from anonymizer.pipeline.video import restore_video  # noqa: E402
 
 OPTS = AnonymizeOptions(detect_every=3)
@@ -70,7 +70,11 @@ def _outputs(out: Path) -> list[str]:
 def test_a_video_is_cut_at_keyframes(folder) -> None:
     job = plan_jobs([folder / "walk.mp4"], folder.parent / "x")[0]
     pieces = plan_pieces(job, OPTS, 1.5)
-    assert [(p.start, p.first_frame) for p in pieces] == [(None, 0), (pytest.approx(2.0, abs=0.02), 24), (pytest.approx(4.0, abs=0.02), 48)]
+    assert [(p.start, p.first_frame) for p in pieces] == [
+        (None, 0),
+        (pytest.approx(2.0, abs=0.02), 24),
+        (pytest.approx(4.0, abs=0.02), 48),
+    ]
     assert [p.end for p in pieces][-1] is None and pieces[0].end == pieces[1].start
     assert len(plan_pieces(job, OPTS, 0)) == 1  # 0: one worker per video
     assert len(plan_pieces(job, AnonymizeOptions(start=1.0), 1.5)) == 1  # a span is done in one piece
@@ -79,15 +83,27 @@ def test_a_video_is_cut_at_keyframes(folder) -> None:
 def test_ray_gives_the_local_backend_outputs(local_ray, folder, tmp_path) -> None:
     _local(folder, tmp_path / "local")
     rows = []
-    report = run_on_ray(plan_jobs([folder], tmp_path / "ray"), tmp_path / "ray", OPTS, None, None, workers=2,
-                        segment_seconds=1.5, on_result=lambda j, r, e: rows.append((r, e)))
+    report = run_on_ray(
+        plan_jobs([folder], tmp_path / "ray"),
+        tmp_path / "ray",
+        OPTS,
+        None,
+        None,
+        workers=2,
+        segment_seconds=1.5,
+        on_result=lambda j, r, e: rows.append((r, e)),
+    )
     assert report.ok and len(report.done) == 4 and all(e is None for _, e in rows)
     assert _outputs(tmp_path / "ray") == sorted([*_outputs(tmp_path / "local"), MANIFEST])
     for name in ("astronaut.png", "camera.png", "grace_hopper.jpg"):  # photos: byte for byte
         assert (tmp_path / "ray" / "photos" / name).read_bytes() == (tmp_path / "local" / "photos" / name).read_bytes()
     video_row = next(r for r, _ in rows if r and r["path"].endswith("walk.mp4"))
     assert video_row["pieces"] == 3 and video_row["frames"] == 60
-    src, local, joined = decode(folder / "walk.mp4"), decode(tmp_path / "local" / "walk.mp4"), decode(tmp_path / "ray" / "walk.mp4")
+    src, local, joined = (
+        decode(folder / "walk.mp4"),
+        decode(tmp_path / "local" / "walk.mp4"),
+        decode(tmp_path / "ray" / "walk.mp4"),
+    )
     assert len(joined[0]) == len(local[0]) == 60
     assert joined[1] == local[1] == src[1]  # every timestamp
     assert joined[2] and joined[2] == src[2]  # audio copied packet for packet
@@ -126,7 +142,9 @@ def test_a_piece_sends_no_face_in_clear(folder, tmp_path) -> None:
     key = Key.from_password("cluster password", **FAST_KDF).for_workers()
     job = plan_jobs([folder / "walk.mp4"], tmp_path / "out")[0]
     (tmp_path / "out").mkdir()
-    result = Worker(OPTS, key, None, 1, public_bytes(driver.public_key)).piece(job, tmp_path / "out" / "piece.mp4", None, 2.0, None)
+    result = Worker(OPTS, key, None, 1, public_bytes(driver.public_key)).piece(
+        job, tmp_path / "out" / "piece.mp4", None, 2.0, None
+    )
     assert "error" not in result and result["count"] > 0
     wire = pickle.dumps(result)
     assert b"\x89PNG" not in wire and b"IHDR" not in wire  # no image in clear
@@ -179,8 +197,16 @@ def test_pieces_keep_rotation_and_variable_frame_rate(local_ray, tmp_path) -> No
     make_clip(src / "turned.mp4", frames=36, gop=12, speed=3, rotation=90)
     make_clip(src / "vfr.mkv", frames=36, gop=12, speed=3, vfr=True)
     rows = []
-    report = run_on_ray(plan_jobs([src], tmp_path / "out"), tmp_path / "out", OPTS, None, None, workers=2,
-                        segment_seconds=0.9, on_result=lambda j, r, e: rows.append(r))
+    report = run_on_ray(
+        plan_jobs([src], tmp_path / "out"),
+        tmp_path / "out",
+        OPTS,
+        None,
+        None,
+        workers=2,
+        segment_seconds=0.9,
+        on_result=lambda j, r, e: rows.append(r),
+    )
     assert report.ok and all(r["pieces"] == 3 for r in rows)
     for name in ("turned.mp4", "vfr.mkv"):
         a, b = decode(src / name), decode(tmp_path / "out" / name)

@@ -3,6 +3,7 @@ real detector, the shipped bank and mesh network."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -108,8 +109,11 @@ def test_a_face_the_mesh_cannot_trust_is_covered_solid(painter, samples: Path) -
     (face,) = get_finder().find(rgb)
     # the detector's face moved onto the flag behind her: no face there for the mesh network
     dx = -float(face.box[0]) + 5
-    wall = Face(box=(face.box[0] + dx, face.box[1], face.box[2] + dx, face.box[3]), score=face.score,
-                landmarks=tuple((x + dx, y) for x, y in face.landmarks))
+    wall = Face(
+        box=(face.box[0] + dx, face.box[1], face.box[2] + dx, face.box[3]),
+        score=face.score,
+        landmarks=tuple((x + dx, y) for x, y in face.landmarks),
+    )
     assert painter.plan(rgb, wall) == ("solid", None)
     out, regions, _ = painter.paint(rgb, [wall], SEED)
     assert [r.shape for r in regions] == ["ellipse"] and _centre(out, wall).max() == 0
@@ -206,7 +210,7 @@ def test_seam_fix_corrects_the_edge_only() -> None:
     out = seam_fix(warped, blended, region, size=80.0)
     assert out[10, 50, 0] > 150  # at the edge: the Poisson blend's value
     deep = int(10 + SEAM_DEPTH * 80) + 2
-    assert out[deep:100 - deep, deep:100 - deep].max() == 100  # deep inside: the donor's own, as transferred
+    assert out[deep : 100 - deep, deep : 100 - deep].max() == 100  # deep inside: the donor's own, as transferred
 
 
 def test_identity_check_takes_the_first_candidate_far_enough(painter, samples: Path, monkeypatch) -> None:
@@ -221,9 +225,14 @@ def test_identity_check_takes_the_first_candidate_far_enough(painter, samples: P
     far = []
     for k in candidates:
         choices = {0: k}
-        far.append(float(np.linalg.norm(ref - painter.describe(painter.paint(rgb, [face], SEED, choices=choices)[0], face))))
-    for threshold, expected in ((-1.0, candidates[0]), (10.0, candidates[int(np.argmax(far))]),
-                                (sorted(far)[-2], candidates[int(np.argmax(far))])):
+        far.append(
+            float(np.linalg.norm(ref - painter.describe(painter.paint(rgb, [face], SEED, choices=choices)[0], face)))
+        )
+    for threshold, expected in (
+        (-1.0, candidates[0]),
+        (10.0, candidates[int(np.argmax(far))]),
+        (sorted(far)[-2], candidates[int(np.argmax(far))]),
+    ):
         monkeypatch.setattr(dp, "CHECK_DISTANCE", threshold)
         choices: dict[int, int] = {}
         painter.paint(rgb, [face], SEED, choices=choices)
@@ -239,8 +248,12 @@ def test_reshaping_one_face_leaves_its_neighbours_in_place(painter, group) -> No
 
     rgb, faces = group
     plans = painter.plan_all(rgb, faces)
-    k = next(k for k, f in enumerate(faces)  # a face with a neighbour within its rendered window
-             if plans[k][1] is not None and _keep(_window(rgb.shape[:2], f, plans[k][1]), faces[:k] + faces[k + 1 :]) is not None)
+    k = next(
+        k
+        for k, f in enumerate(faces)  # a face with a neighbour within its rendered window
+        if plans[k][1] is not None
+        and _keep(_window(rgb.shape[:2], f, plans[k][1]), faces[:k] + faces[k + 1 :]) is not None
+    )
     face, others = faces[k], faces[:k] + faces[k + 1 :]
     win = _window(rgb.shape[:2], face, plans[k][1])
     assert win is not None
@@ -279,10 +292,15 @@ def test_a_tracks_mesh_follows_the_head_and_smooths_the_rest(painter, samples: P
     for m in raw:
         prev = steady_mesh(prev, m)
         smooth.append(prev)
+
     def jitter(seq: list[np.ndarray]) -> float:
-        return float(np.mean([np.linalg.norm((b - a)[:, :2], axis=1).mean() for a, b in zip(seq, seq[1:])]))
+        return float(np.mean([np.linalg.norm((b - a)[:, :2], axis=1).mean() for a, b in itertools.pairwise(seq)]))
+
     assert jitter(smooth) < 0.5 * jitter(raw)
-    assert np.linalg.norm((smooth[-1] - mesh)[:, :2], axis=1).mean() < 0.6 * np.linalg.norm((raw[-1] - mesh)[:, :2], axis=1).mean()
+    assert (
+        np.linalg.norm((smooth[-1] - mesh)[:, :2], axis=1).mean()
+        < 0.6 * np.linalg.norm((raw[-1] - mesh)[:, :2], axis=1).mean()
+    )
     # a small change of shape (the jaw dropping) is caught up with over a few frames, not at once
     opened = mesh.copy()
     opened[:, 1] += np.where(mesh[:, 1] > mesh[:, 1].mean(), 0.03 * size, 0.0)

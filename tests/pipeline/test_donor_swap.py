@@ -56,6 +56,7 @@ def test_the_donor_keeps_its_shape_in_the_targets_pose(pair) -> None:
     assert np.allclose(posed_donor(t, t), t, atol=1e-3)
     # posed like the target: same place and size ...
     assert np.abs(posed.mean(0)[:2] - t.mean(0)[:2]).max() < 2
+
     # ... but the donor's own proportions: eye spacing over face height as in the donor, not the target
     def ratio(m: np.ndarray) -> float:
         return float(np.linalg.norm(m[33, :2] - m[263, :2]) / np.linalg.norm(m[10, :2] - m[152, :2]))

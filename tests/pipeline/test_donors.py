@@ -249,8 +249,11 @@ def test_the_selection_writes_a_bank_of_the_kept_donors_with_their_traits(small:
     out = tmp_path / "chosen"
     out.mkdir()
     (out / "stale.txt").write_text("from an earlier bank")
-    traits = {"female": np.array([0.9, 0.1], np.float32), "age": np.array([30.0, 60.0], np.float32),
-              "hair": np.array([0.0, 0.1], np.float32)}
+    traits = {
+        "female": np.array([0.9, 0.1], np.float32),
+        "age": np.array([30.0, 60.0], np.float32),
+        "hair": np.array([0.0, 0.1], np.float32),
+    }
     write_selection(pool, np.array([2, 0]), traits, out)
     bank = DonorBank.load(out)
     assert bank.files == ("d0000.jpg", "d0001.jpg") and not (out / "stale.txt").exists()  # replaced whole

@@ -33,7 +33,11 @@ def test_tiles_join_without_seams(random_model) -> None:
 
 @pytest.mark.parametrize(
     ("kw", "message"),
-    [({"model": "nope"}, "unknown super-resolution model"), ({"scale": 2}, "only --scale 4"), ({"tile": 2}, "tile must be")],
+    [
+        ({"model": "nope"}, "unknown super-resolution model"),
+        ({"scale": 2}, "only --scale 4"),
+        ({"tile": 2}, "tile must be"),
+    ],
 )
 def test_bad_arguments(random_model, kw, message) -> None:
     with pytest.raises(InputError, match=message):

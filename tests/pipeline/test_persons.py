@@ -12,7 +12,9 @@ from anonymizer.pipeline.persons import Person, cover_persons, instance_image
 
 def _person(mask: np.ndarray, score: float = 0.9) -> Person:
     ys, xs = np.nonzero(mask)
-    return Person(box=(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)), score=score, mask=mask)
+    return Person(
+        box=(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)), score=score, mask=mask
+    )
 
 
 @pytest.fixture()
@@ -76,7 +78,9 @@ def test_person_regions_seal_and_restore_exactly(scene) -> None:
     out, regions, changed = cover_persons(rgb, persons, method="pixelate")
     key = Key.from_password("persons are people too")
     originals = tuple(rgb[r.box[1] : r.box[3], r.box[0] : r.box[2]].copy() for r in regions)
-    res = AnonymizedImage(image=out, faces=(), regions=regions, mask=changed, method="pixelate", originals=originals, key=key)
+    res = AnonymizedImage(
+        image=out, faces=(), regions=regions, mask=changed, method="pixelate", originals=originals, key=key
+    )
     data, sidecar = res.encode("png")
     assert sidecar is None
     restored = restore_bytes(data, Key.from_password("persons are people too"))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
 from anonymizer.errors import InputError
 from anonymizer.media.image import load_image
-import cv2
-import torch
-
 from anonymizer.pipeline.photo import FaceFinder, cover_faces, plan_passes, seeded_passes, size_threshold
 from anonymizer.types import Face, Region
 
@@ -201,7 +200,12 @@ def test_find_empty_image(finder: FaceFinder, shape: tuple[int, int, int]) -> No
 
 @pytest.mark.parametrize(
     ("kw", "words"),
-    [({"threshold": 0.0}, "threshold"), ({"threshold": 1.0}, "threshold"), ({"nms_iou": 0.0}, "nms_iou"), ({"upscale": 0.5}, "upscale")],
+    [
+        ({"threshold": 0.0}, "threshold"),
+        ({"threshold": 1.0}, "threshold"),
+        ({"nms_iou": 0.0}, "nms_iou"),
+        ({"upscale": 0.5}, "upscale"),
+    ],
 )
 def test_finder_bad_settings(kw: dict[str, Any], words: str) -> None:
     with pytest.raises(InputError, match=words):
@@ -232,7 +236,9 @@ def _box_pixels(img: np.ndarray, face: Face) -> np.ndarray:
 
 @pytest.mark.parametrize("method", ["solid", "pixelate", "blur"])
 @pytest.mark.parametrize("shape", ["ellipse", "box"])
-def test_cover_faces_changes_faces_only(closeup_faces: tuple[np.ndarray, tuple[Face, ...]], method: str, shape: str) -> None:
+def test_cover_faces_changes_faces_only(
+    closeup_faces: tuple[np.ndarray, tuple[Face, ...]], method: str, shape: str
+) -> None:
     rgb, faces = closeup_faces
     before = rgb.copy()
     out, regions, mask = cover_faces(rgb, faces, method=method, shape=shape)

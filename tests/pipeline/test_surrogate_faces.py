@@ -123,7 +123,18 @@ def test_cli_photos_and_video_tracks_keep_their_surrogate(samples, tmp_path) -> 
 
 
 def test_cli_refuses_surrogate_persons(samples, tmp_path) -> None:
-    r = CliRunner().invoke(app, ["anonymize", str(samples / "grace_hopper.jpg"), "-o", str(tmp_path / "o"),
-                                 "--method", "surrogate", "--targets", "face,person"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "anonymize",
+            str(samples / "grace_hopper.jpg"),
+            "-o",
+            str(tmp_path / "o"),
+            "--method",
+            "surrogate",
+            "--targets",
+            "face,person",
+        ],
+    )
     assert r.exit_code != 0 and "faces only" in r.stderr
     assert not (tmp_path / "o").exists()

@@ -73,7 +73,9 @@ def test_large_faces_use_super_resolution(painter, seed) -> None:
     face = Face(box=(180.0, 180.0, 720.0, 800.0), score=0.9, landmarks=lm)
     out, regions, changed = painter.paint(rgb, [face], seed)
     assert changed[520, 450] and not changed[20, 20] and changed.sum() > 100_000
-    no_sr = SurrogatePainter(generator=painter.gen, super_resolution=None, identity_check=False).paint(rgb, [face], seed)[0]
+    no_sr = SurrogatePainter(generator=painter.gen, super_resolution=None, identity_check=False).paint(
+        rgb, [face], seed
+    )[0]
     assert not np.array_equal(out, no_sr)
 
 
@@ -113,7 +115,9 @@ def test_a_face_the_surrogate_cannot_cover_is_covered_solid(painter, photo, seed
     assert len(regions) == 1  # a frontal face: the surrogate covers it
     # landmarks gone astray (all five within a few pixels of the nose): the mask would be a sliver
     nose = np.asarray(faces[0].landmarks[2])
-    squeezed = Face(box=faces[0].box, score=faces[0].score, landmarks=tuple(map(tuple, nose + np.arange(10).reshape(5, 2) * 0.3)))
+    squeezed = Face(
+        box=faces[0].box, score=faces[0].score, landmarks=tuple(map(tuple, nose + np.arange(10).reshape(5, 2) * 0.3))
+    )
     out, regions, changed = painter.paint(rgb, [squeezed], seed)
     assert [r.shape for r in regions][-1] == "ellipse"
     x1, y1, x2, y2 = (int(v) for v in faces[0].box)
@@ -161,8 +165,15 @@ def test_an_ensemble_paints_each_row_with_the_network_it_names(photo, seed) -> N
     pal = torch.randn(8, CODE_DIM)
     ens = SurrogateGenerator()
     nets = torch.tensor([0, 1] * 4)
-    ens.load_state_dict({**own.state_dict(), **{f"alt.0.{k}": v for k, v in other.state_dict().items() if not k.startswith("palette")},
-                         "palette": pal, "palette_weight": torch.zeros(8), "palette_net": nets})
+    ens.load_state_dict(
+        {
+            **own.state_dict(),
+            **{f"alt.0.{k}": v for k, v in other.state_dict().items() if not k.startswith("palette")},
+            "palette": pal,
+            "palette_weight": torch.zeros(8),
+            "palette_net": nets,
+        }
+    )
     alone = {}
     for k, g in ((0, own), (1, other)):
         g.set_palette(pal.clone())
@@ -244,7 +255,10 @@ def test_the_real_check_leaves_a_different_person(photo) -> None:
     assert painter.check is rec
     # the check's own weights (fine-tuned on surrogates), not the audit's IdentityNet
     audit = get_recognizer("identity_net")
-    assert not all(torch.equal(a, b) for a, b in zip(rec.model.state_dict().values(), audit.model.state_dict().values()))  # type: ignore[attr-defined]
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(rec.model.state_dict().values(), audit.model.state_dict().values(), strict=True)
+    )  # type: ignore[attr-defined]
     ref = rec.embed(rgb, faces[0])
     for k in range(3):
         out = painter.paint(rgb, faces, SurrogateSeed(bytes([k]) * 32))[0]

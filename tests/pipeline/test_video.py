@@ -103,7 +103,9 @@ def test_rotation_is_kept_and_faces_are_found_upright(finder, tmp_path) -> None:
         vs.width, vs.height, vs.pix_fmt = frames[0].shape[0], frames[0].shape[1], "yuv420p"
         vs.set_display_rotation(90)
         for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE)), format="rgb24")
+            vf = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE)), format="rgb24"
+            )
             vf.pts = i
             out.mux(vs.encode(vf))
         out.mux(vs.encode(None))
@@ -154,7 +156,11 @@ def test_lossless_round_trip_with_a_key(clip, finder, tmp_path) -> None:
     # the vault is read as a stream: damage far into it is found mid-way and the partial output removed
     side = tmp_path / "anon.mp4.vault"
     sealed = side.read_bytes()
-    for damaged, message in [(sealed[:-1] + bytes([sealed[-1] ^ 1]), "record .* was modified"), (sealed[:-7], "truncated"), (sealed + b"\0", "after the last record")]:
+    for damaged, message in [
+        (sealed[:-1] + bytes([sealed[-1] ^ 1]), "record .* was modified"),
+        (sealed[:-7], "truncated"),
+        (sealed + b"\0", "after the last record"),
+    ]:
         side.write_bytes(damaged)
         with pytest.raises(VaultIntegrityError, match=message):
             restore_video(out, tmp_path / "z.mp4", Key.from_password("pw"))
@@ -185,7 +191,10 @@ def test_a_small_original_is_sealed_whole_and_restored_byte_for_byte(small_clip,
     assert restore_video(out, restored, key) == report.regions >= 24
     assert restored.read_bytes() == small_clip.read_bytes() and restored.stat().st_mode & 0o777 == 0o600
     sealed = side.read_bytes()
-    for damaged, message in [(sealed[:-1] + bytes([sealed[-1] ^ 1]), "record 0 chunk 0 was modified"), (sealed + b"\0", "after the last record")]:
+    for damaged, message in [
+        (sealed[:-1] + bytes([sealed[-1] ^ 1]), "record 0 chunk 0 was modified"),
+        (sealed + b"\0", "after the last record"),
+    ]:
         side.write_bytes(damaged)
         with pytest.raises(VaultIntegrityError, match=message):
             restore_video(out, tmp_path / "z.mp4", key)
@@ -272,7 +281,9 @@ def test_expected_frames_for_progress(tmp_path, suffix) -> None:
 
 @pytest.mark.parametrize("rotation", [0, 90, 180, 270])
 def test_points_and_boxes_found_upright_map_back_to_the_stored_frame(rotation) -> None:
-    from anonymizer.pipeline.video import _boxes_back, _points_back, _upright
+    from anonymizer.ops.rotation import boxes_back as _boxes_back
+    from anonymizer.ops.rotation import points_back as _points_back
+    from anonymizer.ops.rotation import upright as _upright
 
     h, w = 30, 50
     stored = np.zeros((h, w, 3), np.uint8)

@@ -71,12 +71,14 @@ def test_photo_surrogates_paint_the_photo_and_align_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deepfake_training_resumes_and_exports(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from safetensors.torch import load_file
 
     from anonymizer.nn.deepfake import DeepfakeNet
-    from anonymizer.train.faces import is_held_out, prepare_faces
     from anonymizer.train.deepfake import main
+    from anonymizer.train.faces import is_held_out, prepare_faces
 
     src = data_dir / "faces-utk"
     names = sorted(p.name for p in src.iterdir() if p.suffix == ".jpg")
@@ -87,9 +89,26 @@ def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, c
         (root / n).write_bytes((src / n).read_bytes())
     fs = prepare_faces(root, with_dlib=False, progress=False)
     np.savez(tmp_path / "lm.npz", names=fs.names, landmarks=fs.landmarks)
-    common = ["--data", str(root), "--faces-cache", str(tmp_path / "lm.npz"), "--steps", "2", "--batch", "4",
-              "--save-every", "1", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.safetensors"), "--device", "cpu",
-              "--surrogates", "4"]
+    common = [
+        "--data",
+        str(root),
+        "--faces-cache",
+        str(tmp_path / "lm.npz"),
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--save-every",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--export",
+        str(tmp_path / "w.safetensors"),
+        "--device",
+        "cpu",
+        "--surrogates",
+        "4",
+    ]
     main([*common, "--stop-after", "1"])
     assert not (tmp_path / "w.safetensors").exists()
     main(common)
@@ -97,7 +116,20 @@ def test_deepfake_training_resumes_and_exports(data_dir: Path, tmp_path: Path, c
     assert "resumed from" in out and "step 2: dev AUC sbi" in out and "surrogate" in out.split("step 2: dev AUC")[1]
     DeepfakeNet().load_state_dict(load_file(str(tmp_path / "w.safetensors")))
     # the surrogate fakes through the photo pipeline: the dev set gets them too
-    main([*common[:-10], "--out", str(tmp_path / "photos"), "--device", "cpu", "--surrogates", "3", "--painted", "photos",
-          "--init", str(tmp_path / "w.safetensors")])
+    main(
+        [
+            *common[:-10],
+            "--out",
+            str(tmp_path / "photos"),
+            "--device",
+            "cpu",
+            "--surrogates",
+            "3",
+            "--painted",
+            "photos",
+            "--init",
+            str(tmp_path / "w.safetensors"),
+        ]
+    )
     out = capsys.readouterr().out
     assert "through the photo pipeline" in out and "surrogate" in out.split("step 2: dev AUC")[1]

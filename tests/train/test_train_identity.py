@@ -20,7 +20,18 @@ def test_identity_training_smoke_and_resume(data_dir, tmp_path, capsys) -> None:
     from anonymizer.nn.identity import IdentityNet
     from anonymizer.train.identity import main
 
-    common = ["--data", str(data_dir / "faces-utk"), "--out", str(tmp_path / "run"), "--limit", "60", "--batch", "16", "--seed", "1"]
+    common = [
+        "--data",
+        str(data_dir / "faces-utk"),
+        "--out",
+        str(tmp_path / "run"),
+        "--limit",
+        "60",
+        "--batch",
+        "16",
+        "--seed",
+        "1",
+    ]
     main([*common, "--epochs", "2", "--stop-after", "1", "--export", str(tmp_path / "w.safetensors")])
     assert (tmp_path / "run" / "last.pt").is_file() and not (tmp_path / "w.safetensors").exists()
     main([*common, "--epochs", "2", "--export", str(tmp_path / "w.safetensors")])
@@ -60,7 +71,17 @@ def test_surrogate_bank_and_fine_tuning(data_dir, tmp_path, capsys) -> None:
         index, images, descriptors = f["index"], f["images"], f["descriptors"]
     assert len(index) == len(images) == len(descriptors) > 40 and np.isfinite(descriptors).all()
     assert images.dtype == np.uint8 and not (tmp_path / "bank.partial.npz").exists()
-    common = [*data, "--out", str(tmp_path / "run"), "--batch", "16", "--bank", str(bank), "--init", str(MODELS / "identity_net.safetensors")]
+    common = [
+        *data,
+        "--out",
+        str(tmp_path / "run"),
+        "--batch",
+        "16",
+        "--bank",
+        str(bank),
+        "--init",
+        str(MODELS / "identity_net.safetensors"),
+    ]
     main([*common, "--epochs", "2", "--stop-after", "1"])
     out = capsys.readouterr().out
     assert "before: 2 surrogates kept out" in out and "epoch 1: 2 surrogates kept out" in out

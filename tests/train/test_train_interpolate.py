@@ -53,7 +53,16 @@ def test_cli_mixes_two_generators_that_still_load(tmp_path: Path) -> None:
     one, two = SurrogateGenerator(), SurrogateGenerator()
     save_file(one.state_dict(), str(tmp_path / "one.safetensors"))
     save_file(two.state_dict(), str(tmp_path / "two.safetensors"))
-    main([str(tmp_path / "one.safetensors"), str(tmp_path / "two.safetensors"), "--alpha", "0.25", "--out", str(tmp_path / "mix.safetensors")])
+    main(
+        [
+            str(tmp_path / "one.safetensors"),
+            str(tmp_path / "two.safetensors"),
+            "--alpha",
+            "0.25",
+            "--out",
+            str(tmp_path / "mix.safetensors"),
+        ]
+    )
     mixed = load_file(str(tmp_path / "mix.safetensors"))
     gen = SurrogateGenerator()
     gen.load_state_dict(mixed)  # strict: every tensor of the model is there
@@ -71,7 +80,16 @@ def test_cli_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="bad.safetensors: cannot read"):
         main([str(good), str(bad), "--alpha", "0.5", "--out", str(tmp_path / "o.safetensors")])
     with pytest.raises(SystemExit, match="missing.safetensors: cannot read"):
-        main([str(good), str(tmp_path / "missing.safetensors"), "--alpha", "0.5", "--out", str(tmp_path / "o.safetensors")])
+        main(
+            [
+                str(good),
+                str(tmp_path / "missing.safetensors"),
+                "--alpha",
+                "0.5",
+                "--out",
+                str(tmp_path / "o.safetensors"),
+            ]
+        )
     with pytest.raises(SystemExit, match="overwrite an input"):
         main([str(good), str(good), "--alpha", "0.5", "--out", str(good)])
     assert good.read_bytes() and not (tmp_path / "o.safetensors").exists()

@@ -33,8 +33,24 @@ def test_masks_training_resumes_and_exports(data_dir: Path, tmp_path: Path, caps
 
     from anonymizer.nn.masks import person_maskrcnn
 
-    common = ["--data", str(data_dir / "pennfudan"), "--out", str(tmp_path / "run"), "--limit", "2", "--epochs", "2",
-              "--eval-every", "2", "--seed", "1", "--device", "cpu", "--export", str(tmp_path / "w.safetensors")]
+    common = [
+        "--data",
+        str(data_dir / "pennfudan"),
+        "--out",
+        str(tmp_path / "run"),
+        "--limit",
+        "2",
+        "--epochs",
+        "2",
+        "--eval-every",
+        "2",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--export",
+        str(tmp_path / "w.safetensors"),
+    ]
     main([*common, "--stop-after", "1"])
     assert (tmp_path / "run" / "last.pt").is_file() and not (tmp_path / "w.safetensors").exists()
     main(common)

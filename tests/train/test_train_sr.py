@@ -27,11 +27,29 @@ def test_lowres_is_pil_bicubic_quarter() -> None:
 
 
 @pytest.mark.slow
-def test_srresnet_resumes_to_the_same_weights(small_faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_srresnet_resumes_to_the_same_weights(
+    small_faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from anonymizer.nn.sr import SRResNet
 
-    common = ["--model", "srresnet", "--data", str(small_faces), "--steps", "6", "--batch", "4", "--patch", "12",
-              "--save-every", "3", "--seed", "3", "--device", "cpu"]
+    common = [
+        "--model",
+        "srresnet",
+        "--data",
+        str(small_faces),
+        "--steps",
+        "6",
+        "--batch",
+        "4",
+        "--patch",
+        "12",
+        "--save-every",
+        "3",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+    ]
     main([*common, "--out", str(tmp_path / "a"), "--stop-after", "3", "--export", str(tmp_path / "a.safetensors")])
     assert (tmp_path / "a" / "last.pt").is_file() and not (tmp_path / "a.safetensors").exists()
     main([*common, "--out", str(tmp_path / "a"), "--export", str(tmp_path / "a.safetensors")])
@@ -57,9 +75,30 @@ def test_srgan_time_limit_then_resume(small_faces: Path, tmp_path: Path, capsys:
     torch.manual_seed(0)
     init = SRResNet()
     save_file({k: v.contiguous() for k, v in init.state_dict().items()}, str(tmp_path / "init.safetensors"))
-    common = ["--model", "srgan", "--data", str(small_faces), "--faces-cache", str(cache), "--init", str(tmp_path / "init.safetensors"),
-              "--steps", "2", "--batch", "2", "--save-every", "10", "--seed", "0", "--out", str(tmp_path / "g"),
-              "--export", str(tmp_path / "g.safetensors"), "--device", "cpu"]
+    common = [
+        "--model",
+        "srgan",
+        "--data",
+        str(small_faces),
+        "--faces-cache",
+        str(cache),
+        "--init",
+        str(tmp_path / "init.safetensors"),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--save-every",
+        "10",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path / "g"),
+        "--export",
+        str(tmp_path / "g.safetensors"),
+        "--device",
+        "cpu",
+    ]
     main([*common, "--time-limit", "0"])  # stops after its first step, with a checkpoint
     out = capsys.readouterr().out
     assert "stopped at step 1 of 2" in out and not (tmp_path / "g.safetensors").exists()

@@ -42,8 +42,26 @@ def test_surrogate_training_resumes_and_exports(few_faces, tmp_path: Path, capsy
     from anonymizer.nn.surrogate import SurrogateGenerator
 
     root, cache = few_faces
-    common = ["--data", str(root), "--faces-cache", str(cache), "--steps", "2", "--batch", "2", "--save-every", "1",
-              "--seed", "0", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "g.safetensors"), "--device", "cpu"]
+    common = [
+        "--data",
+        str(root),
+        "--faces-cache",
+        str(cache),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--save-every",
+        "1",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--export",
+        str(tmp_path / "g.safetensors"),
+        "--device",
+        "cpu",
+    ]
     main([*common, "--stop-after", "1"])
     assert (tmp_path / "run" / "last.pt").is_file() and not (tmp_path / "g.safetensors").exists()
     main(common)
@@ -72,8 +90,18 @@ def test_surrogate_training_with_a_dlib_student(few_faces, tmp_path: Path, capsy
     main([*common, "--steps", "1", "--out", str(tmp_path / "first")])
     with pytest.raises(SystemExit, match="saved by a run without student"):  # resuming it with a student: a clear stop
         main([*common, "--steps", "2", "--out", str(tmp_path / "first"), "--dlib-labels", "2"])
-    run = ["--steps", "5", "--save-every", "1", "--out", str(tmp_path / "run"), "--init", str(tmp_path / "first" / "last.pt"),
-           "--dlib-labels", "4"]
+    run = [
+        "--steps",
+        "5",
+        "--save-every",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--init",
+        str(tmp_path / "first" / "last.pt"),
+        "--dlib-labels",
+        "4",
+    ]
     main([*common, *run, "--stop-after", "2"])
     assert "started from the generator and critic" in capsys.readouterr().out
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
@@ -86,7 +114,19 @@ def test_surrogate_training_with_a_dlib_student(few_faces, tmp_path: Path, capsy
     shipped = identity_net().state_dict()
     assert any(not torch.equal(v, shipped[k]) for k, v in state["student"]["net"].items())
     # a next stage starts from this run with its student
-    main([*common, "--steps", "1", "--out", str(tmp_path / "next"), "--init", str(tmp_path / "run" / "last.pt"), "--dlib-labels", "2"])
+    main(
+        [
+            *common,
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "next"),
+            "--init",
+            str(tmp_path / "run" / "last.pt"),
+            "--dlib-labels",
+            "2",
+        ]
+    )
     assert "and its dlib student" in capsys.readouterr().out
     nxt = torch.load(tmp_path / "next" / "last.pt", weights_only=False)
     assert len(nxt["student"]["crops"]) == 22 and nxt["step"] == 1
@@ -104,9 +144,28 @@ def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
     root, cache = few_faces
     pal = np.random.default_rng(0).standard_normal((PALETTE_SIZE, CODE_DIM)).astype(np.float32)
     np.save(tmp_path / "palette.npy", pal)
-    common = ["--data", str(root), "--faces-cache", str(cache), "--steps", "2", "--batch", "2", "--seed", "0", "--save-every", "1",
-              "--out", str(tmp_path / "run"), "--export", str(tmp_path / "g.safetensors"), "--device", "cpu",
-              "--palette", str(tmp_path / "palette.npy")]
+    common = [
+        "--data",
+        str(root),
+        "--faces-cache",
+        str(cache),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seed",
+        "0",
+        "--save-every",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--export",
+        str(tmp_path / "g.safetensors"),
+        "--device",
+        "cpu",
+        "--palette",
+        str(tmp_path / "palette.npy"),
+    ]
     main([*common, "--stop-after", "1"])
     np.save(tmp_path / "palette.npy", pal[:3])  # a resumed run keeps the palette it started with
     main(common)
@@ -114,13 +173,20 @@ def test_surrogate_training_with_a_palette(few_faces, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="palette.npy: expected a finite, non-zero"):
         main([*common[:-4], "--out", str(tmp_path / "other"), "--palette", str(tmp_path / "palette.npy")])
     # --hard-pairs: the closest pairs of rows are measured and kept in the checkpoint
-    hard = [*common[:-6], "--out", str(tmp_path / "hard"), "--init", str(tmp_path / "run" / "last.pt"), "--hard-pairs", "0.5"]
+    hard = [
+        *common[:-6],
+        "--out",
+        str(tmp_path / "hard"),
+        "--init",
+        str(tmp_path / "run" / "last.pt"),
+        "--hard-pairs",
+        "0.5",
+    ]
     main(hard)
     pairs = torch.load(tmp_path / "hard" / "last.pt", weights_only=False)["hard_pairs"]
     assert pairs.shape == (4 * PALETTE_SIZE, 2) and (pairs[:, 0] != pairs[:, 1]).all() and pairs.max() < PALETTE_SIZE
     with pytest.raises(SystemExit, match="needs a palette"):
         main([*common[:-6], "--out", str(tmp_path / "none"), "--hard-pairs", "0.5"])
-
 
 
 @pytest.mark.slow
@@ -136,9 +202,33 @@ def test_surrogate_training_learns_the_palette(few_faces, tmp_path: Path) -> Non
     np.save(tmp_path / "palette.npy", pal)
 
     def run(name: str, *extra: str) -> None:
-        main(["--data", str(root), "--faces-cache", str(cache), "--steps", "2", "--batch", "2", "--seed", "0",
-              "--save-every", "1", "--out", str(tmp_path / name), "--export", str(tmp_path / f"{name}.safetensors"),
-              "--device", "cpu", "--palette", str(tmp_path / "palette.npy"), "--palette-lr", "0.01", *extra])
+        main(
+            [
+                "--data",
+                str(root),
+                "--faces-cache",
+                str(cache),
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--seed",
+                "0",
+                "--save-every",
+                "1",
+                "--out",
+                str(tmp_path / name),
+                "--export",
+                str(tmp_path / f"{name}.safetensors"),
+                "--device",
+                "cpu",
+                "--palette",
+                str(tmp_path / "palette.npy"),
+                "--palette-lr",
+                "0.01",
+                *extra,
+            ]
+        )
 
     run("straight")
     run("stopped", "--stop-after", "1")
@@ -149,8 +239,25 @@ def test_surrogate_training_learns_the_palette(few_faces, tmp_path: Path) -> Non
     assert 2 <= moved.sum() <= 8  # two steps of two pairs: at most 8 rows were drawn
     np.testing.assert_array_equal(learnt[~moved], pal[~moved])
     with pytest.raises(SystemExit, match="--palette-lr needs a palette"):
-        main(["--data", str(root), "--faces-cache", str(cache), "--steps", "1", "--batch", "2", "--out", str(tmp_path / "none"),
-              "--device", "cpu", "--palette-lr", "0.01"])
+        main(
+            [
+                "--data",
+                str(root),
+                "--faces-cache",
+                str(cache),
+                "--steps",
+                "1",
+                "--batch",
+                "2",
+                "--out",
+                str(tmp_path / "none"),
+                "--device",
+                "cpu",
+                "--palette-lr",
+                "0.01",
+            ]
+        )
+
 
 def test_palette_choice_prefers_codes_that_differ() -> None:
     """pair_differ counts faces on which two codes are > 0.6 apart; choose() keeps the codes that are apart
@@ -232,7 +339,10 @@ def test_weigh_with_extra_codes_drops_unfound_ones_and_spreads_weight_over_disti
         return look(code, net)
 
     other = SurrogateGenerator()
-    joined = {**state, **{f"alt.0.{k}": v.clone() for k, v in other.state_dict().items() if not k.startswith("palette")}}
+    joined = {
+        **state,
+        **{f"alt.0.{k}": v.clone() for k, v in other.state_dict().items() if not k.startswith("palette")},
+    }
     out = tmp_path / "ensemble.safetensors"
     weigh(joined, codes, look_joined, out=out, source="test", rows=3, min_face=0.5, nets=np.array([0, 0, 0, 1, 1]))
     assert seen == [(0, 0), (1, 0), (2, 0), (3, 1), (4, 1)]
@@ -269,32 +379,77 @@ def test_palette_weigh_writes_weighted_generator_weights(few_faces, tmp_path: Pa
     gen.load_state_dict(after)
     assert gen.row_weights is not None
     with pytest.raises(SystemExit, match="weighed.npy: --weigh writes generator weights"):
-        palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--out", str(tmp_path / "weighed.npy")])
+        palette_main(
+            ["--data", str(root), "--weights", str(shipped), "--weigh", "--out", str(tmp_path / "weighed.npy")]
+        )
     with pytest.raises(SystemExit, match="weighed.safetensors: --weigh writes a copy"):  # never over its input
         palette_main(["--data", str(root), "--weights", str(out), "--weigh", "--out", str(out)])
     assert load_file(str(out))["palette_weight"].double().numpy().tolist() == w.tolist()
     more = tmp_path / "more.safetensors"  # the rows and 3 extra codes, those dlib's detector misses left out
-    palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--weigh", "--extra", "3",
-                  "--min-face", "0.5", "--out", str(more)])
+    palette_main(
+        [
+            "--data",
+            str(root),
+            "--weights",
+            str(shipped),
+            "--faces",
+            "2",
+            "--weigh",
+            "--extra",
+            "3",
+            "--min-face",
+            "0.5",
+            "--out",
+            str(more),
+        ]
+    )
     pal, own = load_file(str(more))["palette"].numpy(), before["palette"].numpy()
     rows = [i for i, row in enumerate(pal) if (own == row).all(1).any()]
     assert rows == list(range(len(rows))) and len(rows) >= len(own) - 8 and len(pal) <= len(own) + 3  # rows first
     src = [int(np.flatnonzero((own == row).all(1))[0]) for row in pal[rows]]
     nets = load_file(str(more))["palette_net"].numpy()
-    assert (nets[rows] == before["palette_net"].numpy()[src]).all() and not nets[len(rows):].any()  # extra codes: network 0
+    assert (nets[rows] == before["palette_net"].numpy()[src]).all() and not nets[
+        len(rows) :
+    ].any()  # extra codes: network 0
     big = SurrogateGenerator()
     big.load_state_dict(load_file(str(more)))
     assert big.palette.shape == pal.shape and big.row_weights is not None
     with pytest.raises(SystemExit, match="--extra, --min-face, --join and --drop-unweighted go with --weigh"):
         palette_main(["--data", str(root), "--weights", str(shipped), "--extra", "3", "--out", str(tmp_path / "p.npy")])
     with pytest.raises(SystemExit, match="--min-face within 0..1"):
-        palette_main(["--data", str(root), "--weights", str(shipped), "--weigh", "--min-face", "2", "--out", str(tmp_path / "m.safetensors")])
+        palette_main(
+            [
+                "--data",
+                str(root),
+                "--weights",
+                str(shipped),
+                "--weigh",
+                "--min-face",
+                "2",
+                "--out",
+                str(tmp_path / "m.safetensors"),
+            ]
+        )
     with pytest.raises(SystemExit, match="--targets takes a plain generator, not an ensemble"):
-        palette_main(["--data", str(root), "--weights", str(shipped), "--faces", "2", "--targets", "--out", str(tmp_path / "t.npy")])
+        palette_main(
+            [
+                "--data",
+                str(root),
+                "--weights",
+                str(shipped),
+                "--faces",
+                "2",
+                "--targets",
+                "--out",
+                str(tmp_path / "t.npy"),
+            ]
+        )
 
 
 @pytest.mark.slow
-def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_surrogate_training_from_weights_with_row_targets(
+    few_faces, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--init from a .safetensors takes the generator alone (fresh critic, warmed up first); --row-targets
     adds a term that changes what the generator learns (the same run without it ends elsewhere); bad
     targets, targets without a palette or for a palette of another size and weights that are not a
@@ -307,14 +462,52 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     rng = np.random.default_rng(0)
     np.save(tmp_path / "palette.npy", rng.standard_normal((PALETTE_SIZE, CODE_DIM)).astype(np.float32))
     np.save(tmp_path / "targets.npy", rng.normal(0, 0.5, (PALETTE_SIZE, 128)).astype(np.float32))
-    base = ["--data", str(root), "--faces-cache", str(cache), "--batch", "2", "--seed", "0", "--save-every", "1", "--device", "cpu"]
-    main([*base, "--steps", "1", "--out", str(tmp_path / "first"), "--export", str(tmp_path / "first.safetensors"),
-          "--palette", str(tmp_path / "palette.npy")])
+    base = [
+        "--data",
+        str(root),
+        "--faces-cache",
+        str(cache),
+        "--batch",
+        "2",
+        "--seed",
+        "0",
+        "--save-every",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    main(
+        [
+            *base,
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "first"),
+            "--export",
+            str(tmp_path / "first.safetensors"),
+            "--palette",
+            str(tmp_path / "palette.npy"),
+        ]
+    )
     capsys.readouterr()
 
     def run(name: str, *extra: str) -> dict[str, torch.Tensor]:
-        main([*base, "--steps", "2", "--out", str(tmp_path / name), "--export", str(tmp_path / f"{name}.safetensors"),
-              "--init", str(tmp_path / "first.safetensors"), "--critic-warmup", "2", *extra])
+        main(
+            [
+                *base,
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / name),
+                "--export",
+                str(tmp_path / f"{name}.safetensors"),
+                "--init",
+                str(tmp_path / "first.safetensors"),
+                "--critic-warmup",
+                "2",
+                *extra,
+            ]
+        )
         return load_file(str(tmp_path / f"{name}.safetensors"))
 
     plain = run("plain")
@@ -332,24 +525,70 @@ def test_surrogate_training_from_weights_with_row_targets(few_faces, tmp_path: P
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(SystemExit, match="other.safetensors: not surrogate generator weights"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "other"), "--init", str(tmp_path / "other.safetensors")])
-    wide = dict(plain, palette=torch.randn(100, CODE_DIM), palette_weight=torch.rand(100),  # as --weigh --extra writes
-                palette_net=torch.zeros(100, dtype=torch.int64))
+    wide = dict(
+        plain,
+        palette=torch.randn(100, CODE_DIM),
+        palette_weight=torch.rand(100),  # as --weigh --extra writes
+        palette_net=torch.zeros(100, dtype=torch.int64),
+    )
     save_file(wide, str(tmp_path / "wide.safetensors"))
     with pytest.raises(SystemExit, match="targets.npy: 64 row targets for a palette of 100 rows"):
-        main([*base, "--steps", "1", "--out", str(tmp_path / "wide_t"), "--init", str(tmp_path / "wide.safetensors"),
-              "--row-targets", str(tmp_path / "targets.npy")])
+        main(
+            [
+                *base,
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "wide_t"),
+                "--init",
+                str(tmp_path / "wide.safetensors"),
+                "--row-targets",
+                str(tmp_path / "targets.npy"),
+            ]
+        )
     with pytest.raises(SystemExit, match="--palette-lr learns a palette of 64 rows; this generator's has 100"):
-        main([*base, "--steps", "1", "--out", str(tmp_path / "wide_lr"), "--init", str(tmp_path / "wide.safetensors"),
-              "--palette-lr", "1e-3"])
-    main([*base, "--steps", "1", "--out", str(tmp_path / "wide_p"), "--init", str(tmp_path / "wide.safetensors"),
-          "--palette", str(tmp_path / "palette.npy"), "--critic-warmup", "0", "--export", str(tmp_path / "wide_p.safetensors")])
+        main(
+            [
+                *base,
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "wide_lr"),
+                "--init",
+                str(tmp_path / "wide.safetensors"),
+                "--palette-lr",
+                "1e-3",
+            ]
+        )
+    main(
+        [
+            *base,
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "wide_p"),
+            "--init",
+            str(tmp_path / "wide.safetensors"),
+            "--palette",
+            str(tmp_path / "palette.npy"),
+            "--critic-warmup",
+            "0",
+            "--export",
+            str(tmp_path / "wide_p.safetensors"),
+        ]
+    )
     narrowed = load_file(str(tmp_path / "wide_p.safetensors"))  # --palette replaces the 100 rows and their weights
     assert torch.equal(narrowed["palette"], torch.from_numpy(np.load(tmp_path / "palette.npy")))
     assert not narrowed["palette_weight"].any()
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(SystemExit, match="corrupt.safetensors: not surrogate generator weights"):
-        main([*base, "--steps", "1", "--out", str(tmp_path / "corrupt"), "--init", str(tmp_path / "corrupt.safetensors")])
-    ensemble = {**plain, **{f"alt.0.{k}": v.clone() for k, v in plain.items() if not k.startswith("palette")}}  # --weigh --join
+        main(
+            [*base, "--steps", "1", "--out", str(tmp_path / "corrupt"), "--init", str(tmp_path / "corrupt.safetensors")]
+        )
+    ensemble = {
+        **plain,
+        **{f"alt.0.{k}": v.clone() for k, v in plain.items() if not k.startswith("palette")},
+    }  # --weigh --join
     save_file(ensemble, str(tmp_path / "ensemble.safetensors"))
     with pytest.raises(SystemExit, match="ensemble.safetensors: an ensemble of 2 generators"):
         main([*base, "--steps", "1", "--out", str(tmp_path / "ens"), "--init", str(tmp_path / "ensemble.safetensors")])
@@ -405,9 +644,33 @@ def test_palette_join_options_go_with_weigh_and_name_a_missing_file(tmp_path: Pa
     weights = tmp_path / "g.safetensors"
     save_weights(SurrogateGenerator().state_dict(), weights, "test")
     with pytest.raises(SystemExit, match="--join and --drop-unweighted go with --weigh"):
-        palette_main(["--data", str(tmp_path), "--weights", str(weights), "--join", str(weights), "--out", str(tmp_path / "p.npy")])
+        palette_main(
+            [
+                "--data",
+                str(tmp_path),
+                "--weights",
+                str(weights),
+                "--join",
+                str(weights),
+                "--out",
+                str(tmp_path / "p.npy"),
+            ]
+        )
     with pytest.raises(SystemExit, match="--join and --drop-unweighted go with --weigh"):
-        palette_main(["--data", str(tmp_path), "--weights", str(weights), "--drop-unweighted", "--out", str(tmp_path / "p.npy")])
+        palette_main(
+            ["--data", str(tmp_path), "--weights", str(weights), "--drop-unweighted", "--out", str(tmp_path / "p.npy")]
+        )
     with pytest.raises(SystemExit, match="missing.safetensors: no such weights file \\(--join\\)"):
-        palette_main(["--data", str(tmp_path), "--weights", str(weights), "--weigh", "--join", str(tmp_path / "missing.safetensors"),
-                      "--out", str(tmp_path / "w.safetensors")])
+        palette_main(
+            [
+                "--data",
+                str(tmp_path),
+                "--weights",
+                str(weights),
+                "--weigh",
+                "--join",
+                str(tmp_path / "missing.safetensors"),
+                "--out",
+                str(tmp_path / "w.safetensors"),
+            ]
+        )

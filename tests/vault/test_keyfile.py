@@ -142,7 +142,9 @@ def test_public_key_is_authenticated_and_checked(ident: Identity, fast_file: byt
     wrap = keys._key_wrap_key(PASS.encode(), KDF, base64.b64decode(doc["salt"]), FAST)
     aad = json.dumps(desc, sort_keys=True, separators=(",", ":")).encode()
     sealed = AESGCM(wrap).encrypt(base64.b64decode(doc["nonce"]), ident._key.private_bytes_raw(), aad)
-    (tmp_path / "b.pem").write_bytes(_armor(desc | {"nonce": doc["nonce"], "sealed": base64.b64encode(sealed).decode()}))
+    (tmp_path / "b.pem").write_bytes(
+        _armor(desc | {"nonce": doc["nonce"], "sealed": base64.b64encode(sealed).decode()})
+    )
     with pytest.raises(InputError, match="does not match"):
         Identity.load(tmp_path / "b.pem", PASS)
 
@@ -167,7 +169,9 @@ def _below(kdf: str) -> dict:
         ("pbkdf2", {"i": 2048}, "unknown key derivation"),
     ],
 )
-def test_kdf_parameters_out_of_bounds_are_refused_before_deriving(fast_file, tmp_path, no_kdf, kdf, params, match) -> None:
+def test_kdf_parameters_out_of_bounds_are_refused_before_deriving(
+    fast_file, tmp_path, no_kdf, kdf, params, match
+) -> None:
     (tmp_path / "k.key.pem").write_bytes(_armor(dict(_doc(fast_file), kdf=kdf, params=params)))
     with pytest.raises(InputError, match=f"not a valid anonymizer key file: .*{match}") as exc:
         Identity.load(tmp_path / "k.key.pem", PASS)
@@ -208,7 +212,12 @@ def test_malformed_files_are_input_errors_naming_the_file(fast_file: bytes, tmp_
 
 
 def test_new_ceilings_keep_the_defaults_and_bind_the_key_file(ident: Identity) -> None:
-    for kdf, params in [("argon2id", ARGON2_DEFAULT), ("argon2id", ARGON2_MAX), ("scrypt", SCRYPT_DEFAULT), ("scrypt", SCRYPT_MAX)]:
+    for kdf, params in [
+        ("argon2id", ARGON2_DEFAULT),
+        ("argon2id", ARGON2_MAX),
+        ("scrypt", SCRYPT_DEFAULT),
+        ("scrypt", SCRYPT_MAX),
+    ]:
         assert check_kdf_params(kdf, dict(params)) == params
     assert ARGON2_MAX["m"] * 1024 <= 256 << 20 and 128 * SCRYPT_MAX["n"] * SCRYPT_MAX["r"] <= 256 << 20
     for bad in ({**ARGON2_MAX, "m": ARGON2_MAX["m"] + 1}, {**ARGON2_MAX, "p": ARGON2_MAX["p"] + 1}):

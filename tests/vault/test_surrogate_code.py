@@ -87,13 +87,14 @@ def test_palette_rows_are_a_seeded_shuffle() -> None:
             seed.palette_index(*bad)
 
 
-
 def test_weighted_palette_rows_follow_the_weights() -> None:
     """With row weights, track 0 takes a row in proportion to its weight (over many fixed seeds), the
     tracks still take every row once with the rows of weight 0 last, equal weights keep the unweighted
     order, and malformed weights are refused."""
     seed = SurrogateSeed(bytes(range(32)))
-    assert [seed.palette_index(t, 64, np.full(64, 3.0)) for t in range(64)] == [seed.palette_index(t, 64) for t in range(64)]
+    assert [seed.palette_index(t, 64, np.full(64, 3.0)) for t in range(64)] == [
+        seed.palette_index(t, 64) for t in range(64)
+    ]
     w = np.array([4.0, 2.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
     seeds = [SurrogateSeed(hashlib.sha256(b"seed %d" % k).digest()) for k in range(1600)]  # fixed: never flaky
     counts = np.bincount([s.palette_index(0, 8, w) for s in seeds], minlength=8)  # type: ignore[misc]
@@ -104,5 +105,6 @@ def test_weighted_palette_rows_follow_the_weights() -> None:
     for bad in (np.zeros(8), -w, w[:7], np.array([np.nan, *w[1:]])):
         with pytest.raises(InputError, match="palette weights"):
             seed.palette_index(0, 8, bad)
+
 
 PINNED_ROWS = [17, 32, 36, 27, 57]

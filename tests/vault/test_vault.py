@@ -86,7 +86,9 @@ def test_sidecar_on_request_and_file_api(sealed, photo, tmp_path) -> None:
     np.testing.assert_array_equal(restored.image, photo.rgb)
     result.save(tmp_path / "anon.png")  # embedded now: the stale sidecar goes
     assert not (tmp_path / "anon.png.vault").exists()
-    np.testing.assert_array_equal(restore_image(out, Key.from_password("correct horse battery staple")).image, photo.rgb)
+    np.testing.assert_array_equal(
+        restore_image(out, Key.from_password("correct horse battery staple")).image, photo.rgb
+    )
 
 
 def test_scrypt_key_round_trip(photo) -> None:
@@ -128,7 +130,7 @@ def _vault_span(data: bytes) -> tuple[int, int]:
     if vault in data:
         start = data.index(vault)
         return start, start + len(vault)
-    start = next(i for i, (a, b) in enumerate(zip(data, base)) if a != b)
+    start = next(i for i, (a, b) in enumerate(zip(data, base, strict=False)) if a != b)
     return start, start + len(data) - len(base)
 
 
@@ -245,7 +247,11 @@ def _weak_vault(kdf: str, params: dict[str, int]) -> bytes:
 
 @pytest.mark.parametrize(
     ("kdf", "params"),
-    [("argon2id", {**ARGON2_MIN, "m": 1024}), ("argon2id", {**ARGON2_MIN, "t": 1}), ("scrypt", {**SCRYPT_MIN, "n": 2**10})],
+    [
+        ("argon2id", {**ARGON2_MIN, "m": 1024}),
+        ("argon2id", {**ARGON2_MIN, "t": 1}),
+        ("scrypt", {**SCRYPT_MIN, "n": 2**10}),
+    ],
 )
 def test_downgrade_is_refused(kdf: str, params: dict[str, int]) -> None:
     blob = _weak_vault(kdf, params)
@@ -287,7 +293,10 @@ def test_keys_are_objects_and_never_show_secrets(tmp_path, alice) -> None:
         Identity.load(tmp_path / "a.key.pem")
     with pytest.raises(InputError, match="not a PEM"):
         Key.from_recipients([tmp_path / "a.key.pem"])
-    assert Key.from_recipients([tmp_path / "a.pub.pem"]).recipients[0].public_bytes_raw() == alice.public_key.public_bytes_raw()
+    assert (
+        Key.from_recipients([tmp_path / "a.pub.pem"]).recipients[0].public_bytes_raw()
+        == alice.public_key.public_bytes_raw()
+    )
     with pytest.raises(InputError, match="empty"):
         Key.from_password("")
 
@@ -313,7 +322,10 @@ _SMALL = seal(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(_SMALL) - 1), st.integers(1, 255)), min_size=1, max_size=4), st.integers(0, len(_SMALL)))
+@given(
+    st.lists(st.tuples(st.integers(0, len(_SMALL) - 1), st.integers(1, 255)), min_size=1, max_size=4),
+    st.integers(0, len(_SMALL)),
+)
 def test_fuzz_mutated_vaults_only_raise_vault_errors(flips: list[tuple[int, int]], cut: int) -> None:
     bad = bytearray(_SMALL)
     for pos, mask in flips:
@@ -328,7 +340,9 @@ def test_fuzz_mutated_vaults_only_raise_vault_errors(flips: list[tuple[int, int]
 def test_a_workers_copy_of_a_key_seals_without_the_password(alice) -> None:
     import pickle
 
-    key = Key.from_password("worker batch password", kdf="scrypt", kdf_params=dict(SCRYPT_MIN)) + Key.from_recipients([alice.public_key])
+    key = Key.from_password("worker batch password", kdf="scrypt", kdf_params=dict(SCRYPT_MIN)) + Key.from_recipients(
+        [alice.public_key]
+    )
     with pytest.raises(TypeError, match="never pickled"):
         pickle.dumps(key)  # the password never leaves the driver
     blob = pickle.dumps(key.for_workers())
@@ -343,7 +357,11 @@ def test_a_workers_copy_of_a_key_seals_without_the_password(alice) -> None:
     with pytest.raises(WrongKeyError):
         open_vault(vault, Key.from_password("another password"))
     # the copy holds one batch's sealing material: it cannot open a vault sealed under another salt
-    other = seal([Record({}, b"x")], Key.from_password("worker batch password", kdf="scrypt", kdf_params=dict(SCRYPT_MIN)), info={})
+    other = seal(
+        [Record({}, b"x")],
+        Key.from_password("worker batch password", kdf="scrypt", kdf_params=dict(SCRYPT_MIN)),
+        info={},
+    )
     with pytest.raises(WrongKeyError, match="one batch"):
         open_vault(other, worker)
     with pytest.raises(InputError):

@@ -66,8 +66,11 @@ def test_decompression_bomb_inside_a_sealed_crop() -> None:
     buf = io.BytesIO()
     Image.new("1", (20000, 20000)).save(buf, format="PNG")  # small file, 400 MP when decoded
     ident = Identity.generate()
-    data = _forge(_image(), [Record(meta={"box": [0, 0, 4, 4], "codec": "png"}, payload=buf.getvalue())],
-                  Key.from_recipients([ident.public_key]))
+    data = _forge(
+        _image(),
+        [Record(meta={"box": [0, 0, 4, 4], "codec": "png"}, payload=buf.getvalue())],
+        Key.from_recipients([ident.public_key]),
+    )
     with pytest.raises(VaultIntegrityError):
         restore_image(data, ident)
 
@@ -77,21 +80,40 @@ def _raw_vault(header: dict, records: bytes = b"", mac: bytes = b"\0" * 32) -> b
     return MAGIC + struct.pack(">HI", VERSION, len(h)) + h + mac + records
 
 
-BASE = {"format": "anonymizer-vault", "version": VERSION, "cipher": "AES-256-GCM", "epk": None, "info": {}, "records": 0,
-        "records_sha256": hashlib.sha256(b"").hexdigest()}
+BASE = {
+    "format": "anonymizer-vault",
+    "version": VERSION,
+    "cipher": "AES-256-GCM",
+    "epk": None,
+    "info": {},
+    "records": 0,
+    "records_sha256": hashlib.sha256(b"").hexdigest(),
+}
 
 
 def test_resource_limits_before_any_derivation() -> None:
-    slot = {"type": "password", "kdf": "argon2id", "salt": "AAAAAAAAAAAAAAAAAAAAAA==", "params": FAST,
-            "verifier": "AAAAAAAAAAAAAAAAAAAAAA==", "nonce": "AAAAAAAAAAAAAAAA", "wrapped": "AA=="}
+    slot = {
+        "type": "password",
+        "kdf": "argon2id",
+        "salt": "AAAAAAAAAAAAAAAAAAAAAA==",
+        "params": FAST,
+        "verifier": "AAAAAAAAAAAAAAAAAAAAAA==",
+        "nonce": "AAAAAAAAAAAAAAAA",
+        "wrapped": "AA==",
+    }
     with pytest.raises(VaultIntegrityError, match="more than one password slot"):
         parse(_raw_vault(dict(BASE, slots=[slot, slot])))
     with pytest.raises(VaultIntegrityError, match="key slots"):
         parse(_raw_vault(dict(BASE, slots=[dict(slot, type="x25519")] * 65)))
-    for kdf, params in [("argon2id", {"t": 2, "m": 4 * 1024 * 1024, "p": 1}), ("argon2id", {"t": 64, "m": 19456, "p": 1}),
-                        ("scrypt", {"n": 2**21, "r": 8, "p": 1}), ("scrypt", {"n": 2**20, "r": 16, "p": 1}),
-                        # version 1's ceilings, accepted before: 14.6 s and 1 GiB for a reader each
-                        ("argon2id", {"t": 10, "m": 1024 * 1024, "p": 16}), ("scrypt", {"n": 2**20, "r": 8, "p": 4})]:
+    for kdf, params in [
+        ("argon2id", {"t": 2, "m": 4 * 1024 * 1024, "p": 1}),
+        ("argon2id", {"t": 64, "m": 19456, "p": 1}),
+        ("scrypt", {"n": 2**21, "r": 8, "p": 1}),
+        ("scrypt", {"n": 2**20, "r": 16, "p": 1}),
+        # version 1's ceilings, accepted before: 14.6 s and 1 GiB for a reader each
+        ("argon2id", {"t": 10, "m": 1024 * 1024, "p": 16}),
+        ("scrypt", {"n": 2**20, "r": 8, "p": 4}),
+    ]:
         blob = _raw_vault(dict(BASE, slots=[dict(slot, kdf=kdf, params=params)]))
         with pytest.raises(VaultError, match="refusing"):
             open_vault(blob, Key.from_password("pw"))
@@ -155,8 +177,10 @@ def _jpeg_resplit(data: bytes) -> bytes:
     vault, base = extract(data)
     assert vault is not None and len(vault) > 100
     parts = [vault[:100], vault[100:]]
-    segs = b"".join(b"\xff\xef" + struct.pack(">H", 2 + len(JPEG_ID) + 4 + len(p)) + JPEG_ID + struct.pack(">HH", i, 2) + p
-                    for i, p in enumerate(parts))
+    segs = b"".join(
+        b"\xff\xef" + struct.pack(">H", 2 + len(JPEG_ID) + 4 + len(p)) + JPEG_ID + struct.pack(">HH", i, 2) + p
+        for i, p in enumerate(parts)
+    )
     at = data.index(b"\xff\xef")
     return base[:at] + segs + base[at:]
 
@@ -208,9 +232,9 @@ def test_empty_passphrase_is_refused() -> None:
 
 
 def test_env_password_in_any_encoding(monkeypatch) -> None:
-    from anonymizer.cli.secrets import read_secret
-
     import os
+
+    from anonymizer.cli.secrets import read_secret
 
     monkeypatch.setitem(os.environb, b"ANON_RAW_PW", b"caf\xe9")  # latin-1, not UTF-8
     assert read_secret(None, "ANON_RAW_PW", False) == b"caf\xe9"
@@ -224,8 +248,25 @@ def test_restored_files_are_private(tmp_path, samples) -> None:
     pw = tmp_path / "pw"
     pw.write_text("pw")
     r = CliRunner()
-    assert r.invoke(app, ["anonymize", str(samples / "astronaut.png"), "-o", str(tmp_path / "a"), "--upscale", "0",
-                          "--password-file", str(pw)]).exit_code == 0
-    assert r.invoke(app, ["restore", str(tmp_path / "a"), "-o", str(tmp_path / "r"), "--password-file", str(pw)]).exit_code == 0
+    assert (
+        r.invoke(
+            app,
+            [
+                "anonymize",
+                str(samples / "astronaut.png"),
+                "-o",
+                str(tmp_path / "a"),
+                "--upscale",
+                "0",
+                "--password-file",
+                str(pw),
+            ],
+        ).exit_code
+        == 0
+    )
+    assert (
+        r.invoke(app, ["restore", str(tmp_path / "a"), "-o", str(tmp_path / "r"), "--password-file", str(pw)]).exit_code
+        == 0
+    )
     assert (tmp_path / "r" / "astronaut.png").stat().st_mode & 0o077 == 0
     assert np.asarray(Image.open(tmp_path / "r" / "astronaut.png")).shape == (512, 512, 3)

@@ -42,7 +42,9 @@ def _reseal_as(blob: bytes, ident: Identity, payload: bytes, *, fix_header: bool
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     chunk = nonce + AESGCM(cek).encrypt(nonce, padded, aad)
-    body = struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", 1) + struct.pack(">I", len(chunk)) + chunk
+    body = (
+        struct.pack(">I", len(meta_bytes)) + meta_bytes + struct.pack(">I", 1) + struct.pack(">I", len(chunk)) + chunk
+    )
     header = dict(vault.header)
     if fix_header:
         header["records_sha256"] = hashlib.sha256(body).hexdigest()
@@ -82,7 +84,10 @@ def test_padding_hides_the_low_bits_of_lengths(n: int) -> None:
 def test_sealed_lengths_fall_into_few_buckets() -> None:
     ident = Identity.generate()
     key = Key.from_recipients([ident.public_key])
-    sizes = {len(parse(seal([Record(meta={}, payload=b"x" * n)], key, info=INFO)).records[0][2][0]) for n in range(3000, 3300)}
+    sizes = {
+        len(parse(seal([Record(meta={}, payload=b"x" * n)], key, info=INFO)).records[0][2][0])
+        for n in range(3000, 3300)
+    }
     assert len(sizes) <= 3  # without padding: 300 distinct lengths
 
 
@@ -109,7 +114,7 @@ def test_version_1_header_cannot_claim_version_2() -> None:
     header = json.loads(parse(blob).header_bytes)
     del header["records_sha256"]
     hb = vf.canonical_json(header)
-    broken = vf.MAGIC + struct.pack(">HI", 2, len(hb)) + hb + blob[14 + len(parse(blob).header_bytes):]
+    broken = vf.MAGIC + struct.pack(">HI", 2, len(hb)) + hb + blob[14 + len(parse(blob).header_bytes) :]
     with pytest.raises(VaultIntegrityError, match="record digest"):
         parse(broken)
 
@@ -120,10 +125,17 @@ def test_version_1_vaults_still_restore(opener: str) -> None:
     sealed for the password below (Argon2id at the minimums) and the recipient key beside it."""
     path = DATA / "v1_hopper.jpg"
     assert parse(extract(path.read_bytes())[0]).header["version"] == 1
-    key = Key.from_password("correct horse battery staple") if opener == "password" else Identity.load(DATA / "v1_recipient.key.pem")
+    key = (
+        Key.from_password("correct horse battery staple")
+        if opener == "password"
+        else Identity.load(DATA / "v1_recipient.key.pem")
+    )
     restored = restore_file(path, key)
     assert restored.regions == 1
-    assert hashlib.sha256(restored.image.tobytes()).hexdigest() == "c2d0d88e596739e38446157545273a47f9ed448525b0b1802b9da672100133ce"
+    assert (
+        hashlib.sha256(restored.image.tobytes()).hexdigest()
+        == "c2d0d88e596739e38446157545273a47f9ed448525b0b1802b9da672100133ce"
+    )
 
 
 def _sealed_codecs(data: bytes) -> list[str]:
@@ -149,7 +161,9 @@ def test_a_png_seals_its_regions_when_they_are_smaller(samples) -> None:
     from anonymizer.api import anonymize_image
 
     src = samples / "astronaut.png"  # 790 KB; its one face as PNG is a fraction of that
-    data, _ = anonymize_image(src, key=Key.from_password("a long enough password", kdf="argon2id", kdf_params=FAST)).encode("png")
+    data, _ = anonymize_image(
+        src, key=Key.from_password("a long enough password", kdf="argon2id", kdf_params=FAST)
+    ).encode("png")
     assert _sealed_codecs(data) == ["png"]
 
 
@@ -168,7 +182,11 @@ def test_a_crafted_original_of_another_size_is_refused(size: tuple[int, int]) ->
     buf = io.BytesIO()
     Image.new("RGB", size).save(buf, format="PNG")
     info = {"kind": "image", "width": 4, "height": 4, "image_sha256": hashlib.sha256(image).hexdigest()}
-    blob = seal([Record(meta={"codec": "file", "frame": 0, "regions": 1}, payload=buf.getvalue())], Key.from_recipients([ident.public_key]), info=info)
+    blob = seal(
+        [Record(meta={"codec": "file", "frame": 0, "regions": 1}, payload=buf.getvalue())],
+        Key.from_recipients([ident.public_key]),
+        info=info,
+    )
     with pytest.raises(VaultIntegrityError, match="sealed original is 5x4|sealed original is 4000x4000"):
         restore_image(embed(image, blob), ident)
 
@@ -191,8 +209,13 @@ _EMBEDDED = {fmt: _embedded(fmt) for fmt in ("PNG", "JPEG", "WEBP")}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(sorted(_EMBEDDED)), st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=3))
-def test_fuzz_mutated_files_with_a_sealed_original_only_raise_vault_errors(fmt: str, flips: list[tuple[int, int]]) -> None:
+@given(
+    st.sampled_from(sorted(_EMBEDDED)),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=3),
+)
+def test_fuzz_mutated_files_with_a_sealed_original_only_raise_vault_errors(
+    fmt: str, flips: list[tuple[int, int]]
+) -> None:
     from anonymizer import VaultError
     from anonymizer.api import restore_image
 
@@ -205,11 +228,18 @@ def test_fuzz_mutated_files_with_a_sealed_original_only_raise_vault_errors(fmt: 
         pass
 
 
-_STREAMED = seal([Record(meta={"codec": "file"}, payload=bytes(range(256)) * 40)], Key.from_password("pw", kdf="argon2id", kdf_params=FAST), info={})
+_STREAMED = seal(
+    [Record(meta={"codec": "file"}, payload=bytes(range(256)) * 40)],
+    Key.from_password("pw", kdf="argon2id", kdf_params=FAST),
+    info={},
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(_STREAMED) - 1), st.integers(1, 255)), min_size=1, max_size=3), st.integers(0, len(_STREAMED)))
+@given(
+    st.lists(st.tuples(st.integers(0, len(_STREAMED) - 1), st.integers(1, 255)), min_size=1, max_size=3),
+    st.integers(0, len(_STREAMED)),
+)
 def test_fuzz_streamed_parts_only_raise_vault_errors(flips: list[tuple[int, int]], cut: int) -> None:
     from anonymizer import VaultError
 

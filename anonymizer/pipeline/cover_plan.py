@@ -1,0 +1,186 @@
+"""Which box covers which face on each frame of a video: detection every K frames (and on scene cuts),
+tracking in between, and the gaps mended once a later detection shows where a face was.
+
+:class:`CoverPlanner` takes decoded frames in order and gives each one back with its covers (track id ->
+box) once no later detection can change them: at most ``2 * detect_every + 1`` frames later. It knows
+nothing of painting, encoding or vaults, so it is tested on synthetic frames with a scripted finder.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..media.video import Frame
+from ..ops.rotation import boxes_back, points_back, upright
+from ..types import Face
+from .tracking import FaceTracker, Track, scene_cut
+
+#: a new track's box on the frames held back before its first detection grows this much per frame back
+BACKFILL_GROWTH = 0.15
+#: between two detections of a track, the interpolated box is grown this much
+INTERP_GROWTH = 1.1
+#: before a track's first detection, once a second detection gives its velocity, its box moved back along it
+#: grows this much per frame
+EXTRAP_GROWTH = 0.1
+
+
+class Finder(Protocol):
+    def find(self, rgb: np.ndarray) -> Sequence[Face]: ...
+
+
+@dataclass(eq=False)
+class PlannedFrame:
+    """A frame and what covers it: ``covers`` (track id -> float32 box [4] in the stored frame's pixels);
+    ``landmarks`` (track id -> float32 [5, 2]) for the tracks detected on this frame."""
+
+    frame: Frame
+    covers: dict[int, np.ndarray]
+    detected: bool = False
+    landmarks: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
+    """The smallest box holding boxes ``a`` (or nothing) and ``b``, float32 [4]."""
+    if a is None:
+        return b.astype(np.float32)
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+
+
+def grown(box: np.ndarray, factor: float) -> np.ndarray:
+    """``box`` scaled by ``factor`` about its centre, float32 [4]."""
+    c = (box[:2] + box[2:]) / 2
+    half = (box[2:] - box[:2]) / 2 * factor
+    return np.concatenate([c - half, c + half]).astype(np.float32)
+
+
+def landmarks_in(box: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Landmarks (5, 2) for a cover box from a track's face shape (landmarks relative to its detection's
+    centre, in units of its width): used on frames where the track was held or filled in, not detected."""
+    centre = (box[:2] + box[2:]) / 2
+    return (centre + shape * float(box[2] - box[0])).astype(np.float32)
+
+
+class CoverPlanner:
+    """Plans the covers of a video's frames (see the module's doc).
+
+    ``finder`` runs on the upright frame (``rotation``: the video's display rotation); its boxes are mapped
+    back to the stored frame. A track stays covered ``hold`` frames after its last detection. Frames outside
+    the span (``Frame.in_span`` False) pass through uncovered. With ``landmarks=True`` the planner also keeps,
+    per track, its five landmarks where detected, its face shape (:func:`landmarks_in`) and its best score.
+    Counts: ``detections``, ``tracks`` (new ones), ``scene_cuts``."""
+
+    def __init__(
+        self, finder: Finder, *, detect_every: int, hold: int, rotation: int = 0, landmarks: bool = False
+    ) -> None:
+        self.finder, self.detect_every, self.rotation, self.keep_landmarks = finder, detect_every, rotation, landmarks
+        self.tracker = FaceTracker(hold=hold)
+        self.delay = 2 * detect_every + 1  # held back long enough to fill the gap between two detections
+        self.pending: deque[PlannedFrame] = deque()
+        self.shapes: dict[int, np.ndarray] = {}  # track id -> face shape (see landmarks_in)
+        # track id -> its best detection score (the painter trusts small faces by it)
+        self.scores: dict[int, float] = {}
+        self.born: dict[int, int] = {}  # track id -> the frame of its first detection
+        self.detections = self.tracks = self.scene_cuts = 0
+        self._thumb: np.ndarray | None = None
+        self._span_index = 0
+        self._last_cut = 0
+        self._last_in_span: PlannedFrame | None = None
+
+    def push(self, frame: Frame) -> list[PlannedFrame]:
+        """Take the next frame; returns the frames whose covers are now final, oldest first."""
+        entry = PlannedFrame(frame, {})
+        if frame.in_span:
+            self._in_span(entry)
+        else:
+            self._close_span()
+            self.pending.append(entry)
+        ready = []
+        while len(self.pending) > self.delay:
+            ready.append(self.pending.popleft())
+        return ready
+
+    def flush(self) -> list[PlannedFrame]:
+        """The frames still held, once the video has ended."""
+        if self._last_in_span is not None and not self._last_in_span.detected and self._last_in_span in self.pending:
+            self._detect(self._last_in_span)  # the video's last frame
+        ready = list(self.pending)
+        self.pending.clear()
+        return ready
+
+    def _in_span(self, entry: PlannedFrame) -> None:
+        frame = entry.frame
+        thumb = cv2.resize(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
+        is_cut = scene_cut(self._thumb, thumb)
+        self._thumb = thumb
+        if is_cut:
+            self.scene_cuts += 1
+            self.tracker.reset()
+            self._last_cut = frame.index
+        self.pending.append(entry)
+        if is_cut or self._span_index % self.detect_every == 0:
+            self._detect(entry)
+        else:
+            current, _ = self.tracker.update(frame.index, None)
+            entry.covers = {tid: b for tid, b in current}
+        self._span_index += 1
+        self._last_in_span = entry
+
+    def _close_span(self) -> None:
+        last = self._last_in_span
+        if last is not None and not last.detected and last in self.pending:
+            self._detect(last)  # the span's last frame: nothing after it would catch a new face
+        self._last_in_span = None
+
+    def _detect(self, p: PlannedFrame) -> None:
+        """Detect on a held frame, update the tracks, and fix the covers of the frames held with it."""
+        h, w = p.frame.rgb.shape[:2]
+        found = self.finder.find(upright(p.frame.rgb, self.rotation))
+        boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
+        lms = np.array([f.landmarks for f in found], np.float32).reshape(-1, 5, 2)
+        if self.rotation:
+            boxes = boxes_back(boxes, self.rotation, w, h)
+            lms = points_back(lms, self.rotation, w, h)
+        self.detections += len(boxes)
+        current, new = self.tracker.update(p.frame.index, boxes)
+        if self.keep_landmarks:
+            for tid, di in self.tracker.matches.items():  # the detection each track took on this frame
+                p.landmarks[tid] = lms[di]
+                self.scores[tid] = max(self.scores.get(tid, 0.0), float(found[di].score))
+                width = max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
+                self.shapes[tid] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / width
+        for tid, b in current:
+            p.covers[tid] = union(p.covers.get(tid), b)
+        p.detected = True
+        held = [q for q in self.pending if q.frame.in_span and self._last_cut <= q.frame.index < p.frame.index]
+        self._backfill(p, new, held)
+        self._mend(held)
+
+    def _backfill(self, p: PlannedFrame, new: list[Track], held: list[PlannedFrame]) -> None:
+        """A face that appeared between detections: cover it on the frames held back, growing with distance."""
+        for t in new:
+            self.tracks += 1
+            self.born[t.id] = p.frame.index
+            for q in held:
+                box = grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index))
+                q.covers[t.id] = union(q.covers.get(t.id), box)
+
+    def _mend(self, held: list[PlannedFrame]) -> None:
+        """Between two detections of a track, its box interpolated (better than the tracker's prediction);
+        before its first, the backfill replaced by its box moved back along its velocity."""
+        for tid, f1, b1, f2, b2 in self.tracker.observations:
+            c1, c2 = (b1[:2] + b1[2:]) / 2, (b2[:2] + b2[2:]) / 2
+            v = (c2 - c1) / (f2 - f1)
+            for q in held:
+                if f1 < q.frame.index < f2:
+                    a = (q.frame.index - f1) / (f2 - f1)
+                    q.covers[tid] = grown(b1 + (b2 - b1) * a, INTERP_GROWTH)
+                elif q.frame.index < self.born.get(tid, 0) and tid in q.covers:
+                    d = f1 - q.frame.index
+                    shift = np.concatenate([v * d, v * d]).astype(np.float32)
+                    q.covers[tid] = grown(b1 - shift, 1.0 + EXTRAP_GROWTH * d)

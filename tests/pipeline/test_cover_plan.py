@@ -1,0 +1,127 @@
+"""The video cover planner alone: synthetic frames and a scripted finder, no video, no model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anonymizer.media.video import Frame
+from anonymizer.pipeline.cover_plan import CoverPlanner, PlannedFrame
+from anonymizer.types import Face
+
+H, W = 90, 160
+
+
+def _face(x: float, y: float, size: float = 20.0, score: float = 0.9) -> Face:
+    lm = tuple(
+        (x + size * fx, y + size * fy) for fx, fy in ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8))
+    )
+    return Face(box=(x, y, x + size, y + size), score=score, landmarks=lm)
+
+
+class Script:
+    """A finder that reads the frame's index from its first pixel and answers from ``faces``."""
+
+    def __init__(self, faces: dict[int, list[Face]]) -> None:
+        self.faces = faces
+        self.calls: list[int] = []
+
+    def find(self, rgb: np.ndarray) -> list[Face]:
+        index = int(rgb[0, 0, 0])
+        self.calls.append(index)
+        return self.faces.get(index, [])
+
+
+def _frames(n: int, *, span: range | None = None, h: int = H, w: int = W) -> list[Frame]:
+    out = []
+    for i in range(n):
+        rgb = np.full((h, w, 3), 128, np.uint8)
+        rgb[0, 0, 0] = i
+        out.append(Frame(index=i, rgb=rgb, pts=i, time=i / 25, in_span=span is None or i in span))
+    return out
+
+
+def _run(planner: CoverPlanner, frames: list[Frame]) -> list[PlannedFrame]:
+    out: list[PlannedFrame] = []
+    for f in frames:
+        ready = planner.push(f)
+        assert len(planner.pending) <= planner.delay  # never holds more than the gap between detections
+        out.extend(ready)
+    return out + planner.flush()
+
+
+def test_every_frame_comes_out_once_in_order_and_detection_runs_every_k() -> None:
+    finder = Script({})
+    planner = CoverPlanner(finder, detect_every=4, hold=3)
+    out = _run(planner, _frames(23))
+    assert [p.frame.index for p in out] == list(range(23))
+    assert finder.calls == [0, 4, 8, 12, 16, 20, 22]  # and the last frame: nothing after it catches a new face
+    assert planner.detections == 0 and planner.tracks == 0 and not any(p.covers for p in out)
+
+
+def test_a_face_appearing_between_detections_is_covered_on_the_frames_held_before() -> None:
+    planner = CoverPlanner(Script({8: [_face(60, 30)]}), detect_every=4, hold=3)
+    out = _run(planner, _frames(12))
+    covered = [p.frame.index for p in out if p.covers]
+    # backfilled at least to the previous detection (frame 4): every frame still held when it was found
+    assert set(range(4, 12)) <= set(covered)
+    assert planner.tracks == 1 and planner.detections == 1
+    width = {p.frame.index: float(b[2] - b[0]) for p in out for b in p.covers.values()}
+    assert width[5] > width[6] > width[7] > width[8] >= 20  # the further back, the less sure where it was
+
+
+def test_between_two_detections_the_box_is_interpolated() -> None:
+    planner = CoverPlanner(Script({0: [_face(20, 30)], 4: [_face(60, 30)]}), detect_every=4, hold=10)
+    out = {p.frame.index: p for p in _run(planner, _frames(6))}
+    (tid,) = out[2].covers
+    cx = float(out[2].covers[tid][0] + out[2].covers[tid][2]) / 2
+    assert abs(cx - 50) < 1  # halfway between the centres 30 and 70
+    assert planner.tracks == 1  # the same track, not a new one
+
+
+def test_frames_outside_the_span_pass_uncovered_and_the_span_end_is_detected() -> None:
+    finder = Script({k: [_face(60, 30)] for k in range(20)})
+    planner = CoverPlanner(finder, detect_every=4, hold=2)
+    out = _run(planner, _frames(20, span=range(3, 10)))
+    assert 9 in finder.calls  # the span's last frame
+    assert not any(p.covers for p in out if not p.frame.in_span)
+    assert all(p.covers for p in out if p.frame.in_span)
+
+
+def test_landmarks_scores_and_shapes_are_kept_only_when_asked() -> None:
+    script = {0: [_face(20, 30, score=0.6)], 4: [_face(24, 30, score=0.8)]}
+    plain = CoverPlanner(Script(script), detect_every=4, hold=10)
+    _run(plain, _frames(6))
+    assert not plain.scores and not plain.shapes
+    keen = CoverPlanner(Script(script), detect_every=4, hold=10, landmarks=True)
+    out = {p.frame.index: p for p in _run(keen, _frames(6))}
+    (tid,) = out[0].landmarks
+    assert keen.scores[tid] == pytest.approx(0.8) and out[0].landmarks[tid].shape == (5, 2)
+    assert not out[1].landmarks and keen.shapes[tid].shape == (5, 2)
+
+
+def test_a_rotated_video_is_searched_upright_and_mapped_back() -> None:
+    seen: list[tuple[int, int]] = []
+
+    class Upright(Script):
+        def find(self, rgb: np.ndarray) -> list[Face]:
+            seen.append(rgb.shape[:2])
+            return [_face(10, 100)] if not seen[1:] else []
+
+    planner = CoverPlanner(Upright({}), detect_every=4, hold=2, rotation=90)
+    out = _run(planner, _frames(1))
+    assert seen[0] == (W, H)  # the finder saw the frame turned upright
+    (box,) = out[0].covers.values()
+    assert 0 <= box[0] < box[2] <= W and 0 <= box[1] < box[3] <= H  # back in the stored frame
+
+
+def test_a_scene_cut_resets_the_tracks_and_is_counted() -> None:
+    frames = _frames(10)
+    for f in frames[5:]:
+        f.rgb[1:] = 0  # another scene
+    finder = Script({0: [_face(20, 30)], 5: [_face(100, 40)]})
+    planner = CoverPlanner(finder, detect_every=4, hold=30)
+    out = {p.frame.index: p for p in _run(planner, frames)}
+    assert planner.scene_cuts == 1 and 5 in finder.calls
+    assert planner.tracks == 2
+    assert all(float(b[0]) > 60 for b in out[6].covers.values())  # the old face is not carried over the cut
