@@ -288,173 +288,225 @@ def run_on_ray(
     :func:`~anonymizer.pipeline.batch.run_jobs`: one bad file never stops the rest. Ray is started on
     this machine unless it is already running in this process or ``address`` names a cluster; nothing
     is started when every file was finished by an earlier run."""
-    from tqdm import tqdm
-
     ray = _ray()  # before anything else: a clear error when Ray is not installed
-    report = BatchReport()
-    manifest = Manifest(out_dir, opts.fingerprint(key))
     transit = Identity.generate() if key is not None else None  # pieces seal their regions for it (this run only)
-    bar = tqdm(total=len(jobs), desc="anonymize (ray)", unit="file", disable=not progress, leave=False)
-    seen: set[Path] = set()
-    queue: deque[_Item] = deque()
-    videos: dict[Path, _Video] = {}
+    run = _Run(out_dir, opts, key, transit, len(jobs), progress, on_result)
+    try:
+        run.plan(jobs, seed, segment_seconds)
+        if not run.queue:
+            return run.report
+        cpus = threads or 1
+        worker_key = key.for_workers() if key is not None else None  # never the password itself
+        transit_public = public_bytes(transit.public_key) if transit is not None else None
+        started_here = _start_ray(ray, address, workers, cpus)
+        pool: _Pool | None = None
+        try:
+            pool = _Pool(ray, cpus, (opts, worker_key, seed, threads, transit_public))
+            pool.work(run, workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus)))
+        finally:
+            if pool is not None:
+                pool.close()
+            _RUNNING.clear()
+            if started_here:
+                ray.shutdown()
+    finally:
+        run.bar.close()
+    return run.report
 
-    def finish_job(job: Job, row: dict[str, Any] | None, error: str | None) -> None:
+
+def _start_ray(ray: Any, address: str | None, workers: int | None, cpus: int) -> bool:
+    """Start or join Ray unless this process already has; True when it was started here."""
+    if ray.is_initialized():
+        return False
+    local = {"num_cpus": (workers or os.cpu_count() or 1) * cpus} if address is None else {}
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="error", **local)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise InputError(f"cannot start or join {where}: {exc}") from None
+    return True
+
+
+class _Run:
+    """The driver's bookkeeping of one run: the queue of items, the videos in pieces, the report, the
+    manifest and the progress bar (one step per file)."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        opts: AnonymizeOptions,
+        key: Key | None,
+        transit: Identity | None,
+        total: int,
+        progress: bool,
+        on_result: Callable[[Job, object | None, str | None], None] | None,
+    ) -> None:
+        from tqdm import tqdm
+
+        self.opts, self.key, self.transit, self.on_result = opts, key, transit, on_result
+        self.report = BatchReport()
+        self.manifest = Manifest(out_dir, opts.fingerprint(key))
+        self.bar = tqdm(total=total, desc="anonymize (ray)", unit="file", disable=not progress, leave=False)
+        self.queue: deque[_Item] = deque()
+        self.videos: dict[Path, _Video] = {}
+
+    def plan(self, jobs: list[Job], seed: SurrogateSeed | None, segment_seconds: float) -> None:
+        """Queue the files (videos in pieces) that are not finished already; refuse two inputs that would
+        write the same output."""
+        seen: set[Path] = set()
+        for job in jobs:
+            if job.dest is not None and job.dest in seen:
+                self.finish_job(job, None, f"{job.src}: output {job.dest} is already written by another input")
+                self.bar.update(1)
+                continue
+            if job.dest is not None:
+                seen.add(job.dest)
+            if self.manifest.finished(job):
+                self.report.skipped.append(job.src)
+                self.bar.update(1)
+                continue
+            try:
+                items = self._pieces(job, seed, segment_seconds)
+            except Exception as exc:
+                self.finish_job(job, None, describe_error(job.src, exc))
+                self.bar.update(1)
+                continue
+            if items[0].index is not None:
+                from ..vault.format import VaultWriter
+
+                writer = VaultWriter(self.key) if self.key is not None else None
+                self.videos[job.src] = _Video(items, writer=writer, transit=self.transit)
+            self.queue.extend(items)
+
+    def _pieces(self, job: Job, seed: SurrogateSeed | None, segment_seconds: float) -> list[_Item]:
+        items = plan_pieces(job, self.opts, segment_seconds)
+        if items[0].index is not None and self.opts.method == "surrogate" and seed is not None:
+            from ..weights import sha256_file
+
+            base = seed.for_context(sha256_file(job.src).encode())  # one digest of the video, here
+            for it in items:  # different pieces, different codes: no two people share a surrogate
+                it.seed = base.for_context(f"piece {it.index}".encode())
+        return items
+
+    def finish_job(self, job: Job, row: dict[str, Any] | None, error: str | None) -> None:
         if job.dest is not None:
             remove_stale_parts(job.dest)
         if error is None:
             assert row is not None
-            report.done.append(job.src)
-            manifest.record(job)
+            self.report.done.append(job.src)
+            self.manifest.record(job)
         else:
-            report.failed.append((job.src, error))
-        if on_result is not None:
-            on_result(job, row, error)
+            self.report.failed.append((job.src, error))
+        if self.on_result is not None:
+            self.on_result(job, row, error)
 
-    for job in jobs:
-        if job.dest is not None and job.dest in seen:
-            finish_job(job, None, f"{job.src}: output {job.dest} is already written by another input")
-            bar.update(1)
-            continue
-        if job.dest is not None:
-            seen.add(job.dest)
-        if manifest.finished(job):
-            report.skipped.append(job.src)
-            bar.update(1)
-            continue
-        try:
-            items = plan_pieces(job, opts, segment_seconds)
-            if items[0].index is not None and opts.method == "surrogate" and seed is not None:
-                from ..weights import sha256_file
+    def done(self, item: _Item, result: dict[str, Any]) -> None:
+        """What a worker gave back for ``item``."""
+        if item.index is None:
+            self.finish_job(item.job, result.get("row"), result.get("error"))
+            self.bar.update(1)
+        elif item.job.src not in self.videos:
+            item.part.unlink(missing_ok=True)  # a late piece of a video that has already failed
+        elif "error" in result:
+            self.fail(item, result["error"])
+        else:
+            self._piece_done(item, result)
 
-                base = seed.for_context(sha256_file(job.src).encode())  # one digest of the video, here
-                for it in items:  # different pieces, different codes: no two people share a surrogate
-                    it.seed = base.for_context(f"piece {it.index}".encode())
-        except Exception as exc:
-            finish_job(job, None, describe_error(job.src, exc))
-            bar.update(1)
-            continue
-        if items[0].index is not None:
-            from ..vault.format import VaultWriter
-
-            videos[job.src] = _Video(items, writer=VaultWriter(key) if key is not None else None, transit=transit)
-        queue.extend(items)
-    if not queue:
-        bar.close()
-        return report
-
-    cpus = threads or 1
-    created: list[Any] = []
-    started_here = not ray.is_initialized()
-    if started_here:
-        local = {"num_cpus": (workers or os.cpu_count() or 1) * cpus} if address is None else {}
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="error", **local)
-        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
-            bar.close()
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
-            raise InputError(f"cannot start or join {where}: {exc}") from None
-    try:
-        n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
-        worker_key = key.for_workers() if key is not None else None  # never the password itself
-        transit_public = public_bytes(transit.public_key) if transit is not None else None
-        actor_cls = ray.remote(num_cpus=cpus, max_restarts=0)(Worker)
-
-        def new_actor() -> Any:
-            actor = actor_cls.remote(opts, worker_key, seed, threads, transit_public)
-            created.append(actor)
-            return actor
-
-        idle = [new_actor() for _ in range(min(n_workers, len(queue)))]
-        _RUNNING[:] = idle
-        pending: dict[Any, tuple[Any, _Item]] = {}
-
-        def submit() -> None:
-            while idle and queue:
-                actor, item = idle.pop(), queue.popleft()
-                item.attempts += 1
-                if item.index is None:
-                    ref = actor.file.remote(item.job)
-                else:
-                    ref = actor.piece.remote(item.job, item.part, item.start, item.end, item.seed)
-                pending[ref] = (actor, item)
-
-        submit()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            actor, item = pending.pop(ready[0])
+    def _piece_done(self, item: _Item, result: dict[str, Any]) -> None:
+        assert item.index is not None
+        video = self.videos[item.job.src]
+        video.results[item.index] = result
+        video.seal_ready()
+        self.bar.update(1 / len(video.items))
+        if len(video.results) == len(video.items):
+            del self.videos[item.job.src]
+            row = error = None
             try:
-                result = ray.get(ready[0])
+                row = _join(item.job, video)
+            except Exception as exc:
+                error = describe_error(item.job.src, exc)
+            self.finish_job(item.job, row, error)
+
+    def fail(self, item: _Item, error: str) -> None:
+        """``item`` failed: a file fails; a piece fails its whole video (once; the other pieces' results
+        are dropped)."""
+        if item.index is None:
+            self.finish_job(item.job, None, error)
+            self.bar.update(1)
+            return
+        video = self.videos.pop(item.job.src, None)
+        if video is None:
+            return  # this video has already failed
+        self.bar.update(1 - len(video.results) / len(video.items))
+        self.finish_job(item.job, None, error)
+
+
+class _Pool:
+    """Worker actors going through a run's queue; a lost actor is replaced and its item given to a live
+    one, up to :data:`MAX_ATTEMPTS` times."""
+
+    def __init__(self, ray: Any, cpus: int, args: tuple[Any, ...]) -> None:
+        self.ray, self.args = ray, args  # args: what each Worker is made with
+        self.actor_cls = ray.remote(num_cpus=cpus, max_restarts=0)(Worker)
+        self.created: list[Any] = []
+        self.idle: list[Any] = []
+        self.pending: dict[Any, tuple[Any, _Item]] = {}
+
+    def _new_actor(self) -> Any:
+        actor = self.actor_cls.remote(*self.args)
+        self.created.append(actor)
+        return actor
+
+    def work(self, run: _Run, n_workers: int) -> None:
+        self.idle = [self._new_actor() for _ in range(min(n_workers, len(run.queue)))]
+        _RUNNING[:] = self.idle
+        self._submit(run.queue)
+        while self.pending:
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1)
+            actor, item = self.pending.pop(ready[0])
+            try:
+                result = self.ray.get(ready[0])
             except (
-                ray.exceptions.RayActorError,
-                ray.exceptions.WorkerCrashedError,
-                ray.exceptions.ObjectLostError,
+                self.ray.exceptions.RayActorError,
+                self.ray.exceptions.WorkerCrashedError,
+                self.ray.exceptions.ObjectLostError,
             ) as exc:
-                # the worker died: replace it, and give its work to a live one
-                report.retries += 1
-                _RUNNING[:] = [a for a in _RUNNING if a is not actor]
-                replacement = new_actor()
-                _RUNNING.append(replacement)
-                idle.append(replacement)
-                if item.attempts < MAX_ATTEMPTS:
-                    queue.appendleft(item)
-                else:
-                    _fail_item(
-                        item,
-                        videos,
-                        finish_job,
-                        bar,
-                        f"{item.job.src}: worker lost {item.attempts} times ({type(exc).__name__})",
-                    )
-                submit()
-                continue
-            idle.append(actor)
-            if item.index is None:
-                finish_job(item.job, result.get("row"), result.get("error"))
-                bar.update(1)
-            elif item.job.src not in videos:
-                item.part.unlink(missing_ok=True)  # a late piece of a video that has already failed
-            elif "error" in result:
-                _fail_item(item, videos, finish_job, bar, result["error"])
+                self._lost(run, actor, item, exc)
             else:
-                video = videos[item.job.src]
-                video.results[item.index] = result
-                video.seal_ready()
-                bar.update(1 / len(video.items))
-                if len(video.results) == len(video.items):
-                    del videos[item.job.src]
-                    row = error = None
-                    try:
-                        row = _join(item.job, video)
-                    except Exception as exc:
-                        error = describe_error(item.job.src, exc)
-                    finish_job(item.job, row, error)
-            submit()
-    finally:
-        bar.close()
-        for actor in created:  # their CPUs go back to the cluster now, not whenever Ray collects them
+                self.idle.append(actor)
+                run.done(item, result)
+            self._submit(run.queue)
+
+    def _submit(self, queue: deque[_Item]) -> None:
+        while self.idle and queue:
+            actor, item = self.idle.pop(), queue.popleft()
+            item.attempts += 1
+            if item.index is None:
+                ref = actor.file.remote(item.job)
+            else:
+                ref = actor.piece.remote(item.job, item.part, item.start, item.end, item.seed)
+            self.pending[ref] = (actor, item)
+
+    def _lost(self, run: _Run, actor: Any, item: _Item, exc: BaseException) -> None:
+        """The worker died: replace it, and give its work to a live one."""
+        run.report.retries += 1
+        _RUNNING[:] = [a for a in _RUNNING if a is not actor]
+        replacement = self._new_actor()
+        _RUNNING.append(replacement)
+        self.idle.append(replacement)
+        if item.attempts < MAX_ATTEMPTS:
+            run.queue.appendleft(item)
+        else:
+            run.fail(item, f"{item.job.src}: worker lost {item.attempts} times ({type(exc).__name__})")
+
+    def close(self) -> None:
+        for actor in self.created:  # their CPUs go back to the cluster now, not whenever Ray collects them
             try:
-                ray.kill(actor, no_restart=True)
+                self.ray.kill(actor, no_restart=True)
             except Exception:  # already dead
                 pass
-        created.clear()
+        self.created.clear()
         _RUNNING.clear()
-        if started_here:
-            ray.shutdown()
-    return report
-
-
-def _fail_item(item: _Item, videos: dict[Path, _Video], finish_job: Callable[..., None], bar: Any, error: str) -> None:
-    """A piece failed: its whole video fails (once; the other pieces' results are dropped)."""
-    if item.index is None:
-        finish_job(item.job, None, error)
-        bar.update(1)
-        return
-    video = videos.pop(item.job.src, None)
-    if video is None:
-        return  # this video has already failed
-    bar.update(1 - len(video.results) / len(video.items))
-    finish_job(item.job, None, error)
 
 
 def _join(job: Job, video: _Video) -> dict[str, Any]:
