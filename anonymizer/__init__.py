@@ -22,13 +22,23 @@ from .errors import (
     WeightsError,
     WrongKeyError,
 )
-from .types import AnonymizedImage, Detections, Face, Region
+from .types import Detections, Face, Region
 from .vault import Identity, Key, RestoredImage, SurrogateSeed
 
 if TYPE_CHECKING:
-    from .api import anonymize_image, audit_image, deepfake_score, detect_faces, enhance, restore_image, segment_persons
+    from .api import (
+        AnonymizedImage,
+        anonymize_image,
+        audit_image,
+        deepfake_score,
+        detect_faces,
+        enhance,
+        restore_image,
+        segment_persons,
+    )
 
 _LAZY = {
+    "AnonymizedImage",
     "anonymize_image",
     "audit_image",
     "deepfake_score",

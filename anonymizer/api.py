@@ -6,7 +6,7 @@ pixels of the upright image (EXIF orientation applied).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,76 +14,45 @@ import numpy as np
 from PIL import Image
 
 from .defaults import DEFAULT_METHOD
-from .errors import InputError
 from .media.image import LoadedImage, load_image
-from .ops.replace import METHODS
-from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person, PersonSegmenter
-from .pipeline.photo import (
-    DEFAULT_FEATHER,
-    DEFAULT_MASK_SCALE,
-    DEFAULT_THRESHOLD,
-    DEFAULT_UPSCALE,
-    FaceFinder,
-    cover_faces,
-)
-from .types import AnonymizedImage, Detections, Face, Region
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from .audit.report import AuditResult
-    from .pipeline.deepfake import DeepfakeScorer
-    from .pipeline.donor_painter import DonorPainter
+from .nn.runtime import configure_runtime
+from .pipeline.image import ANONYMIZE_METHODS, TARGETS, AnonymizedImage, anonymize_loaded, parse_targets
+from .pipeline.models import get_deepfake_scorer, get_finder, get_painter, get_segmenter
+from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person
+from .pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE
+from .types import Detections, Face
 from .vault.images import RestoredImage, restore_bytes, restore_file
 from .vault.keys import Identity, Key
 from .vault.surrogate import SurrogateSeed
+from .weights import is_ready, list_weights, weights_path
+
+if TYPE_CHECKING:
+    from .audit.report import AuditResult
+
+__all__ = [
+    "ANONYMIZE_METHODS",
+    "TARGETS",
+    "AnonymizedImage",
+    "ImageInput",
+    "anonymize_image",
+    "audit_image",
+    "configure_runtime",
+    "deepfake_score",
+    "detect_faces",
+    "enhance",
+    "get_deepfake_scorer",
+    "get_finder",
+    "get_painter",
+    "get_segmenter",
+    "is_ready",
+    "list_weights",
+    "parse_targets",
+    "restore_image",
+    "segment_persons",
+    "weights_path",
+]
 
 ImageInput = str | Path | Image.Image | np.ndarray | LoadedImage
-
-
-def get_finder(
-    model: str = "centerface", threshold: float = DEFAULT_THRESHOLD, upscale: float = DEFAULT_UPSCALE
-) -> FaceFinder:
-    """A shared :class:`FaceFinder` per setting (the model is loaded once per process)."""
-    return _finder(model, float(threshold), float(upscale))
-
-
-@lru_cache(maxsize=4)
-def _finder(model: str, threshold: float, upscale: float) -> FaceFinder:
-    return FaceFinder(model, threshold=threshold, upscale=upscale)
-
-
-def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmenter:
-    """A shared :class:`PersonSegmenter` per threshold (the Mask R-CNN is loaded once per process)."""
-    return _segmenter(float(threshold))
-
-
-@lru_cache(maxsize=2)
-def _segmenter(threshold: float) -> PersonSegmenter:
-    return PersonSegmenter(threshold=threshold)
-
-
-TARGETS = ("face", "person")
-#: Every way to replace a face: the covers of :mod:`anonymizer.ops.replace` and a generated surrogate face.
-ANONYMIZE_METHODS = (*METHODS, "surrogate")
-
-
-@lru_cache(maxsize=1)
-def get_painter() -> DonorPainter:
-    """The shared :class:`~anonymizer.pipeline.donor_painter.DonorPainter` (donor bank and face-mesh network
-    loaded once per process)."""
-    from .pipeline.donor_painter import DonorPainter
-
-    return DonorPainter()
-
-
-def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """ "face,person" or ("face", "person") -> a checked, de-duplicated tuple in :data:`TARGETS` order."""
-    items = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets)]
-    bad = [t for t in items if t not in TARGETS]
-    if bad or not items:
-        raise InputError(f"targets must be a comma-separated list of {', '.join(TARGETS)}; got {','.join(items)!r}")
-    return tuple(t for t in TARGETS if t in items)
 
 
 def _load(image: ImageInput) -> LoadedImage:
@@ -138,47 +107,19 @@ def anonymize_image(
     the original pixels of every region are kept for sealing: ``result.save(path)`` / ``result.encode()``
     write them encrypted into a vault, which :func:`restore_image` opens.
     """
-    wanted = parse_targets(targets)
-    if method not in ANONYMIZE_METHODS:
-        raise InputError(f"unknown method {method!r}; expected one of {', '.join(ANONYMIZE_METHODS)}")
-    if method == "surrogate" and "person" in wanted:
-        raise InputError("surrogate faces replace faces only; cover persons with solid, pixelate or blur")
-    img = _load(image)
-    out, mask = img.rgb, np.zeros(img.rgb.shape[:2], bool)
-    regions: tuple[Region, ...] = ()
-    extra: dict[str, object] = {}
-    if "person" in wanted:
-        from .pipeline.persons import cover_persons
-
-        persons = get_segmenter().segment(img.rgb)
-        out, regions, mask = cover_persons(img.rgb, persons, method=method, color=color)
-        extra["persons"] = [p.to_dict() for p in persons]
-    faces: tuple[Face, ...] = ()
-    if "face" in wanted:
-        faces = get_finder(model, threshold, upscale).find(img.rgb)
-        if method == "surrogate":
-            seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
-            out, face_regions, face_mask = get_painter().paint(out, faces, seed.for_context(img.rgb.tobytes()))
-        else:
-            out, face_regions, face_mask = cover_faces(
-                out, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
-            )
-        regions, mask = (*regions, *face_regions), mask | face_mask
-    originals: tuple[np.ndarray, ...] = ()
-    if key is not None:
-        # every crop from the untouched original, so restoring them in any order gives the original back
-        originals = tuple(img.rgb[r.box[1] : r.box[3], r.box[0] : r.box[2]].copy() for r in regions)
-    return AnonymizedImage(
-        image=out,
-        faces=faces,
-        regions=regions,
-        mask=mask,
+    return anonymize_loaded(
+        _load(image),
         method=method,
-        source=img.path,
-        originals=originals,
+        shape=shape,
+        mask_scale=mask_scale,
+        feather=feather,
+        threshold=threshold,
+        upscale=upscale,
+        color=color,
+        model=model,
         key=key,
-        loaded=img,
-        extra=extra,
+        targets=targets,
+        surrogate_seed=surrogate_seed,
     )
 
 
@@ -186,14 +127,6 @@ def segment_persons(image: ImageInput, *, threshold: float = DEFAULT_PERSON_THRE
     """Every person above ``threshold`` (best first): ``box`` (x1, y1, x2, y2), ``score`` and ``mask``, a
     bool (H, W) array of the upright image, from the Mask R-CNN trained here (models/person_maskrcnn.md)."""
     return get_segmenter(threshold).segment(_load(image).rgb)
-
-
-@lru_cache(maxsize=1)
-def get_deepfake_scorer() -> DeepfakeScorer:
-    """The shared :class:`DeepfakeScorer` (the classifier is loaded once per process)."""
-    from .pipeline.deepfake import DeepfakeScorer
-
-    return DeepfakeScorer()
 
 
 def deepfake_score(

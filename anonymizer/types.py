@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import numpy as np
-
-if TYPE_CHECKING:
-    from .media.image import LoadedImage
-    from .vault.keys import Key
+from dataclasses import dataclass
 
 #: Landmark order used everywhere: the eye, then the other eye, nose tip, mouth corner, mouth corner.
 #: "left"/"right" are as seen in the image: ``left_eye`` has the smaller x on an upright frontal face
@@ -79,99 +70,3 @@ class Detections:
             "height": self.height,
             "faces": [f.to_dict() for f in self.faces],
         }
-
-
-@dataclass(frozen=True, eq=False)
-class AnonymizedImage:
-    """The result of anonymizing one image.
-
-    image: RGB uint8 array (H, W, 3), the anonymized upright image.
-    faces: every face found; regions: what was covered; mask: bool (H, W), True where
-    pixels may have changed (the union of region masks, feathered edges included).
-    """
-
-    image: np.ndarray
-    faces: tuple[Face, ...]
-    regions: tuple[Region, ...]
-    mask: np.ndarray
-    method: str
-    source: Path | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-    #: with a key: the original pixels of each region's box, to be sealed when the image is encoded
-    originals: tuple[np.ndarray, ...] = field(default=(), repr=False)
-    key: Key | None = field(default=None, repr=False)
-    loaded: LoadedImage | None = field(default=None, repr=False)
-
-    def encode(
-        self,
-        format: str = "png",
-        *,
-        keep_metadata: bool = False,
-        keep_private: Collection[str] = (),
-        quality: int = 95,
-        vault: str = "embed",
-    ) -> tuple[bytes, bytes | None]:
-        """(file bytes, sidecar vault bytes or None). Without a key no vault is written and the original
-        pixels are gone; with one, they are sealed inside the file (``vault="embed"``, PNG/JPEG/WebP) or
-        returned for a sidecar (``vault="sidecar"``, and for formats that cannot carry a vault).
-        ``keep_metadata`` keeps the source's metadata but GPS, serial numbers and owner names, unless
-        named in ``keep_private`` (see :func:`anonymizer.media.image.encode_image`)."""
-        from .media.image import LoadedImage, encode_image
-
-        src = self.loaded or LoadedImage(rgb=self.image)
-        out = LoadedImage(
-            rgb=self.image,
-            alpha=src.alpha,
-            path=src.path,
-            format=src.format,
-            icc_profile=src.icc_profile,
-            exif=src.exif,
-            xmp=src.xmp,
-            comment=src.comment,
-            text=src.text,
-        )
-        data = encode_image(out, format=format, keep_metadata=keep_metadata, keep_private=keep_private, quality=quality)
-        if self.key is None:
-            return data, None
-        from .vault.images import seal_regions
-
-        return seal_regions(
-            data,
-            self.regions,
-            self.originals,
-            self.key,
-            width=int(self.image.shape[1]),
-            height=int(self.image.shape[0]),
-            mode=vault,
-            original=src.data,
-        )
-
-    def save(
-        self,
-        path: str | Path,
-        *,
-        format: str | None = None,
-        keep_metadata: bool = False,
-        keep_private: Collection[str] = (),
-        quality: int = 95,
-        vault: str = "embed",
-    ) -> Path:
-        """Write atomically (format from ``path``'s extension unless given); a sidecar goes to ``PATH.vault``."""
-        from .media.image import write_atomic
-        from .vault.images import sidecar_path
-
-        path = Path(path)
-        data, side = self.encode(
-            format or path.suffix or "png",
-            keep_metadata=keep_metadata,
-            keep_private=keep_private,
-            quality=quality,
-            vault=vault,
-        )
-        side_path = sidecar_path(path)
-        if side is not None:
-            write_atomic(side_path, side)
-        elif side_path.is_file():
-            side_path.unlink()  # a stale vault from an earlier run would no longer match this file
-        write_atomic(path, data)
-        return path

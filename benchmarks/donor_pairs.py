@@ -23,8 +23,8 @@ from _data import DATA, require
 from tqdm import tqdm
 
 from anonymizer.audit.recognizers import DlibRecognizer, distance
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.pipeline.donor_painter import DonorPainter
-from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.train.donor_spread import descriptors
 from anonymizer.train.faces import age_of, prepare_faces
 from anonymizer.vault.surrogate import SurrogateSeed

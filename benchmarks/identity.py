@@ -27,8 +27,8 @@ from anonymizer.api import get_finder
 from anonymizer.audit.recognizers import DlibRecognizer, IdentityNetRecognizer
 from anonymizer.media.image import load_image
 from anonymizer.nn.identity import IDENTITY_CROP
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.align import TEMPLATE_112, align_face
-from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.train.faces import prepare_faces
 from anonymizer.types import Face
 

@@ -40,7 +40,7 @@ def record(
     identity_weights: str | None = None,
 ) -> dict[str, np.ndarray]:
     from anonymizer.audit.recognizers import DlibRecognizer, IdentityNetRecognizer
-    from anonymizer.pipeline.photo import configure_runtime
+    from anonymizer.nn.runtime import configure_runtime
     from anonymizer.pipeline.surrogate import ATTEMPTS, CHECK_WEIGHTS, SurrogatePainter
     from anonymizer.train.faces import age_of, prepare_faces
     from anonymizer.vault.surrogate import SurrogateSeed

@@ -22,9 +22,9 @@ import numpy as np
 from _data import DATA, ROOT, require
 from PIL import Image
 
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.metrics import average_precision, mask_iou
 from anonymizer.pipeline.persons import DEFAULT_PERSON_THRESHOLD, PersonSegmenter, instance_image
-from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.pipeline.tracking import iou_matrix
 from anonymizer.train.masks import load_pennfudan
 

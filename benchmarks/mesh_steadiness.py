@@ -23,9 +23,9 @@ from _data import DATA, require
 
 from anonymizer.api import get_finder, get_painter
 from anonymizer.media.video import read_frames
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.align import similarity_onto
 from anonymizer.pipeline.donor_painter import steady_mesh
-from anonymizer.pipeline.photo import configure_runtime
 
 
 def share(offset: np.ndarray, mesh: np.ndarray) -> float:

@@ -23,7 +23,8 @@ from pathlib import Path
 from _data import DLIB, ROOT
 
 from anonymizer.media.image import IMAGE_SUFFIXES, encode_image, load_image, write_atomic
-from anonymizer.pipeline.photo import FaceFinder, configure_runtime, cover_faces
+from anonymizer.nn.runtime import configure_runtime
+from anonymizer.pipeline.photo import FaceFinder, cover_faces
 
 
 def photos(args: list[str]) -> list[Path]:

@@ -18,8 +18,8 @@ from _data import DATA, ROOT, require
 from PIL import Image
 from tqdm import tqdm
 
+from anonymizer.nn.runtime import configure_runtime
 from anonymizer.pipeline.enhance import enhance_array
-from anonymizer.pipeline.photo import configure_runtime
 from anonymizer.train.faces import prepare_faces
 from anonymizer.train.sr import lowres
 

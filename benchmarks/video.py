@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 from _data import DATA, require
 
-from anonymizer.pipeline.photo import FaceFinder, configure_runtime
+from anonymizer.nn.runtime import configure_runtime
+from anonymizer.pipeline.photo import FaceFinder
 from anonymizer.pipeline.tracking import iou_matrix
 
 BIN = Path(sys.executable).parent

@@ -16,13 +16,23 @@ import importlib.util
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, WeightsError
-from ..ops.checks import require_rgb
+from ..nn.recognizers import IdentityNetRecognizer, Recognizer, contiguous_rgb, distance
 from ..types import Face
+
+__all__ = [
+    "RECOGNIZERS",
+    "DlibRecognizer",
+    "IdentityNetRecognizer",
+    "Recognizer",
+    "distance",
+    "dlib_available",
+    "get_recognizer",
+]
 
 #: dlib's own decision threshold: descriptors further apart than this are different people.
 DLIB_THRESHOLD = 0.6
@@ -39,27 +49,6 @@ DLIB_CHIP_TEMPLATE = np.array(
     [[47.98, 47.17], [102.61, 48.27], [74.35, 75.31], [51.09, 98.20], [95.61, 99.06]], np.float32
 )
 DLIB_CHIP = 150
-
-
-class Recognizer(Protocol):
-    """Maps a face (image + its detected geometry) to a descriptor; Euclidean distance compares them."""
-
-    name: str
-    threshold: float
-
-    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray: ...
-
-    def embed_many(self, rgb: np.ndarray, faces: list[Face] | tuple[Face, ...]) -> np.ndarray: ...
-
-
-def distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Euclidean distance between two descriptors."""
-    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
-
-
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    require_rgb(rgb)
-    return np.ascontiguousarray(rgb)
 
 
 def dlib_model_files() -> tuple[Path, Path]:
@@ -118,7 +107,7 @@ class DlibRecognizer:
         return self.embed_many(rgb, [face])[0]
 
     def embed_many(self, rgb: np.ndarray, faces: list[Face] | tuple[Face, ...]) -> np.ndarray:
-        rgb = _check_rgb(rgb)
+        rgb = contiguous_rgb(rgb)
         out = np.zeros((len(faces), 128), np.float32)
         with self._lock:
             for i, face in enumerate(faces):
@@ -156,48 +145,11 @@ class DlibRecognizer:
 
     def count_faces(self, rgb: np.ndarray, *, upsample: int = 1) -> int:
         """Faces found by dlib's own HOG detector (an independent 'is this still a face?' check)."""
-        rgb = _check_rgb(rgb)
+        rgb = contiguous_rgb(rgb)
         with self._lock:
             if self._detector is None:
                 self._detector = self._dlib.get_frontal_face_detector()
             return len(self._detector(rgb, upsample))
-
-
-class IdentityNetRecognizer:
-    """Our IdentityNet on 5-landmark-aligned crops; descriptors in dlib's space, with its own calibrated
-    same-person threshold (:data:`anonymizer.nn.identity.IDENTITY_THRESHOLD`)."""
-
-    name = "identity_net"
-
-    def __init__(self, weights: str | None = "default") -> None:
-        import torch
-
-        from ..nn.identity import IDENTITY_THRESHOLD, identity_net
-
-        self.threshold = IDENTITY_THRESHOLD
-
-        self._torch = torch
-        self.model = identity_net(weights=weights)
-
-    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
-        return self.embed_many(rgb, [face])[0]
-
-    def embed_many(self, rgb: np.ndarray, faces: list[Face] | tuple[Face, ...]) -> np.ndarray:
-        from ..nn.identity import IDENTITY_CROP
-        from ..ops.align import align_face
-
-        rgb = _check_rgb(rgb)
-        if not faces:
-            return np.zeros((0, 128), np.float32)
-        crops = np.stack([align_face(rgb, f.landmarks, size=IDENTITY_CROP) for f in faces])
-        return self.embed_crops(crops)
-
-    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        """crops: uint8 (N, 96, 96, 3) aligned faces -> float32 (N, 128)."""
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255.0
-            return self.model(x).numpy().astype(np.float32)
 
 
 RECOGNIZERS = ("auto", "dlib", "identity_net")

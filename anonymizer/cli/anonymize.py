@@ -270,7 +270,7 @@ def anonymize(
     --backend ray spreads the files (and segments of long videos) over a Ray cluster; a manifest in the
     output folder records finished files, so running the same command again resumes.
     """
-    from ..pipeline.photo import configure_runtime
+    from ..api import configure_runtime
 
     wanted = _usage(targets, method, backend, address, workers, start, end)
     private = _private_kinds(keep_metadata, gps=keep_gps, serials=keep_serials, owner=keep_owner)

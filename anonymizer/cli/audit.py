@@ -96,11 +96,10 @@ def audit(
     IdentityNet's own calibrated one; for a video track, on any searched frame), or, with no original to
     compare, when it is still detected with score >= 0.5.
     """
-    from ..api import get_finder
+    from ..api import configure_runtime, get_finder
     from ..audit.recognizers import get_recognizer
     from ..audit.report import AuditResult, audit_image, find_original
     from ..media.image import write_atomic, write_private
-    from ..pipeline.photo import configure_runtime
 
     passphrase = read_secret(identity_passphrase_file, None, False, what="passphrase")
     password = read_secret(password_file, password_env, False)

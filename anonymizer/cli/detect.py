@@ -55,11 +55,10 @@ def detect(
     left eye, right eye, nose, left mouth corner, right mouth corner, where "left" is the smaller x
     as seen in the image.
     """
-    from ..api import detect_faces, get_segmenter, parse_targets
+    from ..api import configure_runtime, detect_faces, get_segmenter, parse_targets
     from ..errors import InputError
     from ..media.image import load_image, write_atomic
     from ..pipeline.persons import instance_image
-    from ..pipeline.photo import configure_runtime
 
     try:
         wanted = parse_targets(targets)

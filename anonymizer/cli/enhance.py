@@ -46,9 +46,9 @@ def enhance(
     generated surrogates). Large images are processed in overlapping tiles; outputs are PNG."""
     from PIL import Image
 
+    from ..api import configure_runtime
     from ..media.image import LoadedImage, encode_image, load_image, write_atomic
     from ..pipeline.enhance import enhance_array
-    from ..pipeline.photo import configure_runtime
 
     configure_runtime(threads)
     planned = plan(inputs, output, fmt="png")

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from ..weights import is_ready, list_weights, weights_path
 from ._common import emit_json, handle_errors
 
 
@@ -15,6 +14,8 @@ def models(
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON line per weights file.")] = False,
 ) -> None:
     """List the declared model weights: source, licence, sha256, file and whether they are ready."""
+    from ..api import is_ready, list_weights, weights_path  # every model's weights declared (loads torch)
+
     for spec in list_weights():
         row = {
             "name": spec.name,

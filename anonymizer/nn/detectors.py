@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..ops.boxes import nms
 from ..ops.centers import Decoded
+from ..weights import get_weights, load_state_dict
+from . import centerface_onnx  # noqa: F401 (declares the centerface weights)
 from ._registry import register_model
 from .backbones import MobileNetV2
 from .heads import CenterHead
@@ -61,8 +63,6 @@ class FaceDetector(nn.Module):
 def _load(model: nn.Module, weights: str | None, default: str | None) -> nn.Module:
     if weights is None:
         return model
-    from ..weights import get_weights, load_state_dict
-
     name = default if weights == "default" else weights
     if name is None:
         raise InputError(f"{type(model).__name__} has no pretrained weights; pass weights=None")

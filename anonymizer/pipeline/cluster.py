@@ -122,7 +122,7 @@ class Worker:
         threads: int | None,
         transit: bytes | None = None,
     ) -> None:
-        from .photo import configure_runtime
+        from ..nn.runtime import configure_runtime
 
         configure_runtime(threads or 1)  # the CPUs Ray gave this actor
         self.opts, self.key, self.seed = opts, key, seed

@@ -87,7 +87,7 @@ def span_problems(jobs: list[Job], opts: AnonymizeOptions) -> dict[Path, str]:
 def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
     """Load the models ``jobs`` will need with ``opts`` now (each once per process), so that work on the
     first file does not sit silently behind them; -v logs how long each took."""
-    from .. import api
+    from . import models  # (torch is imported on first use: `anonymizer --help` stays fast)
 
     def timed(what: str, load: Callable[[], object]) -> None:
         t0 = time.perf_counter()
@@ -97,37 +97,37 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
     if any(not j.is_video for j in jobs):
         timed(
             "the face detector (photos)",
-            lambda: api.get_finder(
+            lambda: models.get_finder(
                 threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
                 upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
             ),
         )
         if "person" in opts.targets:
-            timed("the person segmenter", api.get_segmenter)
+            timed("the person segmenter", models.get_segmenter)
     if any(j.is_video for j in jobs):
         timed(
             "the face detector (videos)",
-            lambda: api.get_finder(
+            lambda: models.get_finder(
                 threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
                 upscale=0.0 if opts.upscale is None else opts.upscale,
             ),
         )
     if opts.method == "surrogate":
-        timed("the surrogate painter (donor bank, face mesh)", api.get_painter)
+        timed("the surrogate painter (donor bank, face mesh)", models.get_painter)
 
 
 def anonymize_photo_file(
     job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None
 ) -> dict[str, Any]:
     """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, vault])."""
-    from ..api import anonymize_image
     from ..media.image import load_image, private_metadata
+    from .image import anonymize_loaded
 
     assert job.dest is not None
     t0 = time.perf_counter()
     image = load_image(job.src)
     t1 = time.perf_counter()
-    result = anonymize_image(
+    result = anonymize_loaded(
         image,
         method=opts.method,
         shape=opts.shape,
@@ -174,10 +174,10 @@ def anonymize_photo_file(
 def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa: ANN201 (a VideoReport)
     """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` (video threshold and upscale
     defaults); ``kw`` adds or overrides its other arguments (key, progress, a piece's span, ...)."""
-    from ..api import get_finder
+    from . import models
     from .video import anonymize_video
 
-    finder = get_finder(
+    finder = models.get_finder(
         threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=0.0 if opts.upscale is None else opts.upscale,
     )

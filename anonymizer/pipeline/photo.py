@@ -27,6 +27,7 @@ from ..defaults import (
 from ..errors import InputError
 from ..nn import build_model, prepare_batch
 from ..nn.detectors import FaceDetector
+from ..nn.runtime import configure_runtime
 from ..ops.boxes import drop_contained, nms
 from ..ops.centers import Decoded
 from ..ops.masks import SHAPES, region_alpha, region_window
@@ -45,24 +46,9 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DEFAULT_UPSCALE",
     "FaceFinder",
-    "configure_runtime",
     "cover_faces",
     "plan_passes",
 ]
-
-
-def configure_runtime(threads: int | None = None) -> int:
-    """Use ``threads`` intra-op threads (None: leave torch's setting, every core by default) and flush
-    denormal floats to zero.
-
-    CenterFace's activations underflow into denormals on real photos; without flushing, the CPU's
-    slow path makes inference about 50x slower (measured 1.4 s vs 18 ms at 640x480 on 2 cores).
-    Returns the number of threads set.
-    """
-    if threads is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    return torch.get_num_threads()
 
 
 @dataclass(frozen=True)

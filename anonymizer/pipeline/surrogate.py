@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..audit.recognizers import IdentityNetRecognizer, Recognizer, distance
 from ..errors import InputError
+from ..nn.recognizers import IdentityNetRecognizer, Recognizer, distance
 from ..nn.surrogate import CODE_DIM, SURROGATE_SIZE, SurrogateGenerator, crop_template, face_mask, landmark_heatmaps
 from ..ops.align import similarity_transform
 from ..ops.checks import require_rgb

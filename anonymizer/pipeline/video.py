@@ -162,8 +162,8 @@ def _donor_setup(
 ) -> tuple[DonorPainter, SurrogateSeed]:
     """The donor painter and the video's surrogate seed: ``surrogate_seed``, else the key's password's,
     else random; mixed with the file's digest unless ``segment`` (a piece's caller mixes it in once)."""
-    from ..api import get_painter
     from ..weights import sha256_file
+    from .models import get_painter
 
     seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
     if not segment:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.attributes import AGE_BANDS, FaceAttributes
+from .embedding import embed_crops
 
 
 def labels(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,24 +38,6 @@ def labels(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def age_band(age: np.ndarray) -> np.ndarray:
     """The index of each age's band in :data:`AGE_BANDS`."""
     return np.digitize(age, AGE_BANDS[1:])
-
-
-def embed_crops(
-    crops: list[np.ndarray], *, batch: int = 64, desc: str = "embedding", dtype: torch.dtype = torch.float32
-) -> np.ndarray:
-    """IdentityNet embeddings ([N, 128], of ``dtype``) of aligned 96x96 uint8 RGB crops. float64 is how the
-    donor painter describes a face (:meth:`anonymizer.pipeline.donor_painter.DonorPainter.describe`)."""
-    from tqdm import tqdm
-
-    from ..nn.identity import identity_net
-
-    net = identity_net().eval().to(dtype)
-    out = np.zeros((len(crops), 128), np.float64 if dtype == torch.float64 else np.float32)
-    for s in tqdm(range(0, len(crops), batch), desc=desc, unit="batch"):
-        x = torch.from_numpy(np.stack(crops[s : s + batch])).permute(0, 3, 1, 2).to(dtype) / 255.0
-        with torch.inference_mode():
-            out[s : s + batch] = net(x).numpy()
-    return out
 
 
 def embed_faces(data: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,9 +125,9 @@ def picture(dest: Path, samples: Path) -> None:
     the shipped head reads (as the donor painter does: float64 descriptor)."""
     from PIL import Image, ImageDraw
 
-    from ..api import get_finder
     from ..media.image import load_image
     from ..pipeline.donor_painter import DonorPainter
+    from ..pipeline.models import get_finder
 
     painter, tiles = DonorPainter(), []
     for name in ("astronaut.png", "grace_hopper.jpg", "group_solvay_1927_closeup.jpg"):

@@ -119,9 +119,9 @@ def detect_all(photos: list[Photo], cache: Path | None) -> list[tuple[int, np.nd
     photo, NaN when none; from ``cache`` when it holds the same photos."""
     from tqdm import tqdm
 
-    from ..api import get_finder
     from ..errors import InputError
     from ..media.image import load_image
+    from ..pipeline.models import get_finder
 
     names = np.asarray([p.name for p in photos])
     if cache is not None and cache.is_file():
@@ -619,7 +619,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..media.image import load_image
     from ..nn.facemesh import face_mesh
-    from ..pipeline.photo import configure_runtime
+    from ..nn.runtime import configure_runtime
 
     configure_runtime(args.threads)
     started = time.time()

@@ -83,7 +83,7 @@ def donor_looks(
     from ..nn.identity import IDENTITY_CROP
     from ..ops.align import align_face
     from ..pipeline.donor_swap import five_points
-    from .attributes import embed_crops
+    from .embedding import embed_crops
 
     crops = [align_face(bank.image(int(i)), five_points(bank.mesh(int(i))), size=IDENTITY_CROP) for i in indices]
     desc = embed_crops(crops, desc="donors", dtype=torch.float64)

@@ -100,7 +100,7 @@ def prepare_faces(
             )
     from tqdm import tqdm
 
-    from ..api import get_finder
+    from ..pipeline.models import get_finder
 
     finder = get_finder(threshold=0.3, upscale=0.0)
     rec = None

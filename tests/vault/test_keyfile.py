@@ -22,7 +22,7 @@ from anonymizer.errors import InputError, VaultError, WrongKeyError
 from anonymizer.media import load_image
 from anonymizer.vault import Identity, Key, Record, keys, seal
 from anonymizer.vault.containers import embed
-from anonymizer.vault.keys import (
+from anonymizer.vault.kdf import (
     ARGON2_DEFAULT,
     ARGON2_MAX,
     ARGON2_MIN,

@@ -19,7 +19,7 @@ from anonymizer.vault import Identity, Key, Record, open_vault, parse, seal
 from anonymizer.vault.containers import embed, extract
 from anonymizer.vault.format import NONCE_BYTES
 from anonymizer.vault.images import _png
-from anonymizer.vault.keys import ARGON2_MIN, SCRYPT_MIN
+from anonymizer.vault.kdf import ARGON2_MIN, SCRYPT_MIN
 
 FORMATS = ["png", "jpeg", "webp", "tiff"]
 

@@ -1,0 +1,51 @@
+"""The models of this process, each loaded once and shared: the face finder per setting, the person
+segmenter, the surrogate painter and the deepfake scorer. The pipeline, the API and the trainers all get
+their models here, so that a photo job, a video job and the API share one copy."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE
+from .deepfake import DeepfakeScorer
+from .donor_painter import DonorPainter
+from .persons import DEFAULT_PERSON_THRESHOLD, PersonSegmenter
+from .photo import FaceFinder
+
+__all__ = ["get_deepfake_scorer", "get_finder", "get_painter", "get_segmenter"]
+
+
+def get_finder(
+    model: str = "centerface", threshold: float = DEFAULT_THRESHOLD, upscale: float = DEFAULT_UPSCALE
+) -> FaceFinder:
+    """A shared :class:`~anonymizer.pipeline.photo.FaceFinder` per setting (the model is loaded once)."""
+    return _finder(model, float(threshold), float(upscale))
+
+
+@lru_cache(maxsize=4)
+def _finder(model: str, threshold: float, upscale: float) -> FaceFinder:
+    return FaceFinder(model, threshold=threshold, upscale=upscale)
+
+
+def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmenter:
+    """A shared :class:`~anonymizer.pipeline.persons.PersonSegmenter` per threshold (the Mask R-CNN is
+    loaded once)."""
+    return _segmenter(float(threshold))
+
+
+@lru_cache(maxsize=2)
+def _segmenter(threshold: float) -> PersonSegmenter:
+    return PersonSegmenter(threshold=threshold)
+
+
+@lru_cache(maxsize=1)
+def get_painter() -> DonorPainter:
+    """The shared :class:`~anonymizer.pipeline.donor_painter.DonorPainter` (donor bank and face-mesh network
+    loaded once)."""
+    return DonorPainter()
+
+
+@lru_cache(maxsize=1)
+def get_deepfake_scorer() -> DeepfakeScorer:
+    """The shared :class:`~anonymizer.pipeline.deepfake.DeepfakeScorer` (the classifier is loaded once)."""
+    return DeepfakeScorer()
