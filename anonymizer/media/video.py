@@ -206,7 +206,7 @@ class Transcoder:
         self.segment = segment
         self.start, self.end, self.cut = start, end, cut or segment
         if start is not None and end is not None and end <= start:
-            raise InputError(f"--end ({end}) must be after --start ({start})")
+            raise InputError(f"the span's end ({end:g} s) must be after its start ({start:g} s)")
         self.rotation = _first_frame_rotation(self.src)
         self._in = _open_input(self.src)
         self._vin = self._in.streams.video[0]
@@ -353,7 +353,8 @@ class Transcoder:
         if self.frames_in == 0:
             raise InputError("the video has no frames", path=self.src)
         if self.cut and self.frames_out == 0 and not self._any_in_span:
-            raise InputError("no frames between --start and --end", path=self.src)
+            until = "the end" if self.end is None else f"{self.end:g} s"
+            raise InputError(f"no frames between {self.start or 0:g} s and {until}", path=self.src)
 
     def write(self, frame: Frame) -> None:
         av = _av()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._registry import register_model, with_weights
 from .identity import EMBEDDING_DIM
 
@@ -34,7 +35,7 @@ class FaceAttributes(nn.Module):
 
     def forward(self, embedding: Tensor) -> Tensor:
         if embedding.ndim != 2 or embedding.shape[1] != self.head.in_features:
-            raise ValueError(f"expected Tensor[B, {self.head.in_features}], got {tuple(embedding.shape)}")
+            raise InputError(f"expected Tensor[B, {self.head.in_features}], got {tuple(embedding.shape)}")
         return self.head((embedding - self.get_buffer("centre")) / self.get_buffer("scale"))
 
     def predict(self, embedding: Tensor) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._registry import register_model, with_weights
 from .backbones import init_weights
 
@@ -73,7 +74,7 @@ class DeepfakeNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
+            raise InputError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
         return self.head(self.features(x * 2 - 1))[:, 0]
 
 

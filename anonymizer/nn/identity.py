@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._registry import register_model, with_weights
 from .backbones import init_weights
 from .layers import ConvNormAct
@@ -72,7 +73,7 @@ class IdentityNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
+            raise InputError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
         mean, std = self.get_buffer("mean"), self.get_buffer("std")
         x = (x - mean) / std
         x = self.stages(self.stem(x))

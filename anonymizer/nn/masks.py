@@ -12,6 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ._registry import register_model
 from .backbones import MobileNetV2, init_weights
 
@@ -106,7 +107,7 @@ def person_maskrcnn(*, weights: str | None = "default", backbone_init: str = "ra
     weights, ``"random"`` from a Kaiming-normal start.
     """
     if backbone_init not in ("random", "centerface"):
-        raise ValueError(f"backbone_init must be 'random' or 'centerface', got {backbone_init!r}")
+        raise InputError(f"backbone_init must be 'random' or 'centerface', got {backbone_init!r}")
     model = build_maskrcnn()
     if weights is None:
         if backbone_init == "centerface":

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..errors import InputError
 from .layers import ConvNormAct
 
 
@@ -37,7 +38,7 @@ class TopDownFPN(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         if len(feats) != len(self.laterals):
-            raise ValueError(f"expected {len(self.laterals)} feature maps, got {len(feats)}")
+            raise InputError(f"expected {len(self.laterals)} feature maps, got {len(feats)}")
         y = self.laterals[-1](feats[-1])
         outs = [y]
         for i in range(len(feats) - 2, -1, -1):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError, WeightsError
 from ._registry import register_model, with_weights
 from .backbones import init_weights
 
@@ -38,7 +39,7 @@ class SRResNet(nn.Module):
     def __init__(self, *, channels: int = 48, blocks: int = 8, scale: int = 4) -> None:
         super().__init__()
         if scale not in (2, 4):
-            raise ValueError(f"scale must be 2 or 4, got {scale}")
+            raise InputError(f"scale must be 2 or 4, got {scale}")
         self.scale = scale
         self.head = nn.Sequential(nn.Conv2d(3, channels, 5, padding=2), nn.PReLU(channels))
         self.body = nn.Sequential(
@@ -60,7 +61,7 @@ class SRResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
+            raise InputError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
         base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         h = self.head(x)
         h = h + self.body(h)
@@ -120,5 +121,5 @@ def srgan(*, weights: str | None = "default") -> SRResNet:
 def sr_discriminator(*, weights: str | None = None) -> Discriminator:
     """The SRGAN discriminator (training only; no weights are shipped)."""
     if weights is not None:
-        raise ValueError("no discriminator weights are shipped")
+        raise WeightsError("no discriminator weights are shipped")
     return Discriminator()

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError, WeightsError
 from ._registry import register_model, with_weights
 from .backbones import init_weights
 
@@ -171,12 +172,12 @@ class SurrogateGenerator(nn.Module):
             or w.shape != (len(codes),)
             or n.shape != w.shape
         ):
-            raise ValueError(
+            raise InputError(
                 f"expected a palette (rows, {self.code_dim}), (rows,) weights and (rows,) nets, got "
                 f"{tuple(codes.shape)}, {tuple(w.shape)}, {tuple(n.shape)}"
             )
         if int(n.min()) < 0 or int(n.max()) > len(self.alt):
-            raise ValueError(
+            raise InputError(
                 f"palette rows name networks 0 .. {len(self.alt)} (this one and its {len(self.alt)} others), "
                 f"got {int(n.min())} .. {int(n.max())}"
             )
@@ -202,7 +203,7 @@ class SurrogateGenerator(nn.Module):
         state_dict.setdefault(prefix + "palette_net", torch.zeros_like(self.palette_net))
         nets = state_dict[prefix + "palette_net"]
         if nets.numel() and (int(nets.min()) < 0 or int(nets.max()) > len(self.alt)):
-            raise ValueError(
+            raise InputError(
                 f"palette rows name networks up to {int(nets.max())} but the weights hold {len(self.alt)} others"
             )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -210,13 +211,13 @@ class SurrogateGenerator(nn.Module):
     def forward(self, image: Tensor, mask: Tensor, heatmaps: Tensor, code: Tensor, net: int | Tensor = 0) -> Tensor:
         """``net``: which network paints (0: this one, k: ``alt[k - 1]``), one for the batch or one per sample."""
         if image.ndim != 4 or image.shape[1] != 3 or code.shape != (image.shape[0], self.code_dim):
-            raise ValueError(
+            raise InputError(
                 f"expected image [B, 3, S, S] and code [B, {self.code_dim}], got {tuple(image.shape)}, "
                 f"{tuple(code.shape)}"
             )
         if isinstance(net, Tensor):
             if net.shape != (image.shape[0],):
-                raise ValueError(f"expected one net per sample ({image.shape[0]},), got {tuple(net.shape)}")
+                raise InputError(f"expected one net per sample ({image.shape[0]},), got {tuple(net.shape)}")
             out = torch.empty_like(image)
             for k in net.unique().tolist():
                 sel = net == k
@@ -224,7 +225,7 @@ class SurrogateGenerator(nn.Module):
             return out
         if net:
             if not 0 < net <= len(self.alt):
-                raise ValueError(f"net must be 0 .. {len(self.alt)}, got {net}")
+                raise InputError(f"net must be 0 .. {len(self.alt)}, got {net}")
             return self.alt[net - 1](image, mask, heatmaps, code)
         z = self.code_mlp(code)
         x = torch.cat([image * (1 - mask) * 2 - 1, mask, heatmaps], dim=1)
@@ -281,5 +282,5 @@ def surrogate(*, weights: str | None = "default") -> SurrogateGenerator:
 def surrogate_discriminator(*, weights: str | None = None) -> PatchDiscriminator:
     """The training-time critic (never shipped): always random."""
     if weights is not None:
-        raise ValueError("the surrogate discriminator has no shipped weights")
+        raise WeightsError("the surrogate discriminator has no shipped weights")
     return PatchDiscriminator()

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import InputError
+
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU of every predicted mask with every ground-truth mask: (P, H, W) and (G, H, W) bool -> (P, G)."""
     if pred.ndim != 3 or gt.ndim != 3 or pred.shape[1:] != gt.shape[1:]:
-        raise ValueError(f"masks must be (N, H, W) of one size, got {pred.shape} and {gt.shape}")
+        raise InputError(f"masks must be (N, H, W) of one size, got {pred.shape} and {gt.shape}")
     p = pred.reshape(len(pred), -1).astype(np.float32)
     g = gt.reshape(len(gt), -1).astype(np.float32)
     inter = p @ g.T
@@ -57,7 +59,7 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """ROC AUC of scores: P(a positive scores above a negative), ties counting half (Mann-Whitney)."""
     pos, neg = np.asarray(positive, np.float64).ravel(), np.asarray(negative, np.float64).ravel()
     if not len(pos) or not len(neg):
-        raise ValueError("roc_auc needs at least one positive and one negative score")
+        raise InputError("roc_auc needs at least one positive and one negative score")
     allv = np.concatenate([pos, neg])
     order = np.argsort(allv, kind="mergesort")
     ranks = np.empty(len(allv))

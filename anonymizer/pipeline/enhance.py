@@ -34,7 +34,7 @@ def enhance_array(
     if model not in SR_MODELS:
         raise InputError(f"unknown super-resolution model {model!r}; expected one of {', '.join(SR_MODELS)}")
     if scale != SR_SCALE:
-        raise InputError(f"only --scale {SR_SCALE} is supported (the models are trained for 4x), got {scale}")
+        raise InputError(f"only scale {SR_SCALE} is supported (the models are trained for 4x), got {scale}")
     require_rgb(rgb)
     if tile < 8 or pad < 0:
         raise InputError(f"tile must be >= 8 and pad >= 0, got {tile}, {pad}")

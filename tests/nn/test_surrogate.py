@@ -4,6 +4,7 @@ same code gives the same output; heatmaps and masks sit on the landmarks; the cr
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from anonymizer.nn import build_model
@@ -159,3 +160,12 @@ def test_an_ensemble_paints_each_row_with_its_own_network_and_loads_from_its_wei
     plain = SurrogateGenerator()
     plain.load_state_dict(own.state_dict())
     assert len(plain.alt) == 0 and not plain.row_nets.any()
+
+
+@pytest.mark.parametrize("name", ["surrogate_discriminator", "sr_discriminator"])
+def test_training_only_critics_refuse_weights_with_a_weights_error(name: str) -> None:
+    from anonymizer.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="weights"):
+        build_model(name, weights="default")
+    assert build_model(name, weights=None) is not None

@@ -35,7 +35,7 @@ def test_tiles_join_without_seams(random_model) -> None:
     ("kw", "message"),
     [
         ({"model": "nope"}, "unknown super-resolution model"),
-        ({"scale": 2}, "only --scale 4"),
+        ({"scale": 2}, "only scale 4"),
         ({"tile": 2}, "tile must be"),
     ],
 )
