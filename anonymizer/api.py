@@ -16,13 +16,20 @@ from PIL import Image
 from .defaults import DEFAULT_METHOD
 from .media.image import LoadedImage, load_image
 from .nn.runtime import configure_runtime
-from .pipeline.image import ANONYMIZE_METHODS, TARGETS, AnonymizedImage, anonymize_loaded, parse_targets
+from .pipeline.image import (
+    ANONYMIZE_METHODS,
+    TARGETS,
+    AnonymizedImage,
+    anonymize_loaded,
+    check_method,
+    parse_targets,
+)
 from .pipeline.models import get_deepfake_scorer, get_finder, get_painter, get_segmenter
 from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person
 from .pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE
 from .types import Detections, Face
 from .vault.images import RestoredImage, restore_bytes, restore_file
-from .vault.keys import Identity, Key
+from .vault.keys import Identity, Key, surrogate_seed_for
 from .vault.surrogate import SurrogateSeed
 from .weights import is_ready, list_weights, weights_path
 
@@ -36,6 +43,7 @@ __all__ = [
     "ImageInput",
     "anonymize_image",
     "audit_image",
+    "check_method",
     "configure_runtime",
     "deepfake_score",
     "detect_faces",
@@ -49,6 +57,7 @@ __all__ = [
     "parse_targets",
     "restore_image",
     "segment_persons",
+    "surrogate_seed_for",
     "weights_path",
 ]
 

@@ -6,6 +6,12 @@ from __future__ import annotations
 #: what replaces a face unless told otherwise: an opaque fill (the surrogate generator does not yet paint faces
 #: a user would publish; README "Surrogate faces")
 DEFAULT_METHOD = "solid"
+#: The covers of :mod:`anonymizer.ops.replace`, and every way to replace a face (with a generated surrogate)
+COVER_METHODS = ("solid", "pixelate", "blur")
+ANONYMIZE_METHODS = (*COVER_METHODS, "surrogate")
+#: What `anonymize` can cover, and the mask shapes around a face (:mod:`anonymizer.ops.masks`)
+TARGETS = ("face", "person")
+SHAPES = ("ellipse", "box")
 
 #: photos: benchmarks/coverage.py
 DEFAULT_THRESHOLD = 0.2

@@ -8,17 +8,16 @@ user cache ``$ANONYMIZER_HOME`` (default ``~/.cache/anonymizer``).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import WeightsError
+from .media.files import sha256_file, write_atomic
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -107,14 +106,6 @@ def home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "anonymizer"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def weights_path(spec: WeightSpec) -> Path:
     """Where the file lives (or will live, once converted)."""
     shipped = MODELS_DIR / spec.file
@@ -159,7 +150,7 @@ def ensure_weights(spec: WeightSpec) -> Path:
 
 
 def _convert(spec: WeightSpec, dest: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     assert spec.source_file is not None and spec.convert is not None
     src = spec.source_file()
@@ -170,16 +161,9 @@ def _convert(spec: WeightSpec, dest: Path) -> None:
         raise WeightsError(f"source sha256 mismatch: expected {spec.source_sha256}, got {got}", path=src)
     log.info("converting %s into %s", src, dest)
     state = {k: v.contiguous() for k, v in spec.convert(src).items()}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        # One metadata key only: safetensors orders several keys at random, which would change the sha256.
-        save_file(state, tmp, metadata={"source": f"{spec.source}; licence {spec.licence}"})
-        os.replace(tmp, dest)  # atomic: concurrent converters produce the same bytes
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # One metadata key only: safetensors orders several keys at random, which would change the sha256.
+    # Atomic: concurrent converters produce the same bytes.
+    write_atomic(dest, save(state, metadata={"source": f"{spec.source}; licence {spec.licence}"}))
 
 
 def load_state_dict(spec: WeightSpec) -> dict[str, Tensor]:

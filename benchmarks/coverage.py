@@ -31,9 +31,9 @@ import numpy as np
 from _data import dlib_faces, wider_dev
 
 from anonymizer.media import load_image
+from anonymizer.ops.boxes import iou_matrix
 from anonymizer.ops.masks import union_mask
 from anonymizer.pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, FaceFinder, cover_faces
-from anonymizer.pipeline.tracking import iou_matrix
 
 Photo = tuple[np.ndarray, np.ndarray, np.ndarray]  # rgb, boxes [N, 4], ignore [N]
 

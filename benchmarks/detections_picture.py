@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 from _data import ROOT
 
-from anonymizer.media.image import encode_image, load_image, write_atomic
+from anonymizer.media.files import write_atomic
+from anonymizer.media.image import encode_image, load_image
 from anonymizer.pipeline.photo import FaceFinder
 
 COLOURS = [(255, 0, 0), (0, 160, 255), (0, 200, 0), (255, 0, 255), (255, 200, 0)]  # landmark order

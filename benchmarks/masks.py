@@ -23,9 +23,9 @@ from _data import DATA, ROOT, require
 from PIL import Image
 
 from anonymizer.nn.runtime import configure_runtime
+from anonymizer.ops.boxes import iou_matrix
 from anonymizer.ops.metrics import average_precision, mask_iou
 from anonymizer.pipeline.persons import DEFAULT_PERSON_THRESHOLD, PersonSegmenter, instance_image
-from anonymizer.pipeline.tracking import iou_matrix
 from anonymizer.train.masks import load_pennfudan
 
 PALETTE = np.array(

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from _data import DLIB, ROOT
 
-from anonymizer.media.image import IMAGE_SUFFIXES, encode_image, load_image, write_atomic
+from anonymizer.media.files import write_atomic
+from anonymizer.media.image import IMAGE_SUFFIXES, encode_image, load_image
 from anonymizer.nn.runtime import configure_runtime
 from anonymizer.pipeline.photo import FaceFinder, cover_faces
 

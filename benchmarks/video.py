@@ -34,8 +34,8 @@ import numpy as np
 from _data import DATA, require
 
 from anonymizer.nn.runtime import configure_runtime
+from anonymizer.ops.boxes import iou_matrix
 from anonymizer.pipeline.photo import FaceFinder
-from anonymizer.pipeline.tracking import iou_matrix
 
 BIN = Path(sys.executable).parent
 

@@ -233,7 +233,7 @@ def identity_rows(
 def _shown_faces(faces: list[Face], found: Sequence[Face]) -> list[float]:
     """For each face's place in the output, the best score of the faces ``found`` there (a box overlapping
     it by :data:`SHOWN_IOU`), 0 where none is."""
-    from ..pipeline.tracking import iou_matrix
+    from ..ops.boxes import iou_matrix
 
     if not found:
         return [0.0] * len(faces)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..defaults import (
+    ANONYMIZE_METHODS,
     DEFAULT_DETECT_EVERY,
     DEFAULT_FEATHER,
     DEFAULT_MASK_SCALE,
@@ -19,6 +20,7 @@ from ..defaults import (
     DEFAULT_THRESHOLD,
     DEFAULT_UPSCALE,
     DEFAULT_VIDEO_THRESHOLD,
+    SHAPES,
     THRESHOLD_RULE,
 )
 from ..errors import InputError, MediaError
@@ -35,19 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Method(str, Enum):
-    solid = "solid"
-    pixelate = "pixelate"
-    blur = "blur"
-    surrogate = "surrogate"
-
-
-DEFAULT_METHOD_CHOICE = Method(DEFAULT_METHOD)
-
-
-class Shape(str, Enum):
-    ellipse = "ellipse"
-    box = "box"
+#: the choices of --method and --mask-shape, from the library's own lists
+Method = Enum("Method", [(m, m) for m in ANONYMIZE_METHODS], type=str)  # type: ignore[misc]
+Shape = Enum("Shape", [(s, s) for s in SHAPES], type=str)  # type: ignore[misc]
+DEFAULT_METHOD_CHOICE, DEFAULT_SHAPE_CHOICE = Method(DEFAULT_METHOD), Shape("ellipse")
 
 
 class VaultMode(str, Enum):
@@ -110,7 +103,7 @@ def anonymize(
     mask_scale: Annotated[
         float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)
     ] = DEFAULT_MASK_SCALE,
-    mask_shape: Annotated[Shape, typer.Option(help="Mask shape around each face.")] = Shape.ellipse,
+    mask_shape: Annotated[Shape, typer.Option(help="Mask shape around each face.")] = DEFAULT_SHAPE_CHOICE,
     feather: Annotated[
         float,
         typer.Option(help="Soft edge outside the mask, as a fraction of its size (0 = hard edge).", min=0.0, max=1.0),
@@ -308,7 +301,7 @@ def anonymize(
     refused = span_problems(jobs, opts)  # before any model loads or any output is made
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
-    seed = _surrogate_seed(key) if method is Method.surrogate else None
+    seed = _surrogate_seed(key) if method.value == "surrogate" else None
     todo = [j for j in jobs if j.src not in refused]
     if todo:
         _make_folder(output)
@@ -390,7 +383,7 @@ def _usage(
     end: float | None,
 ) -> tuple[str, ...]:
     """The targets asked for; raises typer.BadParameter (exit 2) for options that do not go together."""
-    from ..api import parse_targets
+    from ..api import check_method, parse_targets
 
     try:
         wanted = parse_targets(targets)
@@ -398,10 +391,10 @@ def _usage(
         raise typer.BadParameter(str(exc), param_hint="--targets") from None
     if backend is Backend.local and (address is not None or workers is not None):
         raise typer.BadParameter("--address and --workers are for --backend ray", param_hint="--backend")
-    if method is Method.surrogate and "person" in wanted:
-        raise typer.BadParameter(
-            "surrogate faces replace faces only; cover persons with solid, pixelate or blur", param_hint="--method"
-        )
+    try:
+        check_method(method.value, wanted)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--method") from None
     if start is not None and end is not None and end <= start:
         raise typer.BadParameter(f"--end ({end:g} s) must be after --start ({start:g} s)", param_hint="--end")
     return wanted
@@ -409,9 +402,9 @@ def _usage(
 
 def _surrogate_seed(key: Key | None) -> SurrogateSeed:
     """The surrogate faces' seed: from the password (the same faces on every run), else random for this run."""
-    from ..vault.surrogate import SurrogateSeed
+    from ..api import surrogate_seed_for
 
-    return (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
+    return surrogate_seed_for(key)
 
 
 def _write_sheet(path: Path, jobs: list[Job], report: BatchReport, counts: dict[Path, int]) -> None:

@@ -99,7 +99,7 @@ def audit(
     from ..api import configure_runtime, get_finder
     from ..audit.recognizers import get_recognizer
     from ..audit.report import AuditResult, audit_image, find_original
-    from ..media.image import write_atomic, write_private
+    from ..media.files import write_atomic, write_private
 
     passphrase = read_secret(identity_passphrase_file, None, False, what="passphrase")
     password = read_secret(password_file, password_env, False)

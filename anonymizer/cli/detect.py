@@ -57,7 +57,8 @@ def detect(
     """
     from ..api import configure_runtime, detect_faces, get_segmenter, parse_targets
     from ..errors import InputError
-    from ..media.image import load_image, write_atomic
+    from ..media.files import write_atomic
+    from ..media.image import load_image
     from ..pipeline.persons import instance_image
 
     try:

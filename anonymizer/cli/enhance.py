@@ -47,7 +47,8 @@ def enhance(
     from PIL import Image
 
     from ..api import configure_runtime
-    from ..media.image import LoadedImage, encode_image, load_image, write_atomic
+    from ..media.files import write_atomic
+    from ..media.image import LoadedImage, encode_image, load_image
     from ..pipeline.enhance import enhance_array
 
     configure_runtime(threads)

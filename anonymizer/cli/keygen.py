@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
-from ..media.image import write_atomic, write_private
+from ..media.files import write_atomic, write_private
 from ..vault.keys import Identity, fingerprint
 from ._common import handle_errors
 from .secrets import read_secret

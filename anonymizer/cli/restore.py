@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..media.image import LoadedImage, encode_image, write_private
+from ..media.files import write_private
+from ..media.image import LoadedImage, encode_image
 from ..pipeline.batch import Job, plan, remove_stale_parts, run_jobs
 from ..vault.images import restore_file
 from ._common import emit_json, finish, handle_errors, show_progress

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .image import encode_image, load_image, write_private
+from .files import write_private
+from .image import encode_image, load_image
 
 
 def contact_sheet(

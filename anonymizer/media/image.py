@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import secrets
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from ..errors import InputError, MediaError
+from .files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -342,59 +341,6 @@ def encode_image(
     except (OSError, ValueError) as exc:
         raise MediaError(f"cannot encode {fmt}: {exc}") from exc
     return buf.getvalue()
-
-
-#: Files that show original faces or hold keys (restored files, contact sheets, audit reports, private
-#: keys) are readable and writable by their owner only.
-PRIVATE_MODE = 0o600
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """:func:`write_atomic` for a file that shows original faces or holds a key: mode 0600."""
-    write_atomic(path, data, mode=PRIVATE_MODE)
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
-
-    A failure leaves nothing behind: neither a partial ``path`` nor the temporary file. The file gets
-    ``mode`` less the umask (the usual 0666 by default; 0600 for private keys).
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=path) from exc
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except OSError as exc:
-        raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        raise MediaError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not every file system supports it; the rename itself is already atomic
-    finally:
-        os.close(fd)
 
 
 def save_image(

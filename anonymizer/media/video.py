@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MediaError
+from .files import part_path
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class Transcoder:
             except av.FFmpegError as exc:
                 self._in.close()
                 raise InputError(f"cannot seek to {start:.3f} s ({exc})", path=self.src) from None
-        self._tmp = self.dest.with_name(f".{self.dest.name}.{secrets.token_hex(4)}.part{self.dest.suffix}")
+        self._tmp = part_path(self.dest)
         try:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             # created here with the final permissions (0600 for restored videos) before FFmpeg writes it
@@ -546,7 +546,7 @@ def join_segments(src: str | Path, parts: list[Path], dest: str | Path) -> Path:
     src, dest = Path(src), Path(dest)
     if not parts:
         raise MediaError("no segments to join", path=dest)
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part{dest.suffix}")
+    tmp = part_path(dest)
     source = _open_input(src)
     rotation = _first_frame_rotation(src)
     out = None

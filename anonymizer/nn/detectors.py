@@ -10,9 +10,8 @@ from torch import Tensor, nn
 from ..errors import InputError
 from ..ops.boxes import nms
 from ..ops.centers import Decoded
-from ..weights import get_weights, load_state_dict
 from . import centerface_onnx  # noqa: F401 (declares the centerface weights)
-from ._registry import register_model
+from ._registry import register_model, with_weights
 from .backbones import MobileNetV2
 from .heads import CenterHead
 from .necks import TopDownFPN
@@ -60,17 +59,6 @@ class FaceDetector(nn.Module):
         return out
 
 
-def _load(model: nn.Module, weights: str | None, default: str | None) -> nn.Module:
-    if weights is None:
-        return model
-    name = default if weights == "default" else weights
-    if name is None:
-        raise InputError(f"{type(model).__name__} has no pretrained weights; pass weights=None")
-    spec = get_weights(name)
-    model.load_state_dict(load_state_dict(spec))
-    return model.eval()
-
-
 @register_model("centerface")
 def centerface(*, weights: str | None = "default") -> FaceDetector:
     """CenterFace: MobileNetV2, 24-channel FPN, anchor-free centre head at stride 4.
@@ -86,7 +74,7 @@ def centerface(*, weights: str | None = "default") -> FaceDetector:
         from .backbones import init_weights
 
         init_weights(model.neck)
-    return _load(model, weights, "centerface")  # type: ignore[return-value]
+    return with_weights(model, "centerface", weights) if weights is not None else model
 
 
 def prepare_batch(images: list[Tensor], *, divisor: int = 32, channels_last: bool = True) -> Tensor:

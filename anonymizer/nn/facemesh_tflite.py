@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from safetensors.torch import save_file
 
-    from ..weights import sha256_file
+    from ..media.files import sha256_file
 
     got = sha256_file(args.tflite)
     if got != SOURCE_SHA256:

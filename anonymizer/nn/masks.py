@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ._registry import register_model
+from ..weights import get_weights, load_state_dict
+from ._registry import register_model, with_weights
 from .backbones import MobileNetV2, init_weights
 
 #: Feature pyramid width and the RoI heads' sizes: small, for a 2-core CPU.
@@ -92,8 +93,6 @@ def build_maskrcnn(backbone: PersonBackbone | None = None) -> nn.Module:
 
 def centerface_backbone_state() -> dict[str, Tensor]:
     """CenterFace's backbone tensors (``body.*`` keys of :class:`PersonBackbone`)."""
-    from ..weights import get_weights, load_state_dict
-
     state = load_state_dict(get_weights("centerface"))
     return {k.replace("backbone.", "body.", 1): v for k, v in state.items() if k.startswith("backbone.")}
 
@@ -115,12 +114,8 @@ def person_maskrcnn(*, weights: str | None = "default", backbone_init: str = "ra
             missing, unexpected = backbone.load_state_dict(centerface_backbone_state(), strict=False)
             assert not unexpected and all(k.startswith("fpn.") for k in missing), (missing, unexpected)
         return model
-    from ..weights import get_weights, load_state_dict
-
-    state = load_state_dict(get_weights("person_maskrcnn" if weights == "default" else weights))
-    model.load_state_dict({k: v.float() for k, v in state.items()})
     set_test_size(model, TEST_SIZE)
-    return model.eval()
+    return with_weights(model, "person_maskrcnn", weights)  # stored in float16: copied into float32
 
 
 def set_test_size(model: nn.Module, size: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torchvision
 from torch import Tensor
@@ -77,3 +78,34 @@ def drop_contained(boxes: Tensor, scores: Tensor, *, min_inside: float = 0.8, mi
     better = scores[None, :] >= scores[:, None]
     dropped = (inside & larger & better).any(dim=1)
     return torch.nonzero(~dropped).flatten()
+
+
+# numpy boxes [4] or [N, 4] (x1, y1, x2, y2) in pixels, for the trackers and the evaluations
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of numpy boxes a[N, 4] and b[M, 4]: float [N, M] (zeros [N, 0] / [0, M] when either is empty)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def union_box(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
+    """The smallest box holding boxes ``a`` (or nothing) and ``b``, float32 [4]."""
+    if a is None:
+        return b.astype(np.float32)
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+
+
+def grow_box(box: np.ndarray, factor: float) -> np.ndarray:
+    """``box`` scaled by ``factor`` about its centre, float32 [4]."""
+    c = (box[:2] + box[2:]) / 2
+    half = (box[2:] - box[:2]) / 2 * factor
+    return np.concatenate([c - half, c + half]).astype(np.float32)

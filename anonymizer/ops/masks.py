@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..defaults import SHAPES
 from ..errors import InputError
-
-SHAPES = ("ellipse", "box")
 
 
 def region_window(

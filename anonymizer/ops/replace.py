@@ -11,9 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..defaults import COVER_METHODS
 from ..errors import InputError
 
-METHODS = ("solid", "pixelate", "blur")
+METHODS = COVER_METHODS
 
 
 def _check(patch: np.ndarray) -> None:

@@ -206,7 +206,7 @@ def describe_error(src: Path, exc: Exception) -> str:
 
 def stale_parts(dest: Path) -> list[Path]:
     """Temporary files an interrupted write of ``dest`` may have left beside it (``.NAME.*.part*`` from
-    :func:`~anonymizer.media.image.write_atomic` and the video writer, and their own temporaries)."""
+    :func:`~anonymizer.media.files.part_path`: atomic writes and the video writer, and their own temporaries)."""
     folder = dest.parent
     if not folder.is_dir():
         return []

@@ -381,7 +381,7 @@ class _Run:
     def _pieces(self, job: Job, seed: SurrogateSeed | None, segment_seconds: float) -> list[_Item]:
         items = plan_pieces(job, self.opts, segment_seconds)
         if items[0].index is not None and self.opts.method == "surrogate" and seed is not None:
-            from ..weights import sha256_file
+            from ..media.files import sha256_file
 
             base = seed.for_context(sha256_file(job.src).encode())  # one digest of the video, here
             for it in items:  # different pieces, different codes: no two people share a surrogate

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..media.video import Frame
+from ..ops.boxes import grow_box, union_box
 from ..ops.rotation import boxes_back, points_back, upright
 from ..types import Face
 from .tracking import FaceTracker, Track, scene_cut
@@ -43,20 +44,6 @@ class PlannedFrame:
     covers: dict[int, np.ndarray]
     detected: bool = False
     landmarks: dict[int, np.ndarray] = field(default_factory=dict)
-
-
-def union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
-    """The smallest box holding boxes ``a`` (or nothing) and ``b``, float32 [4]."""
-    if a is None:
-        return b.astype(np.float32)
-    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
-
-
-def grown(box: np.ndarray, factor: float) -> np.ndarray:
-    """``box`` scaled by ``factor`` about its centre, float32 [4]."""
-    c = (box[:2] + box[2:]) / 2
-    half = (box[2:] - box[:2]) / 2 * factor
-    return np.concatenate([c - half, c + half]).astype(np.float32)
 
 
 def landmarks_in(box: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -155,7 +142,7 @@ class CoverPlanner:
                 width = max(float(boxes[di, 2] - boxes[di, 0]), 1.0)
                 self.shapes[tid] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / width
         for tid, b in current:
-            p.covers[tid] = union(p.covers.get(tid), b)
+            p.covers[tid] = union_box(p.covers.get(tid), b)
         p.detected = True
         held = [q for q in self.pending if q.frame.in_span and self._last_cut <= q.frame.index < p.frame.index]
         self._backfill(p, new, held)
@@ -167,8 +154,8 @@ class CoverPlanner:
             self.tracks += 1
             self.born[t.id] = p.frame.index
             for q in held:
-                box = grown(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index))
-                q.covers[t.id] = union(q.covers.get(t.id), box)
+                box = grow_box(t.box, 1.0 + BACKFILL_GROWTH * (p.frame.index - q.frame.index))
+                q.covers[t.id] = union_box(q.covers.get(t.id), box)
 
     def _mend(self, held: list[PlannedFrame]) -> None:
         """Between two detections of a track, its box interpolated (better than the tracker's prediction);
@@ -179,8 +166,8 @@ class CoverPlanner:
             for q in held:
                 if f1 < q.frame.index < f2:
                     a = (q.frame.index - f1) / (f2 - f1)
-                    q.covers[tid] = grown(b1 + (b2 - b1) * a, INTERP_GROWTH)
+                    q.covers[tid] = grow_box(b1 + (b2 - b1) * a, INTERP_GROWTH)
                 elif q.frame.index < self.born.get(tid, 0) and tid in q.covers:
                     d = f1 - q.frame.index
                     shift = np.concatenate([v * d, v * d]).astype(np.float32)
-                    q.covers[tid] = grown(b1 - shift, 1.0 + EXTRAP_GROWTH * d)
+                    q.covers[tid] = grow_box(b1 - shift, 1.0 + EXTRAP_GROWTH * d)

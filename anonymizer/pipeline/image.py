@@ -9,21 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import DEFAULT_METHOD
+from ..defaults import ANONYMIZE_METHODS, DEFAULT_METHOD, TARGETS
 from ..errors import InputError
-from ..media.image import LoadedImage, encode_image, write_atomic
-from ..ops.replace import METHODS
+from ..media.files import write_atomic
+from ..media.image import LoadedImage, encode_image
 from ..types import Face, Region
 from ..vault.images import seal_regions, sidecar_path
-from ..vault.keys import Key
+from ..vault.keys import Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
 from .models import get_finder, get_painter, get_segmenter
 from .persons import cover_persons
 from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, cover_faces
-
-TARGETS = ("face", "person")
-#: Every way to replace a face: the covers of :mod:`anonymizer.ops.replace` and a generated surrogate face.
-ANONYMIZE_METHODS = (*METHODS, "surrogate")
 
 
 def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -33,6 +29,14 @@ def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     if bad or not items:
         raise InputError(f"targets must be a comma-separated list of {', '.join(TARGETS)}; got {','.join(items)!r}")
     return tuple(t for t in TARGETS if t in items)
+
+
+def check_method(method: str, targets: tuple[str, ...]) -> None:
+    """Refuse an unknown ``method``, or one that cannot cover ``targets`` (parsed by :func:`parse_targets`)."""
+    if method not in ANONYMIZE_METHODS:
+        raise InputError(f"unknown method {method!r}; expected one of {', '.join(ANONYMIZE_METHODS)}")
+    if method == "surrogate" and "person" in targets:
+        raise InputError("surrogate faces replace faces only; cover persons with solid, pixelate or blur")
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,10 +145,7 @@ def anonymize_loaded(
 ) -> AnonymizedImage:
     """:func:`anonymizer.api.anonymize_image` of an image already loaded (see there)."""
     wanted = parse_targets(targets)
-    if method not in ANONYMIZE_METHODS:
-        raise InputError(f"unknown method {method!r}; expected one of {', '.join(ANONYMIZE_METHODS)}")
-    if method == "surrogate" and "person" in wanted:
-        raise InputError("surrogate faces replace faces only; cover persons with solid, pixelate or blur")
+    check_method(method, wanted)
     out, mask = img.rgb, np.zeros(img.rgb.shape[:2], bool)
     regions: tuple[Region, ...] = ()
     extra: dict[str, object] = {}
@@ -156,7 +157,7 @@ def anonymize_loaded(
     if "face" in wanted:
         faces = get_finder(model, threshold, upscale).find(img.rgb)
         if method == "surrogate":
-            seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
+            seed = surrogate_seed_for(key, surrogate_seed)
             out, face_regions, face_mask = get_painter().paint(out, faces, seed.for_context(img.rgb.tobytes()))
         else:
             out, face_regions, face_mask = cover_faces(

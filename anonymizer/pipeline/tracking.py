@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..ops.boxes import iou_matrix
+
 #: a track's predicted box grows this much per frame since its last detection (the face may turn or near)
 UNSEEN_GROWTH = 0.03
 #: a detection that does not overlap a track's predicted box may still continue it when its centre is within
@@ -18,20 +20,6 @@ JUMP_PER_FRAME, MAX_JUMP, MAX_SIZE_CHANGE = 0.5, 3.0, 1.5
 #: a new shot: consecutive frames of the sample clip and of 34 talking-head videos differ by at most 19
 #: (7 in the clip), a jump cut between two shots of the same arcade by 38
 CUT_THRESHOLD = 25.0
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a[N, 4] and b[M, 4]."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def affinity(predicted: np.ndarray, boxes: np.ndarray, unseen: np.ndarray, *, min_iou: float) -> np.ndarray:

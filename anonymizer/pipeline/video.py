@@ -16,9 +16,10 @@ import numpy as np
 
 from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS
 from ..errors import InputError, MediaError
-from ..media.image import PRIVATE_MODE
+from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import FramePump, Transcoder
 from ..types import Face, Region
+from ..vault.keys import surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
 from .cover_plan import CoverPlanner, PlannedFrame, landmarks_in
 from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, FaceFinder, cover_faces
@@ -162,10 +163,10 @@ def _donor_setup(
 ) -> tuple[DonorPainter, SurrogateSeed]:
     """The donor painter and the video's surrogate seed: ``surrogate_seed``, else the key's password's,
     else random; mixed with the file's digest unless ``segment`` (a piece's caller mixes it in once)."""
-    from ..weights import sha256_file
+    from ..media.files import sha256_file
     from .models import get_painter
 
-    seed = surrogate_seed or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()  # type: ignore[attr-defined]
+    seed = surrogate_seed_for(key, surrogate_seed)  # type: ignore[arg-type]
     if not segment:
         seed = seed.for_context(sha256_file(Path(src)).encode())
     return get_painter(), seed
@@ -276,12 +277,11 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: P
     the video is removed too (a reversible output without its vault is no use). When the ``original``
     file is smaller than the sealed regions (it nearly always is: its frames are compressed together),
     the regions are dropped and the original file is sealed instead; restoring then gives it back."""
+    from ..media.files import sha256_file
     from ..vault.images import sidecar_path
-    from ..weights import sha256_file
 
     info = {"kind": "video", "frames": frames, "video_sha256": sha256_file(Path(dest)), "container": "sidecar"}
     side = sidecar_path(dest)
-    tmp = side.with_name(f".{side.name}.part")
     try:
         if original is not None and original.stat().st_size < writer.size:
             regions = writer.records
@@ -290,16 +290,12 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: P
                 writer.add_stream(
                     {"codec": "file", "frame": 0, "regions": regions}, f.read, os.fstat(f.fileno()).st_size
                 )
-        with open(tmp, "wb") as f:  # streamed: the sealed regions may be larger than memory
+        with atomic_file(side) as f:  # streamed: the sealed regions may be larger than memory
             writer.finish(info, out=f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, side)
-    except OSError as exc:
+    except (OSError, MediaError) as exc:
         Path(dest).unlink(missing_ok=True)
-        raise MediaError(f"cannot write the vault: {exc.strerror or exc}", path=side) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+        why = exc.reason if isinstance(exc, MediaError) else (exc.strerror or str(exc))
+        raise MediaError(f"cannot write the vault: {why}", path=side) from exc
     return side
 
 
@@ -332,7 +328,7 @@ def restore_video(
             raise type(exc)(exc.reason, path=src) from None
         if info.get("kind") != "video":
             raise VaultError(f"this vault holds a {info.get('kind')!r}, not a video", path=src)
-        from ..weights import sha256_file
+        from ..media.files import sha256_file
 
         if sha256_file(src) != info.get("video_sha256"):
             raise VaultIntegrityError("the video does not match its vault (modified or replaced)", path=src)
@@ -355,26 +351,18 @@ def restore_video(
 def _restore_original(rec: Any, rest: Iterator[Any], dest: Path, src: Path) -> int:
     """Write the original file sealed in ``rec`` to ``dest`` (mode 0600: it shows the original faces),
     chunk by chunk; moved into place only once the whole vault is authenticated."""
-    import secrets
-
     from ..errors import VaultError, VaultIntegrityError
 
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part{dest.suffix}")
     try:
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE), "wb") as f:
+        with atomic_file(dest, mode=PRIVATE_MODE) as f:
             for part in rec.parts():
                 f.write(part)
             if next(rest, None) is not None:
                 raise VaultIntegrityError("the vault holds more than the original file", path=src)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
     except VaultError as exc:
         raise type(exc)(exc.reason, path=src) from None
-    except OSError as exc:
-        raise MediaError(f"cannot write the restored video: {exc.strerror or exc}", path=dest) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    except MediaError as exc:
+        raise MediaError(f"cannot write the restored video: {exc.reason}", path=dest) from exc
     regions = rec.meta.get("regions")
     return regions if isinstance(regions, int) else 0
 

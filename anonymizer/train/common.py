@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..media.files import atomic_file, write_atomic
+
 
 def face_landmarks(root: Path, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(names (N,), landmarks float32 (N, 5, 2)) of a faces folder: from ``cache`` (an .npz with ``names``
@@ -85,9 +87,8 @@ def resume(
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """torch.save through a temporary file and a rename: an interrupted save never leaves a broken last.pt."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_file(path) as f:
+        torch.save(state, f)
 
 
 def finish_run(
@@ -115,10 +116,8 @@ def finish_run(
 def save_weights(weights: dict[str, torch.Tensor], path: Path, source: str) -> None:
     """Write ``weights`` to ``path`` as safetensors with ``source`` in its metadata, through a temporary
     file and a rename (an interrupted write never leaves a broken file), and say so."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp), metadata={"source": source})
-    tmp.replace(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    write_atomic(path, save(tensors, metadata={"source": source}))
     print(f"wrote {path}")

@@ -50,6 +50,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..media.files import write_atomic
 from ..nn.facemesh import MESH_INPUT, MESH_LEFT_EYE, MESH_RIGHT_EYE, FaceMesh, mesh_crop_matrix
 from ..ops.align import similarity_fit, similarity_onto
 from ..pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES, head_pose, skin_lab
@@ -467,9 +468,7 @@ def draw_sheet(
         sheet[y : y + tile, x : x + tile] = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
     buf = io.BytesIO()
     Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(dest)
+    write_atomic(dest, buf.getvalue())
     return len(buf.getvalue())
 
 
@@ -478,7 +477,7 @@ def write_bank(
 ) -> int:
     """Write the crops, bank.safetensors and index.csv into ``out`` (older dNNNN.jpg there are removed).
     Returns the bytes written."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("d*.jpg"):
@@ -517,11 +516,9 @@ def write_bank(
         "reference": reference.astype(np.float32),
         "triangles": triangles.astype(np.int32),
     }
-    tmp = out / (BANK_FILE + ".tmp")
     # one metadata key only (safetensors may order several at random, changing the file's bytes)
-    save_file(
+    data = save(
         tensors,
-        str(tmp),
         metadata={
             "codes": "sex: "
             + ",".join(SEXES)
@@ -531,8 +528,7 @@ def write_bank(
             + ",".join(COLLECTIONS)
         },
     )
-    tmp.chmod(0o644)  # safetensors writes 0600
-    tmp.replace(out / BANK_FILE)
+    write_atomic(out / BANK_FILE, data)
     with open(out / INDEX_FILE, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(

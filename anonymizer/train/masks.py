@@ -106,8 +106,8 @@ def evaluate(
     mask_threshold: float = 0.5,
 ) -> dict[str, float]:
     """Mask AP50 / AP75 and box AP50 on ``samples`` (COCO-style, one class)."""
+    from ..ops.boxes import iou_matrix
     from ..ops.metrics import average_precision, mask_iou
-    from ..pipeline.tracking import iou_matrix
 
     device = device or next(model.parameters()).device
     was_training = model.training

@@ -201,6 +201,12 @@ class Key:
         return _hkdf(self._derived[cache_key], salt=None, info=b"anonymizer vault v1 password slot|")
 
 
+def surrogate_seed_for(key: Key | None, given: SurrogateSeed | None = None) -> SurrogateSeed:
+    """The seed surrogate faces are drawn with: ``given``, else ``key``'s password's (the same faces on
+    every run), else a random one (new faces on every run; a key of recipients only has no password)."""
+    return given or (key.surrogate_seed() if key is not None else None) or SurrogateSeed.random()
+
+
 def recipient_secrets(shared: bytes, epk: bytes, recipient: bytes) -> tuple[bytes, bytes]:
     """(wrap key, verifier) for a recipient slot, from the X25519 shared secret."""
     return _hkdf(shared, salt=epk + recipient, info=b"anonymizer vault v1 recipient slot|")

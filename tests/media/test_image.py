@@ -16,7 +16,8 @@ from PIL import ExifTags, Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
 from anonymizer.errors import InputError, MediaError
-from anonymizer.media.image import LoadedImage, encode_image, load_image, private_metadata, save_image, write_atomic
+from anonymizer.media.files import write_atomic
+from anonymizer.media.image import LoadedImage, encode_image, load_image, private_metadata, save_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

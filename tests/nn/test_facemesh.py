@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from anonymizer.errors import InputError, WeightsError
 from anonymizer.media import load_image
+from anonymizer.media.files import sha256_file
 from anonymizer.nn import FaceMesh, build_model, face_mesh, list_models
 from anonymizer.nn.facemesh import (
     MESH_INPUT,
@@ -30,7 +31,7 @@ from anonymizer.nn.facemesh import (
     mesh_to_image,
     tf_same_pad,
 )
-from anonymizer.weights import get_weights, sha256_file
+from anonymizer.weights import get_weights
 
 
 def _to_input(crop: np.ndarray) -> torch.Tensor:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from anonymizer.errors import InputError
-from anonymizer.ops.boxes import drop_contained
+from anonymizer.ops.boxes import box_iou, drop_contained, grow_box, iou_matrix, union_box
 
 
 def test_eye_sized_boxes_inside_a_large_face_are_dropped() -> None:
@@ -49,3 +50,18 @@ def test_empty_and_single() -> None:
 def test_bad_input(boxes: torch.Tensor, scores: torch.Tensor) -> None:
     with pytest.raises(InputError, match="must be Tensor"):
         drop_contained(boxes, scores)
+
+
+def test_numpy_iou_matrix_matches_the_tensor_one_and_handles_empty_sets() -> None:
+    a = np.array([[0, 0, 10, 10], [5, 5, 15, 15]], np.float32)
+    b = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [0, 5, 10, 15]], np.float32)
+    np.testing.assert_allclose(iou_matrix(a, b), box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy(), atol=1e-6)
+    assert iou_matrix(a, b[:0]).shape == (2, 0) and iou_matrix(a[:0], b).shape == (0, 3)
+
+
+def test_union_and_growth_of_numpy_boxes() -> None:
+    a, b = np.array([0, 0, 10, 10], np.float32), np.array([5, -5, 20, 8], np.float32)
+    np.testing.assert_array_equal(union_box(a, b), [0, -5, 20, 10])
+    np.testing.assert_array_equal(union_box(None, b), b)
+    np.testing.assert_allclose(grow_box(a, 2.0), [-5, -5, 15, 15])
+    assert grow_box(a, 1.5).dtype == np.float32
