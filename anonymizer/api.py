@@ -1,53 +1,85 @@
-"""The stable Python facade: detect faces in an image and anonymize it.
+"""The stable Python facade: photos, videos and folders anonymized, restored and audited.
 
 Images may be given as a path, a PIL image or an RGB (or RGBA / grey) uint8 array. Coordinates are
-pixels of the upright image (EXIF orientation applied).
+pixels of the upright image (EXIF orientation applied). Batches: :func:`plan_files` pairs inputs with
+outputs; :func:`anonymize_files` (locally or on Ray), :func:`detect_files`, :func:`enhance_files`,
+:func:`restore_files` and :func:`audit_files` work through them, one bad file never stopping the rest.
+
+Importing this module is cheap (no torch): the models load on first use, so the CLI, which calls only
+this module, starts fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from .defaults import DEFAULT_METHOD
-from .media.image import LoadedImage, load_image
-from .nn.runtime import configure_runtime
-from .pipeline.image import (
+from .audit.html import render_html as render_audit_html
+from .audit.report import AuditResult
+from .defaults import (
     ANONYMIZE_METHODS,
+    DEFAULT_FEATHER,
+    DEFAULT_MASK_SCALE,
+    DEFAULT_METHOD,
+    DEFAULT_PERSON_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    DEFAULT_UPSCALE,
     TARGETS,
-    AnonymizedImage,
-    anonymize_loaded,
-    check_method,
-    parse_targets,
 )
-from .pipeline.models import get_deepfake_scorer, get_finder, get_painter, get_segmenter
-from .pipeline.persons import DEFAULT_PERSON_THRESHOLD, Person
-from .pipeline.photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE
+from .media.contact_sheet import contact_sheet
+from .media.files import write_atomic, write_private
+from .media.image import PRIVATE_METADATA, LoadedImage, load_image
+from .media.video import probe
+from .pipeline.batch import BatchReport, Job, plan, walk_inputs
+from .pipeline.jobs import AnonymizeOptions
+from .pipeline.options import check_method, parse_targets
+from .pipeline.runner import RayOptions, anonymize_files, detect_files, enhance_files, restore_files
 from .types import Detections, Face
 from .vault.images import RestoredImage, restore_bytes, restore_file
-from .vault.keys import Identity, Key, surrogate_seed_for
+from .vault.keys import Identity, Key, fingerprint, surrogate_seed_for
 from .vault.surrogate import SurrogateSeed
 from .weights import is_ready, list_weights, weights_path
 
 if TYPE_CHECKING:
-    from .audit.report import AuditResult
+    from .audit.batch import AuditRun
+    from .pipeline.deepfake import DeepfakeScorer
+    from .pipeline.donor_painter import DonorPainter
+    from .pipeline.image import AnonymizedImage
+    from .pipeline.persons import Person, PersonSegmenter
+    from .pipeline.photo import FaceFinder
 
 __all__ = [
     "ANONYMIZE_METHODS",
+    "PRIVATE_METADATA",
     "TARGETS",
+    "AnonymizeOptions",
     "AnonymizedImage",
+    "AuditResult",
+    "AuditRun",
+    "BatchReport",
+    "Identity",
     "ImageInput",
+    "Job",
+    "Key",
+    "RayOptions",
+    "SurrogateSeed",
+    "anonymize_files",
     "anonymize_image",
+    "audit_files",
     "audit_image",
     "check_method",
     "configure_runtime",
+    "contact_sheet",
     "deepfake_score",
     "detect_faces",
+    "detect_files",
     "enhance",
+    "enhance_files",
+    "fingerprint",
     "get_deepfake_scorer",
     "get_finder",
     "get_painter",
@@ -55,11 +87,73 @@ __all__ = [
     "is_ready",
     "list_weights",
     "parse_targets",
+    "plan_files",
+    "render_audit_html",
+    "probe",
+    "restore_files",
     "restore_image",
     "segment_persons",
     "surrogate_seed_for",
+    "walk_inputs",
     "weights_path",
+    "write_atomic",
+    "write_private",
 ]
+
+#: :func:`anonymizer.pipeline.batch.plan`: every input file paired with its output in the mirrored tree
+plan_files = plan
+
+
+def __getattr__(name: str) -> Any:
+    # the result type of anonymize_image, defined beside the code that makes it (which needs torch)
+    if name == "AnonymizedImage":
+        from .pipeline.image import AnonymizedImage
+
+        return AnonymizedImage
+    if name == "AuditRun":
+        from .audit.batch import AuditRun
+
+        return AuditRun
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def configure_runtime(threads: int | None = None) -> int:
+    """Use ``threads`` CPU threads for the models (None: all cores) and flush denormal floats (see
+    :func:`anonymizer.nn.runtime.configure_runtime`); returns the number of threads."""
+    from .nn.runtime import configure_runtime as configure
+
+    return configure(threads)
+
+
+def get_finder(
+    model: str = "centerface", threshold: float = DEFAULT_THRESHOLD, upscale: float = DEFAULT_UPSCALE
+) -> FaceFinder:
+    """The shared face finder per setting (the model loads once per process)."""
+    from .pipeline import models
+
+    return models.get_finder(model, threshold, upscale)
+
+
+def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmenter:
+    """The shared person segmenter per threshold (the Mask R-CNN loads once per process)."""
+    from .pipeline import models
+
+    return models.get_segmenter(threshold)
+
+
+def get_painter() -> DonorPainter:
+    """The shared surrogate painter (donor bank and face mesh, loaded once per process)."""
+    from .pipeline import models
+
+    return models.get_painter()
+
+
+def get_deepfake_scorer() -> DeepfakeScorer:
+    """The shared deepfake scorer (the classifier loads once per process)."""
+    from .pipeline import models
+
+    return models.get_deepfake_scorer()
+
 
 ImageInput = str | Path | Image.Image | np.ndarray | LoadedImage
 
@@ -116,6 +210,8 @@ def anonymize_image(
     the original pixels of every region are kept for sealing: ``result.save(path)`` / ``result.encode()``
     write them encrypted into a vault, which :func:`restore_image` opens.
     """
+    from .pipeline.image import anonymize_loaded
+
     return anonymize_loaded(
         _load(image),
         method=method,
@@ -185,6 +281,34 @@ def audit_image(
 
     rec = get_recognizer(recognizer) if (original is not None or key is not None) else None
     return _audit(output, finder=get_finder(), recognizer=rec, original=original, key=key)
+
+
+def audit_files(
+    outputs: list[Path],
+    *,
+    originals: Path | None = None,
+    key: Key | Identity | None = None,
+    recognizer: str = "auto",
+    every: int = 5,
+    keep_images: bool = False,
+    progress: bool = False,
+    on_result: Any = None,
+) -> AuditRun:
+    """Audit every photo and video under ``outputs`` (:func:`anonymizer.audit.batch.audit_files`): each
+    face's identity against the original in ``originals`` or restored through ``key``, metadata, vaults;
+    a video searched every ``every`` frames."""
+    from .audit.batch import audit_files as run
+
+    return run(
+        outputs,
+        originals=originals,
+        key=key,
+        recognizer=recognizer,
+        every=every,
+        keep_images=keep_images,
+        progress=progress,
+        on_result=on_result,
+    )
 
 
 def enhance(image: ImageInput, *, scale: int = 4, model: str = "srresnet") -> np.ndarray:

@@ -12,6 +12,8 @@ ANONYMIZE_METHODS = (*COVER_METHODS, "surrogate")
 #: What `anonymize` can cover, and the mask shapes around a face (:mod:`anonymizer.ops.masks`)
 TARGETS = ("face", "person")
 SHAPES = ("ellipse", "box")
+#: Mask R-CNN person score threshold (models/person_maskrcnn.md)
+DEFAULT_PERSON_THRESHOLD = 0.5
 
 #: photos: benchmarks/coverage.py
 DEFAULT_THRESHOLD = 0.2

@@ -114,6 +114,17 @@ def test_no_import_cycles() -> None:
     assert cycles(PACKAGE) == []
 
 
+def test_the_cli_talks_only_to_the_api() -> None:
+    allowed = {"anonymizer", "anonymizer.api", "anonymizer.defaults", "anonymizer.errors", "anonymizer.types"}
+    bad = [
+        f"{_module(p, PACKAGE)}:{line} imports {target}"
+        for p in sorted((PACKAGE / "cli").rglob("*.py"))
+        for target, line in imports(p, PACKAGE)
+        if target not in allowed and not target.startswith("anonymizer.cli")
+    ]
+    assert bad == []
+
+
 def test_every_top_level_module_has_a_layer() -> None:
     names = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or p.is_dir()}
     assert names - {"__init__", "__pycache__"} <= set(LAYERS)

@@ -75,7 +75,7 @@ def test_api_bad_input() -> None:
 
 def test_cli_starts_without_importing_torch() -> None:
     # `anonymizer --help` and `--version` stay fast: torch is imported on first use only
-    code = "import sys, anonymizer.cli.app, anonymizer; print('torch' in sys.modules)"
+    code = "import sys, anonymizer.cli.app, anonymizer.api, anonymizer; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"
     assert callable(anonymizer.detect_faces)  # the lazy names still resolve

@@ -45,45 +45,51 @@ def test_the_wheel_holds_the_shipped_weights_and_donor_bank(wheel: Path) -> None
 
 
 def test_an_installed_wheel_detects_faces_outside_the_checkout(wheel: Path, tmp_path: Path, samples: Path) -> None:
-    prefix = tmp_path / "prefix"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-compile",
-            "-q",
-            "--prefix",
-            str(prefix),
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
+    # a throwaway venv holding only the wheel, its dependencies read from ours through a .pth file
+    # (`pip install --prefix` would uninstall this checkout's own editable install first)
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-compile", "-q"]
+    subprocess.run([*pip, str(wheel)], check=True, capture_output=True)
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     )
-    site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
+    (site / "_our_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     work = tmp_path / "elsewhere"
     work.mkdir()
     (work / "photo.jpg").write_bytes((samples / "grace_hopper.jpg").read_bytes())
-    env = {**os.environ, "PYTHONPATH": str(site), "ANONYMIZER_HOME": str(tmp_path / "home")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"ANONYMIZER_HOME": str(tmp_path / "home")}
     code = (
         "import sys, anonymizer, anonymizer.weights as w; from anonymizer.cli.app import main; "
         "print(anonymizer.__file__, w.MODELS_DIR, file=sys.stderr); sys.argv = ['anonymizer'] + sys.argv[1:]; main()"
     )
     r = subprocess.run(
-        [sys.executable, "-c", code, "detect", "photo.jpg", "--json"], cwd=work, env=env, capture_output=True, text=True
+        [str(python), "-c", code, "detect", "photo.jpg", "--json"], cwd=work, env=env, capture_output=True, text=True
     )
     assert r.returncode == 0, r.stderr
     where, models = r.stderr.split()[:2]
-    assert Path(where).is_relative_to(site) and Path(models).is_relative_to(prefix)  # not the checkout's
+    assert Path(where).is_relative_to(site) and Path(models).is_relative_to(env_dir)  # not the checkout's
     (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(row["faces"]) == 1
-    r = subprocess.run(
-        [sys.executable, "-c", code, "models", "--json"], cwd=work, env=env, capture_output=True, text=True
-    )
+    r = subprocess.run([str(python), "-c", code, "models", "--json"], cwd=work, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows and all(row["ready"] for row in rows)
     shipped = [row for row in rows if row["name"] != "centerface"]
-    assert shipped and all(Path(row["file"]).is_relative_to(prefix) for row in shipped)
+    assert shipped and all(Path(row["file"]).is_relative_to(env_dir) for row in shipped)
+
+
+def test_the_checkouts_own_install_is_left_alone() -> None:
+    # the tests above must not touch the environment they run in: its console script still runs this
+    # checkout (a `pip install --prefix` of the wheel would have uninstalled it)
+    script = Path(sys.executable).with_name("anonymizer")
+    assert script.is_file() or os.name == "nt"
+    code = "import anonymizer; print(anonymizer.__file__)"
+    where = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd="/")
+    assert Path(where.stdout.strip()).is_relative_to(ROOT)

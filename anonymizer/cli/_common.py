@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import typer
 from typer.core import TyperCommand
 
+from ..api import BatchReport
 from ..errors import AnonymizerError, InputError
-from ..pipeline.batch import BatchReport
 
 if TYPE_CHECKING:
     from typer import _click  # the click that typer vendors: its Command's signature

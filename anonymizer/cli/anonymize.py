@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from enum import Enum
@@ -23,16 +22,12 @@ from ..defaults import (
     SHAPES,
     THRESHOLD_RULE,
 )
-from ..errors import InputError, MediaError
-from ..media.video import probe
-from ..pipeline.batch import BatchReport, Job, plan, run_jobs
-from ..pipeline.jobs import AnonymizeOptions, anonymize_file, load_models, span_problems
+from ..errors import InputError
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
 if TYPE_CHECKING:
-    from ..vault.keys import Key
-    from ..vault.surrogate import SurrogateSeed
+    from ..api import BatchReport, Job, Key, SurrogateSeed
 
 log = logging.getLogger(__name__)
 
@@ -263,12 +258,12 @@ def anonymize(
     --backend ray spreads the files (and segments of long videos) over a Ray cluster; a manifest in the
     output folder records finished files, so running the same command again resumes.
     """
-    from ..api import configure_runtime
+    from ..api import AnonymizeOptions, RayOptions, anonymize_files, configure_runtime, plan_files
 
     wanted = _usage(targets, method, backend, address, workers, start, end)
     private = _private_kinds(keep_metadata, gps=keep_gps, serials=keep_serials, owner=keep_owner)
     t0 = time.perf_counter()
-    planned = plan(inputs, output, fmt=format.value if format else None)
+    planned = plan_files(inputs, output, fmt=format.value if format else None)
     jobs = planned.jobs
     log.info(
         "found %d file(s) to anonymize (%d skipped) in %.2f s",
@@ -298,13 +293,8 @@ def anonymize(
         end=end,
         cut=cut,
     )
-    refused = span_problems(jobs, opts)  # before any model loads or any output is made
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)
-    seed = _surrogate_seed(key) if method.value == "surrogate" else None
-    todo = [j for j in jobs if j.src not in refused]
-    if todo:
-        _make_folder(output)
     tally = _Tally()
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
@@ -313,64 +303,23 @@ def anonymize(
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
-    if backend is Backend.local and todo:
-        if show_progress():
-            typer.echo("loading models ...", err=True)
-        load_models(todo, opts)
-    if backend is Backend.ray:
-        from ..pipeline.cluster import run_on_ray
-
-        report = run_on_ray(
-            todo,
-            output,
-            opts,
-            key,
-            seed,
-            address=address,
-            workers=workers,
-            segment_seconds=segment_seconds,
-            threads=threads,
-            progress=show_progress(),
-            on_result=on_result,
-        )
-    else:
-        work = functools.partial(_anonymize_one, opts=opts, key=key, seed=seed)
-        report = run_jobs(todo, work, progress=show_progress(), desc="anonymize", on_result=on_result)
-    for job in jobs:
-        if job.src in refused:
-            report.failed.append((job.src, refused[job.src]))
-            on_result(job, None, refused[job.src])
+    report = anonymize_files(
+        jobs,
+        output,
+        opts,
+        key=key,
+        seed=_surrogate_seed(key) if method.value == "surrogate" else None,
+        ray=RayOptions(address, workers, segment_seconds) if backend is Backend.ray else None,
+        threads=threads,
+        progress=show_progress(),
+        on_result=on_result,
+        on_loading=lambda: typer.echo("loading models ...", err=True) if show_progress() else None,
+    )
     if contact_sheet is not None:
         _write_sheet(contact_sheet, jobs, report, tally.counts)
     for line in tally.metadata_lines():
         typer.echo(line, err=True)
     finish(report, tally.summary(report, len(jobs), "person" in wanted, output), planned.skipped)
-
-
-def _make_folder(output: Path) -> None:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MediaError(f"cannot create the output folder: {exc.strerror or exc}", path=output) from exc
-
-
-def _anonymize_one(
-    job: Job, *, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None
-) -> dict[str, object]:
-    """One file on this machine; a video gets its own progress bar of frames."""
-    if not job.is_video:
-        return anonymize_file(job, opts, key, seed)
-    from tqdm import tqdm
-
-    info = probe(job.src)
-    with tqdm(
-        total=info.expected_frames(opts.start, opts.end, opts.cut),
-        desc=job.src.name,
-        unit="frame",
-        disable=not show_progress(),
-        leave=False,
-    ) as bar:
-        return anonymize_file(job, opts, key, seed, progress=bar.update)
 
 
 def _usage(
@@ -409,7 +358,7 @@ def _surrogate_seed(key: Key | None) -> SurrogateSeed:
 
 def _write_sheet(path: Path, jobs: list[Job], report: BatchReport, counts: dict[Path, int]) -> None:
     """The --contact-sheet: each finished input beside its output, captioned with its face count."""
-    from ..media.contact_sheet import contact_sheet as write_sheet
+    from ..api import contact_sheet as write_sheet
 
     done = set(report.done)
     write_sheet(
@@ -466,7 +415,7 @@ class _Tally:
 
     def metadata_lines(self) -> list[str]:
         """--keep-metadata's report: the private kinds of metadata kept (asked for) and left out, in how many photos."""
-        from ..media.image import PRIVATE_METADATA
+        from ..api import PRIVATE_METADATA
 
         lines = []
         for (how, kind), n in sorted(self.private.items()):

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..defaults import DEFAULT_VIDEO_THRESHOLD
+from ..api import AuditResult, Job, audit_files, configure_runtime, render_audit_html, write_atomic, write_private
 from ..errors import InputError
-from ..pipeline.batch import Job, run_jobs, walk_inputs
 from ._common import fail, handle_errors, list_skipped, show_progress
 from .secrets import opening_key, read_secret
+
+if TYPE_CHECKING:
+    from ..api import AuditRun
 
 
 class RecognizerName(str, Enum):
@@ -96,58 +98,12 @@ def audit(
     IdentityNet's own calibrated one; for a video track, on any searched frame), or, with no original to
     compare, when it is still detected with score >= 0.5.
     """
-    from ..api import configure_runtime, get_finder
-    from ..audit.recognizers import get_recognizer
-    from ..audit.report import AuditResult, audit_image, find_original
-    from ..media.files import write_atomic, write_private
-
     passphrase = read_secret(identity_passphrase_file, None, False, what="passphrase")
     password = read_secret(password_file, password_env, False)
     key = opening_key(password, identity, passphrase) if (password is not None or identity is not None) else None
     if originals is not None and not originals.is_dir():
         raise InputError("--originals must be a folder", path=originals)
     configure_runtime(threads)
-    found = walk_inputs(outputs)
-    files = [(f, rel) for f, rel in found.files if not f.name.endswith(".vault")]
-    if not files:
-        raise InputError("no photos or videos to audit", path=", ".join(map(str, outputs)))
-    rels = {f: rel for f, rel in files}
-    finder = get_finder()
-    video_finder = get_finder(threshold=DEFAULT_VIDEO_THRESHOLD, upscale=0.0)
-    rec = get_recognizer(recognizer.value) if (originals is not None or key is not None) else None
-    scorer = _deepfake_scorer()
-    results: list[AuditResult] = []
-
-    def work(job: Job) -> AuditResult:
-        orig = find_original(rels[job.src], originals) if originals is not None else None
-        if originals is not None and orig is None and key is None:
-            raise InputError(f"no original found for it in {originals}", path=job.src)
-        if job.is_video:
-            from ..audit.video import audit_video
-
-            res = audit_video(
-                job.src,
-                finder=video_finder,
-                deepfake=scorer,
-                every=every,
-                keep_images=html_file is not None,
-                original=orig,
-                recognizer=rec,
-                key=key,
-            )
-            results.append(res)
-            return res
-        res = audit_image(
-            job.src,
-            finder=finder,
-            recognizer=rec,
-            original=orig,
-            key=key,
-            keep_images=html_file is not None,
-            deepfake=scorer,
-        )
-        results.append(res)
-        return res
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if error is not None:
@@ -158,42 +114,36 @@ def audit(
         for reason in result.reasons:
             typer.echo(f"  - {reason}")
 
-    report = run_jobs(
-        [Job(f, None, f in found.videos) for f, _ in files],
-        work,
+    run = audit_files(
+        outputs,
+        originals=originals,
+        key=key,
+        recognizer=recognizer.value,
+        every=every,
+        keep_images=html_file is not None,
         progress=show_progress(),
-        desc="audit",
         on_result=on_result,
     )
+    _write_reports(run, json_file, html_file)
+    failed, unread = run.failed, len(run.report.failed)
+    typer.echo(
+        f"audited {len(run.results)} of {run.files} file(s): {len(run.results) - failed} passed, {failed} failed"
+        + (f", {unread} could not be read" if unread else "")
+        + (f"; {len(run.skipped)} other file(s) skipped" if run.skipped else ""),
+        err=True,
+    )
+    list_skipped(run.skipped)
+    if failed or unread:
+        raise fail(f"{failed + unread} file(s) failed the audit", 1)
+
+
+def _write_reports(run: AuditRun, json_file: Path | None, html_file: Path | None) -> None:
+    """--json (every result and error) and --html (it shows original faces: its owner's only)."""
     if json_file is not None:
         doc = {
-            "files": [r.to_dict() for r in results],
-            "errors": [{"path": str(p), "error": e} for p, e in report.failed],
+            "files": [r.to_dict() for r in run.results],
+            "errors": [{"path": str(p), "error": e} for p, e in run.report.failed],
         }
         write_atomic(json_file, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     if html_file is not None:
-        from ..audit.html import render_html
-
-        write_private(html_file, render_html(results).encode("utf-8"))
-    failed = sum(r.verdict == "fail" for r in results)
-    typer.echo(
-        f"audited {len(results)} of {len(files)} file(s): {len(results) - failed} passed, {failed} failed"
-        + (f", {len(report.failed)} could not be read" if report.failed else "")
-        + (f"; {len(found.skipped)} other file(s) skipped" if found.skipped else ""),
-        err=True,
-    )
-    list_skipped(found.skipped)
-    if failed or report.failed:
-        raise fail(f"{failed + len(report.failed)} file(s) failed the audit", 1)
-
-
-def _deepfake_scorer():  # noqa: ANN202 (a DeepfakeScorer or None)
-    """The deepfake classifier when its weights are declared, else None (the audit then has no
-    "synthetic" scores)."""
-    from ..errors import WeightsError
-    from ..pipeline.deepfake import DeepfakeScorer
-
-    try:
-        return DeepfakeScorer()
-    except WeightsError:
-        return None
+        write_private(html_file, render_audit_html(run.results).encode("utf-8"))

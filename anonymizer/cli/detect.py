@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
+from ..api import Job, configure_runtime, detect_files, parse_targets, plan_files
 from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE, THRESHOLD_RULE
-from ..pipeline.batch import Job, plan, run_jobs
+from ..errors import InputError
 from ._common import emit_json, finish, handle_errors, show_progress
 
 
@@ -55,12 +55,6 @@ def detect(
     left eye, right eye, nose, left mouth corner, right mouth corner, where "left" is the smaller x
     as seen in the image.
     """
-    from ..api import configure_runtime, detect_faces, get_segmenter, parse_targets
-    from ..errors import InputError
-    from ..media.files import write_atomic
-    from ..media.image import load_image
-    from ..pipeline.persons import instance_image
-
     try:
         wanted = parse_targets(targets)
     except InputError as exc:
@@ -68,29 +62,8 @@ def detect(
     if masks_dir is not None and "person" not in wanted:
         raise typer.BadParameter("--masks-dir needs --targets person (or face,person)", param_hint="--masks-dir")
     configure_runtime(threads)
-    planned = plan(inputs, masks_dir, fmt="png")
+    planned = plan_files(inputs, masks_dir, fmt="png")
     jobs = planned.jobs
-
-    def work(job: Job) -> object:
-        img = load_image(job.src)
-        if "face" in wanted:
-            det = detect_faces(img, threshold=threshold, upscale=upscale).to_dict()
-        else:
-            det = {"path": None, "width": img.width, "height": img.height}
-        if "person" in wanted:
-            persons = get_segmenter().segment(img.rgb)
-            det["persons"] = [p.to_dict() for p in persons]
-            if job.dest is not None:
-                import io
-
-                from PIL import Image
-
-                ids = instance_image(persons, (img.height, img.width))
-                buf = io.BytesIO()
-                Image.fromarray(ids.astype(np.uint8)).save(buf, format="PNG")  # 8-bit grey
-                write_atomic(job.dest, buf.getvalue())
-                det["masks"] = str(job.dest)
-        return det
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if error is not None:
@@ -109,7 +82,14 @@ def detect(
                     box = ", ".join(f"{v:.0f}" for v in f["box"])
                     typer.echo(f"  {kind} [{box}] score {f['score']:.2f}")
 
-    report = run_jobs(jobs, work, progress=show_progress() and json_lines, desc="detect", on_result=on_result)
+    report = detect_files(
+        jobs,
+        targets=wanted,
+        threshold=threshold,
+        upscale=upscale,
+        progress=show_progress() and json_lines,
+        on_result=on_result,
+    )
     if report.failed or planned.skipped:
         finish(
             report,

@@ -6,10 +6,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from ..pipeline.batch import Job, plan, run_jobs
+from ..api import Job, configure_runtime, enhance_files, plan_files
 from ._common import emit_json, finish, handle_errors, show_progress
 
 
@@ -44,31 +43,13 @@ def enhance(
 ) -> None:
     """Upscale photos 4x with the face super-resolution model trained here (small faces, restored crops,
     generated surrogates). Large images are processed in overlapping tiles; outputs are PNG."""
-    from PIL import Image
-
-    from ..api import configure_runtime
-    from ..media.files import write_atomic
-    from ..media.image import LoadedImage, encode_image, load_image
-    from ..pipeline.enhance import enhance_array
-
     configure_runtime(threads)
-    planned = plan(inputs, output, fmt="png")
+    planned = plan_files(inputs, output, fmt="png")
     jobs = planned.jobs
-
-    def work(job: Job) -> dict[str, object]:
-        assert job.dest is not None
-        img = load_image(job.src)
-        sr = enhance_array(img.rgb, model=model.value, scale=scale)
-        alpha = None
-        if img.alpha is not None:
-            alpha = np.asarray(Image.fromarray(img.alpha).resize((sr.shape[1], sr.shape[0]), Image.Resampling.BICUBIC))
-        out = LoadedImage(rgb=sr, alpha=alpha, icc_profile=img.icc_profile)
-        write_atomic(job.dest, encode_image(out, format="png"))
-        return {"path": str(job.src), "output": str(job.dest), "width": sr.shape[1], "height": sr.shape[0]}
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
-    report = run_jobs(jobs, work, progress=show_progress(), desc="enhance", on_result=on_result)
+    report = enhance_files(jobs, model=model.value, scale=scale, progress=show_progress(), on_result=on_result)
     finish(report, f"enhanced {len(report.done)} of {len(jobs)} file(s) into {output}", planned.skipped)

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ..api import Identity, fingerprint, write_atomic, write_private
 from ..errors import InputError
-from ..media.files import write_atomic, write_private
-from ..vault.keys import Identity, fingerprint
 from ._common import handle_errors
 from .secrets import read_secret
 

@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..media.files import write_private
-from ..media.image import LoadedImage, encode_image
-from ..pipeline.batch import Job, plan, remove_stale_parts, run_jobs
-from ..vault.images import restore_file
+from ..api import Job, plan_files, restore_files
 from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import opening_key, read_secret
 
@@ -57,32 +54,12 @@ def restore(
     """
     passphrase = read_secret(identity_passphrase_file, identity_passphrase_env, False, what="passphrase")
     key = opening_key(read_secret(password_file, password_env, ask_password), identity, passphrase)
-    planned = plan([i for i in inputs if not i.name.endswith(".vault")], output, fmt="png")
+    planned = plan_files([i for i in inputs if not i.name.endswith(".vault")], output, fmt="png")
     jobs = planned.jobs
-
-    def work(job: Job) -> dict[str, object]:
-        assert job.dest is not None
-        if job.is_video:
-            from tqdm import tqdm
-
-            from ..media.video import probe
-            from ..pipeline.video import restore_video
-
-            dest = job.dest.with_suffix(job.src.suffix)
-            remove_stale_parts(dest)
-            total = probe(job.src).expected_frames()
-            with tqdm(total=total, desc=job.src.name, unit="frame", disable=not show_progress(), leave=False) as bar:
-                regions = restore_video(job.src, dest, key, progress=bar.update)
-            return {"path": str(job.src), "output": str(dest), "regions": regions}
-        restored = restore_file(job.src, key)
-        src = restored.source
-        out = LoadedImage(rgb=restored.image, alpha=restored.alpha, icc_profile=src.icc_profile)
-        write_private(job.dest, encode_image(out, format="png"))  # it shows the original faces
-        return {"path": str(job.src), "output": str(job.dest), "regions": restored.regions}
 
     def on_result(job: Job, result: object | None, error: str | None) -> None:
         if json_lines:
             emit_json(result if error is None else {"path": str(job.src), "error": error})
 
-    report = run_jobs(jobs, work, progress=show_progress(), desc="restore", on_result=on_result)
+    report = restore_files(jobs, key, progress=show_progress(), on_result=on_result)
     finish(report, f"restored {len(report.done)} of {len(jobs)} file(s) into {output}", planned.skipped)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
+from ..api import Identity, Key
 from ..errors import InputError
-from ..vault.keys import Identity, Key
 
 
 def read_secret(

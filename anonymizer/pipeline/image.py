@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import ANONYMIZE_METHODS, DEFAULT_METHOD, TARGETS
-from ..errors import InputError
+from ..defaults import DEFAULT_METHOD
 from ..media.files import write_atomic
 from ..media.image import LoadedImage, encode_image
 from ..types import Face, Region
@@ -18,25 +17,9 @@ from ..vault.images import seal_regions, sidecar_path
 from ..vault.keys import Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
 from .models import get_finder, get_painter, get_segmenter
+from .options import check_method, parse_targets
 from .persons import cover_persons
 from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, cover_faces
-
-
-def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """ "face,person" or ("face", "person") -> a checked, de-duplicated tuple in :data:`TARGETS` order."""
-    items = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets)]
-    bad = [t for t in items if t not in TARGETS]
-    if bad or not items:
-        raise InputError(f"targets must be a comma-separated list of {', '.join(TARGETS)}; got {','.join(items)!r}")
-    return tuple(t for t in TARGETS if t in items)
-
-
-def check_method(method: str, targets: tuple[str, ...]) -> None:
-    """Refuse an unknown ``method``, or one that cannot cover ``targets`` (parsed by :func:`parse_targets`)."""
-    if method not in ANONYMIZE_METHODS:
-        raise InputError(f"unknown method {method!r}; expected one of {', '.join(ANONYMIZE_METHODS)}")
-    if method == "surrogate" and "person" in targets:
-        raise InputError("surrogate faces replace faces only; cover persons with solid, pixelate or blur")
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import torch
 
+from ..defaults import DEFAULT_PERSON_THRESHOLD
 from ..errors import InputError
 from ..ops.checks import require_rgb
 from ..ops.replace import METHODS, composite, replace_patch
 from ..types import Face, Region
 
 #: Person score threshold: the one at which the dev split's mask AP was measured (models/person_maskrcnn.md).
-DEFAULT_PERSON_THRESHOLD = 0.5
 #: Masks grow by this fraction of the person's height (at least 2 px) before covering: edges are where
 #: a network's masks are least sure, and a sliver of clothing or hair can identify.
 PERSON_MASK_GROW = 0.02
