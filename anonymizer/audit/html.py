@@ -60,6 +60,8 @@ def _pair(original: np.ndarray | None, output: np.ndarray, name: str, row: dict)
 
 
 def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") -> str:
+    """The audit as one self-contained HTML page: per file its verdict, reasons and vault, the output's
+    thumbnail and each face (beside its original where known) or track. It shows original faces."""
     e = html.escape
     failed = sum(r.verdict == "fail" for r in results)
     parts = [
@@ -69,58 +71,73 @@ def render_html(results: list[AuditResult], *, title: str = "anonymizer audit") 
         "it private.</p>",
     ]
     for r in results:
-        parts.append(
-            f"<div class='file {r.verdict}'><span class='verdict'>{r.verdict}</span> <code>{e(str(r.path))}</code>"
-        )
-        if r.original:
-            parts.append(f" &middot; original: {e(r.original)}")
-        if r.recognizer:
-            parts.append(f" &middot; recognizer: {e(r.recognizer)}")
-        if r.reasons:
-            parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in r.reasons) + "</ul>")
-        vault = r.vault or {}
-        parts.append(
-            f"<div>vault: {'present' if vault.get('present') else 'none'}"
-            + ("" if vault.get("opens") is None else f", {'opens' if vault['opens'] else 'does NOT open'}")
-            + "</div>"
-        )
+        parts += _file_head(r)
         parts.append("<div class='faces'>")
-        if r.output_rgb is not None:
-            parts.append(f"<div class='face'><img class='thumb' src='{_png(r.output_rgb, 220)}'><br>output</div>")
-        if r.identity and r.output_rgb is not None:
-            for i, row in enumerate(r.identity):
-                orig = _crop(r.original_rgb, row["box"]) if r.original_rgb is not None else None
-                parts.append(_pair(orig, _crop(r.output_rgb, row["box"]), f"face {i}", row))
-        elif r.output_rgb is not None:
-            for f in r.faces:
-                cls = " class='bad'" if f["visible"] else ""
-                parts.append(
-                    f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, "
-                    f"score {f['score']:.2f}</span>"
-                    + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "")
-                    + "</div>"
-                )
-        for row in r.identity if r.tracks is not None else ():
-            orig, out = r.identity_crops.get(row["track"], (None, None))
-            if out is not None:
-                parts.append(_pair(orig, out, f"track {row['track']}, frame {row['frame']}", row))
-        for row in r.tracks or ():
-            cls = " class='bad'" if row["visible"] else ""
-            crop = r.track_crops.get(row["track"])
-            img = f"<img src='{_png(crop, 96)}'><br>" if crop is not None else ""
-            parts.append(
-                f"<div class='face'>{img}track {row['track']}: frames {row['first_frame']}-{row['last_frame']}<br>"
-                f"<span{cls}>score {row['score']:.2f}</span>"
-                + (
-                    f"<br>synthetic {row['synthetic']:.2f} (max {row['synthetic_max']:.2f})"
-                    if "synthetic" in row
-                    else ""
-                )
-                + "</div>"
-            )
+        parts += _face_cells(r)
+        parts += _track_cells(r)
         parts.append("</div>")
         if r.leaks:
             parts.append("<div>metadata: " + "; ".join(e(x.detail) for x in r.leaks) + "</div>")
         parts.append("</div>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _file_head(r: AuditResult) -> list[str]:
+    e = html.escape
+    parts = [f"<div class='file {r.verdict}'><span class='verdict'>{r.verdict}</span> <code>{e(str(r.path))}</code>"]
+    if r.original:
+        parts.append(f" &middot; original: {e(r.original)}")
+    if r.recognizer:
+        parts.append(f" &middot; recognizer: {e(r.recognizer)}")
+    if r.reasons:
+        parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in r.reasons) + "</ul>")
+    vault = r.vault or {}
+    parts.append(
+        f"<div>vault: {'present' if vault.get('present') else 'none'}"
+        + ("" if vault.get("opens") is None else f", {'opens' if vault['opens'] else 'does NOT open'}")
+        + "</div>"
+    )
+    return parts
+
+
+def _face_cells(r: AuditResult) -> list[str]:
+    """A photo's output thumbnail and faces: each beside its original when identity was measured."""
+    if r.output_rgb is None:
+        return []
+    parts = [f"<div class='face'><img class='thumb' src='{_png(r.output_rgb, 220)}'><br>output</div>"]
+    if r.identity:
+        for i, row in enumerate(r.identity):
+            orig = _crop(r.original_rgb, row["box"]) if r.original_rgb is not None else None
+            parts.append(_pair(orig, _crop(r.output_rgb, row["box"]), f"face {i}", row))
+        return parts
+    for f in r.faces:
+        cls = " class='bad'" if f["visible"] else ""
+        parts.append(
+            f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, "
+            f"score {f['score']:.2f}</span>"
+            + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "")
+            + "</div>"
+        )
+    return parts
+
+
+def _track_cells(r: AuditResult) -> list[str]:
+    """A video's tracks: each original track beside the output at its worst frame, then each output track."""
+    parts = []
+    for row in r.identity if r.tracks is not None else ():
+        orig, out = r.identity_crops.get(row["track"], (None, None))
+        if out is not None:
+            parts.append(_pair(orig, out, f"track {row['track']}, frame {row['frame']}", row))
+    for row in r.tracks or ():
+        cls = " class='bad'" if row["visible"] else ""
+        crop = r.track_crops.get(row["track"])
+        img = f"<img src='{_png(crop, 96)}'><br>" if crop is not None else ""
+        synthetic = (
+            f"<br>synthetic {row['synthetic']:.2f} (max {row['synthetic_max']:.2f})" if "synthetic" in row else ""
+        )
+        parts.append(
+            f"<div class='face'>{img}track {row['track']}: frames {row['first_frame']}-{row['last_frame']}<br>"
+            f"<span{cls}>score {row['score']:.2f}</span>{synthetic}</div>"
+        )
+    return parts
