@@ -11,7 +11,7 @@ this module, starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from .defaults import (
     DEFAULT_UPSCALE,
     TARGETS,
 )
+from .errors import InputError
 from .media.contact_sheet import contact_sheet
 from .media.files import write_atomic, write_private
 from .media.image import PRIVATE_METADATA, LoadedImage, load_image
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .pipeline.image import AnonymizedImage
     from .pipeline.persons import Person, PersonSegmenter
     from .pipeline.photo import FaceFinder
+    from .pipeline.video import VideoReport
 
 __all__ = [
     "ANONYMIZE_METHODS",
@@ -69,6 +71,7 @@ __all__ = [
     "SurrogateSeed",
     "anonymize_files",
     "anonymize_image",
+    "anonymize_video",
     "audit_files",
     "audit_image",
     "check_method",
@@ -92,6 +95,7 @@ __all__ = [
     "probe",
     "restore_files",
     "restore_image",
+    "restore_video",
     "segment_persons",
     "surrogate_seed_for",
     "walk_inputs",
@@ -317,3 +321,36 @@ def enhance(image: ImageInput, *, scale: int = 4, model: str = "srresnet") -> np
     from .pipeline.enhance import enhance_array
 
     return enhance_array(_load(image).rgb, model=model, scale=scale)
+
+
+def anonymize_video(
+    src: str | Path,
+    dest: str | Path,
+    options: AnonymizeOptions | None = None,
+    *,
+    key: Key | None = None,
+    surrogate_seed: SurrogateSeed | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VideoReport:
+    """Anonymize the video ``src`` into ``dest`` (the same container) with ``options`` (their video defaults:
+    threshold 0.2, one detection pass per frame every ``detect_every`` frames, faces tracked in between).
+    With ``key`` the originals are sealed into ``dest.vault`` (:func:`restore_video` opens it);
+    ``progress`` is called with the number of frames written."""
+    from .pipeline.jobs import run_video
+
+    opts = options or AnonymizeOptions()
+    check_method(opts.method, opts.targets)
+    if "person" in opts.targets:
+        raise InputError("videos are anonymized by face only (for now): targets must be ('face',)", path=src)
+    return run_video(Path(src), Path(dest), opts, key=key, progress=progress, surrogate_seed=surrogate_seed)
+
+
+def restore_video(
+    src: str | Path, dest: str | Path, key: Key | Identity, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Write ``dest``: the video ``src`` with the originals its vault (``src.vault``) holds put back (see
+    :func:`anonymizer.pipeline.video.restore_video`); returns the number of regions restored. A wrong key
+    or a modified file or vault writes nothing."""
+    from .pipeline.video import restore_video as restore
+
+    return restore(src, dest, key, progress=progress)
