@@ -288,9 +288,9 @@ def audit_image(
 
 
 def audit_files(
-    outputs: list[Path],
+    outputs: Sequence[str | Path],
     *,
-    originals: Path | None = None,
+    originals: str | Path | None = None,
     key: Key | Identity | None = None,
     recognizer: str = "auto",
     every: int = 5,
@@ -304,8 +304,8 @@ def audit_files(
     from .audit.batch import audit_files as run
 
     return run(
-        outputs,
-        originals=originals,
+        [Path(p) for p in outputs],
+        originals=Path(originals) if originals is not None else None,
         key=key,
         recognizer=recognizer,
         every=every,

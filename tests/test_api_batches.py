@@ -55,12 +55,12 @@ def test_folders_are_anonymized_restored_and_audited(tmp_path: Path, samples: Pa
     assert [j.src.name for j in planned.jobs] == ["astronaut.png", "grace_hopper.jpg"] and planned.skipped
     rows: list[dict] = []
     report = api.anonymize_files(
-        planned.jobs, tmp_path / "out", api.AnonymizeOptions(), key=key, on_result=lambda j, r, e: rows.append(r)
+        planned.jobs, str(tmp_path / "out"), api.AnonymizeOptions(), key=key, on_result=lambda j, r, e: rows.append(r)
     )
     assert len(report.done) == 2 and not report.failed and all(r["faces"] >= 1 for r in rows)
     restored = api.restore_files(api.plan_files([tmp_path / "out"], tmp_path / "back", fmt="png").jobs, key)
     assert len(restored.done) == 2
-    audit = api.audit_files([tmp_path / "out"], originals=src, recognizer="identity_net")
+    audit = api.audit_files([str(tmp_path / "out")], originals=str(src), recognizer="identity_net")
     assert audit.files == 2 and audit.failed == 0, [r.reasons for r in audit.results]
     doc = [r.to_dict() for r in audit.results]
     assert json.dumps(doc) and all(d["verdict"] == "pass" for d in doc)

@@ -34,7 +34,7 @@ class RayOptions:
 
 def anonymize_files(
     jobs: list[Job],
-    output: Path,
+    output: str | Path,
     opts: AnonymizeOptions,
     *,
     key: Key | None = None,
@@ -52,6 +52,7 @@ def anonymize_files(
     made only when something is left to do. Locally the models load once, before the first file
     (``on_loading`` is called first, to say so). ``on_result(job, row, error)`` hears of every file as it
     finishes, the refused ones last; ``key`` seals the originals, ``seed`` chooses surrogate faces."""
+    output = Path(output)
     refused = span_problems(jobs, opts)
     todo = [j for j in jobs if j.src not in refused]
     if todo:
