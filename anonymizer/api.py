@@ -36,8 +36,7 @@ from .media.files import write_atomic, write_private
 from .media.image import PRIVATE_METADATA, LoadedImage, load_image
 from .media.video import probe
 from .pipeline.batch import BatchReport, Job, plan, walk_inputs
-from .pipeline.jobs import AnonymizeOptions
-from .pipeline.options import check_method, parse_targets
+from .pipeline.options import AnonymizeOptions, check_method, parse_targets
 from .pipeline.runner import RayOptions, anonymize_files, detect_files, enhance_files, restore_files
 from .types import Detections, Face
 from .vault.images import RestoredImage, restore_bytes, restore_file

@@ -27,7 +27,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from ..errors import InputError, MediaError
 from ..vault.keys import Identity, Key, public_bytes
 from ..vault.surrogate import SurrogateSeed
 from .batch import BatchReport, Job, describe_error, remove_stale_parts
-from .jobs import AnonymizeOptions
+from .options import AnonymizeOptions
 
 MANIFEST = ".anonymizer-manifest.jsonl"
 MAX_ATTEMPTS = 3
@@ -149,10 +149,7 @@ class Worker:
             rep = run_video(
                 job.src,
                 part,
-                self.opts,
-                start=start,
-                end=end,
-                cut=False,
+                replace(self.opts, start=start, end=end, cut=False),
                 surrogate_seed=seed,
                 segment=True,
                 regions_out=regions,
@@ -262,14 +259,6 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
     ]
 
 
-_RUNNING: list[Any] = []
-
-
-def running_workers() -> list[Any]:
-    """The actor handles of the run in progress (for monitoring, and for tests that kill one)."""
-    return list(_RUNNING)
-
-
 def run_on_ray(
     jobs: list[Job],
     out_dir: Path,
@@ -283,11 +272,13 @@ def run_on_ray(
     segment_seconds: float = 30.0,
     progress: bool = False,
     on_result: Callable[[Job, object | None, str | None], None] | None = None,
+    on_workers: Callable[[list[Any]], None] | None = None,
 ) -> BatchReport:
     """Anonymize ``jobs`` on Ray (see the module docstring); the same per-file contract as
     :func:`~anonymizer.pipeline.batch.run_jobs`: one bad file never stops the rest. Ray is started on
     this machine unless it is already running in this process or ``address`` names a cluster; nothing
-    is started when every file was finished by an earlier run."""
+    is started when every file was finished by an earlier run. ``on_workers`` hears the live actor
+    handles whenever they change (for monitoring)."""
     ray = _ray()  # before anything else: a clear error when Ray is not installed
     transit = Identity.generate() if key is not None else None  # pieces seal their regions for it (this run only)
     run = _Run(out_dir, opts, key, transit, len(jobs), progress, on_result)
@@ -301,12 +292,11 @@ def run_on_ray(
         started_here = _start_ray(ray, address, workers, cpus)
         pool: _Pool | None = None
         try:
-            pool = _Pool(ray, cpus, (opts, worker_key, seed, threads, transit_public))
+            pool = _Pool(ray, cpus, (opts, worker_key, seed, threads, transit_public), on_workers)
             pool.work(run, workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus)))
         finally:
             if pool is not None:
                 pool.close()
-            _RUNNING.clear()
             if started_here:
                 ray.shutdown()
     finally:
@@ -445,8 +435,11 @@ class _Pool:
     """Worker actors going through a run's queue; a lost actor is replaced and its item given to a live
     one, up to :data:`MAX_ATTEMPTS` times."""
 
-    def __init__(self, ray: Any, cpus: int, args: tuple[Any, ...]) -> None:
-        self.ray, self.args = ray, args  # args: what each Worker is made with
+    def __init__(
+        self, ray: Any, cpus: int, args: tuple[Any, ...], on_workers: Callable[[list[Any]], None] | None = None
+    ) -> None:
+        self.ray, self.args, self.on_workers = ray, args, on_workers  # args: what each Worker is made with
+        self.live: list[Any] = []
         self.actor_cls = ray.remote(num_cpus=cpus, max_restarts=0)(Worker)
         self.created: list[Any] = []
         self.idle: list[Any] = []
@@ -459,7 +452,7 @@ class _Pool:
 
     def work(self, run: _Run, n_workers: int) -> None:
         self.idle = [self._new_actor() for _ in range(min(n_workers, len(run.queue)))]
-        _RUNNING[:] = self.idle
+        self._set_live(list(self.idle))
         self._submit(run.queue)
         while self.pending:
             ready, _ = self.ray.wait(list(self.pending), num_returns=1)
@@ -490,9 +483,8 @@ class _Pool:
     def _lost(self, run: _Run, actor: Any, item: _Item, exc: BaseException) -> None:
         """The worker died: replace it, and give its work to a live one."""
         run.report.retries += 1
-        _RUNNING[:] = [a for a in _RUNNING if a is not actor]
         replacement = self._new_actor()
-        _RUNNING.append(replacement)
+        self._set_live([*(a for a in self.live if a is not actor), replacement])
         self.idle.append(replacement)
         if item.attempts < MAX_ATTEMPTS:
             run.queue.appendleft(item)
@@ -506,7 +498,12 @@ class _Pool:
             except Exception:  # already dead
                 pass
         self.created.clear()
-        _RUNNING.clear()
+        self.live = []
+
+    def _set_live(self, actors: list[Any]) -> None:
+        self.live = actors
+        if self.on_workers is not None:
+            self.on_workers(list(actors))
 
 
 def _join(job: Job, video: _Video) -> dict[str, Any]:

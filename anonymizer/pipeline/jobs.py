@@ -3,12 +3,9 @@ give the same output for the same options."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,48 +13,12 @@ from .. import defaults
 from ..errors import InputError
 from ..media.video import probe
 from ..vault.images import sidecar_path
-from ..vault.keys import Key, fingerprint
+from ..vault.keys import Key
 from ..vault.surrogate import SurrogateSeed
 from .batch import Job, describe_error
+from .options import AnonymizeOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AnonymizeOptions:
-    """Everything `anonymize` applies to each file but the key (see the command's --help)."""
-
-    method: str = defaults.DEFAULT_METHOD
-    targets: tuple[str, ...] = ("face",)
-    threshold: float | None = (
-        None  # None: defaults.DEFAULT_THRESHOLD for photos, defaults.DEFAULT_VIDEO_THRESHOLD for videos
-    )
-    mask_scale: float = defaults.DEFAULT_MASK_SCALE
-    shape: str = "ellipse"
-    feather: float = defaults.DEFAULT_FEATHER
-    upscale: float | None = None  # None: defaults.DEFAULT_UPSCALE for photos, 0 for videos
-    quality: int = 95
-    keep_metadata: bool = False
-    keep_private: tuple[str, ...] = ()  # with keep_metadata: the media.image.PRIVATE_METADATA kinds kept too
-    vault: str = "embed"
-    detect_every: int = defaults.DEFAULT_DETECT_EVERY
-    codec: str = "libx264"
-    crf: int = 18
-    lossless: bool = False
-    start: float | None = None
-    end: float | None = None
-    cut: bool = False
-
-    def fingerprint(self, key: Key | None) -> str:
-        """A digest of the options and of how outputs are sealed (whether with a password, which
-        recipients; never anything secret): a resumed run only skips files finished the same way."""
-        sealing = (
-            None
-            if key is None
-            else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
-        )
-        blob = json.dumps({"options": asdict(self), "sealing": sealing}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def span_problems(jobs: list[Job], opts: AnonymizeOptions) -> dict[Path, str]:
@@ -172,8 +133,8 @@ def anonymize_photo_file(
 
 
 def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa: ANN201 (a VideoReport)
-    """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` (video threshold and upscale
-    defaults); ``kw`` adds or overrides its other arguments (key, progress, a piece's span, ...)."""
+    """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` and the finder they ask for (video
+    threshold and upscale defaults); ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
     from . import models
     from .video import anonymize_video
 
@@ -181,20 +142,7 @@ def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa
         threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=0.0 if opts.upscale is None else opts.upscale,
     )
-    args: dict[str, Any] = dict(
-        method=opts.method,
-        shape=opts.shape,
-        mask_scale=opts.mask_scale,
-        feather=opts.feather,
-        detect_every=opts.detect_every,
-        codec=opts.codec,
-        crf=opts.crf,
-        lossless=opts.lossless,
-        start=opts.start,
-        end=opts.end,
-        cut=opts.cut,
-    )
-    return anonymize_video(src, dest, finder=finder, **{**args, **kw})
+    return anonymize_video(src, dest, opts, finder=finder, **kw)
 
 
 def anonymize_video_file(

@@ -1,12 +1,56 @@
-"""The rules options must keep, checked once for the API, the CLI (which turns a broken rule into a usage
-error before anything loads) and the per-file work alike."""
+"""What `anonymize` applies to every file (:class:`AnonymizeOptions`), and the rules options must keep,
+checked once for the API, the CLI (which turns a broken rule into a usage error before anything loads)
+and the per-file work alike."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from .. import defaults
 from ..defaults import ANONYMIZE_METHODS, TARGETS
 from ..errors import InputError
+from ..vault.keys import Key, fingerprint
 
-__all__ = ["check_method", "parse_targets"]
+__all__ = ["AnonymizeOptions", "check_method", "parse_targets"]
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """Everything `anonymize` applies to each file but the key (see the command's --help)."""
+
+    method: str = defaults.DEFAULT_METHOD
+    targets: tuple[str, ...] = ("face",)
+    threshold: float | None = (
+        None  # None: defaults.DEFAULT_THRESHOLD for photos, defaults.DEFAULT_VIDEO_THRESHOLD for videos
+    )
+    mask_scale: float = defaults.DEFAULT_MASK_SCALE
+    shape: str = "ellipse"
+    feather: float = defaults.DEFAULT_FEATHER
+    upscale: float | None = None  # None: defaults.DEFAULT_UPSCALE for photos, 0 for videos
+    quality: int = 95
+    keep_metadata: bool = False
+    keep_private: tuple[str, ...] = ()  # with keep_metadata: the media.image.PRIVATE_METADATA kinds kept too
+    vault: str = "embed"
+    detect_every: int = defaults.DEFAULT_DETECT_EVERY
+    codec: str = "libx264"
+    crf: int = 18
+    lossless: bool = False
+    start: float | None = None
+    end: float | None = None
+    cut: bool = False
+
+    def fingerprint(self, key: Key | None) -> str:
+        """A digest of the options and of how outputs are sealed (whether with a password, which
+        recipients; never anything secret): a resumed run only skips files finished the same way."""
+        sealing = (
+            None
+            if key is None
+            else {"password": key.has_password, "recipients": sorted(fingerprint(r) for r in key.recipients)}
+        )
+        blob = json.dumps({"options": asdict(self), "sealing": sealing}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -15,7 +15,8 @@ from ..media.video import probe
 from ..vault.keys import Identity, Key
 from ..vault.surrogate import SurrogateSeed
 from .batch import BatchReport, Job, run_jobs
-from .jobs import AnonymizeOptions, anonymize_file, load_models, span_problems
+from .jobs import anonymize_file, load_models, span_problems
+from .options import AnonymizeOptions
 from .tasks import detect_job, enhance_job, restore_job
 
 OnResult = Callable[[Job, object | None, str | None], None]

@@ -9,12 +9,12 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
-from ..defaults import DEFAULT_DETECT_EVERY, DEFAULT_HOLD_SECONDS
+from ..defaults import DEFAULT_HOLD_SECONDS
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import FramePump, Transcoder
@@ -22,12 +22,20 @@ from ..types import Face, Region
 from ..vault.keys import surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
 from .cover_plan import CoverPlanner, PlannedFrame, landmarks_in
-from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, FaceFinder, cover_faces
+from .options import AnonymizeOptions
+from .photo import FaceFinder, cover_faces
 
 if TYPE_CHECKING:
     from .donor_painter import DonorPainter
 
 log = logging.getLogger(__name__)
+
+
+class RegionSink(Protocol):
+    """Takes the original pixels of each covered region: a VaultWriter (sealed into the video's vault) or
+    a collector (a Ray piece's regions, sealed by the driver once the pieces are joined)."""
+
+    def add(self, meta: dict[str, Any], payload: bytes) -> None: ...
 
 
 class _Collector:
@@ -118,7 +126,7 @@ class _Output:
     planner: CoverPlanner
     pump: FramePump
     report: VideoReport
-    sink: Any = None  # a VaultWriter or a _Collector: add(meta, payload)
+    sink: RegionSink | None = None
     progress: Callable[[int], None] | None = None
     keep_boxes: bool = False
 
@@ -151,6 +159,7 @@ class _Output:
             "shape": region.shape,
             "codec": "png",
         }
+        assert self.sink is not None
         self.sink.add(meta, cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes())
 
 
@@ -175,28 +184,20 @@ def _donor_setup(
 def anonymize_video(
     src: str | Path,
     dest: str | Path,
+    opts: AnonymizeOptions | None = None,
     *,
     finder: FaceFinder,
-    method: str = "solid",
-    shape: str = "ellipse",
-    mask_scale: float = DEFAULT_MASK_SCALE,
-    feather: float = DEFAULT_FEATHER,
-    detect_every: int = DEFAULT_DETECT_EVERY,
-    hold_seconds: float = DEFAULT_HOLD_SECONDS,
     key: object | None = None,
-    codec: str = "libx264",
-    crf: int = 18,
-    lossless: bool = False,
-    start: float | None = None,
-    end: float | None = None,
-    cut: bool = False,
+    hold_seconds: float = DEFAULT_HOLD_SECONDS,
     progress: Callable[[int], None] | None = None,
     keep_boxes: bool = False,
     surrogate_seed: SurrogateSeed | None = None,
     segment: bool = False,
     regions_out: list[tuple[dict[str, Any], bytes]] | None = None,
 ) -> VideoReport:
-    """Anonymize ``src`` into ``dest`` (same container). See the module docstring.
+    """Anonymize ``src`` into ``dest`` (same container) with ``opts`` (method, mask shape, scale and feather,
+    ``detect_every``, codec, crf, lossless, the span ``start``/``end`` and ``cut``; their threshold and
+    upscale are ``finder``'s business). See the module docstring.
 
     Faces are detected on every ``detect_every``-th frame of the span and on scene cuts, and tracked in
     between; each track stays covered ``hold_seconds`` after its last detection, and a new track is also
@@ -216,15 +217,18 @@ def anonymize_video(
     caller to seal once the pieces are joined ("frame" and "source_frame" then count from the piece's start).
     A piece's ``surrogate_seed`` is used as given: the caller mixes in the video and the piece.
     """
-    if detect_every < 1:
-        raise InputError(f"detect_every must be >= 1, got {detect_every}")
+    o = opts or AnonymizeOptions()
+    if o.detect_every < 1:
+        raise InputError(f"detect_every must be >= 1, got {o.detect_every}")
     if regions_out is not None and key is not None:
         raise InputError("regions_out collects the original regions for the caller to seal: give no key")
-    donor, seed = _donor_setup(src, key, surrogate_seed, segment) if method == "surrogate" else (None, None)
-    painter = _FacePainter(method, shape, mask_scale, feather, donor, seed)
-    tc = Transcoder(src, dest, codec=codec, crf=crf, lossless=lossless, start=start, end=end, cut=cut, segment=segment)
+    donor, seed = _donor_setup(src, key, surrogate_seed, segment) if o.method == "surrogate" else (None, None)
+    painter = _FacePainter(o.method, o.shape, o.mask_scale, o.feather, donor, seed)
+    tc = Transcoder(
+        src, dest, codec=o.codec, crf=o.crf, lossless=o.lossless, start=o.start, end=o.end, cut=o.cut, segment=segment
+    )
     report = VideoReport()
-    sink: Any = None
+    sink: RegionSink | None = None
     if regions_out is not None:
         sink = _Collector(regions_out)
     elif key is not None:
@@ -235,7 +239,7 @@ def anonymize_video(
     try:
         hold = max(1, round(hold_seconds * tc.fps))
         planner = CoverPlanner(
-            finder, detect_every=detect_every, hold=hold, rotation=tc.rotation, landmarks=donor is not None
+            finder, detect_every=o.detect_every, hold=hold, rotation=tc.rotation, landmarks=donor is not None
         )
         pump = FramePump(tc)
         output = _Output(painter, planner, pump, report, sink, progress, keep_boxes)
@@ -254,7 +258,7 @@ def anonymize_video(
         tc.abort()
         raise
     if not isinstance(sink, _Collector):
-        _write_or_clear_vault(src, dest, sink, report.frames, whole=not (cut and (start or end is not None)))
+        _write_or_clear_vault(src, dest, sink, report.frames, whole=not (o.cut and (o.start or o.end is not None)))
     return report
 
 

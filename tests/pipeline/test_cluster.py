@@ -20,8 +20,9 @@ from videoclips import decode, face_centre, make_clip  # noqa: E402
 from anonymizer import Key  # noqa: E402
 from anonymizer.nn.runtime import configure_runtime  # noqa: E402
 from anonymizer.pipeline.batch import plan_jobs, run_jobs  # noqa: E402
-from anonymizer.pipeline.cluster import MANIFEST, plan_pieces, run_on_ray, running_workers  # noqa: E402
-from anonymizer.pipeline.jobs import AnonymizeOptions, anonymize_file  # noqa: E402
+from anonymizer.pipeline.cluster import MANIFEST, plan_pieces, run_on_ray  # noqa: E402
+from anonymizer.pipeline.jobs import anonymize_file  # noqa: E402
+from anonymizer.pipeline.options import AnonymizeOptions  # noqa: E402
 from anonymizer.pipeline.video import restore_video  # noqa: E402
 
 OPTS = AnonymizeOptions(detect_every=3)
@@ -160,16 +161,21 @@ def test_a_killed_worker_leaves_nothing_missing_or_twice(local_ray, folder, tmp_
     for k in range(3):
         for p in (folder / "photos").iterdir():
             shutil.copy(p, photos / f"{k}_{p.name}")
-    killed = []
+    killed, live = [], []
+
+    def watch(actors) -> None:
+        live[:] = actors
 
     def kill_one(job, row, error) -> None:
         if not killed:
-            victim = running_workers()[0]
+            victim = live[0]
             ray.kill(victim, no_restart=True)
             killed.append(victim)
 
     out = tmp_path / "out"
-    report = run_on_ray(plan_jobs([photos], out), out, OPTS, None, None, workers=2, on_result=kill_one)
+    report = run_on_ray(
+        plan_jobs([photos], out), out, OPTS, None, None, workers=2, on_result=kill_one, on_workers=watch
+    )
     assert killed and report.retries >= 1
     assert report.ok and sorted(report.done) == sorted(photos.iterdir())
     names = sorted(p.name for p in photos.iterdir())

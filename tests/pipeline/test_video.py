@@ -14,6 +14,7 @@ from videoclips import decode, face_centre, make_clip  # noqa: E402
 from anonymizer import Key, VaultIntegrityError, WrongKeyError  # noqa: E402
 from anonymizer.api import get_finder  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
+from anonymizer.pipeline.options import AnonymizeOptions  # noqa: E402
 from anonymizer.pipeline.tracking import FaceTracker, scene_cut  # noqa: E402
 from anonymizer.pipeline.video import anonymize_video, restore_video  # noqa: E402
 from anonymizer.vault import parse  # noqa: E402
@@ -49,7 +50,7 @@ def _fully_covered(out: np.ndarray, original: np.ndarray, finder) -> bool:
 
 def test_frames_timestamps_and_audio_are_kept(clip, finder, tmp_path) -> None:
     out = tmp_path / "out.mp4"
-    report = anonymize_video(clip, out, finder=finder, detect_every=3)
+    report = anonymize_video(clip, out, AnonymizeOptions(detect_every=3), finder=finder)
     src_frames, src_pts, src_audio, _ = decode(clip)
     frames, pts, audio, _ = decode(out)
     assert len(frames) == len(src_frames) == report.frames == 24
@@ -64,7 +65,7 @@ def test_a_face_appearing_after_the_last_detection_frame_is_covered(finder, tmp_
     # detections on frames 0, 3, 6; the face shows only on 7 and 8, the last two frames
     clip = make_clip(tmp_path / "late.mp4", frames=9, audio=False, visible=range(7, 9))
     out = tmp_path / "out.mp4"
-    anonymize_video(clip, out, finder=finder, detect_every=3)
+    anonymize_video(clip, out, AnonymizeOptions(detect_every=3), finder=finder)
     frames, _, _, _ = decode(out)
     assert _covered(frames[7], 7) and _covered(frames[8], 8)
     assert not _covered(frames[0], 0)  # frames long before its first appearance stay as they were
@@ -74,7 +75,7 @@ def test_a_fast_face_entering_between_detections_is_covered_whole(finder, tmp_pa
     # 12 px per frame; appears on frame 4, first detected on 6, again on 9: frames 4-5 are filled back
     clip = make_clip(tmp_path / "fast.mp4", frames=12, audio=False, speed=12, visible=range(4, 12))
     out = tmp_path / "out.mp4"
-    anonymize_video(clip, out, finder=finder, detect_every=3)
+    anonymize_video(clip, out, AnonymizeOptions(detect_every=3), finder=finder)
     frames, _, _, _ = decode(out)
     originals, _, _, _ = decode(clip)
     assert all(_fully_covered(frames[i], originals[i], finder) for i in range(4, 12))
@@ -112,7 +113,7 @@ def test_rotation_is_kept_and_faces_are_found_upright(finder, tmp_path) -> None:
     with av.open(str(rotated)) as c:
         display = int(next(c.decode(video=0)).rotation)
     out = tmp_path / "out.mp4"
-    report = anonymize_video(rotated, out, finder=finder, detect_every=1)
+    report = anonymize_video(rotated, out, AnonymizeOptions(detect_every=1), finder=finder)
     got, _, _, rotation = decode(out)
     assert rotation == display != 0
     assert report.detections >= 6
@@ -123,14 +124,14 @@ def test_rotation_is_kept_and_faces_are_found_upright(finder, tmp_path) -> None:
 
 def test_span_keep_and_cut(clip, finder, tmp_path) -> None:
     keep = tmp_path / "keep.mp4"
-    anonymize_video(clip, keep, finder=finder, start=1.0, end=1.5)
+    anonymize_video(clip, keep, AnonymizeOptions(start=1.0, end=1.5), finder=finder)
     frames, pts, _, _ = decode(keep)
     assert len(frames) == 24
     inside = [i for i, t in enumerate(pts) if 1000 <= t < 1500]
     assert inside and all(_covered(frames[i], i) for i in inside)
     assert not any(_covered(frames[i], i) for i in range(len(frames)) if i not in inside)
     cut = tmp_path / "cut.mp4"
-    anonymize_video(clip, cut, finder=finder, start=1.0, end=1.5, cut=True)
+    anonymize_video(clip, cut, AnonymizeOptions(start=1.0, end=1.5, cut=True), finder=finder)
     frames_cut, pts_cut, audio_cut, _ = decode(cut)
     # video and audio both shift by --start, so they stay in sync
     assert len(frames_cut) == len(inside) and pts_cut == [pts[i] - 1000 for i in inside]
@@ -140,7 +141,7 @@ def test_span_keep_and_cut(clip, finder, tmp_path) -> None:
 def test_lossless_round_trip_with_a_key(clip, finder, tmp_path) -> None:
     key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
     out = tmp_path / "anon.mp4"
-    report = anonymize_video(clip, out, finder=finder, key=key, lossless=True)
+    report = anonymize_video(clip, out, AnonymizeOptions(lossless=True), finder=finder, key=key)
     assert (tmp_path / "anon.mp4.vault").is_file() and report.regions >= 24
     # this clip's noise costs more bytes than its faces as PNG crops: the vault seals the regions
     assert {meta["codec"] for meta, _, _ in parse((tmp_path / "anon.mp4.vault").read_bytes()).records} == {"png"}
@@ -205,7 +206,9 @@ def test_a_cut_video_seals_its_regions_not_the_original(small_clip, finder, tmp_
     """The original file holds what --cut dropped: a cut output's vault keeps to the regions."""
     key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
     out = tmp_path / "cut.mp4"
-    report = anonymize_video(small_clip, out, finder=finder, key=key, lossless=True, start=1.0, end=1.5, cut=True)
+    report = anonymize_video(
+        small_clip, out, AnonymizeOptions(lossless=True, start=1.0, end=1.5, cut=True), finder=finder, key=key
+    )
     vault = parse((tmp_path / "cut.mp4.vault").read_bytes())
     assert report.regions > 0 and {meta["codec"] for meta, _, _ in vault.records} == {"png"}
     restored = tmp_path / "restored.mp4"
@@ -225,7 +228,7 @@ def test_bad_videos_leave_nothing(clip, finder, tmp_path, content) -> None:
 
 def test_unknown_codec(clip, finder, tmp_path) -> None:
     with pytest.raises(InputError, match="codec"):
-        anonymize_video(clip, tmp_path / "o.mp4", finder=finder, codec="no-such-codec")
+        anonymize_video(clip, tmp_path / "o.mp4", AnonymizeOptions(codec="no-such-codec"), finder=finder)
     assert list(tmp_path.glob("*.mp4")) == []
 
 
@@ -320,7 +323,7 @@ def test_a_walking_face_is_covered_by_a_mask_of_its_own_size(finder, tmp_path) -
     # 14 px per frame, detected every 4th frame: every frame covered, none by a blob much larger than the face
     clip = make_clip(tmp_path / "walk.mp4", frames=12, audio=False, speed=14)
     out = tmp_path / "out.mp4"
-    anonymize_video(clip, out, finder=finder, detect_every=4)
+    anonymize_video(clip, out, AnonymizeOptions(detect_every=4), finder=finder)
     frames, _, _, _ = decode(out)
     originals, _, _, _ = decode(clip)
     assert all(_fully_covered(frames[i], originals[i], finder) for i in range(len(frames)))
