@@ -21,10 +21,11 @@ demo: $(STAMP)
 	$(VENV)/bin/anonymizer anonymize samples -o out --contact-sheet review/contact_sheet.png
 	@echo "Anonymized photos are in out/. review/contact_sheet.png shows each input beside its output (it shows the original faces: keep it private)."
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest
 
-# style, imports, bugbear, pyupgrade, complexity, formatting and types (settings in pyproject.toml)
+# style, imports, bugbear, pyupgrade, complexity, formatting and types (settings in pyproject.toml);
+# `make test` runs it first
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
