@@ -20,6 +20,7 @@ longest in frames (a crest or a sign covered throughout shows as one long false 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -152,11 +153,28 @@ def reference(src: list[np.ndarray], cache: Path | None, not_faces: np.ndarray) 
     return keep
 
 
-def run(cmd: list[str]) -> float:
+def run(cmd: list[str]) -> tuple[float, str]:
+    """(wall seconds, standard output) of ``cmd``."""
     env = dict(os.environ, OMP_NUM_THREADS="2")
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - t
+    done = subprocess.run(cmd, check=True, capture_output=True, env=env, text=True)
+    return time.perf_counter() - t, done.stdout
+
+
+#: the stages of our video path, as the --json row's "seconds" names them (decode and encode run in
+#: threads of their own, beside the others)
+STAGES = ("decode", "detect", "track", "cover", "seal", "encode", "wait")
+
+
+def stage_line(stdout: str, frames: int, wall: float) -> str:
+    """Per-frame milliseconds of each stage, from our --json row, and what start-up and writing out took."""
+    row = json.loads(stdout.splitlines()[0])
+    secs = row.get("seconds", {})
+    parts = [f"{s} {1000 * secs.get(s, 0.0) / frames:5.1f}" for s in STAGES]
+    rest = wall - secs.get("total", 0.0)
+    return (
+        f"    ms/frame: {'  '.join(parts)}  (in the video path {secs.get('total', 0.0):.1f} s; start-up {rest:.1f} s)"
+    )
 
 
 def main() -> None:
@@ -185,7 +203,7 @@ def main() -> None:
         base = float("nan")
         if not args.no_deface:
             out = tmpd / "deface.mp4"
-            secs = run([str(BIN / "deface"), str(clip), "-o", str(out), "--replacewith", "solid", "--keep-audio"])
+            secs, _ = run([str(BIN / "deface"), str(clip), "-o", str(out), "--replacewith", "solid", "--keep-audio"])
             base = n / secs
             col, nf, longest = precision(ref, src_frames, out)
             inner, whole = coverage(ref, out)
@@ -196,10 +214,11 @@ def main() -> None:
             )
         for k in args.detect_every:
             out = tmpd / f"ours{k}.mp4"
-            secs = run(
+            secs, stdout = run(
                 [
                     str(BIN / "anonymizer"),
                     "anonymize",
+                    "--json",
                     str(clip),
                     "-o",
                     str(tmpd / f"o{k}"),
@@ -221,6 +240,7 @@ def main() -> None:
                 f"collateral {col:6.2%}  "
                 f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x"
             )
+            print(stage_line(stdout, n, secs))
 
 
 if __name__ == "__main__":

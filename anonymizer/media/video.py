@@ -10,6 +10,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -440,13 +441,21 @@ class FramePump:
         self._decoded: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._to_encode: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        #: seconds the two threads spent decoding (audio copied along) and encoding
+        self.decode_s = self.encode_s = 0.0
         self._reader, self._writer = _Worker(self._read), _Worker(self._write)
         self._reader.start()
         self._writer.start()
 
     def _read(self) -> None:
         try:
-            for f in self.tc.frames():
+            frames = self.tc.frames()
+            while True:
+                t0 = time.perf_counter()
+                f = next(frames, None)
+                self.decode_s += time.perf_counter() - t0
+                if f is None:
+                    break
                 while not self._stop.is_set():
                     try:
                         self._decoded.put(f, timeout=0.2)
@@ -466,7 +475,9 @@ class FramePump:
 
     def _write(self) -> None:
         while (item := self._to_encode.get()) is not _END:
+            t0 = time.perf_counter()
             self.tc.write(item)  # type: ignore[arg-type]
+            self.encode_s += time.perf_counter() - t0
 
     def frames(self) -> Iterator[Frame]:
         """The decoded frames in order; raises what the decoding thread raised."""

@@ -166,6 +166,7 @@ def anonymize_video_file(
         "frames": rep.frames,
         "tracks": rep.tracks,
         "regions": rep.regions,
+        "seconds": {stage: round(s, 3) for stage, s in rep.timings.items()},  # where the time went
     }
     if key is not None:
         row["vault"] = str(sidecar_path(job.dest))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,10 @@ class VideoReport:
     scene_cuts: int = 0
     rotation: int = 0
     per_frame: list[list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=list)
+    #: seconds per stage: decode and encode (their own threads, beside the rest), detect (the finder),
+    #: track (planning less detection), cover (painting), seal (the originals' PNGs), wait (for the
+    #: decoder or the encoder), total (the whole call)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class _FacePainter:
@@ -131,18 +136,21 @@ class _Output:
     keep_boxes: bool = False
 
     def emit(self, p: PlannedFrame) -> None:
-        report = self.report
+        report, t = self.report, time.perf_counter()
         if p.covers:
             out, regions, tracks = self.painter.paint(p, self.planner)
             report.frames_covered += 1
             report.regions += len(regions)
+            t = _lap(report, "cover", t)
             if self.sink is not None:
                 for region, track in zip(regions, tracks, strict=True):
                     self._seal(p, region, track)
+                t = _lap(report, "seal", t)
             p.frame.rgb = out
         if self.keep_boxes:
             report.per_frame.append([(tid, (b[0], b[1], b[2], b[3])) for tid, b in _as_floats(p.covers)])
         self.pump.put(p.frame)
+        _lap(report, "wait", t)
         report.frames += 1
         if self.progress is not None:
             self.progress(1)
@@ -161,6 +169,13 @@ class _Output:
         }
         assert self.sink is not None
         self.sink.add(meta, cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes())
+
+
+def _lap(report: VideoReport, stage: str, since: float) -> float:
+    """Add the time since ``since`` to ``stage``; returns now."""
+    now = time.perf_counter()
+    report.timings[stage] = report.timings.get(stage, 0.0) + now - since
+    return now
 
 
 def _as_floats(covers: dict[int, np.ndarray]) -> list[tuple[int, list[float]]]:
@@ -243,15 +258,23 @@ def anonymize_video(
         )
         pump = FramePump(tc)
         output = _Output(painter, planner, pump, report, sink, progress, keep_boxes)
+        t = started = time.perf_counter()
         for frame in pump.frames():
-            for planned in planner.push(frame):
+            t = _lap(report, "wait", t)
+            ready = planner.push(frame)
+            t = _lap(report, "plan", t)
+            for planned in ready:
                 output.emit(planned)
-        for planned in planner.flush():
+            t = time.perf_counter()
+        ready = planner.flush()
+        _lap(report, "plan", t)
+        for planned in ready:
             output.emit(planned)
         pump.close()
+        tc.finish()
         report.detections, report.tracks, report.scene_cuts = planner.detections, planner.tracks, planner.scene_cuts
         report.rotation = tc.rotation
-        tc.finish()
+        _stage_times(report, pump, planner, time.perf_counter() - started)
     except BaseException:
         if pump is not None:
             pump.abort()
@@ -260,6 +283,15 @@ def anonymize_video(
     if not isinstance(sink, _Collector):
         _write_or_clear_vault(src, dest, sink, report.frames, whole=not (o.cut and (o.start or o.end is not None)))
     return report
+
+
+def _stage_times(report: VideoReport, pump: FramePump, planner: CoverPlanner, total: float) -> None:
+    tm = report.timings
+    plan = tm.pop("plan", 0.0)
+    tm.update(decode=pump.decode_s, detect=planner.detect_s, track=max(0.0, plan - planner.detect_s))
+    tm.update(encode=pump.encode_s, total=total)
+    for stage in ("cover", "seal", "wait"):
+        tm.setdefault(stage, 0.0)
 
 
 def _write_or_clear_vault(src: str | Path, dest: str | Path, sink: Any, frames: int, *, whole: bool) -> None:

@@ -58,6 +58,11 @@ def test_frames_timestamps_and_audio_are_kept(clip, finder, tmp_path) -> None:
     assert audio and audio == src_audio  # copied packet for packet, not re-encoded
     assert all(_covered(f, i) for i, f in enumerate(frames))  # detection frames and tracked ones
     assert not _covered(src_frames[5], 5)
+    # where the time went, stage by stage (the benchmark prints it)
+    tm = report.timings
+    assert set(tm) == {"decode", "detect", "track", "cover", "seal", "wait", "encode", "total"}
+    assert all(v >= 0 for v in tm.values()) and tm["detect"] > 0 and tm["encode"] > 0 and tm["cover"] > 0
+    assert tm["detect"] + tm["track"] + tm["cover"] + tm["seal"] + tm["wait"] <= tm["total"] * 1.05
     assert report.detections >= 8 and report.tracks >= 1
 
 
