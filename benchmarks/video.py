@@ -171,10 +171,8 @@ def stage_line(stdout: str, frames: int, wall: float) -> str:
     row = json.loads(stdout.splitlines()[0])
     secs = row.get("seconds", {})
     parts = [f"{s} {1000 * secs.get(s, 0.0) / frames:5.1f}" for s in STAGES]
-    rest = wall - secs.get("total", 0.0)
-    return (
-        f"    ms/frame: {'  '.join(parts)}  (in the video path {secs.get('total', 0.0):.1f} s; start-up {rest:.1f} s)"
-    )
+    total = secs.get("total", 0.0)
+    return f"    ms/frame: {'  '.join(parts)}  (video path {total:.1f} s; start-up and the rest {wall - total:.1f} s)"
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
-"""Box helpers. Boxes are ``Tensor[N, 4]`` (x1, y1, x2, y2) in pixels, x2/y2 exclusive."""
+"""Box helpers. Boxes are ``Tensor[N, 4]`` (x1, y1, x2, y2) in pixels, x2/y2 exclusive.
+
+NMS and IoU are written here in plain torch, with torchvision's arithmetic (float32, the same order of
+operations, a stable sort by score): importing torchvision costs about a second and a half, which every
+short video or small batch would pay (tests/ops/test_boxes.py checks both against torchvision's)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision
 from torch import Tensor
 
 from ..errors import InputError
@@ -25,7 +28,23 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         raise InputError(f"scores must be Tensor[{boxes.shape[0]}], got shape {tuple(scores.shape)}")
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    return torchvision.ops.nms(boxes.float(), scores.float(), iou_threshold)
+    boxes, scores = boxes.float(), scores.float()
+    order = torch.sort(scores, descending=True, stable=True).indices
+    b = boxes[order].numpy()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    suppressed = np.zeros(len(b), bool)
+    keep = []
+    for i in range(len(b)):  # greedy, as torchvision's CPU kernel: a kept box suppresses the worse it overlaps
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        rest = b[i + 1 :]
+        w = np.maximum(np.minimum(b[i, 2], rest[:, 2]) - np.maximum(b[i, 0], rest[:, 0]), np.float32(0))
+        h = np.maximum(np.minimum(b[i, 3], rest[:, 3]) - np.maximum(b[i, 1], rest[:, 1]), np.float32(0))
+        inter = w * h
+        with np.errstate(invalid="ignore", divide="ignore"):  # two empty boxes: 0/0, never suppressed
+            suppressed[i + 1 :] |= inter / (area[i] + area[i + 1 :] - inter) > iou_threshold
+    return order[torch.tensor(keep, dtype=torch.long)]
 
 
 def scale_boxes(boxes: Tensor, factor: float) -> Tensor:
@@ -52,7 +71,17 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     """Pairwise IoU, Tensor[N, M]."""
     _check_boxes(a)
     _check_boxes(b)
-    return torchvision.ops.box_iou(a.float(), b.float())
+    return _iou(a.float(), b.float())
+
+
+def _iou(a: Tensor, b: Tensor) -> Tensor:
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def drop_contained(boxes: Tensor, scores: Tensor, *, min_inside: float = 0.8, min_area_ratio: float = 2.0) -> Tensor:
