@@ -27,7 +27,7 @@ from ._common import emit_json, finish, handle_errors, show_progress
 from .secrets import read_secret, sealing_key
 
 if TYPE_CHECKING:
-    from ..api import BatchReport, Job, Key, SurrogateSeed
+    from ..api import BatchReport, Job
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,6 @@ def anonymize(
         output,
         opts,
         key=key,
-        seed=_surrogate_seed(key) if method.value == "surrogate" else None,
         ray=RayOptions(address, workers, segment_seconds) if backend is Backend.ray else None,
         threads=threads,
         progress=show_progress(),
@@ -347,13 +346,6 @@ def _usage(
     if start is not None and end is not None and end <= start:
         raise typer.BadParameter(f"--end ({end:g} s) must be after --start ({start:g} s)", param_hint="--end")
     return wanted
-
-
-def _surrogate_seed(key: Key | None) -> SurrogateSeed:
-    """The surrogate faces' seed: from the password (the same faces on every run), else random for this run."""
-    from ..api import surrogate_seed_for
-
-    return surrogate_seed_for(key)
 
 
 def _write_sheet(path: Path, jobs: list[Job], report: BatchReport, counts: dict[Path, int]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE
 from ..errors import MediaError
 from ..media.video import probe
-from ..vault.keys import Identity, Key
+from ..vault.keys import Identity, Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
 from .batch import BatchReport, Job, run_jobs
 from .jobs import anonymize_file, load_models, span_problems
@@ -54,6 +54,8 @@ def anonymize_files(
     (``on_loading`` is called first, to say so). ``on_result(job, row, error)`` hears of every file as it
     finishes, the refused ones last; ``key`` seals the originals, ``seed`` chooses surrogate faces."""
     output = Path(output)
+    if opts.method == "surrogate" and seed is None:  # one seed for the batch, as the CLI chooses it
+        seed = surrogate_seed_for(key)
     refused = span_problems(jobs, opts)
     todo = [j for j in jobs if j.src not in refused]
     if todo:
