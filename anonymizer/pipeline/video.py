@@ -110,12 +110,11 @@ class _FacePainter:
 
     @staticmethod
     def _face(p: PlannedFrame, tid: int, planner: CoverPlanner, *, points: bool) -> Face:
-        x1, y1, x2, y2 = (float(v) for v in p.covers[tid])
         landmarks: tuple[tuple[float, float], ...] = ()
         if points:
             lm = p.landmarks[tid] if tid in p.landmarks else landmarks_in(p.covers[tid], planner.shapes[tid])
             landmarks = tuple((float(x), float(y)) for x, y in lm)
-        return Face(box=(x1, y1, x2, y2), score=planner.scores.get(tid, 1.0), landmarks=landmarks)
+        return Face(box=_box4(p.covers[tid]), score=planner.scores.get(tid, 1.0), landmarks=landmarks)
 
     @staticmethod
     def _tracks(faces: list[Face], tids: list[int], regions: tuple[Region, ...]) -> list[int]:
@@ -148,7 +147,7 @@ class _Output:
                 t = _lap(report, "seal", t)
             p.frame.rgb = out
         if self.keep_boxes:
-            report.per_frame.append([(tid, (b[0], b[1], b[2], b[3])) for tid, b in _as_floats(p.covers)])
+            report.per_frame.append([(tid, _box4(b)) for tid, b in p.covers.items()])
         self.pump.put(p.frame)
         _lap(report, "wait", t)
         report.frames += 1
@@ -178,8 +177,9 @@ def _lap(report: VideoReport, stage: str, since: float) -> float:
     return now
 
 
-def _as_floats(covers: dict[int, np.ndarray]) -> list[tuple[int, list[float]]]:
-    return [(tid, [float(v) for v in b]) for tid, b in covers.items()]
+def _box4(box: np.ndarray) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return x1, y1, x2, y2
 
 
 def _donor_setup(
