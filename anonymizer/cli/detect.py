@@ -71,7 +71,6 @@ def detect(
                 emit_json({"path": str(job.src), "error": error})
             return
         det: dict[str, object] = result  # type: ignore[assignment]
-        det["path"] = str(job.src)
         if json_lines:
             emit_json(det)
         else:
