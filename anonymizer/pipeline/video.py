@@ -20,7 +20,7 @@ from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import FramePump, Transcoder
 from ..types import Face, Region
-from ..vault.keys import surrogate_seed_for
+from ..vault.keys import Identity, Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
 from .cover_plan import CoverPlanner, PlannedFrame, landmarks_in
 from .options import AnonymizeOptions
@@ -183,14 +183,14 @@ def _box4(box: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def _donor_setup(
-    src: str | Path, key: object | None, surrogate_seed: SurrogateSeed | None, segment: bool
+    src: str | Path, key: Key | None, surrogate_seed: SurrogateSeed | None, segment: bool
 ) -> tuple[DonorPainter, SurrogateSeed]:
     """The donor painter and the video's surrogate seed: ``surrogate_seed``, else the key's password's,
     else random; mixed with the file's digest unless ``segment`` (a piece's caller mixes it in once)."""
     from ..media.files import sha256_file
     from .models import get_painter
 
-    seed = surrogate_seed_for(key, surrogate_seed)  # type: ignore[arg-type]
+    seed = surrogate_seed_for(key, surrogate_seed)
     if not segment:
         seed = seed.for_context(sha256_file(Path(src)).encode())
     return get_painter(), seed
@@ -202,7 +202,7 @@ def anonymize_video(
     opts: AnonymizeOptions | None = None,
     *,
     finder: FaceFinder,
-    key: object | None = None,
+    key: Key | None = None,
     hold_seconds: float = DEFAULT_HOLD_SECONDS,
     progress: Callable[[int], None] | None = None,
     keep_boxes: bool = False,
@@ -249,7 +249,7 @@ def anonymize_video(
     elif key is not None:
         from ..vault.format import VaultWriter
 
-        sink = VaultWriter(key)  # type: ignore[arg-type]
+        sink = VaultWriter(key)
     pump: FramePump | None = None
     try:
         hold = max(1, round(hold_seconds * tc.fps))
@@ -336,7 +336,7 @@ def write_video_vault(dest: str | Path, writer: Any, frames: int, *, original: P
 
 
 def restore_video(
-    src: str | Path, dest: str | Path, key: object, *, progress: Callable[[int], None] | None = None
+    src: str | Path, dest: str | Path, key: Key | Identity, *, progress: Callable[[int], None] | None = None
 ) -> int:
     """Rebuild ``src`` (anonymized with a key; vault in ``src.vault``) with the original regions put back.
 
@@ -359,7 +359,7 @@ def restore_video(
         raise VaultError(f"no vault found beside this video ({side.name}); was it anonymized with a key?", path=src)
     with open(side, "rb") as vf:
         try:
-            info, records = open_vault_stream(vf, key)  # type: ignore[arg-type]
+            info, records = open_vault_stream(vf, key)
         except VaultError as exc:
             raise type(exc)(exc.reason, path=src) from None
         if info.get("kind") != "video":
