@@ -11,7 +11,7 @@ from ..defaults import DEFAULT_VIDEO_THRESHOLD
 from ..errors import InputError, WeightsError
 from ..pipeline.batch import BatchReport, Job, run_jobs, walk_inputs
 from ..pipeline.deepfake import DeepfakeScorer
-from ..pipeline.models import get_finder
+from ..pipeline.models import get_deepfake_scorer, get_finder
 from ..vault.keys import Identity, Key
 from .recognizers import get_recognizer
 from .report import AuditResult, audit_image, find_original
@@ -86,8 +86,8 @@ def audit_files(
 
 
 def _deepfake_scorer() -> DeepfakeScorer | None:
-    """The deepfake classifier when its weights are declared, else None (no "synthetic" scores then)."""
+    """The shared deepfake classifier when its weights are declared, else None (no "synthetic" scores then)."""
     try:
-        return DeepfakeScorer()
+        return get_deepfake_scorer()
     except WeightsError:
         return None
