@@ -53,6 +53,9 @@ _CODES = ("sex", "group", "collection", "glasses")
 #: optional float32 [N] traits: how female (0..1) and how old (years) the donor looks
 #: (:mod:`anonymizer.nn.attributes`), and its :func:`~anonymizer.pipeline.donor_swap.hair_share`
 _TRAITS = ("female", "age", "hair")
+#: optional float32 [N, N]: dlib's distance between every two donors (written by
+#: :mod:`anonymizer.train.donor_spread`), with which the draw spreads over donors that look unalike
+DISTANCES = "dlib_distance"
 #: skin regions (convex hulls of mesh points): the forehead above the brows and the two cheeks
 SKIN_REGIONS = (
     (69, 108, 151, 337, 299, 9),
@@ -81,6 +84,7 @@ def _check_tensors(tensors: dict[str, np.ndarray], path: Path) -> int:
     optional = [
         *((c, ("uint8", ("N",))) for c in _CODES if c in tensors),
         *((c, ("float32", ("N",))) for c in _TRAITS if c in tensors),
+        *([(DISTANCES, ("float32", ("N", "N")))] if DISTANCES in tensors else []),
     ]
     for name, (dtype, shape) in [*_SPEC.items(), *optional]:
         t = tensors[name]
@@ -134,7 +138,7 @@ class DonorBank:
     triangles int32 [T, 3]; reference float32 [468, 3] (the frontal mean mesh
     :func:`head_pose` measures against); codes: uint8 [N] arrays by name (sex, group, collection, glasses;
     those present); traits: float32 [N] arrays by name (female, age, hair; those present); rows: the
-    index's rows (strings).
+    index's rows (strings); distances: float32 [N, N], dlib's distance between every two donors, or None.
     """
 
     root: Path
@@ -149,6 +153,7 @@ class DonorBank:
     codes: dict[str, np.ndarray]
     traits: dict[str, np.ndarray]
     rows: tuple[dict[str, str], ...]
+    distances: np.ndarray | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> DonorBank:
@@ -187,6 +192,7 @@ class DonorBank:
             codes={c: tensors[c] for c in _CODES if c in tensors},
             traits={c: tensors[c] for c in _TRAITS if c in tensors},
             rows=tuple(rows),
+            distances=tensors.get(DISTANCES),
         )
 
     def __len__(self) -> int:

@@ -22,10 +22,16 @@ The pool is what :mod:`anonymizer.train.donor_bank` builds (every eligible photo
    distances, then the lower index) is set aside.
 4. **Write** ``--out`` (replaced whole): the kept donors' crops (the pool's JPEG bytes, renamed
    ``d0000.jpg`` ...), ``bank.safetensors`` (the pool's tensors for them, plus the traits ``female``,
-   ``age`` and ``hair``), ``index.csv`` (the pool's rows, with the traits) and the contact sheet ``--sheet``
+   ``age`` and ``hair`` and dlib's distances between the kept donors, ``dlib_distance`` [N, N], with which
+   the painter spreads its draw, :func:`anonymizer.pipeline.donor_swap.spread_draw`), ``index.csv`` (the
+   pool's rows, with the traits) and the contact sheet ``--sheet``
    (default ``<out>.png``).
 
 Deterministic: no randomness, the same pool gives the same bytes.
+
+    python -m anonymizer.train.donor_spread --distances-only --out models/donors
+
+(re)writes only the ``dlib_distance`` of an existing bank, in place.
 """
 
 from __future__ import annotations
@@ -138,13 +144,39 @@ def share_apart(dist: np.ndarray, idx: np.ndarray, apart: float, among: np.ndarr
     return float((d > apart).mean()) if len(d) else 1.0
 
 
-def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray], out: Path) -> None:
-    """Write the donors ``kept`` of ``pool`` (a DonorBank) with ``traits`` (float32 [len(kept)] each) as a
-    bank in ``out``, built beside it and swapped in whole."""
+def donor_distances(bank: DonorBank) -> np.ndarray:
+    """float32 [N, N]: dlib's distance between every two donors of ``bank`` (:func:`descriptors`)."""
+    desc = descriptors(bank, np.arange(len(bank)))
+    return np.linalg.norm(desc[:, None] - desc[None], axis=-1).astype(np.float32)
+
+
+def write_distances(root: Path) -> None:
+    """Add (or replace) the bank's ``dlib_distance`` in ``root``/bank.safetensors, written atomically."""
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
 
-    from ..pipeline.donors import BANK_FILE, INDEX_FILE
+    from ..pipeline.donors import BANK_FILE, DISTANCES, DonorBank
+
+    path = root / BANK_FILE
+    tensors = load_file(str(path))
+    with safe_open(str(path), "np") as st:
+        metadata = st.metadata()
+    tensors[DISTANCES] = donor_distances(DonorBank.load(root))
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def write_selection(
+    pool: object, kept: np.ndarray, traits: dict[str, np.ndarray], distances: np.ndarray, out: Path
+) -> None:
+    """Write the donors ``kept`` of ``pool`` (a DonorBank) with ``traits`` (float32 [len(kept)] each) and
+    their ``distances`` [len(kept), len(kept)] as a bank in ``out``, built beside it and swapped in whole."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from ..pipeline.donors import BANK_FILE, DISTANCES, INDEX_FILE
 
     root = pool.root  # type: ignore[attr-defined]
     tmp = out.with_name(out.name + ".tmp")
@@ -157,10 +189,15 @@ def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray
     tensors = load_file(str(root / BANK_FILE))
     with safe_open(str(root / BANK_FILE), "np") as st:
         metadata = st.metadata()
-    per_donor = {k: v[kept] for k, v in tensors.items() if k not in ("reference", "triangles")}
+    per_donor = {k: v[kept] for k, v in tensors.items() if k not in ("reference", "triangles", DISTANCES)}
     shared = {"reference": tensors["reference"], "triangles": tensors["triangles"]}
     save_file(
-        {**per_donor, **shared, **{k: v.astype(np.float32) for k, v in traits.items()}},
+        {
+            **per_donor,
+            **shared,
+            **{k: v.astype(np.float32) for k, v in traits.items()},
+            DISTANCES: distances.astype(np.float32),
+        },
         str(tmp / BANK_FILE),
         metadata=metadata,
     )
@@ -181,12 +218,21 @@ def write_selection(pool: object, kept: np.ndarray, traits: dict[str, np.ndarray
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pool", type=Path, required=True, help="the pool built by anonymizer.train.donor_bank")
+    ap.add_argument("--pool", type=Path, help="the pool built by anonymizer.train.donor_bank")
     ap.add_argument("--out", type=Path, required=True, help="the bank's folder, e.g. models/donors (replaced)")
     ap.add_argument("--keep", type=int, default=200, help="donors to ship (default: %(default)s)")
     ap.add_argument("--apart", type=float, default=0.7, help="dlib distance counted as near (default: %(default)s)")
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet PNG (default: <out>.png)")
+    ap.add_argument(
+        "--distances-only", action="store_true", help="only (re)write the dlib distances of the bank in --out"
+    )
     args = ap.parse_args(argv)
+    if args.distances_only:
+        write_distances(args.out)
+        print(f"dlib distances of {args.out} written")
+        return
+    if args.pool is None:
+        raise SystemExit("--pool is required (unless --distances-only)")
 
     from dataclasses import replace
 
@@ -215,9 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     rival = competing(female, age, pool.labs[suitable, 0])
     kept = thin_hubs(np.where(rival, dist, np.inf), args.keep, args.apart)
     chosen = suitable[kept]
-    write_selection(
-        pool, chosen, {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}, args.out
-    )
+    traits = {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}
+    write_selection(pool, chosen, traits, dist[np.ix_(kept, kept)], args.out)
     bank = DonorBank.load(args.out)
     sheet = args.sheet or args.out.with_suffix(".png")
     draw_sheet([bank.image(i) for i in range(min(48, len(bank)))], bank.meshes[:48], bank.triangles, sheet)

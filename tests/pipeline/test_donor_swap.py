@@ -198,10 +198,53 @@ def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
         assert far.sum() > 20 and np.abs(bank.labs[chosen, 0] - tone).max() <= TONE_LIMIT
     old_man, young_woman = picks(65.0, (0.05, 70.0)), picks(65.0, (0.95, 25.0))
     assert (female[old_man] < 0.5).mean() > 0.9 and (female[young_woman] > 0.5).mean() > 0.9
-    assert age[old_man].mean() > 50 and age[young_woman].mean() < 35
+    # (the bank's donors average 35 years; the draw spreads over donors dlib tells apart within the age
+    # bands, so an old man's donors are older than most, not all old)
+    assert age[old_man].mean() > age.mean() + 10 and (age[old_man] >= 50).mean() > 0.4
+    assert age[young_woman].mean() < 35
     assert len(set(old_man)) > 20  # still many people to draw from
     child = picks(65.0, (0.5, 6.0))
     assert age[child].mean() < age.mean() - 10  # the youngest donors the bank has
     drawn = draw_weights(bank, weights, 60.0, (0.5, 30.0))
     tracks = [choose_donor(seeds[0], t, drawn) for t in range(20)]
     assert len(set(tracks)) == 20  # every face of one photo its own donor
+
+
+def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
+    from dataclasses import replace
+
+    from anonymizer.pipeline.donor_swap import NEAR, donor_groups, donor_weights, draw_weights, spread_draw
+    from anonymizer.pipeline.donors import DonorBank
+
+    # six donors alike (a clique, all within NEAR of each other) and two loners, equally likely at first:
+    # the chance that two draws land on look-alikes falls, the loners gain, donors of weight 0 stay 0
+    dist = np.full((9, 9), 1.0)
+    dist[:6, :6] = NEAR / 2
+    np.fill_diagonal(dist, 0.0)
+    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], np.float64) / 8
+    p = spread_draw(w, dist)
+    near = (dist < NEAR).astype(float)
+    assert p.sum() == pytest.approx(1.0) and p[8] == 0.0
+    assert p @ near @ p < 0.7 * (w @ near @ w)
+    assert p[6] == p[7] > 2 * p[0] and np.allclose(p[:6], p[0])
+    assert np.array_equal(p, spread_draw(w.copy(), dist.copy()))  # the same weights, the same draw
+    # donors nobody resembles: nothing to spread
+    assert np.allclose(spread_draw(w, np.ones((9, 9)) - np.eye(9)), w)
+    # groups (apparent sex and age band) keep their shares: the clique's half of the draw stays with it
+    groups = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    p = spread_draw(w, dist, groups)
+    assert p[:3].sum() == pytest.approx(3 / 8) and p[3:].sum() == pytest.approx(5 / 8)
+    assert p[6] == p[7] > p[3]
+    # the shipped bank carries the distances, and the draw still suits the face
+    bank = DonorBank.load()
+    assert bank.distances is not None and bank.distances.shape == (len(bank), len(bank))
+    weights = donor_weights(bank)
+    drawn = draw_weights(bank, weights, 60.0, (0.9, 30.0))
+    plain = draw_weights(replace(bank, distances=None), weights, 60.0, (0.9, 30.0))
+    near = (bank.distances < NEAR).astype(float)
+    assert drawn @ near @ drawn < 0.8 * (plain @ near @ plain)
+    groups = donor_groups(bank)
+    assert groups is not None
+    for g in np.unique(groups):  # each apparent sex and age band as likely as before
+        assert drawn[groups == g].sum() == pytest.approx(plain[groups == g].sum())
+    assert abs(drawn @ bank.labs[:, 0] - plain @ bank.labs[:, 0]) < 3.0  # L*: TONE_SPREAD is 15

@@ -14,7 +14,17 @@ from safetensors.numpy import load_file, save_file
 
 from anonymizer import weights
 from anonymizer.errors import WeightsError
-from anonymizer.pipeline.donors import BANK_FILE, COLLECTIONS, GROUPS, INDEX_FILE, SEXES, DonorBank, default_path
+from anonymizer.audit.recognizers import dlib_available
+from anonymizer.pipeline.donors import (
+    BANK_FILE,
+    COLLECTIONS,
+    DISTANCES,
+    GROUPS,
+    INDEX_FILE,
+    SEXES,
+    DonorBank,
+    default_path,
+)
 
 #: eye corners (their means are the eye centres), nose tip, mouth corners: what a face swap must cover
 EYES = ((33, 133), (362, 263))
@@ -34,6 +44,7 @@ def small(tmp_path: Path, bank: DonorBank) -> Path:
     root.mkdir()
     tensors = load_file(str(bank.root / BANK_FILE))
     per_donor = {k: (v if k in ("triangles", "reference") else v[:3]).copy() for k, v in tensors.items()}
+    per_donor[DISTANCES] = tensors[DISTANCES][:3, :3].copy()
     save_file(per_donor, str(root / BANK_FILE))
     with open(bank.root / INDEX_FILE, newline="") as f:
         lines = f.read().splitlines()
@@ -254,8 +265,10 @@ def test_the_selection_writes_a_bank_of_the_kept_donors_with_their_traits(small:
         "age": np.array([30.0, 60.0], np.float32),
         "hair": np.array([0.0, 0.1], np.float32),
     }
-    write_selection(pool, np.array([2, 0]), traits, out)
+    write_selection(pool, np.array([2, 0]), traits, np.array([[0.0, 0.8], [0.8, 0.0]]), out)
     bank = DonorBank.load(out)
+    assert bank.distances is not None and bank.distances.dtype == np.float32
+    assert bank.distances.tolist() == [[0.0, np.float32(0.8)], [np.float32(0.8), 0.0]]
     assert bank.files == ("d0000.jpg", "d0001.jpg") and not (out / "stale.txt").exists()  # replaced whole
     assert (out / "d0000.jpg").read_bytes() == (small / pool.files[2]).read_bytes()  # the pool's bytes
     np.testing.assert_array_equal(bank.meshes, pool.meshes[[2, 0]])
@@ -264,3 +277,32 @@ def test_the_selection_writes_a_bank_of_the_kept_donors_with_their_traits(small:
     assert [r["source_file"] for r in bank.rows] == [pool.rows[2]["source_file"], pool.rows[0]["source_file"]]
     assert [r["age"] for r in bank.rows] == ["30.000", "60.000"]
     assert not (tmp_path / "chosen.tmp").exists() and not (tmp_path / "chosen.old").exists()
+
+
+def test_donor_distances_must_be_square(small: Path) -> None:
+    tensors = load_file(str(small / BANK_FILE))
+    tensors[DISTANCES] = np.zeros((3, 2), np.float32)
+    save_file(tensors, str(small / BANK_FILE))
+    with pytest.raises(WeightsError, match="dlib_distance") as err:
+        DonorBank.load(small)
+    assert str(small / BANK_FILE) in str(err.value)
+
+
+@pytest.mark.skipif(not dlib_available(), reason="dlib (the [audit] extra) is not installed")
+def test_the_bank_carries_dlibs_distances_between_its_donors(bank: DonorBank, small: Path) -> None:
+    from anonymizer.train.donor_spread import donor_distances, main
+
+    # the shipped distances are dlib's for these crops (a bank rebuilt without them would spread nothing)
+    three = DonorBank.load(small)
+    assert three.distances is not None
+    np.testing.assert_allclose(donor_distances(three), three.distances, atol=1e-5)
+    assert bank.distances is not None and np.allclose(bank.distances, bank.distances.T)
+    assert np.all(np.diag(bank.distances) == 0) and (bank.distances[~np.eye(len(bank), dtype=bool)] > 0.2).all()
+    # --distances-only (re)writes them in place, the rest of the bank untouched
+    before = load_file(str(small / BANK_FILE))
+    save_file({k: v for k, v in before.items() if k != DISTANCES}, str(small / BANK_FILE))
+    assert DonorBank.load(small).distances is None
+    main(["--distances-only", "--out", str(small)])
+    after = load_file(str(small / BANK_FILE))
+    assert set(after) == set(before) and all(np.array_equal(after[k], before[k]) for k in before if k != DISTANCES)
+    np.testing.assert_allclose(after[DISTANCES], before[DISTANCES], atol=1e-5)
