@@ -1,5 +1,5 @@
-"""Which box covers which face on each frame of a video: detection every K frames (and on scene cuts),
-tracking in between, and the gaps mended once a later detection shows where a face was.
+"""Which box covers which face on each frame of a video: detection every K frames (and on scene cuts, from which
+the count starts again), tracking in between, and the gaps mended once a later detection shows where a face was.
 
 :class:`CoverPlanner` takes decoded frames in order and gives each one back with its covers (track id ->
 box) once no later detection can change them: at most ``2 * detect_every + 1`` frames later. It knows
@@ -78,6 +78,7 @@ class CoverPlanner:
         self.detect_s = 0.0  # seconds in the finder
         self._thumb: np.ndarray | None = None
         self._span_index = 0
+        self._next_detection = 0
         self._last_cut = 0
         self._last_in_span: PlannedFrame | None = None
 
@@ -112,8 +113,9 @@ class CoverPlanner:
             self.tracker.reset()
             self._last_cut = frame.index
         self.pending.append(entry)
-        if is_cut or self._span_index % self.detect_every == 0:
+        if is_cut or self._span_index >= self._next_detection:
             self._detect(entry)
+            self._next_detection = self._span_index + self.detect_every  # counted from a scene cut's too
         else:
             current, _ = self.tracker.update(frame.index, None)
             entry.covers = {tid: b for tid, b in current}

@@ -123,5 +123,7 @@ def test_a_scene_cut_resets_the_tracks_and_is_counted() -> None:
     planner = CoverPlanner(finder, detect_every=4, hold=30)
     out = {p.frame.index: p for p in _run(planner, frames)}
     assert planner.scene_cuts == 1 and 5 in finder.calls
+    # the cut's detection starts the count again: the next one detect_every frames later, then the last frame
+    assert finder.calls == [0, 4, 5, 9]
     assert planner.tracks == 2
     assert all(float(b[0]) > 60 for b in out[6].covers.values())  # the old face is not carried over the cut

@@ -13,8 +13,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from anonymizer import weights
-from anonymizer.errors import WeightsError
 from anonymizer.audit.recognizers import dlib_available
+from anonymizer.errors import WeightsError
 from anonymizer.pipeline.donors import (
     BANK_FILE,
     COLLECTIONS,
