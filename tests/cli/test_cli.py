@@ -88,7 +88,7 @@ def test_anonymize_help_shows_defaults(runner: CliRunner) -> None:
     result = runner.invoke(app, ["anonymize", "--help"])
     assert result.exit_code == 0
     text = _flat(result.stdout)
-    for default in ("solid", "1.5", "ellipse", "0.05", "95", "4", "libx264", "18"):
+    for default in ("solid", "1.5", "ellipse", "0.05", "95", "5", "libx264", "18"):
         assert f"[default: {default}]" in text or f"[default: {default};" in text, default
     assert "smaller faces need 0.6 of it, faces of 64 px and more 2x it (at most 0.5)" in text
     # photo and video defaults may differ; the help names both
