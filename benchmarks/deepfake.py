@@ -9,6 +9,14 @@ photo with its face painted by the shipped surrogate generator (password "benchm
 pipeline of `anonymize --method surrogate`), aligned by the original face's landmarks. AUC: P(a fake
 scores above a real face).
 
+Real video and generated people (issue 34): the held-out people of ``--video-faces`` (real talking-head
+clips, MEAD and LRS3: anonymizer.train.video_faces; made from ../shared/data/videos-real when the file is
+missing) against a self-blend of each face and a swap with another held-out person's; the held-out tenth
+of ``--generated`` (StyleGAN-family donor photos, ../shared/data/donors) against every real face above.
+Out of domain: the real faces of samples/, dlib-faces and wider-dev (our detector's faces at least 64 px
+tall, score >= 0.5), never trained on: the share scored at or above the decision threshold (0.5), and
+the threshold that would call at most 10% of them synthetic. Speed: aligned faces scored per second.
+
 ``--picture`` scores the public-domain faces in samples/ and their own self-blends and swaps (no research
 data goes into the repository).
 """
@@ -16,6 +24,7 @@ data goes into the repository).
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +89,46 @@ def surrogate_crops(limit: int | None) -> np.ndarray:
     return np.stack(out)
 
 
+def face_file(path: Path, build: list[str]) -> Path:
+    """``path``, made by anonymizer.train.video_faces with ``build`` when missing."""
+    if not path.exists():
+        from anonymizer.train import video_faces
+
+        video_faces.main([*build, "--out", str(path)])
+    return path
+
+
+def held_out_sets(video: Path, generated: Path) -> dict[str, np.ndarray]:
+    """video_real, video_sbi, video_swap (held-out people) and generated (held-out photos)."""
+    from anonymizer.train.deepfake import video_fakes
+    from anonymizer.train.video_faces import held_out
+
+    with np.load(face_file(video, ["--videos", str(require(DATA / "videos-real"))])) as z:
+        out = held_out(z["persons"])
+        crops, lms, persons = z["crops"][out], z["landmarks"][out], z["persons"][out]
+    sets = {"video_real": crops, **video_fakes(crops, lms, persons)}
+    with np.load(face_file(generated, ["--stills", str(require(DATA / "donors"))])) as z:
+        sets["generated"] = z["crops"][held_out(z["persons"])]
+    return sets
+
+
+def out_of_domain() -> np.ndarray:
+    """Aligned real faces (at least 64 px, score >= 0.5) of samples/, dlib-faces and wider-dev."""
+    from anonymizer.api import get_finder
+    from anonymizer.media.image import load_image
+
+    finder = get_finder()
+    paths = sorted((ROOT / "samples").glob("*.[jp][pn]g"))
+    for folder in ("dlib-faces", "wider-dev/images"):
+        if (DATA / folder).is_dir():
+            paths += sorted(p for p in (DATA / folder).rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    crops = []
+    for p in paths:
+        rgb = load_image(p).rgb
+        crops += [align_for_deepfake(rgb, f) for f in finder.find(rgb) if f.score >= 0.5 and f.height >= 64]
+    return np.stack(crops)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -87,6 +136,8 @@ def main() -> None:
     )
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--picture", type=Path, default=None, help="write scored sample faces here (PNG)")
+    ap.add_argument("--video-faces", type=Path, default=Path("runs/video_faces.npz"), help="default: %(default)s")
+    ap.add_argument("--generated", type=Path, default=Path("runs/generated_faces.npz"), help="default: %(default)s")
     args = ap.parse_args()
     configure_runtime(2)
     if args.weights_file is not None:
@@ -109,6 +160,20 @@ def main() -> None:
     for kind in ("sbi", "swap", "surrogate"):
         fake = scorer.score_crops(sets[kind])
         print(f"| {kind} | {roc_auc(fake, real):.3f} | {(fake >= 0.5).mean():.1%} | {(real >= 0.5).mean():.1%} |")
+    more = held_out_sets(args.video_faces, args.generated)
+    t = time.perf_counter()
+    video_real = scorer.score_crops(more["video_real"])
+    rate = len(more["video_real"]) / (time.perf_counter() - t)
+    both = np.concatenate([real, video_real])
+    print(f"held-out people of real video: {len(video_real)} faces; generated: {len(more['generated'])} photos")
+    for kind, against in (("video_sbi", video_real), ("video_swap", video_real), ("generated", both)):
+        fake = scorer.score_crops(more[kind])
+        print(f"| {kind} | {roc_auc(fake, against):.3f} | {(fake >= 0.5).mean():.1%} | {(against >= 0.5).mean():.1%} |")
+    ood = scorer.score_crops(out_of_domain())
+    print(
+        f"out of domain: {len(ood)} real faces (samples/, dlib-faces, wider-dev, >= 64 px): {(ood >= 0.5).mean():.1%} "
+        f"scored >= 0.5; at most 10% of them from {np.quantile(ood, 0.9):.3f}; speed {rate:.0f} faces/s (aligned)"
+    )
     if args.picture is not None:
         picture(scorer, args.picture)
 

@@ -16,6 +16,15 @@ password seed per photo), then aligned onto the classifier's crop from the photo
 surrogates too. ``crops``, the default, paints the earlier GAN generator's surrogates straight into the
 aligned crops (:func:`anonymizer.pipeline.surrogate.paint_crops`; no command paints those any more).
 ``--init W`` fine-tunes from weights ``W`` instead of starting at random.
+
+Real video and generated people (issue 34): ``--video-faces`` (:mod:`anonymizer.train.video_faces`, faces of
+real talking-head clips) adds real faces from video, ``--video-share`` of the real half, and their
+self-blends and swaps with another person's video face as fakes; ``--generated`` (the same module on the
+StyleGAN-family donor photos) adds fully generated faces, ``--generated-share`` of the fakes. Both are split
+by person (:func:`anonymizer.train.video_faces.held_out`): the dev sets add the held-out people's video
+faces against their self-blends and swaps, and held-out generated faces against all real dev faces.
+``--degrade`` passes every training image, real or fake alike, through the losses real footage has (JPEG
+at quality 30-95, a downscale to 40-100% and back, a slight blur; each at random).
 The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
 with another dev face and its surrogate (fixed seeds), AUC per kind.
 
@@ -116,6 +125,36 @@ def make_fake(
     return face_swap(crops[i], lms[i], crops[j], rng), "swap"
 
 
+def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (uint8 RGB) through what real footage does to faces, each step at random: a downscale to
+    40-100% and back, a slight Gaussian blur, JPEG at quality 30-95."""
+    import cv2
+
+    out = image
+    h, w = out.shape[:2]
+    if rng.random() < 0.5:
+        f = float(rng.uniform(0.4, 1.0))
+        small = cv2.resize(out, (max(8, round(w * f)), max(8, round(h * f))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.2)))
+    if rng.random() < 0.7:
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = decoded[..., ::-1]
+    return np.ascontiguousarray(out)
+
+
+def video_fakes(crops: np.ndarray, lms: np.ndarray, persons: np.ndarray, seed: int = 12345) -> dict[str, np.ndarray]:
+    """A self-blend of each video face and a swap with another person's (fixed seed), for the dev sets."""
+    rng = np.random.default_rng(seed)
+    others = [np.flatnonzero(persons != p) for p in persons]
+    sbi = np.stack([self_blend(crops[i], lms[i], rng)[0] for i in range(len(crops))])
+    swap = np.stack([face_swap(crops[i], lms[i], crops[int(rng.choice(o))], rng) for i, o in enumerate(others)])
+    return {"video_sbi": sbi, "video_swap": swap}
+
+
 def dev_sets(
     crops: np.ndarray, lms: np.ndarray, seed: int = 12345, *, surrogates: bool = False
 ) -> dict[str, np.ndarray]:
@@ -148,8 +187,79 @@ def scores(model: torch.nn.Module, images: np.ndarray, device: torch.device, bat
 def dev_auc(model: torch.nn.Module, dev: dict[str, np.ndarray], device: torch.device) -> dict[str, float]:
     from ..ops.metrics import roc_auc
 
-    real = scores(model, dev["real"], device)
-    return {kind: roc_auc(scores(model, dev[kind], device), real) for kind in dev if kind != "real"}
+    real = {k: scores(model, dev[k], device) for k in ("real", "video_real") if k in dev}
+    every = np.concatenate(list(real.values()))
+
+    def against(kind: str) -> np.ndarray:
+        if kind.startswith("video_"):
+            return real["video_real"]
+        return every if kind == "generated" else real["real"]
+
+    fakes = [k for k in dev if k not in real]
+    return {kind: roc_auc(scores(model, dev[kind], device), against(kind)) for kind in fakes}
+
+
+def _extra_sets(
+    args: argparse.Namespace, dev_data: dict[str, np.ndarray]
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """The training parts of ``--video-faces`` (crops, landmarks, persons) and ``--generated`` (crops); their
+    held-out parts go into ``dev_data`` (video_real, video_sbi, video_swap; generated)."""
+    from .video_faces import held_out
+
+    video = generated = None
+    if args.video_faces is not None:
+        with np.load(args.video_faces) as z:
+            c, lm, persons = z["crops"], z["landmarks"], z["persons"]
+        out = held_out(persons)
+        video = (c[~out], lm[~out], persons[~out])
+        dev_data["video_real"] = c[out]
+        dev_data.update(video_fakes(c[out], lm[out], persons[out]))
+        print(f"video faces: {int((~out).sum())} training, {int(out.sum())} held out ({len(set(persons[out]))} people)")
+    if args.generated is not None:
+        with np.load(args.generated) as z:
+            c, persons = z["crops"], z["persons"]
+        out = held_out(persons)
+        generated = c[~out]
+        dev_data["generated"] = c[out]
+        print(f"generated faces: {int((~out).sum())} training, {int(out.sum())} held out")
+    return video, generated
+
+
+def _batch(
+    half: int,
+    crops: np.ndarray,
+    lms: np.ndarray,
+    bank: np.ndarray | None,
+    video: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    generated: np.ndarray | None,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``half`` real faces then ``half`` fakes (uint8 [2 * half, S, S, 3]): real faces from the photos or,
+    ``--video-share`` of them, from video; each fake a generated face (``--generated-share``) or made from
+    its real face (self-blend, swap with another face of the same source, or a surrogate)."""
+    real, fakes = [], []
+    for _ in range(half):
+        if video is not None and rng.random() < args.video_share:
+            vc, vl, vp = video
+            i = int(rng.integers(0, len(vc)))
+            real.append(vc[i])
+            if rng.random() < 0.5:
+                fake = self_blend(vc[i], vl[i], rng)[0]
+            else:
+                others = np.flatnonzero(vp != vp[i])
+                fake = face_swap(vc[i], vl[i], vc[int(rng.choice(others))], rng)
+        else:
+            i = int(rng.integers(0, len(crops)))
+            real.append(crops[i])
+            fake = make_fake(i, crops, lms, rng, bank)[0]
+        if generated is not None and rng.random() < args.generated_share:
+            fake = generated[int(rng.integers(0, len(generated)))]
+        fakes.append(fake)
+    batch = np.stack(real + fakes)
+    if args.degrade:
+        batch = np.stack([degrade(b, rng) for b in batch])
+    return batch
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,6 +297,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="start from these weights (fine-tuning, e.g. models/deepfake.safetensors) instead of at random",
     )
+    ap.add_argument("--video-faces", type=Path, default=None, help="real video faces (anonymizer.train.video_faces)")
+    ap.add_argument("--video-share", type=float, default=0.5, help="of the real half (default: %(default)s)")
+    ap.add_argument("--generated", type=Path, default=None, help="generated faces (anonymizer.train.video_faces)")
+    ap.add_argument("--generated-share", type=float, default=0.2, help="of the fakes (default: %(default)s)")
+    ap.add_argument("--degrade", action="store_true", help="JPEG, resize and blur every training image at random")
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
@@ -232,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     if bank is not None and photos:
         if len(dev_fakes := photo_surrogates(args.data, dnames, photo_lms(dnames), np.random.default_rng(12345 + 1))):
             dev_data["surrogate"] = dev_fakes
+    video, generated = _extra_sets(args, dev_data)
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one fake of each kind each; device {dev}")
     model = DeepfakeNet()
     if args.init is not None:
@@ -263,10 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     avg = None
     half = max(1, args.batch // 2)
     while step < end:
-        idx = rng.integers(0, len(crops), half)
-        real = crops[idx]
-        fakes = np.stack([make_fake(int(i), crops, lms, rng, bank)[0] for i in idx])
-        batch = np.concatenate([real, fakes])
+        batch = _batch(half, crops, lms, bank, video, generated, args, rng)
         flip = rng.random(len(batch)) < 0.5
         batch[flip] = batch[flip][:, :, ::-1]
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0).to(dev)
