@@ -20,8 +20,10 @@ def test_people_and_their_split() -> None:
     # one person in two clips (videos-real/SOURCE.md) gets one key, so both land on one side of the split
     assert person_of("retalking_face_3.mp4") == person_of("sadtalker_ref_video_WDA_AlexandriaOcasioCortez_000.mp4")
     assert person_of("retalking_face_1.mp4") != person_of("retalking_face_2.mp4")
-    names = np.array(["spectre_MEAD_M003_level_1", "spectre_LRS3_0Fi83BHQsMA", "liveportrait_driving_d0"])
-    assert held_out(names).tolist() == [True, True, False]
+    names = np.array(
+        ["spectre_MEAD_M030_level_3", "spectre_MEAD_M003_level_1", "spectre_LRS3_0Fi83BHQsMA_00002", "retalking_face_1"]
+    )
+    assert held_out(names).tolist() == [True, False, True, False]
     stills = np.array([f"tpdne/{k}.jpg" for k in range(2000)])
     out = held_out(stills)
     assert 0.07 < out.mean() < 0.13 and np.array_equal(out, held_out(stills))  # a fixed tenth
