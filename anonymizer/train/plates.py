@@ -1,0 +1,240 @@
+"""Train a licence-plate detector: CenterFace's network (MobileNetV2 + FPN + centre head) fine-tuned to find
+plates instead of faces (issue 37).
+
+    python -m anonymizer.train.plates --data ../shared/data/plates-train --out runs/plates --steps 3000 --seed 0
+
+Data: ``boxes.csv`` (file, width, height, x1, y1, x2, y2 per plate) and ``images/`` under ``--data``; a fixed
+tenth of the photos (:func:`is_held_out`, by a digest of the file name) is never trained on and is where
+the dev recall is measured. Each step: ``--batch`` random crops of ``--crop`` px from photos scaled 0.6-1.6x
+(plates of every size), flipped at random, colour-jittered and JPEG-compressed. Targets at stride 4 as
+CenterFace decodes them (:func:`anonymizer.ops.centers.decode_center_maps`): a Gaussian peak at each plate's
+centre, log height and width over the stride, the sub-cell offset; CenterNet's focal loss on the heat map
+and L1 on size and offset at the peaks. The landmark maps are not trained.
+
+Seeded and resumable (``--out`` keeps ``last.pt``; the same command resumes; ``--stop-after`` /
+``--time-limit`` stop early with a checkpoint), with a progress bar; ``--export`` writes the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .common import add_run_options, checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
+
+STRIDE = 4
+
+
+def is_held_out(name: str) -> bool:
+    """The fixed tenth of the photos never trained on."""
+    return hashlib.sha256(name.encode()).digest()[0] < 26
+
+
+def read_boxes(root: Path) -> dict[str, np.ndarray]:
+    """file name -> float32 [K, 4] plate boxes (x1, y1, x2, y2) from ``root``/boxes.csv."""
+    out: dict[str, list[list[float]]] = {}
+    with open(root / "boxes.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            out.setdefault(row["file"], []).append([float(row[k]) for k in ("x1", "y1", "x2", "y2")])
+    return {k: np.array(v, np.float32).reshape(-1, 4) for k, v in out.items()}
+
+
+def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Training targets for a ``size`` x ``size`` crop with plate ``boxes`` [K, 4] (crop pixels): heat map
+    [1, s, s] (Gaussian peaks, sigma a sixth of the box on each axis), scale [2, s, s] (log h, w over the
+    stride), offset [2, s, s] (y, x) and the mask [s, s] of peak cells, s = size / STRIDE."""
+    s = size // STRIDE
+    heat = np.zeros((1, s, s), np.float32)
+    scale = np.zeros((2, s, s), np.float32)
+    offset = np.zeros((2, s, s), np.float32)
+    mask = np.zeros((s, s), np.float32)
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    for x1, y1, x2, y2 in boxes:
+        w, h = x2 - x1, y2 - y1
+        if w < 2 or h < 1:
+            continue
+        cx, cy = (x1 + x2) / 2 / STRIDE - 0.5, (y1 + y2) / 2 / STRIDE - 0.5
+        ix, iy = int(round(cx)), int(round(cy))
+        if not (0 <= ix < s and 0 <= iy < s):
+            continue
+        sx, sy = max(w / STRIDE / 6, 0.5), max(h / STRIDE / 6, 0.5)
+        heat[0] = np.maximum(heat[0], np.exp(-((xs - cx) ** 2) / (2 * sx**2) - ((ys - cy) ** 2) / (2 * sy**2)))
+        heat[0, iy, ix] = 1.0
+        scale[:, iy, ix] = (math.log(h / STRIDE), math.log(w / STRIDE))
+        offset[:, iy, ix] = (cy - iy, cx - ix)
+        mask[iy, ix] = 1.0
+    return {"heatmap": heat, "scale": scale, "offset": offset, "mask": mask}
+
+
+def sample(rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random ``size`` crop of ``rgb`` scaled 0.6-1.6x (grey padding where it runs out), flipped at random,
+    colour-jittered and JPEG-compressed, with the plate boxes that keep at least half their width in it."""
+    import cv2
+
+    f = float(rng.uniform(0.6, 1.6))
+    img = cv2.resize(rgb, (max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f))))
+    b = boxes * f
+    h, w = img.shape[:2]
+    if len(b) and rng.random() < 0.7:  # most crops hold a plate
+        x1, y1, x2, y2 = b[int(rng.integers(0, len(b)))]
+        ox = int(rng.uniform(max(x2 - size, -size / 4), min(x1, w - size * 3 / 4) + 1))
+        oy = int(rng.uniform(max(y2 - size, -size / 4), min(y1, h - size * 3 / 4) + 1))
+    else:
+        ox, oy = (
+            int(rng.integers(-size // 4, max(w - size * 3 // 4, 1))),
+            int(rng.integers(-size // 4, max(h - size * 3 // 4, 1))),
+        )
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    sx0, sy0, sx1, sy1 = max(ox, 0), max(oy, 0), min(ox + size, w), min(oy + size, h)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - oy : sy1 - oy, sx0 - ox : sx1 - ox] = img[sy0:sy1, sx0:sx1]
+    b = b - np.array([ox, oy, ox, oy], np.float32)
+    clipped = np.clip(b, 0, size)
+    keep = (clipped[:, 2] - clipped[:, 0]) >= 0.5 * (b[:, 2] - b[:, 0])
+    b = clipped[keep]
+    if rng.random() < 0.5:
+        canvas = canvas[:, ::-1]
+        b = np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], 1) if len(b) else b
+    canvas = np.clip(canvas.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(canvas), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+    out: np.ndarray = decoded if decoded is not None else canvas
+    return np.ascontiguousarray(out), b.astype(np.float32)
+
+
+def _between(rng: np.random.Generator, low: float, high: float) -> int:
+    """A whole number drawn uniformly from [low, high] (low when the span is empty)."""
+    return int(rng.uniform(low, high)) if high > low else int(low)
+
+
+def loss_of(out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on the heat map plus L1 on scale and offset at the peaks."""
+    p = out["heatmap"].clamp(1e-4, 1 - 1e-4)
+    gt = tgt["heatmap"]
+    pos = gt.eq(1).float()
+    neg = (1 - pos) * (1 - gt) ** 4
+    focal = -(torch.log(p) * (1 - p) ** 2 * pos + torch.log(1 - p) * p**2 * neg).sum()
+    n = pos.sum().clamp(min=1)
+    m = tgt["mask"][:, None]
+    reg = F.l1_loss(out["scale"] * m, tgt["scale"] * m, reduction="sum") * 0.1 + F.l1_loss(
+        out["offset"] * m, tgt["offset"] * m, reduction="sum"
+    )
+    return (focal + reg) / n
+
+
+def recall(model: torch.nn.Module, images: list[np.ndarray], boxes: list[np.ndarray], threshold: float = 0.3) -> float:
+    """Share of plates matched (IoU >= 0.5) by a detection scoring above ``threshold``, whole photos."""
+    from ..nn.detectors import FaceDetector, prepare_batch
+    from ..ops.boxes import iou_matrix
+
+    assert isinstance(model, FaceDetector)
+    was = model.training
+    model.eval()
+    hit = total = 0
+    with torch.inference_mode():
+        for rgb, b in zip(images, boxes, strict=True):
+            ((found, _, _),) = model.detect(prepare_batch([torch.from_numpy(rgb)]), threshold=threshold)
+            total += len(b)
+            if len(b) and len(found):
+                hit += int((iou_matrix(b, found.numpy()).max(1) >= 0.5).sum())
+    model.train(was)
+    return hit / max(total, 1)
+
+
+def load_split(root: Path, held_out: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(RGB photos, their plate boxes) of the held-out tenth or of the rest."""
+    from ..media.image import load_image
+
+    boxes = read_boxes(root)
+    names = sorted(n for n in boxes if is_held_out(n) == held_out and (root / "images" / n).is_file())
+    return [load_image(root / "images" / n).rgb for n in names], [boxes[n] for n in names]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/plates-train"), help="default: %(default)s")
+    ap.add_argument("--out", type=Path, default=Path("runs/plates"), help="checkpoint folder (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=3000, help="default: %(default)s")
+    ap.add_argument("--batch", type=int, default=8, help="default: %(default)s")
+    ap.add_argument("--crop", type=int, default=384, help="training crop side in px (default: %(default)s)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: %(default)s)")
+    ap.add_argument("--limit", type=int, default=None, help="use only N training photos (smoke runs)")
+    add_run_options(ap, save_every=250)
+    args = ap.parse_args(argv)
+    from tqdm import tqdm
+
+    from ..nn import build_model
+
+    dev = seed_and_device(args.seed, args.device)
+    images, boxes = load_split(args.data, held_out=False)
+    images, boxes = images[: args.limit], boxes[: args.limit]
+    dev_images, dev_boxes = load_split(args.data, held_out=True)
+    if not images:
+        raise SystemExit(f"no training photos in {args.data}")
+    print(f"training photos: {len(images)} ({sum(len(b) for b in boxes)} plates); dev: {len(dev_images)} photos")
+    model = build_model("centerface", weights="default").to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = max(1, args.steps // 30)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: min(1.0, (k + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(k, args.steps) / args.steps)))
+    )
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    ckpt = args.out / "last.pt"
+    parts = {"model": model, "opt": opt, "sched": sched}
+    step, history = 0, []
+    if (st := resume(ckpt, parts, rng, dev)) is not None:
+        step, history = st["step"], st["history"]
+        print(f"resumed from {ckpt} at step {step}")
+    end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
+    bar = tqdm(total=end - step, desc="plates", unit="step")
+    t0 = time.monotonic()
+    avg = None
+    while step < end:
+        crops, tgts = [], []
+        for _ in range(args.batch):
+            k = int(rng.integers(0, len(images)))
+            crop, b = sample(images[k], boxes[k], args.crop, rng)
+            crops.append(crop)
+            tgts.append(targets(b, args.crop))
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(dev)
+        tgt = {key: torch.from_numpy(np.stack([t[key] for t in tgts])).to(dev) for key in tgts[0]}
+        loss = loss_of(model(x), tgt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        v = float(loss.detach())
+        avg = v if avg is None else 0.98 * avg + 0.02 * v
+        bar.update(1)
+        bar.set_postfix(loss=f"{avg:.3f}")
+        if args.time_limit is not None and time.monotonic() - t0 > args.time_limit:
+            end = step
+        if step % args.save_every == 0 or step == end:
+            r = recall(model, dev_images, dev_boxes)
+            history.append({"step": step, "recall": r})
+            bar.write(f"step {step}: dev recall (IoU >= 0.5, score >= 0.3) {r:.3f}")
+            save_checkpoint(checkpoint_state(parts, rng, step=step, history=history), ckpt)
+    bar.close()
+    finish_run(
+        done=bar.n,
+        started=t0,
+        step=step,
+        steps=args.steps,
+        export=args.export,
+        weights=model.state_dict(),
+        source="CenterFace fine-tuned on plates-train (CC BY 4.0) to find licence plates",
+    )
+
+
+if __name__ == "__main__":
+    main()

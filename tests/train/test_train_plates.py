@@ -1,0 +1,88 @@
+"""The plate trainer: targets decode back to their boxes, crops keep their plates, the split is fixed, and a
+tiny run on made-up photos trains, checkpoints and resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from anonymizer.ops.centers import decode_center_maps
+from anonymizer.train.plates import STRIDE, is_held_out, main, read_boxes, sample, targets
+
+
+def test_targets_decode_back_to_the_plates() -> None:
+    boxes = np.array([[40, 60, 104, 80], [200, 150, 224, 158]], np.float32)
+    t = targets(boxes, 256)
+    heat = torch.from_numpy(t["heatmap"])[None]
+    ((found, scores, _),) = decode_center_maps(
+        heat,
+        torch.from_numpy(t["scale"])[None],
+        torch.from_numpy(t["offset"])[None],
+        torch.zeros(1, 10, 256 // STRIDE, 256 // STRIDE),
+        threshold=0.99,
+    )
+    assert len(found) == 2 and int(t["mask"].sum()) == 2
+    got = found[torch.argsort(found[:, 0])].numpy()
+    np.testing.assert_allclose(got, boxes, atol=1e-3)  # exactly where and how large the plates are
+
+
+def _photo(path: Path, box: tuple[int, int, int, int]) -> None:
+    img = np.full((240, 320, 3), 90, np.uint8)
+    x1, y1, x2, y2 = box
+    img[y1:y2, x1:x2] = 250  # a bright plate
+    cv2.imwrite(str(path), img)
+
+
+def test_crops_keep_their_plates(tmp_path: Path) -> None:
+    _photo(tmp_path / "a.jpg", (100, 120, 160, 140))
+    rgb = cv2.imread(str(tmp_path / "a.jpg"))[..., ::-1]
+    rng = np.random.default_rng(0)
+    seen = 0
+    for _ in range(20):
+        crop, b = sample(rgb, np.array([[100, 120, 160, 140]], np.float32), 128, rng)
+        assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+        for x1, y1, x2, y2 in b:  # the box still lies on the bright plate
+            seen += 1
+            cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
+            assert crop[cy, cx].mean() > crop.mean() + 20
+    assert seen >= 10
+
+
+def test_split_and_a_tiny_run(tmp_path: Path) -> None:
+    data = tmp_path / "plates"
+    (data / "images").mkdir(parents=True)
+    rows = ["file,width,height,x1,y1,x2,y2"]
+    names = [f"p{k}.jpg" for k in range(40)]
+    for k, name in enumerate(names):
+        box = (20 + 5 * k, 100, 80 + 5 * k, 118)
+        _photo(data / "images" / name, box)
+        rows.append(f"{name},320,240,{box[0]},{box[1]},{box[2]},{box[3]}")
+    (data / "boxes.csv").write_text("\n".join(rows) + "\n")
+    boxes = read_boxes(data)
+    assert set(boxes) == set(names) and boxes["p0.jpg"].tolist() == [[20, 100, 80, 118]]
+    held = [n for n in names if is_held_out(n)]
+    assert 0 < len(held) < len(names) and held == [n for n in names if is_held_out(n)]
+    out = tmp_path / "run"
+    main(["--data", str(data), "--out", str(out), "--steps", "2", "--batch", "2", "--crop", "128", "--stop-after", "1"])
+    first = torch.load(out / "last.pt", weights_only=False)
+    assert first["step"] == 1
+    main(
+        [
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--crop",
+            "128",
+            "--export",
+            str(tmp_path / "w.safetensors"),
+        ]
+    )
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 2 and (tmp_path / "w.safetensors").is_file()
