@@ -85,13 +85,10 @@ def sample(rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generat
     h, w = img.shape[:2]
     if len(b) and rng.random() < 0.7:  # most crops hold a plate
         x1, y1, x2, y2 = b[int(rng.integers(0, len(b)))]
-        ox = int(rng.uniform(max(x2 - size, -size / 4), min(x1, w - size * 3 / 4) + 1))
-        oy = int(rng.uniform(max(y2 - size, -size / 4), min(y1, h - size * 3 / 4) + 1))
+        ox = _between(rng, max(x2 - size, -size / 4), min(x1, w - size * 3 / 4))
+        oy = _between(rng, max(y2 - size, -size / 4), min(y1, h - size * 3 / 4))
     else:
-        ox, oy = (
-            int(rng.integers(-size // 4, max(w - size * 3 // 4, 1))),
-            int(rng.integers(-size // 4, max(h - size * 3 // 4, 1))),
-        )
+        ox, oy = _between(rng, -size / 4, w - size * 3 / 4), _between(rng, -size / 4, h - size * 3 / 4)
     canvas = np.full((size, size, 3), 114, np.uint8)
     sx0, sy0, sx1, sy1 = max(ox, 0), max(oy, 0), min(ox + size, w), min(oy + size, h)
     if sx1 > sx0 and sy1 > sy0:
