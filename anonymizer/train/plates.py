@@ -76,7 +76,8 @@ def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
 
 def sample(rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random ``size`` crop of ``rgb`` scaled 0.6-1.6x (grey padding where it runs out), flipped at random,
-    colour-jittered and JPEG-compressed, with the plate boxes that keep at least half their width in it."""
+    colour-jittered and JPEG-compressed, with the plate boxes that keep at least half their width and height
+    in it."""
     import cv2
 
     f = float(rng.uniform(0.6, 1.6))
@@ -95,7 +96,9 @@ def sample(rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generat
         canvas[sy0 - oy : sy1 - oy, sx0 - ox : sx1 - ox] = img[sy0:sy1, sx0:sx1]
     b = b - np.array([ox, oy, ox, oy], np.float32)
     clipped = np.clip(b, 0, size)
-    keep = (clipped[:, 2] - clipped[:, 0]) >= 0.5 * (b[:, 2] - b[:, 0])
+    keep = ((clipped[:, 2] - clipped[:, 0]) >= 0.5 * (b[:, 2] - b[:, 0])) & (
+        (clipped[:, 3] - clipped[:, 1]) >= 0.5 * (b[:, 3] - b[:, 1])
+    )
     b = clipped[keep]
     if rng.random() < 0.5:
         canvas = canvas[:, ::-1]
