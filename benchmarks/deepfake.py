@@ -10,7 +10,7 @@ pipeline of `anonymize --method surrogate`), aligned by the original face's land
 scores above a real face).
 
 Real video and generated people (issue 34): the held-out people of ``--video-faces`` (real talking-head
-clips, MEAD and LRS3: anonymizer.train.video_faces; made from ../shared/data/videos-real when the file is
+clips; five MEAD and LRS3 people: anonymizer.train.video_faces; made from ../shared/data/videos-real when the file is
 missing) against a self-blend of each face and a swap with another held-out person's; the held-out tenth
 of ``--generated`` (StyleGAN-family donor photos, ../shared/data/donors) against every real face above.
 Out of domain: the real faces of samples/, dlib-faces and wider-dev (our detector's faces at least 64 px
