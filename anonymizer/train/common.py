@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,49 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """torch.save through a temporary file and a rename: an interrupted save never leaves a broken last.pt."""
     with atomic_file(path) as f:
         torch.save(state, f)
+
+
+def run_steps(
+    step: int,
+    end: int,
+    *,
+    desc: str,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    batch_loss: Callable[[], torch.Tensor],
+    checkpoint: Callable[[int, Any], None],
+    save_every: int,
+    time_limit: float | None,
+    digits: int = 4,
+) -> tuple[int, int, float]:
+    """The optimisation loop of a step-based trainer: from ``step`` to ``end``, each step the loss of a fresh
+    batch (``batch_loss()``) back-propagated, ``opt`` and ``sched`` stepped, its running average on a
+    progress bar (``digits`` decimals); past ``time_limit`` seconds the run ends early. Every ``save_every``
+    steps and at the last, ``checkpoint(step, bar)`` evaluates and saves (``bar.write`` prints beside the
+    bar). Returns (the step reached, steps done in this run, the monotonic start time for
+    :func:`finish_run`)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=end - step, desc=desc, unit="step")
+    started = time.monotonic()
+    avg = None
+    while step < end:
+        loss = batch_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        v = float(loss.detach())
+        avg = v if avg is None else 0.98 * avg + 0.02 * v
+        bar.update(1)
+        bar.set_postfix(loss=f"{avg:.{digits}f}")
+        if time_limit is not None and time.monotonic() - started > time_limit:
+            end = step
+        if step % save_every == 0 or step == end:
+            checkpoint(step, bar)
+    bar.close()
+    return step, bar.n, started
 
 
 def finish_run(

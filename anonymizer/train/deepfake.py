@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +45,15 @@ import torch.nn.functional as F
 
 from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet
 from ..ops.sbi import blend_mask, self_blend
-from .common import add_run_options, checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
+from .common import (
+    add_run_options,
+    checkpoint_state,
+    finish_run,
+    resume,
+    run_steps,
+    save_checkpoint,
+    seed_and_device,
+)
 
 
 def face_swap(target: np.ndarray, target_lm: np.ndarray, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -305,8 +313,6 @@ def main(argv: list[str] | None = None) -> None:
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
-    from tqdm import tqdm
-
     from .common import face_landmarks
     from .surrogate import aligned_split
 
@@ -374,36 +380,35 @@ def main(argv: list[str] | None = None) -> None:
         step, history = st["step"], st["history"]
         print(f"resumed from {ckpt} at step {step}")
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
-    bar = tqdm(total=end - step, desc="deepfake", unit="step")
-    t0 = time.monotonic()
-    avg = None
     half = max(1, args.batch // 2)
-    while step < end:
+
+    def batch_loss() -> torch.Tensor:
         batch = _batch(half, crops, lms, bank, video, generated, args, rng)
         flip = rng.random(len(batch)) < 0.5
         batch[flip] = batch[flip][:, :, ::-1]
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0).to(dev)
         y = torch.cat([torch.zeros(half), torch.ones(half)]).to(dev)
-        loss = F.binary_cross_entropy_with_logits(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        v = float(loss.detach())
-        avg = v if avg is None else 0.98 * avg + 0.02 * v
-        bar.update(1)
-        bar.set_postfix(loss=f"{avg:.4f}")
-        if args.time_limit is not None and time.monotonic() - t0 > args.time_limit:
-            end = step
-        if step % args.save_every == 0 or step == end:
-            aucs = dev_auc(model, dev_data, dev)
-            history.append({"step": step, **aucs})
-            bar.write(f"step {step}: dev AUC " + ", ".join(f"{k} {a:.3f}" for k, a in aucs.items()))
-            save_checkpoint(checkpoint_state(parts, rng, step=step, history=history), ckpt)
-    bar.close()
+        return F.binary_cross_entropy_with_logits(model(x), y)
+
+    def checkpoint(at: int, bar: Any) -> None:
+        aucs = dev_auc(model, dev_data, dev)
+        history.append({"step": at, **aucs})
+        bar.write(f"step {at}: dev AUC " + ", ".join(f"{k} {a:.3f}" for k, a in aucs.items()))
+        save_checkpoint(checkpoint_state(parts, rng, step=at, history=history), ckpt)
+
+    step, done, t0 = run_steps(
+        step,
+        end,
+        desc="deepfake",
+        opt=opt,
+        sched=sched,
+        batch_loss=batch_loss,
+        checkpoint=checkpoint,
+        save_every=args.save_every,
+        time_limit=args.time_limit,
+    )
     finish_run(
-        done=bar.n,
+        done=done,
         started=t0,
         step=step,
         steps=args.steps,

@@ -21,14 +21,22 @@ import argparse
 import csv
 import hashlib
 import math
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import add_run_options, checkpoint_state, finish_run, resume, save_checkpoint, seed_and_device
+from .common import (
+    add_run_options,
+    checkpoint_state,
+    finish_run,
+    resume,
+    run_steps,
+    save_checkpoint,
+    seed_and_device,
+)
 
 STRIDE = 4
 
@@ -169,8 +177,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="use only N training photos (smoke runs)")
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
-    from tqdm import tqdm
-
     from ..nn import build_model
 
     dev = seed_and_device(args.seed, args.device)
@@ -195,10 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         step, history = st["step"], st["history"]
         print(f"resumed from {ckpt} at step {step}")
     end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
-    bar = tqdm(total=end - step, desc="plates", unit="step")
-    t0 = time.monotonic()
-    avg = None
-    while step < end:
+
+    def batch_loss() -> torch.Tensor:
         crops, tgts = [], []
         for _ in range(args.batch):
             k = int(rng.integers(0, len(images)))
@@ -207,26 +211,28 @@ def main(argv: list[str] | None = None) -> None:
             tgts.append(targets(b, args.crop))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(dev)
         tgt = {key: torch.from_numpy(np.stack([t[key] for t in tgts])).to(dev) for key in tgts[0]}
-        loss = loss_of(model(x), tgt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        v = float(loss.detach())
-        avg = v if avg is None else 0.98 * avg + 0.02 * v
-        bar.update(1)
-        bar.set_postfix(loss=f"{avg:.3f}")
-        if args.time_limit is not None and time.monotonic() - t0 > args.time_limit:
-            end = step
-        if step % args.save_every == 0 or step == end:
-            r = recall(model, dev_images, dev_boxes)
-            history.append({"step": step, "recall": r})
-            bar.write(f"step {step}: dev recall (IoU >= 0.5, score >= 0.3) {r:.3f}")
-            save_checkpoint(checkpoint_state(parts, rng, step=step, history=history), ckpt)
-    bar.close()
+        return loss_of(model(x), tgt)
+
+    def checkpoint(at: int, bar: Any) -> None:
+        r = recall(model, dev_images, dev_boxes)
+        history.append({"step": at, "recall": r})
+        bar.write(f"step {at}: dev recall (IoU >= 0.5, score >= 0.3) {r:.3f}")
+        save_checkpoint(checkpoint_state(parts, rng, step=at, history=history), ckpt)
+
+    step, done, t0 = run_steps(
+        step,
+        end,
+        desc="plates",
+        opt=opt,
+        sched=sched,
+        batch_loss=batch_loss,
+        checkpoint=checkpoint,
+        save_every=args.save_every,
+        time_limit=args.time_limit,
+        digits=3,
+    )
     finish_run(
-        done=bar.n,
+        done=done,
         started=t0,
         step=step,
         steps=args.steps,
