@@ -5,11 +5,12 @@ plates instead of faces (issue 37).
 
 Data: ``boxes.csv`` (file, width, height, x1, y1, x2, y2 per plate) and ``images/`` under ``--data``; a fixed
 tenth of the photos (:func:`is_held_out`, by a digest of the file name) is never trained on and is where
-the dev recall is measured. Each step: ``--batch`` random crops of ``--crop`` px from photos scaled 0.6-1.6x
-(plates of every size), flipped at random, colour-jittered and JPEG-compressed. Targets at stride 4 as
-CenterFace decodes them (:func:`anonymizer.ops.centers.decode_center_maps`): a Gaussian peak at each plate's
-centre, log height and width over the stride, the sub-cell offset; CenterNet's focal loss on the heat map
-and L1 on size and offset at the peaks. The landmark maps are not trained.
+the dev recall is measured. Each step: ``--batch`` random crops of ``--crop`` px from photos scaled 0.5-3x
+(log-uniform: distant plates as they are, near ones as large as in a close-up), flipped at random,
+colour-jittered and JPEG-compressed. Targets at stride 4 as CenterFace decodes them
+(:func:`anonymizer.ops.centers.decode_center_maps`): a Gaussian peak at each plate's centre, log height and
+width over the stride, the sub-cell offset; CenterNet's focal loss on the heat map and L1 on size and offset
+at the peaks. The landmark maps are not trained.
 
 Seeded and resumable (``--out`` keeps ``last.pt``; the same command resumes; ``--stop-after`` /
 ``--time-limit`` stop early with a checkpoint), with a progress bar; ``--export`` writes the weights.
@@ -39,6 +40,7 @@ from .common import (
 )
 
 STRIDE = 4
+SCALES = (0.5, 3.0)  # photo scale range of the training crops (log-uniform)
 
 
 def is_held_out(name: str) -> bool:
@@ -82,13 +84,15 @@ def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
     return {"heatmap": heat, "scale": scale, "offset": offset, "mask": mask}
 
 
-def sample(rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random ``size`` crop of ``rgb`` scaled 0.6-1.6x (grey padding where it runs out), flipped at random,
-    colour-jittered and JPEG-compressed, with the plate boxes that keep at least half their width and height
-    in it."""
+def sample(
+    rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generator, scales: tuple[float, float] = SCALES
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random ``size`` crop of ``rgb`` scaled by ``scales`` (log-uniform; grey padding where it runs
+    out), flipped at random, colour-jittered and JPEG-compressed, with the plate boxes that keep at least
+    half their width and height in it."""
     import cv2
 
-    f = float(rng.uniform(0.6, 1.6))
+    f = float(np.exp(rng.uniform(math.log(scales[0]), math.log(scales[1]))))
     img = cv2.resize(rgb, (max(1, round(rgb.shape[1] * f)), max(1, round(rgb.shape[0] * f))))
     b = boxes * f
     h, w = img.shape[:2]
