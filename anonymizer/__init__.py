@@ -22,7 +22,7 @@ from .errors import (
     WeightsError,
     WrongKeyError,
 )
-from .types import Detections, Face, Region
+from .types import Detections, Face, Plate, Region
 from .vault import Identity, Key, RestoredImage, SurrogateSeed
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         audit_image,
         deepfake_score,
         detect_faces,
+        detect_plates,
         enhance,
         restore_image,
         segment_persons,
@@ -43,6 +44,7 @@ _LAZY = {
     "audit_image",
     "deepfake_score",
     "detect_faces",
+    "detect_plates",
     "enhance",
     "restore_image",
     "segment_persons",
@@ -67,6 +69,7 @@ __all__ = [
     "InputError",
     "Key",
     "MediaError",
+    "Plate",
     "Region",
     "RestoredImage",
     "SurrogateSeed",
@@ -79,6 +82,7 @@ __all__ = [
     "audit_image",
     "deepfake_score",
     "detect_faces",
+    "detect_plates",
     "enhance",
     "restore_image",
     "segment_persons",

@@ -26,8 +26,10 @@ from .defaults import (
     DEFAULT_MASK_SCALE,
     DEFAULT_METHOD,
     DEFAULT_PERSON_THRESHOLD,
+    DEFAULT_PLATE_THRESHOLD,
     DEFAULT_THRESHOLD,
     DEFAULT_UPSCALE,
+    PLATE_UPSCALE,
     TARGETS,
 )
 from .errors import InputError
@@ -38,7 +40,7 @@ from .media.video import probe
 from .pipeline.batch import BatchReport, Job, plan, walk_inputs
 from .pipeline.options import AnonymizeOptions, check_method, parse_targets
 from .pipeline.runner import RayOptions, anonymize_files, detect_files, enhance_files, restore_files
-from .types import Detections, Face
+from .types import Detections, Face, Plate
 from .vault.images import RestoredImage, restore_bytes, restore_file
 from .vault.keys import Identity, Key, fingerprint, surrogate_seed_for
 from .vault.surrogate import SurrogateSeed
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from .pipeline.image import AnonymizedImage
     from .pipeline.persons import Person, PersonSegmenter
     from .pipeline.photo import FaceFinder
+    from .pipeline.plates import PlateFinder
     from .pipeline.video import VideoReport
 
 __all__ = [
@@ -79,12 +82,14 @@ __all__ = [
     "deepfake_score",
     "detect_faces",
     "detect_files",
+    "detect_plates",
     "enhance",
     "enhance_files",
     "fingerprint",
     "get_deepfake_scorer",
     "get_finder",
     "get_painter",
+    "get_plate_finder",
     "get_segmenter",
     "is_ready",
     "list_weights",
@@ -142,6 +147,13 @@ def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmente
     from .pipeline import models
 
     return models.get_segmenter(threshold)
+
+
+def get_plate_finder(threshold: float = DEFAULT_PLATE_THRESHOLD, upscale: float = PLATE_UPSCALE) -> PlateFinder:
+    """The shared plate finder per setting (the plate detector loads once per process)."""
+    from .pipeline import models
+
+    return models.get_plate_finder(threshold, upscale)
 
 
 def get_painter() -> DonorPainter:
@@ -204,9 +216,11 @@ def anonymize_image(
     photo always give the same surrogates), else from a random seed (new faces on every call). The
     seed is mixed with a digest of the photo's pixels, so the first face of two photos differ.
 
-    ``targets``: ("face",) (default), ("person",) or ("face", "person") (also as "face,person"): with
-    "person", every person's segmentation mask (:func:`segment_persons`) is covered with the same method
-    first, then the faces as before; ``result.extra["persons"]`` lists the persons found.
+    ``targets``: any of "face" (the default), "person" and "plate", as a tuple or comma-separated
+    ("face,plate"): with "person", every person's segmentation mask (:func:`segment_persons`) is covered
+    with the same method first, then the faces as before; with "plate", every licence plate
+    (:func:`detect_plates`) is covered by a box filled with the method (solid when it is "surrogate").
+    ``result.extra["persons"]`` and ``result.extra["plates"]`` list what was found.
 
     Returns the anonymized upright RGB image with the faces, the covered regions and the changed-pixel
     mask. The input is not modified. With ``key`` (:meth:`Key.from_password`, :meth:`Key.from_recipients`)
@@ -229,6 +243,15 @@ def anonymize_image(
         targets=targets,
         surrogate_seed=surrogate_seed,
     )
+
+
+def detect_plates(
+    image: ImageInput, *, threshold: float = DEFAULT_PLATE_THRESHOLD, upscale: float = PLATE_UPSCALE
+) -> tuple[Plate, ...]:
+    """Every licence plate above ``threshold`` (best first): ``box`` (x1, y1, x2, y2) and ``score``, in pixels
+    of the upright image, from the plate detector trained here (models/plates.md); ``upscale``: the extra
+    enlarged pass for small, distant plates (0 = off)."""
+    return get_plate_finder(threshold, upscale).find(_load(image).rgb)
 
 
 def segment_persons(image: ImageInput, *, threshold: float = DEFAULT_PERSON_THRESHOLD) -> tuple[Person, ...]:
@@ -340,7 +363,7 @@ def anonymize_video(
     opts = options or AnonymizeOptions()
     check_method(opts.method, opts.targets)
     if "person" in opts.targets:
-        raise InputError("videos are anonymized by face only (for now): targets must be ('face',)", path=src)
+        raise InputError("videos cover faces and plates (for now): targets must not hold 'person'", path=src)
     return run_video(Path(src), Path(dest), opts, key=key, progress=progress, surrogate_seed=surrogate_seed)
 
 

@@ -10,10 +10,17 @@ DEFAULT_METHOD = "solid"
 COVER_METHODS = ("solid", "pixelate", "blur")
 ANONYMIZE_METHODS = (*COVER_METHODS, "surrogate")
 #: What `anonymize` can cover, and the mask shapes around a face (:mod:`anonymizer.ops.masks`)
-TARGETS = ("face", "person")
+TARGETS = ("face", "person", "plate")
 SHAPES = ("ellipse", "box")
 #: Mask R-CNN person score threshold (models/person_maskrcnn.md)
 DEFAULT_PERSON_THRESHOLD = 0.5
+#: licence plates (models/plates.md, benchmarks/plates.py): the score a plate needs, how much its box grows
+#: before it is covered, and the enlargement of the second pass for small, distant plates
+DEFAULT_PLATE_THRESHOLD = 0.3
+PLATE_MASK_SCALE = 1.6
+PLATE_UPSCALE = 2.0
+#: videos: plates are found at the frame's own size (the enlarged pass would cost more than the rest)
+PLATE_VIDEO_UPSCALE = 0.0
 
 #: photos: benchmarks/coverage.py
 DEFAULT_THRESHOLD = 0.2

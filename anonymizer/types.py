@@ -40,12 +40,34 @@ class Face:
 
 
 @dataclass(frozen=True)
+class Plate:
+    """One detected licence plate, in pixels of the upright image: box (x1, y1, x2, y2) floats, x2/y2
+    exclusive edges; score: detector confidence in 0..1. ``landmarks`` is empty (a plate has none)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 5)}
+
+
+@dataclass(frozen=True)
 class Region:
-    """One anonymized region: the face (or person) it covers and the integer pixel box its mask spans.
+    """One anonymized region: the face (or person, or plate) it covers and the integer pixel box its mask spans.
 
     box: (x1, y1, x2, y2) integer pixels, clipped to the image, x2/y2 exclusive.
-    shape: "ellipse" or "box" for faces; "mask" for a person's segmentation mask.
-    kind: "face" or "person"; for a person, ``face`` holds the person's box and score (no landmarks).
+    shape: "ellipse" or "box" for faces; "mask" for a person's segmentation mask; "box" for a plate.
+    kind: "face", "person" or "plate"; for a person or a plate, ``face`` holds its box and score (no
+    landmarks).
     """
 
     face: Face

@@ -288,6 +288,22 @@ register_weights(
 
 register_weights(
     WeightSpec(
+        name="plates",
+        model="plate_detector",
+        file="plates.safetensors",
+        sha256="d027679ece3d38ca881f96480109b5863829b012d20fecf86801456f531f5496",
+        source="trained here: python -m anonymizer.train.plates (CenterFace's network, started from its face "
+        "weights, fine-tuned on plates-train street photos; see models/plates.md)",
+        licence="weights: MIT (this project); training data: plates-train (Google Licence Plates, Roboflow "
+        "Universe, CC BY 4.0); start: CenterFace, MIT",
+        input_spec="RGB, float 0..255, NCHW, sides multiples of 32 (anonymizer.nn.prepare_batch)",
+        metrics={"plates covered by width, other pixels changed, photos/s": "python benchmarks/plates.py"},
+    )
+)
+
+
+register_weights(
+    WeightSpec(
         name="deepfake",
         model="deepfake",
         file="deepfake.safetensors",

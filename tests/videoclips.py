@@ -1,7 +1,9 @@
-"""Synthetic test clips with a real face (from samples/astronaut.png) moving across the frame."""
+"""Synthetic test clips with a real face (from samples/astronaut.png) moving across the frame, and drawn cars
+with licence plates."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,9 +41,11 @@ def make_clip(
     visible: range | None = None,
     gop: int | None = None,
     crf: int = 12,
+    car: Callable[[int], tuple[int, int, int]] | None = None,
 ) -> Path:
     """A clip with the face moving ``speed`` px per frame, shown on the frames in ``visible`` (default: all);
-    ``gop``: a keyframe every ``gop`` frames (default: the encoder's)."""
+    ``gop``: a keyframe every ``gop`` frames (default: the encoder's); ``car``: frame index -> (x, y, plate
+    width) of a drawn car's plate (:func:`draw_car`), or None for no car."""
     patch = face_patch()
     rng = np.random.default_rng(0)
     out = av.open(str(path), "w")
@@ -67,6 +71,8 @@ def make_clip(
         x = 20 + speed * i
         if visible is None or i in visible:
             canvas[40 : 40 + patch.shape[0], x : x + FACE] = patch
+        if car is not None:
+            draw_car(canvas, *car(i))
         vf = av.VideoFrame.from_ndarray(canvas, format="rgb24")
         vf.pts = t_ms
         vf.time_base = tb
@@ -100,3 +106,30 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[int], list[bytes], int]:
     with av.open(str(path)) as c:
         audio = [bytes(p) for p in c.demux(audio=0) if p.size] if c.streams.audio else []
     return frames, pts, audio, rotation or 0
+
+
+def draw_car(canvas: np.ndarray, x: int, y: int, width: int) -> tuple[int, int, int, int]:
+    """Draw (in place, RGB) the back of a car whose licence plate's top-left corner is (x, y) and which is
+    ``width`` px wide: a white plate with a black rim and "AB 1234" on it, on a red body with a dark window
+    and wheels. Returns the plate's box (x1, y1, x2, y2)."""
+    h = round(width * 0.22)
+    cx = x + width // 2
+    body = ((cx - width * 3 // 2, y - width), (cx + width * 3 // 2, y + width * 2 // 3))
+    cv2.rectangle(canvas, *body, (150, 40, 40), -1)
+    cv2.rectangle(canvas, (cx - width, y - width * 5 // 6), (cx + width, y - width * 2 // 6), (40, 30, 30), -1)
+    for side in (-1, 1):
+        cv2.circle(canvas, (cx + side * width * 7 // 6, y + width * 2 // 3), width // 3, (20, 20, 20), -1)
+    cv2.rectangle(canvas, (x, y), (x + width, y + h), (235, 235, 235), -1)
+    cv2.rectangle(canvas, (x, y), (x + width, y + h), (10, 10, 10), max(1, width // 60))
+    org = (x + round(width * 0.06), y + round(h * 0.8))
+    cv2.putText(canvas, "AB 1234", org, cv2.FONT_HERSHEY_SIMPLEX, width / 160, (10, 10, 10), max(1, width // 60))
+    return x, y, x + width, y + h
+
+
+def car_photo(width: int = 120, size: tuple[int, int] = (640, 480)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A drawn street scene (RGB uint8, ``size`` = (W, H)) with one car, its plate ``width`` px wide at the
+    middle of the lower half; returns (image, plate box)."""
+    w, h = size
+    img = np.repeat(np.linspace(90, 160, h, dtype=np.float32)[:, None, None], w, 1).repeat(3, 2).astype(np.uint8)
+    box = draw_car(img, w // 2 - width // 2, h * 2 // 3, width)
+    return np.ascontiguousarray(img), box

@@ -81,8 +81,9 @@ def anonymize(
     targets: Annotated[
         str,
         typer.Option(
-            help="What to cover: face, person (whole-body masks from the person Mask R-CNN, photos only), or "
-            "face,person."
+            help="What to cover, comma-separated: face, person (whole-body masks from the person Mask R-CNN, photos "
+            "only), plate (licence plates, photos and videos: a box filled with the method, solid with surrogate), "
+            "e.g. face,plate or face,person,plate."
         ),
     ] = "face",
     threshold: Annotated[
@@ -318,7 +319,7 @@ def anonymize(
         _write_sheet(contact_sheet, jobs, report, tally.counts)
     for line in tally.metadata_lines():
         typer.echo(line, err=True)
-    finish(report, tally.summary(report, len(jobs), "person" in wanted, output), planned.skipped)
+    finish(report, tally.summary(report, len(jobs), wanted, output), planned.skipped)
 
 
 def _usage(
@@ -369,36 +370,39 @@ def _private_kinds(keep_metadata: bool, **asked: bool) -> tuple[str, ...]:
     return kinds
 
 
+#: what the summary adds up: files, then the counts of the files' rows
+COUNTED = ("photos", "videos", "faces", "persons", "plates", "tracks", "plate_tracks", "frames")
+
+
 class _Tally:
-    """What the files' results add up to, for the summary: per photo its faces (and persons), per video
-    its face tracks and frames, and the private metadata --keep-metadata kept or left out."""
+    """What the files' results add up to, for the summary: per photo its faces (and persons, plates), per
+    video its face (and plate) tracks and frames, and the private metadata --keep-metadata kept or left out."""
 
     def __init__(self) -> None:
         self.counts: dict[Path, int] = {}  # faces (photos) or tracks (videos) per file, for the contact sheet
-        self.totals = dict.fromkeys(("photos", "faces", "persons", "videos", "tracks", "frames"), 0)
+        self.totals = dict.fromkeys(COUNTED, 0)
         self.private: dict[tuple[str, str], int] = {}  # (kept or left_out, kind) -> photos
 
     def add(self, src: Path, result: dict) -> None:
         self.counts[src] = int(result.get("faces", result.get("tracks")) or 0)
-        self.totals["photos" if "faces" in result else "videos"] += 1
-        for name in ("faces", "persons", "tracks", "frames"):
+        self.totals["photos" if "frames" not in result else "videos"] += 1
+        for name in COUNTED[2:]:
             self.totals[name] += int(result.get(name) or 0)
         for how, kinds in (result.get("metadata") or {}).items():
             for kind in kinds:
                 self.private[how, kind] = self.private.get((how, kind), 0) + 1
 
-    def summary(self, report: BatchReport, files: int, persons: bool, output: Path) -> str:
-        """What was done, saying what each count counts: faces per photo; in videos, tracks (one face
-        followed from frame to frame, counted again if it leaves and comes back) and frames."""
+    def summary(self, report: BatchReport, files: int, targets: tuple[str, ...], output: Path) -> str:
+        """What was done, saying what each count counts: faces (persons, plates) per photo; in videos, tracks
+        (one face or plate followed from frame to frame, counted again if it leaves and comes back) and frames."""
         t, parts = self.totals, []
         if t["photos"]:
-            parts.append(
-                f"{t['faces']} face(s)"
-                + (f" and {t['persons']} person(s)" if persons else "")
-                + f" covered in {t['photos']} photo(s)"
-            )
+            found = [f"{t[k + 's']} {k}(s)" for k in targets]
+            parts.append(" and ".join(found) + f" covered in {t['photos']} photo(s)")
         if t["videos"]:
-            parts.append(f"{t['tracks']} face track(s) covered over {t['frames']} frame(s) in {t['videos']} video(s)")
+            tracks = [f"{t[k]} {what} track(s)" for k, what in (("tracks", "face"), ("plate_tracks", "plate"))]
+            kept = [x for x, k in zip(tracks, ("face", "plate"), strict=True) if k in targets]
+            parts.append(" and ".join(kept) + f" covered over {t['frames']} frame(s) in {t['videos']} video(s)")
         return (
             f"anonymized {len(report.done)} of {files} file(s) into {output}"
             + (": " + "; ".join(parts) if parts else "")

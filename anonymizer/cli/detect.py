@@ -1,4 +1,4 @@
-"""`anonymizer detect`: report the faces (and persons, with their masks) in photos."""
+"""`anonymizer detect`: report the faces (and persons, with their masks, and licence plates) in photos."""
 
 from __future__ import annotations
 
@@ -22,11 +22,16 @@ def detect(
         bool,
         typer.Option(
             "--json",
-            help="One JSON line per image: path, width, height, faces (box, score, landmarks), persons (box, score).",
+            help="One JSON line per image: path, width, height, faces (box, score, landmarks), persons (box, score), "
+            "plates (box, score).",
         ),
     ] = False,
     targets: Annotated[
-        str, typer.Option(help="What to find: face, person (the person Mask R-CNN), or face,person.")
+        str,
+        typer.Option(
+            help="What to find, comma-separated: face, person (the person Mask R-CNN), plate (licence plates), "
+            "e.g. face,plate."
+        ),
     ] = "face",
     masks_dir: Annotated[
         Path | None,
@@ -49,7 +54,7 @@ def detect(
         int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)
     ] = None,
 ) -> None:
-    """Detect faces (and with --targets person, persons) and print them (with --json: one JSON line per image).
+    """Detect faces (with --targets, persons and plates too) and print them (with --json: one JSON line per image).
 
     Boxes are (x1, y1, x2, y2) and landmarks (x, y) in pixels of the upright image. Landmark order:
     left eye, right eye, nose, left mouth corner, right mouth corner, where "left" is the smaller x
@@ -74,7 +79,7 @@ def detect(
         if json_lines:
             emit_json(det)
         else:
-            found = [(kind, det[key]) for kind, key in (("face", "faces"), ("person", "persons")) if key in det]
+            found = [(kind, det[kind + "s"]) for kind in ("face", "person", "plate") if kind + "s" in det]
             typer.echo(f"{job.src}: " + ", ".join(f"{len(items)} {kind}(s)" for kind, items in found))  # type: ignore[arg-type]
             for kind, items in found:
                 for f in items:  # type: ignore[attr-defined]

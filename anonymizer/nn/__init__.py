@@ -6,7 +6,7 @@ from ._registry import build_model, get_model_builder, list_models, register_mod
 from .attributes import FaceAttributes, face_attributes
 from .backbones import MobileNetV2
 from .deepfake import DeepfakeNet, deepfake
-from .detectors import FaceDetector, centerface, prepare_batch
+from .detectors import FaceDetector, centerface, plate_detector, prepare_batch
 from .facemesh import FaceMesh, face_mesh
 from .heads import CenterHead
 from .identity import IdentityNet, identity_net
@@ -40,6 +40,7 @@ __all__ = [
     "identity_net",
     "list_models",
     "person_maskrcnn",
+    "plate_detector",
     "prepare_batch",
     "register_model",
     "retinaface",

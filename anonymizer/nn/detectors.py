@@ -77,6 +77,21 @@ def centerface(*, weights: str | None = "default") -> FaceDetector:
     return with_weights(model, "centerface", weights) if weights is not None else model
 
 
+@register_model("plate_detector")
+def plate_detector(*, weights: str | None = "default") -> FaceDetector:
+    """The licence-plate detector: CenterFace's network in its folded form (no batch-norm), trained to put
+    its centre peaks on plates (``python -m anonymizer.train.plates``, models/plates.md). Its boxes are
+    plates; its landmark maps are untrained and mean nothing. ``weights=None``: random, for tests."""
+    backbone = MobileNetV2(norm=False)
+    model = FaceDetector(backbone, TopDownFPN(backbone.out_channels, 24, norm=False), CenterHead(24, norm=False))
+    if weights is None:
+        from .backbones import init_weights
+
+        init_weights(model)
+        return model.eval()
+    return with_weights(model, "plates", weights)
+
+
 def prepare_batch(images: list[Tensor], *, divisor: int = 32, channels_last: bool = True) -> Tensor:
     """Stack HWC uint8 RGB images into a zero-padded float batch whose sides are multiples of ``divisor``.
 

@@ -157,7 +157,13 @@ class Worker:
             sealed = _seal_for_driver(regions, self.transit) if regions is not None else None
         except Exception as exc:
             return {"error": describe_error(job.src, exc)}
-        return {"frames": rep.frames, "tracks": rep.tracks, "sealed": sealed, "count": rep.regions}
+        return {
+            "frames": rep.frames,
+            "tracks": rep.tracks,
+            "plate_tracks": rep.plate_tracks,
+            "sealed": sealed,
+            "count": rep.regions,
+        }
 
 
 def _seal_for_driver(regions: list[tuple[dict[str, Any], bytes]], transit: bytes | None) -> bytes:
@@ -412,7 +418,7 @@ class _Run:
             del self.videos[item.job.src]
             row = error = None
             try:
-                row = _join(item.job, video)
+                row = _join(item.job, video, plates="plate" in self.opts.targets)
             except Exception as exc:
                 error = describe_error(item.job.src, exc)
             self.finish_job(item.job, row, error)
@@ -506,7 +512,7 @@ class _Pool:
             self.on_workers(list(actors))
 
 
-def _join(job: Job, video: _Video) -> dict[str, Any]:
+def _join(job: Job, video: _Video, *, plates: bool) -> dict[str, Any]:
     """Join the pieces into ``job.dest`` and, with a key, seal their regions into its vault."""
     from ..media.video import join_segments
     from ..vault.images import sidecar_path
@@ -525,6 +531,7 @@ def _join(job: Job, video: _Video) -> dict[str, Any]:
         "output": str(job.dest),
         "frames": frames,
         "tracks": sum(int(r["tracks"]) for r in results),
+        **({"plate_tracks": sum(int(r["plate_tracks"]) for r in results)} if plates else {}),
         "regions": sum(int(r["count"]) for r in results),
         "pieces": len(parts),
     }

@@ -20,7 +20,7 @@ import numpy as np
 from ..media.video import Frame
 from ..ops.boxes import grow_box, union_box
 from ..ops.rotation import boxes_back, points_back, upright
-from ..types import Face
+from ..types import Face, Plate
 from .tracking import FaceTracker, Track, scene_cut
 
 #: a new track's box on the frames held back before its first detection grows this much per frame back
@@ -33,7 +33,9 @@ EXTRAP_GROWTH = 0.1
 
 
 class Finder(Protocol):
-    def find(self, rgb: np.ndarray) -> Sequence[Face]: ...
+    """Faces (five landmarks each) or plates (none): what a planner tracks."""
+
+    def find(self, rgb: np.ndarray) -> Sequence[Face | Plate]: ...
 
 
 @dataclass(eq=False)
@@ -135,7 +137,8 @@ class CoverPlanner:
         found = self.finder.find(upright(p.frame.rgb, self.rotation))
         self.detect_s += time.perf_counter() - t0
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
-        lms = np.array([f.landmarks for f in found], np.float32).reshape(-1, 5, 2)
+        # landmarks only where kept: a plate finder's detections have none
+        lms = np.array([f.landmarks for f in found] if self.keep_landmarks else [], np.float32).reshape(-1, 5, 2)
         if self.rotation:
             boxes = boxes_back(boxes, self.rotation, w, h)
             lms = points_back(lms, self.rotation, w, h)

@@ -1,4 +1,4 @@
-"""One photo end to end: persons and faces found, covered or replaced, and the result
+"""One photo end to end: persons, faces and plates found, covered or replaced, and the result
 (:class:`AnonymizedImage`) encoded with its originals sealed when a key is given."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from ..types import Face, Region
 from ..vault.images import seal_regions, sidecar_path
 from ..vault.keys import Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
-from .models import get_finder, get_painter, get_segmenter
+from .models import get_finder, get_painter, get_plate_finder, get_segmenter
 from .options import check_method, parse_targets
 from .persons import cover_persons
 from .photo import DEFAULT_FEATHER, DEFAULT_MASK_SCALE, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, cover_faces
+from .plates import cover_plates
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +148,12 @@ def anonymize_loaded(
                 out, faces, method=method, shape=shape, mask_scale=mask_scale, feather=feather, color=color
             )
         regions, mask = (*regions, *face_regions), mask | face_mask
+    if "plate" in wanted:  # a box of the method; surrogates are for faces, so plates are covered solid
+        plates = get_plate_finder().find(img.rgb)
+        cover = "solid" if method == "surrogate" else method
+        out, plate_regions, plate_mask = cover_plates(out, plates, method=cover, color=color)
+        regions, mask = (*regions, *plate_regions), mask | plate_mask
+        extra["plates"] = [p.to_dict() for p in plates]
     originals: tuple[np.ndarray, ...] = ()
     if key is not None:
         # every crop from the untouched original, so restoring them in any order gives the original back

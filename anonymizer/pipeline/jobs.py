@@ -55,7 +55,8 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         load()
         log.info("loaded %s in %.2f s", what, time.perf_counter() - t0)
 
-    if any(not j.is_video for j in jobs):
+    photos, videos = any(not j.is_video for j in jobs), any(j.is_video for j in jobs)
+    if photos and "face" in opts.targets:
         timed(
             "the face detector (photos)",
             lambda: models.get_finder(
@@ -63,9 +64,13 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
                 upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
             ),
         )
-        if "person" in opts.targets:
-            timed("the person segmenter", models.get_segmenter)
-    if any(j.is_video for j in jobs):
+    if photos and "person" in opts.targets:
+        timed("the person segmenter", models.get_segmenter)
+    if photos and "plate" in opts.targets:
+        timed("the plate detector (photos)", models.get_plate_finder)
+    if videos and "plate" in opts.targets:
+        timed("the plate detector (videos)", lambda: models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE))
+    if videos and "face" in opts.targets:
         timed(
             "the face detector (videos)",
             lambda: models.get_finder(
@@ -80,7 +85,8 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
 def anonymize_photo_file(
     job: Job, opts: AnonymizeOptions, key: Key | None, seed: SurrogateSeed | None
 ) -> dict[str, Any]:
-    """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, vault])."""
+    """Anonymize one photo into ``job.dest``; returns its JSON row (path, output, faces[, persons, plates,
+    vault])."""
     from ..media.image import load_image, private_metadata
     from .image import anonymize_loaded
 
@@ -124,8 +130,9 @@ def anonymize_photo_file(
             "kept": sorted(k for k in private if k in opts.keep_private),
             "left_out": sorted(k for k in private if k not in opts.keep_private),
         }
-    if "person" in opts.targets:
-        row["persons"] = len(result.extra.get("persons", ()))  # type: ignore[arg-type]
+    for target in ("person", "plate"):
+        if target in opts.targets:
+            row[f"{target}s"] = len(result.extra.get(f"{target}s", ()))  # type: ignore[arg-type]
     if key is not None:
         side = sidecar_path(job.dest)
         row["vault"] = str(side) if side.is_file() else "embedded"
@@ -133,16 +140,21 @@ def anonymize_photo_file(
 
 
 def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa: ANN201 (a VideoReport)
-    """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` and the finder they ask for (video
-    threshold and upscale defaults); ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
+    """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` and the finders they ask for (faces:
+    the video threshold and upscale defaults; plates: the plate threshold, at the frame's own size);
+    ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
     from . import models
     from .video import anonymize_video
 
-    finder = models.get_finder(
-        threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
-        upscale=0.0 if opts.upscale is None else opts.upscale,
-    )
-    return anonymize_video(src, dest, opts, finder=finder, **kw)
+    finder = plate_finder = None
+    if "face" in opts.targets:
+        finder = models.get_finder(
+            threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
+            upscale=0.0 if opts.upscale is None else opts.upscale,
+        )
+    if "plate" in opts.targets:
+        plate_finder = models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE)
+    return anonymize_video(src, dest, opts, finder=finder, plate_finder=plate_finder, **kw)
 
 
 def anonymize_video_file(
@@ -156,7 +168,7 @@ def anonymize_video_file(
     regions[, vault])."""
     assert job.dest is not None
     if "person" in opts.targets:
-        raise InputError("--targets person is for photos; videos are anonymized by face only (for now)", path=job.src)
+        raise InputError("--targets person is for photos; videos cover faces and plates (for now)", path=job.src)
     t0 = time.perf_counter()
     rep = run_video(job.src, job.dest, opts, key=key, progress=progress, surrogate_seed=seed)
     log.info("%s: %d frame(s), %d face track(s) in %.2f s", job.src, rep.frames, rep.tracks, time.perf_counter() - t0)
@@ -165,6 +177,7 @@ def anonymize_video_file(
         "output": str(job.dest),
         "frames": rep.frames,
         "tracks": rep.tracks,
+        **({"plate_tracks": rep.plate_tracks} if "plate" in opts.targets else {}),
         "regions": rep.regions,
         "seconds": {stage: round(s, 3) for stage, s in rep.timings.items()},  # where the time went
     }

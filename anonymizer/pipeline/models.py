@@ -1,18 +1,19 @@
-"""The models of this process, each loaded once and shared: the face finder per setting, the person
-segmenter, the surrogate painter and the deepfake scorer. The pipeline, the API and the trainers all get
-their models here, so that a photo job, a video job and the API share one copy."""
+"""The models of this process, each loaded once and shared: the face finder and the plate finder per
+setting, the person segmenter, the surrogate painter and the deepfake scorer. The pipeline, the API and the
+trainers all get their models here, so that a photo job, a video job and the API share one copy."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from ..defaults import DEFAULT_THRESHOLD, DEFAULT_UPSCALE
+from ..defaults import DEFAULT_PLATE_THRESHOLD, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, PLATE_UPSCALE
 from .deepfake import DeepfakeScorer
 from .donor_painter import DonorPainter
 from .persons import DEFAULT_PERSON_THRESHOLD, PersonSegmenter
 from .photo import FaceFinder
+from .plates import PlateFinder
 
-__all__ = ["get_deepfake_scorer", "get_finder", "get_painter", "get_segmenter"]
+__all__ = ["get_deepfake_scorer", "get_finder", "get_painter", "get_plate_finder", "get_segmenter"]
 
 
 def get_finder(
@@ -36,6 +37,16 @@ def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmente
 @lru_cache(maxsize=2)
 def _segmenter(threshold: float) -> PersonSegmenter:
     return PersonSegmenter(threshold=threshold)
+
+
+def get_plate_finder(threshold: float = DEFAULT_PLATE_THRESHOLD, upscale: float = PLATE_UPSCALE) -> PlateFinder:
+    """A shared :class:`~anonymizer.pipeline.plates.PlateFinder` per setting (the detector is loaded once)."""
+    return _plate_finder(float(threshold), float(upscale))
+
+
+@lru_cache(maxsize=2)
+def _plate_finder(threshold: float, upscale: float) -> PlateFinder:
+    return PlateFinder(threshold=threshold, upscale=upscale)
 
 
 @lru_cache(maxsize=1)

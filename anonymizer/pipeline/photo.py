@@ -48,11 +48,13 @@ __all__ = [
     "FaceFinder",
     "cover_faces",
     "plan_passes",
+    "run_passes",
+    "seeded_passes",
 ]
 
 
 @dataclass(frozen=True)
-class _Pass:
+class DetectionPass:
     """One detector input: a crop of the image (x, y origin) resized by ``scale``."""
 
     x: int
@@ -71,7 +73,7 @@ def plan_passes(
     overlap: int = 96,
     max_upscaled_pixels: int = 2_400_000,
     downscale_side: int = 640,
-) -> list[_Pass]:
+) -> list[DetectionPass]:
     """The passes that find faces of every size in a ``width`` x ``height`` image.
 
     - the whole image at its own size (faces of roughly 12 px up to several hundred);
@@ -81,10 +83,10 @@ def plan_passes(
     - when ``downscale_side`` > 0 and the long side exceeds ``2 * downscale_side``, a reduced copy whose long side is
       ``downscale_side``, for faces larger than the detector's receptive field.
     """
-    passes = [_Pass(0, 0, width, height, 1.0)]
+    passes = [DetectionPass(0, 0, width, height, 1.0)]
     if upscale > 1:
         if width * height * upscale**2 <= max_upscaled_pixels:
-            passes.append(_Pass(0, 0, width, height, upscale))
+            passes.append(DetectionPass(0, 0, width, height, upscale))
         else:
             step = tile - overlap
             xs = list(range(0, max(width - tile, 0) + 1, step))
@@ -95,10 +97,10 @@ def plan_passes(
                 ys.append(height - tile)
             for y in ys:
                 for x in xs:
-                    passes.append(_Pass(x, y, min(tile, width - x), min(tile, height - y), upscale))
+                    passes.append(DetectionPass(x, y, min(tile, width - x), min(tile, height - y), upscale))
     long_side = max(width, height)
     if downscale_side > 0 and long_side > 2 * downscale_side:
-        passes.append(_Pass(0, 0, width, height, downscale_side / long_side))
+        passes.append(DetectionPass(0, 0, width, height, downscale_side / long_side))
     return passes
 
 
@@ -140,36 +142,8 @@ class FaceFinder:
         self.downscale_side = downscale_side
         self.batch_size = batch_size
 
-    def _crops(self, rgb: np.ndarray, passes: list[_Pass]) -> Iterator[Tensor]:
-        for p in passes:
-            crop = rgb[p.y : p.y + p.h, p.x : p.x + p.w]
-            if p.scale != 1.0:
-                size = (max(1, round(p.w * p.scale)), max(1, round(p.h * p.scale)))
-                interp = cv2.INTER_LINEAR if p.scale > 1 else cv2.INTER_AREA
-                crop = cv2.resize(crop, size, interpolation=interp)
-            yield torch.from_numpy(np.array(crop, copy=True, order="C"))
-
-    def _run(self, rgb: np.ndarray, passes: list[_Pass], floor: float) -> Decoded:
-        """Candidates of ``passes`` scoring above ``floor``, in ``rgb``'s pixels (not suppressed across passes)."""
-        all_boxes, all_scores, all_lms = [torch.zeros(0, 4)], [torch.zeros(0)], [torch.zeros(0, 5, 2)]
-        crops = list(self._crops(rgb, passes))
-        # Batch passes of the same padded size together (tiles); others run alone.
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, c in enumerate(crops):
-            groups.setdefault((-(-c.shape[0] // 32), -(-c.shape[1] // 32)), []).append(i)
-        for idx in groups.values():
-            for start in range(0, len(idx), self.batch_size):
-                chunk = idx[start : start + self.batch_size]
-                found = self.model.detect(
-                    prepare_batch([crops[i] for i in chunk]), threshold=floor, nms_iou=self.nms_iou
-                )
-                for i, (boxes, scores, lms) in zip(chunk, found, strict=True):
-                    p = passes[i]
-                    sx, sy = p.w / crops[i].shape[1], p.h / crops[i].shape[0]
-                    all_boxes.append(boxes * torch.tensor([sx, sy, sx, sy]) + torch.tensor([p.x, p.y, p.x, p.y]))
-                    all_scores.append(scores)
-                    all_lms.append(lms * torch.tensor([sx, sy]) + torch.tensor([p.x, p.y]))
-        return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_lms)
+    def _run(self, rgb: np.ndarray, passes: list[DetectionPass], floor: float) -> Decoded:
+        return run_passes(self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=self.batch_size)
 
     @torch.inference_mode()
     def find(self, rgb: np.ndarray) -> tuple[Face, ...]:
@@ -205,6 +179,40 @@ class FaceFinder:
         )
 
 
+def _crops(rgb: np.ndarray, passes: list[DetectionPass]) -> Iterator[Tensor]:
+    for p in passes:
+        crop = rgb[p.y : p.y + p.h, p.x : p.x + p.w]
+        if p.scale != 1.0:
+            size = (max(1, round(p.w * p.scale)), max(1, round(p.h * p.scale)))
+            interp = cv2.INTER_LINEAR if p.scale > 1 else cv2.INTER_AREA
+            crop = cv2.resize(crop, size, interpolation=interp)
+        yield torch.from_numpy(np.array(crop, copy=True, order="C"))
+
+
+def run_passes(
+    model: FaceDetector, rgb: np.ndarray, passes: list[DetectionPass], *, floor: float, nms_iou: float, batch_size: int
+) -> Decoded:
+    """Candidates of ``model`` on ``passes`` (crops of ``rgb``, resized) scoring above ``floor``, in ``rgb``'s
+    pixels, each pass suppressed on its own (not across passes)."""
+    all_boxes, all_scores, all_lms = [torch.zeros(0, 4)], [torch.zeros(0)], [torch.zeros(0, 5, 2)]
+    crops = list(_crops(rgb, passes))
+    # Batch passes of the same padded size together (tiles); others run alone.
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, c in enumerate(crops):
+        groups.setdefault((-(-c.shape[0] // 32), -(-c.shape[1] // 32)), []).append(i)
+    for idx in groups.values():
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            found = model.detect(prepare_batch([crops[i] for i in chunk]), threshold=floor, nms_iou=nms_iou)
+            for i, (boxes, scores, lms) in zip(chunk, found, strict=True):
+                p = passes[i]
+                sx, sy = p.w / crops[i].shape[1], p.h / crops[i].shape[0]
+                all_boxes.append(boxes * torch.tensor([sx, sy, sx, sy]) + torch.tensor([p.x, p.y, p.x, p.y]))
+                all_scores.append(scores)
+                all_lms.append(lms * torch.tensor([sx, sy]) + torch.tensor([p.x, p.y]))
+    return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_lms)
+
+
 def size_threshold(heights: Tensor, threshold: float) -> Tensor:
     """The score a detection of each height (Tensor[N], pixels) needs: ``threshold`` for faces of
     SMALL_FACE to LARGE_FACE px, ``threshold * SMALL_FACE_FACTOR`` below, ``threshold * LARGE_FACE_FACTOR``
@@ -220,7 +228,7 @@ def size_threshold(heights: Tensor, threshold: float) -> Tensor:
     return out
 
 
-def seeded_passes(passes: list[_Pass], boxes: Tensor) -> list[_Pass]:
+def seeded_passes(passes: list[DetectionPass], boxes: Tensor) -> list[DetectionPass]:
     """The enlarged passes worth running: those whose area holds the centre of a small candidate
     (``boxes``: the full-size pass's candidates, however faint). Where the full-size pass sees nothing
     small, not even faintly, enlarging finds no face (benchmarks/coverage.py: same recall, faster)."""

@@ -17,9 +17,10 @@ from .batch import Job, remove_stale_parts
 
 
 def detect_job(job: Job, *, targets: tuple[str, ...], threshold: float, upscale: float) -> dict[str, object]:
-    """Faces (and persons) of one photo: its row (width, height, faces[, persons, masks]); with persons and
-    ``job.dest``, their instance ids written there as an 8-bit grey PNG (0 = background, k = person k)."""
-    from .models import get_finder, get_segmenter
+    """Faces (and persons, plates) of one photo: its row (width, height, faces[, persons, masks, plates]); with
+    persons and ``job.dest``, their instance ids written there as an 8-bit grey PNG (0 = background, k =
+    person k)."""
+    from .models import get_finder, get_plate_finder, get_segmenter
     from .persons import instance_image
 
     img = load_image(job.src)
@@ -34,6 +35,8 @@ def detect_job(job: Job, *, targets: tuple[str, ...], threshold: float, upscale:
             Image.fromarray(instance_image(persons, (img.height, img.width)).astype(np.uint8)).save(buf, format="PNG")
             write_atomic(job.dest, buf.getvalue())
             row["masks"] = str(job.dest)
+    if "plate" in targets:
+        row["plates"] = [p.to_dict() for p in get_plate_finder().find(img.rgb)]
     return row
 
 

@@ -18,13 +18,14 @@ import numpy as np
 from ..defaults import DEFAULT_HOLD_SECONDS
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
-from ..media.video import FramePump, Transcoder
-from ..types import Face, Region
+from ..media.video import Frame, FramePump, Transcoder
+from ..types import Face, Plate, Region
 from ..vault.keys import Identity, Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
-from .cover_plan import CoverPlanner, PlannedFrame, landmarks_in
+from .cover_plan import CoverPlanner, Finder, PlannedFrame, landmarks_in
 from .options import AnonymizeOptions
 from .photo import FaceFinder, cover_faces
+from .plates import cover_plates
 
 if TYPE_CHECKING:
     from .donor_painter import DonorPainter
@@ -55,6 +56,8 @@ class VideoReport:
     frames_covered: int = 0
     detections: int = 0
     tracks: int = 0
+    plate_detections: int = 0
+    plate_tracks: int = 0
     regions: int = 0
     scene_cuts: int = 0
     rotation: int = 0
@@ -124,47 +127,61 @@ class _FacePainter:
 
 @dataclass
 class _Output:
-    """Where planned frames go: painted, their original regions to ``sink``, then to the encoder."""
+    """Where planned frames go: painted (faces by ``painter``, then plates covered with ``plate_method``),
+    their original regions to ``sink``, then to the encoder. ``planners``: target ("face", "plate") -> its
+    planner; each frame comes with one planned frame per target."""
 
     painter: _FacePainter
-    planner: CoverPlanner
+    planners: dict[str, CoverPlanner]
     pump: FramePump
     report: VideoReport
     sink: RegionSink | None = None
     progress: Callable[[int], None] | None = None
     keep_boxes: bool = False
+    plate_method: str = "solid"
 
-    def emit(self, p: PlannedFrame) -> None:
+    def emit(self, planned: dict[str, PlannedFrame]) -> None:
         report, t = self.report, time.perf_counter()
-        if p.covers:
-            out, regions, tracks = self.painter.paint(p, self.planner)
+        frame = next(iter(planned.values())).frame
+        out, painted = frame.rgb, []
+        if "face" in planned and planned["face"].covers:
+            out, regions, tracks = self.painter.paint(planned["face"], self.planners["face"])
+            painted += list(zip(regions, tracks, strict=True))
+        if "plate" in planned and planned["plate"].covers:
+            for tid, box in planned["plate"].covers.items():
+                out, regions, _ = cover_plates(out, [Plate(box=_box4(box), score=1.0)], method=self.plate_method)
+                painted += [(r, tid) for r in regions]
+        if painted:
             report.frames_covered += 1
-            report.regions += len(regions)
+            report.regions += len(painted)
             t = _lap(report, "cover", t)
             if self.sink is not None:
-                for region, track in zip(regions, tracks, strict=True):
-                    self._seal(p, region, track)
+                for region, track in painted:
+                    self._seal(frame, region, track)
                 t = _lap(report, "seal", t)
-            p.frame.rgb = out
+            frame.rgb = out
         if self.keep_boxes:
-            report.per_frame.append([(tid, _box4(b)) for tid, b in p.covers.items()])
-        self.pump.put(p.frame)
+            covers = planned["face"].covers if "face" in planned else {}
+            report.per_frame.append([(tid, _box4(b)) for tid, b in covers.items()])
+        self.pump.put(frame)
         _lap(report, "wait", t)
         report.frames += 1
         if self.progress is not None:
             self.progress(1)
 
-    def _seal(self, p: PlannedFrame, region: Region, track: int) -> None:
+    def _seal(self, frame: Frame, region: Region, track: int) -> None:
+        """The original pixels of ``region`` (``frame.rgb`` is still the original) to the sink."""
         x1, y1, x2, y2 = region.box
-        crop = np.ascontiguousarray(p.frame.rgb[y1:y2, x1:x2])
+        crop = np.ascontiguousarray(frame.rgb[y1:y2, x1:x2])
         meta = {
             "frame": self.report.frames,
-            "source_frame": p.frame.index,
-            "pts": p.frame.pts,
+            "source_frame": frame.index,
+            "pts": frame.pts,
             "track": track,
             "box": [x1, y1, x2, y2],
             "shape": region.shape,
             "codec": "png",
+            **({"kind": region.kind} if region.kind != "face" else {}),
         }
         assert self.sink is not None
         self.sink.add(meta, cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes())
@@ -201,7 +218,8 @@ def anonymize_video(
     dest: str | Path,
     opts: AnonymizeOptions | None = None,
     *,
-    finder: FaceFinder,
+    finder: FaceFinder | None,
+    plate_finder: Finder | None = None,
     key: Key | None = None,
     hold_seconds: float = DEFAULT_HOLD_SECONDS,
     progress: Callable[[int], None] | None = None,
@@ -212,7 +230,9 @@ def anonymize_video(
 ) -> VideoReport:
     """Anonymize ``src`` into ``dest`` (same container) with ``opts`` (method, mask shape, scale and feather,
     ``detect_every``, codec, crf, lossless, the span ``start``/``end`` and ``cut``; their threshold and
-    upscale are ``finder``'s business). See the module docstring.
+    upscale are ``finder``'s business). See the module docstring. ``opts.targets`` says what is covered:
+    faces (found by ``finder``), licence plates (by ``plate_finder``: detected, tracked and held exactly as
+    faces, covered by a box with the method, solid for surrogates) or both.
 
     Faces are detected on every ``detect_every``-th frame of the span and on scene cuts, and tracked in
     between; each track stays covered ``hold_seconds`` after its last detection, and a new track is also
@@ -235,6 +255,12 @@ def anonymize_video(
     o = opts or AnonymizeOptions()
     if o.detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {o.detect_every}")
+    if "person" in o.targets:
+        raise InputError("--targets person is for photos; videos cover faces and plates (for now)", path=src)
+    finders = {"face": finder, "plate": plate_finder}
+    missing = [t for t in o.targets if finders.get(t) is None]
+    if missing:
+        raise InputError(f"no finder given for the target(s) {', '.join(missing)}")
     if regions_out is not None and key is not None:
         raise InputError("regions_out collects the original regions for the caller to seal: give no key")
     donor, seed = _donor_setup(src, key, surrogate_seed, segment) if o.method == "surrogate" else (None, None)
@@ -253,28 +279,37 @@ def anonymize_video(
     pump: FramePump | None = None
     try:
         hold = max(1, round(hold_seconds * tc.fps))
-        planner = CoverPlanner(
-            finder, detect_every=o.detect_every, hold=hold, rotation=tc.rotation, landmarks=donor is not None
-        )
+        planners = {
+            target: CoverPlanner(
+                found,
+                detect_every=o.detect_every,
+                hold=hold,
+                rotation=tc.rotation,
+                landmarks=target == "face" and donor is not None,
+            )
+            for target in o.targets
+            if (found := finders[target]) is not None
+        }
         pump = FramePump(tc)
-        output = _Output(painter, planner, pump, report, sink, progress, keep_boxes)
+        plate_method = "solid" if o.method == "surrogate" else o.method
+        output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, plate_method)
         t = started = time.perf_counter()
         for frame in pump.frames():
             t = _lap(report, "wait", t)
-            ready = planner.push(frame)
+            ready = _in_step({k: p.push(frame) for k, p in planners.items()})
             t = _lap(report, "plan", t)
             for planned in ready:
                 output.emit(planned)
             t = time.perf_counter()
-        ready = planner.flush()
+        ready = _in_step({k: p.flush() for k, p in planners.items()})
         _lap(report, "plan", t)
         for planned in ready:
             output.emit(planned)
         pump.close()
         tc.finish()
-        report.detections, report.tracks, report.scene_cuts = planner.detections, planner.tracks, planner.scene_cuts
+        _count(report, planners)
         report.rotation = tc.rotation
-        _stage_times(report, pump, planner, time.perf_counter() - started)
+        _stage_times(report, pump, planners, time.perf_counter() - started)
     except BaseException:
         if pump is not None:
             pump.abort()
@@ -285,10 +320,30 @@ def anonymize_video(
     return report
 
 
-def _stage_times(report: VideoReport, pump: FramePump, planner: CoverPlanner, total: float) -> None:
+def _in_step(ready: dict[str, list[PlannedFrame]]) -> list[dict[str, PlannedFrame]]:
+    """The frames the planners released, each with its plan per target. The planners see the same frames
+    and hold the same number back, so they release the same frames at the same time."""
+    lists = list(ready.values())
+    out = [dict(zip(ready, planned, strict=True)) for planned in zip(*lists, strict=True)]
+    assert all(len({id(p.frame) for p in step.values()}) == 1 for step in out)
+    return out
+
+
+def _count(report: VideoReport, planners: dict[str, CoverPlanner]) -> None:
+    """The report's counts: face detections, tracks and scene cuts (plates' apart)."""
+    if "face" in planners:
+        p = planners["face"]
+        report.detections, report.tracks = p.detections, p.tracks
+    if "plate" in planners:
+        report.plate_detections, report.plate_tracks = planners["plate"].detections, planners["plate"].tracks
+    report.scene_cuts = next(iter(planners.values())).scene_cuts
+
+
+def _stage_times(report: VideoReport, pump: FramePump, planners: dict[str, CoverPlanner], total: float) -> None:
     tm = report.timings
     plan = tm.pop("plan", 0.0)
-    tm.update(decode=pump.decode_s, detect=planner.detect_s, track=max(0.0, plan - planner.detect_s))
+    detect = sum(p.detect_s for p in planners.values())
+    tm.update(decode=pump.decode_s, detect=detect, track=max(0.0, plan - detect))
     tm.update(encode=pump.encode_s, total=total)
     for stage in ("cover", "seal", "wait"):
         tm.setdefault(stage, 0.0)

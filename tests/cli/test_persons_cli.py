@@ -98,7 +98,7 @@ def test_anonymize_persons_and_restore_exactly(runner_tmp, samples: Path, astron
     assert r.exit_code == 1
     rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
     assert rows["a.png"]["persons"] == len(astronaut_persons) and rows["a.png"]["faces"] == 1
-    assert "videos are anonymized by face only" in rows["clip.mp4"]["error"]
+    assert "videos cover faces and plates" in rows["clip.mp4"]["error"]
     assert "person(s) covered" in r.stderr
     original = load_image(src / "a.png").rgb
     covered = load_image(out / "a.png").rgb

@@ -1,0 +1,115 @@
+"""Licence plates: find them (the plate detector, multi-scale like faces) and cover them with a box."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..defaults import DEFAULT_NMS_IOU, DEFAULT_PLATE_THRESHOLD, PLATE_MASK_SCALE, PLATE_UPSCALE
+from ..errors import InputError
+from ..nn import build_model
+from ..nn.detectors import FaceDetector
+from ..nn.runtime import configure_runtime
+from ..ops.boxes import drop_contained, nms
+from ..ops.centers import Decoded
+from ..ops.checks import require_rgb
+from ..ops.masks import region_alpha, region_window
+from ..ops.replace import METHODS, composite, replace_patch
+from ..types import Face, Plate, Region
+from .photo import SEED_SCORE, DetectionPass, plan_passes, run_passes, seeded_passes
+
+__all__ = ["PlateFinder", "cover_plates"]
+
+
+class PlateFinder:
+    """Plate detection over a whole image: the plate detector at the image's own size, enlarged
+    ``upscale`` times (in tiles for large images) where the first pass sees a small candidate however
+    faint, and reduced for images over 1280 px; boxes above ``threshold`` merged by non-maximum suppression.
+
+    ``find(rgb)`` takes an RGB uint8 (H, W, 3) array and returns plates in its pixels, best first.
+    """
+
+    def __init__(
+        self,
+        *,
+        weights: str | None = "default",
+        threshold: float = DEFAULT_PLATE_THRESHOLD,
+        upscale: float = PLATE_UPSCALE,
+        nms_iou: float = DEFAULT_NMS_IOU,
+        batch_size: int = 4,
+        threads: int | None = None,
+    ) -> None:
+        if not 0 < threshold < 1:
+            raise InputError(f"plate threshold must be in (0, 1), got {threshold}")
+        if upscale != 0 and upscale < 1:
+            raise InputError(f"upscale must be 0 (off) or >= 1, got {upscale}")
+        configure_runtime(threads)
+        net = build_model("plate_detector", weights=weights)
+        assert isinstance(net, FaceDetector)
+        self.model = net.eval().to(memory_format=torch.channels_last)
+        self.threshold, self.upscale, self.nms_iou, self.batch_size = threshold, upscale, nms_iou, batch_size
+
+    @torch.inference_mode()
+    def find(self, rgb: np.ndarray) -> tuple[Plate, ...]:
+        require_rgb(rgb)
+        h, w = rgb.shape[:2]
+        if h == 0 or w == 0:
+            raise InputError(f"image is empty: {w}x{h} pixels")
+        passes = plan_passes(w, h, upscale=self.upscale)
+        boxes, scores, _ = self._run(rgb, [p for p in passes if p.scale <= 1], SEED_SCORE)
+        enlarged = seeded_passes([p for p in passes if p.scale > 1], boxes)
+        if enlarged:
+            more, more_scores, _ = self._run(rgb, enlarged, self.threshold)
+            boxes, scores = torch.cat([boxes, more]), torch.cat([scores, more_scores])
+        keep = scores >= self.threshold
+        boxes, scores = boxes[keep], scores[keep]
+        keep = nms(boxes, scores, self.nms_iou)
+        boxes, scores = boxes[keep], scores[keep]
+        keep = drop_contained(boxes, scores)  # a plate seen enlarged also yields character-sized "plates"
+        boxes, scores = boxes[keep], scores[keep]
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        return tuple(
+            Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
+            for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)
+            if b[2] > b[0] and b[3] > b[1]
+        )
+
+    def _run(self, rgb: np.ndarray, passes: list[DetectionPass], floor: float) -> Decoded:
+        return run_passes(self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=self.batch_size)
+
+
+def cover_plates(
+    rgb: np.ndarray,
+    plates: tuple[Plate, ...] | list[Plate],
+    *,
+    method: str = "solid",
+    color: tuple[int, int, int] = (0, 0, 0),
+    mask_scale: float = PLATE_MASK_SCALE,
+) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
+    """Cover every plate of ``rgb`` (RGB uint8 (H, W, 3)) with a hard-edged box ``mask_scale`` times its own,
+    filled by ``method`` (solid, pixelate or blur, sized as for a face twice the plate's width: four mosaic
+    blocks across a plate, so no character keeps a block of its own). Returns (new image, regions of kind
+    "plate", changed-pixel mask); the input is not modified."""
+    require_rgb(rgb)
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} for plates; expected one of {', '.join(METHODS)}")
+    if mask_scale <= 0:
+        raise InputError(f"plate mask scale must be > 0, got {mask_scale}")
+    out = rgb.copy()
+    h, w = rgb.shape[:2]
+    mask = np.zeros((h, w), dtype=bool)
+    regions: list[Region] = []
+    for plate in plates:
+        win = region_window(plate.box, (h, w), scale=mask_scale)
+        x1, y1, x2, y2 = win
+        if x2 <= x1 or y2 <= y1:
+            continue
+        alpha = region_alpha(plate.box, win, shape="box", scale=mask_scale)
+        patch = out[y1:y2, x1:x2]
+        rep = replace_patch(patch, method, face_width=2 * plate.width * mask_scale, color=color)
+        out[y1:y2, x1:x2] = composite(patch, rep, alpha)
+        mask[y1:y2, x1:x2] |= alpha > 0
+        as_face = Face(box=plate.box, score=plate.score, landmarks=())
+        regions.append(Region(face=as_face, box=win, shape="box", kind="plate"))
+    return out, tuple(regions), mask
