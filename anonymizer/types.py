@@ -10,8 +10,22 @@ from dataclasses import dataclass
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
+class _Boxed:
+    """Width and height of a detection's ``box`` (x1, y1, x2, y2)."""
+
+    box: tuple[float, float, float, float]
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
 @dataclass(frozen=True)
-class Face:
+class Face(_Boxed):
     """One detected face, in pixels of the upright image.
 
     box: (x1, y1, x2, y2), x2/y2 exclusive edges, floats.
@@ -23,14 +37,6 @@ class Face:
     score: float
     landmarks: tuple[tuple[float, float], ...]
 
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        return self.box[3] - self.box[1]
-
     def to_dict(self) -> dict[str, object]:
         return {
             "box": [round(float(v), 2) for v in self.box],
@@ -40,21 +46,13 @@ class Face:
 
 
 @dataclass(frozen=True)
-class Plate:
+class Plate(_Boxed):
     """One detected licence plate, in pixels of the upright image: box (x1, y1, x2, y2) floats, x2/y2
     exclusive edges; score: detector confidence in 0..1. ``landmarks`` is empty (a plate has none)."""
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: tuple[tuple[float, float], ...] = ()
-
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        return self.box[3] - self.box[1]
 
     def to_dict(self) -> dict[str, object]:
         return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 5)}

@@ -48,6 +48,8 @@ __all__ = [
     "FaceFinder",
     "cover_faces",
     "plan_passes",
+    "cover_region",
+    "merge_passes",
     "run_passes",
     "seeded_passes",
 ]
@@ -160,14 +162,7 @@ class FaceFinder:
             more = self._run(rgb, enlarged, floor)
             boxes, scores, lms = (torch.cat([a, b]) for a, b in zip((boxes, scores, lms), more, strict=True))
         keep = scores >= size_threshold(boxes[:, 3] - boxes[:, 1], self.threshold)
-        boxes, scores, lms = boxes[keep], scores[keep], lms[keep]
-        keep = nms(boxes, scores, self.nms_iou)
-        boxes, scores, lms = boxes[keep], scores[keep], lms[keep]
-        # a large face seen at 2x also yields eye- and cheek-sized "faces" inside it
-        keep = drop_contained(boxes, scores)
-        boxes, scores, lms = boxes[keep], scores[keep], lms[keep]
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        boxes, scores, lms = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
         return tuple(
             Face(
                 box=tuple(float(v) for v in b),  # type: ignore[arg-type]
@@ -211,6 +206,21 @@ def run_passes(
                 all_scores.append(scores)
                 all_lms.append(lms * torch.tensor([sx, sy]) + torch.tensor([p.x, p.y]))
     return torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_lms)
+
+
+def merge_passes(boxes: Tensor, scores: Tensor, lms: Tensor, *, nms_iou: float, size: tuple[int, int]) -> Decoded:
+    """Candidates of several passes (boxes Tensor[N, 4], scores Tensor[N], landmarks Tensor[N, 5, 2]) made one
+    set: suppressed across passes, without the boxes lying inside a larger, better one (an object seen at
+    2x also yields part-sized detections inside it: a face's eye or cheek, a plate's characters), boxes
+    clamped to the image of ``size`` = (H, W)."""
+    keep = nms(boxes, scores, nms_iou)
+    boxes, scores, lms = boxes[keep], scores[keep], lms[keep]
+    keep = drop_contained(boxes, scores)
+    boxes, scores, lms = boxes[keep], scores[keep], lms[keep]
+    h, w = size
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+    return boxes, scores, lms
 
 
 def size_threshold(heights: Tensor, threshold: float) -> Tensor:
@@ -267,14 +277,43 @@ def cover_faces(
     regions: list[Region] = []
     for face in faces:
         scale = mask_scale + SMALL_MASK_EXTRA if face.height < SMALL_FACE else mask_scale
-        win = region_window(face.box, (h, w), scale=scale, feather=feather)
-        x1, y1, x2, y2 = win
-        if x2 <= x1 or y2 <= y1:
-            continue
-        alpha = region_alpha(face.box, win, shape=shape, scale=scale, feather=feather)
-        patch = out[y1:y2, x1:x2]
-        rep = replace_patch(patch, method, face_width=face.width * scale, color=color)
-        out[y1:y2, x1:x2] = composite(patch, rep, alpha)
-        mask[y1:y2, x1:x2] |= alpha > 0
-        regions.append(Region(face=face, box=win, shape=shape))
+        win = cover_region(
+            out,
+            mask,
+            face.box,
+            shape=shape,
+            scale=scale,
+            feather=feather,
+            method=method,
+            face_width=face.width * scale,
+            color=color,
+        )
+        if win is not None:
+            regions.append(Region(face=face, box=win, shape=shape))
     return out, tuple(regions), mask
+
+
+def cover_region(
+    out: np.ndarray,
+    mask: np.ndarray,
+    box: tuple[float, float, float, float],
+    *,
+    shape: str,
+    scale: float,
+    feather: float,
+    method: str,
+    face_width: float,
+    color: tuple[int, int, int],
+) -> tuple[int, int, int, int] | None:
+    """Cover one region of ``out`` in place: ``box`` scaled by ``scale`` (``shape``, ``feather``: see
+    :func:`anonymizer.ops.masks.region_alpha`) filled by ``method`` sized for ``face_width``; its pixels are
+    set in ``mask``. Returns the region's integer window, or None when it lies outside the image."""
+    win = region_window(box, mask.shape[:2], scale=scale, feather=feather)
+    x1, y1, x2, y2 = win
+    if x2 <= x1 or y2 <= y1:
+        return None
+    alpha = region_alpha(box, win, shape=shape, scale=scale, feather=feather)
+    patch = out[y1:y2, x1:x2]
+    out[y1:y2, x1:x2] = composite(patch, replace_patch(patch, method, face_width=face_width, color=color), alpha)
+    mask[y1:y2, x1:x2] |= alpha > 0
+    return win

@@ -10,13 +10,11 @@ from ..errors import InputError
 from ..nn import build_model
 from ..nn.detectors import FaceDetector
 from ..nn.runtime import configure_runtime
-from ..ops.boxes import drop_contained, nms
 from ..ops.centers import Decoded
 from ..ops.checks import require_rgb
-from ..ops.masks import region_alpha, region_window
-from ..ops.replace import METHODS, composite, replace_patch
+from ..ops.replace import METHODS
 from ..types import Face, Plate, Region
-from .photo import SEED_SCORE, DetectionPass, plan_passes, run_passes, seeded_passes
+from .photo import SEED_SCORE, DetectionPass, cover_region, merge_passes, plan_passes, run_passes, seeded_passes
 
 __all__ = ["PlateFinder", "cover_plates"]
 
@@ -56,19 +54,13 @@ class PlateFinder:
         if h == 0 or w == 0:
             raise InputError(f"image is empty: {w}x{h} pixels")
         passes = plan_passes(w, h, upscale=self.upscale)
-        boxes, scores, _ = self._run(rgb, [p for p in passes if p.scale <= 1], SEED_SCORE)
+        boxes, scores, lms = self._run(rgb, [p for p in passes if p.scale <= 1], SEED_SCORE)
         enlarged = seeded_passes([p for p in passes if p.scale > 1], boxes)
         if enlarged:
-            more, more_scores, _ = self._run(rgb, enlarged, self.threshold)
-            boxes, scores = torch.cat([boxes, more]), torch.cat([scores, more_scores])
+            more = self._run(rgb, enlarged, self.threshold)
+            boxes, scores, lms = (torch.cat([a, b]) for a, b in zip((boxes, scores, lms), more, strict=True))
         keep = scores >= self.threshold
-        boxes, scores = boxes[keep], scores[keep]
-        keep = nms(boxes, scores, self.nms_iou)
-        boxes, scores = boxes[keep], scores[keep]
-        keep = drop_contained(boxes, scores)  # a plate seen enlarged also yields character-sized "plates"
-        boxes, scores = boxes[keep], scores[keep]
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        boxes, scores, _ = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
             for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)
@@ -101,15 +93,20 @@ def cover_plates(
     mask = np.zeros((h, w), dtype=bool)
     regions: list[Region] = []
     for plate in plates:
-        win = region_window(plate.box, (h, w), scale=mask_scale)
-        x1, y1, x2, y2 = win
-        if x2 <= x1 or y2 <= y1:
+        width = 2 * plate.width * mask_scale
+        win = cover_region(
+            out,
+            mask,
+            plate.box,
+            shape="box",
+            scale=mask_scale,
+            feather=0.0,
+            method=method,
+            face_width=width,
+            color=color,
+        )
+        if win is None:
             continue
-        alpha = region_alpha(plate.box, win, shape="box", scale=mask_scale)
-        patch = out[y1:y2, x1:x2]
-        rep = replace_patch(patch, method, face_width=2 * plate.width * mask_scale, color=color)
-        out[y1:y2, x1:x2] = composite(patch, rep, alpha)
-        mask[y1:y2, x1:x2] |= alpha > 0
         as_face = Face(box=plate.box, score=plate.score, landmarks=())
         regions.append(Region(face=as_face, box=win, shape="box", kind="plate"))
     return out, tuple(regions), mask
