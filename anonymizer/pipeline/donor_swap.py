@@ -358,22 +358,31 @@ TONE_SPREAD = 15.0
 #: still gave the light-skinned astronaut of samples/ a donor 24 L* darker for one password in three,
 #: whose features read as another complexion on a light neck
 TONE_LIMIT = 20.0
-#: how much a donor's apparent age may differ from the face's (years) before its chance falls by e^-0.5
-AGE_SPREAD = 16.0
+#: how much a donor's apparent age may differ from the face's before its chance falls by e^-0.5: 16 years
+#: or 0.25 in ln(age + AGE_OFFSET), whichever is stricter, so that a few years matter for a child (2 and
+#: 10 years: 0.005; 6 and 15: 0.07; 30 and 46: 0.32, was 0.61; 55 and 75: 0.46 as before). With years
+#: alone (and a floor of 1e-3) a held-out toddler's draw averaged a 27-year-old donor: bearded men on
+#: babies (2026-12-05; models/donors.md, "400 donors, a soft near, and children matched by age")
+AGE_SPREAD, AGE_LOG_SPREAD, AGE_OFFSET = 16.0, 0.25, 5.0
 #: the chance of a donor is multiplied by P(it has the face's apparent sex) ** SEX_SHARPNESS
 SEX_SHARPNESS = 2.0
 #: two donors nearer than this for dlib render into one face as the same person to it (rendered distance
 #: = 0.85 x the donors' + 0.04, benchmarks/donor_pairs.py: 0.6 at 0.66)
 NEAR = 0.66
+#: the chance that two donors render into one face as the same person to dlib, by their distance d:
+#: 1 / (1 + exp((d - NEAR_MID) / NEAR_WIDTH)) (fit on 853 pairs of dev faces; 0.95 below 0.55, 0.31 at
+#: 0.66-0.7, 0.13 at 0.7-0.75, 0.02 at 0.75-0.8). The draw spreads by it (:func:`spread_draw`)
+NEAR_MID, NEAR_WIDTH = 0.645, 0.035
 #: how far the draw may move from the looks-matched weights to spread over unalike donors (smaller: further).
-#: All 890 held-out faces (models/donors.md, "Spread"): passwords differ 84.7% -> 88.1%, the donor's
-#: apparent sex the face's from 13 up 92.7% -> 91.8%; 0.1 without DRAW_FLOOR and groups: 89.6%, 89.6%
-DRAW_SPREAD = 0.05
-#: fixed-point steps and their damping for :func:`spread_draw` (converged to 1e-4 on 300 held-out faces)
-DRAW_STEPS, DRAW_DAMPING = 300, 0.1
+#: 0.05 with a floor of 0.1 and a hard NEAR: passwords differ 88.1% of 890 held-out faces; 0.02, floor 0.03,
+#: near_chance and the 400-donor bank: 86.3% -> 91.5% of 893 dev faces (models/donors.md, "Spread")
+DRAW_SPREAD = 0.02
+#: fixed-point steps and their damping for :func:`spread_draw` (on 60 held-out faces the last step moves
+#: a chance by at most 1.3e-5; 300 steps at 0.1 swung between two states on some faces)
+DRAW_STEPS, DRAW_DAMPING = 750, 0.04
 #: only donors with at least this share of the likeliest one's weight are spread over: the draw may favour
 #: an unusual donor that suits the face, never one it set aside (a thousandfold less likely)
-DRAW_FLOOR = 0.1
+DRAW_FLOOR = 0.03
 #: the spread keeps the chance of each apparent sex and of each age band (years: under 13, 13-29, 30-49, 50
 #: and up) as the looks gave it: unstratified, the spread moved chances between the sexes (sex right from 13:
 #: 92.7% -> 89.6%) and towards younger donors for old faces (a 70-year-old man's averaged 46 years, 52 before)
@@ -420,15 +429,18 @@ def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) 
     when given and the bank records its donors' traits, ``looks`` (the probability that the face is
     female, its apparent age in years; :class:`anonymizer.nn.attributes.FaceAttributes`): Gaussian in
     the differences of lightness (:data:`TONE_SPREAD`, a thousandfold less beyond :data:`TONE_LIMIT`) and
-    age (:data:`AGE_SPREAD`), times the chance that the donor has the face's sex to the power
-    :data:`SEX_SHARPNESS`. Never 0: with no donor alike, the likeliest still win."""
+    age (:data:`AGE_SPREAD` years or :data:`AGE_LOG_SPREAD` in log age, the stricter), times the chance
+    that the donor has the face's sex to the power :data:`SEX_SHARPNESS`. Never 0: with no donor alike, the likeliest still win."""
     d = bank.labs[:, 0].astype(np.float64) - lightness
     w = np.exp(-0.5 * (d / TONE_SPREAD) ** 2) * np.where(np.abs(d) <= TONE_LIMIT, 1.0, 1e-3) + 1e-6
     if looks is not None and "female" in bank.traits and "age" in bank.traits:
         female, age = looks
         f = bank.traits["female"].astype(np.float64)
         same = female * f + (1 - female) * (1 - f)
-        w = w * (same**SEX_SHARPNESS + 1e-3) * (np.exp(-0.5 * ((bank.traits["age"] - age) / AGE_SPREAD) ** 2) + 1e-3)
+        a = bank.traits["age"].astype(np.float64)
+        gap = np.log((a + AGE_OFFSET) / (max(age, 0.0) + AGE_OFFSET))
+        z = np.maximum(np.abs(gap) / AGE_LOG_SPREAD, np.abs(a - age) / AGE_SPREAD)
+        w = w * (same**SEX_SHARPNESS + 1e-3) * (np.exp(-0.5 * z**2) + 1e-6)
     return w
 
 
@@ -455,16 +467,23 @@ def donor_groups(bank: DonorBank) -> np.ndarray | None:
     return female * (len(AGE_BANDS) + 1) + np.digitize(bank.traits["age"], AGE_BANDS)
 
 
+def near_chance(distances: np.ndarray) -> np.ndarray:
+    """float64, shaped like ``distances``: the chance that two donors this far apart (dlib) render into
+    one face as the same person (:data:`NEAR_MID`, :data:`NEAR_WIDTH`)."""
+    z = (np.asarray(distances, np.float64) - NEAR_MID) / NEAR_WIDTH
+    return 1.0 / (1.0 + np.exp(np.clip(z, -50.0, 50.0)))
+
+
 def spread_draw(w: np.ndarray, distances: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """float64 [N] summing to 1: the draw ``w`` (float64 [N], summing to 1) moved towards donors that few
     likely others look like, so that two independent draws rarely give two donors dlib calls the same
-    person (``distances`` [N, N] below :data:`NEAR`). Among the donors that suit the face (at least
+    person (:func:`near_chance` of ``distances`` [N, N]). Among the donors that suit the face (at least
     :data:`DRAW_FLOOR` of the best one's weight) it minimises the chance of such a pair, p' A p, plus
     :data:`DRAW_SPREAD` x KL(p || w): the fixed point p ~ w exp(-2 A p / DRAW_SPREAD), reached by damped
     steps, with each of ``groups`` (int [N], :func:`donor_groups`) keeping its share of the draw. The others
     (beyond :data:`TONE_LIMIT`, of the other sex, ...) keep their small chance, and donors of weight 0 stay
     0. Rounded to 12 decimals, so the draw does not depend on the order of sums."""
-    near = (np.asarray(distances, np.float64) < NEAR).astype(np.float64)
+    near = near_chance(distances)
     fit = w >= w.max() * DRAW_FLOOR
     mass = float(w[fit].sum())
     base = np.where(fit, w, 0.0) / mass

@@ -213,7 +213,14 @@ def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
 def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
     from dataclasses import replace
 
-    from anonymizer.pipeline.donor_swap import NEAR, donor_groups, donor_weights, draw_weights, spread_draw
+    from anonymizer.pipeline.donor_swap import (
+        NEAR,
+        donor_groups,
+        donor_weights,
+        draw_weights,
+        near_chance,
+        spread_draw,
+    )
     from anonymizer.pipeline.donors import DonorBank
 
     # six donors alike (a clique, all within NEAR of each other) and two loners, equally likely at first:
@@ -223,7 +230,8 @@ def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
     np.fill_diagonal(dist, 0.0)
     w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], np.float64) / 8
     p = spread_draw(w, dist)
-    near = (dist < NEAR).astype(float)
+    near = near_chance(dist)
+    assert near[0, 1] > 0.99 and near[0, 7] < 1e-3  # look-alikes render alike, strangers do not
     assert p.sum() == pytest.approx(1.0) and p[8] == 0.0
     assert p @ near @ p < 0.7 * (w @ near @ w)
     assert p[6] == p[7] > 2 * p[0] and np.allclose(p[:6], p[0])
@@ -241,7 +249,7 @@ def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
     weights = donor_weights(bank)
     drawn = draw_weights(bank, weights, 60.0, (0.9, 30.0))
     plain = draw_weights(replace(bank, distances=None), weights, 60.0, (0.9, 30.0))
-    near = (bank.distances < NEAR).astype(float)
+    near = near_chance(bank.distances)
     assert drawn @ near @ drawn < 0.8 * (plain @ near @ plain)
     groups = donor_groups(bank)
     assert groups is not None

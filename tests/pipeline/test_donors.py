@@ -57,7 +57,7 @@ def small(tmp_path: Path, bank: DonorBank) -> Path:
 
 def test_shipped_bank_loads_and_sizes_agree(bank: DonorBank) -> None:
     n = len(bank)
-    assert n == 200 and bank.root == default_path() == weights.MODELS_DIR / "donors"
+    assert n == 400 and bank.root == default_path() == weights.MODELS_DIR / "donors"
     assert bank.meshes.shape == (n, 468, 3) and bank.meshes.dtype == np.float32
     assert bank.poses.shape == bank.labs.shape == (n, 3) and bank.presence.shape == (n,)
     assert bank.triangles.dtype == np.int32 and bank.triangles.ndim == 2 and bank.triangles.shape[1] == 3
