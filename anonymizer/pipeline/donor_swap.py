@@ -430,7 +430,8 @@ def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) 
     female, its apparent age in years; :class:`anonymizer.nn.attributes.FaceAttributes`): Gaussian in
     the differences of lightness (:data:`TONE_SPREAD`, a thousandfold less beyond :data:`TONE_LIMIT`) and
     age (:data:`AGE_SPREAD` years or :data:`AGE_LOG_SPREAD` in log age, the stricter), times the chance
-    that the donor has the face's sex to the power :data:`SEX_SHARPNESS`. Never 0: with no donor alike, the likeliest still win."""
+    that the donor has the face's sex to the power :data:`SEX_SHARPNESS`. Never 0: with no donor alike, the
+    likeliest still win."""
     d = bank.labs[:, 0].astype(np.float64) - lightness
     w = np.exp(-0.5 * (d / TONE_SPREAD) ** 2) * np.where(np.abs(d) <= TONE_LIMIT, 1.0, 1e-3) + 1e-6
     if looks is not None and "female" in bank.traits and "age" in bank.traits:
