@@ -412,16 +412,42 @@ def hair_share(image: np.ndarray, mesh: np.ndarray) -> float:
     return float((dark & outer).sum() / max(int(outer.sum()), 1))
 
 
+#: a donor is unsuitable when its face is this blurred (:func:`sharpness` below this): rendered into a
+#: photo it came out as a soft, washed-out face. On Grace Hopper (samples/), 8 of the 9 foggy renders
+#: among the 30 donors of the most uneven light had sharpness in the bottom 8% of the bank (at most 5.4;
+#: the bank's median 6.7), none of the 14 clean ones below its 20th percentile (2026-12-05). A child's
+#: face is smoother: children (apparent age under 13) need SHARP_MIN_CHILD (rendered into the astronaut,
+#: children at 5.1 and 5.3 looked clean, those at 4.2 and 3.6 soft)
+SHARP_MIN, SHARP_MIN_CHILD = 5.5, 4.5
+
+
+def sharpness(image: np.ndarray, mesh: np.ndarray) -> float:
+    """How much fine detail a donor's face has (``image`` uint8 RGB, ``mesh`` [468, 3] in its pixels): the
+    root mean square of the Laplacian of its CIELAB lightness (0..255 scale, after a Gaussian of 0.8
+    pixels against JPEG noise) inside its face region eroded by 4 pixels."""
+    lightness = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+    inside = cv2.erode(face_region(mesh, image.shape[:2]).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    if not inside.any():
+        return 0.0
+    lap = cv2.Laplacian(cv2.GaussianBlur(lightness, (0, 0), 0.8), cv2.CV_32F)
+    return float(np.sqrt(np.mean(lap[inside].astype(np.float64) ** 2)))
+
+
 def donor_weights(bank: DonorBank) -> np.ndarray:
     """float64 [N]: 1 for a donor that can be painted into any face, 0 for one that cannot (glasses, which
-    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`, read from the bank's
-    ``hair`` trait when it has one). The shipped bank holds only donors with 1
+    leave ghosts of frames; hair over the temples or forehead, see :func:`hair_share`; a blurred face, see
+    :func:`sharpness`, :data:`SHARP_MIN_CHILD` for a donor whose ``age`` trait is under 13; each read from
+    the bank's ``hair`` and ``sharp`` traits when it has them). The shipped bank holds only donors with 1
     (:mod:`anonymizer.train.donor_spread`)."""
     glasses = bank.codes.get("glasses", np.zeros(len(bank), np.uint8))
-    hair = bank.traits.get("hair")
+    hair, sharp = bank.traits.get("hair"), bank.traits.get("sharp")
     if hair is None:
         hair = np.array([hair_share(bank.image(i), bank.mesh(i)) for i in range(len(bank))])
-    return ((glasses == 0) & (hair <= HAIR_SHARE)).astype(np.float64)
+    if sharp is None:
+        sharp = np.array([sharpness(bank.image(i), bank.mesh(i)) for i in range(len(bank))])
+    age = bank.traits.get("age")
+    least = np.where(age < 13, SHARP_MIN_CHILD, SHARP_MIN) if age is not None else SHARP_MIN
+    return ((glasses == 0) & (hair <= HAIR_SHARE) & (sharp >= least)).astype(np.float64)
 
 
 def suits(bank: DonorBank, lightness: float, looks: tuple[float, float] | None) -> np.ndarray:
@@ -484,21 +510,23 @@ def spread_draw(w: np.ndarray, distances: np.ndarray, groups: np.ndarray | None 
     steps, with each of ``groups`` (int [N], :func:`donor_groups`) keeping its share of the draw. The others
     (beyond :data:`TONE_LIMIT`, of the other sex, ...) keep their small chance, and donors of weight 0 stay
     0. Rounded to 12 decimals, so the draw does not depend on the order of sums."""
-    near = near_chance(distances)
-    fit = w >= w.max() * DRAW_FLOOR
+    fit = np.flatnonzero(w >= w.max() * DRAW_FLOOR)  # only these move: the others keep their weight
+    near = near_chance(np.asarray(distances)[np.ix_(fit, fit)])
     mass = float(w[fit].sum())
-    base = np.where(fit, w, 0.0) / mass
-    members = [groups == g for g in np.unique(groups)] if groups is not None else [np.ones(len(w), bool)]
+    base = w[fit] / mass
+    kinds = groups[fit] if groups is not None else np.zeros(len(fit), np.int64)
+    members = [kinds == g for g in np.unique(kinds)]
     shares = [float(base[m].sum()) for m in members]
     p = base.copy()
     for _ in range(DRAW_STEPS):
         q = base * np.exp(-2.0 * (near @ p) / DRAW_SPREAD)
         for m, share in zip(members, shares, strict=True):
-            if share > 0:
-                q[m] *= share / q[m].sum()
+            q[m] *= share / q[m].sum()
         p = (1 - DRAW_DAMPING) * p + DRAW_DAMPING * q
-    p = np.round(p * mass + np.where(fit, 0.0, w), 12)
-    return p / p.sum()
+    out = w.astype(np.float64).copy()
+    out[fit] = p * mass
+    out = np.round(out, 12)
+    return out / out.sum()
 
 
 def choose_donor(seed: SurrogateSeed, track: int, drawn: np.ndarray) -> int:

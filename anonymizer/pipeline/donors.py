@@ -51,8 +51,9 @@ _SPEC: dict[str, tuple[str, tuple[int | str, ...]]] = {
 }
 _CODES = ("sex", "group", "collection", "glasses")
 #: optional float32 [N] traits: how female (0..1) and how old (years) the donor looks
-#: (:mod:`anonymizer.nn.attributes`), and its :func:`~anonymizer.pipeline.donor_swap.hair_share`
-_TRAITS = ("female", "age", "hair")
+#: (:mod:`anonymizer.nn.attributes`), its :func:`~anonymizer.pipeline.donor_swap.hair_share` and its
+#: :func:`~anonymizer.pipeline.donor_swap.sharpness`
+_TRAITS = ("female", "age", "hair", "sharp")
 #: optional float32 [N, N]: dlib's distance between every two donors (written by
 #: :mod:`anonymizer.train.donor_spread`), with which the draw spreads over donors that look unalike
 DISTANCES = "dlib_distance"

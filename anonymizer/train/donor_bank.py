@@ -3,7 +3,7 @@ meshes, for realistic surrogate faces (issue 31). The shipped bank is a selectio
 (:mod:`anonymizer.train.donor_spread`):
 
     python -m anonymizer.train.donor_bank --data ../shared/data/donors --out /tmp/donor_pool --cache /tmp/donor_det.npz
-    python -m anonymizer.train.donor_spread --pool /tmp/donor_pool --keep 200 --out models/donors
+    python -m anonymizer.train.donor_spread --pool /tmp/donor_pool --keep 400 --out models/donors
 
 For every photo of ``--data`` (its ``generated-photos/`` and ``tpdne/`` collections, see their SOURCE.md):
 1. Detect faces (the default finder at threshold 0.5); a photo is kept only with exactly one face.

@@ -1,11 +1,11 @@
 """Select the shipped donor bank from the donor pool, so that two passwords rarely give faces a face
 recogniser calls the same person (issue 31, models/donors.md "Selection").
 
-    python -m anonymizer.train.donor_spread --pool /tmp/donor_pool --keep 200 --out models/donors
+    python -m anonymizer.train.donor_spread --pool /tmp/donor_pool --keep 400 --out models/donors
 
 The pool is what :mod:`anonymizer.train.donor_bank` builds (every eligible photo). Here:
 
-1. **Suitable**: donors without glasses or hair over the temples
+1. **Suitable**: donors without glasses, hair over the temples or a blurred face
    (:func:`anonymizer.pipeline.donor_swap.donor_weights`).
 2. **Looks**: each donor's apparent sex and age (:class:`anonymizer.nn.attributes.FaceAttributes` on its
    IdentityNet descriptor, as the painter reads a face's), recorded as the traits ``female`` and ``age``,
@@ -22,7 +22,7 @@ The pool is what :mod:`anonymizer.train.donor_bank` builds (every eligible photo
    distances, then the lower index) is set aside.
 4. **Write** ``--out`` (replaced whole): the kept donors' crops (the pool's JPEG bytes, renamed
    ``d0000.jpg`` ...), ``bank.safetensors`` (the pool's tensors for them, plus the traits ``female``,
-   ``age`` and ``hair`` and dlib's distances between the kept donors, ``dlib_distance`` [N, N], with which
+   ``age``, ``hair`` and ``sharp`` and dlib's distances between the kept donors, ``dlib_distance`` [N, N], with which
    the painter spreads its draw, :func:`anonymizer.pipeline.donor_swap.spread_draw`), ``index.csv`` (the
    pool's rows, with the traits) and the contact sheet ``--sheet``
    (default ``<out>.png``).
@@ -216,6 +216,26 @@ def write_selection(
     shutil.rmtree(old, ignore_errors=True)
 
 
+def measured(pool: DonorBank) -> DonorBank:
+    """``pool`` with the traits the selection filters and draws by, measured once where it lacks them:
+    ``hair`` (:func:`~anonymizer.pipeline.donor_swap.hair_share`), ``sharp``
+    (:func:`~anonymizer.pipeline.donor_swap.sharpness`), and ``female`` and ``age`` (:func:`donor_looks`;
+    a child's face may be smoother, :data:`~anonymizer.pipeline.donor_swap.SHARP_MIN_CHILD`)."""
+    from dataclasses import replace
+
+    from ..pipeline.donor_swap import hair_share, sharpness
+
+    traits = dict(pool.traits)
+    everyone = range(len(pool))
+    if "hair" not in traits:
+        traits["hair"] = np.array([hair_share(pool.image(i), pool.mesh(i)) for i in everyone], np.float32)
+    if "sharp" not in traits:
+        traits["sharp"] = np.array([sharpness(pool.image(i), pool.mesh(i)) for i in everyone], np.float32)
+    if "female" not in traits or "age" not in traits:
+        traits["female"], traits["age"] = donor_looks(pool, np.arange(len(pool)))
+    return replace(pool, traits=traits)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", type=Path, help="the pool built by anonymizer.train.donor_bank")
@@ -234,20 +254,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.pool is None:
         raise SystemExit("--pool is required (unless --distances-only)")
 
-    from dataclasses import replace
-
-    from ..pipeline.donor_swap import donor_weights, hair_share
+    from ..pipeline.donor_swap import donor_weights
     from ..pipeline.donors import DonorBank
     from .donor_bank import draw_sheet
 
     if args.out.resolve() == args.pool.resolve():
         raise SystemExit("--out must not be the pool")
-    pool = DonorBank.load(args.pool)
-    if "hair" not in pool.traits:  # measured once: it filters here and is stored for the kept donors
-        hair = np.array([hair_share(pool.image(i), pool.mesh(i)) for i in range(len(pool))], np.float32)
-        pool = replace(pool, traits={**pool.traits, "hair": hair})
+    pool = measured(DonorBank.load(args.pool))
     suitable = np.flatnonzero(donor_weights(pool) > 0)
-    female, age = donor_looks(pool, suitable)
+    female, age = pool.traits["female"][suitable], pool.traits["age"][suitable]
     clear = clear_looks(female, age, pool.codes.get("sex", np.zeros(len(pool), np.uint8))[suitable])
     print(
         f"{len(pool)} donors in the pool, {len(suitable)} suitable, {int(clear.sum())} of them with a clear apparent "
@@ -261,7 +276,12 @@ def main(argv: list[str] | None = None) -> None:
     rival = competing(female, age, pool.labs[suitable, 0])
     kept = thin_hubs(np.where(rival, dist, np.inf), args.keep, args.apart)
     chosen = suitable[kept]
-    traits = {"female": female[kept], "age": age[kept], "hair": pool.traits["hair"][chosen]}
+    traits = {
+        "female": female[kept],
+        "age": age[kept],
+        "hair": pool.traits["hair"][chosen],
+        "sharp": pool.traits["sharp"][chosen],
+    }
     write_selection(pool, chosen, traits, dist[np.ix_(kept, kept)], args.out)
     bank = DonorBank.load(args.out)
     sheet = args.sheet or args.out.with_suffix(".png")

@@ -62,7 +62,7 @@ def test_shipped_bank_loads_and_sizes_agree(bank: DonorBank) -> None:
     assert bank.poses.shape == bank.labs.shape == (n, 3) and bank.presence.shape == (n,)
     assert bank.triangles.dtype == np.int32 and bank.triangles.ndim == 2 and bank.triangles.shape[1] == 3
     assert set(bank.codes) == {"sex", "group", "collection", "glasses"}
-    assert set(bank.traits) == {"female", "age", "hair"}
+    assert set(bank.traits) == {"female", "age", "hair", "sharp"}
     assert all(t.shape == (n,) and t.dtype == np.float32 for t in bank.traits.values())
     assert bank.codes["sex"].max() < len(SEXES) and bank.codes["group"].max() < len(GROUPS)
     assert set(np.unique(bank.codes["collection"])) == set(range(len(COLLECTIONS)))  # both collections present
