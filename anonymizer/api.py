@@ -32,7 +32,6 @@ from .defaults import (
     PLATE_UPSCALE,
     TARGETS,
 )
-from .errors import InputError
 from .media.contact_sheet import contact_sheet
 from .media.files import write_atomic, write_private
 from .media.image import PRIVATE_METADATA, LoadedImage, load_image
@@ -362,8 +361,6 @@ def anonymize_video(
 
     opts = options or AnonymizeOptions()
     check_method(opts.method, opts.targets)
-    if "person" in opts.targets:
-        raise InputError("videos cover faces and plates (for now): targets must not hold 'person'", path=src)
     return run_video(Path(src), Path(dest), opts, key=key, progress=progress, surrogate_seed=surrogate_seed)
 
 

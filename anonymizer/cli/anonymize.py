@@ -81,9 +81,9 @@ def anonymize(
     targets: Annotated[
         str,
         typer.Option(
-            help="What to cover, comma-separated: face, person (whole-body masks from the person Mask R-CNN, photos "
-            "only), plate (licence plates, photos and videos: a box filled with the method, solid with surrogate), "
-            "e.g. face,plate or face,person,plate."
+            help="What to cover, comma-separated: face, person (whole-body masks from the person Mask R-CNN; in "
+            "videos segmented on the faces' detection frames and carried between), plate (licence plates: a box "
+            "filled with the method, solid with surrogate), e.g. face,plate or face,person,plate."
         ),
     ] = "face",
     threshold: Annotated[
@@ -371,12 +371,12 @@ def _private_kinds(keep_metadata: bool, **asked: bool) -> tuple[str, ...]:
 
 
 #: what the summary adds up: files, then the counts of the files' rows
-COUNTED = ("photos", "videos", "faces", "persons", "plates", "tracks", "plate_tracks", "frames")
+COUNTED = ("photos", "videos", "faces", "persons", "plates", "tracks", "plate_tracks", "person_tracks", "frames")
 
 
 class _Tally:
     """What the files' results add up to, for the summary: per photo its faces (and persons, plates), per
-    video its face (and plate) tracks and frames, and the private metadata --keep-metadata kept or left out."""
+    video its face (and plate, person) tracks and frames, and the private metadata --keep-metadata kept or left out."""
 
     def __init__(self) -> None:
         self.counts: dict[Path, int] = {}  # faces (photos) or tracks (videos) per file, for the contact sheet
@@ -394,14 +394,15 @@ class _Tally:
 
     def summary(self, report: BatchReport, files: int, targets: tuple[str, ...], output: Path) -> str:
         """What was done, saying what each count counts: faces (persons, plates) per photo; in videos, tracks
-        (one face or plate followed from frame to frame, counted again if it leaves and comes back) and frames."""
+        (one face, plate or person followed from frame to frame, counted again if it leaves and comes back) and
+        frames."""
         t, parts = self.totals, []
         if t["photos"]:
             found = [f"{t[k + 's']} {k}(s)" for k in targets]
             parts.append(" and ".join(found) + f" covered in {t['photos']} photo(s)")
         if t["videos"]:
-            tracks = [f"{t[k]} {what} track(s)" for k, what in (("tracks", "face"), ("plate_tracks", "plate"))]
-            kept = [x for x, k in zip(tracks, ("face", "plate"), strict=True) if k in targets]
+            named = (("tracks", "face"), ("plate_tracks", "plate"), ("person_tracks", "person"))
+            kept = [f"{t[k]} {what} track(s)" for k, what in named if what in targets]
             parts.append(" and ".join(kept) + f" covered over {t['frames']} frame(s) in {t['videos']} video(s)")
         return (
             f"anonymized {len(report.done)} of {files} file(s) into {output}"

@@ -234,7 +234,7 @@ class _Video:
 def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> list[_Item]:
     """Pieces of a video, cut at keyframes at least ``segment_seconds`` apart; one item for a photo, a
     short video, a video with --start/--end, or ``segment_seconds`` 0 (and for what fails anyway, so that
-    it fails once: --targets person on a video)."""
+    it fails once; and a video with --targets person: run whole, its person tracks not yet split)."""
     from ..media.video import keyframes
 
     if (

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -22,6 +22,9 @@ from ..ops.boxes import grow_box, union_box
 from ..ops.rotation import boxes_back, points_back, upright
 from ..types import Face, Plate
 from .tracking import FaceTracker, Track, scene_cut
+
+if TYPE_CHECKING:
+    from .persons import Person
 
 #: a new track's box on the frames held back before its first detection grows this much per frame back
 BACKFILL_GROWTH = 0.15
@@ -33,9 +36,20 @@ EXTRAP_GROWTH = 0.1
 
 
 class Finder(Protocol):
-    """Faces (five landmarks each) or plates (none): what a planner tracks."""
+    """Faces (five landmarks each), plates (none) or persons (a mask each): what a planner tracks."""
 
-    def find(self, rgb: np.ndarray) -> Sequence[Face | Plate]: ...
+    def find(self, rgb: np.ndarray) -> Sequence[Face | Plate | Person]: ...
+
+
+@dataclass(frozen=True)
+class TrackMask:
+    """A track's segmentation mask where it was detected: on frame ``frame``, the bool mask ``mask`` of the
+    integer box ``box`` (x1, y1, x2, y2) of the stored frame, whose ``det`` (float32 [4]) is the detection's box."""
+
+    frame: int
+    det: np.ndarray
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
 
 
 @dataclass(eq=False)
@@ -63,12 +77,22 @@ class CoverPlanner:
     back to the stored frame. A track stays covered ``hold`` frames after its last detection. Frames outside
     the span (``Frame.in_span`` False) pass through uncovered. With ``landmarks=True`` the planner also keeps,
     per track, its five landmarks where detected, its face shape (:func:`landmarks_in`) and its best score.
+    With ``masks=True`` (persons) it keeps each track's masks where detected (:meth:`masks_near`).
     Counts: ``detections``, ``tracks`` (new ones), ``scene_cuts``."""
 
     def __init__(
-        self, finder: Finder, *, detect_every: int, hold: int, rotation: int = 0, landmarks: bool = False
+        self,
+        finder: Finder,
+        *,
+        detect_every: int,
+        hold: int,
+        rotation: int = 0,
+        landmarks: bool = False,
+        masks: bool = False,
     ) -> None:
         self.finder, self.detect_every, self.rotation, self.keep_landmarks = finder, detect_every, rotation, landmarks
+        self.keep_masks = masks
+        self.masks: dict[int, list[TrackMask]] = {}  # track id -> its masks where detected, oldest first
         self.tracker = FaceTracker(hold=hold)
         self.delay = 2 * detect_every + 1  # held back long enough to fill the gap between two detections
         self.pending: deque[PlannedFrame] = deque()
@@ -138,12 +162,17 @@ class CoverPlanner:
         self.detect_s += time.perf_counter() - t0
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
         # landmarks only where kept: a plate finder's detections have none
-        lms = np.array([f.landmarks for f in found] if self.keep_landmarks else [], np.float32).reshape(-1, 5, 2)
+        lms = np.array(
+            [f.landmarks for f in found] if self.keep_landmarks else [],  # type: ignore[union-attr]
+            np.float32,
+        ).reshape(-1, 5, 2)
         if self.rotation:
             boxes = boxes_back(boxes, self.rotation, w, h)
             lms = points_back(lms, self.rotation, w, h)
         self.detections += len(boxes)
         current, new = self.tracker.update(p.frame.index, boxes)
+        if self.keep_masks:
+            self._keep_masks(p, found, boxes)
         if self.keep_landmarks:
             for tid, di in self.tracker.matches.items():  # the detection each track took on this frame
                 p.landmarks[tid] = lms[di]
@@ -156,6 +185,44 @@ class CoverPlanner:
         held = [q for q in self.pending if q.frame.in_span and self._last_cut <= q.frame.index < p.frame.index]
         self._backfill(p, new, held)
         self._mend(held)
+
+    def _keep_masks(self, p: PlannedFrame, found: Sequence[Face | Plate | Person], boxes: np.ndarray) -> None:
+        """Each matched track's mask on this frame, cut to its box and turned back to the stored frame."""
+        h, w = p.frame.rgb.shape[:2]
+        k = (self.rotation // 90) % 4
+        for tid, di in self.tracker.matches.items():
+            full = getattr(found[di], "mask", None)
+            if full is None:
+                continue
+            full = np.rot90(full, k=-k) if k else full
+            x1, y1 = max(0, int(np.floor(boxes[di, 0]))), max(0, int(np.floor(boxes[di, 1])))
+            x2, y2 = min(w, int(np.ceil(boxes[di, 2]))), min(h, int(np.ceil(boxes[di, 3])))
+            if x2 > x1 and y2 > y1:
+                mask = np.ascontiguousarray(full[y1:y2, x1:x2])
+                entry = TrackMask(p.frame.index, boxes[di].copy(), (x1, y1, x2, y2), mask)
+                self.masks.setdefault(tid, []).append(entry)
+
+    def masks_near(self, tid: int, frame: int) -> list[TrackMask]:
+        """Track ``tid``'s masks to place on ``frame``: the one detected there; else the last before it and
+        the first after it (once the frames are released, both are known when both exist)."""
+        kept = self.masks.get(tid, [])
+        exact = [m for m in kept if m.frame == frame]
+        if exact:
+            return exact
+        before = [m for m in kept if m.frame < frame][-1:]
+        after = [m for m in kept if m.frame > frame][:1]
+        return before + after
+
+    def forget_masks(self, frame: int) -> None:
+        """Drop the masks no frame from ``frame`` on needs: each track keeps its last one before ``frame``, and
+        a track not detected for longer than it can stay covered loses them all."""
+        for tid in list(self.masks):
+            kept = self.masks[tid]
+            older = sum(m.frame < frame for m in kept)
+            if older > 1:
+                del kept[: older - 1]
+            if kept[-1].frame < frame - self.tracker.hold - self.delay:
+                del self.masks[tid]
 
     def _backfill(self, p: PlannedFrame, new: list[Track], held: list[PlannedFrame]) -> None:
         """A face that appeared between detections: cover it on the frames held back, growing with distance."""

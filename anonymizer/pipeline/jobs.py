@@ -141,12 +141,12 @@ def anonymize_photo_file(
 
 def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa: ANN201 (a VideoReport)
     """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` and the finders they ask for (faces:
-    the video threshold and upscale defaults; plates: the plate threshold, at the frame's own size);
-    ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
+    the video threshold and upscale defaults; plates: the plate threshold, at the frame's own size; persons:
+    the person segmenter); ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
     from . import models
     from .video import anonymize_video
 
-    finder = plate_finder = None
+    finder = plate_finder = person_finder = None
     if "face" in opts.targets:
         finder = models.get_finder(
             threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
@@ -154,7 +154,9 @@ def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa
         )
     if "plate" in opts.targets:
         plate_finder = models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE)
-    return anonymize_video(src, dest, opts, finder=finder, plate_finder=plate_finder, **kw)
+    if "person" in opts.targets:
+        person_finder = models.get_segmenter(video=True)
+    return anonymize_video(src, dest, opts, finder=finder, plate_finder=plate_finder, person_finder=person_finder, **kw)
 
 
 def anonymize_video_file(
@@ -167,8 +169,6 @@ def anonymize_video_file(
     """Anonymize one whole video into ``job.dest``; returns its JSON row (path, output, frames, tracks,
     regions[, vault])."""
     assert job.dest is not None
-    if "person" in opts.targets:
-        raise InputError("--targets person is for photos; videos cover faces and plates (for now)", path=job.src)
     t0 = time.perf_counter()
     rep = run_video(job.src, job.dest, opts, key=key, progress=progress, surrogate_seed=seed)
     log.info("%s: %d frame(s), %d face track(s) in %.2f s", job.src, rep.frames, rep.tracks, time.perf_counter() - t0)
@@ -178,6 +178,7 @@ def anonymize_video_file(
         "frames": rep.frames,
         "tracks": rep.tracks,
         **({"plate_tracks": rep.plate_tracks} if "plate" in opts.targets else {}),
+        **({"person_tracks": rep.person_tracks} if "person" in opts.targets else {}),
         "regions": rep.regions,
         "seconds": {stage: round(s, 3) for stage, s in rep.timings.items()},  # where the time went
     }

@@ -9,7 +9,7 @@ from functools import lru_cache
 from ..defaults import DEFAULT_PLATE_THRESHOLD, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, PLATE_UPSCALE
 from .deepfake import DeepfakeScorer
 from .donor_painter import DonorPainter
-from .persons import DEFAULT_PERSON_THRESHOLD, PersonSegmenter
+from .persons import DEFAULT_PERSON_THRESHOLD, VIDEO_SIDE, PersonSegmenter
 from .photo import FaceFinder
 from .plates import PlateFinder
 
@@ -28,14 +28,17 @@ def _finder(model: str, threshold: float, upscale: float) -> FaceFinder:
     return FaceFinder(model, threshold=threshold, upscale=upscale)
 
 
-def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD) -> PersonSegmenter:
-    """A shared :class:`~anonymizer.pipeline.persons.PersonSegmenter` per threshold (the Mask R-CNN is
-    loaded once)."""
-    return _segmenter(float(threshold))
+def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD, *, video: bool = False) -> PersonSegmenter:
+    """A shared :class:`~anonymizer.pipeline.persons.PersonSegmenter` per threshold, for photos or (``video``)
+    for video frames, seen at least at their own size up to :data:`~anonymizer.pipeline.persons.VIDEO_SIDE` (the Mask
+    R-CNN is loaded once for each)."""
+    return _segmenter(float(threshold), video)
 
 
-@lru_cache(maxsize=2)
-def _segmenter(threshold: float) -> PersonSegmenter:
+@lru_cache(maxsize=4)
+def _segmenter(threshold: float, video: bool) -> PersonSegmenter:
+    if video:
+        return PersonSegmenter(threshold=threshold, native_side=VIDEO_SIDE)
     return PersonSegmenter(threshold=threshold)
 
 

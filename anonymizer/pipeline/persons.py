@@ -19,6 +19,13 @@ from ..types import Face, Region
 #: Masks grow by this fraction of the person's height (at least 2 px) before covering: edges are where
 #: a network's masks are least sure, and a sliver of clothing or hair can identify.
 PERSON_MASK_GROW = 0.02
+#: photos: the long side the network sees at most
+PHOTO_MAX_SIDE = 704
+#: videos: people in street and CCTV footage are small; the network sees the frame at least at its own size
+#: (never enlarged beyond the photo scale: enlarged, a person filling the frame comes apart into pieces), up
+#: to this long side (on the 720p clip of benchmarks/video.py: 8-10 people a frame found against 4-8 at
+#: the photo size, 0.34 s a frame against 0.12)
+VIDEO_SIDE = 1280
 
 
 @dataclass(frozen=True)
@@ -36,15 +43,29 @@ class Person:
 class PersonSegmenter:
     """Loads the person Mask R-CNN once; :meth:`segment` is safe to call from several threads."""
 
-    def __init__(self, *, threshold: float = DEFAULT_PERSON_THRESHOLD, weights: str = "default") -> None:
+    def __init__(
+        self,
+        *,
+        threshold: float = DEFAULT_PERSON_THRESHOLD,
+        weights: str = "default",
+        native_side: int = 0,
+    ) -> None:
+        """The network sees an image with its short side at its test size
+        (:data:`~anonymizer.nn.masks.TEST_SIZE`), at most :data:`PHOTO_MAX_SIDE` on the long side; with
+        ``native_side`` (videos) at least at the image's own size, up to that long side."""
         if not 0 < threshold < 1:
             raise InputError(f"person threshold must be in (0, 1), got {threshold}")
         from ..nn.masks import TEST_SIZE, person_maskrcnn
 
         self.threshold = threshold
         self.size = TEST_SIZE
+        self.native_side = native_side
         self.model = person_maskrcnn(weights=weights)
         self._lock = threading.Lock()
+
+    def find(self, rgb: np.ndarray) -> tuple[Person, ...]:
+        """:meth:`segment`, by the name a video's planner calls its finders by."""
+        return self.segment(rgb)
 
     def segment(self, rgb: np.ndarray) -> tuple[Person, ...]:
         """Every person above the threshold, best first, with a mask at the image's size."""
@@ -53,7 +74,9 @@ class PersonSegmenter:
         # the network sees the image at its test size; masks come back at that size and are enlarged here
         # (pasting 50 full-size float masks of a 12 MP photo would take gigabytes)
         s = self.size / min(h, w)
-        s = min(s, 704 / max(h, w))
+        s = min(s, PHOTO_MAX_SIDE / max(h, w))
+        if self.native_side:
+            s = max(s, min(1.0, self.native_side / max(h, w)))
         small = cv2.resize(
             rgb,
             (max(1, round(w * s)), max(1, round(h * s))),
@@ -108,6 +131,8 @@ def cover_persons(
     for p in persons:
         if p.mask.shape != (h, w):
             raise InputError(f"person mask is {p.mask.shape}, the image is {(h, w)}")
+        if not p.mask.any():
+            continue
         r = max(2, round(grow * (p.box[3] - p.box[1])))
         ys, xs = np.nonzero(p.mask)
         x1, y1 = max(0, int(xs.min()) - r), max(0, int(ys.min()) - r)

@@ -22,8 +22,9 @@ from ..media.video import Frame, FramePump, Transcoder
 from ..types import Face, Plate, Region
 from ..vault.keys import Identity, Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
-from .cover_plan import CoverPlanner, Finder, PlannedFrame, landmarks_in
+from .cover_plan import CoverPlanner, Finder, PlannedFrame, TrackMask, landmarks_in
 from .options import AnonymizeOptions
+from .persons import PERSON_MASK_GROW, Person, cover_persons
 from .photo import FaceFinder, cover_faces
 from .plates import cover_plates
 
@@ -58,6 +59,8 @@ class VideoReport:
     tracks: int = 0
     plate_detections: int = 0
     plate_tracks: int = 0
+    person_detections: int = 0
+    person_tracks: int = 0
     regions: int = 0
     scene_cuts: int = 0
     rotation: int = 0
@@ -127,9 +130,9 @@ class _FacePainter:
 
 @dataclass
 class _Output:
-    """Where planned frames go: painted (faces by ``painter``, then plates covered with ``plate_method``),
-    their original regions to ``sink``, then to the encoder. ``planners``: target ("face", "plate") -> its
-    planner; each frame comes with one planned frame per target."""
+    """Where planned frames go: painted (faces by ``painter``, then plates and persons covered with
+    ``cover_method``), their original regions to ``sink``, then to the encoder. ``planners``: target
+    ("face", "plate", "person") -> its planner; each frame comes with one planned frame per target."""
 
     painter: _FacePainter
     planners: dict[str, CoverPlanner]
@@ -138,7 +141,7 @@ class _Output:
     sink: RegionSink | None = None
     progress: Callable[[int], None] | None = None
     keep_boxes: bool = False
-    plate_method: str = "solid"
+    cover_method: str = "solid"
 
     def emit(self, planned: dict[str, PlannedFrame]) -> None:
         report, t = self.report, time.perf_counter()
@@ -149,8 +152,11 @@ class _Output:
             painted += list(zip(regions, tracks, strict=True))
         if "plate" in planned and planned["plate"].covers:
             for tid, box in planned["plate"].covers.items():
-                out, regions, _ = cover_plates(out, [Plate(box=_box4(box), score=1.0)], method=self.plate_method)
+                out, regions, _ = cover_plates(out, [Plate(box=_box4(box), score=1.0)], method=self.cover_method)
                 painted += [(r, tid) for r in regions]
+        if "person" in planned:
+            out, more = self._persons(out, planned["person"], self.planners["person"])
+            painted += more
         if painted:
             report.frames_covered += 1
             report.regions += len(painted)
@@ -169,6 +175,24 @@ class _Output:
         if self.progress is not None:
             self.progress(1)
 
+    def _persons(
+        self, out: np.ndarray, p: PlannedFrame, planner: CoverPlanner
+    ) -> tuple[np.ndarray, list[tuple[Region, int]]]:
+        """Every person track's mask placed on this frame (:func:`place_masks`), covered with the method."""
+        painted = []
+        for tid, box in p.covers.items():
+            near = planner.masks_near(tid, p.frame.index)
+            mask = place_masks(near, box, p.frame.index, out.shape[:2])
+            if not mask.any():  # a box wholly outside the frame
+                continue
+            gap = min((abs(m.frame - p.frame.index) for m in near), default=0)
+            person = Person(box=_box4(box), score=1.0, mask=mask)
+            grow = PERSON_MASK_GROW + PERSON_GROW_PER_FRAME * gap
+            out, regions, _ = cover_persons(out, [person], method=self.cover_method, grow=grow)
+            painted += [(r, tid) for r in regions]
+        planner.forget_masks(p.frame.index)
+        return out, painted
+
     def _seal(self, frame: Frame, region: Region, track: int) -> None:
         """The original pixels of ``region`` (``frame.rgb`` is still the original) to the sink."""
         x1, y1, x2, y2 = region.box
@@ -185,6 +209,54 @@ class _Output:
         }
         assert self.sink is not None
         self.sink.add(meta, cv2.imencode(".png", crop[:, :, ::-1])[1].tobytes())
+
+
+#: between detections a person's mask grows by this share of its height per frame from the detection it
+#: was taken from, on top of PERSON_MASK_GROW: limbs move within the box (benchmarks/video.py --persons)
+PERSON_GROW_PER_FRAME = 0.01
+
+
+def place_masks(masks: list[TrackMask], box: np.ndarray, frame: int, size: tuple[int, int]) -> np.ndarray:
+    """A bool mask of a frame of ``size`` (H, W) for one person track on ``frame``: its mask detected there as
+    it is; else each of its ``masks`` (the last before, the first after) moved so that its detection's
+    centre lies on the centre of ``box`` (the track's cover: interpolated between the two, or predicted),
+    scaled to the detections' size interpolated to ``frame``, and united. The whole box (within the frame)
+    when there is none or they place nothing."""
+    h, w = size
+    full = np.zeros((h, w), bool)
+    scale = [1.0] * len(masks)
+    if len(masks) == 2:
+        m1, m2 = masks
+        a = (frame - m1.frame) / max(m2.frame - m1.frame, 1)
+        sizes = [float(m.det[3] - m.det[1]) for m in masks]
+        want = sizes[0] + (sizes[1] - sizes[0]) * a
+        scale = [want / max(v, 1e-3) for v in sizes]
+    centre = (box[:2] + box[2:]) / 2
+    for m, k in zip(masks, scale, strict=True):
+        if m.frame == frame:
+            x1, y1, x2, y2 = m.box
+            full[y1:y2, x1:x2] |= m.mask
+            continue
+        dc = (m.det[:2] + m.det[2:]) / 2
+        tx1, tx2 = (round(float(centre[0] + (v - dc[0]) * k)) for v in (m.box[0], m.box[2]))
+        ty1, ty2 = (round(float(centre[1] + (v - dc[1]) * k)) for v in (m.box[1], m.box[3]))
+        _paste(full, m.mask, tx1, ty1, tx2, ty2)
+    if not full.any():
+        x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+        full[y1 : max(y1, int(np.ceil(box[3]))), x1 : max(x1, int(np.ceil(box[2])))] = True
+    return full
+
+
+def _paste(full: np.ndarray, mask: np.ndarray, tx1: int, ty1: int, tx2: int, ty2: int) -> None:
+    """OR ``mask`` resized to the box (tx1, ty1, tx2, ty2) into ``full``, clipped to it."""
+    if tx2 <= tx1 or ty2 <= ty1:
+        return
+    if (tx2 - tx1, ty2 - ty1) != (mask.shape[1], mask.shape[0]):
+        mask = cv2.resize(mask.astype(np.uint8), (tx2 - tx1, ty2 - ty1), interpolation=cv2.INTER_NEAREST) > 0
+    h, w = full.shape
+    cx1, cy1, cx2, cy2 = max(tx1, 0), max(ty1, 0), min(tx2, w), min(ty2, h)
+    if cx2 > cx1 and cy2 > cy1:
+        full[cy1:cy2, cx1:cx2] |= mask[cy1 - ty1 : cy2 - ty1, cx1 - tx1 : cx2 - tx1]
 
 
 def _lap(report: VideoReport, stage: str, since: float) -> float:
@@ -220,6 +292,7 @@ def anonymize_video(
     *,
     finder: FaceFinder | None,
     plate_finder: Finder | None = None,
+    person_finder: Finder | None = None,
     key: Key | None = None,
     hold_seconds: float = DEFAULT_HOLD_SECONDS,
     progress: Callable[[int], None] | None = None,
@@ -232,7 +305,10 @@ def anonymize_video(
     ``detect_every``, codec, crf, lossless, the span ``start``/``end`` and ``cut``; their threshold and
     upscale are ``finder``'s business). See the module docstring. ``opts.targets`` says what is covered:
     faces (found by ``finder``), licence plates (by ``plate_finder``: detected, tracked and held exactly as
-    faces, covered by a box with the method, solid for surrogates) or both.
+    faces, covered by a box with the method, solid for surrogates) and persons (by ``person_finder``, the
+    person segmenter: tracked by their boxes like faces; on the frames between two detections each track's
+    masks from both are moved and scaled with its box, united and grown with the distance,
+    :func:`place_masks`, :data:`PERSON_GROW_PER_FRAME`; covered with the method, which must not be surrogate).
 
     Faces are detected on every ``detect_every``-th frame of the span and on scene cuts, and tracked in
     between; each track stays covered ``hold_seconds`` after its last detection, and a new track is also
@@ -255,9 +331,7 @@ def anonymize_video(
     o = opts or AnonymizeOptions()
     if o.detect_every < 1:
         raise InputError(f"detect_every must be >= 1, got {o.detect_every}")
-    if "person" in o.targets:
-        raise InputError("--targets person is for photos; videos cover faces and plates (for now)", path=src)
-    finders = {"face": finder, "plate": plate_finder}
+    finders = {"face": finder, "plate": plate_finder, "person": person_finder}
     missing = [t for t in o.targets if finders.get(t) is None]
     if missing:
         raise InputError(f"no finder given for the target(s) {', '.join(missing)}")
@@ -286,13 +360,14 @@ def anonymize_video(
                 hold=hold,
                 rotation=tc.rotation,
                 landmarks=target == "face" and donor is not None,
+                masks=target == "person",
             )
             for target in o.targets
             if (found := finders[target]) is not None
         }
         pump = FramePump(tc)
-        plate_method = "solid" if o.method == "surrogate" else o.method
-        output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, plate_method)
+        cover_method = "solid" if o.method == "surrogate" else o.method
+        output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, cover_method)
         t = started = time.perf_counter()
         for frame in pump.frames():
             t = _lap(report, "wait", t)
@@ -336,6 +411,8 @@ def _count(report: VideoReport, planners: dict[str, CoverPlanner]) -> None:
         report.detections, report.tracks = p.detections, p.tracks
     if "plate" in planners:
         report.plate_detections, report.plate_tracks = planners["plate"].detections, planners["plate"].tracks
+    if "person" in planners:
+        report.person_detections, report.person_tracks = planners["person"].detections, planners["person"].tracks
     report.scene_cuts = next(iter(planners.values())).scene_cuts
 
 

@@ -1,5 +1,5 @@
 """Whole people through the CLI and the API with the shipped person Mask R-CNN: detect with instance-id
-masks, anonymize --targets face,person (with a key: exact restore), bad targets, videos refused."""
+masks, anonymize --targets face,person (with a key: exact restore; a video beside the photo), bad targets."""
 
 from __future__ import annotations
 
@@ -95,10 +95,10 @@ def test_anonymize_persons_and_restore_exactly(runner_tmp, samples: Path, astron
             str(pw),
         ],
     )
-    assert r.exit_code == 1
+    assert r.exit_code == 0, r.stderr
     rows = {Path(row["path"]).name: row for row in map(json.loads, r.stdout.splitlines())}
     assert rows["a.png"]["persons"] == len(astronaut_persons) and rows["a.png"]["faces"] == 1
-    assert "videos cover faces and plates" in rows["clip.mp4"]["error"]
+    assert rows["clip.mp4"]["person_tracks"] >= 0 and rows["clip.mp4"]["frames"] > 0  # videos take persons too
     assert "person(s) covered" in r.stderr
     original = load_image(src / "a.png").rgb
     covered = load_image(out / "a.png").rgb

@@ -152,8 +152,6 @@ def test_video_plates_only_leave_faces_alone(tmp_path: Path) -> None:
     assert frame[fy - 10 : fy + 10, fx - 10 : fx + 10].mean() > 60  # the face is still there
     with pytest.raises(InputError, match="no finder given for the target"):
         anonymize_video(clip, tmp_path / "x.mp4", AnonymizeOptions(targets=("face", "plate")), finder=None)
-    with pytest.raises(InputError, match="person is for photos"):
-        anonymize_video(clip, tmp_path / "x.mp4", AnonymizeOptions(targets=("person",)), finder=None)
 
 
 @pytest.mark.skipif(not (PLATES / "boxes.csv").is_file(), reason="research data (plates-train) not present")
