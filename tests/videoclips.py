@@ -133,3 +133,23 @@ def car_photo(width: int = 120, size: tuple[int, int] = (640, 480)) -> tuple[np.
     img = np.repeat(np.linspace(90, 160, h, dtype=np.float32)[:, None, None], w, 1).repeat(3, 2).astype(np.uint8)
     box = draw_car(img, w // 2 - width // 2, h * 2 // 3, width)
     return np.ascontiguousarray(img), box
+
+
+def walker_clip(path: Path, frames: int = 10, speed: int = 8) -> Path:
+    """A 480x360 clip of the astronaut (upper body, 300 px tall) moving right ``speed`` px a frame."""
+    im = np.asarray(Image.open(ROOT / "samples" / "astronaut.png").convert("RGB"))
+    person = cv2.resize(im, (300, 300), interpolation=cv2.INTER_AREA)
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=12)
+    vs.width, vs.height, vs.pix_fmt = 480, 360, "yuv420p"
+    vs.options = {"crf": "12", "preset": "ultrafast"}
+    for i in range(frames):
+        canvas = np.full((360, 480, 3), 200, np.uint8)
+        x = 20 + speed * i
+        canvas[60:360, x : x + 300] = person
+        f = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p")
+        f.pts, f.time_base = i, Fraction(1, 12)
+        out.mux(vs.encode(f))
+    out.mux(vs.encode(None))
+    out.close()
+    return path

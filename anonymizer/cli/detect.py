@@ -80,11 +80,16 @@ def detect(
             emit_json(det)
         else:
             found = [(kind, det[kind + "s"]) for kind in ("face", "person", "plate") if kind + "s" in det]
-            typer.echo(f"{job.src}: " + ", ".join(f"{len(items)} {kind}(s)" for kind, items in found))  # type: ignore[arg-type]
+            what = " track" if "frames" in det else ""  # a video's are tracks
+            typer.echo(f"{job.src}: " + ", ".join(f"{len(items)} {kind}{what}(s)" for kind, items in found))  # type: ignore[arg-type]
             for kind, items in found:
                 for f in items:  # type: ignore[attr-defined]
                     box = ", ".join(f"{v:.0f}" for v in f["box"])
-                    typer.echo(f"  {kind} [{box}] score {f['score']:.2f}")
+                    if "track" in f:  # a video's track
+                        where = f"frames {f['first']}-{f['last']}, {f['detections']} detection(s)"
+                        typer.echo(f"  {kind} track {f['track']}: {where}, within [{box}]")
+                    else:
+                        typer.echo(f"  {kind} [{box}] score {f['score']:.2f}")
 
     report = detect_files(
         jobs,

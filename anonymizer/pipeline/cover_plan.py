@@ -55,12 +55,14 @@ class TrackMask:
 @dataclass(eq=False)
 class PlannedFrame:
     """A frame and what covers it: ``covers`` (track id -> float32 box [4] in the stored frame's pixels);
-    ``landmarks`` (track id -> float32 [5, 2]) for the tracks detected on this frame."""
+    ``landmarks`` (track id -> float32 [5, 2]) for the tracks detected on this frame; ``matched``: the tracks
+    detected on this frame."""
 
     frame: Frame
     covers: dict[int, np.ndarray]
     detected: bool = False
     landmarks: dict[int, np.ndarray] = field(default_factory=dict)
+    matched: set[int] = field(default_factory=set)
 
 
 def landmarks_in(box: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -171,6 +173,7 @@ class CoverPlanner:
             lms = points_back(lms, self.rotation, w, h)
         self.detections += len(boxes)
         current, new = self.tracker.update(p.frame.index, boxes)
+        p.matched = set(self.tracker.matches)
         if self.keep_masks:
             self._keep_masks(p, found, boxes)
         if self.keep_landmarks:

@@ -23,6 +23,8 @@ def detect_job(job: Job, *, targets: tuple[str, ...], threshold: float, upscale:
     from .models import get_finder, get_plate_finder, get_segmenter
     from .persons import instance_image
 
+    if job.is_video:
+        return detect_video_job(job, targets=targets, threshold=threshold)
     img = load_image(job.src)
     row: dict[str, object] = {"path": str(job.src), "width": img.width, "height": img.height}
     if "face" in targets:
@@ -38,6 +40,25 @@ def detect_job(job: Job, *, targets: tuple[str, ...], threshold: float, upscale:
     if "plate" in targets:
         row["plates"] = [p.to_dict() for p in get_plate_finder().find(img.rgb)]
     return row
+
+
+def detect_video_job(job: Job, *, targets: tuple[str, ...], threshold: float) -> dict[str, object]:
+    """A video's tracks (:func:`~anonymizer.pipeline.video.detect_video`) at the video defaults (faces: one
+    full-size pass at ``threshold`` every :data:`~anonymizer.defaults.DEFAULT_DETECT_EVERY` frames); with
+    persons and ``job.dest``, their masks in the folder ``job.dest`` less its suffix."""
+    from ..defaults import DEFAULT_DETECT_EVERY, PLATE_VIDEO_UPSCALE
+    from .models import get_finder, get_plate_finder, get_segmenter
+    from .video import detect_video
+
+    finders: dict[str, object] = {}
+    if "face" in targets:
+        finders["face"] = get_finder(threshold=threshold, upscale=0.0)
+    if "plate" in targets:
+        finders["plate"] = get_plate_finder(upscale=PLATE_VIDEO_UPSCALE)
+    if "person" in targets:
+        finders["person"] = get_segmenter(video=True)
+    masks = job.dest.with_suffix("") if job.dest is not None and "person" in targets else None
+    return detect_video(job.src, finders=finders, detect_every=DEFAULT_DETECT_EVERY, masks_dir=masks)  # type: ignore[arg-type]
 
 
 def enhance_job(job: Job, *, model: str, scale: int) -> dict[str, object]:

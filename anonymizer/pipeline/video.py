@@ -19,6 +19,7 @@ from ..defaults import DEFAULT_HOLD_SECONDS
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import Frame, FramePump, Transcoder
+from ..ops.boxes import union_box
 from ..types import Face, Plate, Region
 from ..vault.keys import Identity, Key, surrogate_seed_for
 from ..vault.surrogate import SurrogateSeed
@@ -187,7 +188,7 @@ class _Output:
                 continue
             gap = min((abs(m.frame - p.frame.index) for m in near), default=0)
             person = Person(box=_box4(box), score=1.0, mask=mask)
-            grow = PERSON_MASK_GROW + PERSON_GROW_PER_FRAME * gap
+            grow = PERSON_MASK_GROW + min(PERSON_GROW_PER_FRAME * gap, PERSON_GROW_MAX)
             out, regions, _ = cover_persons(out, [person], method=self.cover_method, grow=grow)
             painted += [(r, tid) for r in regions]
         planner.forget_masks(p.frame.index)
@@ -212,8 +213,9 @@ class _Output:
 
 
 #: between detections a person's mask grows by this share of its height per frame from the detection it
-#: was taken from, on top of PERSON_MASK_GROW: limbs move within the box (benchmarks/video.py --persons)
-PERSON_GROW_PER_FRAME = 0.01
+#: was taken from, at most PERSON_GROW_MAX, on top of PERSON_MASK_GROW: limbs move within the box, and a
+#: person who entered between two detections walked (benchmarks/video.py --persons)
+PERSON_GROW_PER_FRAME, PERSON_GROW_MAX = 0.03, 0.1
 
 
 def place_masks(masks: list[TrackMask], box: np.ndarray, frame: int, size: tuple[int, int]) -> np.ndarray:
@@ -579,3 +581,95 @@ def _restore_frames(
         )
     tc.finish()
     return restored
+
+
+def detect_video(
+    src: str | Path,
+    *,
+    finders: dict[str, Finder],
+    detect_every: int,
+    hold_seconds: float = DEFAULT_HOLD_SECONDS,
+    masks_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """What ``finders`` (target -> finder: "face", "plate", "person") find in the video ``src``, tracked as
+    :func:`anonymize_video` tracks them: its row (path, width, height, frames, and per target its tracks:
+    ``{"track", "first", "last", "detections", "box"}``, box the union over the track's frames in stored
+    pixels). With ``masks_dir`` and persons, one 8-bit PNG (255 = the person) per frame and person track,
+    ``<masks_dir>/<frame:06d>_<track:04d>.png``, the masks placed as covering places them; nothing is
+    written for a video that fails part way (the folder is filled in a temporary one and moved in place)."""
+    from ..media.video import probe, read_frames
+
+    info = probe(src)
+    hold = max(1, round(hold_seconds * (info.fps or 25.0)))
+    planners = {
+        t: CoverPlanner(f, detect_every=detect_every, hold=hold, rotation=info.rotation, masks=t == "person")
+        for t, f in finders.items()
+    }
+    tracks: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in planners}
+    staging = _staging(masks_dir) if masks_dir is not None and "person" in planners else None
+    frames = 0
+    try:
+        for index, rgb, _ in read_frames(src):
+            frame = Frame(index, rgb, None, 0.0, True)
+            for step in _in_step({t: p.push(frame) for t, p in planners.items()}):
+                _note(step, planners, tracks, staging)
+            frames += 1
+            if progress is not None:
+                progress(1)
+        for step in _in_step({t: p.flush() for t, p in planners.items()}):
+            _note(step, planners, tracks, staging)
+    except BaseException:
+        if staging is not None:
+            _discard(staging)
+        raise
+    if staging is not None and masks_dir is not None:
+        _discard(masks_dir)
+        os.replace(staging, masks_dir)
+    row: dict[str, Any] = {"path": str(src), "width": info.width, "height": info.height, "frames": frames}
+    frame_box = np.array([info.width, info.height] * 2, np.float32)  # the boxes are in stored pixels
+    for t, found in tracks.items():
+        row[t + "s"] = [
+            {"track": tid, **v, "box": [round(float(x), 1) for x in np.clip(v["box"], 0, frame_box)]}
+            for tid, v in found.items()
+        ]
+    if staging is not None:
+        row["masks"] = str(masks_dir)
+    return row
+
+
+def _note(
+    step: dict[str, PlannedFrame],
+    planners: dict[str, CoverPlanner],
+    tracks: dict[str, dict[int, dict[str, Any]]],
+    staging: Path | None,
+) -> None:
+    """One released frame's tracks into ``tracks`` (and its person masks into ``staging``)."""
+    for target, p in step.items():
+        index = p.frame.index
+        for tid, box in p.covers.items():
+            t = tracks[target].setdefault(tid, {"first": index, "last": index, "detections": 0, "box": box.copy()})
+            t["last"], t["box"] = index, union_box(t["box"], box)
+            t["detections"] += int(tid in p.matched)
+        if target == "person":
+            planner = planners["person"]
+            if staging is not None:
+                for tid, box in p.covers.items():
+                    mask = place_masks(planner.masks_near(tid, index), box, index, p.frame.rgb.shape[:2])
+                    png = cv2.imencode(".png", mask.astype(np.uint8) * 255)[1]
+                    (staging / f"{index:06d}_{tid:04d}.png").write_bytes(png.tobytes())
+            planner.forget_masks(index)
+
+
+def _staging(masks_dir: Path) -> Path:
+    staging = masks_dir.with_name(f".{masks_dir.name}.partial")
+    _discard(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _discard(folder: Path) -> None:
+    import shutil
+
+    if folder.is_dir():
+        shutil.rmtree(folder)

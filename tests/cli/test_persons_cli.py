@@ -1,5 +1,6 @@
 """Whole people through the CLI and the API with the shipped person Mask R-CNN: detect with instance-id
-masks, anonymize --targets face,person (with a key: exact restore; a video beside the photo), bad targets."""
+masks (a video's per frame and track), anonymize --targets face,person (with a key: exact restore; a video
+beside the photo), bad targets."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from videoclips import make_clip  # noqa: E402
+from videoclips import make_clip, walker_clip  # noqa: E402
 
 from anonymizer.cli.app import app  # noqa: E402
 from anonymizer.media.image import load_image  # noqa: E402
@@ -61,6 +62,29 @@ def test_detect_persons_json_and_masks_dir(runner_tmp, samples: Path, astronaut_
     assert set(np.unique(ids)) <= set(range(len(a["persons"]) + 1)) and (ids == 1).mean() > 0.1
     assert a["masks"] == str(masks / "a.png") and (masks / "g.png").is_file() and not (masks / "bad.png").exists()
     assert "error" in rows["bad.png"]
+
+
+def test_detect_video_person_tracks_and_their_masks(runner_tmp) -> None:
+    runner, tmp = runner_tmp
+    src = tmp / "in"
+    src.mkdir()
+    walker_clip(src / "walk.mp4", frames=8)
+    masks = tmp / "masks"
+    r = runner.invoke(app, ["detect", str(src), "--targets", "person", "--json", "--masks-dir", str(masks)])
+    assert r.exit_code == 0, r.stderr
+    row = json.loads(r.stdout.splitlines()[0])
+    assert row["frames"] == 8 and "faces" not in row and row["masks"] == str(masks / "walk")
+    tracks = row["persons"]
+    assert tracks and all(set(t) == {"track", "first", "last", "detections", "box"} for t in tracks)
+    assert sum(t["detections"] for t in tracks) >= 3 and min(t["first"] for t in tracks) == 0
+    files = sorted(p.name for p in (masks / "walk").iterdir())
+    expected = {f"{i:06d}_{t['track']:04d}.png" for t in tracks for i in range(t["first"], t["last"] + 1)}
+    assert set(files) == expected
+    m = np.asarray(Image.open(masks / "walk" / files[0]))
+    assert m.shape == (360, 480) and set(np.unique(m)) == {0, 255}
+    assert not list(tmp.glob("masks/.*"))  # no staging folder left
+    r = runner.invoke(app, ["detect", str(src / "walk.mp4"), "--targets", "face,person"])
+    assert r.exit_code == 0 and "person track(s)" in r.stdout and "frames 0-7" in r.stdout
 
 
 def test_detect_usage_errors(runner_tmp, samples: Path) -> None:

@@ -5,17 +5,13 @@ R-CNN, covered on every frame and restored exactly."""
 from __future__ import annotations
 
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from videoclips import decode  # noqa: E402
+from videoclips import decode, walker_clip  # noqa: E402
 
 from anonymizer import Key  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
@@ -23,8 +19,6 @@ from anonymizer.pipeline.cover_plan import TrackMask  # noqa: E402
 from anonymizer.pipeline.models import get_finder, get_segmenter  # noqa: E402
 from anonymizer.pipeline.options import AnonymizeOptions, check_method  # noqa: E402
 from anonymizer.pipeline.video import anonymize_video, place_masks, restore_video  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _blob(frame: int, x: int, y: int) -> TrackMask:
@@ -57,28 +51,8 @@ def test_no_mask_or_none_placed_covers_the_box() -> None:
     assert not off.any()  # a box wholly outside the frame places nothing and has nothing to cover
 
 
-def _walker(path: Path, frames: int = 10, speed: int = 8) -> Path:
-    """A 480x360 clip of the astronaut (upper body, 300 px tall) moving right ``speed`` px a frame."""
-    im = np.asarray(Image.open(ROOT / "samples" / "astronaut.png").convert("RGB"))
-    person = cv2.resize(im, (300, 300), interpolation=cv2.INTER_AREA)
-    out = av.open(str(path), "w")
-    vs = out.add_stream("libx264", rate=12)
-    vs.width, vs.height, vs.pix_fmt = 480, 360, "yuv420p"
-    vs.options = {"crf": "12", "preset": "ultrafast"}
-    for i in range(frames):
-        canvas = np.full((360, 480, 3), 200, np.uint8)
-        x = 20 + speed * i
-        canvas[60:360, x : x + 300] = person
-        f = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p")
-        f.pts, f.time_base = i, Fraction(1, 12)
-        out.mux(vs.encode(f))
-    out.mux(vs.encode(None))
-    out.close()
-    return path
-
-
 def test_a_walking_person_is_covered_on_every_frame_and_restored(tmp_path: Path) -> None:
-    clip = _walker(tmp_path / "walk.mp4")
+    clip = walker_clip(tmp_path / "walk.mp4")
     key = Key.from_password("pw", kdf_params={"t": 2, "m": 19456, "p": 1})
     out = tmp_path / "anon.mp4"
     segmenter = get_segmenter(video=True)
@@ -105,7 +79,7 @@ def test_a_walking_person_is_covered_on_every_frame_and_restored(tmp_path: Path)
 
 
 def test_persons_in_video_need_a_segmenter_and_a_cover(tmp_path: Path) -> None:
-    clip = _walker(tmp_path / "walk.mp4", frames=3)
+    clip = walker_clip(tmp_path / "walk.mp4", frames=3)
     with pytest.raises(InputError, match="no finder given for the target"):
         anonymize_video(clip, tmp_path / "x.mp4", AnonymizeOptions(targets=("person",)), finder=None)
     with pytest.raises(InputError, match="surrogate"):
