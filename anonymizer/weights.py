@@ -190,6 +190,23 @@ register_weights(
 )
 
 
+register_weights(
+    WeightSpec(
+        name="selfie_segmentation",
+        model="selfie_segmentation",
+        file="selfie_segmentation.safetensors",
+        sha256="b08e6524a0556cb6de02e92e8cf9640556d46ad07fa19f9a311ad4df722dda3a",
+        source="MediaPipe selfie segmentation (general, 256x256), "
+        "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite (sha256 "
+        "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c) from the mediapipe 0.10.14 wheel, "
+        "float16 widened to float32 by python -m anonymizer.nn.selfie_tflite (see models/selfie_segmentation.md)",
+        licence="Apache-2.0 (MediaPipe, Google)",
+        input_spec="RGB, float 0..1, NCHW 256x256 (the photo letterboxed to a square)",
+        metrics={"max |torch - LiteRT interpreter| (probability)": "tests/nn/test_selfie.py"},
+    )
+)
+
+
 #: The licence of every model trained here on ../shared/data/faces-utk.
 UTKFACE_LICENCE = "weights: MIT (this project); training data: UTKFace, non-commercial research use only"
 

@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from videoclips import decode, make_clip  # noqa: E402
 
-from anonymizer import api  # noqa: E402
+from anonymizer import api
+from anonymizer.errors import InputError  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -41,8 +42,10 @@ def test_a_video_round_trip_through_the_api(tmp_path: Path, key: api.Key) -> Non
     assert back.read_bytes() == clip.read_bytes() or all(
         np.array_equal(a, b) for a, b in zip(before, decode(back)[0], strict=True)
     )
-    with pytest.raises(api.InputError, match="faces and plates"):
-        api.anonymize_video(clip, tmp_path / "x.mp4", api.AnonymizeOptions(targets=("face", "person")))
+    persons = api.anonymize_video(clip, tmp_path / "x.mp4", api.AnonymizeOptions(targets=("face", "person")))
+    assert persons.frames == 9 and persons.tracks >= 1 and persons.person_tracks >= 0  # videos take persons too
+    with pytest.raises(InputError, match="surrogate faces replace faces only"):
+        api.anonymize_video(clip, tmp_path / "y.mp4", api.AnonymizeOptions(targets=("person",), method="surrogate"))
 
 
 def test_folders_are_anonymized_restored_and_audited(tmp_path: Path, samples: Path, key: api.Key) -> None:

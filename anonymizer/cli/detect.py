@@ -16,29 +16,32 @@ from ._common import emit_json, finish, handle_errors, show_progress
 @handle_errors
 def detect(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Image files and folders (walked recursively).", show_default=False)
+        list[Path],
+        typer.Argument(help="Photos, videos and folders (walked recursively).", show_default=False),
     ],
     json_lines: Annotated[
         bool,
         typer.Option(
             "--json",
-            help="One JSON line per image: path, width, height, faces (box, score, landmarks), persons (box, score), "
-            "plates (box, score).",
+            help="One JSON line per file: path, width, height, faces (box, score, landmarks), persons (box, score), "
+            "plates (box, score); for a video its frames and, per target, its tracks (track, first, last, "
+            "detections, box).",
         ),
     ] = False,
     targets: Annotated[
         str,
         typer.Option(
-            help="What to find, comma-separated: face, person (the person Mask R-CNN), plate (licence plates), "
-            "e.g. face,plate."
+            help="What to find, comma-separated: face, person (the person Mask R-CNN, and in photos the close-up "
+            "segmenter), plate (licence plates), e.g. face,plate."
         ),
     ] = "face",
     masks_dir: Annotated[
         Path | None,
         typer.Option(
             "--masks-dir",
-            help="With person: write an instance-id PNG per image here (mirroring the input tree; 0 = background, k = "
-            "the k-th person of the image's line).",
+            help="With person: write an instance-id PNG per photo here (mirroring the input tree; 0 = background, k = "
+            "the k-th person of the photo's line), and per video a folder of its name with one PNG per frame and "
+            "person track (<frame>_<track>.png, 255 = the person).",
             show_default=False,
         ),
     ] = None,
@@ -54,11 +57,13 @@ def detect(
         int | None, typer.Option(help="CPU threads. Default: all cores.", show_default=False, min=1)
     ] = None,
 ) -> None:
-    """Detect faces (with --targets, persons and plates too) and print them (with --json: one JSON line per image).
+    """Detect faces (with --targets, persons and plates too) and print them (with --json: one JSON line per file).
 
     Boxes are (x1, y1, x2, y2) and landmarks (x, y) in pixels of the upright image. Landmark order:
     left eye, right eye, nose, left mouth corner, right mouth corner, where "left" is the smaller x
-    as seen in the image.
+    as seen in the image. Videos are tracked as anonymize tracks them (a detection every 5 frames and on
+    scene cuts): per target, each track's first and last frame, its detections and the box it spans, in
+    pixels of the stored frame.
     """
     try:
         wanted = parse_targets(targets)

@@ -13,6 +13,7 @@ from .identity import IdentityNet, identity_net
 from .masks import PersonBackbone, person_maskrcnn
 from .necks import TopDownFPN
 from .retinaface import RetinaHead, retinaface, retinaface_loss
+from .selfie import SelfieSegmentation, selfie_segmentation
 from .sr import Discriminator, SRResNet, sr_discriminator, srgan, srresnet
 from .surrogate import PatchDiscriminator, SurrogateGenerator, surrogate, surrogate_discriminator
 
@@ -29,6 +30,7 @@ __all__ = [
     "PersonBackbone",
     "RetinaHead",
     "SRResNet",
+    "SelfieSegmentation",
     "SurrogateGenerator",
     "TopDownFPN",
     "build_model",
@@ -45,6 +47,7 @@ __all__ = [
     "register_model",
     "retinaface",
     "retinaface_loss",
+    "selfie_segmentation",
     "sr_discriminator",
     "srgan",
     "srresnet",

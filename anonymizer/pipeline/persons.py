@@ -23,6 +23,14 @@ PERSON_MASK_GROW = 0.02
 #: dev split: 384 mask AP50 0.877 / AP75 0.534 / recall 83.6%, 448 0.873 / 0.559 / 90.2%, 512 0.890 / 0.478 /
 #: 93.4%, models/person_maskrcnn.md), and the long side it sees at most
 PHOTO_SIZE, PHOTO_MAX_SIDE = 448, 704
+#: close-ups (MediaPipe's selfie segmentation): a region it calls a person with at least CLOSEUP_THRESHOLD,
+#: of at least CLOSEUP_MIN_AREA of the image and with at least CLOSEUP_NEW of it outside the Mask R-CNN's
+#: masks, becomes a person of score CLOSEUP_SCORE (the segmenter gives no score of its own)
+#: (samples/group_solvay_1927.jpg, faces found at 0.5 inside a person: 22 of 29 at 0.5 with tiles of half
+#: the short side, 26 of 29 at 0.3 with tiles of a third)
+CLOSEUP_THRESHOLD, CLOSEUP_MIN_AREA, CLOSEUP_NEW, CLOSEUP_SCORE = 0.3, 0.02, 0.25, 0.5
+#: images at least three times this on the short side are also seen in tiles (:func:`selfie_probability`)
+CLOSEUP_TILE = 256
 #: videos: people in street and CCTV footage are small; the network sees the frame at least at its own size
 #: (never enlarged beyond the photo scale: enlarged, a person filling the frame comes apart into pieces), up
 #: to this long side (on the 720p clip of benchmarks/video.py: 8-10 people a frame found against 4-8 at
@@ -51,10 +59,12 @@ class PersonSegmenter:
         threshold: float = DEFAULT_PERSON_THRESHOLD,
         weights: str = "default",
         native_side: int = 0,
+        closeups: bool = True,
     ) -> None:
         """The network sees an image with its short side at :data:`PHOTO_SIZE`, at most
         :data:`PHOTO_MAX_SIDE` on the long side; with
-        ``native_side`` (videos) at least at the image's own size, up to that long side."""
+        ``native_side`` (videos) at least at the image's own size, up to that long side. ``closeups``: add
+        the people the close-up segmenter finds and the Mask R-CNN leaves out (:meth:`closeups_of`)."""
         if not 0 < threshold < 1:
             raise InputError(f"person threshold must be in (0, 1), got {threshold}")
         from ..nn.masks import person_maskrcnn
@@ -62,6 +72,8 @@ class PersonSegmenter:
         self.threshold = threshold
         self.size = PHOTO_SIZE
         self.native_side = native_side
+        self.closeups = closeups
+        self._selfie_net: torch.nn.Module | None = None
         self.model = person_maskrcnn(weights=weights)
         self._lock = threading.Lock()
 
@@ -70,8 +82,43 @@ class PersonSegmenter:
         return self.segment(rgb)
 
     def segment(self, rgb: np.ndarray) -> tuple[Person, ...]:
-        """Every person above the threshold, best first, with a mask at the image's size."""
+        """Every person above the threshold, best first, with a mask at the image's size; then, with
+        ``closeups``, the people the close-up segmenter sees that those masks leave out (:meth:`closeups_of`)."""
         require_rgb(rgb)
+        persons = self._maskrcnn(rgb)
+        return persons + self.closeups_of(rgb, persons) if self.closeups else persons
+
+    def closeups_of(self, rgb: np.ndarray, persons: tuple[Person, ...]) -> tuple[Person, ...]:
+        """One person per region of at least :data:`CLOSEUP_MIN_AREA` of the image that the close-up
+        segmenter (MediaPipe's selfie segmentation, models/selfie_segmentation.md) calls a person with at
+        least :data:`CLOSEUP_THRESHOLD` and ``persons``' masks leave at least :data:`CLOSEUP_NEW` of
+        uncovered: people filling the frame, whom the street-trained Mask R-CNN takes apart or misses."""
+        h, w = rgb.shape[:2]
+        found = selfie_probability(self._selfie(), rgb) >= CLOSEUP_THRESHOLD
+        covered = np.zeros((h, w), bool)
+        for p in persons:
+            covered |= p.mask
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(found.astype(np.uint8), connectivity=8)
+        more = []
+        for k in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[k])
+            if area < CLOSEUP_MIN_AREA * h * w:
+                continue
+            region = labels == k
+            if (region & ~covered).sum() < CLOSEUP_NEW * area:
+                continue
+            box = (float(x), float(y), float(x + bw), float(y + bh))
+            more.append(Person(box=box, score=CLOSEUP_SCORE, mask=region))
+        return tuple(more)
+
+    def _selfie(self) -> torch.nn.Module:
+        if self._selfie_net is None:
+            from ..nn.selfie import selfie_segmentation
+
+            self._selfie_net = selfie_segmentation()
+        return self._selfie_net
+
+    def _maskrcnn(self, rgb: np.ndarray) -> tuple[Person, ...]:
         h, w = rgb.shape[:2]
         # the network sees the image at its test size; masks come back at that size and are enlarged here
         # (pasting 50 full-size float masks of a 12 MP photo would take gigabytes)
@@ -122,6 +169,41 @@ def grow_mask(mask: np.ndarray, r: int) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rb + 1, 2 * rb + 1))
     grown = cv2.dilate(np.asarray(blocks, np.uint8), kernel)
     return np.repeat(np.repeat(grown, f, axis=0), f, axis=1)[:h, :w] > 0
+
+
+def selfie_probability(net: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
+    """The close-up segmenter's person probability (float32, H x W) for ``rgb``: the highest of the whole
+    image's (:func:`_selfie_once`) and, for an image at least three times :data:`CLOSEUP_TILE` on its short
+    side, that of square tiles a third of its short side, overlapping by a quarter (people in a group photo
+    are too small for the network seen whole)."""
+    h, w = rgb.shape[:2]
+    prob = _selfie_once(net, rgb)
+    if min(h, w) >= 3 * CLOSEUP_TILE:
+        tile = min(h, w) // 3
+        step = tile * 3 // 4
+        for y in sorted({*range(0, h - tile + 1, step), h - tile}):
+            for x in sorted({*range(0, w - tile + 1, step), w - tile}):
+                part = prob[y : y + tile, x : x + tile]
+                np.maximum(part, _selfie_once(net, rgb[y : y + tile, x : x + tile]), out=part)
+    return prob
+
+
+def _selfie_once(net: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
+    """The person probability of ``rgb`` seen whole: letterboxed into a black square, seen at 256 x 256, the
+    map cut back to the image and enlarged to it."""
+    from ..nn.selfie import SELFIE_INPUT
+
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    square = np.zeros((side, side, 3), np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = rgb
+    small = cv2.resize(square, (SELFIE_INPUT, SELFIE_INPUT), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(small).permute(2, 0, 1)[None].float().div_(255.0)
+    with torch.inference_mode():
+        prob = net(x)[0, 0].numpy()
+    big = cv2.resize(prob, (side, side), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(big[top : top + h, left : left + w], dtype=np.float32)
 
 
 def instance_image(persons: tuple[Person, ...] | list[Person], size: tuple[int, int]) -> np.ndarray:
