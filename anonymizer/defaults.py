@@ -46,3 +46,5 @@ THRESHOLD_RULE = (
 DEFAULT_DETECT_EVERY = 5
 DEFAULT_HOLD_SECONDS = 0.5
 DEFAULT_VIDEO_THRESHOLD = 0.2
+#: videos: persons are segmented at least this often (benchmarks/video.py --persons)
+PERSON_DETECT_EVERY = 3

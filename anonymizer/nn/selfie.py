@@ -217,7 +217,10 @@ class SelfieSegmentation(nn.Module):
             return a + b if op == "add" else a * b
         if op == "resize":
             return F.interpolate(t[entry[1]], size=(entry[2], entry[3]), mode="bilinear", align_corners=False)
-        return {"relu": F.relu, "hswish": F.hardswish, "sigmoid": torch.sigmoid}[op](t[entry[1]])
+        x = t[entry[1]]
+        if op == "relu":
+            return F.relu(x)
+        return F.hardswish(x) if op == "hswish" else torch.sigmoid(x)
 
 
 @register_model("selfie_segmentation")

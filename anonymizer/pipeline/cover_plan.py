@@ -91,12 +91,17 @@ class CoverPlanner:
         rotation: int = 0,
         landmarks: bool = False,
         masks: bool = False,
+        delay: int | None = None,
     ) -> None:
         self.finder, self.detect_every, self.rotation, self.keep_landmarks = finder, detect_every, rotation, landmarks
         self.keep_masks = masks
         self.masks: dict[int, list[TrackMask]] = {}  # track id -> its masks where detected, oldest first
         self.tracker = FaceTracker(hold=hold)
-        self.delay = 2 * detect_every + 1  # held back long enough to fill the gap between two detections
+        # held back long enough to fill the gap between two detections; planners run in step hold back the
+        # same number of frames (``delay``: that of the one detecting least often)
+        self.delay = 2 * detect_every + 1 if delay is None else delay
+        if self.delay < 2 * detect_every + 1:
+            raise ValueError(f"delay {delay} is shorter than two detection gaps ({detect_every})")
         self.pending: deque[PlannedFrame] = deque()
         self.shapes: dict[int, np.ndarray] = {}  # track id -> face shape (see landmarks_in)
         # track id -> its best detection score (the painter trusts small faces by it)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
-from ..defaults import DEFAULT_HOLD_SECONDS
+from ..defaults import DEFAULT_HOLD_SECONDS, PERSON_DETECT_EVERY
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import Frame, FramePump, Transcoder
@@ -355,10 +355,13 @@ def anonymize_video(
     pump: FramePump | None = None
     try:
         hold = max(1, round(hold_seconds * tc.fps))
+        every = {t: _every(t, o.detect_every) for t in o.targets}
+        delay = 2 * max(every.values()) + 1
         planners = {
             target: CoverPlanner(
                 found,
-                detect_every=o.detect_every,
+                detect_every=every[target],
+                delay=delay,
                 hold=hold,
                 rotation=tc.rotation,
                 landmarks=target == "face" and donor is not None,
@@ -395,6 +398,12 @@ def anonymize_video(
     if not isinstance(sink, _Collector):
         _write_or_clear_vault(src, dest, sink, report.frames, whole=not (o.cut and (o.start or o.end is not None)))
     return report
+
+
+def _every(target: str, detect_every: int) -> int:
+    """How often ``target`` is detected: every ``detect_every`` frames; persons at least every
+    :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`."""
+    return min(detect_every, PERSON_DETECT_EVERY) if target == "person" else detect_every
 
 
 def _in_step(ready: dict[str, list[PlannedFrame]]) -> list[dict[str, PlannedFrame]]:
@@ -602,8 +611,10 @@ def detect_video(
 
     info = probe(src)
     hold = max(1, round(hold_seconds * (info.fps or 25.0)))
+    every = {t: _every(t, detect_every) for t in finders}
+    delay = 2 * max(every.values(), default=detect_every) + 1
     planners = {
-        t: CoverPlanner(f, detect_every=detect_every, hold=hold, rotation=info.rotation, masks=t == "person")
+        t: CoverPlanner(f, detect_every=every[t], delay=delay, hold=hold, rotation=info.rotation, masks=t == "person")
         for t, f in finders.items()
     }
     tracks: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in planners}

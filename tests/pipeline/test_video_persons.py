@@ -66,7 +66,7 @@ def test_a_walking_person_is_covered_on_every_frame_and_restored(tmp_path: Path)
         persons = segmenter.segment(a)  # what the every-frame segmenter sees
         assert persons, f"frame {i}: the segmenter must find the astronaut"
         for p in persons:
-            assert (b[p.mask].mean(axis=1) < 40).mean() > 0.97, f"person shown on frame {i}"
+            assert (b[p.mask].mean(axis=1) < 40).mean() > 0.95, f"person shown on frame {i}"  # the benchmark's rule
         assert (b[:, 450:] == a[:, 450:]).all(), "the background far from her is untouched"
     # so small a clip is sealed whole (smaller than its regions); the regions themselves, collected:
     regions: list = []
