@@ -127,3 +127,39 @@ def test_a_scene_cut_resets_the_tracks_and_is_counted() -> None:
     assert finder.calls == [0, 4, 5, 9]
     assert planner.tracks == 2
     assert all(float(b[0]) > 60 for b in out[6].covers.values())  # the old face is not carried over the cut
+
+
+def test_planners_of_different_cadences_hold_back_the_same_frames() -> None:
+    faces, persons = Script({}), Script({})
+    slow = CoverPlanner(faces, detect_every=5, hold=3)
+    fast = CoverPlanner(persons, detect_every=3, hold=3, delay=slow.delay)
+    released = [(len(slow.push(f)), len(fast.push(f))) for f in _frames(20)]
+    assert all(a == b for a, b in released)  # released in step, frame for frame
+    assert persons.calls == [0, 3, 6, 9, 12, 15, 18] and faces.calls == [0, 5, 10, 15]
+    with pytest.raises(ValueError, match="shorter than two detection gaps"):
+        CoverPlanner(faces, detect_every=5, hold=3, delay=7)
+
+
+def test_masks_are_kept_per_track_and_forgotten_once_passed() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Blob:
+        box: tuple[float, float, float, float]
+        mask: np.ndarray
+
+    def blob(x: float) -> Blob:
+        mask = np.zeros((H, W), bool)
+        mask[20:60, int(x) : int(x) + 30] = True
+        return Blob((x, 20.0, x + 30, 60.0), mask)
+
+    finder = Script({i: [blob(10 + 2 * i)] for i in range(12)})  # type: ignore[misc]
+    planner = CoverPlanner(finder, detect_every=4, hold=6, masks=True)
+    out = _run(planner, _frames(12))
+    assert [m.frame for m in planner.masks_near(0, 6)] == [4, 8]  # the detections around frame 6
+    assert [m.frame for m in planner.masks_near(0, 8)] == [8]
+    m = planner.masks_near(0, 8)[0]
+    assert m.box == (26, 20, 56, 60) and m.mask.all()  # the mask cut to its detection's box
+    planner.forget_masks(9)
+    assert [m.frame for m in planner.masks[0]] == [8, 11]  # the last before frame 9 is kept
+    assert len(out) == 12
