@@ -38,9 +38,7 @@ def get_segmenter(threshold: float = DEFAULT_PERSON_THRESHOLD, *, video: bool = 
 @lru_cache(maxsize=4)
 def _segmenter(threshold: float, video: bool) -> PersonSegmenter:
     if video:
-        # close-ups off: on street footage the close-up network also takes the doorway and wall around a
-        # crowd for people (models/selfie_segmentation.md)
-        return PersonSegmenter(threshold=threshold, native_side=VIDEO_SIDE, closeups=False)
+        return PersonSegmenter(threshold=threshold, native_side=VIDEO_SIDE)
     return PersonSegmenter(threshold=threshold)
 
 

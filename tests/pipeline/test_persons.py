@@ -141,3 +141,19 @@ def test_a_portrait_is_covered_whole(samples) -> None:
     assert union[h // 4 :, w // 4 : 3 * w // 4].mean() > 0.88  # face, uniform, shoulders (measured: 0.917)
     assert union[: h // 8, : w // 8].mean() < 0.05  # the flag in the corner
     assert any(p.score == 0.5 for p in persons)  # the close-up segmenter's person
+
+
+def test_the_close_up_segmenter_is_asked_only_where_the_street_model_sees_few(monkeypatch) -> None:
+    from anonymizer.pipeline import persons as P
+
+    seg = P.PersonSegmenter()
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    few = tuple(Person(box=(0, 0, 4, 4), score=0.9, mask=np.ones((64, 64), bool)) for _ in range(P.CLOSEUP_MAX_PERSONS))
+    extra = Person(box=(0, 0, 8, 8), score=0.5, mask=np.ones((64, 64), bool))
+    asked: list[int] = []
+    monkeypatch.setattr(seg, "closeups_of", lambda rgb, persons: asked.append(len(persons)) or (extra,))
+    for found in (few, (*few, few[0])):
+        monkeypatch.setattr(seg, "_maskrcnn", lambda rgb, found=found: found)
+        out = seg.segment(rgb)
+        assert out == ((*found, extra) if len(found) <= P.CLOSEUP_MAX_PERSONS else found)
+    assert asked == [P.CLOSEUP_MAX_PERSONS]
