@@ -161,6 +161,7 @@ class Worker:
             "frames": rep.frames,
             "tracks": rep.tracks,
             "plate_tracks": rep.plate_tracks,
+            "person_tracks": rep.person_tracks,
             "sealed": sealed,
             "count": rep.regions,
         }
@@ -234,7 +235,7 @@ class _Video:
 def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> list[_Item]:
     """Pieces of a video, cut at keyframes at least ``segment_seconds`` apart; one item for a photo, a
     short video, a video with --start/--end, or ``segment_seconds`` 0 (and for what fails anyway, so that
-    it fails once; and a video with --targets person: run whole, its person tracks not yet split)."""
+    it fails once)."""
     from ..media.video import keyframes
 
     if (
@@ -243,7 +244,6 @@ def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> lis
         or opts.start is not None
         or opts.end is not None
         or job.dest is None
-        or "person" in opts.targets
     ):
         return [_Item(job)]
     keys = keyframes(job.src)
@@ -418,7 +418,7 @@ class _Run:
             del self.videos[item.job.src]
             row = error = None
             try:
-                row = _join(item.job, video, plates="plate" in self.opts.targets)
+                row = _join(item.job, video, targets=self.opts.targets)
             except Exception as exc:
                 error = describe_error(item.job.src, exc)
             self.finish_job(item.job, row, error)
@@ -512,7 +512,7 @@ class _Pool:
             self.on_workers(list(actors))
 
 
-def _join(job: Job, video: _Video, *, plates: bool) -> dict[str, Any]:
+def _join(job: Job, video: _Video, *, targets: tuple[str, ...]) -> dict[str, Any]:
     """Join the pieces into ``job.dest`` and, with a key, seal their regions into its vault."""
     from ..media.video import join_segments
     from ..vault.images import sidecar_path
@@ -531,7 +531,7 @@ def _join(job: Job, video: _Video, *, plates: bool) -> dict[str, Any]:
         "output": str(job.dest),
         "frames": frames,
         "tracks": sum(int(r["tracks"]) for r in results),
-        **({"plate_tracks": sum(int(r["plate_tracks"]) for r in results)} if plates else {}),
+        **{f"{t}_tracks": sum(int(r[f"{t}_tracks"]) for r in results) for t in ("plate", "person") if t in targets},
         "regions": sum(int(r["count"]) for r in results),
         "pieces": len(parts),
     }

@@ -79,6 +79,27 @@ def test_a_video_is_cut_at_keyframes(folder) -> None:
     assert [p.end for p in pieces][-1] is None and pieces[0].end == pieces[1].start
     assert len(plan_pieces(job, OPTS, 0)) == 1  # 0: one worker per video
     assert len(plan_pieces(job, AnonymizeOptions(start=1.0), 1.5)) == 1  # a span is done in one piece
+    assert len(plan_pieces(job, AnonymizeOptions(targets=("face", "person")), 1.5)) == 3  # persons in pieces too
+
+
+def test_persons_in_pieces_are_counted_and_restored(local_ray, folder, tmp_path) -> None:
+    key = Key.from_password("cluster password", **FAST_KDF)
+    out = tmp_path / "ray"
+    rows: list[dict] = []
+    opts = AnonymizeOptions(method="solid", targets=("face", "person"))
+    report = run_on_ray(
+        plan_jobs([folder / "walk.mp4"], out),
+        out,
+        opts,
+        key,
+        None,
+        workers=2,
+        segment_seconds=1.5,
+        on_result=lambda job, row, error: rows.append(row or {"error": error}),
+    )
+    assert report.ok and rows[0]["pieces"] == 3 and rows[0]["person_tracks"] >= 0 and rows[0]["frames"] == 60
+    restored = tmp_path / "restored.mp4"
+    assert restore_video(out / "walk.mp4", restored, key) >= 60
 
 
 def test_ray_gives_the_local_backend_outputs(local_ray, folder, tmp_path) -> None:
