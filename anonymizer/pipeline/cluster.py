@@ -234,17 +234,10 @@ class _Video:
 
 def plan_pieces(job: Job, opts: AnonymizeOptions, segment_seconds: float) -> list[_Item]:
     """Pieces of a video, cut at keyframes at least ``segment_seconds`` apart; one item for a photo, a
-    short video, a video with --start/--end, or ``segment_seconds`` 0 (and for what fails anyway, so that
-    it fails once)."""
+    short video, a video with --start/--end, or ``segment_seconds`` 0."""
     from ..media.video import keyframes
 
-    if (
-        not job.is_video
-        or segment_seconds <= 0
-        or opts.start is not None
-        or opts.end is not None
-        or job.dest is None
-    ):
+    if not job.is_video or segment_seconds <= 0 or opts.start is not None or opts.end is not None or job.dest is None:
         return [_Item(job)]
     keys = keyframes(job.src)
     cuts = [keys[0]] if keys else []
