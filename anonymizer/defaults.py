@@ -46,5 +46,8 @@ THRESHOLD_RULE = (
 DEFAULT_DETECT_EVERY = 5
 DEFAULT_HOLD_SECONDS = 0.5
 DEFAULT_VIDEO_THRESHOLD = 0.2
-#: videos: persons are segmented at least this often (benchmarks/video.py --persons)
+#: videos: persons are segmented at least this often (benchmarks/video.py --persons); a person track starts
+#: from a detection scoring DEFAULT_PERSON_THRESHOLD and carries on through detections down to
+#: PERSON_CARRY_THRESHOLD (a person the segmenter loses for a frame stays covered; no new blob starts low)
 PERSON_DETECT_EVERY = 3
+PERSON_CARRY_THRESHOLD = 0.3

@@ -92,9 +92,11 @@ class CoverPlanner:
         landmarks: bool = False,
         masks: bool = False,
         delay: int | None = None,
+        new_score: float | None = None,
     ) -> None:
         self.finder, self.detect_every, self.rotation, self.keep_landmarks = finder, detect_every, rotation, landmarks
         self.keep_masks = masks
+        self.new_score = new_score  # detections scoring less only carry on a track (hysteresis)
         self.masks: dict[int, list[TrackMask]] = {}  # track id -> its masks where detected, oldest first
         self.tracker = FaceTracker(hold=hold)
         # held back long enough to fill the gap between two detections; planners run in step hold back the
@@ -178,6 +180,8 @@ class CoverPlanner:
             lms = points_back(lms, self.rotation, w, h)
         self.detections += len(boxes)
         current, new = self.tracker.update(p.frame.index, boxes)
+        if self.new_score is not None:
+            current, new = self._drop_weak_starts(found, current, new)
         p.matched = set(self.tracker.matches)
         if self.keep_masks:
             self._keep_masks(p, found, boxes)
@@ -193,6 +197,18 @@ class CoverPlanner:
         held = [q for q in self.pending if q.frame.in_span and self._last_cut <= q.frame.index < p.frame.index]
         self._backfill(p, new, held)
         self._mend(held)
+
+    def _drop_weak_starts(
+        self, found: Sequence[Face | Plate | Person], current: list[tuple[int, np.ndarray]], new: list[Track]
+    ) -> tuple[list[tuple[int, np.ndarray]], list[Track]]:
+        """With ``new_score``: a detection scoring less than it carries on a track but starts none."""
+        weak = {t.id for t in new if found[self.tracker.matches[t.id]].score < (self.new_score or 0.0)}
+        if not weak:
+            return current, new
+        self.tracker.tracks = [t for t in self.tracker.tracks if t.id not in weak]
+        for tid in weak:
+            del self.tracker.matches[tid]
+        return [(tid, b) for tid, b in current if tid not in weak], [t for t in new if t.id not in weak]
 
     def _keep_masks(self, p: PlannedFrame, found: Sequence[Face | Plate | Person], boxes: np.ndarray) -> None:
         """Each matched track's mask on this frame, cut to its box and turned back to the stored frame."""

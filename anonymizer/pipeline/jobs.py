@@ -155,7 +155,7 @@ def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa
     if "plate" in opts.targets:
         plate_finder = models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE)
     if "person" in opts.targets:
-        person_finder = models.get_segmenter(video=True)
+        person_finder = models.get_segmenter(defaults.PERSON_CARRY_THRESHOLD, video=True)
     return anonymize_video(src, dest, opts, finder=finder, plate_finder=plate_finder, person_finder=person_finder, **kw)
 
 

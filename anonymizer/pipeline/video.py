@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
-from ..defaults import DEFAULT_HOLD_SECONDS, PERSON_DETECT_EVERY
+from ..defaults import DEFAULT_HOLD_SECONDS, DEFAULT_PERSON_THRESHOLD, PERSON_DETECT_EVERY
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import Frame, FramePump, Transcoder
@@ -362,6 +362,7 @@ def anonymize_video(
                 found,
                 detect_every=every[target],
                 delay=delay,
+                new_score=DEFAULT_PERSON_THRESHOLD if target == "person" else None,
                 hold=hold,
                 rotation=tc.rotation,
                 landmarks=target == "face" and donor is not None,
@@ -614,7 +615,15 @@ def detect_video(
     every = {t: _every(t, detect_every) for t in finders}
     delay = 2 * max(every.values(), default=detect_every) + 1
     planners = {
-        t: CoverPlanner(f, detect_every=every[t], delay=delay, hold=hold, rotation=info.rotation, masks=t == "person")
+        t: CoverPlanner(
+            f,
+            detect_every=every[t],
+            delay=delay,
+            hold=hold,
+            rotation=info.rotation,
+            masks=t == "person",
+            new_score=DEFAULT_PERSON_THRESHOLD if t == "person" else None,
+        )
         for t, f in finders.items()
     }
     tracks: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in planners}

@@ -163,3 +163,17 @@ def test_masks_are_kept_per_track_and_forgotten_once_passed() -> None:
     planner.forget_masks(9)
     assert [m.frame for m in planner.masks[0]] == [8, 11]  # the last before frame 9 is kept
     assert len(out) == 12
+
+
+def test_a_weak_detection_carries_a_track_on_but_starts_none() -> None:
+    strong, weak = _face(20, 20, score=0.9), _face(22, 20, score=0.35)
+    ghost = _face(100, 40, score=0.35)  # weak and alone: never a track
+    finder = Script({0: [strong, ghost], 3: [weak, ghost], 6: [ghost]})
+    planner = CoverPlanner(finder, detect_every=3, hold=4, new_score=0.5)
+    out = _run(planner, _frames(9))
+    assert planner.tracks == 1
+    covered = [sorted(p.covers) for p in out]
+    assert all(c == [0] for c in covered[:8])  # carried on by the weak detection at 3, held after it
+    assert 0 in out[3].matched
+    boxes = [p.covers[0] for p in out[:8]]
+    assert all(b[0] < 60 for b in boxes)  # nothing over the ghost at x = 100
