@@ -39,19 +39,25 @@ SOURCE_SHA256 = "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c81
 def face_landmark_tflite_path() -> Path:
     """``$ANONYMIZER_FACE_MESH_TFLITE``, else ``face_landmark.tflite`` inside an installed ``mediapipe``
     package (found without importing it). Only conversion and its checks need it; loading never does."""
+    return mediapipe_file("ANONYMIZER_FACE_MESH_TFLITE", "face_landmark", "face_landmark.tflite")
+
+
+def mediapipe_file(env_var: str, module: str, name: str) -> Path:
+    """``$env_var``, else ``mediapipe/modules/<module>/<name>`` inside an installed ``mediapipe`` package
+    (found without importing it)."""
     import importlib.util
     import os
 
-    env = os.environ.get("ANONYMIZER_FACE_MESH_TFLITE")
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError(
-            "face_landmark.tflite not found: set ANONYMIZER_FACE_MESH_TFLITE or install mediapipe (pip download "
-            "mediapipe==0.10.14 --no-deps, unzip mediapipe/modules/face_landmark/face_landmark.tflite)"
+            f"{name} not found: set {env_var} or install mediapipe (pip download mediapipe==0.10.14 --no-deps, "
+            f"unzip mediapipe/modules/{module}/{name})"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "modules" / "face_landmark" / "face_landmark.tflite"
+    return Path(next(iter(spec.submodule_search_locations))) / "modules" / module / name
 
 
 def _block_names(prefix: str, dw: int, pw: int, act: int) -> dict[str, str]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..errors import WeightsError
-from .facemesh_tflite import _Graph
+from .facemesh_tflite import _Graph, mediapipe_file
 from .selfie import PROGRAM, SelfieSegmentation
 
 #: The file converted (mediapipe 0.10.14's wheel).
@@ -34,20 +34,7 @@ SOURCE_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5
 def selfie_tflite_path() -> Path:
     """``$ANONYMIZER_SELFIE_TFLITE``, else ``selfie_segmentation.tflite`` inside an installed ``mediapipe``
     package (found without importing it). Only conversion and its checks need it; loading never does."""
-    import importlib.util
-    import os
-
-    env = os.environ.get("ANONYMIZER_SELFIE_TFLITE")
-    if env:
-        return Path(env).expanduser()
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(
-            "selfie_segmentation.tflite not found: set ANONYMIZER_SELFIE_TFLITE or install mediapipe (pip download "
-            "mediapipe==0.10.14 --no-deps, unzip mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite)"
-        )
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return root / "modules" / "selfie_segmentation" / "selfie_segmentation.tflite"
+    return mediapipe_file("ANONYMIZER_SELFIE_TFLITE", "selfie_segmentation", "selfie_segmentation.tflite")
 
 
 def _options(g: _Graph, op: Any, cls: Any) -> Any:

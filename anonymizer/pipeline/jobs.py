@@ -143,20 +143,31 @@ def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa
     """:func:`~anonymizer.pipeline.video.anonymize_video` with ``opts`` and the finders they ask for (faces:
     the video threshold and upscale defaults; plates: the plate threshold, at the frame's own size; persons:
     the person segmenter); ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
-    from . import models
     from .video import anonymize_video
 
-    finder = plate_finder = person_finder = None
-    if "face" in opts.targets:
-        finder = models.get_finder(
-            threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
-            upscale=0.0 if opts.upscale is None else opts.upscale,
+    f = video_finders(opts.targets, opts.threshold, opts.upscale)
+    return anonymize_video(
+        src, dest, opts, finder=f.get("face"), plate_finder=f.get("plate"), person_finder=f.get("person"), **kw
+    )
+
+
+def video_finders(targets: tuple[str, ...], threshold: float | None, upscale: float | None) -> dict[str, Any]:
+    """Target -> the shared finder a video uses for it: faces at ``threshold`` and ``upscale`` (default: the
+    video threshold, one pass at the frame's size), plates at the frame's own size, persons from the video
+    segmenter down to :data:`~anonymizer.defaults.PERSON_CARRY_THRESHOLD`."""
+    from . import models
+
+    finders: dict[str, Any] = {}
+    if "face" in targets:
+        finders["face"] = models.get_finder(
+            threshold=defaults.DEFAULT_VIDEO_THRESHOLD if threshold is None else threshold,
+            upscale=0.0 if upscale is None else upscale,
         )
-    if "plate" in opts.targets:
-        plate_finder = models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE)
-    if "person" in opts.targets:
-        person_finder = models.get_segmenter(defaults.PERSON_CARRY_THRESHOLD, video=True)
-    return anonymize_video(src, dest, opts, finder=finder, plate_finder=plate_finder, person_finder=person_finder, **kw)
+    if "plate" in targets:
+        finders["plate"] = models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE)
+    if "person" in targets:
+        finders["person"] = models.get_segmenter(defaults.PERSON_CARRY_THRESHOLD, video=True)
+    return finders
 
 
 def anonymize_video_file(

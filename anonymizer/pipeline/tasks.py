@@ -46,19 +46,13 @@ def detect_video_job(job: Job, *, targets: tuple[str, ...], threshold: float) ->
     """A video's tracks (:func:`~anonymizer.pipeline.video.detect_video`) at the video defaults (faces: one
     full-size pass at ``threshold`` every :data:`~anonymizer.defaults.DEFAULT_DETECT_EVERY` frames); with
     persons and ``job.dest``, their masks in the folder ``job.dest`` less its suffix."""
-    from ..defaults import DEFAULT_DETECT_EVERY, PERSON_CARRY_THRESHOLD, PLATE_VIDEO_UPSCALE
-    from .models import get_finder, get_plate_finder, get_segmenter
+    from ..defaults import DEFAULT_DETECT_EVERY
+    from .jobs import video_finders
     from .video import detect_video
 
-    finders: dict[str, object] = {}
-    if "face" in targets:
-        finders["face"] = get_finder(threshold=threshold, upscale=0.0)
-    if "plate" in targets:
-        finders["plate"] = get_plate_finder(upscale=PLATE_VIDEO_UPSCALE)
-    if "person" in targets:
-        finders["person"] = get_segmenter(PERSON_CARRY_THRESHOLD, video=True)
+    finders = video_finders(targets, threshold, 0.0)
     masks = job.dest.with_suffix("") if job.dest is not None and "person" in targets else None
-    return detect_video(job.src, finders=finders, detect_every=DEFAULT_DETECT_EVERY, masks_dir=masks)  # type: ignore[arg-type]
+    return detect_video(job.src, finders=finders, detect_every=DEFAULT_DETECT_EVERY, masks_dir=masks)
 
 
 def enhance_job(job: Job, *, model: str, scale: int) -> dict[str, object]:

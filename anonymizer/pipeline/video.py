@@ -355,22 +355,8 @@ def anonymize_video(
     pump: FramePump | None = None
     try:
         hold = max(1, round(hold_seconds * tc.fps))
-        every = {t: _every(t, o.detect_every) for t in o.targets}
-        delay = 2 * max(every.values()) + 1
-        planners = {
-            target: CoverPlanner(
-                found,
-                detect_every=every[target],
-                delay=delay,
-                new_score=DEFAULT_PERSON_THRESHOLD if target == "person" else None,
-                hold=hold,
-                rotation=tc.rotation,
-                landmarks=target == "face" and donor is not None,
-                masks=target == "person",
-            )
-            for target in o.targets
-            if (found := finders[target]) is not None
-        }
+        found = {t: f for t in o.targets if (f := finders[t]) is not None}
+        planners = _planners(found, o.detect_every, hold, tc.rotation, landmarks=donor is not None)
         pump = FramePump(tc)
         cover_method = "solid" if o.method == "surrogate" else o.method
         output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, cover_method)
@@ -401,10 +387,28 @@ def anonymize_video(
     return report
 
 
-def _every(target: str, detect_every: int) -> int:
-    """How often ``target`` is detected: every ``detect_every`` frames; persons at least every
-    :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`."""
-    return min(detect_every, PERSON_DETECT_EVERY) if target == "person" else detect_every
+def _planners(
+    finders: dict[str, Finder], detect_every: int, hold: int, rotation: int, *, landmarks: bool = False
+) -> dict[str, CoverPlanner]:
+    """One planner per target ("face", "plate", "person") -> its finder, run in step: each detects every
+    ``detect_every`` frames (persons at least every :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`), all
+    hold back as many frames as the slowest needs; faces keep their landmarks when ``landmarks``, persons
+    their masks, and a person track starts only from :data:`~anonymizer.defaults.DEFAULT_PERSON_THRESHOLD`."""
+    every = {t: min(detect_every, PERSON_DETECT_EVERY) if t == "person" else detect_every for t in finders}
+    delay = 2 * max(every.values(), default=detect_every) + 1
+    return {
+        t: CoverPlanner(
+            f,
+            detect_every=every[t],
+            delay=delay,
+            hold=hold,
+            rotation=rotation,
+            landmarks=landmarks and t == "face",
+            masks=t == "person",
+            new_score=DEFAULT_PERSON_THRESHOLD if t == "person" else None,
+        )
+        for t, f in finders.items()
+    }
 
 
 def _in_step(ready: dict[str, list[PlannedFrame]]) -> list[dict[str, PlannedFrame]]:
@@ -612,20 +616,7 @@ def detect_video(
 
     info = probe(src)
     hold = max(1, round(hold_seconds * (info.fps or 25.0)))
-    every = {t: _every(t, detect_every) for t in finders}
-    delay = 2 * max(every.values(), default=detect_every) + 1
-    planners = {
-        t: CoverPlanner(
-            f,
-            detect_every=every[t],
-            delay=delay,
-            hold=hold,
-            rotation=info.rotation,
-            masks=t == "person",
-            new_score=DEFAULT_PERSON_THRESHOLD if t == "person" else None,
-        )
-        for t, f in finders.items()
-    }
+    planners = _planners(finders, detect_every, hold, info.rotation)
     tracks: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in planners}
     staging = _staging(masks_dir) if masks_dir is not None and "person" in planners else None
     frames = 0
