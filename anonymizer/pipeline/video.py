@@ -217,12 +217,19 @@ class _Output:
 #: person who entered between two detections walked (benchmarks/video.py --persons)
 PERSON_GROW_PER_FRAME, PERSON_GROW_MAX = 0.03, 0.1
 
+#: two detections of a track whose heights differ by more than this factor are not one person's steady
+#: motion (the segmenter merged, split or cut a person on one of them, or the track passed from one person
+#: to another): between them each mask is also kept where it was detected, since the box interpolated
+#: between the two fits neither (benchmarks/video.py --persons: a photographer's head showed for a frame)
+PERSON_SIZE_JUMP = 1.25
+
 
 def place_masks(masks: list[TrackMask], box: np.ndarray, frame: int, size: tuple[int, int]) -> np.ndarray:
     """A bool mask of a frame of ``size`` (H, W) for one person track on ``frame``: its mask detected there as
     it is; else each of its ``masks`` (the last before, the first after) moved so that its detection's
     centre lies on the centre of ``box`` (the track's cover: interpolated between the two, or predicted),
-    scaled to the detections' size interpolated to ``frame``, and united. The whole box (within the frame)
+    scaled to the detections' size interpolated to ``frame``, and united; where the two sizes differ by
+    more than :data:`PERSON_SIZE_JUMP`, each also as it was detected. The whole box (within the frame)
     when there is none or they place nothing."""
     h, w = size
     full = np.zeros((h, w), bool)
@@ -230,9 +237,12 @@ def place_masks(masks: list[TrackMask], box: np.ndarray, frame: int, size: tuple
     if len(masks) == 2:
         m1, m2 = masks
         a = (frame - m1.frame) / max(m2.frame - m1.frame, 1)
-        sizes = [float(m.det[3] - m.det[1]) for m in masks]
+        sizes = [max(float(m.det[3] - m.det[1]), 1e-3) for m in masks]
         want = sizes[0] + (sizes[1] - sizes[0]) * a
-        scale = [want / max(v, 1e-3) for v in sizes]
+        scale = [want / v for v in sizes]
+        if max(sizes) > PERSON_SIZE_JUMP * min(sizes):
+            for m in masks:
+                _paste(full, m.mask, *m.box)
     centre = (box[:2] + box[2:]) / 2
     for m, k in zip(masks, scale, strict=True):
         if m.frame == frame:

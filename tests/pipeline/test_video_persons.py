@@ -44,6 +44,18 @@ def test_between_detections_masks_move_with_the_box_and_unite() -> None:
     assert held[20:60, 60:70].all() and held.sum() == 400
 
 
+def test_between_detections_of_different_sizes_masks_also_stay_where_they_were() -> None:
+    """A track that passed from a short detection to a tall one (two people, or a person the segmenter cut on
+    one frame): the interpolated box fits neither, so each mask also covers where it was detected."""
+    small = _blob(0, 10, 30)
+    tall = TrackMask(3, np.array([40, 0, 60, 70], np.float32), (40, 0, 60, 70), np.ones((70, 20), bool))
+    box = np.array([20, 20, 40, 70], np.float32)
+    full = place_masks([small, tall], box, 1, (80, 100))
+    assert full[0:70, 40:60].all() and full[30:70, 10:20].all()
+    steady = place_masks([small, _blob(3, 40, 30)], box, 1, (80, 100))
+    assert not steady[:, 40:].any() and not steady[:, :20].any()  # one person walking: only the moved masks
+
+
 def test_no_mask_or_none_placed_covers_the_box() -> None:
     full = place_masks([], np.array([5.5, 6, 20, 30], np.float32), 7, (40, 40))
     assert full[6:30, 5:20].all() and full.sum() == 24 * 15
