@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -115,9 +116,7 @@ def _face_cells(r: AuditResult) -> list[str]:
         cls = " class='bad'" if f["visible"] else ""
         parts.append(
             f"<div class='face'><img src='{_png(_crop(r.output_rgb, f['box']), 96)}'><br><span{cls}>detected, "
-            f"score {f['score']:.2f}</span>"
-            + (f"<br>synthetic {f['synthetic']:.2f}" if "synthetic" in f else "")
-            + "</div>"
+            f"score {f['score']:.2f}</span>" + _synthetic_text(f, r) + "</div>"
         )
     return parts
 
@@ -133,11 +132,22 @@ def _track_cells(r: AuditResult) -> list[str]:
         cls = " class='bad'" if row["visible"] else ""
         crop = r.track_crops.get(row["track"])
         img = f"<img src='{_png(crop, 96)}'><br>" if crop is not None else ""
-        synthetic = (
-            f"<br>synthetic {row['synthetic']:.2f} (max {row['synthetic_max']:.2f})" if "synthetic" in row else ""
-        )
+        synthetic = _synthetic_text(row, r)
         parts.append(
             f"<div class='face'>{img}track {row['track']}: frames {row['first_frame']}-{row['last_frame']}<br>"
             f"<span{cls}>score {row['score']:.2f}</span>{synthetic}</div>"
         )
     return parts
+
+
+def _synthetic_text(row: dict[str, Any], r: AuditResult) -> str:
+    """A face's or a track's synthetic score against the threshold, red when flagged."""
+    if "synthetic" not in row:
+        return ""
+    notes = [f"max {row['synthetic_max']:.2f}"] if "synthetic_max" in row else []
+    if r.synthetic_threshold is not None:
+        notes.insert(0, f"threshold {r.synthetic_threshold:.2f}")
+    at = f" ({', '.join(notes)})" if notes else ""
+    flagged = row.get("synthetic_flagged", False)
+    cls = " class='bad'" if flagged else ""
+    return f"<br><span{cls}>synthetic {row['synthetic']:.2f}{' flagged' if flagged else ''}</span>{at}"

@@ -2,7 +2,8 @@
 
 For each output the audit records
 - ``faces``: faces our detector still finds in the output (box, score, and ``synthetic``: the deepfake
-  classifier's probability that the face is generated or manipulated, when a scorer is given);
+  classifier's probability that the face is generated or manipulated, when a scorer is given, with
+  ``synthetic_flagged`` when it is at or above ``synthetic_threshold``, the scorer's threshold);
 - ``identity``: for every face of the original (from ``--originals`` or restored through the key), the
   recognizer's distance between the original face and the same place in the output; a distance at or
   below the recognizer's threshold (0.6, dlib's) means the person is still recognisable;
@@ -66,6 +67,8 @@ class AuditResult:
     #: images kept for the HTML sheet (not in the JSON): output and, when known, original RGB
     output_rgb: np.ndarray | None = field(default=None, repr=False)
     original_rgb: np.ndarray | None = field(default=None, repr=False)
+    #: the deepfake scorer's threshold when faces were scored (``synthetic_flagged`` at or above it)
+    synthetic_threshold: float | None = None
 
     @property
     def verdict(self) -> str:
@@ -83,6 +86,8 @@ class AuditResult:
             "leaks": [leak.to_dict() for leak in self.leaks],
             "vault": self.vault,
         }
+        if self.synthetic_threshold is not None:
+            doc["synthetic_threshold"] = self.synthetic_threshold
         if self.tracks is not None:
             doc.update(kind="video", frames=self.frames, tracks=self.tracks)
         return doc
@@ -139,9 +144,10 @@ def audit_image(
     out = load_image(path)
     found = finder.find(out.rgb)
     res.faces = [dict(f.to_dict(), visible=f.score >= VISIBLE_SCORE) for f in found]
-    if deepfake is not None and found:
-        for row, p in zip(res.faces, deepfake.score_faces(out.rgb, found), strict=True):
-            row["synthetic"] = round(float(p), 4)
+    if deepfake is not None:
+        res.synthetic_threshold = deepfake.threshold
+        for row, p in zip(res.faces, deepfake.score_faces(out.rgb, found) if found else (), strict=True):
+            row.update(synthetic=round(float(p), 4), synthetic_flagged=deepfake.flagged(p))
     res.leaks = metadata_leaks(path)
     for leak in res.leaks:
         res.reasons.append(f"metadata leaks: {leak.detail}")

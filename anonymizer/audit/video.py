@@ -139,6 +139,8 @@ def _output_tracks(
                 if keep_images:
                     st["crop"] = _crop(up, found[di].box)
     res.frames = frames
+    if deepfake is not None:
+        res.synthetic_threshold = deepfake.threshold
     assert res.tracks is not None
     for tid, st in sorted(stats.items()):
         row: dict[str, Any] = {
@@ -154,6 +156,8 @@ def _output_tracks(
         if st["synthetic"]:
             row["synthetic"] = round(float(np.mean(st["synthetic"])), 4)
             row["synthetic_max"] = round(float(np.max(st["synthetic"])), 4)
+            if deepfake is not None:  # a track is judged by its mean over the frames searched
+                row["synthetic_flagged"] = deepfake.flagged(float(np.mean(st["synthetic"])))
         res.tracks.append(row)
         if "crop" in st and st["crop"].size:
             res.track_crops[tid] = st["crop"]

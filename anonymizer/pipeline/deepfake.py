@@ -15,6 +15,10 @@ from ..nn.surrogate import crop_template
 from ..ops.align import similarity_transform
 from ..types import Face
 
+#: Probability at or above which the audit calls a face synthetic (``synthetic_flagged``): chosen for the
+#: shipped weights on real faces unlike the training data (models/deepfake.md, "Threshold").
+SYNTHETIC_THRESHOLD = 0.5
+
 
 def align_for_deepfake(rgb: np.ndarray, face: Face) -> np.ndarray:
     """The face aligned by its five landmarks onto the classifier's 128-px crop (RGB uint8)."""
@@ -28,9 +32,15 @@ def align_for_deepfake(rgb: np.ndarray, face: Face) -> np.ndarray:
 
 
 class DeepfakeScorer:
-    """Loads the classifier once; :meth:`score_crops` and :meth:`score_faces` are thread-safe."""
+    """Loads the classifier once; :meth:`score_crops` and :meth:`score_faces` are thread-safe. ``threshold``:
+    the probability at or above which :meth:`flagged` calls a face synthetic."""
 
-    def __init__(self, *, weights: str = "default", model: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self, *, weights: str = "default", model: torch.nn.Module | None = None, threshold: float = SYNTHETIC_THRESHOLD
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise InputError(f"the synthetic threshold must lie between 0 and 1, got {threshold}")
+        self.threshold = float(threshold)
         if model is None:
             from ..nn.deepfake import deepfake
 
@@ -50,6 +60,10 @@ class DeepfakeScorer:
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div(255.0)
         with self._lock, torch.inference_mode():
             return torch.sigmoid(self.model(x)).numpy().astype(np.float32)
+
+    def flagged(self, probability: float) -> bool:
+        """Whether a face (or a track's mean) scored ``probability`` counts as synthetic."""
+        return bool(probability >= self.threshold)
 
     def score_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Probabilities (len(faces),) for faces of ``rgb`` (each needs its five landmarks)."""

@@ -23,6 +23,7 @@ self-blends and swaps with another person's video face as fakes; ``--generated``
 StyleGAN-family donor photos) adds fully generated faces, ``--generated-share`` of the fakes. Both are split
 by person (:func:`anonymizer.train.video_faces.held_out`): the dev sets add the held-out people's video
 faces against their self-blends and swaps, and held-out generated faces against all real dev faces.
+``--grey P`` turns about P of the training images, real and fake alike, to greyscale.
 ``--degrade`` passes every training image, real or fake alike, through the losses real footage has (JPEG
 at quality 30-95, a downscale to 40-100% and back, a slight blur; each at random).
 The dev split is the fixed held-out tenth: each real dev face against its own self-blend, a swap
@@ -267,7 +268,21 @@ def _batch(
     batch = np.stack(real + fakes)
     if args.degrade:
         batch = np.stack([degrade(b, rng) for b in batch])
+    if getattr(args, "grey", 0.0) > 0:
+        batch = greyscale_some(batch, args.grey, rng)
     return batch
+
+
+def greyscale_some(batch: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """``batch`` (uint8 [N, H, W, 3]) with about ``share`` of its images, real and fake alike, turned to grey
+    (BT.601 luma in all three channels): greyscale scans and footage are real too, so colour alone must not
+    say "real"."""
+    out = batch.copy()
+    pick = rng.random(len(out)) < share
+    if pick.any():
+        luma = out[pick].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        out[pick] = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,6 +325,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--generated", type=Path, default=None, help="generated faces (anonymizer.train.video_faces)")
     ap.add_argument("--generated-share", type=float, default=0.2, help="of the fakes (default: %(default)s)")
     ap.add_argument("--degrade", action="store_true", help="JPEG, resize and blur every training image at random")
+    ap.add_argument(
+        "--grey",
+        type=float,
+        default=0.0,
+        help="share of training images (real and fake) turned grey (default: %(default)s)",
+    )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 

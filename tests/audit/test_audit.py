@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -232,3 +233,36 @@ def test_audit_command(samples, tmp_path) -> None:
         app, ["audit", str(outs / "astronaut.png"), "--originals", str(origs), "--recognizer", "dlib"]
     )
     assert ok.exit_code == 0, ok.stderr
+
+
+class _ConstantLogit(torch.nn.Module):
+    """A stand-in classifier: the same logit for every face."""
+
+    def __init__(self, logit: float) -> None:
+        super().__init__()
+        self.logit = logit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0],), self.logit)
+
+
+def test_synthetic_flags_follow_the_threshold_in_json_and_html(samples, finder) -> None:
+    from anonymizer.audit.html import render_html
+    from anonymizer.pipeline.deepfake import SYNTHETIC_THRESHOLD, DeepfakeScorer
+
+    src = samples / "grace_hopper.jpg"  # a real face, left as it is: the detector finds it
+    p = float(torch.sigmoid(torch.tensor(1.0)))  # 0.73
+    for threshold, flagged in ((0.5, True), (0.9, False)):
+        scorer = DeepfakeScorer(model=_ConstantLogit(1.0), threshold=threshold)
+        res = audit_image(src, finder=finder, deepfake=scorer, keep_images=True)
+        doc = res.to_dict()
+        assert doc["synthetic_threshold"] == threshold and doc["faces"]
+        assert all(f["synthetic"] == pytest.approx(p, abs=1e-4) for f in doc["faces"])
+        assert all(f["synthetic_flagged"] is flagged for f in doc["faces"])
+        page = render_html([res])
+        assert f"threshold {threshold:.2f}" in page and ("synthetic 0.73 flagged" in page) is flagged
+    assert "synthetic_threshold" not in audit_image(src, finder=finder).to_dict()  # not scored: no threshold
+    assert 0 < SYNTHETIC_THRESHOLD < 1
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(InputError, match="synthetic threshold"):
+            DeepfakeScorer(model=_ConstantLogit(0.0), threshold=bad)

@@ -38,9 +38,11 @@ def test_a_visible_face_is_one_track_with_scores(clip, finder, scorer) -> None:
     assert track["first_frame"] == 0 and track["last_frame"] == 9 and track["frames_found"] == 4
     assert track["visible"] and track["score"] >= 0.5
     assert 0 <= track["synthetic"] <= track["synthetic_max"] <= 1
+    assert track["synthetic_flagged"] is (track["synthetic"] >= scorer.threshold)  # judged by the track's mean
     assert res.track_crops[track["track"]].ndim == 3
     doc = res.to_dict()
     assert doc["kind"] == "video" and doc["tracks"] == res.tracks and "crop" not in json.dumps(doc)
+    assert doc["synthetic_threshold"] == scorer.threshold
 
 
 def test_covered_faces_pass_and_leaking_tags_fail(clip, finder, tmp_path) -> None:

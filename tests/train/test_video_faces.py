@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anonymizer.nn.surrogate import crop_template
-from anonymizer.train.deepfake import _batch, degrade, video_fakes
+from anonymizer.train.deepfake import _batch, degrade, greyscale_some, video_fakes
 from anonymizer.train.video_faces import clip_faces, held_out, main, person_of, still_faces
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +75,16 @@ def test_batches_mix_video_faces_generated_faces_and_their_fakes() -> None:
     assert batch.shape == (8, 128, 128, 3)
     assert all(any(np.array_equal(r, v) for v in video[0]) for r in batch[:4])  # real: from the video faces
     assert all(np.array_equal(f, generated[0]) for f in batch[4:])  # fakes: all generated at share 1
+
+
+def test_some_training_images_turn_grey_real_and_fake_alike() -> None:
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (200, 8, 8, 3), dtype=np.uint8)
+    out = greyscale_some(batch, 0.5, np.random.default_rng(1))
+    grey = np.array([np.array_equal(o[..., 0], o[..., 1]) and np.array_equal(o[..., 1], o[..., 2]) for o in out])
+    assert 70 < grey.sum() < 130  # about half, spread over the real and the fake half
+    assert grey[:100].any() and grey[100:].any()
+    assert np.array_equal(out[~grey], batch[~grey])  # the rest untouched, the input not modified
+    luma = batch[grey].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(out[grey][..., 0] - luma).max() <= 0.51
+    assert np.array_equal(greyscale_some(batch, 0.0, rng), batch)
