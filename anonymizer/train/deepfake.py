@@ -23,6 +23,8 @@ self-blends and swaps with another person's video face as fakes; ``--generated``
 StyleGAN-family donor photos) adds fully generated faces, ``--generated-share`` of the fakes. Both are split
 by person (:func:`anonymizer.train.video_faces.held_out`): the dev sets add the held-out people's video
 faces against their self-blends and swaps, and held-out generated faces against all real dev faces.
+``--restyle P`` gives about P of the real faces another look (:func:`restyle`: stretch, gamma, grey,
+resize, blur, JPEG) before their fakes are made of them, and the same share of surrogate and generated fakes.
 ``--grey P`` turns about P of the training images, real and fake alike, to greyscale.
 ``--degrade`` passes every training image, real or fake alike, through the losses real footage has (JPEG
 at quality 30-95, a downscale to 40-100% and back, a slight blur; each at random).
@@ -45,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet
+from ..nn.surrogate import crop_template
 from ..ops.sbi import blend_mask, self_blend
 from .common import (
     add_run_options,
@@ -122,16 +125,48 @@ def photo_surrogates(root: Path, names: np.ndarray, landmarks: np.ndarray, rng: 
 
 
 def make_fake(
-    i: int, crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator, bank: np.ndarray | None = None
+    i: int,
+    crops: np.ndarray,
+    lms: np.ndarray,
+    rng: np.random.Generator,
+    bank: np.ndarray | None = None,
+    face: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, str]:
-    """A self-blend or a swap of face ``i`` (half each); with a ``bank`` of surrogate fakes, a third each."""
+    """A self-blend or a swap of face ``i`` (half each); with a ``bank`` of surrogate fakes, a third each.
+    ``face`` (image, landmarks): face ``i`` as it was restyled (:func:`restyle`), blended after it."""
+    img, lm = face if face is not None else (crops[i], lms[i])
     if bank is not None and rng.random() < 1 / 3:
         return bank[int(rng.integers(0, len(bank)))], "surrogate"
     if rng.random() < 0.5:
-        return self_blend(crops[i], lms[i], rng)[0], "sbi"
+        return self_blend(img, lm, rng)[0], "sbi"
     j = int(rng.integers(0, len(crops) - 1))
     j += j >= i
-    return face_swap(crops[i], lms[i], crops[j], rng), "swap"
+    return face_swap(img, lm, crops[j], rng), "swap"
+
+
+def restyle(image: np.ndarray, lm: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A face (uint8 RGB) and its landmarks (5, 2) as other cameras, scans and web photos show faces, each
+    step at random: stretched up to 15% along one axis (photos resized to a square), another gamma and
+    contrast, grey (one in ten), then :func:`degrade` (smaller, blurred, JPEG). Made before any fake is made
+    of the face, so that a fake keeps its blending traces on top of the same look as its real face: the
+    look alone must not tell real from fake (issue 34: real faces unlike the training photos were called
+    synthetic)."""
+    import cv2
+
+    out, lm = image, np.asarray(lm, np.float32)
+    h, w = out.shape[:2]
+    if rng.random() < 0.3:
+        sx, sy = (float(v) for v in rng.uniform(0.87, 1.15, 2))
+        m = np.array([[sx, 0, (1 - sx) * w / 2], [0, sy, (1 - sy) * h / 2]], np.float32)
+        out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lm = lm * np.array([sx, sy], np.float32) + m[:, 2]
+    if rng.random() < 0.5:
+        gamma, gain, shift = rng.uniform(0.7, 1.4), rng.uniform(0.8, 1.15), rng.uniform(-15, 15)
+        x = 255.0 * (out.astype(np.float32) / 255.0) ** gamma * gain + shift
+        out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    if rng.random() < 0.1:
+        out = greyscale_some(out[None], 1.0, rng)[0]
+    return degrade(out, rng), lm
 
 
 def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -247,23 +282,33 @@ def _batch(
     """``half`` real faces then ``half`` fakes (uint8 [2 * half, S, S, 3]): real faces from the photos or,
     ``--video-share`` of them, from video; each fake a generated face (``--generated-share``) or made from
     its real face (self-blend, swap with another face of the same source, or a surrogate)."""
+    share = getattr(args, "restyle", 0.0)
+    template = crop_template(crops.shape[1]).astype(np.float32)
+
+    def maybe_restyle(img: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return restyle(img, lm, rng) if share > 0 and rng.random() < share else (img, lm)
+
     real, fakes = [], []
     for _ in range(half):
         if video is not None and rng.random() < args.video_share:
             vc, vl, vp = video
             i = int(rng.integers(0, len(vc)))
-            real.append(vc[i])
+            img, lm = maybe_restyle(vc[i], vl[i])
+            real.append(img)
             if rng.random() < 0.5:
-                fake = self_blend(vc[i], vl[i], rng)[0]
+                fake = self_blend(img, lm, rng)[0]
             else:
                 others = np.flatnonzero(vp != vp[i])
-                fake = face_swap(vc[i], vl[i], vc[int(rng.choice(others))], rng)
+                fake = face_swap(img, lm, vc[int(rng.choice(others))], rng)
         else:
             i = int(rng.integers(0, len(crops)))
-            real.append(crops[i])
-            fake = make_fake(i, crops, lms, rng, bank)[0]
+            img, lm = maybe_restyle(crops[i], lms[i])
+            real.append(img)
+            fake, kind = make_fake(i, crops, lms, rng, bank, face=(img, lm))
+            if kind == "surrogate":  # painted before training: its look is drawn like a real face's
+                fake = maybe_restyle(fake, template)[0]
         if generated is not None and rng.random() < args.generated_share:
-            fake = generated[int(rng.integers(0, len(generated)))]
+            fake = maybe_restyle(generated[int(rng.integers(0, len(generated)))], template)[0]
         fakes.append(fake)
     batch = np.stack(real + fakes)
     if args.degrade:
@@ -325,6 +370,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--generated", type=Path, default=None, help="generated faces (anonymizer.train.video_faces)")
     ap.add_argument("--generated-share", type=float, default=0.2, help="of the fakes (default: %(default)s)")
     ap.add_argument("--degrade", action="store_true", help="JPEG, resize and blur every training image at random")
+    ap.add_argument(
+        "--restyle",
+        type=float,
+        default=0.0,
+        help="share of real faces restyled (stretch, gamma, grey, resize, blur, JPEG) before their fakes are made; "
+        "surrogate and generated fakes alike (default: %(default)s)",
+    )
     ap.add_argument(
         "--grey",
         type=float,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anonymizer.nn.surrogate import crop_template
-from anonymizer.train.deepfake import _batch, degrade, greyscale_some, video_fakes
+from anonymizer.train.deepfake import _batch, degrade, greyscale_some, restyle, video_fakes
 from anonymizer.train.video_faces import clip_faces, held_out, main, person_of, still_faces
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +88,27 @@ def test_some_training_images_turn_grey_real_and_fake_alike() -> None:
     luma = batch[grey].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     assert np.abs(out[grey][..., 0] - luma).max() <= 0.51
     assert np.array_equal(greyscale_some(batch, 0.0, rng), batch)
+
+
+def test_restyled_faces_keep_their_landmarks_and_their_fakes_are_made_after() -> None:
+    lm = crop_template(128).astype(np.float32)
+    img = np.full((128, 128, 3), 40, np.uint8)
+    for x, y in lm.round().astype(int):
+        img[y - 4 : y + 5, x - 4 : x + 5] = 230  # a bright square on each landmark
+    moved = 0
+    for seed in range(30):
+        out, lm2 = restyle(img, lm, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8 and lm2.shape == (5, 2)
+        at = np.array([out[int(round(y)), int(round(x))].mean() for x, y in lm2])
+        assert (at > out.mean() + 40).all(), seed  # the landmarks still sit on their squares
+        moved += not np.allclose(lm2, lm)
+    assert 3 <= moved <= 20  # stretched about a third of the time
+    rng = np.random.default_rng(0)
+    crops = rng.integers(30, 220, (6, 128, 128, 3), dtype=np.uint8)
+    lms = np.repeat(lm[None], 6, axis=0)
+    args = argparse.Namespace(video_share=0.0, generated_share=0.0, degrade=False, restyle=1.0)
+    batch = _batch(8, crops, lms, None, None, None, args, rng)
+    assert not any(np.array_equal(r, c) for r in batch[:8] for c in crops)  # every real face restyled
+    plain = argparse.Namespace(video_share=0.0, generated_share=0.0, degrade=False)
+    again = _batch(8, crops, lms, None, None, None, plain, np.random.default_rng(5))
+    assert all(any(np.array_equal(r, c) for c in crops) for r in again[:8])  # without: as they were
