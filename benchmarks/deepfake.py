@@ -184,9 +184,9 @@ def main() -> None:
         fake = scorer.score_crops(sets[kind])
         print(f"| {kind} | {roc_auc(fake, real):.3f} | {(fake >= t).mean():.1%} | {(real >= t).mean():.1%} |")
     more = held_out_sets(args.video_faces, args.generated)
-    t = time.perf_counter()
+    started = time.perf_counter()
     video_real = scorer.score_crops(more["video_real"])
-    rate = len(more["video_real"]) / (time.perf_counter() - t)
+    rate = len(more["video_real"]) / (time.perf_counter() - started)
     both = np.concatenate([real, video_real])
     print(f"held-out people of real video: {len(video_real)} faces; generated: {len(more['generated'])} photos")
     for kind, against in (("video_sbi", video_real), ("video_swap", video_real), ("generated", both)):

@@ -89,7 +89,8 @@ def audit(
     restored through the key); metadata that leaks (GPS, thumbnail, XMP, comments, serial numbers);
     whether a vault is present and opens. For each video: faces still detected on every --every-th frame,
     followed as tracks, each with its synthetic score over frames; container tags that leak; a vault
-    beside it. A verdict per file with reasons; exit 1 when any file fails.
+    beside it. Synthetic scores (photos: per face) are flagged at or above the threshold the JSON gives
+    (synthetic_threshold); they never change a verdict. A verdict per file with reasons; exit 1 when any file fails.
 
     With --originals (or the key, through the vault beside it) a video's original faces are followed as
     tracks too, each with its identity distance to the same place in the output on every searched frame.

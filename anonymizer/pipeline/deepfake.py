@@ -17,7 +17,7 @@ from ..types import Face
 
 #: Probability at or above which the audit calls a face synthetic (``synthetic_flagged``): chosen for the
 #: shipped weights on real faces unlike the training data (models/deepfake.md, "Threshold").
-SYNTHETIC_THRESHOLD = 0.5
+SYNTHETIC_THRESHOLD = 0.997
 
 
 def align_for_deepfake(rgb: np.ndarray, face: Face) -> np.ndarray:
