@@ -146,7 +146,7 @@ def audit_image(
     res.faces = [dict(f.to_dict(), visible=f.score >= VISIBLE_SCORE) for f in found]
     if deepfake is not None:
         res.synthetic_threshold = deepfake.threshold
-        for row, p in zip(res.faces, deepfake.score_faces(out.rgb, found) if found else (), strict=True):
+        for row, p in zip(res.faces, deepfake.score_faces(out.rgb, found), strict=True):
             row.update(synthetic=round(float(p), 4), synthetic_flagged=deepfake.flagged(p))
     res.leaks = metadata_leaks(path)
     for leak in res.leaks:

@@ -154,10 +154,11 @@ def _output_tracks(
             "box": st["box"],
         }
         if st["synthetic"]:
-            row["synthetic"] = round(float(np.mean(st["synthetic"])), 4)
+            mean = float(np.mean(st["synthetic"]))
+            row["synthetic"] = round(mean, 4)
             row["synthetic_max"] = round(float(np.max(st["synthetic"])), 4)
             if deepfake is not None:  # a track is judged by its mean over the frames searched
-                row["synthetic_flagged"] = deepfake.flagged(float(np.mean(st["synthetic"])))
+                row["synthetic_flagged"] = deepfake.flagged(mean)
         res.tracks.append(row)
         if "crop" in st and st["crop"].size:
             res.track_crops[tid] = st["crop"]

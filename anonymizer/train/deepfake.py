@@ -282,7 +282,7 @@ def _batch(
     """``half`` real faces then ``half`` fakes (uint8 [2 * half, S, S, 3]): real faces from the photos or,
     ``--video-share`` of them, from video; each fake a generated face (``--generated-share``) or made from
     its real face (self-blend, swap with another face of the same source, or a surrogate)."""
-    share = getattr(args, "restyle", 0.0)
+    share = args.restyle
     template = crop_template(crops.shape[1]).astype(np.float32)
 
     def maybe_restyle(img: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,7 +313,7 @@ def _batch(
     batch = np.stack(real + fakes)
     if args.degrade:
         batch = np.stack([degrade(b, rng) for b in batch])
-    if getattr(args, "grey", 0.0) > 0:
+    if args.grey > 0:
         batch = greyscale_some(batch, args.grey, rng)
     return batch
 

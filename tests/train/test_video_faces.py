@@ -70,7 +70,7 @@ def test_batches_mix_video_faces_generated_faces_and_their_fakes() -> None:
     generated = np.full((3, 128, 128, 3), 7, np.uint8)
     fakes = video_fakes(crops, lms, persons)
     assert set(fakes) == {"video_sbi", "video_swap"} and all(len(v) == 6 for v in fakes.values())
-    args = argparse.Namespace(video_share=1.0, generated_share=1.0, degrade=False)
+    args = argparse.Namespace(video_share=1.0, generated_share=1.0, degrade=False, restyle=0.0, grey=0.0)
     batch = _batch(4, crops, lms, None, video, generated, args, rng)
     assert batch.shape == (8, 128, 128, 3)
     assert all(any(np.array_equal(r, v) for v in video[0]) for r in batch[:4])  # real: from the video faces
@@ -106,9 +106,9 @@ def test_restyled_faces_keep_their_landmarks_and_their_fakes_are_made_after() ->
     rng = np.random.default_rng(0)
     crops = rng.integers(30, 220, (6, 128, 128, 3), dtype=np.uint8)
     lms = np.repeat(lm[None], 6, axis=0)
-    args = argparse.Namespace(video_share=0.0, generated_share=0.0, degrade=False, restyle=1.0)
+    args = argparse.Namespace(video_share=0.0, generated_share=0.0, degrade=False, restyle=1.0, grey=0.0)
     batch = _batch(8, crops, lms, None, None, None, args, rng)
     assert not any(np.array_equal(r, c) for r in batch[:8] for c in crops)  # every real face restyled
-    plain = argparse.Namespace(video_share=0.0, generated_share=0.0, degrade=False)
+    plain = argparse.Namespace(video_share=0.0, generated_share=0.0, degrade=False, restyle=0.0, grey=0.0)
     again = _batch(8, crops, lms, None, None, None, plain, np.random.default_rng(5))
     assert all(any(np.array_equal(r, c) for c in crops) for r in again[:8])  # without: as they were
