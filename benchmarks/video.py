@@ -24,7 +24,8 @@ detector finds when run on every frame (threshold 0.2 with the size rule, one pa
 persons the video person segmenter finds on every frame (`--ref-cache`'s *_persons.npz keeps them): the
 share of each person's mask blacked out (luma < 40, counted where the source is brighter than 50, so dark
 clothes do not count as covered), the person-frames with at least 95% and 99% of it covered, and those
-left showing more than 10%, with their frames.
+left showing more than 10%, with their frames; and the share of all pixels blacked out (where the source
+is brighter than 50) outside every every-frame person: the price of the margins.
 """
 
 from __future__ import annotations
@@ -242,8 +243,13 @@ def person_masks(src: list[np.ndarray], cache: Path | None) -> list[list[np.ndar
 def person_line(masks: list[list[np.ndarray]], src: list[np.ndarray], output: Path) -> str:
     """How much of each every-frame person the output covers (see the module's doc)."""
     shares, showing = [], []
+    outside = 0
     for i, (ms, a, b) in enumerate(zip(masks, src, frames(output), strict=True)):
         bright, black = a.mean(axis=2) > 50, b.mean(axis=2) < 40
+        anyone = np.zeros(black.shape, bool)
+        for m in ms:
+            anyone |= m
+        outside += int((black & bright & ~anyone).sum())
         for m in ms:
             counted = m & bright
             if counted.sum() < 50:
@@ -257,6 +263,8 @@ def person_line(masks: list[list[np.ndarray]], src: list[np.ndarray], output: Pa
         f"    every-frame persons: {len(v)} person-frames, mask covered {v.mean():6.1%} on average; >= 95% covered "
         f"{(v >= 0.95).mean():6.1%}, >= 99% {(v >= 0.99).mean():6.1%}; more than 10% showing: {len(showing)}"
         + (f": frames {', '.join(showing[:12])}" + (" ..." if len(showing) > 12 else "") if showing else "")
+        + f"\n    black outside every every-frame person: {outside / (len(src) * src[0][..., 0].size):.2%}"
+        " of all pixels (faces, the grown margins, what a carried mask overshoots)"
     )
 
 

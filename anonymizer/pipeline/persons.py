@@ -29,10 +29,13 @@ PHOTO_SIZE, PHOTO_MAX_SIDE = 448, 704
 #: (samples/group_solvay_1927.jpg, faces found at 0.5 inside a person: 22 of 29 at 0.5 with tiles of half
 #: the short side, 26 of 29 at 0.3 with tiles of a third)
 CLOSEUP_THRESHOLD, CLOSEUP_MIN_AREA, CLOSEUP_NEW, CLOSEUP_SCORE = 0.3, 0.02, 0.25, 0.5
-#: the close-up segmenter is asked only where the Mask R-CNN finds at most this many people: portraits,
-#: interviews and groups it cannot parse; in a street crowd (its own domain) the close-up network also takes
-#: the doorway and wall between the people for a person (the 720p clip of benchmarks/video.py)
-CLOSEUP_MAX_PERSONS = 2
+#: the close-up segmenter is asked only where the Mask R-CNN finds at most CLOSEUP_MAX_PERSONS people of
+#: score CLOSEUP_SURE or more: portraits, interviews and groups it cannot parse; in a street crowd (its own
+#: domain) the close-up network also takes the doorway and wall between the people for a person (the 720p
+#: clip of benchmarks/video.py: 4-9 such people a frame). Only sure ones count: on a talking head the Mask
+#: R-CNN finds the hair and a patch of background as two or three "people" (0.54-0.99), which counted
+#: whole kept the close-up network away on every other frame and left the body showing
+CLOSEUP_MAX_PERSONS, CLOSEUP_SURE = 2, 0.9
 #: images at least three times this on the short side are also seen in tiles (:func:`selfie_probability`)
 CLOSEUP_TILE = 256
 #: videos: people in street and CCTV footage are small; the network sees the frame at least at its own size
@@ -87,11 +90,11 @@ class PersonSegmenter:
 
     def segment(self, rgb: np.ndarray) -> tuple[Person, ...]:
         """Every person above the threshold, best first, with a mask at the image's size; then, with
-        ``closeups`` and at most :data:`CLOSEUP_MAX_PERSONS` of them, the people the close-up segmenter sees
-        that those masks leave out (:meth:`closeups_of`)."""
+        ``closeups`` and at most :data:`CLOSEUP_MAX_PERSONS` of them at :data:`CLOSEUP_SURE` or more, the people
+        the close-up segmenter sees that those masks leave out (:meth:`closeups_of`)."""
         require_rgb(rgb)
         persons = self._maskrcnn(rgb)
-        if self.closeups and len(persons) <= CLOSEUP_MAX_PERSONS:
+        if self.closeups and sum(p.score >= CLOSEUP_SURE for p in persons) <= CLOSEUP_MAX_PERSONS:
             return persons + self.closeups_of(rgb, persons)
         return persons
 

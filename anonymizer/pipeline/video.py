@@ -213,9 +213,11 @@ class _Output:
 
 
 #: between detections a person's mask grows by this share of its height per frame from the detection it
-#: was taken from, at most PERSON_GROW_MAX, on top of PERSON_MASK_GROW: limbs move within the box, and a
-#: person who entered between two detections walked (benchmarks/video.py --persons)
-PERSON_GROW_PER_FRAME, PERSON_GROW_MAX = 0.03, 0.1
+#: was taken from, at most PERSON_GROW_MAX, on top of PERSON_MASK_GROW: limbs move within the box, a
+#: person who entered between two detections walked, and the segmenter's outline of a person changes from
+#: frame to frame (benchmarks/video.py --persons: at 0.03 an arm or a coat's edge 9-27 px outside the
+#: carried mask showed on 6 person-frames of 3,068, at 0.045 on 2, at 0.06 on none)
+PERSON_GROW_PER_FRAME, PERSON_GROW_MAX = 0.06, 0.1
 
 #: two detections of a track whose heights differ by more than this factor are not one person's steady
 #: motion (the segmenter merged, split or cut a person on one of them, or the track passed from one person

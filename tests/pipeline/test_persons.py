@@ -143,17 +143,23 @@ def test_a_portrait_is_covered_whole(samples) -> None:
     assert any(p.score == 0.5 for p in persons)  # the close-up segmenter's person
 
 
-def test_the_close_up_segmenter_is_asked_only_where_the_street_model_sees_few(monkeypatch) -> None:
+def test_the_close_up_segmenter_is_asked_only_where_the_street_model_sees_few_sure_people(monkeypatch) -> None:
+    """A crowd of sure people keeps it away; unsure fragments (a talking head's hair and a patch of background,
+    which the Mask R-CNN scores 0.54-0.75) do not."""
     from anonymizer.pipeline import persons as P
 
     seg = P.PersonSegmenter()
     rgb = np.zeros((64, 64, 3), np.uint8)
-    few = tuple(Person(box=(0, 0, 4, 4), score=0.9, mask=np.ones((64, 64), bool)) for _ in range(P.CLOSEUP_MAX_PERSONS))
+
+    def people(n: int, score: float) -> tuple[Person, ...]:
+        return tuple(Person(box=(0, 0, 4, 4), score=score, mask=np.ones((64, 64), bool)) for _ in range(n))
+
     extra = Person(box=(0, 0, 8, 8), score=0.5, mask=np.ones((64, 64), bool))
     asked: list[int] = []
     monkeypatch.setattr(seg, "closeups_of", lambda rgb, persons: asked.append(len(persons)) or (extra,))
-    for found in (few, (*few, few[0])):
+    few, unsure = people(P.CLOSEUP_MAX_PERSONS, P.CLOSEUP_SURE), people(3, P.CLOSEUP_SURE - 0.2)
+    for found in (few, (*few, *people(1, 0.99)), (*few, *unsure)):
         monkeypatch.setattr(seg, "_maskrcnn", lambda rgb, found=found: found)
         out = seg.segment(rgb)
-        assert out == ((*found, extra) if len(found) <= P.CLOSEUP_MAX_PERSONS else found)
-    assert asked == [P.CLOSEUP_MAX_PERSONS]
+        assert out == (found if len(found) == P.CLOSEUP_MAX_PERSONS + 1 else (*found, extra))
+    assert asked == [P.CLOSEUP_MAX_PERSONS, P.CLOSEUP_MAX_PERSONS + 3]
