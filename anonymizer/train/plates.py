@@ -127,8 +127,9 @@ def _between(rng: np.random.Generator, low: float, high: float) -> int:
     return int(rng.uniform(low, high)) if high > low else int(low)
 
 
-def loss_of(out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss on the heat map plus L1 on scale and offset at the peaks."""
+def loss_of(out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor], size_weight: float = 0.1) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on the heat map plus L1 on scale (log height and width, times
+    ``size_weight``) and offset at the peaks."""
     p = out["heatmap"].clamp(1e-4, 1 - 1e-4)
     gt = tgt["heatmap"]
     pos = gt.eq(1).float()
@@ -136,7 +137,7 @@ def loss_of(out: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) -> torch
     focal = -(torch.log(p) * (1 - p) ** 2 * pos + torch.log(1 - p) * p**2 * neg).sum()
     n = pos.sum().clamp(min=1)
     m = tgt["mask"][:, None]
-    reg = F.l1_loss(out["scale"] * m, tgt["scale"] * m, reduction="sum") * 0.1 + F.l1_loss(
+    reg = F.l1_loss(out["scale"] * m, tgt["scale"] * m, reduction="sum") * size_weight + F.l1_loss(
         out["offset"] * m, tgt["offset"] * m, reduction="sum"
     )
     return (focal + reg) / n
@@ -179,6 +180,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=384, help="training crop side in px (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="use only N training photos (smoke runs)")
+    ap.add_argument(
+        "--init",
+        choices=("centerface", "plates"),
+        default="centerface",
+        help="start from CenterFace's face weights or from the shipped plate weights (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--size-weight", type=float, default=0.1, help="weight of the box-size L1 term (default: %(default)s)"
+    )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
     from ..nn import build_model
@@ -190,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     if not images:
         raise SystemExit(f"no training photos in {args.data}")
     print(f"training photos: {len(images)} ({sum(len(b) for b in boxes)} plates); dev: {len(dev_images)} photos")
-    model = build_model("centerface", weights="default").to(dev).train()
+    start = "centerface" if args.init == "centerface" else "plate_detector"
+    model = build_model(start, weights="default").to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 30)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -215,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
             tgts.append(targets(b, args.crop))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(dev)
         tgt = {key: torch.from_numpy(np.stack([t[key] for t in tgts])).to(dev) for key in tgts[0]}
-        return loss_of(model(x), tgt)
+        return loss_of(model(x), tgt, args.size_weight)
 
     def checkpoint(at: int, bar: Any) -> None:
         r = recall(model, dev_images, dev_boxes)
@@ -242,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         steps=args.steps,
         export=args.export,
         weights=model.state_dict(),
-        source="CenterFace fine-tuned on plates-train (CC BY 4.0) to find licence plates",
+        source="CenterFace fine-tuned on plates-train (CC BY 4.0) to find licence plates"
+        + (" (continued from the shipped plate weights)" if args.init == "plates" else ""),
     )
 
 

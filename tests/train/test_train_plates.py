@@ -86,3 +86,36 @@ def test_split_and_a_tiny_run(tmp_path: Path) -> None:
         ]
     )
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 2 and (tmp_path / "w.safetensors").is_file()
+
+
+def test_size_weight_scales_only_the_size_term() -> None:
+    from anonymizer.train.plates import loss_of
+
+    t = {k: torch.from_numpy(v)[None] for k, v in targets(np.array([[40, 60, 104, 80]], np.float32), 128).items()}
+    out = {"heatmap": t["heatmap"].clamp(0.01, 0.99), "scale": t["scale"] + 0.5, "offset": t["offset"].clone()}
+    base = loss_of(out, t, size_weight=0.0)
+    one = loss_of(out, t, size_weight=1.0) - base
+    assert one.item() > 0.9  # two log sizes 0.5 off at one peak
+    torch.testing.assert_close(loss_of(out, t, size_weight=0.1) - base, 0.1 * one)
+
+
+def test_a_run_can_start_from_the_shipped_plate_weights(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from anonymizer.nn import build_model
+
+    data = tmp_path / "plates"
+    (data / "images").mkdir(parents=True)
+    rows = ["file,width,height,x1,y1,x2,y2"]
+    for k in range(12):
+        _photo(data / "images" / f"p{k}.jpg", (20, 100, 80, 118))
+        rows.append(f"p{k}.jpg,320,240,20,100,80,118")
+    (data / "boxes.csv").write_text("\n".join(rows) + "\n")
+    w = tmp_path / "w.safetensors"
+    args = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "1", "--batch", "1", "--crop", "64"]
+    main([*args, "--init", "plates", "--lr", "0", "--export", str(w)])  # no step taken: the start exported
+    shipped = build_model("plate_detector", weights="default")
+    got = load_file(str(w))
+    assert set(got) == set(shipped.state_dict())
+    # the weights as shipped (the neck's batch-norm statistics move with every forward pass in training)
+    assert all(torch.equal(got[k], v) for k, v in shipped.named_parameters())
