@@ -34,7 +34,7 @@ CLOSEUP_THRESHOLD, CLOSEUP_MIN_AREA, CLOSEUP_NEW, CLOSEUP_SCORE = 0.3, 0.02, 0.2
 #: domain) the close-up network also takes the doorway and wall between the people for a person (the 720p
 #: clip of benchmarks/video.py: 4-9 such people a frame). Only sure ones count: on a talking head the Mask
 #: R-CNN finds the hair and a patch of background as two or three "people" (0.54-0.99), which counted
-#: whole kept the close-up network away on every other frame and left the body showing
+#: whole kept the close-up network away on some frames and left the body showing
 CLOSEUP_MAX_PERSONS, CLOSEUP_SURE = 2, 0.9
 #: images at least three times this on the short side are also seen in tiles (:func:`selfie_probability`)
 CLOSEUP_TILE = 256
