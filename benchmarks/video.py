@@ -249,8 +249,6 @@ def person_line(masks: list[list[np.ndarray]], src: list[np.ndarray], output: Pa
         anyone = np.zeros(black.shape, bool)
         for m in ms:
             anyone |= m
-        outside += int((black & bright & ~anyone).sum())
-        for m in ms:
             counted = m & bright
             if counted.sum() < 50:
                 continue
@@ -258,6 +256,7 @@ def person_line(masks: list[list[np.ndarray]], src: list[np.ndarray], output: Pa
             shares.append(share)
             if share < 0.9:
                 showing.append(f"{i} ({share:.0%})")
+        outside += int((black & bright & ~anyone).sum())
     v = np.array(shares)
     return (
         f"    every-frame persons: {len(v)} person-frames, mask covered {v.mean():6.1%} on average; >= 95% covered "

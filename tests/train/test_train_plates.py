@@ -51,16 +51,21 @@ def test_crops_keep_their_plates(tmp_path: Path) -> None:
     assert seen >= 10
 
 
-def test_split_and_a_tiny_run(tmp_path: Path) -> None:
-    data = tmp_path / "plates"
+def _dataset(data: Path, boxes: list[tuple[int, int, int, int]]) -> list[str]:
+    """A plates-train-like folder under ``data``: one made-up 320x240 photo per box; returns the names."""
     (data / "images").mkdir(parents=True)
     rows = ["file,width,height,x1,y1,x2,y2"]
-    names = [f"p{k}.jpg" for k in range(40)]
-    for k, name in enumerate(names):
-        box = (20 + 5 * k, 100, 80 + 5 * k, 118)
+    names = [f"p{k}.jpg" for k in range(len(boxes))]
+    for name, box in zip(names, boxes, strict=True):
         _photo(data / "images" / name, box)
         rows.append(f"{name},320,240,{box[0]},{box[1]},{box[2]},{box[3]}")
     (data / "boxes.csv").write_text("\n".join(rows) + "\n")
+    return names
+
+
+def test_split_and_a_tiny_run(tmp_path: Path) -> None:
+    data = tmp_path / "plates"
+    names = _dataset(data, [(20 + 5 * k, 100, 80 + 5 * k, 118) for k in range(40)])
     boxes = read_boxes(data)
     assert set(boxes) == set(names) and boxes["p0.jpg"].tolist() == [[20, 100, 80, 118]]
     held = [n for n in names if is_held_out(n)]
@@ -105,12 +110,7 @@ def test_a_run_can_start_from_the_shipped_plate_weights(tmp_path: Path) -> None:
     from anonymizer.nn import build_model
 
     data = tmp_path / "plates"
-    (data / "images").mkdir(parents=True)
-    rows = ["file,width,height,x1,y1,x2,y2"]
-    for k in range(12):
-        _photo(data / "images" / f"p{k}.jpg", (20, 100, 80, 118))
-        rows.append(f"p{k}.jpg,320,240,20,100,80,118")
-    (data / "boxes.csv").write_text("\n".join(rows) + "\n")
+    _dataset(data, [(20, 100, 80, 118)] * 12)
     w = tmp_path / "w.safetensors"
     args = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "1", "--batch", "1", "--crop", "64"]
     main([*args, "--init", "plates", "--lr", "0", "--export", str(w)])  # no step taken: the start exported
