@@ -380,8 +380,11 @@ DRAW_SPREAD = 0.02
 #: fixed-point steps and their damping for :func:`spread_draw` (on 60 held-out faces the last step moves
 #: a chance by at most 1.3e-5; 300 steps at 0.1 swung between two states on some faces)
 DRAW_STEPS, DRAW_DAMPING = 750, 0.04
-#: only donors with at least this share of the likeliest one's weight are spread over: the draw may favour
-#: an unusual donor that suits the face, never one it set aside (a thousandfold less likely)
+#: only donors with at least this share of the likeliest one's weight are drawn and spread over: the draw
+#: may favour an unusual donor that suits the face, never one it set aside. Until 2026-12-06 the others kept
+#: their small chance, which summed to a few percent: the astronaut of samples/ (a woman of 36 to the
+#: attribute model) got a man of 68 for one of the picture's three passwords (chance 3e-5, drawn among
+#: some 300 such donors worth 3% of her draw together)
 DRAW_FLOOR = 0.03
 #: the spread keeps the chance of each apparent sex and of each age band (years: under 13, 13-29, 30-49, 50
 #: and up) as the looks gave it: unstratified, the spread moved chances between the sexes (sex right from 13:
@@ -477,10 +480,12 @@ def draw_weights(
     """float64 [N], summing to 1: how likely each donor is to be drawn for a face of skin lightness
     ``lightness`` and apparent sex and age ``looks``: each suitable donor (``weights`` > 0) as it suits
     the face (:func:`suits`): features painted far from their own skin tone, sex or age look wrong even
-    after the light transfer. Raises InputError when no donor is suitable."""
+    after the light transfer; a donor under :data:`DRAW_FLOOR` of the likeliest one's weight is never
+    drawn. Raises InputError when no donor is suitable."""
     w = weights * suits(bank, lightness, looks)
     if not (w > 0).any():
         raise InputError("no suitable donor in the bank")
+    w = np.where(w >= w.max() * DRAW_FLOOR, w, 0.0)  # set aside: never drawn (see DRAW_FLOOR)
     w = w / w.sum()
     return spread_draw(w, bank.distances, donor_groups(bank)) if bank.distances is not None else w
 
@@ -508,8 +513,8 @@ def spread_draw(w: np.ndarray, distances: np.ndarray, groups: np.ndarray | None 
     :data:`DRAW_FLOOR` of the best one's weight) it minimises the chance of such a pair, p' A p, plus
     :data:`DRAW_SPREAD` x KL(p || w): the fixed point p ~ w exp(-2 A p / DRAW_SPREAD), reached by damped
     steps, with each of ``groups`` (int [N], :func:`donor_groups`) keeping its share of the draw. The others
-    (beyond :data:`TONE_LIMIT`, of the other sex, ...) keep their small chance, and donors of weight 0 stay
-    0. Rounded to 12 decimals, so the draw does not depend on the order of sums."""
+    keep their weight (:func:`draw_weights` has set them to 0), and donors of weight 0 stay 0. Rounded to 12
+    decimals, so the draw does not depend on the order of sums."""
     fit = np.flatnonzero(w >= w.max() * DRAW_FLOOR)  # only these move: the others keep their weight
     near = near_chance(np.asarray(distances)[np.ix_(fit, fit)])
     mass = float(w[fit].sum())
