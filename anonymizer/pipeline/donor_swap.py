@@ -509,13 +509,13 @@ def near_chance(distances: np.ndarray) -> np.ndarray:
 def spread_draw(w: np.ndarray, distances: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """float64 [N] summing to 1: the draw ``w`` (float64 [N], summing to 1) moved towards donors that few
     likely others look like, so that two independent draws rarely give two donors dlib calls the same
-    person (:func:`near_chance` of ``distances`` [N, N]). Among the donors that suit the face (at least
-    :data:`DRAW_FLOOR` of the best one's weight) it minimises the chance of such a pair, p' A p, plus
-    :data:`DRAW_SPREAD` x KL(p || w): the fixed point p ~ w exp(-2 A p / DRAW_SPREAD), reached by damped
-    steps, with each of ``groups`` (int [N], :func:`donor_groups`) keeping its share of the draw. The others
-    keep their weight (:func:`draw_weights` has set them to 0), and donors of weight 0 stay 0. Rounded to 12
-    decimals, so the draw does not depend on the order of sums."""
-    fit = np.flatnonzero(w >= w.max() * DRAW_FLOOR)  # only these move: the others keep their weight
+    person (:func:`near_chance` of ``distances`` [N, N]). Among the donors it may draw (weight > 0:
+    :func:`draw_weights` has set aside those under :data:`DRAW_FLOOR` of the best one) it minimises the
+    chance of such a pair, p' A p, plus :data:`DRAW_SPREAD` x KL(p || w): the fixed point
+    p ~ w exp(-2 A p / DRAW_SPREAD), reached by damped steps, with each of ``groups`` (int [N],
+    :func:`donor_groups`) keeping its share of the draw; donors of weight 0 stay 0. Rounded to 12 decimals,
+    so the draw does not depend on the order of sums."""
+    fit = np.flatnonzero(w > 0)
     near = near_chance(np.asarray(distances)[np.ix_(fit, fit)])
     mass = float(w[fit].sum())
     base = w[fit] / mass
