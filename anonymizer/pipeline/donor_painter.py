@@ -222,7 +222,7 @@ class DonorPainter:
                         )
                     )
                     changed[win] |= moved
-                x1, y1, x2, y2 = face.box  # the window holds the face box's central half (the mesh spans it)
+                x1, y1, x2, y2 = _whole_pixels(face.box)  # the window holds the box's central half (mesh spans it)
                 covered = box_coverage(alpha, (x1 - x0, y1 - y0, x2 - x0, y2 - y0))
             if covered < COVER_MIN:
                 out, more, more_mask = cover_faces(out, [face], method="solid")
@@ -335,7 +335,7 @@ def _keep(win: tuple[slice, slice], others: Sequence[Face]) -> np.ndarray | None
     h, w = win[0].stop - win[0].start, win[1].stop - win[1].start
     free, ramp = np.ones((h, w), np.uint8), np.inf
     for f in others:
-        x1, y1, x2, y2 = f.box
+        x1, y1, x2, y2 = _whole_pixels(f.box)  # the ramp's width reaches every pixel's blend
         m = KEEP_MARGIN * max(x2 - x1, y2 - y1)
         a, b = int(np.floor(x1 - m)) - win[1].start, int(np.floor(y1 - m)) - win[0].start
         c, d = int(np.ceil(x2 + m)) - win[1].start + 1, int(np.ceil(y2 + m)) - win[0].start + 1
@@ -361,7 +361,8 @@ def _window(shape: tuple[int, int], face: Face, mesh: np.ndarray | None) -> tupl
     if mesh is not None:
         lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
     else:
-        lo, hi = np.asarray(face.box[:2], np.float32), np.asarray(face.box[2:], np.float32)
+        box = _whole_pixels(face.box)
+        lo, hi = box[:2].astype(np.float32), box[2:].astype(np.float32)
     pad = WINDOW_MARGIN * float((hi - lo).max()) + 4
     x0, y0 = max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0)
     x1, y1 = min(int(hi[0] + pad) + 1, w), min(int(hi[1] + pad) + 1, h)
