@@ -286,3 +286,44 @@ def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
     for g in np.unique(groups):  # each apparent sex and age band as likely as before
         assert drawn[groups == g].sum() == pytest.approx(plain[groups == g].sum())
     assert abs(drawn @ bank.labs[:, 0] - plain @ bank.labs[:, 0]) < 3.0  # L*: TONE_SPREAD is 15
+
+
+def test_the_spread_draw_is_settled_at_its_fixed_point() -> None:
+    import anonymizer.pipeline.donor_swap as ds
+    from anonymizer.pipeline.donors import DonorBank
+
+    # the draw must be the spread's fixed point, not wherever the steps stopped: 750 steps left chances up
+    # to 0.5 points away from it (3% at a spread of 0.01), so the number of steps chose donors
+    bank = DonorBank.load()
+    assert bank.distances is not None
+    weights, groups = ds.donor_weights(bank), ds.donor_groups(bank)
+    assert groups is not None
+    for tone, looks in ((64.0, (0.27, 17.5)), (45.0, (0.1, 60.0)), (75.0, (0.5, 40.0)), (55.0, (0.2, 8.0))):
+        drawn = ds.draw_weights(bank, weights, tone, looks)
+        w = weights * ds.suits(bank, tone, looks)
+        w = np.where(w >= w.max() * ds.DRAW_FLOOR, w, 0.0)
+        fit = w > 0
+        assert (drawn[~fit] == 0).all()  # (a donor the spread leaves under 1e-12 rounds to 0 as well)
+        base, p, kinds = w[fit] / w.sum(), drawn[fit], groups[fit]
+        step = base * np.exp(-2.0 * (ds.near_chance(bank.distances[np.ix_(fit, fit)]) @ p) / ds.DRAW_SPREAD)
+        for g in np.unique(kinds):
+            step[kinds == g] *= base[kinds == g].sum() / step[kinds == g].sum()
+        assert np.abs(step - p).max() < 1e-6, (tone, looks)
+
+
+def test_equal_donors_keep_equal_chances_however_strong_the_spread(monkeypatch) -> None:
+    import anonymizer.pipeline.donor_swap as ds
+
+    # a clique of six look-alikes and two loners, in two groups: at a spread of 0.01 steps of one damping
+    # for all swung the loners apart (0.317 against 0.308), a draw decided by rounding, not by the donors
+    dist = np.full((9, 9), 1.0)
+    dist[:6, :6] = ds.NEAR / 2
+    np.fill_diagonal(dist, 0.0)
+    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], np.float64) / 8
+    groups = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    for spread in (0.02, 0.01):
+        monkeypatch.setattr(ds, "DRAW_SPREAD", spread)
+        p = ds.spread_draw(w, dist, groups)
+        assert p[6] == pytest.approx(p[7], abs=1e-9) and p[6] > p[3], spread
+        assert np.allclose(p[:3], p[0]) and np.allclose(p[3:6], p[3])
+        assert p[:3].sum() == pytest.approx(3 / 8, abs=1e-6) and p[8] == 0.0
