@@ -89,7 +89,7 @@ def test_a_face_reads_the_same_whatever_the_detectors_last_digits(painter, group
 
 
 def test_the_pixels_do_not_depend_on_the_last_digits_of_the_boxes(painter, group) -> None:
-    # a held-out face (faces-utk, a second face cut by the border) got one pixel one level apart at 1 and 2
+    # a dev face of faces-utk (a second face cut by the border) got one pixel one level apart at 1 and 2
     # threads: its neighbour's box, 6e-5 px apart, set the width of the ramp the photo is reshaped within
     rgb, faces = group
     faces = faces[:6]

@@ -293,7 +293,7 @@ def test_the_spread_draw_is_settled_at_its_fixed_point() -> None:
     from anonymizer.pipeline.donors import DonorBank
 
     # the draw must be the spread's fixed point, not wherever the steps stopped: 750 steps left chances up
-    # to 0.5 points away from it (3% at a spread of 0.01), so the number of steps chose donors
+    # to 0.5 points away from it (3 points at a spread of 0.01), so the number of steps chose donors
     bank = DonorBank.load()
     assert bank.distances is not None
     weights, groups = ds.donor_weights(bank), ds.donor_groups(bank)
