@@ -240,11 +240,22 @@ def test_the_password_chooses_a_donor_that_suits_the_face() -> None:
     assert len(set(tracks)) == 20  # every face of one photo its own donor
 
 
+def _clique_and_loners() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A made-up draw of nine donors: (distances [9, 9]: donors 0-5 alike, within NEAR of each other, the
+    rest far from everyone; weights: 0-7 equally likely, 8 never; groups: 0-2 and 3-8)."""
+    from anonymizer.pipeline.donor_swap import NEAR
+
+    dist = np.full((9, 9), 1.0)
+    dist[:6, :6] = NEAR / 2
+    np.fill_diagonal(dist, 0.0)
+    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], np.float64) / 8
+    return dist, w, np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
+
+
 def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
     from dataclasses import replace
 
     from anonymizer.pipeline.donor_swap import (
-        NEAR,
         donor_groups,
         donor_weights,
         draw_weights,
@@ -255,10 +266,7 @@ def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
 
     # six donors alike (a clique, all within NEAR of each other) and two loners, equally likely at first:
     # the chance that two draws land on look-alikes falls, the loners gain, donors of weight 0 stay 0
-    dist = np.full((9, 9), 1.0)
-    dist[:6, :6] = NEAR / 2
-    np.fill_diagonal(dist, 0.0)
-    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], np.float64) / 8
+    dist, w, groups = _clique_and_loners()
     p = spread_draw(w, dist)
     near = near_chance(dist)
     assert near[0, 1] > 0.99 and near[0, 7] < 1e-3  # look-alikes render alike, strangers do not
@@ -269,7 +277,6 @@ def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
     # donors nobody resembles: nothing to spread
     assert np.allclose(spread_draw(w, np.ones((9, 9)) - np.eye(9)), w)
     # groups (apparent sex and age band) keep their shares: the clique's half of the draw stays with it
-    groups = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
     p = spread_draw(w, dist, groups)
     assert p[:3].sum() == pytest.approx(3 / 8) and p[3:].sum() == pytest.approx(5 / 8)
     assert p[6] == p[7] > p[3]
@@ -289,6 +296,8 @@ def test_the_draw_spreads_over_donors_that_look_unalike() -> None:
 
 
 def test_the_spread_draw_is_settled_at_its_fixed_point() -> None:
+    from dataclasses import replace
+
     import anonymizer.pipeline.donor_swap as ds
     from anonymizer.pipeline.donors import DonorBank
 
@@ -300,11 +309,10 @@ def test_the_spread_draw_is_settled_at_its_fixed_point() -> None:
     assert groups is not None
     for tone, looks in ((64.0, (0.27, 17.5)), (45.0, (0.1, 60.0)), (75.0, (0.5, 40.0)), (55.0, (0.2, 8.0))):
         drawn = ds.draw_weights(bank, weights, tone, looks)
-        w = weights * ds.suits(bank, tone, looks)
-        w = np.where(w >= w.max() * ds.DRAW_FLOOR, w, 0.0)
-        fit = w > 0
+        plain = ds.draw_weights(replace(bank, distances=None), weights, tone, looks)  # before the spread
+        fit = plain > 0
         assert (drawn[~fit] == 0).all()  # (a donor the spread leaves under 1e-12 rounds to 0 as well)
-        base, p, kinds = w[fit] / w.sum(), drawn[fit], groups[fit]
+        base, p, kinds = plain[fit], drawn[fit], groups[fit]
         step = base * np.exp(-2.0 * (ds.near_chance(bank.distances[np.ix_(fit, fit)]) @ p) / ds.DRAW_SPREAD)
         for g in np.unique(kinds):
             step[kinds == g] *= base[kinds == g].sum() / step[kinds == g].sum()
@@ -316,11 +324,7 @@ def test_equal_donors_keep_equal_chances_however_strong_the_spread(monkeypatch) 
 
     # a clique of six look-alikes and two loners, in two groups: at a spread of 0.01 steps of one damping
     # for all swung the loners apart (0.317 against 0.308), a draw decided by rounding, not by the donors
-    dist = np.full((9, 9), 1.0)
-    dist[:6, :6] = ds.NEAR / 2
-    np.fill_diagonal(dist, 0.0)
-    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], np.float64) / 8
-    groups = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
+    dist, w, groups = _clique_and_loners()
     for spread in (0.02, 0.01):
         monkeypatch.setattr(ds, "DRAW_SPREAD", spread)
         p = ds.spread_draw(w, dist, groups)
