@@ -250,6 +250,24 @@ register_weights(
 
 register_weights(
     WeightSpec(
+        name="skin_tone",
+        model="skin_tone",
+        file="skin_tone.safetensors",
+        sha256="b5f41fa3cb09147b020005fca39dfcf6a29ba40c7d874c9c26f83583699be531",
+        source="trained here: a linear head on identity_net embeddings of the donor pool's generated faces, "
+        "fitted to their measured skin L* (python -m anonymizer.train.skin_tone; see models/skin_tone.md)",
+        licence="weights: MIT (this project); training data: StyleGAN-generated faces of ../shared/data/donors, "
+        "non-commercial terms (models/donors.md)",
+        input_spec="the 128-d embedding of identity_net (float), [B, 128]",
+        metrics={
+            "held-out pool error; faces-utk separation and shift when darkened": "python -m anonymizer.train.skin_tone",
+        },
+    )
+)
+
+
+register_weights(
+    WeightSpec(
         name="face_attributes",
         model="face_attributes",
         file="face_attributes.safetensors",

@@ -14,6 +14,7 @@ from .masks import PersonBackbone, person_maskrcnn
 from .necks import TopDownFPN
 from .retinaface import RetinaHead, retinaface, retinaface_loss
 from .selfie import SelfieSegmentation, selfie_segmentation
+from .skin_tone import SkinTone, skin_tone
 from .sr import Discriminator, SRResNet, sr_discriminator, srgan, srresnet
 from .surrogate import PatchDiscriminator, SurrogateGenerator, surrogate, surrogate_discriminator
 
@@ -31,6 +32,7 @@ __all__ = [
     "RetinaHead",
     "SRResNet",
     "SelfieSegmentation",
+    "SkinTone",
     "SurrogateGenerator",
     "TopDownFPN",
     "build_model",
@@ -48,6 +50,7 @@ __all__ = [
     "retinaface",
     "retinaface_loss",
     "selfie_segmentation",
+    "skin_tone",
     "sr_discriminator",
     "srgan",
     "srresnet",

@@ -40,6 +40,7 @@ from ..errors import InputError
 from ..nn.attributes import FaceAttributes, face_attributes
 from ..nn.facemesh import FaceMesh, fit_meshes
 from ..nn.identity import IDENTITY_CROP, IdentityNet, identity_net
+from ..nn.skin_tone import SkinTone, skin_tone
 from ..ops.align import align_face, similarity_onto
 from ..ops.checks import require_rgb
 from ..ops.masks import box_coverage
@@ -87,7 +88,12 @@ class DonorPainter:
     """Loads the donor bank and the mesh network once; :meth:`paint` is safe to call from several threads."""
 
     def __init__(
-        self, *, bank: DonorBank | None = None, mesh: FaceMesh | None = None, identity_check: bool = True
+        self,
+        *,
+        bank: DonorBank | None = None,
+        mesh: FaceMesh | None = None,
+        identity_check: bool = True,
+        tone: SkinTone | None = None,
     ) -> None:
         if mesh is None:
             from ..nn import face_mesh
@@ -102,6 +108,7 @@ class DonorPainter:
         # float64: the check's decisions and the donor's draw do not depend on the thread count
         self.describer: IdentityNet = identity_net(weights=CHECK_WEIGHTS).eval().double()
         self.attributes: FaceAttributes = face_attributes().eval().double()
+        self.tone: SkinTone = (tone if tone is not None else skin_tone()).eval().double()
         self.identity_check = identity_check
 
     def plan(self, rgb: np.ndarray, face: Face) -> tuple[str, np.ndarray | None]:
@@ -149,11 +156,15 @@ class DonorPainter:
         return [choose_donor(seed, track * ATTEMPTS + k, drawn) for k in range(ATTEMPTS)]
 
     def draw_weights(self, rgb: np.ndarray, mesh: np.ndarray | None, descriptor: np.ndarray | None) -> np.ndarray:
-        """:func:`~anonymizer.pipeline.donor_swap.draw_weights` of a face: its skin lightness from its
-        ``mesh`` in ``rgb`` (mid-grey without one), its apparent sex and age from its :meth:`describe`
-        ``descriptor`` (none without)."""
-        lightness = float(skin_lab(rgb, mesh)[0]) if mesh is not None else 50.0
-        lightness = lightness if np.isfinite(lightness) else 50.0
+        """:func:`~anonymizer.pipeline.donor_swap.draw_weights` of a face: its skin lightness, the lighter of
+        the L* read from its ``mesh``'s forehead and cheeks in ``rgb`` and its :meth:`lightness` in even
+        light from its :meth:`describe` ``descriptor`` (mid-grey without either), and its apparent sex and
+        age from the descriptor (none without). The photo's reading errs dark (shadow, a dim photo, a cap's
+        brim, sunglasses over the cheeks) far more often than light; the descriptor's does not follow the
+        light but reads real faces a few L* darker than the donors it was fitted on (models/skin_tone.md)."""
+        read = float(skin_lab(rgb, mesh)[0]) if mesh is not None else float("nan")
+        tone = self.lightness(descriptor) if descriptor is not None else float("nan")
+        lightness = max((v for v in (read, tone) if np.isfinite(v)), default=50.0)
         looks = self.looks(descriptor) if descriptor is not None else None
         return draw_weights(self.bank, self.weights, lightness, looks)
 
@@ -171,6 +182,14 @@ class DonorPainter:
         with self._lock, torch.inference_mode():
             female, age = self.attributes.predict(torch.from_numpy(descriptor)[None].double())
         return float(female[0]), float(age[0])
+
+    def lightness(self, descriptor: np.ndarray) -> float:
+        """A face's skin lightness (L*) as the donors' skin was measured, in even light, from its
+        :meth:`describe` descriptor (:class:`~anonymizer.nn.skin_tone.SkinTone`, models/skin_tone.md): read
+        from the photo alone, a light-skinned face in shadow, in a dim photo or under a cap's brim read
+        20-30 L* darker and drew donors of another complexion."""
+        with self._lock, torch.inference_mode():
+            return float(self.tone(torch.from_numpy(descriptor)[None].double())[0])
 
     def paint(
         self,
