@@ -160,8 +160,8 @@ class DonorPainter:
         the L* read from its ``mesh``'s forehead and cheeks in ``rgb`` and its :meth:`lightness` in even
         light from its :meth:`describe` ``descriptor`` (mid-grey without either), and its apparent sex and
         age from the descriptor (none without). The photo's reading errs dark (shadow, a dim photo, a cap's
-        brim, sunglasses over the cheeks) far more often than light; the descriptor's does not follow the
-        light but reads real faces a few L* darker than the donors it was fitted on (models/skin_tone.md)."""
+        brim, sunglasses over the cheeks) far more often than light; the descriptor's hardly follows the
+        light but reads real, well-lit faces a few L* darker than their skin reads (models/skin_tone.md)."""
         read = float(skin_lab(rgb, mesh)[0]) if mesh is not None else float("nan")
         tone = self.lightness(descriptor) if descriptor is not None else float("nan")
         lightness = max((v for v in (read, tone) if np.isfinite(v)), default=50.0)

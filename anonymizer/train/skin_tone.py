@@ -42,13 +42,14 @@ DARKER = 0.55
 
 def describe_pool(pool: Path) -> tuple[np.ndarray, np.ndarray]:
     """(IdentityNet embeddings float64 [N, 128], skin L* [N]) of every face of the donor pool ``pool``."""
+    from ..nn.identity import IDENTITY_CROP
     from ..ops.align import align_face
     from ..pipeline.donor_swap import five_points
     from ..pipeline.donors import DonorBank
     from .embedding import embed_crops
 
     bank = DonorBank.load(pool)
-    crops = [align_face(bank.image(i), five_points(bank.mesh(i)), size=96) for i in range(len(bank))]
+    crops = [align_face(bank.image(i), five_points(bank.mesh(i)), size=IDENTITY_CROP) for i in range(len(bank))]
     emb = embed_crops(crops, desc="describing the pool", dtype=torch.float64)
     return emb, bank.labs[:, 0].astype(np.float64)
 
@@ -164,7 +165,9 @@ def _caption(tile: Image.Image, text: str) -> Image.Image:
 def picture(dest: Path, samples: Path) -> None:
     """The astronaut of ``samples`` as shot and darker (:data:`PICTURE_GAINS`), each beside the surrogates
     two passwords give when the draw takes the skin's L* read from the photo (as until 2026-12-06) and as
-    shipped (the lighter of that and the head's reading); captioned with both readings."""
+    shipped (the lighter of that and the head's reading); captioned with both readings. The painter is
+    given each password's seed as it is (the API also mixes in a digest of the photo's pixels, which
+    would give each exposure other donors and hide the change)."""
     from ..media.image import load_image
     from ..pipeline.donor_painter import DonorPainter
     from ..pipeline.donors import skin_lab
