@@ -253,7 +253,7 @@ register_weights(
         name="skin_tone",
         model="skin_tone",
         file="skin_tone.safetensors",
-        sha256="b5f41fa3cb09147b020005fca39dfcf6a29ba40c7d874c9c26f83583699be531",
+        sha256="96606c92e52e5fb128ba3fc7ac3bfbad04fa5f66216654c7c48cc783ba956776",
         source="trained here: a linear head on identity_net embeddings of the donor pool's generated faces, "
         "fitted to their measured skin L* (python -m anonymizer.train.skin_tone; see models/skin_tone.md)",
         licence="weights: MIT (this project); training data: StyleGAN-generated faces of ../shared/data/donors, "

@@ -78,7 +78,8 @@ def main() -> None:
         rgb, face = fs.load_rgb(i), fs.face(i)
         p = None
         if args.suited:
-            p = painter.draw_weights(rgb, painter.plan(rgb, face)[1], painter.describe(rgb, face))
+            even = painter.describe(rgb, face, even_light=True)
+            p = painter.draw_weights(rgb, painter.plan(rgb, face)[1], painter.describe(rgb, face), even)
         for _ in range(args.pairs):
             a, b = (
                 int(k)

@@ -80,6 +80,9 @@ ATTEMPTS = 3
 #: the check's recognizer (weights declared in anonymizer/weights.py) and the distance from the original
 #: face beyond which a candidate is taken (see models/donors.md, "Identity check")
 CHECK_WEIGHTS, CHECK_DISTANCE = "identity_net", 0.65
+#: the median grey level (0..1, the mean of R, G, B) a face's aligned crop is scaled to before the skin tone
+#: head reads it (:meth:`DonorPainter.describe` with ``even_light``): the photo's exposure taken out
+EVEN_GREY = 0.45
 #: the window rendered around a face, as a share of its mesh's (or box's) size on each side
 WINDOW_MARGIN = 0.25
 
@@ -148,32 +151,44 @@ class DonorPainter:
         seed: SurrogateSeed,
         track: int,
         descriptor: np.ndarray | None = None,
+        even: np.ndarray | None = None,
     ) -> list[int]:
         """The :data:`ATTEMPTS` donor candidates of ``track``, in order: candidate k is the seed's weighted
         draw number track * ATTEMPTS + k (so a track's candidates are different donors) with the face's
         :meth:`draw_weights`."""
-        drawn = self.draw_weights(rgb, mesh, descriptor)
+        drawn = self.draw_weights(rgb, mesh, descriptor, even)
         return [choose_donor(seed, track * ATTEMPTS + k, drawn) for k in range(ATTEMPTS)]
 
-    def draw_weights(self, rgb: np.ndarray, mesh: np.ndarray | None, descriptor: np.ndarray | None) -> np.ndarray:
+    def draw_weights(
+        self,
+        rgb: np.ndarray,
+        mesh: np.ndarray | None,
+        descriptor: np.ndarray | None,
+        even: np.ndarray | None = None,
+    ) -> np.ndarray:
         """:func:`~anonymizer.pipeline.donor_swap.draw_weights` of a face: its skin lightness, the lighter of
-        the L* read from its ``mesh``'s forehead and cheeks in ``rgb`` and its :meth:`lightness` in even
-        light from its :meth:`describe` ``descriptor`` (mid-grey without either), and its apparent sex and
-        age from the descriptor (none without). The photo's reading errs dark (shadow, a dim photo, a cap's
-        brim, sunglasses over the cheeks) far more often than light; the descriptor's hardly follows the
-        light but reads real, well-lit faces a few L* darker than their skin reads (models/skin_tone.md)."""
+        the L* read from its ``mesh``'s forehead and cheeks in ``rgb`` and its :meth:`lightness` from its
+        ``even`` descriptor (``describe(..., even_light=True)``; mid-grey without either), and its apparent
+        sex and age from its :meth:`describe` ``descriptor`` (none without). The photo's reading errs dark
+        (shadow, a dim photo, a cap's brim, sunglasses over the cheeks) far more often than light; the
+        head's does not follow the photo's exposure but reads real, well-lit faces a little darker than
+        their skin reads (models/skin_tone.md)."""
         read = float(skin_lab(rgb, mesh)[0]) if mesh is not None else float("nan")
-        tone = self.lightness(descriptor) if descriptor is not None else float("nan")
+        tone = self.lightness(even) if even is not None else float("nan")
         lightness = max((v for v in (read, tone) if np.isfinite(v)), default=50.0)
         looks = self.looks(descriptor) if descriptor is not None else None
         return draw_weights(self.bank, self.weights, lightness, looks)
 
-    def describe(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+    def describe(self, rgb: np.ndarray, face: Face, *, even_light: bool = False) -> np.ndarray:
         """The identity check's descriptor (float64 [128]) of ``face`` in ``rgb``, aligned by its landmarks
         rounded to whole pixels as for the mesh (the detector's last digits depend on the thread count, and
-        the face's looks, read from this descriptor, weigh the donors)."""
+        the face's looks, read from this descriptor, weigh the donors). ``even_light``: of the crop scaled
+        so that its median grey is :data:`EVEN_GREY` (the photo's exposure taken out), as
+        :meth:`lightness` reads it."""
         crop = align_face(rgb, _whole_pixels(face.landmarks), size=IDENTITY_CROP)
         x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].double() / 255.0
+        if even_light:
+            x = (x * (EVEN_GREY / max(float(x.mean(1).median()), 1e-3))).clamp(0.0, 1.0)
         with self._lock, torch.inference_mode():
             return self.describer(x)[0].numpy()
 
@@ -183,13 +198,13 @@ class DonorPainter:
             female, age = self.attributes.predict(torch.from_numpy(descriptor)[None].double())
         return float(female[0]), float(age[0])
 
-    def lightness(self, descriptor: np.ndarray) -> float:
+    def lightness(self, even: np.ndarray) -> float:
         """A face's skin lightness (L*) as the donors' skin was measured, in even light, from its
-        :meth:`describe` descriptor (:class:`~anonymizer.nn.skin_tone.SkinTone`, models/skin_tone.md): read
-        from the photo alone, a light-skinned face in shadow, in a dim photo or under a cap's brim read
-        20-30 L* darker and drew donors of another complexion."""
+        ``describe(..., even_light=True)`` descriptor (:class:`~anonymizer.nn.skin_tone.SkinTone`,
+        models/skin_tone.md): read from the photo alone, a light-skinned face in shadow, in a dim photo or
+        under a cap's brim read 20-30 L* darker and drew donors of another complexion."""
         with self._lock, torch.inference_mode():
-            return float(self.tone(torch.from_numpy(descriptor)[None].double())[0])
+            return float(self.tone(torch.from_numpy(even)[None].double())[0])
 
     def paint(
         self,
@@ -271,8 +286,8 @@ class DonorPainter:
             return self._render(out, below, win, face, mesh, choices[track], keep)
         best, far, drawn = 0, -1.0, None
         tries = ATTEMPTS if self.identity_check and mesh is not None else 1
-        ref = self.describe(rgb, face)
-        for index in self.candidates(rgb, mesh, seed, track, ref)[:tries]:
+        ref, even = self.describe(rgb, face), self.describe(rgb, face, even_light=True)
+        for index in self.candidates(rgb, mesh, seed, track, ref, even)[:tries]:
             drawn = self._render(out, below, win, face, mesh, index, keep)
             if tries == 1:
                 best = index
@@ -395,6 +410,7 @@ __all__ = [
     "ATTEMPTS",
     "CHECK_DISTANCE",
     "CHECK_WEIGHTS",
+    "EVEN_GREY",
     "COVER_MIN",
     "MAX_PITCH",
     "MAX_YAW",

@@ -41,16 +41,21 @@ DARKER = 0.55
 
 
 def describe_pool(pool: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(IdentityNet embeddings float64 [N, 128], skin L* [N]) of every face of the donor pool ``pool``."""
-    from ..nn.identity import IDENTITY_CROP
-    from ..ops.align import align_face
+    """(IdentityNet embeddings float64 [N, 128] of the exposure-normalised crops, as the painter reads a
+    face's tone; skin L* [N]) of every face of the donor pool ``pool``."""
+    from ..pipeline.donor_painter import DonorPainter
     from ..pipeline.donor_swap import five_points
     from ..pipeline.donors import DonorBank
-    from .embedding import embed_crops
+    from ..types import Face
 
-    bank = DonorBank.load(pool)
-    crops = [align_face(bank.image(i), five_points(bank.mesh(i)), size=IDENTITY_CROP) for i in range(len(bank))]
-    emb = embed_crops(crops, desc="describing the pool", dtype=torch.float64)
+    bank, painter = DonorBank.load(pool), DonorPainter(tone=SkinTone())  # the shipped head is not needed
+    emb = np.zeros((len(bank), 128))
+    for i in tqdm(range(len(bank)), desc="describing the pool", unit="face"):
+        points = five_points(bank.mesh(i))
+        (x1, y1), (x2, y2) = points.min(0), points.max(0)
+        box = (float(x1), float(y1), float(x2), float(y2))
+        face = Face(box=box, score=1.0, landmarks=tuple((float(x), float(y)) for x, y in points))
+        emb[i] = painter.describe(bank.image(i), face, even_light=True)
     return emb, bank.labs[:, 0].astype(np.float64)
 
 
@@ -120,7 +125,7 @@ def check_report(model: SkinTone, data: Path, count: int, seed: int) -> list[str
             mesh = painter.plan(img, faces[0])[1] if faces else None
             if mesh is None:
                 break
-            row += [float(skin_lab(img, mesh)[0]), painter.lightness(painter.describe(img, faces[0]))]
+            row += [float(skin_lab(img, mesh)[0]), painter.lightness(painter.describe(img, faces[0], even_light=True))]
         if len(row) == 5:
             rows.append(row)
     r = np.array(rows)
@@ -147,7 +152,13 @@ def _photo_read_painter() -> DonorPainter:
     from ..pipeline.donors import skin_lab
 
     class PhotoRead(DonorPainter):
-        def draw_weights(self, rgb: np.ndarray, mesh: np.ndarray | None, descriptor: np.ndarray | None) -> np.ndarray:
+        def draw_weights(
+            self,
+            rgb: np.ndarray,
+            mesh: np.ndarray | None,
+            descriptor: np.ndarray | None,
+            even: np.ndarray | None = None,
+        ) -> np.ndarray:
             assert mesh is not None and descriptor is not None
             return draw_weights(self.bank, self.weights, float(skin_lab(rgb, mesh)[0]), self.looks(descriptor))
 
@@ -185,7 +196,7 @@ def picture(dest: Path, samples: Path) -> None:
         tiles = [img] + [painter.paint(img, [face], seed)[0] for painter in (old, shipped) for seed in seeds]
         mesh = shipped.plan(img, face)[1]
         read = float(skin_lab(img, mesh)[0]) if mesh is not None else float("nan")
-        tone = shipped.lightness(shipped.describe(img, face))
+        tone = shipped.lightness(shipped.describe(img, face, even_light=True))
         texts = (f"x{gain}: read {read:.0f} L*", "by the read L*", "", f"shipped; SkinTone {tone:.0f}", "")
         for col, (tile, text) in enumerate(zip(tiles, texts, strict=True)):
             small = Image.fromarray(tile).crop(box).resize((160, 160), Image.Resampling.LANCZOS)

@@ -237,7 +237,7 @@ def test_identity_check_takes_the_first_candidate_far_enough(painter, samples: P
     (face,) = get_finder().find(rgb)
     mesh = painter.plan(rgb, face)[1]
     ref = painter.describe(rgb, face)
-    candidates = painter.candidates(rgb, mesh, SEED, 0, ref)
+    candidates = painter.candidates(rgb, mesh, SEED, 0, ref, painter.describe(rgb, face, even_light=True))
     assert len(set(candidates)) == dp.ATTEMPTS  # a track's candidates are different donors
     far = []
     for k in candidates:
