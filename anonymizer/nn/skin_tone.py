@@ -4,9 +4,11 @@ embedding, so that a surrogate donor of a like complexion is drawn whatever the 
 Read from the photo itself (forehead and cheeks), a face's lightness follows the light as much as the
 person: a light-skinned face in shadow, backlit or under a cap reads 20-30 L* darker and drew donors of
 another complexion. IdentityNet was trained to ignore brightness, contrast and colour, yet its embedding
-still carries the features that go with a complexion; a linear head on it, fitted on the donor pool's
-faces (each with its skin's L* measured under studio or FFHQ light), predicts the L* the face would have
-in that light. Trained by ``python -m anonymizer.train.skin_tone`` (models/skin_tone.md).
+still carries the features that go with a complexion; a linear head on it, taken of the face's crop scaled
+to an even exposure (:meth:`anonymizer.pipeline.donor_painter.DonorPainter.describe` with ``even_light``)
+and fitted on the donor pool's faces (each with its skin's L* measured under studio or FFHQ light),
+predicts the L* the face would have in that light. Trained by ``python -m anonymizer.train.skin_tone``
+(models/skin_tone.md).
 """
 
 from __future__ import annotations

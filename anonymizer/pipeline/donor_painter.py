@@ -16,8 +16,9 @@ For each detected face (:meth:`DonorPainter.paint`):
    scores), else covered solid (a coat of arms' lions scored 0.2).
 2. **Donor** (:func:`~anonymizer.pipeline.donor_swap.choose_donor`): the password's weighted draw among the
    suitable donors, those nearer the face in skin lightness, apparent sex and age more likely (the sex and
-   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`); a video's track
-   keeps its donor (``choices``).
+   age read from the face's IdentityNet descriptor, :mod:`anonymizer.nn.attributes`; the lightness the
+   lighter of the skin's in the photo and :mod:`anonymizer.nn.skin_tone`'s reading of a second descriptor,
+   of the crop at an even exposure); a video's track keeps its donor (``choices``).
 3. **Render** (:func:`~anonymizer.pipeline.donor_swap.render_face` or
    :func:`~anonymizer.pipeline.donor_swap.render_points`) in a window around the face.
 
@@ -410,8 +411,8 @@ __all__ = [
     "ATTEMPTS",
     "CHECK_DISTANCE",
     "CHECK_WEIGHTS",
-    "EVEN_GREY",
     "COVER_MIN",
+    "EVEN_GREY",
     "MAX_PITCH",
     "MAX_YAW",
     "MESH_MIN",

@@ -6,8 +6,9 @@
         --export models/skin_tone.safetensors
 
 Every face of the donor pool (people who do not exist, each with its skin's mean L* measured on forehead
-and cheeks, :func:`anonymizer.pipeline.donors.skin_lab`) is aligned by its mesh's five points and described
-by IdentityNet in float64, as the donor painter describes a face. A ridge regression (closed form, no
+and cheeks, :func:`anonymizer.pipeline.donors.skin_lab`) is aligned by its mesh's five points, scaled to
+an even exposure and described by IdentityNet in float64, exactly as the donor painter describes a face
+for its tone (``DonorPainter.describe(..., even_light=True)``). A ridge regression (closed form, no
 randomness) maps the standardised embedding to that L*; every fifth face is held out for the printed
 error, then the head is fitted on all of them. ``--check`` also measures the head on real photos of
 faces-utk aged 13 and up (a fixed, seeded sample): how well it and the L* read from the photo separate
