@@ -68,3 +68,15 @@ def test_the_fit_recovers_a_linear_tone() -> None:
     model = fit(emb, lightness, ridge=1e-3)
     assert np.abs(predict(model, emb) - lightness).max() < 0.05
     assert model.head.weight.dtype == torch.float32  # stored as the other heads are
+
+
+def test_the_even_light_descriptor_takes_the_exposure_out(painter: DonorPainter) -> None:
+    """The same face at the same landmarks, as shot and at 0.55 exposure: the crop scaled to an even
+    exposure gives (up to 8-bit rounding) one descriptor and one lightness; the crop as it is does not."""
+    rgb = load_image(SAMPLES / "astronaut.png").rgb
+    face = max(get_finder().find(rgb), key=lambda f: f.width)
+    dark = (rgb.astype(np.float32) * 0.55).round().astype(np.uint8)
+    even = [painter.describe(img, face, even_light=True) for img in (rgb, dark)]
+    raw = [painter.describe(img, face) for img in (rgb, dark)]
+    assert np.linalg.norm(even[0] - even[1]) < 0.5 * np.linalg.norm(raw[0] - raw[1])
+    assert abs(painter.lightness(even[0]) - painter.lightness(even[1])) < 1.0
