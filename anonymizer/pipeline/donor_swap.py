@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..nn.facemesh import MESH_LEFT_EYE, MESH_MOUTH_LEFT, MESH_MOUTH_RIGHT, MESH_NOSE_TIP, MESH_RIGHT_EYE
 from ..ops.align import similarity_fit, similarity_onto
 from ..ops.warp import warp_mesh
+from ..types import Face
 from ..vault.surrogate import SurrogateSeed
 from .donors import DonorBank, bare_skin, skin_mask, skin_stats
 
@@ -315,6 +316,18 @@ def five_points(mesh: np.ndarray) -> np.ndarray:
             m[MESH_MOUTH_LEFT],
             m[MESH_MOUTH_RIGHT],
         ]
+    )
+
+
+def mesh_face(mesh: np.ndarray) -> Face:
+    """A face as the detector would give it for a donor crop (or any face) whose mesh [468, 2+] is known: the
+    mesh's bounding box and its :func:`five_points`, for the recognisers that align by five landmarks."""
+    m = np.asarray(mesh, np.float64)[:, :2]
+    (x1, y1), (x2, y2) = m.min(0), m.max(0)
+    return Face(
+        box=(float(x1), float(y1), float(x2), float(y2)),
+        score=1.0,
+        landmarks=tuple((float(x), float(y)) for x, y in five_points(m)),
     )
 
 

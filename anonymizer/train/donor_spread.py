@@ -61,20 +61,10 @@ def descriptors(bank: DonorBank, indices: np.ndarray) -> np.ndarray:
     """dlib's descriptors [K, 128] of the donors ``indices`` of ``bank`` (a DonorBank): each crop at its
     mesh's five points (also benchmarks/donor_pairs.py)."""
     from ..audit.recognizers import DlibRecognizer
-    from ..pipeline.donor_swap import five_points
-    from ..types import Face
+    from ..pipeline.donor_swap import mesh_face
 
-    rec, out = DlibRecognizer(), []
-    for i in indices:
-        mesh = bank.mesh(int(i))
-        (x1, y1), (x2, y2) = mesh[:, :2].min(0), mesh[:, :2].max(0)
-        face = Face(
-            box=(float(x1), float(y1), float(x2), float(y2)),
-            score=1.0,
-            landmarks=tuple((float(x), float(y)) for x, y in five_points(mesh)),
-        )
-        out.append(rec.embed(bank.image(int(i)), face))
-    return np.stack(out)
+    rec = DlibRecognizer()
+    return np.stack([rec.embed(bank.image(int(i)), mesh_face(bank.mesh(int(i)))) for i in indices])
 
 
 def donor_looks(

@@ -45,18 +45,13 @@ def describe_pool(pool: Path) -> tuple[np.ndarray, np.ndarray]:
     """(IdentityNet embeddings float64 [N, 128] of the exposure-normalised crops, as the painter reads a
     face's tone; skin L* [N]) of every face of the donor pool ``pool``."""
     from ..pipeline.donor_painter import DonorPainter
-    from ..pipeline.donor_swap import five_points
+    from ..pipeline.donor_swap import mesh_face
     from ..pipeline.donors import DonorBank
-    from ..types import Face
 
     bank, painter = DonorBank.load(pool), DonorPainter(tone=SkinTone())  # the shipped head is not needed
     emb = np.zeros((len(bank), 128))
     for i in tqdm(range(len(bank)), desc="describing the pool", unit="face"):
-        points = five_points(bank.mesh(i))
-        (x1, y1), (x2, y2) = points.min(0), points.max(0)
-        box = (float(x1), float(y1), float(x2), float(y2))
-        face = Face(box=box, score=1.0, landmarks=tuple((float(x), float(y)) for x, y in points))
-        emb[i] = painter.describe(bank.image(i), face, even_light=True)
+        emb[i] = painter.describe(bank.image(i), mesh_face(bank.mesh(i)), even_light=True)
     return emb, bank.labs[:, 0].astype(np.float64)
 
 
@@ -149,8 +144,6 @@ PICTURE_PASSWORDS = ("correct horse battery staple", "Tr0ub4dor&3")
 def _photo_read_painter() -> DonorPainter:
     """A donor painter that draws as until 2026-12-06: by the skin's L* read from the photo."""
     from ..pipeline.donor_painter import DonorPainter
-    from ..pipeline.donor_swap import draw_weights
-    from ..pipeline.donors import skin_lab
 
     class PhotoRead(DonorPainter):
         def draw_weights(
@@ -160,8 +153,7 @@ def _photo_read_painter() -> DonorPainter:
             descriptor: np.ndarray | None,
             even: np.ndarray | None = None,
         ) -> np.ndarray:
-            assert mesh is not None and descriptor is not None
-            return draw_weights(self.bank, self.weights, float(skin_lab(rgb, mesh)[0]), self.looks(descriptor))
+            return super().draw_weights(rgb, mesh, descriptor)  # no even descriptor: the photo's reading
 
     return PhotoRead()
 
