@@ -250,6 +250,26 @@ register_weights(
 
 register_weights(
     WeightSpec(
+        name="centerface_int8",
+        model="centerface_int8",
+        file="centerface_int8.safetensors",
+        sha256="6f81d9d9590ec4fef1ae7824d17bc538421d8b3ddfa0d7cebc003178c73be13b",
+        source="measured here: the activation ranges (the x86 backend's histogram observers) of the equalized "
+        "float CenterFace on 72 calibration photos and frames (python -m anonymizer.train.quantize; see "
+        "models/centerface_int8.md); the network's weights are centerface's",
+        licence="ranges: MIT (this project), measured on plates-train (CC BY 4.0), Penn-Fudan, dlib-faces and "
+        "videos-real frames (research data, not redistributed); network: CenterFace, MIT",
+        input_spec="as centerface: RGB, float 0..255 (no mean, no scaling), NCHW, height and width multiples of 32",
+        metrics={
+            "coverage, collateral, AP50, photos/s beside the float detector": "python benchmarks/coverage.py "
+            "--model centerface_int8",
+        },
+    )
+)
+
+
+register_weights(
+    WeightSpec(
         name="skin_tone",
         model="skin_tone",
         file="skin_tone.safetensors",

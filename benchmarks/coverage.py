@@ -1,6 +1,7 @@
 """Privacy recall and precision of `anonymize` beside deface's defaults, in one run, on labelled photos.
 
     python benchmarks/coverage.py [--sets wider-full,wider,dlib] [--threshold T] [--no-deface] [--limit N]
+        [--model centerface centerface_int8]
 
 Sets (research data in ../shared/data, never in the repository):
 - ``wider-full``: the 199 crowded WIDER FACE val photos of wider-dev (4,331 faces) resized back to their
@@ -15,7 +16,8 @@ Per set and tool: *covered* is the share of faces at least --min-size px tall of
 labelled box that changed; *AP50* the detector's average precision at IoU 0.5 over all faces (WIDER's
 invalid rows and empty boxes are ignored: detections on them count neither way); *photos/s* detection and
 covering (not reading). Ours covers with ``solid`` at the given options; deface runs its own code at its
-defaults (CenterFace on onnxruntime, threshold 0.2, solid boxes scaled 1.3).
+defaults (CenterFace on onnxruntime, threshold 0.2, solid boxes scaled 1.3). ``--model`` runs ours with each
+registered face detector given (``centerface_int8``: the int8 one, models/centerface_int8.md), one row each.
 """
 
 from __future__ import annotations
@@ -93,9 +95,9 @@ def load_set(name: str, scales: list[float], limit: int | None) -> list[Photo]:
 
 
 class Ours:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, model: str = "centerface") -> None:
         kw = {} if args.upscale is None else {"upscale": args.upscale}
-        self.finder = FaceFinder(threshold=args.threshold, **kw)
+        self.finder = FaceFinder(model, threshold=args.threshold, **kw)
         self.opts = {"mask_scale": args.mask_scale, "feather": args.feather, "shape": args.shape}
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,12 +204,13 @@ def main() -> None:
     ap.add_argument("--min-size", type=float, default=16, help="faces at least this tall count toward 'covered'")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--no-deface", action="store_true")
+    ap.add_argument("--model", nargs="+", default=["centerface"], help="our face detector(s) (default: %(default)s)")
     ap.add_argument(
         "--misses", type=Path, default=None, help="folder for pictures of our missed faces (shows original faces)"
     )
     args = ap.parse_args()
 
-    tools = {"ours": Ours(args)}
+    tools = {("ours" if m == "centerface" else m.rsplit("_", 1)[-1]): Ours(args, m) for m in args.model}
     if not args.no_deface:
         tools["deface"] = Deface()
     print(

@@ -1,6 +1,9 @@
 """Draw the default detector's boxes, scores and landmarks on a sample photo (the model card's picture).
 
-python benchmarks/detections_picture.py [PHOTO] [-o models/centerface.png]
+python benchmarks/detections_picture.py [PHOTO] [-o models/centerface.png] [--model centerface_int8]
+
+With ``--model``, that registered face detector's instead (models/centerface_int8.png:
+``--model centerface_int8 -o models/centerface_int8.png``).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("photo", nargs="?", default=str(ROOT / "samples" / "group_solvay_1927_closeup.jpg"))
     ap.add_argument("-o", "--output", default=str(ROOT / "models" / "centerface.png"))
+    ap.add_argument("--model", default="centerface", help="the face detector (default: %(default)s)")
     args = ap.parse_args()
     rgb = load_image(args.photo).rgb.copy()
-    faces = FaceFinder().find(rgb)
+    faces = FaceFinder(args.model).find(rgb)
     for f in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in f.box)
         cv2.rectangle(rgb, (x1, y1), (x2, y2), (0, 255, 0), 2)

@@ -1,7 +1,7 @@
 """Video throughput and face coverage: deface and ours back to back on the same 720p clip.
 
     python benchmarks/video.py [--clip PATH | --clip-cache PATH] [--loops 3] [--detect-every K ...]
-        [--ref-cache PATH.npz] [--no-deface] [--extra '...']
+        [--ref-cache PATH.npz] [--no-deface] [--detector centerface centerface_int8] [--extra '...']
 
 Without --clip, a 1280x720 H.264 clip (with the source's audio) is made with PyAV from
 ../shared/data/videos/facenet-pytorch_video.mp4, looped --loops times. Both tools run as their console
@@ -286,6 +286,12 @@ def main() -> None:
     ap.add_argument("--clip", type=Path)
     ap.add_argument("--loops", type=int, default=3)
     ap.add_argument("--detect-every", type=int, nargs="*", default=[1, 2, 3])
+    ap.add_argument(
+        "--detector",
+        nargs="+",
+        default=["centerface"],
+        help="our face detector(s), each run at every --detect-every (default: %(default)s)",
+    )
     ap.add_argument("--extra", default="", help="extra options for our anonymize, e.g. '--threshold 0.2'")
     ap.add_argument("--no-deface", action="store_true")
     ap.add_argument("--persons", action="store_true", help="ours with --targets face,person; person coverage")
@@ -330,36 +336,56 @@ def main() -> None:
                 f"false tracks {nf} (longest {longest} frames)"
             )
             print(seen_line(ref, every, out))
-        for k in args.detect_every:
-            out = tmpd / f"ours{k}.mp4"
-            secs, stdout = run(
-                [
-                    str(BIN / "anonymizer"),
-                    "anonymize",
-                    "--json",
-                    str(clip),
-                    "-o",
-                    str(tmpd / f"o{k}"),
-                    "--detect-every",
-                    str(k),
-                    "--threads",
-                    "2",
-                    "--method",
-                    "solid",
-                    *args.extra.split(),
-                ]
-            )
-            produced = tmpd / f"o{k}" / clip.name
-            fps = n / secs
-            col, nf, longest = precision(ref, src_frames, produced)
-            inner, whole = coverage(ref, produced)
-            print(
-                f"ours --detect-every {k}  {fps:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  "
-                f"collateral {col:6.2%}  "
-                f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x"
-            )
-            print(seen_line(ref, every, produced))
-            print(stage_line(stdout, n, secs))
+        for detector in args.detector:
+            for k in args.detect_every:
+                ours_run(clip, src_frames, ref, every, args, tmpd, detector, k, base)
+
+
+def ours_run(
+    clip: Path,
+    src_frames: list[np.ndarray],
+    ref: list[np.ndarray],
+    every: list[np.ndarray],
+    args: argparse.Namespace,
+    tmpd: Path,
+    detector: str,
+    k: int,
+    base: float,
+) -> None:
+    """Our `anonymize` on ``clip`` with ``detector`` detecting every ``k``-th frame: speed, coverage, lines."""
+    name = f"{detector}-{k}"
+    secs, stdout = run(
+        [
+            str(BIN / "anonymizer"),
+            "anonymize",
+            "--json",
+            str(clip),
+            "-o",
+            str(tmpd / name),
+            "--detect-every",
+            str(k),
+            "--detector",
+            detector,
+            "--threads",
+            "2",
+            "--method",
+            "solid",
+            *args.extra.split(),
+        ]
+    )
+    produced = tmpd / name / clip.name
+    n = len(src_frames)
+    fps = n / secs
+    col, nf, longest = precision(ref, src_frames, produced)
+    inner, whole = coverage(ref, produced)
+    label = f"ours --detect-every {k}" + ("" if detector == "centerface" else f" --detector {detector}")
+    print(
+        f"{label}  {fps:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  "
+        f"collateral {col:6.2%}  "
+        f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x"
+    )
+    print(seen_line(ref, every, produced))
+    print(stage_line(stdout, n, secs))
 
 
 if __name__ == "__main__":

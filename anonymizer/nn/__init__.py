@@ -12,6 +12,7 @@ from .heads import CenterHead
 from .identity import IdentityNet, identity_net
 from .masks import PersonBackbone, person_maskrcnn
 from .necks import TopDownFPN
+from .quantized import QuantizedDetector, centerface_int8
 from .retinaface import RetinaHead, retinaface, retinaface_loss
 from .selfie import SelfieSegmentation, selfie_segmentation
 from .skin_tone import SkinTone, skin_tone
@@ -29,6 +30,7 @@ __all__ = [
     "MobileNetV2",
     "PatchDiscriminator",
     "PersonBackbone",
+    "QuantizedDetector",
     "RetinaHead",
     "SRResNet",
     "SelfieSegmentation",
@@ -37,6 +39,7 @@ __all__ = [
     "TopDownFPN",
     "build_model",
     "centerface",
+    "centerface_int8",
     "deepfake",
     "face_attributes",
     "face_mesh",

@@ -60,6 +60,7 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         timed(
             "the face detector (photos)",
             lambda: models.get_finder(
+                opts.detector,
                 threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
                 upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
             ),
@@ -74,6 +75,7 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         timed(
             "the face detector (videos)",
             lambda: models.get_finder(
+                opts.detector,
                 threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
                 upscale=0.0 if opts.upscale is None else opts.upscale,
             ),
@@ -102,6 +104,7 @@ def anonymize_photo_file(
         feather=opts.feather,
         threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
+        model=opts.detector,
         key=key,
         targets=opts.targets,
         surrogate_seed=seed,
@@ -145,21 +148,27 @@ def run_video(src: Path, dest: Path, opts: AnonymizeOptions, **kw: Any):  # noqa
     the person segmenter); ``kw``: its other arguments (key, progress, surrogate seed, piece)."""
     from .video import anonymize_video
 
-    f = video_finders(opts.targets, opts.threshold, opts.upscale)
+    f = video_finders(opts.targets, opts.threshold, opts.upscale, opts.detector)
     return anonymize_video(
         src, dest, opts, finder=f.get("face"), plate_finder=f.get("plate"), person_finder=f.get("person"), **kw
     )
 
 
-def video_finders(targets: tuple[str, ...], threshold: float | None, upscale: float | None) -> dict[str, Any]:
-    """Target -> the shared finder a video uses for it: faces at ``threshold`` and ``upscale`` (default: the
-    video threshold, one pass at the frame's size), plates at the frame's own size, persons from the video
+def video_finders(
+    targets: tuple[str, ...],
+    threshold: float | None,
+    upscale: float | None,
+    detector: str = defaults.DEFAULT_DETECTOR,
+) -> dict[str, Any]:
+    """Target -> the shared finder a video uses for it: faces by ``detector`` at ``threshold`` and ``upscale``
+    (default: the video threshold, one pass at the frame's size), plates at the frame's own size, persons from the video
     segmenter down to :data:`~anonymizer.defaults.PERSON_CARRY_THRESHOLD`."""
     from . import models
 
     finders: dict[str, Any] = {}
     if "face" in targets:
         finders["face"] = models.get_finder(
+            detector,
             threshold=defaults.DEFAULT_VIDEO_THRESHOLD if threshold is None else threshold,
             upscale=0.0 if upscale is None else upscale,
         )

@@ -40,6 +40,13 @@ class AnonymizeOptions:
     start: float | None = None
     end: float | None = None
     cut: bool = False
+    detector: str = defaults.DEFAULT_DETECTOR  # one of defaults.FACE_DETECTORS
+
+    def __post_init__(self) -> None:
+        if self.detector not in defaults.FACE_DETECTORS:
+            raise InputError(
+                f"unknown face detector {self.detector!r}; expected one of {', '.join(defaults.FACE_DETECTORS)}"
+            )
 
     def fingerprint(self, key: Key | None) -> str:
         """A digest of the options and of how outputs are sealed (whether with a password, which

@@ -21,6 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import anonymizer
+from anonymizer.api import AnonymizeOptions
 from anonymizer.cli.app import app
 from anonymizer.media.image import load_image
 from anonymizer.pipeline import models, photo
@@ -150,6 +151,23 @@ def test_anonymize_default_is_solid(runner: CliRunner, samples: Path, tmp_path: 
     (face,) = finder.find(load_image(samples / "grace_hopper.jpg").rgb)
     x1, y1, x2, y2 = (int(v) for v in face.box)
     assert (dst[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1] == 0).all()
+
+
+def test_anonymize_with_the_int8_detector(runner: CliRunner, samples: Path, tmp_path: Path, finder: FaceFinder) -> None:
+    """--detector centerface_int8 covers the face the float detector finds, and an unknown detector is a usage
+    error; the options refuse it in the API too."""
+    src = samples / "grace_hopper.jpg"
+    r = runner.invoke(app, ["anonymize", str(src), "-o", str(tmp_path / "int8"), "--detector", "centerface_int8"])
+    assert r.exit_code == 0, r.output
+    dst = load_image(tmp_path / "int8" / "grace_hopper.jpg").rgb
+    (face,) = finder.find(load_image(src).rgb)
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    inner = dst[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4]
+    assert (inner < 16).mean() > 0.99  # black over the face (a JPEG's edges aside)
+    r = runner.invoke(app, ["anonymize", str(src), "-o", str(tmp_path / "bad"), "--detector", "yolo"])
+    assert r.exit_code == 2 and not (tmp_path / "bad").exists()
+    with pytest.raises(anonymizer.InputError, match="unknown face detector 'yolo'"):
+        AnonymizeOptions(detector="yolo")
 
 
 def test_anonymize_format_png(runner: CliRunner, photo_tree: Path, tmp_path: Path) -> None:
