@@ -19,6 +19,7 @@ from ..defaults import (
     DEFAULT_METHOD,
     DEFAULT_THRESHOLD,
     DEFAULT_UPSCALE,
+    DEFAULT_VIDEO_DETECTOR,
     DEFAULT_VIDEO_THRESHOLD,
     FACE_DETECTORS,
     SHAPES,
@@ -39,7 +40,6 @@ Method = Enum("Method", [(m, m) for m in ANONYMIZE_METHODS], type=str)  # type: 
 Shape = Enum("Shape", [(s, s) for s in SHAPES], type=str)  # type: ignore[misc]
 Detector = Enum("Detector", [(d, d) for d in FACE_DETECTORS], type=str)  # type: ignore[misc]
 DEFAULT_METHOD_CHOICE, DEFAULT_SHAPE_CHOICE = Method(DEFAULT_METHOD), Shape("ellipse")
-DEFAULT_DETECTOR_CHOICE = Detector(DEFAULT_DETECTOR)
 
 
 class VaultMode(str, Enum):
@@ -101,13 +101,15 @@ def anonymize(
         ),
     ] = None,
     detector: Annotated[
-        Detector,
+        Detector | None,
         typer.Option(
             help="Face detector: centerface (float), or centerface_int8, the same network in int8: about 3x faster "
             "on a CPU, the same share of faces covered on our crowd photos, a little more of the rest covered "
-            "(models/centerface_int8.md)."
+            f"(models/centerface_int8.md). Default: {DEFAULT_DETECTOR} for photos, {DEFAULT_VIDEO_DETECTOR} for "
+            "videos.",
+            show_default=False,
         ),
-    ] = DEFAULT_DETECTOR_CHOICE,
+    ] = None,
     mask_scale: Annotated[
         float, typer.Option(help="Mask size as a multiple of the face box (each side).", min=0.5, max=4.0)
     ] = DEFAULT_MASK_SCALE,
@@ -305,7 +307,7 @@ def anonymize(
         start=start,
         end=end,
         cut=cut,
-        detector=detector.value,
+        detector=detector.value if detector is not None else None,
     )
     configure_runtime(threads)
     key = sealing_key(read_secret(password_file, password_env, ask_password, confirm=True), recipient)

@@ -60,7 +60,7 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         timed(
             "the face detector (photos)",
             lambda: models.get_finder(
-                opts.detector,
+                opts.detector or defaults.DEFAULT_DETECTOR,
                 threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
                 upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
             ),
@@ -75,7 +75,7 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         timed(
             "the face detector (videos)",
             lambda: models.get_finder(
-                opts.detector,
+                opts.detector or defaults.DEFAULT_VIDEO_DETECTOR,
                 threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
                 upscale=0.0 if opts.upscale is None else opts.upscale,
             ),
@@ -104,7 +104,7 @@ def anonymize_photo_file(
         feather=opts.feather,
         threshold=defaults.DEFAULT_THRESHOLD if opts.threshold is None else opts.threshold,
         upscale=defaults.DEFAULT_UPSCALE if opts.upscale is None else opts.upscale,
-        model=opts.detector,
+        model=opts.detector or defaults.DEFAULT_DETECTOR,
         key=key,
         targets=opts.targets,
         surrogate_seed=seed,
@@ -158,17 +158,18 @@ def video_finders(
     targets: tuple[str, ...],
     threshold: float | None,
     upscale: float | None,
-    detector: str = defaults.DEFAULT_DETECTOR,
+    detector: str | None = None,
 ) -> dict[str, Any]:
-    """Target -> the shared finder a video uses for it: faces by ``detector`` at ``threshold`` and ``upscale``
-    (default: the video threshold, one pass at the frame's size), plates at the frame's own size, persons from the video
+    """Target -> the shared finder a video uses for it: faces by ``detector`` (default: the video detector,
+    :data:`~anonymizer.defaults.DEFAULT_VIDEO_DETECTOR`) at ``threshold`` and ``upscale`` (default: the video
+    threshold, one pass at the frame's size), plates at the frame's own size, persons from the video
     segmenter down to :data:`~anonymizer.defaults.PERSON_CARRY_THRESHOLD`."""
     from . import models
 
     finders: dict[str, Any] = {}
     if "face" in targets:
         finders["face"] = models.get_finder(
-            detector,
+            detector or defaults.DEFAULT_VIDEO_DETECTOR,
             threshold=defaults.DEFAULT_VIDEO_THRESHOLD if threshold is None else threshold,
             upscale=0.0 if upscale is None else upscale,
         )

@@ -40,10 +40,11 @@ class AnonymizeOptions:
     start: float | None = None
     end: float | None = None
     cut: bool = False
-    detector: str = defaults.DEFAULT_DETECTOR  # one of defaults.FACE_DETECTORS
+    detector: str | None = None  # one of defaults.FACE_DETECTORS; None: DEFAULT_DETECTOR for photos,
+    # DEFAULT_VIDEO_DETECTOR for videos
 
     def __post_init__(self) -> None:
-        if self.detector not in defaults.FACE_DETECTORS:
+        if self.detector is not None and self.detector not in defaults.FACE_DETECTORS:
             raise InputError(
                 f"unknown face detector {self.detector!r}; expected one of {', '.join(defaults.FACE_DETECTORS)}"
             )

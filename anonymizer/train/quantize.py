@@ -44,14 +44,16 @@ def read_rgb(item: Path | tuple[Path, int]) -> np.ndarray:
     if isinstance(item, tuple):
         cap = cv2.VideoCapture(str(item[0]))
         cap.set(cv2.CAP_PROP_POS_FRAMES, item[1])
-        ok, bgr = cap.read()
+        ok, frame = cap.read()
         cap.release()
         if not ok:
             raise SystemExit(f"{item[0]}: cannot read frame {item[1]}")
+        bgr = np.asarray(frame)
     else:
-        bgr = cv2.imread(str(item))
-        if bgr is None:
+        photo = cv2.imread(str(item))
+        if photo is None:
             raise SystemExit(f"{item}: not a readable image")
+        bgr = np.asarray(photo)
     s = LONGEST / max(bgr.shape[:2])
     if s < 1:
         bgr = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)

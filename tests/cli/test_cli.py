@@ -89,12 +89,13 @@ def test_anonymize_help_shows_defaults(runner: CliRunner) -> None:
     result = runner.invoke(app, ["anonymize", "--help"])
     assert result.exit_code == 0
     text = _flat(result.stdout)
-    for default in ("solid", "1.5", "ellipse", "0.05", "95", "5", "libx264", "18"):
+    for default in ("solid", "1.5", "ellipse", "0.05", "95", "3", "libx264", "18"):
         assert f"[default: {default}]" in text or f"[default: {default};" in text, default
     assert "smaller faces need 0.6 of it, faces of 64 px and more 2x it (at most 0.5)" in text
     # photo and video defaults may differ; the help names both
     assert "Default: 0.2 for photos" in text and "0.2 for videos" in text
     assert "Default: 2.0 for photos, 0 for videos" in text
+    assert "Default: centerface for photos, centerface_int8 for videos" in text
     assert "--output" in text and "--format" in text and "--json" in text and "--keep-metadata" in text
 
 
