@@ -24,8 +24,8 @@ PLATE_VIDEO_UPSCALE = 0.0
 
 #: the registered face detectors `anonymize` can run: the float CenterFace, and the same network in int8
 #: (about 3x faster on a CPU, the same faces covered on our crowd set, a little more collateral:
-#: models/centerface_int8.md). Photos keep the float one (their time goes to the 2x pass's small faces, and
-#: the int8 one's extra collateral is on every photo); videos run the int8 one on more frames (below)
+#: models/centerface_int8.md). Photos keep the float one (there the int8 one gains time but no faces, for
+#: 0.8-1.4 points of collateral); videos run the int8 one on more frames, which covers more faces (below)
 FACE_DETECTORS = ("centerface", "centerface_int8")
 DEFAULT_DETECTOR = "centerface"
 DEFAULT_VIDEO_DETECTOR = "centerface_int8"
@@ -50,9 +50,9 @@ THRESHOLD_RULE = (
     f"faces of {LARGE_FACE} px and more {LARGE_FACE_FACTOR:g}x it (at most {LARGE_FACE_CAP:g})"
 )
 
-#: videos: benchmarks/video.py. The int8 detector on every 3rd frame (2026-12-07, 315-frame 720p clip): 3.45x
+#: videos: benchmarks/video.py. The int8 detector on every 3rd frame (2026-12-07, 315-frame 720p clip): 4.02x
 #: deface's frames/s, 99.5% of faces covered, 88 of the 3,463 faces the float detector sees on every frame
-#: left showing for their frame; the float one on every 5th: 3.62x, 98.9%, 161
+#: left showing for their frame; the float one on every 5th (the default until then): 3.27x, 98.9%, 161
 DEFAULT_DETECT_EVERY = 3
 DEFAULT_HOLD_SECONDS = 0.5
 DEFAULT_VIDEO_THRESHOLD = 0.2
