@@ -61,7 +61,7 @@ def detect(
 
     Boxes are (x1, y1, x2, y2) and landmarks (x, y) in pixels of the upright image. Landmark order:
     left eye, right eye, nose, left mouth corner, right mouth corner, where "left" is the smaller x
-    as seen in the image. Videos are tracked as anonymize tracks them (a detection every 5 frames and on
+    as seen in the image. Videos are tracked as anonymize tracks them (the int8 detector every 3 frames and on
     scene cuts): per target, each track's first and last frame, its detections and the box it spans, in
     pixels of the stored frame.
     """
