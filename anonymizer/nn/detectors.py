@@ -38,7 +38,8 @@ class FaceDetector(nn.Module):
         self.neck = neck
         self.head = head
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def check_input(self, x: Tensor) -> None:
+        """Raise InputError unless ``x`` is Tensor[B, 3, H, W] with H and W multiples of :attr:`size_divisor`."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise InputError(f"detector input must be Tensor[B, 3, H, W], got shape {tuple(x.shape)}")
         if x.shape[2] % self.size_divisor or x.shape[3] % self.size_divisor:
@@ -46,6 +47,9 @@ class FaceDetector(nn.Module):
                 f"detector input height and width must be multiples of {self.size_divisor}, "
                 f"got {x.shape[2]}x{x.shape[3]}"
             )
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        self.check_input(x)
         return self.head(self.neck(self.backbone(x)))
 
     def detect(self, x: Tensor, *, threshold: float = 0.5, nms_iou: float = 0.3) -> list[Decoded]:
@@ -77,13 +81,19 @@ def centerface(*, weights: str | None = "default") -> FaceDetector:
     return with_weights(model, "centerface", weights) if weights is not None else model
 
 
+def folded_network() -> FaceDetector:
+    """CenterFace's network in its folded form (no batch-norm, as its converted weights are), with torch's
+    default initialisation."""
+    backbone = MobileNetV2(norm=False)
+    return FaceDetector(backbone, TopDownFPN(backbone.out_channels, 24, norm=False), CenterHead(24, norm=False))
+
+
 @register_model("plate_detector")
 def plate_detector(*, weights: str | None = "default") -> FaceDetector:
     """The licence-plate detector: CenterFace's network in its folded form (no batch-norm), trained to put
     its centre peaks on plates (``python -m anonymizer.train.plates``, models/plates.md). Its boxes are
     plates; its landmark maps are untrained and mean nothing. ``weights=None``: random, for tests."""
-    backbone = MobileNetV2(norm=False)
-    model = FaceDetector(backbone, TopDownFPN(backbone.out_channels, 24, norm=False), CenterHead(24, norm=False))
+    model = folded_network()
     if weights is None:
         from .backbones import init_weights
 

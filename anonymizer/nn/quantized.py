@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -27,9 +28,7 @@ from torch import Tensor, nn
 from ..errors import InputError, WeightsError
 from ._registry import register_model
 from .backbones import MobileNetV2, init_weights
-from .detectors import FaceDetector, centerface
-from .heads import CenterHead
-from .necks import TopDownFPN
+from .detectors import FaceDetector, centerface, folded_network
 
 #: PyTorch's quantization backend for x86 CPUs (fbgemm kernels, per-channel weights)
 BACKEND = "x86"
@@ -100,28 +99,28 @@ def equalize(backbone: MobileNetV2, passes: int = EQUALIZE_PASSES) -> None:
             _scale_pair(first, second)
 
 
-def _quiet() -> None:
+@contextmanager
+def _quiet() -> Iterator[None]:
     """Silence what torch 2.14 (pinned) says about its own quantization API while we call it: that
     ``torch.ao.quantization`` is moving to the torchao package, that its quantized tensor types are
     deprecated, and that the x86 observers still pass ``reduce_range``. The API works as documented;
     models/centerface_int8.md says what a move to torchao's pt2e API would take."""
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def prepared(net: FaceDetector) -> torch.fx.GraphModule:
     """A copy of the float ``net``, equalized, traced and given the backend's observers (FX
     ``prepare_fx``): run photos through it to calibrate (:func:`calibrate`) or load their ranges."""
-    with warnings.catch_warnings():  # see _quiet
-        _quiet()
-        from torch.ao.quantization import get_default_qconfig_mapping
-        from torch.ao.quantization.quantize_fx import prepare_fx
-
     core = _Core(copy.deepcopy(net)).eval()
     equalize(core.backbone)  # type: ignore[arg-type]
     example = torch.zeros(1, 3, 64, 64)
-    with warnings.catch_warnings():  # see _quiet
-        _quiet()
+    with _quiet():
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import prepare_fx
+
         return prepare_fx(core, get_default_qconfig_mapping(BACKEND), (example,))
 
 
@@ -144,18 +143,15 @@ def calibrate(net: FaceDetector, batches: Iterable[Tensor]) -> dict[str, Tensor]
 def convert(net: FaceDetector, state: dict[str, Tensor]) -> torch.fx.GraphModule:
     """The int8 network: :func:`prepared` ``net`` with the observers' ``state`` loaded, converted (FX
     ``convert_fx``). Raises WeightsError when ``state`` does not hold exactly this network's observers."""
-    with warnings.catch_warnings():  # see _quiet
-        _quiet()
-        from torch.ao.quantization.quantize_fx import convert_fx
-
     model = prepared(net)
     want = set(observer_state(model))
     if set(state) != want:
         missing, extra = sorted(want - set(state))[:3], sorted(set(state) - want)[:3]
         raise WeightsError(f"int8 ranges do not fit the detector: missing {missing}, unexpected {extra}")
     model.load_state_dict(state, strict=False)
-    with warnings.catch_warnings():  # see _quiet
-        _quiet()
+    with _quiet():
+        from torch.ao.quantization.quantize_fx import convert_fx
+
         return convert_fx(model)
 
 
@@ -168,13 +164,7 @@ class QuantizedDetector(FaceDetector):
         self.graph = graph
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise InputError(f"detector input must be Tensor[B, 3, H, W], got shape {tuple(x.shape)}")
-        if x.shape[2] % self.size_divisor or x.shape[3] % self.size_divisor:
-            raise InputError(
-                f"detector input height and width must be multiples of {self.size_divisor}, "
-                f"got {x.shape[2]}x{x.shape[3]}"
-            )
+        self.check_input(x)
         out = self.graph(x.float())
         return {k: v.dequantize() if v.is_quantized else v for k, v in out.items()}
 
@@ -185,8 +175,7 @@ def centerface_int8(*, weights: str | None = "default") -> QuantizedDetector:
     ranges of ``models/centerface_int8.safetensors`` (``weights="default"``). ``weights=None``: the random
     float network, calibrated on two random images, for tests."""
     if weights is None:
-        backbone = MobileNetV2(norm=False)
-        net = FaceDetector(backbone, TopDownFPN(backbone.out_channels, 24, norm=False), CenterHead(24, norm=False))
+        net = folded_network()
         init_weights(net)
         net.eval()
         gen = torch.Generator().manual_seed(0)

@@ -73,12 +73,7 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
         timed("the plate detector (videos)", lambda: models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE))
     if videos and "face" in opts.targets:
         timed(
-            "the face detector (videos)",
-            lambda: models.get_finder(
-                opts.detector or defaults.DEFAULT_VIDEO_DETECTOR,
-                threshold=defaults.DEFAULT_VIDEO_THRESHOLD if opts.threshold is None else opts.threshold,
-                upscale=0.0 if opts.upscale is None else opts.upscale,
-            ),
+            "the face detector (videos)", lambda: video_finders(("face",), opts.threshold, opts.upscale, opts.detector)
         )
     if opts.method == "surrogate":
         timed("the surrogate painter (donor bank, face mesh)", models.get_painter)
