@@ -209,7 +209,7 @@ def run(cmd: list[str]) -> tuple[float, str]:
 
 #: the stages of our video path, as the --json row's "seconds" names them (decode and encode run in
 #: threads of their own, beside the others)
-STAGES = ("decode", "detect", "track", "cover", "seal", "encode", "wait")
+STAGES = ("decode", "detect", "track", "mesh", "cover", "seal", "encode", "wait")
 
 
 def stage_line(stdout: str, frames: int, wall: float) -> str:

@@ -430,6 +430,54 @@ class _Worker(threading.Thread):
             raise self.error
 
 
+class Stage:
+    """Calls ``fn`` on each item given to :meth:`put`, in order, in a thread of its own. A bounded queue keeps
+    the caller at most ``depth`` items ahead; an error in the thread is raised in the caller's by the next
+    :meth:`put` or by :meth:`close`. ``busy_s``: the seconds spent in ``fn``."""
+
+    def __init__(self, fn: Callable[[Any], None], *, depth: int = 8) -> None:
+        self.fn = fn
+        self.busy_s = 0.0
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._worker = _Worker(self._run)
+        self._worker.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _END and not self._stop.is_set():
+            t0 = time.perf_counter()
+            self.fn(item)
+            self.busy_s += time.perf_counter() - t0
+
+    def put(self, item: object) -> None:
+        """Queue ``item``; raises what the thread raised."""
+        while True:
+            self._worker.check()
+            if not self._worker.is_alive():
+                raise MediaError("the worker thread has stopped (aborted)")
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait until every queued item is done; raises what the thread raised."""
+        self.put(_END)
+        self._worker.join()
+        self._worker.check()
+
+    def abort(self) -> None:
+        """Stop the thread (within seconds) without doing the items still queued."""
+        self._stop.set()
+        try:
+            self._queue.put(_END, timeout=5)
+        except queue.Full:
+            pass
+        if self._worker.is_alive():
+            self._worker.join(timeout=5)
+
+
 class FramePump:
     """A :class:`Transcoder` whose decoding and encoding run in two threads of their own, around the
     caller's loop: ``for frame in pump.frames(): ... pump.put(frame)``, then :meth:`close` (or
@@ -439,13 +487,12 @@ class FramePump:
     def __init__(self, tc: Transcoder, *, depth: int = 8) -> None:
         self.tc = tc
         self._decoded: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._to_encode: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        #: seconds the two threads spent decoding (audio copied along) and encoding
-        self.decode_s = self.encode_s = 0.0
-        self._reader, self._writer = _Worker(self._read), _Worker(self._write)
+        #: seconds the decoding thread spent decoding (audio copied along)
+        self.decode_s = 0.0
+        self._reader = _Worker(self._read)
         self._reader.start()
-        self._writer.start()
+        self._encoder = Stage(tc.write, depth=depth)
 
     def _read(self) -> None:
         try:
@@ -473,11 +520,10 @@ class FramePump:
                     if self._stop.is_set():
                         break
 
-    def _write(self) -> None:
-        while (item := self._to_encode.get()) is not _END:
-            t0 = time.perf_counter()
-            self.tc.write(item)  # type: ignore[arg-type]
-            self.encode_s += time.perf_counter() - t0
+    @property
+    def encode_s(self) -> float:
+        """Seconds the encoding thread spent encoding."""
+        return self._encoder.busy_s
 
     def frames(self) -> Iterator[Frame]:
         """The decoded frames in order; raises what the decoding thread raised."""
@@ -487,30 +533,18 @@ class FramePump:
 
     def put(self, frame: Frame) -> None:
         """Queue ``frame`` for encoding; raises what the encoding thread raised."""
-        while True:
-            self._writer.check()
-            try:
-                self._to_encode.put(frame, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        self._encoder.put(frame)
 
     def close(self) -> None:
         """Wait until every queued frame is encoded (the Transcoder is then ready to ``finish()``)."""
-        self._to_encode.put(_END)
-        self._writer.join()
-        self._writer.check()
+        self._encoder.close()
 
     def abort(self) -> None:
         """Stop both threads (within seconds) without finishing anything."""
         self._stop.set()
-        try:
-            self._to_encode.put(_END, timeout=5)
-        except queue.Full:
-            pass
-        for worker in (self._reader, self._writer):
-            if worker.is_alive():
-                worker.join(timeout=5)
+        self._encoder.abort()
+        if self._reader.is_alive():
+            self._reader.join(timeout=5)
 
 
 @dataclass(frozen=True)

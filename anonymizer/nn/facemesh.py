@@ -54,22 +54,34 @@ def tf_same_pad(x: Tensor, kernel: int, stride: int) -> Tensor:
     return F.pad(x, (left, right, top, bottom))
 
 
+#: maps of at least this many pixels (24 x 24 and up: the network's costly layers) take Pointwise's float32
+#: product; smaller ones the float64 one
+POINTWISE_F32_PIXELS = 24 * 24
+
+
 class Pointwise(nn.Conv2d):
-    """A 1x1 convolution (the parameters of ``nn.Conv2d(in_ch, out_ch, 1)``) computed as one float64 matrix
-    product over the pixels, rounded back to the input's dtype. oneDNN's float32 1x1 convolution, and a
-    float32 matrix product on small maps, sum in an order that depends on the thread count, so the mesh's
-    last bits differed between ``--threads 1`` and 2; float64 sums differ only far below float32's
-    precision. The depthwise and 3x3 convolutions do not depend on the thread count. About 6.5 ms a face in
-    batches on 2 cores, against 4.7 for oneDNN float32 and 11 for the whole network in float64."""
+    """A 1x1 convolution (the parameters of ``nn.Conv2d(in_ch, out_ch, 1)``) computed as one matrix product
+    over the pixels, in a summation order that does not depend on the thread count. oneDNN's float32 1x1
+    convolution sums in an order that does, so the mesh's last bits differed between ``--threads 1`` and 2;
+    so does MKL's float32 matrix product, but only for products of a few rows (measured for 1-576 rows
+    against 16-1,404 columns at 1-8 threads: only 5-11 rows differed). Maps of at least
+    :data:`POINTWISE_F32_PIXELS` pixels (as many rows at least) take the float32 product; smaller maps a
+    float64 product rounded back to float32, whose sums differ between thread counts only far below
+    float32's precision. The float64 product on every map cost 9 ms of the network's 18 for 3 faces on
+    2 cores; now ~1.5."""
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__(in_ch, out_ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
-        y = x.permute(0, 2, 3, 1).reshape(-1, c).double() @ self.weight[:, :, 0, 0].t().double()
-        if self.bias is not None:
-            y = y + self.bias.double()
+        rows, weight = x.permute(0, 2, 3, 1).reshape(-1, c), self.weight[:, :, 0, 0].t()
+        if h * w >= POINTWISE_F32_PIXELS and x.dtype == torch.float32:
+            y = rows @ weight if self.bias is None else torch.addmm(self.bias, rows, weight)
+        else:
+            y = rows.double() @ weight.double()
+            if self.bias is not None:
+                y = y + self.bias.double()
         return y.to(x.dtype).reshape(n, h, w, self.out_channels).permute(0, 3, 1, 2)
 
 

@@ -107,6 +107,7 @@ class DonorPainter:
         self.mesh = mesh.eval()
         self.weights = donor_weights(self.bank)
         self._lock = threading.Lock()
+        self._mesh_lock = threading.Lock()  # the mesh network's own: a video fits meshes beside painting
         self._images: dict[int, np.ndarray] = {}  # donor crops decoded once (a video repaints them every frame)
         self._shapes: dict[int, np.ndarray] = {}  # and their distinct shapes (donor_swap.distinct_shape)
         # float64: the check's decisions and the donor's draw do not depend on the thread count
@@ -127,7 +128,7 @@ class DonorPainter:
         if any(lm.shape != (5, 2) for lm in points):
             raise InputError("a surrogate needs the face's five landmarks")
         big = [k for k, b in enumerate(boxes) if b[3] - b[1] >= MESH_MIN]
-        with self._lock:
+        with self._mesh_lock:
             fitted, seen = fit_meshes(self.mesh, rgb, [boxes[k] for k in big], [points[k] for k in big])
         meshes: list[np.ndarray | None] = [None] * len(faces)
         presence = [0.0] * len(faces)
@@ -215,13 +216,16 @@ class DonorPainter:
         tracks: Sequence[int] | None = None,
         choices: dict[int, int] | None = None,
         meshes: dict[int, np.ndarray] | None = None,
+        plans: Sequence[tuple[str, np.ndarray | None]] | None = None,
     ) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
         is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
         seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
         dict for all its frames (kept to one thread), so a track keeps the donor it got where it first
         appeared. ``meshes`` (track -> mesh) likewise remembers each track's last mesh, and the new one is
-        smoothed against it (:func:`steady_mesh`), so that a video's faces do not swim. A face replaced
+        smoothed against it (:func:`steady_mesh`), so that a video's faces do not swim. ``plans``: what
+        :meth:`plan_all` gives for ``rgb`` and ``faces``, when already fitted (a video fits the next frame's
+        meshes while this one is painted). A face replaced
         by a donor gives a region of shape "surrogate"; a face covered solid (an untrusted mesh, or a
         surrogate that would leave part of the face showing) one of shape "ellipse". Faces without five
         landmarks raise InputError."""
@@ -234,7 +238,9 @@ class DonorPainter:
         out = rgb.copy()
         changed = np.zeros(rgb.shape[:2], bool)
         regions: list[Region] = []
-        for k, (face, track, (how, mesh)) in enumerate(zip(faces, tracks, self.plan_all(rgb, faces), strict=True)):
+        solid: list[Face] = []  # faces covered solid instead
+        plans = self.plan_all(rgb, faces) if plans is None else plans
+        for k, (face, track, (how, mesh)) in enumerate(zip(faces, tracks, plans, strict=True)):
             covered = 0.0
             if meshes is not None and mesh is not None:
                 mesh = meshes[int(track)] = steady_mesh(meshes.get(int(track)), mesh)
@@ -260,9 +266,11 @@ class DonorPainter:
                 x1, y1, x2, y2 = _whole_pixels(face.box)  # the window holds the box's central half (mesh spans it)
                 covered = box_coverage(alpha, (x1 - x0, y1 - y0, x2 - x0, y2 - y0))
             if covered < COVER_MIN:
-                out, more, more_mask = cover_faces(out, [face], method="solid")
-                regions.extend(more)
-                changed |= more_mask
+                solid.append(face)
+        if solid:  # last, in one pass (one copy of the frame, not one each), over any surrogate they touch
+            out, more, more_mask = cover_faces(out, solid, method="solid")
+            regions.extend(more)
+            changed |= more_mask
         return out, tuple(regions), changed
 
     def _choose(

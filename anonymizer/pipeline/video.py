@@ -18,7 +18,7 @@ import numpy as np
 from ..defaults import DEFAULT_HOLD_SECONDS, DEFAULT_PERSON_THRESHOLD, PERSON_DETECT_EVERY
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
-from ..media.video import Frame, FramePump, Transcoder
+from ..media.video import Frame, FramePump, Stage, Transcoder
 from ..ops.boxes import union_box
 from ..types import Face, Plate, Region
 from ..vault.keys import Identity, Key, surrogate_seed_for
@@ -66,10 +66,22 @@ class VideoReport:
     scene_cuts: int = 0
     rotation: int = 0
     per_frame: list[list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=list)
-    #: seconds per stage: decode and encode (their own threads, beside the rest), detect (the finder),
-    #: track (planning less detection), cover (painting), seal (the originals' PNGs), wait (for the
-    #: decoder or the encoder), total (the whole call)
+    #: seconds per stage: decode, encode and paint (cover and seal) run in threads of their own beside
+    #: the planning (detect: the finder; track: planning less detection); cover (painting), seal (the
+    #: originals' PNGs), wait (planning for the decoder or the painter, painting for the encoder), total
+    #: (the whole call)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _FaceJob:
+    """A frame's faces to paint (``faces``, of tracks ``tids``) and to cover solid (``solid``, of ``bare``)."""
+
+    tids: list[int]
+    faces: list[Face]
+    bare: list[int]
+    solid: list[Face]
+    plans: list[tuple[str, np.ndarray | None]] | None = None  # the donor painter's, once fitted
 
 
 class _FacePainter:
@@ -90,25 +102,36 @@ class _FacePainter:
         self.chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
         self.steady: dict[int, np.ndarray] = {}  # track -> its last (smoothed) face mesh, so surrogates do not swim
 
-    def paint(self, p: PlannedFrame, planner: CoverPlanner) -> tuple[np.ndarray, tuple[Region, ...], list[int]]:
-        """(the painted frame, its regions, the track of each region in order); ``p.frame.rgb`` is untouched."""
-        rgb = p.frame.rgb
+    def prepare(self, p: PlannedFrame, planner: CoverPlanner) -> _FaceJob:
+        """The faces to paint on ``p`` as the planner sees them now (its face shapes and scores change as it
+        goes on, so they are read when the frame is released, not when it is painted)."""
         if self.donor is None or self.seed is None:
             tids = list(p.covers)
-            faces = [self._face(p, tid, planner, points=False) for tid in tids]
-            out, regions, _ = self._cover(rgb, faces, self.method)
-            return out, regions, self._tracks(faces, tids, regions)
+            return _FaceJob(tids, [self._face(p, tid, planner, points=False) for tid in tids], [], [])
         # every track starts from a detection, so a surrogate always has landmarks to go by; were one ever
         # without, it is covered solid rather than shown
         tids = [tid for tid in p.covers if tid in p.landmarks or tid in planner.shapes]
         bare = [tid for tid in p.covers if tid not in tids]
         faces = [self._face(p, tid, planner, points=True) for tid in tids]
-        solid = [self._face(p, tid, planner, points=False) for tid in bare]
-        out, regions, _ = self.donor.paint(rgb, faces, self.seed, tracks=tids, choices=self.chosen, meshes=self.steady)
-        if solid:
-            out, more, _ = self._cover(out, solid, "solid")
+        return _FaceJob(tids, faces, bare, [self._face(p, tid, planner, points=False) for tid in bare])
+
+    def fit(self, rgb: np.ndarray, job: _FaceJob) -> None:
+        """Fit the meshes of ``job``'s surrogate faces (a thread of its own runs this a frame ahead of paint)."""
+        if self.donor is not None and self.seed is not None:
+            job.plans = self.donor.plan_all(rgb, job.faces)
+
+    def paint(self, rgb: np.ndarray, job: _FaceJob) -> tuple[np.ndarray, tuple[Region, ...], list[int]]:
+        """(the painted frame, its regions, the track of each region in order); ``rgb`` is untouched."""
+        if self.donor is None or self.seed is None:
+            out, regions, _ = self._cover(rgb, job.faces, self.method)
+            return out, regions, self._tracks(job.faces, job.tids, regions)
+        out, regions, _ = self.donor.paint(
+            rgb, job.faces, self.seed, tracks=job.tids, choices=self.chosen, meshes=self.steady, plans=job.plans
+        )
+        if job.solid:
+            out, more, _ = self._cover(out, job.solid, "solid")
             regions = (*regions, *more)
-        return out, regions, self._tracks([*faces, *solid], [*tids, *bare], regions)
+        return out, regions, self._tracks([*job.faces, *job.solid], [*job.tids, *job.bare], regions)
 
     def _cover(self, rgb: np.ndarray, faces: list[Face], method: str) -> tuple[np.ndarray, tuple[Region, ...], Any]:
         return cover_faces(
@@ -130,6 +153,16 @@ class _FacePainter:
 
 
 @dataclass
+class _Job:
+    """A released frame and what covers it: faces, plates (track, box) and persons (track, mask, growth)."""
+
+    frame: Frame
+    faces: _FaceJob | None = None
+    plates: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    persons: list[tuple[int, Person, float]] = field(default_factory=list)
+
+
+@dataclass
 class _Output:
     """Where planned frames go: painted (faces by ``painter``, then plates and persons covered with
     ``cover_method``), their original regions to ``sink``, then to the encoder. ``planners``: target
@@ -144,20 +177,44 @@ class _Output:
     keep_boxes: bool = False
     cover_method: str = "solid"
 
-    def emit(self, planned: dict[str, PlannedFrame]) -> None:
-        report, t = self.report, time.perf_counter()
+    def prepare(self, planned: dict[str, PlannedFrame]) -> _Job:
+        """What to paint on a released frame, read from the planners (in the planning thread: they go on
+        changing as later frames come)."""
         frame = next(iter(planned.values())).frame
-        out, painted = frame.rgb, []
+        job = _Job(frame)
         if "face" in planned and planned["face"].covers:
-            out, regions, tracks = self.painter.paint(planned["face"], self.planners["face"])
-            painted += list(zip(regions, tracks, strict=True))
-        if "plate" in planned and planned["plate"].covers:
-            for tid, box in planned["plate"].covers.items():
-                out, regions, _ = cover_plates(out, [Plate(box=_box4(box), score=1.0)], method=self.cover_method)
-                painted += [(r, tid) for r in regions]
+            job.faces = self.painter.prepare(planned["face"], self.planners["face"])
+        if "plate" in planned:
+            job.plates = list(planned["plate"].covers.items())
         if "person" in planned:
-            out, more = self._persons(out, planned["person"], self.planners["person"])
-            painted += more
+            job.persons = self._person_masks(planned["person"], self.planners["person"])
+        if self.keep_boxes:
+            covers = planned["face"].covers if "face" in planned else {}
+            self.report.per_frame.append([(tid, _box4(b)) for tid, b in covers.items()])
+        return job
+
+    def fit(self, job: _Job) -> _Job:
+        """Fit the face meshes ``job``'s surrogates need (before :meth:`emit`, in a thread of its own)."""
+        if job.faces is not None and self.painter.donor is not None:
+            t = time.perf_counter()
+            self.painter.fit(job.frame.rgb, job.faces)
+            _lap(self.report, "mesh", t)
+        return job
+
+    def emit(self, job: _Job) -> None:
+        """Paint ``job``'s frame, seal its original regions and queue it for encoding (in order)."""
+        report, t = self.report, time.perf_counter()
+        frame = job.frame
+        out, painted = frame.rgb, []
+        if job.faces is not None:
+            out, regions, tracks = self.painter.paint(out, job.faces)
+            painted += list(zip(regions, tracks, strict=True))
+        for tid, box in job.plates:
+            out, regions, _ = cover_plates(out, [Plate(box=_box4(box), score=1.0)], method=self.cover_method)
+            painted += [(r, tid) for r in regions]
+        for tid, person, grow in job.persons:
+            out, regions, _ = cover_persons(out, [person], method=self.cover_method, grow=grow)
+            painted += [(r, tid) for r in regions]
         if painted:
             report.frames_covered += 1
             report.regions += len(painted)
@@ -167,32 +224,25 @@ class _Output:
                     self._seal(frame, region, track)
                 t = _lap(report, "seal", t)
             frame.rgb = out
-        if self.keep_boxes:
-            covers = planned["face"].covers if "face" in planned else {}
-            report.per_frame.append([(tid, _box4(b)) for tid, b in covers.items()])
         self.pump.put(frame)
-        _lap(report, "wait", t)
+        _lap(report, "wait_encoder", t)
         report.frames += 1
         if self.progress is not None:
             self.progress(1)
 
-    def _persons(
-        self, out: np.ndarray, p: PlannedFrame, planner: CoverPlanner
-    ) -> tuple[np.ndarray, list[tuple[Region, int]]]:
-        """Every person track's mask placed on this frame (:func:`place_masks`), covered with the method."""
-        painted = []
+    def _person_masks(self, p: PlannedFrame, planner: CoverPlanner) -> list[tuple[int, Person, float]]:
+        """Every person track's mask placed on this frame (:func:`place_masks`), with how far to grow it."""
+        persons = []
         for tid, box in p.covers.items():
             near = planner.masks_near(tid, p.frame.index)
-            mask = place_masks(near, box, p.frame.index, out.shape[:2])
+            mask = place_masks(near, box, p.frame.index, p.frame.rgb.shape[:2])
             if not mask.any():  # a box wholly outside the frame
                 continue
             gap = min((abs(m.frame - p.frame.index) for m in near), default=0)
-            person = Person(box=_box4(box), score=1.0, mask=mask)
             grow = PERSON_MASK_GROW + min(PERSON_GROW_PER_FRAME * gap, PERSON_GROW_MAX)
-            out, regions, _ = cover_persons(out, [person], method=self.cover_method, grow=grow)
-            painted += [(r, tid) for r in regions]
+            persons.append((tid, Person(box=_box4(box), score=1.0, mask=mask), grow))
         planner.forget_masks(p.frame.index)
-        return out, painted
+        return persons
 
     def _seal(self, frame: Frame, region: Region, track: int) -> None:
         """The original pixels of ``region`` (``frame.rgb`` is still the original) to the sink."""
@@ -365,6 +415,7 @@ def anonymize_video(
 
         sink = VaultWriter(key)
     pump: FramePump | None = None
+    stages: list[Stage] = []  # the fitting and painting threads, stopped on failure
     try:
         hold = max(1, round(hold_seconds * tc.fps))
         found = {t: f for t in o.targets if (f := finders[t]) is not None}
@@ -372,24 +423,33 @@ def anonymize_video(
         pump = FramePump(tc)
         cover_method = "solid" if o.method == "surrogate" else o.method
         output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, cover_method)
+        # three threads beside the decoder's and the encoder's: planning (this one), fitting face meshes
+        # for surrogates, and painting, each a few frames ahead of the next
+        paint = Stage(output.emit, depth=PAINT_AHEAD)
+        fit = Stage(lambda job: paint.put(output.fit(job)), depth=PAINT_AHEAD)
+        stages += [fit, paint]
         t = started = time.perf_counter()
         for frame in pump.frames():
             t = _lap(report, "wait", t)
             ready = _in_step({k: p.push(frame) for k, p in planners.items()})
             t = _lap(report, "plan", t)
             for planned in ready:
-                output.emit(planned)
-            t = time.perf_counter()
+                fit.put(output.prepare(planned))
+            t = _lap(report, "wait", t)
         ready = _in_step({k: p.flush() for k, p in planners.items()})
         _lap(report, "plan", t)
         for planned in ready:
-            output.emit(planned)
+            fit.put(output.prepare(planned))
+        fit.close()
+        paint.close()
         pump.close()
         tc.finish()
         _count(report, planners)
         report.rotation = tc.rotation
         _stage_times(report, pump, planners, time.perf_counter() - started)
     except BaseException:
+        for stage in stages:
+            stage.abort()
         if pump is not None:
             pump.abort()
         tc.abort()
@@ -397,6 +457,10 @@ def anonymize_video(
     if not isinstance(sink, _Collector):
         _write_or_clear_vault(src, dest, sink, report.frames, whole=not (o.cut and (o.start or o.end is not None)))
     return report
+
+
+#: frames planned ahead of the one being painted (each holds a decoded frame)
+PAINT_AHEAD = 4
 
 
 def _planners(
@@ -450,7 +514,8 @@ def _stage_times(report: VideoReport, pump: FramePump, planners: dict[str, Cover
     detect = sum(p.detect_s for p in planners.values())
     tm.update(decode=pump.decode_s, detect=detect, track=max(0.0, plan - detect))
     tm.update(encode=pump.encode_s, total=total)
-    for stage in ("cover", "seal", "wait"):
+    tm["wait"] = tm.get("wait", 0.0) + tm.pop("wait_encoder", 0.0)
+    for stage in ("mesh", "cover", "seal"):
         tm.setdefault(stage, 0.0)
 
 

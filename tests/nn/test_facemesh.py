@@ -24,6 +24,7 @@ from anonymizer.nn.facemesh import (
     MESH_NOSE_TIP,
     MESH_POINTS,
     MESH_RIGHT_EYE,
+    Pointwise,
     fit_mesh,
     fit_meshes,
     mesh_crop_matrix,
@@ -152,6 +153,30 @@ def test_fit_meshes_batches_what_fit_mesh_does(net: FaceMesh, astronaut) -> None
     assert empty[0].shape == (0, MESH_POINTS, 3) and empty[1].shape == (0,)
     with pytest.raises(InputError, match="2 boxes but 1 sets of landmarks"):
         fit_meshes(net, rgb, [face.box, face.box], [face.landmarks])
+
+
+def test_network_gives_the_same_bits_at_any_thread_count(net: FaceMesh, astronaut) -> None:
+    """Pointwise's float32 products (24x24 maps and up) and float64 ones (below) give the same mesh whatever
+    the thread count, alone and in batches (oneDNN's 1x1 convolution did not: its last bits moved)."""
+    _, _, crop, _ = astronaut
+    g = torch.Generator().manual_seed(1)
+    face = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    batch = torch.cat([face, torch.rand((4, 3, MESH_INPUT, MESH_INPUT), generator=g)])
+    before, runs = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                runs.append([net(x) for x in (face, batch[:3], batch)])
+    finally:
+        torch.set_num_threads(before)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert torch.equal(a.landmarks, b.landmarks) and torch.equal(a.presence, b.presence)
+    # and it is still the 1x1 convolution it stands for
+    first = next(m for m in net.modules() if isinstance(m, Pointwise))
+    x = torch.rand((3, first.in_channels, 96, 96), generator=g)
+    assert torch.allclose(first(x), F.conv2d(x, first.weight, first.bias), atol=1e-5)
 
 
 # ---- checks that need MediaPipe's tflite file (not in CI) and the LiteRT interpreter ---------------------
