@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -86,6 +87,19 @@ CHECK_WEIGHTS, CHECK_DISTANCE = "identity_net", 0.65
 EVEN_GREY = 0.45
 #: the window rendered around a face, as a share of its mesh's (or box's) size on each side
 WINDOW_MARGIN = 0.25
+
+
+@dataclass
+class FacePlan:
+    """How :meth:`DonorPainter.paint` replaces one face: ``how`` ("mesh", "points" or "solid"; see
+    :meth:`DonorPainter.plan`), its mesh (steadied along its track), the window rendered (None: covered
+    solid) and, for a face whose track has no donor yet, ``drawn``: :meth:`DonorPainter.draw`'s
+    (descriptor, candidates)."""
+
+    how: str
+    mesh: np.ndarray | None
+    win: tuple[slice, slice] | None
+    drawn: tuple[np.ndarray, list[int]] | None = None
 
 
 class DonorPainter:
@@ -208,6 +222,41 @@ class DonorPainter:
         with self._lock, torch.inference_mode():
             return float(self.tone(torch.from_numpy(even)[None].double())[0])
 
+    def draw(
+        self, rgb: np.ndarray, face: Face, mesh: np.ndarray | None, seed: SurrogateSeed, track: int
+    ) -> tuple[np.ndarray, list[int]]:
+        """(the face's :meth:`describe` descriptor, its donor :meth:`candidates`): what choosing its donor
+        needs from the original photo."""
+        ref, even = self.describe(rgb, face), self.describe(rgb, face, even_light=True)
+        return ref, self.candidates(rgb, mesh, seed, track, ref, even)
+
+    def prepare(
+        self,
+        rgb: np.ndarray,
+        faces: Sequence[Face],
+        seed: SurrogateSeed,
+        tracks: Sequence[int],
+        *,
+        meshes: dict[int, np.ndarray] | None = None,
+        decided: set[int] | None = None,
+    ) -> list[FacePlan]:
+        """What :meth:`paint` reads from the original photo, face by face: :meth:`plan_all`'s plan, the mesh
+        steadied against its track's last (``meshes``, see :meth:`paint`), the window to render, and for
+        faces to be replaced whose track is not in ``decided`` (every face when None) their :meth:`draw`;
+        those tracks are then added to ``decided``."""
+        plans = []
+        for face, track, (how, mesh) in zip(faces, tracks, self.plan_all(rgb, faces), strict=True):
+            if meshes is not None and mesh is not None:
+                mesh = meshes[int(track)] = steady_mesh(meshes.get(int(track)), mesh)
+            win = _window(rgb.shape[:2], face, mesh) if how != "solid" else None
+            drawn = None
+            if win is not None and (decided is None or int(track) not in decided):
+                drawn = self.draw(rgb, face, mesh, seed, int(track))
+                if decided is not None:
+                    decided.add(int(track))
+            plans.append(FacePlan(how, mesh, win, drawn))
+        return plans
+
     def paint(
         self,
         rgb: np.ndarray,
@@ -216,19 +265,18 @@ class DonorPainter:
         tracks: Sequence[int] | None = None,
         choices: dict[int, int] | None = None,
         meshes: dict[int, np.ndarray] | None = None,
-        plans: Sequence[tuple[str, np.ndarray | None]] | None = None,
+        prepared: Sequence[FacePlan] | None = None,
     ) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
         is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
         seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
         dict for all its frames (kept to one thread), so a track keeps the donor it got where it first
         appeared. ``meshes`` (track -> mesh) likewise remembers each track's last mesh, and the new one is
-        smoothed against it (:func:`steady_mesh`), so that a video's faces do not swim. ``plans``: what
-        :meth:`plan_all` gives for ``rgb`` and ``faces``, when already fitted (a video fits the next frame's
-        meshes while this one is painted). A face replaced
-        by a donor gives a region of shape "surrogate"; a face covered solid (an untrusted mesh, or a
-        surrogate that would leave part of the face showing) one of shape "ellipse". Faces without five
-        landmarks raise InputError."""
+        smoothed against it (:func:`steady_mesh`), so that a video's faces do not swim. ``prepared``: what
+        :meth:`prepare` gives for this frame, when done already (a video prepares the next frames while
+        this one is painted; ``meshes`` is then not used). A face replaced by a donor gives a region of
+        shape "surrogate"; a face covered solid (an untrusted mesh, or a surrogate that would leave part of
+        the face showing) one of shape "ellipse". Faces without five landmarks raise InputError."""
         from .photo import cover_faces
 
         require_rgb(rgb)
@@ -239,14 +287,14 @@ class DonorPainter:
         changed = np.zeros(rgb.shape[:2], bool)
         regions: list[Region] = []
         solid: list[Face] = []  # faces covered solid instead
-        plans = self.plan_all(rgb, faces) if plans is None else plans
-        for k, (face, track, (how, mesh)) in enumerate(zip(faces, tracks, plans, strict=True)):
+        if prepared is None:
+            decided = set(choices) if choices is not None else None
+            prepared = self.prepare(rgb, faces, seed, tracks, meshes=meshes, decided=decided)
+        for k, (face, track, plan) in enumerate(zip(faces, tracks, prepared, strict=True)):
             covered = 0.0
-            if meshes is not None and mesh is not None:
-                mesh = meshes[int(track)] = steady_mesh(meshes.get(int(track)), mesh)
-            if how != "solid" and (win := _window(out.shape[:2], face, mesh)) is not None:
+            if (win := plan.win) is not None:
                 keep = _keep(win, [f for j, f in enumerate(faces) if j != k])
-                alpha, moved = self._choose(rgb, out, win, face, mesh, seed, int(track), choices, keep)
+                alpha, moved = self._choose(rgb, out, face, plan, seed, int(track), choices, keep)
                 x0, y0 = win[1].start, win[0].start
                 ys, xs = np.nonzero(moved)
                 if len(xs):
@@ -277,26 +325,27 @@ class DonorPainter:
         self,
         rgb: np.ndarray,
         out: np.ndarray,
-        win: tuple[slice, slice],
         face: Face,
-        mesh: np.ndarray | None,
+        plan: FacePlan,
         seed: SurrogateSeed,
         track: int,
         choices: dict[int, int] | None,
         keep: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Paint the track's donor into ``out`` (within ``win``; the photo is not reshaped where ``keep`` is
-        0) and return the alpha and the changed pixels there: the donor in ``choices``, else the first
-        candidate whose face the check puts more than :data:`CHECK_DISTANCE` from the original (the
-        farthest when none is; faces without a mesh, too small for the check, take the first),
-        remembered in ``choices``."""
+        """Paint the track's donor into ``out`` (within ``plan.win``; the photo is not reshaped where ``keep``
+        is 0) and return the alpha and the changed pixels there: the donor in ``choices``, else the first
+        of the plan's (or newly drawn) candidates whose face the check puts more than
+        :data:`CHECK_DISTANCE` from the original (the farthest when none is; faces without a mesh, too
+        small for the check, take the first), remembered in ``choices``."""
+        win, mesh = plan.win, plan.mesh
+        assert win is not None
         below = out[win].copy()
         if choices is not None and track in choices:
             return self._render(out, below, win, face, mesh, choices[track], keep)
         best, far, drawn = 0, -1.0, None
         tries = ATTEMPTS if self.identity_check and mesh is not None else 1
-        ref, even = self.describe(rgb, face), self.describe(rgb, face, even_light=True)
-        for index in self.candidates(rgb, mesh, seed, track, ref, even)[:tries]:
+        ref, candidates = plan.drawn if plan.drawn is not None else self.draw(rgb, face, mesh, seed, track)
+        for index in candidates[:tries]:
             drawn = self._render(out, below, win, face, mesh, index, keep)
             if tries == 1:
                 best = index
@@ -428,5 +477,6 @@ __all__ = [
     "SMALL_SCORE",
     "STEADY",
     "DonorPainter",
+    "FacePlan",
     "steady_mesh",
 ]

@@ -30,7 +30,7 @@ from .photo import FaceFinder, cover_faces
 from .plates import cover_plates
 
 if TYPE_CHECKING:
-    from .donor_painter import DonorPainter
+    from .donor_painter import DonorPainter, FacePlan
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class _FaceJob:
     faces: list[Face]
     bare: list[int]
     solid: list[Face]
-    plans: list[tuple[str, np.ndarray | None]] | None = None  # the donor painter's, once fitted
+    plans: list[FacePlan] | None = None  # the donor painter's, once prepared
 
 
 class _FacePainter:
@@ -100,7 +100,10 @@ class _FacePainter:
         self.method, self.shape, self.mask_scale, self.feather = method, shape, mask_scale, feather
         self.donor, self.seed = donor, seed
         self.chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
-        self.steady: dict[int, np.ndarray] = {}  # track -> its last (smoothed) face mesh, so surrogates do not swim
+        # read and written by the fitting thread only: each track's last (smoothed) face mesh, so surrogates
+        # do not swim, and the tracks whose donor candidates were drawn
+        self.steady: dict[int, np.ndarray] = {}
+        self.drawn: set[int] = set()
 
     def prepare(self, p: PlannedFrame, planner: CoverPlanner) -> _FaceJob:
         """The faces to paint on ``p`` as the planner sees them now (its face shapes and scores change as it
@@ -116,17 +119,19 @@ class _FacePainter:
         return _FaceJob(tids, faces, bare, [self._face(p, tid, planner, points=False) for tid in bare])
 
     def fit(self, rgb: np.ndarray, job: _FaceJob) -> None:
-        """Fit the meshes of ``job``'s surrogate faces (a thread of its own runs this a frame ahead of paint)."""
+        """What ``job``'s surrogates read from the original frame: meshes (steadied), windows, and the donor
+        candidates of tracks new to the painter (a thread of its own runs this frames ahead of paint)."""
         if self.donor is not None and self.seed is not None:
-            job.plans = self.donor.plan_all(rgb, job.faces)
+            job.plans = self.donor.prepare(rgb, job.faces, self.seed, job.tids, meshes=self.steady, decided=self.drawn)
 
     def paint(self, rgb: np.ndarray, job: _FaceJob) -> tuple[np.ndarray, tuple[Region, ...], list[int]]:
         """(the painted frame, its regions, the track of each region in order); ``rgb`` is untouched."""
         if self.donor is None or self.seed is None:
             out, regions, _ = self._cover(rgb, job.faces, self.method)
             return out, regions, self._tracks(job.faces, job.tids, regions)
+        # prepared by fit (in the fitting thread, which alone keeps the steady meshes)
         out, regions, _ = self.donor.paint(
-            rgb, job.faces, self.seed, tracks=job.tids, choices=self.chosen, meshes=self.steady, plans=job.plans
+            rgb, job.faces, self.seed, tracks=job.tids, choices=self.chosen, prepared=job.plans
         )
         if job.solid:
             out, more, _ = self._cover(out, job.solid, "solid")
