@@ -66,10 +66,10 @@ class VideoReport:
     scene_cuts: int = 0
     rotation: int = 0
     per_frame: list[list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=list)
-    #: seconds per stage: decode, encode and paint (cover and seal) run in threads of their own beside
-    #: the planning (detect: the finder; track: planning less detection); cover (painting), seal (the
-    #: originals' PNGs), wait (planning for the decoder or the painter, painting for the encoder), total
-    #: (the whole call)
+    #: seconds per stage, in five threads: decode; planning (detect: the finder; track: the rest of it);
+    #: fitting (mesh: a surrogate's meshes and new tracks' donor candidates); painting (cover, and seal:
+    #: the originals' PNGs); encode. wait: planning waiting for the decoder or the fitting thread, and
+    #: painting for the encoder; total: the whole call
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -199,7 +199,8 @@ class _Output:
         return job
 
     def fit(self, job: _Job) -> _Job:
-        """Fit the face meshes ``job``'s surrogates need (before :meth:`emit`, in a thread of its own)."""
+        """Fit the face meshes and draw the donor candidates ``job``'s surrogates need (before :meth:`emit`,
+        in a thread of its own)."""
         if job.faces is not None and self.painter.donor is not None:
             t = time.perf_counter()
             self.painter.fit(job.frame.rgb, job.faces)
@@ -390,6 +391,11 @@ def anonymize_video(
     and the track number, where the track first appears. The face mesh is fitted on every frame; between
     detections it starts from the track's last landmarks, moved with its box; each track's mesh follows the
     head's motion at once and smooths the rest (:func:`~anonymizer.pipeline.donor_painter.steady_mesh`).
+
+    Planning (detection and tracking), fitting (a surrogate's meshes and new tracks' donor candidates) and
+    painting (covers, surrogates, sealing) run in three threads, each up to :data:`PAINT_AHEAD` frames
+    ahead of the next, beside the decoder's and the encoder's; each keeps the frames' order, so the output
+    is what one thread would make.
 
     ``segment=True`` anonymizes the piece [``start``, ``end``) of a longer video for
     :func:`anonymizer.media.video.join_segments` (see :class:`~anonymizer.media.video.Transcoder`); with

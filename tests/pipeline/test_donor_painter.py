@@ -59,6 +59,23 @@ def test_every_face_of_a_group_gets_another_face(painter, group) -> None:
     assert (out[~inside] == rgb[~inside]).all()
 
 
+def test_prepared_ahead_paints_the_same_pixels(painter, group) -> None:
+    """A video prepares a frame (meshes, windows, new tracks' candidates) in one thread and paints it in
+    another: the pixels are those of painting in one go; a track already decided draws nothing."""
+    rgb, faces = group
+    tracks = list(range(len(faces)))
+    whole, regions, _ = painter.paint(rgb, faces, SEED, tracks=tracks, choices={})
+    decided: set[int] = set()
+    plans = painter.prepare(rgb, faces, SEED, tracks, meshes={}, decided=decided)
+    assert sum(p.drawn is not None for p in plans) == sum(p.win is not None for p in plans) == 14
+    assert decided == {t for t, p in zip(tracks, plans, strict=True) if p.win is not None}
+    ahead, regions2, _ = painter.paint(rgb, faces, SEED, tracks=tracks, choices={}, prepared=plans)
+    assert ahead.tobytes() == whole.tobytes() and regions2 == regions
+    # the next frame of the same tracks: nothing left to draw
+    again = painter.prepare(rgb, faces, SEED, tracks, meshes={}, decided=decided)
+    assert all(p.drawn is None for p in again)
+
+
 def test_same_password_same_pixels_at_any_thread_count(samples: Path) -> None:
     rgb = load_image(samples / "group_solvay_1927_closeup.jpg").rgb  # 15 faces
     before = torch.get_num_threads()
