@@ -207,8 +207,8 @@ def run(cmd: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t, done.stdout
 
 
-#: the stages of our video path, as the --json row's "seconds" names them (decode and encode run in
-#: threads of their own, beside the others)
+#: the stages of our video path, as the --json row's "seconds" names them (decoding, fitting (mesh),
+#: painting (cover, seal) and encoding run in threads of their own, beside planning (detect, track))
 STAGES = ("decode", "detect", "track", "mesh", "cover", "seal", "encode", "wait")
 
 

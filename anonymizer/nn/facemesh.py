@@ -63,12 +63,12 @@ class Pointwise(nn.Conv2d):
     """A 1x1 convolution (the parameters of ``nn.Conv2d(in_ch, out_ch, 1)``) computed as one matrix product
     over the pixels, in a summation order that does not depend on the thread count. oneDNN's float32 1x1
     convolution sums in an order that does, so the mesh's last bits differed between ``--threads 1`` and 2;
-    so does MKL's float32 matrix product, but only for products of a few rows (measured for 1-576 rows
+    so does MKL's float32 matrix product, but only for products of a few rows (measured for 1-55,296 rows
     against 16-1,404 columns at 1-8 threads: only 5-11 rows differed). Maps of at least
     :data:`POINTWISE_F32_PIXELS` pixels (as many rows at least) take the float32 product; smaller maps a
     float64 product rounded back to float32, whose sums differ between thread counts only far below
     float32's precision. The float64 product on every map cost 9 ms of the network's 18 for 3 faces on
-    2 cores; now ~1.5."""
+    2 cores; these products now take about 1.5."""
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__(in_ch, out_ch, 1)
