@@ -50,8 +50,10 @@ def triangle_index_map(
     area = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1])
     # fixed point with 4 fractional bits: sub-pixel corners, so adjacent triangles share their edges exactly
     corners = np.round(p * 16).astype(np.int32)
-    for k in order[np.abs(area[order]) >= 1e-6]:
-        cv2.fillConvexPoly(out, corners[k], int(k), lineType=cv2.LINE_8, shift=4)
+    drawn = order[np.abs(area[order]) >= 1e-6]
+    fill = cv2.fillConvexPoly  # ~900 calls a face: the loop's own overhead was a third of the time
+    for corner, k in zip(corners[drawn], drawn.tolist(), strict=True):
+        fill(out, corner, k, cv2.LINE_8, 4)  # shift 4: the fixed point's fractional bits
     return out
 
 
