@@ -245,15 +245,15 @@ class DonorPainter:
         faces to be replaced whose track is not in ``decided`` (every face when None) their :meth:`draw`;
         those tracks are then added to ``decided``."""
         plans = []
-        for face, track, (how, mesh) in zip(faces, tracks, self.plan_all(rgb, faces), strict=True):
+        for face, track, (how, mesh) in zip(faces, map(int, tracks), self.plan_all(rgb, faces), strict=True):
             if meshes is not None and mesh is not None:
-                mesh = meshes[int(track)] = steady_mesh(meshes.get(int(track)), mesh)
+                mesh = meshes[track] = steady_mesh(meshes.get(track), mesh)
             win = _window(rgb.shape[:2], face, mesh) if how != "solid" else None
             drawn = None
-            if win is not None and (decided is None or int(track) not in decided):
-                drawn = self.draw(rgb, face, mesh, seed, int(track))
+            if win is not None and (decided is None or track not in decided):
+                drawn = self.draw(rgb, face, mesh, seed, track)
                 if decided is not None:
-                    decided.add(int(track))
+                    decided.add(track)
             plans.append(FacePlan(how, mesh, win, drawn))
         return plans
 
