@@ -246,15 +246,23 @@ def _skin_hulls(mesh: np.ndarray) -> list[np.ndarray]:
 #: :func:`bare_skin` keeps the skin regions whose texture (median |Laplacian| of L*) is within this factor
 #: of the smoothest one's: a beard, stubble, a fringe or glasses make a region rough
 SMOOTH_WITHIN = 1.5
+#: ... and leaves out a cheek drawn smaller than this share of the other one (in the image): the far cheek
+#: of a turned head, which reaches the silhouette and takes in hair or background (a face turned 25-40
+#: degrees read its skin partly from a wall and came out grey)
+FAR_CHEEK = 0.5
 
 
 def bare_skin(rgb: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     """bool [H, W]: the skin regions of :func:`skin_mask` of the face whose mesh is in ``rgb``'s pixels (uint8
     RGB), keeping only those about as smooth as the smoothest (:data:`SMOOTH_WITHIN`): a white beard over
-    the cheeks or a fringe over the forehead is not the person's skin tone."""
+    the cheeks or a fringe over the forehead is not the person's skin tone; nor is the far cheek of a turned
+    head (:data:`FAR_CHEEK`)."""
     h, w = rgb.shape[:2]
     masks, rough = [], []
-    for hull in _skin_hulls(mesh):
+    hulls = _skin_hulls(mesh)  # forehead, then the two cheeks
+    area = [cv2.contourArea(hull) for hull in hulls]
+    far = {i for i, j in ((1, 2), (2, 1)) if area[i] < FAR_CHEEK * area[j]}
+    for hull in (hull for i, hull in enumerate(hulls) if i not in far):
         m = np.zeros((h, w), np.uint8)
         cv2.fillConvexPoly(m, hull, 1, lineType=cv2.LINE_8, shift=4)
         ys, xs = np.nonzero(m)

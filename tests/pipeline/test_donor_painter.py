@@ -17,7 +17,7 @@ from anonymizer.media import load_image
 from anonymizer.ops.masks import box_coverage
 from anonymizer.pipeline.donor_painter import COVER_MIN, MESH_MIN, SMALL_SCORE, DonorPainter
 from anonymizer.pipeline.donor_swap import SEAM_DEPTH, seam_fix, transfer_lab
-from anonymizer.pipeline.donors import bare_skin, skin_mask
+from anonymizer.pipeline.donors import SKIN_REGIONS, bare_skin, skin_mask
 from anonymizer.types import Face
 from anonymizer.vault.surrogate import SurrogateSeed
 
@@ -199,6 +199,42 @@ def test_bare_skin_leaves_out_a_beard(painter, samples: Path) -> None:
     rough[noise] = 255
     kept = bare_skin(rough, mesh)
     assert not (kept & noise).any() and kept.sum() > 0.3 * whole.sum()
+
+
+def _turned(mesh: np.ndarray, degrees: float) -> np.ndarray:
+    """The mesh turned about the vertical axis through its centre and seen straight on (z is depth in
+    the same unit as x and y)."""
+    m = mesh.astype(np.float64) - mesh.mean(0)
+    t = np.radians(degrees)
+    x, z = m[:, 0].copy(), m[:, 2].copy()
+    m[:, 0], m[:, 2] = x * np.cos(t) + z * np.sin(t), z * np.cos(t) - x * np.sin(t)
+    return (m + mesh.mean(0)).astype(np.float32)
+
+
+def _regions(mesh: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    """bool [H, W] for each of the forehead and the two cheeks (SKIN_REGIONS) of a mesh in pixels."""
+    masks = []
+    for region in SKIN_REGIONS:
+        m = np.zeros(shape, np.uint8)
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(mesh[list(region), :2]).astype(np.int32)), 1)
+        masks.append(m.astype(bool))
+    return masks
+
+
+@pytest.mark.parametrize("degrees", [30.0, -30.0])
+def test_bare_skin_leaves_out_the_far_cheek_of_a_turned_head(painter, samples: Path, degrees: float) -> None:
+    rgb = load_image(samples / "astronaut.png").rgb
+    (face,) = get_finder().find(rgb)
+    mesh = painter.plan(rgb, face)[1]
+    assert mesh is not None
+    # seen straight on, both cheeks count
+    front = bare_skin(rgb, mesh)
+    assert all((front & m).sum() > 0.8 * m.sum() for m in _regions(mesh, rgb.shape[:2])[1:])
+    turned = _turned(mesh, degrees)
+    near, far = sorted(_regions(turned, rgb.shape[:2])[1:], key=lambda m: -int(m.sum()))
+    kept = bare_skin(rgb, turned)
+    assert not (kept & far & ~near).any()
+    assert (kept & near).sum() > 0.8 * near.sum()
 
 
 def test_light_transfer_matches_skin_and_keeps_grey_photos_grey() -> None:
