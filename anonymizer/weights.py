@@ -253,7 +253,7 @@ register_weights(
         name="centerface_int8",
         model="centerface_int8",
         file="centerface_int8.safetensors",
-        sha256="6f81d9d9590ec4fef1ae7824d17bc538421d8b3ddfa0d7cebc003178c73be13b",
+        sha256="792c735c186a4641ac2686c3007ac948afbc35260fad0d1e9f8f61d9686906bf",
         source="measured here: the activation ranges (the x86 backend's histogram observers) of the equalized "
         "float CenterFace on 72 calibration photos and frames (python -m anonymizer.train.quantize; see "
         "models/centerface_int8.md); the network's weights are centerface's",

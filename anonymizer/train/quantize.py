@@ -4,7 +4,8 @@
 
 The float CenterFace is equalized and given the x86 backend's observers; the calibration photos go through
 it one at a time (at most :data:`LONGEST` pixels on their longer side, padded to multiples of 32 as the
-finder pads them) and the observers' histograms and ranges are saved. None of the photos is a WIDER crowd
+finder pads them) and the observers' histograms and ranges are saved, with the scale and zero point each
+histogram gives (searched once here, not at every start). None of the photos is a WIDER crowd
 (wider-dev is where the int8 detector is measured: ``python benchmarks/coverage.py --model centerface_int8``)
 nor the clip of ``benchmarks/video.py``: street and parking photos (plates-train), pedestrians (Penn-Fudan),
 the labelled dlib-faces photos and one frame of each of the first talking-head clips (videos-real).
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     items = calibration_images(args.data)
     state = calibrate(centerface().eval(), batches(items))
     save_weights(state, args.out, source=f"anonymizer.train.quantize on {len(items)} photos and frames")
-    print(f"{len(state)} observer tensors from {len(items)} photos and frames -> {args.out}")
+    print(f"{len(state)} observer tensors and scales from {len(items)} photos and frames -> {args.out}")
 
 
 if __name__ == "__main__":

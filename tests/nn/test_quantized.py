@@ -13,7 +13,7 @@ from anonymizer.errors import InputError, WeightsError
 from anonymizer.media import load_image
 from anonymizer.nn import centerface, centerface_int8, list_models
 from anonymizer.nn.detectors import prepare_batch
-from anonymizer.nn.quantized import QuantizedDetector, convert, equalize, observer_state, prepared
+from anonymizer.nn.quantized import QPARAMS, QuantizedDetector, convert, equalize, observer_state, prepared
 from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.boxes import iou_matrix
 from anonymizer.pipeline.photo import FaceFinder
@@ -93,3 +93,24 @@ def test_ranges_of_another_network_are_refused() -> None:
         convert(net, dropped)
     with pytest.raises(WeightsError, match="unexpected"):
         convert(net, {**state, "activation_post_process_999.min_val": torch.tensor(0.0)})
+
+
+def test_stored_scales_give_the_network_the_histograms_give(samples: Path) -> None:
+    from anonymizer.weights import load_state_dict
+
+    net = centerface().eval()
+    state = load_state_dict(get_weights("centerface_int8"))
+    scales = {k: v for k, v in state.items() if k.startswith(QPARAMS)}
+    assert len(scales) == 160  # scale and zero point of each of the 80 histogram observers
+    histograms_only = {k: v for k, v in state.items() if not k.startswith(QPARAMS)}
+    rgb = load_image(samples / "group_solvay_1927_closeup.jpg").rgb
+    x = prepare_batch([torch.from_numpy(rgb)], channels_last=False)
+    with torch.inference_mode():
+        stored, searched = convert(net, state)(x), convert(net, histograms_only)(x)
+    assert stored.keys() == searched.keys()
+    assert all(torch.equal(stored[k].dequantize(), searched[k].dequantize()) for k in stored)
+    # a scale missing or another network's is refused
+    with pytest.raises(WeightsError, match="scales do not fit.*missing"):
+        convert(net, {k: v for k, v in state.items() if k != min(scales)})
+    with pytest.raises(WeightsError, match="scales do not fit.*unexpected"):
+        convert(net, {**state, f"{QPARAMS}activation_post_process_999.scale": torch.tensor([1.0])})
