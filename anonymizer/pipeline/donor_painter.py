@@ -5,7 +5,8 @@ For each detected face (:meth:`DonorPainter.paint`):
 
 1. **Plan** (:meth:`DonorPainter.plan`): faces at least :data:`MESH_MIN` pixels tall get their 468-point
    mesh (:mod:`anonymizer.nn.facemesh`). The mesh is trusted when the network sees a face (presence >=
-   :data:`MIN_PRESENCE`), the head is turned less than :data:`MAX_YAW` / :data:`MAX_PITCH`, and the mesh's
+   :data:`MIN_PRESENCE`), the head is turned less than :data:`MAX_YAW` / :data:`MAX_PITCH` (a video
+   track trusted on its last frame: :data:`TURN_MARGIN` more), and the mesh's
    eyes, nose and mouth lie where the detector put them (within :data:`AGREE` of the face's size): a hand
    or an object over the face makes the mesh wander, and the back of a head or a sign has no face for it.
    Faces with an untrusted mesh are covered solid, as are faces whose surrogate would leave part of the
@@ -69,6 +70,10 @@ MIN_PRESENCE = 0.5
 #: crowd photos (wider-dev at 1024 px, 17 faces turned 20-48 degrees, looked at) faces turned 43 degrees
 #: and more got a donor's features squeezed onto their near side, mask-like; 22-39 looked like faces
 MAX_YAW, MAX_PITCH = 38.0, 40.0
+#: ... or, for a video track whose mesh was trusted on its previous frame, this much more: a head turning
+#: about the limit would otherwise switch between its surrogate and a black ellipse every frame or two (on
+#: the sample clip a boy turning 36-40 degrees did so twice in 10 frames)
+TURN_MARGIN = 4.0
 #: ... and the mesh's five points lie on average within this share of the face's size of the detector's
 AGREE = 0.2
 #: the surrogate must cover at least this share of the central half of the face box, else the face is
@@ -140,8 +145,11 @@ class DonorPainter:
         too small for a mesh, or ("solid", None) when its mesh cannot be trusted (see the module's doc)."""
         return self.plan_all(rgb, [face])[0]
 
-    def plan_all(self, rgb: np.ndarray, faces: Sequence[Face]) -> list[tuple[str, np.ndarray | None]]:
-        """:meth:`plan` for every face of ``rgb``, the meshes fitted in one batch."""
+    def plan_all(
+        self, rgb: np.ndarray, faces: Sequence[Face], lenient: Sequence[bool] | None = None
+    ) -> list[tuple[str, np.ndarray | None]]:
+        """:meth:`plan` for every face of ``rgb``, the meshes fitted in one batch; faces ``lenient`` marks
+        are trusted :data:`TURN_MARGIN` degrees further turned or nodded."""
         boxes = [_whole_pixels(f.box) for f in faces]
         points = [_whole_pixels(f.landmarks) for f in faces]
         if any(lm.shape != (5, 2) for lm in points):
@@ -154,14 +162,16 @@ class DonorPainter:
         for k, mesh, p in zip(big, fitted, seen, strict=True):
             meshes[k], presence[k] = mesh, float(p)
         plans: list[tuple[str, np.ndarray | None]] = []
-        for face, mesh, p, box, lm in zip(faces, meshes, presence, boxes, points, strict=True):
+        margins = [TURN_MARGIN if ease else 0.0 for ease in (lenient or [False] * len(faces))]
+        for face, mesh, p, box, lm, margin in zip(faces, meshes, presence, boxes, points, margins, strict=True):
             if mesh is None:  # too small for the mesh network to tell (not in ``big``): the detector's score
                 plans.append(("points", None) if face.score >= SMALL_SCORE else ("solid", None))
                 continue
             yaw, pitch, _ = head_pose(mesh, self.bank.reference)
             size = float(max(box[2] - box[0], box[3] - box[1]))
             off = float(np.linalg.norm(five_points(mesh) - lm, axis=1).mean()) / max(size, 1.0)
-            trusted = p >= MIN_PRESENCE and abs(yaw) <= MAX_YAW and abs(pitch) <= MAX_PITCH and off <= AGREE
+            turned = abs(yaw) > MAX_YAW + margin or abs(pitch) > MAX_PITCH + margin
+            trusted = p >= MIN_PRESENCE and not turned and off <= AGREE
             plans.append(("mesh", mesh) if trusted else ("solid", None))
         return plans
 
@@ -244,13 +254,21 @@ class DonorPainter:
         *,
         meshes: dict[int, np.ndarray] | None = None,
         decided: set[int] | None = None,
+        trusted: set[int] | None = None,
     ) -> list[FacePlan]:
         """What :meth:`paint` reads from the original photo, face by face: :meth:`plan_all`'s plan, the mesh
         steadied against its track's last (``meshes``, see :meth:`paint`), the window to render, and for
         faces to be replaced whose track is not in ``decided`` (every face when None) their :meth:`draw`;
-        those tracks are then added to ``decided``."""
+        those tracks are then added to ``decided``. ``trusted``: the tracks whose mesh was trusted on their
+        last frame (kept up to date here), given :data:`TURN_MARGIN`."""
         plans = []
-        for face, track, (how, mesh) in zip(faces, map(int, tracks), self.plan_all(rgb, faces), strict=True):
+        tracks = [int(t) for t in tracks]
+        lenient = [t in trusted for t in tracks] if trusted is not None else None
+        for face, track, (how, mesh) in zip(faces, tracks, self.plan_all(rgb, faces, lenient), strict=True):
+            if trusted is not None and how == "mesh":
+                trusted.add(track)
+            elif trusted is not None:
+                trusted.discard(track)
             if meshes is not None and mesh is not None:
                 mesh = meshes[track] = steady_mesh(meshes.get(track), mesh)
             win = _window(rgb.shape[:2], face, mesh) if how != "solid" else None
@@ -507,6 +525,7 @@ __all__ = [
     "MESH_MIN",
     "MIN_PRESENCE",
     "NESTED",
+    "TURN_MARGIN",
     "SMALL_SCORE",
     "STEADY",
     "DonorPainter",

@@ -101,9 +101,10 @@ class _FacePainter:
         self.donor, self.seed = donor, seed
         self.chosen: dict[int, int] = {}  # track -> its surrogate candidate, decided where the track first appears
         # read and written by the fitting thread only: each track's last (smoothed) face mesh, so surrogates
-        # do not swim, and the tracks whose donor candidates were drawn
+        # do not swim, the tracks whose donor candidates were drawn, and those whose mesh was last trusted
         self.steady: dict[int, np.ndarray] = {}
         self.drawn: set[int] = set()
+        self.trusted: set[int] = set()  # tracks whose mesh was trusted on their last frame
 
     def prepare(self, p: PlannedFrame, planner: CoverPlanner) -> _FaceJob:
         """The faces to paint on ``p`` as the planner sees them now (its face shapes and scores change as it
@@ -122,7 +123,9 @@ class _FacePainter:
         """What ``job``'s surrogates read from the original frame: meshes (steadied), windows, and the donor
         candidates of tracks new to the painter (a thread of its own runs this frames ahead of paint)."""
         if self.donor is not None and self.seed is not None:
-            job.plans = self.donor.prepare(rgb, job.faces, self.seed, job.tids, meshes=self.steady, decided=self.drawn)
+            job.plans = self.donor.prepare(
+                rgb, job.faces, self.seed, job.tids, meshes=self.steady, decided=self.drawn, trusted=self.trusted
+            )
 
     def paint(self, rgb: np.ndarray, job: _FaceJob) -> tuple[np.ndarray, tuple[Region, ...], list[int]]:
         """(the painted frame, its regions, the track of each region in order); ``rgb`` is untouched."""

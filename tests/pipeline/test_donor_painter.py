@@ -188,6 +188,24 @@ def test_a_face_turned_too_far_is_covered_solid(painter, samples: Path, monkeypa
         assert painter.plan(rgb, face)[0] == plan, yaw
 
 
+def test_a_track_keeps_its_surrogate_a_little_past_the_turn_limit(painter, samples: Path, monkeypatch) -> None:
+    import anonymizer.pipeline.donor_painter as dp
+
+    rgb = load_image(samples / "grace_hopper.jpg").rgb
+    (face,) = get_finder().find(rgb)
+    trusted: set[int] = set()
+    hows = []
+    for yaw in (30.0, dp.MAX_YAW + 2, dp.MAX_YAW + dp.TURN_MARGIN + 1, dp.MAX_YAW + 2, 30.0):
+        monkeypatch.setattr(dp, "head_pose", lambda mesh, reference, yaw=yaw: np.array([yaw, 0.0, 0.0]))
+        (plan,) = painter.prepare(rgb, [face], SEED, [4], meshes={}, decided=set(), trusted=trusted)
+        hows.append(plan.how)
+    # trusted on the frame before: a little past the limit keeps the surrogate; once solid, the limit holds
+    assert hows == ["mesh", "mesh", "solid", "solid", "mesh"]
+    assert painter.plan(rgb, face)[0] == "mesh"  # a photo (no track): the plain limit
+    monkeypatch.setattr(dp, "head_pose", lambda mesh, reference: np.array([dp.MAX_YAW + 2, 0.0, 0.0]))
+    assert painter.plan(rgb, face)[0] == "solid"
+
+
 def test_a_track_keeps_its_donor(painter, group) -> None:
     rgb, faces = group
     choices: dict[int, int] = {}
