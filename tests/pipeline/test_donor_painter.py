@@ -177,6 +177,29 @@ def test_a_second_detection_inside_a_surrogate_is_covered_by_it(painter, samples
     assert sorted(r.shape for r in regions) == ["ellipse", "surrogate"] and _centre(out, beside).max() == 0
 
 
+def test_a_face_standing_out_of_its_mesh_is_covered_solid(painter, samples: Path, monkeypatch) -> None:
+    import anonymizer.pipeline.donor_painter as dp
+
+    rgb = load_image(samples / "grace_hopper.jpg").rgb
+    (face,) = get_finder().find(rgb)
+    how, mesh = painter.plan(rgb, face)
+    assert how == "mesh" and mesh is not None
+    # one mouth corner far out on the cheek (the others in place: the mesh still agrees on average)
+    w = face.box[2] - face.box[0]
+    points = list(face.landmarks)
+    points[4] = (points[4][0] + 0.45 * w, points[4][1])
+    wide = Face(box=face.box, score=face.score, landmarks=tuple(points))
+    assert painter.plan(rgb, wide)[0] == "solid"
+    monkeypatch.setattr(dp, "OUTSIDE", 10.0)
+    assert painter.plan(rgb, wide)[0] == "mesh"  # it was the outline test that decided
+    # on video, the mesh's own nose tip: inside its outline for her face, out of it when moved aside
+    lm = np.array(face.landmarks)
+    assert not dp._stands_out(mesh, lm, video=True)
+    turned = mesh.copy()
+    turned[list(dp.NOSE_TIPS), 0] -= 0.6 * w
+    assert dp._stands_out(turned, lm, video=True)
+
+
 def test_a_face_turned_too_far_is_covered_solid(painter, samples: Path, monkeypatch) -> None:
     import anonymizer.pipeline.donor_painter as dp
 
