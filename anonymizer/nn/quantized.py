@@ -21,6 +21,7 @@ import copy
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,9 @@ from ..errors import InputError, WeightsError
 from ._registry import register_model
 from .backbones import MobileNetV2, init_weights
 from .detectors import FaceDetector, centerface, folded_network
+
+if TYPE_CHECKING:
+    from torch.ao.quantization.observer import HistogramObserver
 
 #: PyTorch's quantization backend for x86 CPUs (fbgemm kernels, per-channel weights)
 BACKEND = "x86"
@@ -147,37 +151,36 @@ def observer_state(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if OBSERVER in k}
 
 
+def _histograms(model: nn.Module) -> list[tuple[str, HistogramObserver]]:
+    """(name, module) of each histogram observer of a :func:`prepared` network."""
+    from torch.ao.quantization.observer import HistogramObserver
+
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, HistogramObserver)]
+
+
 def searched_qparams(model: nn.Module) -> dict[str, Tensor]:
     """Each histogram observer's scale and zero point (its ``calculate_qparams``: the search for the range
     that quantizes its histogram best) of a :func:`prepared` network with its observers' state in place,
     under :data:`QPARAMS` names."""
-    from torch.ao.quantization.observer import HistogramObserver
-
     out: dict[str, Tensor] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, HistogramObserver):
-            scale, zero_point = module.calculate_qparams()
-            out[f"{QPARAMS}{name}.scale"] = scale.detach().clone()
-            out[f"{QPARAMS}{name}.zero_point"] = zero_point.detach().clone()
+    for name, module in _histograms(model):
+        scale, zero_point = module.calculate_qparams()
+        out[f"{QPARAMS}{name}.scale"] = scale.detach().clone()
+        out[f"{QPARAMS}{name}.zero_point"] = zero_point.detach().clone()
     return out
 
 
 def _qparams_names(model: nn.Module) -> list[str]:
     """The :data:`QPARAMS` names :func:`searched_qparams` gives for ``model``, without the search."""
-    from torch.ao.quantization.observer import HistogramObserver
-
-    names = [n for n, m in model.named_modules() if isinstance(m, HistogramObserver)]
-    return [f"{QPARAMS}{n}.{k}" for n in names for k in ("scale", "zero_point")]
+    return [f"{QPARAMS}{n}.{k}" for n, _ in _histograms(model) for k in ("scale", "zero_point")]
 
 
 def _fix_qparams(model: nn.Module, qparams: dict[str, Tensor]) -> None:
     """Replace each histogram observer of ``model`` by a fixed one with its scale and zero point from
     ``qparams`` (:func:`searched_qparams`): the same int8 network without the search."""
-    from torch.ao.quantization.observer import FixedQParamsObserver, HistogramObserver
+    from torch.ao.quantization.observer import FixedQParamsObserver
 
-    for name, old in list(model.named_modules()):
-        if not isinstance(old, HistogramObserver):
-            continue
+    for name, old in _histograms(model):
         new = FixedQParamsObserver(
             scale=float(qparams[f"{QPARAMS}{name}.scale"]),
             zero_point=int(qparams[f"{QPARAMS}{name}.zero_point"]),
