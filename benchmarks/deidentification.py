@@ -139,7 +139,7 @@ def main() -> None:
                 chosen: dict[int, int] = {}
                 out = painter.paint(rgb, [face], seeds[0].for_context(ctx), choices=chosen)[0]
                 if chosen:
-                    donors.append(chosen[0])
+                    donors.append(painter.donor_of(chosen[0]))
                 other = painter.paint(rgb, [face], seeds[1].for_context(ctx))[0]
                 flags["differ"].append(distance(rec.embed(out, face), rec.embed(other, face)) > 0.6)
                 same_bytes += out.tobytes() == painter.paint(rgb, [face], seeds[0].for_context(ctx))[0].tobytes()

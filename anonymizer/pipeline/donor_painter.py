@@ -61,7 +61,7 @@ from .donor_swap import (
     render_face,
     render_points,
 )
-from .donors import DonorBank, head_pose, skin_lab
+from .donors import DonorBank, head_pose, mirror_permutation, mirrored, skin_lab
 
 #: faces shorter than this (box height, pixels) are placed by their five landmarks instead of a mesh
 MESH_MIN = 40
@@ -109,6 +109,11 @@ CHECK_WEIGHTS, CHECK_DISTANCE = "identity_net", 0.65
 EVEN_GREY = 0.45
 #: the window rendered around a face, as a share of its mesh's (or box's) size on each side
 WINDOW_MARGIN = 0.25
+#: a donor is drawn mirrored when that brings its head's turn at least this much (degrees) nearer the
+#: face's: a donor turned the other way sees the cheek the face turns towards edge-on, and that strip of
+#: its photo, stretched across the near cheek, left streaks and patches (wider-dev faces turned 15-38
+#: degrees, models/donors.md, "A donor turned the other way")
+MIRROR_GAIN = 8.0
 
 
 @dataclass
@@ -144,8 +149,10 @@ class DonorPainter:
         self.weights = donor_weights(self.bank)
         self._lock = threading.Lock()
         self._mesh_lock = threading.Lock()  # the mesh network's own: a video fits meshes beside painting
-        self._images: dict[int, np.ndarray] = {}  # donor crops decoded once (a video repaints them every frame)
-        self._shapes: dict[int, np.ndarray] = {}  # and their distinct shapes (donor_swap.distinct_shape)
+        # per donor view (see :meth:`view`): its crop decoded once (a video repaints it every frame), its mesh
+        # and its distinct shape (donor_swap.distinct_shape)
+        self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._pairs = mirror_permutation(self.bank.reference)
         # float64: the check's decisions and the donor's draw do not depend on the thread count
         self.describer: IdentityNet = identity_net(weights=CHECK_WEIGHTS).eval().double()
         self.attributes: FaceAttributes = face_attributes().eval().double()
@@ -306,7 +313,7 @@ class DonorPainter:
     ) -> tuple[np.ndarray, tuple[Region, ...], np.ndarray]:
         """(new image, regions, changed-pixel mask) for ``rgb`` (uint8 RGB) with each face replaced; the input
         is not modified. ``tracks``: each face's track number (default 0, 1, ... in order), which with the
-        seed picks its donor; ``choices`` (track -> donor index) remembers the picks: a video passes one
+        seed picks its donor; ``choices`` (track -> donor :meth:`view`) remembers the picks: a video passes one
         dict for all its frames (kept to one thread), so a track keeps the donor it got where it first
         appeared. ``meshes`` (track -> mesh) likewise remembers each track's last mesh, and the new one is
         smoothed against it (:func:`steady_mesh`), so that a video's faces do not swim. ``prepared``: what
@@ -375,8 +382,8 @@ class DonorPainter:
         keep: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Paint the track's donor into ``out`` (within ``plan.win``; the photo is not reshaped where ``keep``
-        is 0) and return the alpha and the changed pixels there: the donor in ``choices``, else the first
-        of the plan's (or newly drawn) candidates whose face the check puts more than
+        is 0) and return the alpha and the changed pixels there: the donor :meth:`view` in ``choices``, else
+        the first of the plan's (or newly drawn) candidates whose face the check puts more than
         :data:`CHECK_DISTANCE` from the original (the farthest when none is; faces without a mesh, too
         small for the check, take the first), remembered in ``choices``."""
         win, mesh = plan.win, plan.mesh
@@ -387,24 +394,50 @@ class DonorPainter:
         best, far, drawn = 0, -1.0, None
         tries = ATTEMPTS if self.identity_check and mesh is not None else 1
         ref, candidates = plan.drawn if plan.drawn is not None else self.draw(rgb, face, mesh, seed, track)
-        for index in candidates[:tries]:
-            drawn = self._render(out, below, win, face, mesh, index, keep)
+        for view in (self.view(index, mesh) for index in candidates[:tries]):
+            drawn = self._render(out, below, win, face, mesh, view, keep)
             if tries == 1:
-                best = index
+                best = view
                 break
             d = float(np.linalg.norm(ref - self.describe(out, face)))
             if d > CHECK_DISTANCE:
-                best = index
+                best = view
                 break
             if d > far:
-                far, best = d, index
+                far, best = d, view
         else:
-            if best != index:  # none was far enough: the farthest, unless it is the one painted last
+            if best != view:  # none was far enough: the farthest, unless it is the one painted last
                 drawn = self._render(out, below, win, face, mesh, best, keep)
         if choices is not None:
             choices[track] = best
         assert drawn is not None
         return drawn
+
+    def view(self, index: int, mesh: np.ndarray | None) -> int:
+        """How donor ``index`` is drawn into the face of ``mesh`` (None: placed by five points, as it is): the
+        donor as it is (``index``) or mirrored (``index + len(bank)``), whichever turns its head nearer the
+        face's, mirrored only when that gains at least :data:`MIRROR_GAIN` degrees of yaw. A video's track
+        keeps the view it was first painted with (``choices``)."""
+        if mesh is None:
+            return index
+        yaw, donor = float(head_pose(mesh, self.bank.reference)[0]), float(self.bank.pose(index)[0])
+        return index + len(self.bank) if abs(yaw - donor) - abs(yaw + donor) >= MIRROR_GAIN else index
+
+    def donor_of(self, view: int) -> int:
+        """The bank's index of the donor behind a :meth:`view`."""
+        return view % len(self.bank)
+
+    def _donor(self, view: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(crop, mesh, distinct shape) of a donor :meth:`view`, decoded and computed once."""
+        if (known := self._views.get(view)) is None:
+            if not 0 <= view < 2 * len(self.bank):
+                raise IndexError(f"donor view {view} out of range for a bank of {len(self.bank)}")
+            index = self.donor_of(view)
+            image, mesh = self.bank.image(index), self.bank.mesh(index)
+            if view >= len(self.bank):
+                image, mesh = mirrored(image, mesh, self._pairs)
+            known = self._views[view] = (image, mesh, distinct_shape(mesh, self.bank.reference))
+        return known
 
     def _render(
         self,
@@ -413,20 +446,16 @@ class DonorPainter:
         win: tuple[slice, slice],
         face: Face,
         mesh: np.ndarray | None,
-        index: int,
+        view: int,
         keep: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Render donor ``index`` over ``face`` into ``out[win]`` (over ``below``, what was there) and return
-        the alpha it was blended with and the pixels it changed there."""
+        """Render donor ``view`` (:meth:`view`) over ``face`` into ``out[win]`` (over ``below``, what was
+        there) and return the alpha it was blended with and the pixels it changed there."""
         shift = np.array([win[1].start, win[0].start], np.float32)
-        if (image := self._images.get(index)) is None:
-            image = self._images[index] = self.bank.image(index)
-        donor_mesh = self.bank.mesh(index)
+        image, donor_mesh, shape = self._donor(view)
         if mesh is not None:
             target = mesh.copy()
             target[:, :2] -= shift
-            if (shape := self._shapes.get(index)) is None:
-                shape = self._shapes[index] = distinct_shape(donor_mesh, self.bank.reference)
             new, a, moved = render_face(below, target, image, donor_mesh, self.bank.triangles, shape=shape, keep=keep)
         else:
             points = _whole_pixels(face.landmarks) - shift

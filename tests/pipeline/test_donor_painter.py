@@ -229,6 +229,41 @@ def test_a_track_keeps_its_surrogate_a_little_past_the_turn_limit(painter, sampl
     assert painter.plan(rgb, face)[0] == "solid"
 
 
+def test_a_donor_turned_the_other_way_is_drawn_mirrored(painter, samples: Path, monkeypatch) -> None:
+    import anonymizer.pipeline.donor_painter as dp
+
+    rgb = load_image(samples / "grace_hopper.jpg").rgb
+    (face,) = get_finder().find(rgb)
+    (how, mesh), n = painter.plan(rgb, face), len(painter.bank)
+    assert how == "mesh"
+    index = int(np.argmax(painter.bank.poses[:, 0]))  # the donor turned farthest to one side
+    turn = float(painter.bank.pose(index)[0])
+    assert turn > 10
+    # the face turned the same way, straight, a little or far the other way: mirrored only where that
+    # brings the donor's turn at least MIRROR_GAIN degrees nearer the face's
+    little = -(dp.MIRROR_GAIN / 2 - 1)  # gains 2 * |little| < MIRROR_GAIN
+    for yaw, view in ((turn, index), (0.0, index), (little, index), (-turn, index + n), (-dp.MAX_YAW, index + n)):
+        monkeypatch.setattr(dp, "head_pose", lambda mesh, reference, yaw=yaw: np.array([yaw, 0.0, 0.0]))
+        assert painter.view(index, mesh) == view, yaw
+        assert painter.donor_of(view) == index
+    assert painter.view(index, None) == index  # placed by five points: as it is
+    for outside in (-1, 2 * n):
+        with pytest.raises(IndexError):
+            painter._donor(outside)
+
+
+def test_a_turned_face_of_the_group_keeps_a_mirrored_donor(painter, group) -> None:
+    rgb, faces = group
+    choices: dict[int, int] = {}
+    first = painter.paint(rgb, faces, SEED, choices=choices)[0]
+    n = len(painter.bank)
+    mirrored = [t for t, view in choices.items() if view >= n]
+    assert mirrored and all(0 <= view < 2 * n for view in choices.values())
+    # the view is what a video's track keeps: painted again from the choices, the same pixels
+    again = painter.paint(rgb, faces, SurrogateSeed(bytes(32)), choices=dict(choices))[0]
+    assert again.tobytes() == first.tobytes()
+
+
 def test_a_track_keeps_its_donor(painter, group) -> None:
     rgb, faces = group
     choices: dict[int, int] = {}

@@ -24,6 +24,9 @@ from anonymizer.pipeline.donors import (
     SEXES,
     DonorBank,
     default_path,
+    head_pose,
+    mirror_permutation,
+    mirrored,
 )
 
 #: eye corners (their means are the eye centres), nose tip, mouth corners: what a face swap must cover
@@ -130,6 +133,33 @@ def test_triangles_index_the_mesh_and_cover_the_face(bank: DonorBank) -> None:
     for t in np.round(p * scale).astype(np.int32):
         cv2.fillConvexPoly(union, t, 1)
     assert abs(union.sum() / scale**2 - areas.sum()) < 0.02 * areas.sum()
+
+
+def test_the_mirror_pairs_each_point_with_one_other(bank: DonorBank) -> None:
+    pairs = mirror_permutation(bank.reference)
+    assert sorted(pairs.tolist()) == list(range(len(bank.reference)))  # one to one
+    assert (pairs[pairs] == np.arange(len(pairs))).all()  # the mirror of the mirror is the point itself
+    assert pairs[EYES[0][0]] == EYES[1][1] and pairs[EYES[0][1]] == EYES[1][0]  # outer with outer
+    assert pairs[MOUTH[0]] == MOUTH[1] and pairs[NOSE_TIP] == NOSE_TIP
+    # pairs mirror each other: x opposite, y and z alike (the reference is symmetric about x = 0)
+    ref = bank.reference
+    assert np.abs(ref[pairs, 0] + ref[:, 0]).max() < 0.05 and np.abs(ref[pairs, 1:] - ref[:, 1:]).max() < 0.05
+
+
+def test_a_mirrored_donor_turns_the_other_way(bank: DonorBank) -> None:
+    pairs = mirror_permutation(bank.reference)
+    turned = int(np.argmax(np.abs(bank.poses[:, 0])))
+    image, mesh = bank.image(turned), bank.mesh(turned)
+    flipped, moved = mirrored(image, mesh, pairs)
+    assert (flipped == image[:, ::-1]).all() and flipped.flags.c_contiguous
+    assert mesh.tolist() == bank.mesh(turned).tolist()  # the bank's own mesh is left as it was
+    yaw, pitch, roll = head_pose(mesh, bank.reference)
+    assert abs(yaw) > 15
+    assert np.allclose(head_pose(moved, bank.reference), [-yaw, pitch, -roll], atol=0.5)
+    # each point still names the same part of the face: the left eye's corners are on the photo's left
+    assert moved[EYES[0][0], 0] < moved[EYES[1][1], 0]
+    mirror_twice = mirrored(flipped, moved, pairs)
+    assert (mirror_twice[0] == image).all() and np.allclose(mirror_twice[1], mesh)
 
 
 def test_missing_bank_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
