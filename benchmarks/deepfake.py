@@ -153,6 +153,13 @@ def main() -> None:
     ap.add_argument(
         "--weights-file", type=Path, default=None, help="evaluate these weights (default: the shipped ones)"
     )
+    ap.add_argument(
+        "--arch",
+        choices=("compact", "mobilenet"),
+        default="compact",
+        help="--weights-file's network (default: %(default)s)",
+    )
+    ap.add_argument("--input-size", type=int, default=128, help="mobilenet's input (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--picture", type=Path, default=None, help="write scored sample faces here (PNG)")
     ap.add_argument("--video-faces", type=Path, default=Path("runs/video_faces.npz"), help="default: %(default)s")
@@ -165,9 +172,9 @@ def main() -> None:
     if args.weights_file is not None:
         from safetensors.torch import load_file
 
-        from anonymizer.nn.deepfake import DeepfakeNet
+        from anonymizer.nn.deepfake import DeepfakeMobileNet, DeepfakeNet
 
-        net = DeepfakeNet()
+        net = DeepfakeNet() if args.arch == "compact" else DeepfakeMobileNet(size=args.input_size)
         net.load_state_dict(load_file(str(args.weights_file)))
         scorer = DeepfakeScorer(model=net, threshold=args.threshold)
     else:

@@ -7,11 +7,12 @@ that the face is synthetic or manipulated.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
 from ._registry import register_model, with_weights
-from .backbones import init_weights
+from .backbones import MobileNetV2, init_weights
 
 DEEPFAKE_SIZE = 128
 #: (expansion, channels, repeats, first stride) of the MBConv stages.
@@ -82,3 +83,44 @@ class DeepfakeNet(nn.Module):
 def deepfake(*, weights: str | None = "default") -> DeepfakeNet:
     """The synthetic-face classifier (models/deepfake.md); ``weights=None``: random."""
     return with_weights(DeepfakeNet(), "deepfake", weights)
+
+
+class DeepfakeMobileNet(nn.Module):
+    """A larger classifier for issue 34's experiments (models/deepfake.md, "A face detector's backbone"):
+    CenterFace's MobileNetV2 (no batch-norm, as its converted weights are; 1.8 M parameters) over the
+    aligned crop resized to ``size`` px, its stride-16 and stride-32 features pooled, concatenated and
+    classified.
+
+    forward(x: Tensor[B, 3, H, W] RGB in 0..1) -> logits Tensor[B]."""
+
+    def __init__(self, *, size: int = DEEPFAKE_SIZE, dropout: float = 0.2) -> None:
+        super().__init__()
+        if size % 32:
+            raise InputError(f"the input size must be a multiple of 32, got {size}")
+        self.size = size
+        self.backbone = MobileNetV2(norm=False)
+        width = sum(self.backbone.out_channels[-2:])
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise InputError(f"expected Tensor[B, 3, H, W], got {tuple(x.shape)}")
+        if x.shape[2:] != (self.size, self.size):
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        levels = self.backbone(x * 255.0)[-2:]  # the detector's input: RGB in 0..255
+        return self.head(torch.cat([level.mean((2, 3)) for level in levels], 1))[:, 0]
+
+    def start_from_centerface(self) -> DeepfakeMobileNet:
+        """Load the backbone of the shipped CenterFace detector (its face features, trained on WIDER FACE)."""
+        from .detectors import centerface
+
+        self.backbone.load_state_dict(centerface().backbone.state_dict())
+        return self
+
+
+@register_model("deepfake_mobilenet")
+def deepfake_mobilenet(*, weights: str | None = None, size: int = DEEPFAKE_SIZE) -> DeepfakeMobileNet:
+    """:class:`DeepfakeMobileNet` (issue 34's experiments; no weights of its own are shipped yet): its backbone
+    started from CenterFace's face weights, the head random; ``weights``: a declared weights name to load."""
+    model = DeepfakeMobileNet(size=size)
+    return with_weights(model, weights, weights) if weights is not None else model.start_from_centerface()

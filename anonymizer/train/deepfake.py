@@ -25,6 +25,8 @@ by person (:func:`anonymizer.train.video_faces.held_out`): the dev sets add the 
 faces against their self-blends and swaps, and held-out generated faces against all real dev faces.
 ``--restyle P`` gives about P of the real faces another look (:func:`restyle`: stretch, gamma, grey,
 resize, blur, JPEG) before their fakes are made of them, and the same share of surrogate and generated fakes.
+``--arch mobilenet`` trains :class:`~anonymizer.nn.deepfake.DeepfakeMobileNet` (CenterFace's MobileNetV2
+backbone, started from its face weights, at ``--input-size`` px) instead of the compact network.
 ``--grey P`` turns about P of the training images, real and fake alike, to greyscale.
 ``--degrade`` passes every training image, real or fake alike, through the losses real footage has (JPEG
 at quality 30-95, a downscale to 40-100% and back, a slight blur; each at random).
@@ -46,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet
+from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet, deepfake_mobilenet
 from ..nn.surrogate import crop_template
 from ..ops.sbi import blend_mask, self_blend
 from .common import (
@@ -383,6 +385,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="share of training images (real and fake) turned grey (default: %(default)s)",
     )
+    ap.add_argument(
+        "--arch",
+        choices=("compact", "mobilenet"),
+        default="compact",
+        help="the shipped compact network from random weights, or CenterFace's MobileNetV2 backbone with its face "
+        "weights (DeepfakeMobileNet; default: %(default)s)",
+    )
+    ap.add_argument("--input-size", type=int, default=DEEPFAKE_SIZE, help="mobilenet's input (default: %(default)s)")
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
@@ -428,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
             dev_data["surrogate"] = dev_fakes
     video, generated = _extra_sets(args, dev_data)
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one fake of each kind each; device {dev}")
-    model = DeepfakeNet()
+    model = DeepfakeNet() if args.arch == "compact" else deepfake_mobilenet(size=args.input_size)
     if args.init is not None:
         from safetensors.torch import load_file
 

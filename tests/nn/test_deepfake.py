@@ -22,3 +22,21 @@ def test_bad_input() -> None:
     model = build_model("deepfake", weights=None)
     with pytest.raises(ValueError, match=r"Tensor\[B, 3, H, W\]"):
         model(torch.rand(3, 64, 64))
+
+
+def test_the_mobilenet_variant_starts_from_the_face_detectors_backbone() -> None:
+    from anonymizer.nn.deepfake import DeepfakeMobileNet
+    from anonymizer.nn.detectors import centerface
+
+    model = build_model("deepfake_mobilenet", size=160).eval()
+    detector = centerface().backbone.state_dict()
+    assert all(torch.equal(v, detector[k]) for k, v in model.backbone.state_dict().items())
+    with torch.no_grad():
+        crops = torch.rand(2, 3, DEEPFAKE_SIZE, DEEPFAKE_SIZE)
+        y = model(crops)  # resized to 160 inside
+        same = model(torch.nn.functional.interpolate(crops, size=(160, 160), mode="bilinear", align_corners=False))
+    assert y.shape == (2,) and torch.isfinite(y).all() and torch.allclose(y, same)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        DeepfakeMobileNet(size=100)
+    with pytest.raises(ValueError, match=r"Tensor\[B, 3, H, W\]"):
+        model(torch.rand(3, 64, 64))

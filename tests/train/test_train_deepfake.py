@@ -76,7 +76,7 @@ def test_deepfake_training_resumes_and_exports(
 ) -> None:
     from safetensors.torch import load_file
 
-    from anonymizer.nn.deepfake import DeepfakeNet
+    from anonymizer.nn.deepfake import DeepfakeMobileNet, DeepfakeNet
     from anonymizer.train.deepfake import main
     from anonymizer.train.faces import is_held_out, prepare_faces
 
@@ -115,6 +115,11 @@ def test_deepfake_training_resumes_and_exports(
     out = capsys.readouterr().out
     assert "resumed from" in out and "step 2: dev AUC sbi" in out and "surrogate" in out.split("step 2: dev AUC")[1]
     DeepfakeNet().load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    # the larger network, its backbone started from the face detector's
+    mobile = [*common[:-8], "--out", str(tmp_path / "mobile"), "--export", str(tmp_path / "m.safetensors")]
+    main([*mobile, "--device", "cpu", "--surrogates", "0", "--arch", "mobilenet", "--input-size", "96"])
+    assert "step 2: dev AUC sbi" in capsys.readouterr().out
+    DeepfakeMobileNet(size=96).load_state_dict(load_file(str(tmp_path / "m.safetensors")))
     # the surrogate fakes through the photo pipeline: the dev set gets them too
     main(
         [
