@@ -159,7 +159,7 @@ def main() -> None:
         default="compact",
         help="--weights-file's network (default: %(default)s)",
     )
-    ap.add_argument("--input-size", type=int, default=128, help="mobilenet's input (default: %(default)s)")
+    ap.add_argument("--input-size", type=int, default=DEEPFAKE_SIZE, help="mobilenet's input (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--picture", type=Path, default=None, help="write scored sample faces here (PNG)")
     ap.add_argument("--video-faces", type=Path, default=Path("runs/video_faces.npz"), help="default: %(default)s")
