@@ -375,6 +375,28 @@ register_weights(
 
 register_weights(
     WeightSpec(
+        name="deepfake_mobilenet",
+        model="deepfake_mobilenet",
+        file="deepfake_mobilenet.safetensors",
+        sha256="9225b658ed07eaa9797282c2988c0d9932fb8710d8e699ff245dfd2646a5381b",
+        source="trained here: python -m anonymizer.train.deepfake --arch mobilenet --input-size 192 (CenterFace's "
+        "backbone started from its face weights; self-blends and swaps of faces-utk and videos-real faces, then "
+        "fine-tuned with generated faces and donor surrogates added; see models/deepfake.md)",
+        licence="weights: MIT (this project); training data: UTKFace, videos-real clips (MEAD, LRS3, HDTF and "
+        "others) and StyleGAN-family donor photos, all non-commercial research use only; start: CenterFace, MIT",
+        input_spec="RGB, float 0..1, NCHW 128x128 (scaled to 192 inside), aligned by five landmarks "
+        "(anonymizer.pipeline.deepfake)",
+        metrics={
+            "ROC AUC per kind of fake on held-out people, real faces flagged out of domain": (
+                "python benchmarks/deepfake.py"
+            )
+        },
+    )
+)
+
+
+register_weights(
+    WeightSpec(
         name="surrogate",
         model="surrogate",
         file="surrogate.safetensors",

@@ -32,7 +32,7 @@ import numpy as np
 from _data import DATA, ROOT, require
 from PIL import Image, ImageDraw
 
-from anonymizer.nn.deepfake import DEEPFAKE_SIZE
+from anonymizer.nn.deepfake import DEEPFAKE_MOBILENET_SIZE, DEEPFAKE_SIZE
 from anonymizer.nn.runtime import configure_runtime
 from anonymizer.nn.surrogate import crop_template
 from anonymizer.ops.metrics import roc_auc
@@ -65,7 +65,7 @@ def picture(scorer: DeepfakeScorer, path: Path) -> None:
             t = Image.fromarray(img).resize((160, 160))
             d = ImageDraw.Draw(t)
             d.rectangle([0, 0, 159, 14], fill=(0, 0, 0))
-            d.text((3, 2), f"{kind} p={p:.2f}", fill=(255, 80, 80) if scorer.flagged(p) else (120, 255, 120))
+            d.text((3, 2), f"{kind} p={p:.4f}", fill=(255, 80, 80) if scorer.flagged(p) else (120, 255, 120))
             tiles.append(np.asarray(t))
         rows.append(np.concatenate(tiles, axis=1))
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
@@ -143,8 +143,8 @@ def report_out_of_domain(scorer: DeepfakeScorer, rate: float) -> None:
     every = np.concatenate(list(ood.values()))
     per = ", ".join(f"{k} {(v >= t).mean():.1%} of {len(v)}" for k, v in ood.items() if len(v))
     print(
-        f"out of domain: {len(every)} real faces (>= 64 px) flagged at {t:.3f}: {(every >= t).mean():.1%} ({per}); "
-        f"at most 10% of them from {np.quantile(every, 0.9):.3f}; speed {rate:.0f} faces/s (aligned)"
+        f"out of domain: {len(every)} real faces (>= 64 px) flagged at {t:.4f}: {(every >= t).mean():.1%} ({per}); "
+        f"at most 10% of them from {np.quantile(every, 0.9):.4f}; speed {rate:.0f} faces/s (aligned)"
     )
 
 
@@ -156,10 +156,12 @@ def main() -> None:
     ap.add_argument(
         "--arch",
         choices=("compact", "mobilenet"),
-        default="compact",
-        help="--weights-file's network (default: %(default)s)",
+        default="mobilenet",
+        help="--weights-file's network (default: %(default)s; compact: the earlier models/deepfake.safetensors)",
     )
-    ap.add_argument("--input-size", type=int, default=DEEPFAKE_SIZE, help="mobilenet's input (default: %(default)s)")
+    ap.add_argument(
+        "--input-size", type=int, default=DEEPFAKE_MOBILENET_SIZE, help="mobilenet's input (default: %(default)s)"
+    )
     ap.add_argument("--limit", type=int, default=None, help="at most N held-out faces (default: all)")
     ap.add_argument("--picture", type=Path, default=None, help="write scored sample faces here (PNG)")
     ap.add_argument("--video-faces", type=Path, default=Path("runs/video_faces.npz"), help="default: %(default)s")
@@ -184,7 +186,7 @@ def main() -> None:
     sets = dev_sets(crops, lms)
     real = scorer.score_crops(sets["real"])
     print(f"faces-utk held-out: {len(crops)} real faces, one fake of each kind per face")
-    print(f"| fake | ROC AUC | fakes flagged (>= {t:.3f}) | reals flagged |")
+    print(f"| fake | ROC AUC | fakes flagged (>= {t:.4f}) | reals flagged |")
     print("|---|---|---|---|")
     sets["surrogate"] = surrogate_crops(args.limit)
     for kind in ("sbi", "swap", "surrogate"):

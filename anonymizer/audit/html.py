@@ -144,10 +144,10 @@ def _synthetic_text(row: dict[str, Any], r: AuditResult) -> str:
     """A face's or a track's synthetic score against the threshold, red when flagged."""
     if "synthetic" not in row:
         return ""
-    notes = [f"max {row['synthetic_max']:.3f}"] if "synthetic_max" in row else []
+    notes = [f"max {row['synthetic_max']:.4f}"] if "synthetic_max" in row else []
     if r.synthetic_threshold is not None:
-        notes.insert(0, f"threshold {r.synthetic_threshold:.3f}")  # 0.997 must not read as 1.00
+        notes.insert(0, f"threshold {r.synthetic_threshold:.4f}")  # 0.9997 must not read as 1.000
     at = f" ({', '.join(notes)})" if notes else ""
     flagged = row.get("synthetic_flagged", False)
     cls = " class='bad'" if flagged else ""
-    return f"<br><span{cls}>synthetic {row['synthetic']:.3f}{' flagged' if flagged else ''}</span>{at}"
+    return f"<br><span{cls}>synthetic {row['synthetic']:.4f}{' flagged' if flagged else ''}</span>{at}"

@@ -1,4 +1,5 @@
-"""Deepfake detection: a compact EfficientNet-style classifier of aligned face crops.
+"""Deepfake detection: classifiers of aligned face crops. The audit's is :class:`DeepfakeMobileNet` (CenterFace's
+backbone at 192 px, builder ``deepfake_mobilenet``); :class:`DeepfakeNet` is the earlier compact one.
 
 forward(x: Tensor[B, 3, 128, 128] RGB in 0..1, aligned onto :func:`anonymizer.nn.surrogate.crop_template`,
 so the face and its blending boundary are in view) -> logits Tensor[B]: sigmoid gives the probability
@@ -15,6 +16,8 @@ from ._registry import register_model, with_weights
 from .backbones import MobileNetV2, init_weights
 
 DEEPFAKE_SIZE = 128
+#: The shipped :class:`DeepfakeMobileNet`'s input: the 128-px crop scaled up inside the network.
+DEEPFAKE_MOBILENET_SIZE = 192
 #: (expansion, channels, repeats, first stride) of the MBConv stages.
 STAGES = ((1, 24, 1, 1), (4, 32, 2, 2), (4, 48, 2, 2), (4, 96, 3, 2), (4, 128, 2, 1))
 
@@ -81,15 +84,15 @@ class DeepfakeNet(nn.Module):
 
 @register_model("deepfake")
 def deepfake(*, weights: str | None = "default") -> DeepfakeNet:
-    """The synthetic-face classifier (models/deepfake.md); ``weights=None``: random."""
+    """The earlier, compact synthetic-face classifier (models/deepfake.md, "The earlier compact network");
+    ``weights=None``: random."""
     return with_weights(DeepfakeNet(), "deepfake", weights)
 
 
 class DeepfakeMobileNet(nn.Module):
-    """A larger classifier for issue 34's experiments (models/deepfake.md, "A face detector's backbone"):
-    CenterFace's MobileNetV2 (no batch-norm, as its converted weights are; 1.8 M parameters) over the
-    aligned crop resized to ``size`` px, its stride-16 and stride-32 features pooled, concatenated and
-    classified.
+    """The audit's synthetic-face classifier (models/deepfake.md): CenterFace's MobileNetV2 (no batch-norm, as
+    its converted weights are; 1.8 M parameters) over the aligned crop resized to ``size`` px, its stride-16
+    and stride-32 features pooled, concatenated and classified.
 
     forward(x: Tensor[B, 3, H, W] RGB in 0..1) -> logits Tensor[B]."""
 
@@ -119,8 +122,7 @@ class DeepfakeMobileNet(nn.Module):
 
 
 @register_model("deepfake_mobilenet")
-def deepfake_mobilenet(*, weights: str | None = None, size: int = DEEPFAKE_SIZE) -> DeepfakeMobileNet:
-    """:class:`DeepfakeMobileNet` (issue 34's experiments; no weights of its own are shipped yet): its backbone
-    started from CenterFace's face weights, the head random; ``weights``: a declared weights name to load."""
-    model = DeepfakeMobileNet(size=size)
-    return with_weights(model, weights, weights) if weights is not None else model.start_from_centerface()
+def deepfake_mobilenet(*, weights: str | None = "default", size: int = DEEPFAKE_MOBILENET_SIZE) -> DeepfakeMobileNet:
+    """:class:`DeepfakeMobileNet` at ``size`` px with the declared weights ``deepfake_mobilenet`` (or another
+    declared name); ``weights=None``: random. Training starts from :meth:`DeepfakeMobileNet.start_from_centerface`."""
+    return with_weights(DeepfakeMobileNet(size=size), "deepfake_mobilenet", weights)

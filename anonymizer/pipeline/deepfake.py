@@ -17,7 +17,7 @@ from ..types import Face
 
 #: Probability at or above which the audit calls a face synthetic (``synthetic_flagged``): chosen for the
 #: shipped weights on real faces unlike the training data (models/deepfake.md, "Threshold").
-SYNTHETIC_THRESHOLD = 0.997
+SYNTHETIC_THRESHOLD = 0.9997
 
 
 def align_for_deepfake(rgb: np.ndarray, face: Face) -> np.ndarray:
@@ -42,9 +42,9 @@ class DeepfakeScorer:
             raise InputError(f"the synthetic threshold must lie between 0 and 1, got {threshold}")
         self.threshold = float(threshold)
         if model is None:
-            from ..nn.deepfake import deepfake
+            from ..nn.deepfake import deepfake_mobilenet
 
-            model = deepfake(weights=weights)
+            model = deepfake_mobilenet(weights=weights)
         self.model = model.eval()
         self._lock = threading.Lock()
 

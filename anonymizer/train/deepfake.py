@@ -1,7 +1,9 @@
 """Train the deepfake detector on real faces and fakes made here.
 
     python -m anonymizer.train.deepfake --data ../shared/data/faces-utk --out runs/deepfake --steps 2000 --seed 0 \
-        --export models/deepfake.safetensors
+        --export runs/deepfake.safetensors
+
+(models/deepfake.md gives the three stages that made the shipped ``models/deepfake_mobilenet.safetensors``.)
 
 Real: faces-utk's crops without the held-out tenth, aligned onto the 128-px crop of
 :func:`anonymizer.nn.surrogate.crop_template` (our detector's landmarks, from the prepared faces cache or
@@ -25,8 +27,9 @@ by person (:func:`anonymizer.train.video_faces.held_out`): the dev sets add the 
 faces against their self-blends and swaps, and held-out generated faces against all real dev faces.
 ``--restyle P`` gives about P of the real faces another look (:func:`restyle`: stretch, gamma, grey,
 resize, blur, JPEG) before their fakes are made of them, and the same share of surrogate and generated fakes.
-``--arch mobilenet`` trains :class:`~anonymizer.nn.deepfake.DeepfakeMobileNet` (CenterFace's MobileNetV2
-backbone, started from its face weights, at ``--input-size`` px) instead of the compact network.
+``--arch mobilenet`` (the default) trains :class:`~anonymizer.nn.deepfake.DeepfakeMobileNet` (CenterFace's
+MobileNetV2 backbone, started from its face weights, at ``--input-size`` px, 192 by default), ``--arch compact``
+the earlier compact network.
 ``--grey P`` turns about P of the training images, real and fake alike, to greyscale.
 ``--degrade`` passes every training image, real or fake alike, through the losses real footage has (JPEG
 at quality 30-95, a downscale to 40-100% and back, a slight blur; each at random).
@@ -48,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..nn.deepfake import DEEPFAKE_SIZE, DeepfakeNet, deepfake_mobilenet
+from ..nn.deepfake import DEEPFAKE_MOBILENET_SIZE, DEEPFAKE_SIZE, DeepfakeMobileNet, DeepfakeNet
 from ..nn.surrogate import crop_template
 from ..ops.sbi import blend_mask, self_blend
 from .common import (
@@ -365,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         "--init",
         type=Path,
         default=None,
-        help="start from these weights (fine-tuning, e.g. models/deepfake.safetensors) instead of at random",
+        help="start from these weights (fine-tuning, e.g. models/deepfake_mobilenet.safetensors) instead of at random",
     )
     ap.add_argument("--video-faces", type=Path, default=None, help="real video faces (anonymizer.train.video_faces)")
     ap.add_argument("--video-share", type=float, default=0.5, help="of the real half (default: %(default)s)")
@@ -388,11 +391,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--arch",
         choices=("compact", "mobilenet"),
-        default="compact",
-        help="the shipped compact network from random weights, or CenterFace's MobileNetV2 backbone with its face "
-        "weights (DeepfakeMobileNet; default: %(default)s)",
+        default="mobilenet",
+        help="CenterFace's MobileNetV2 backbone started from its face weights (DeepfakeMobileNet, the shipped "
+        "network) or the earlier compact network from random weights (default: %(default)s)",
     )
-    ap.add_argument("--input-size", type=int, default=DEEPFAKE_SIZE, help="mobilenet's input (default: %(default)s)")
+    ap.add_argument(
+        "--input-size", type=int, default=DEEPFAKE_MOBILENET_SIZE, help="mobilenet's input (default: %(default)s)"
+    )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
 
@@ -438,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
             dev_data["surrogate"] = dev_fakes
     video, generated = _extra_sets(args, dev_data)
     print(f"training faces: {len(crops)}; dev: {len(dcrops)} real faces, one fake of each kind each; device {dev}")
-    model = DeepfakeNet() if args.arch == "compact" else deepfake_mobilenet(size=args.input_size)
+    model = DeepfakeNet() if args.arch == "compact" else DeepfakeMobileNet(size=args.input_size).start_from_centerface()
     if args.init is not None:
         from safetensors.torch import load_file
 

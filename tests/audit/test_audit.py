@@ -260,7 +260,7 @@ def test_synthetic_flags_follow_the_threshold_in_json_and_html(samples, finder) 
         assert all(f["synthetic"] == pytest.approx(p, abs=1e-4) for f in doc["faces"])
         assert all(f["synthetic_flagged"] is flagged for f in doc["faces"])
         page = render_html([res])
-        assert f"threshold {threshold:.3f}" in page and ("synthetic 0.731 flagged" in page) is flagged
+        assert f"threshold {threshold:.4f}" in page and ("synthetic 0.7311 flagged" in page) is flagged
     assert "synthetic_threshold" not in audit_image(src, finder=finder).to_dict()  # not scored: no threshold
     assert 0 < SYNTHETIC_THRESHOLD < 1
     for bad in (0.0, 1.0, -0.2):

@@ -28,7 +28,7 @@ def test_the_mobilenet_variant_starts_from_the_face_detectors_backbone() -> None
     from anonymizer.nn.deepfake import DeepfakeMobileNet
     from anonymizer.nn.detectors import centerface
 
-    model = build_model("deepfake_mobilenet", size=160).eval()
+    model = DeepfakeMobileNet(size=160).start_from_centerface().eval()
     detector = centerface().backbone.state_dict()
     assert all(torch.equal(v, detector[k]) for k, v in model.backbone.state_dict().items())
     with torch.no_grad():
@@ -40,3 +40,16 @@ def test_the_mobilenet_variant_starts_from_the_face_detectors_backbone() -> None
         DeepfakeMobileNet(size=100)
     with pytest.raises(ValueError, match=r"Tensor\[B, 3, H, W\]"):
         model(torch.rand(3, 64, 64))
+
+
+def test_the_shipped_classifier_is_the_mobilenet_at_192_with_its_own_weights() -> None:
+    """The declared weights load into the 192-px network and are not CenterFace's backbone any more."""
+    from anonymizer.nn.deepfake import DEEPFAKE_MOBILENET_SIZE
+    from anonymizer.nn.detectors import centerface
+
+    model = build_model("deepfake_mobilenet")
+    assert model.size == DEEPFAKE_MOBILENET_SIZE == 192 and not model.training
+    detector = centerface().backbone.state_dict()
+    assert not all(torch.equal(v, detector[k]) for k, v in model.backbone.state_dict().items())
+    random = build_model("deepfake_mobilenet", weights=None)
+    assert not torch.equal(random.head[1].weight, model.head[1].weight)

@@ -90,6 +90,8 @@ def test_deepfake_training_resumes_and_exports(
     fs = prepare_faces(root, with_dlib=False, progress=False)
     np.savez(tmp_path / "lm.npz", names=fs.names, landmarks=fs.landmarks)
     common = [
+        "--arch",
+        "compact",
         "--data",
         str(root),
         "--faces-cache",
