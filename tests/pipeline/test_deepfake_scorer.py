@@ -59,6 +59,18 @@ def test_self_blends_score_above_real_held_out_faces(scorer, data_dir, tmp_path)
     assert roc_auc(scorer.score_crops(sets["swap"]), real) > 0.85
 
 
+def test_a_face_scores_as_its_mirror_image(samples, finder, scorer) -> None:
+    """The scorer averages each crop with its mirror image: a face and its mirror score alike, and two
+    different faces do not."""
+    from anonymizer.media.image import load_image
+
+    rgb = load_image(samples / "group_solvay_1927_closeup.jpg").rgb
+    crops = np.stack([align_for_deepfake(rgb, f) for f in finder.find(rgb)[:4]])
+    straight, mirrored = scorer.score_crops(crops), scorer.score_crops(np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.allclose(straight, mirrored, atol=1e-5)
+    assert len(set(np.round(straight, 4))) > 1
+
+
 def test_bad_input(scorer) -> None:
     with pytest.raises(InputError, match="aligned crops"):
         scorer.score_crops(np.zeros((1, 64, 64, 3), np.uint8))
