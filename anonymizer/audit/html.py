@@ -146,7 +146,7 @@ def _synthetic_text(row: dict[str, Any], r: AuditResult) -> str:
         return ""
     notes = [f"max {row['synthetic_max']:.4f}"] if "synthetic_max" in row else []
     if r.synthetic_threshold is not None:
-        notes.insert(0, f"threshold {r.synthetic_threshold:.4f}")  # 0.9997 must not read as 1.000
+        notes.insert(0, f"threshold {r.synthetic_threshold:.4f}")  # 0.9988 must not read as 0.999
     at = f" ({', '.join(notes)})" if notes else ""
     flagged = row.get("synthetic_flagged", False)
     cls = " class='bad'" if flagged else ""
