@@ -152,19 +152,9 @@ def report_out_of_domain(scorer: DeepfakeScorer, rate: float) -> None:
 
 def reencoded(crops: np.ndarray, scale: float, quality: int) -> np.ndarray:
     """``crops`` (N, S, S, 3) uint8 RGB shrunk to ``scale`` and back (when under 1), then JPEG at ``quality``."""
-    import cv2
+    from anonymizer.train.deepfake import jpeg, shrunk
 
-    out = []
-    for im in crops:
-        size = im.shape[0]
-        if scale < 1:
-            small = cv2.resize(im, (round(size * scale),) * 2, interpolation=cv2.INTER_AREA)
-            im = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
-        _, buf = cv2.imencode(".jpg", np.ascontiguousarray(im[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        assert decoded is not None, "JPEG round trip failed"
-        out.append(np.ascontiguousarray(decoded[..., ::-1]))
-    return np.stack(out)
+    return np.stack([jpeg(shrunk(im, scale) if scale < 1 else im, quality) for im in crops])
 
 
 def report_reencoded(scorer: DeepfakeScorer, video: dict[str, np.ndarray]) -> None:

@@ -180,19 +180,31 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     import cv2
 
     out = image
-    h, w = out.shape[:2]
     if rng.random() < 0.5:
-        f = float(rng.uniform(0.4, 1.0))
-        small = cv2.resize(out, (max(8, round(w * f)), max(8, round(h * f))), interpolation=cv2.INTER_AREA)
-        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        out = shrunk(out, float(rng.uniform(0.4, 1.0)))
     if rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.2)))
     if rng.random() < 0.7:
-        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
-        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
-        if decoded is not None:
-            out = decoded[..., ::-1]
+        out = jpeg(out, int(rng.integers(30, 96)))
     return np.ascontiguousarray(out)
+
+
+def shrunk(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` (uint8 RGB) downscaled to ``factor`` of its size (area) and back (bilinear)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (uint8 RGB) encoded as JPEG at ``quality`` and decoded (unchanged if encoding fails)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return image if decoded is None else np.ascontiguousarray(decoded[..., ::-1])
 
 
 def video_fakes(crops: np.ndarray, lms: np.ndarray, persons: np.ndarray, seed: int = 12345) -> dict[str, np.ndarray]:
