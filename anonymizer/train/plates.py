@@ -41,6 +41,11 @@ from .common import (
 
 STRIDE = 4
 SCALES = (0.5, 3.0)  # photo scale range of the training crops (log-uniform)
+PASTE_WIDTHS = (8.0, 200.0)  # width range in px of pasted plates (log-uniform)
+PASTE_GROWTH = 2.5  # a pasted plate is at most this many times its own width
+PASTE_MARGIN = 0.25  # context cut around a plate for pasting, as a share of its height, feathered out
+
+Patch = tuple[np.ndarray, np.ndarray]  # a plate cut out with its margin, and the plate's box in it
 
 
 def is_held_out(name: str) -> bool:
@@ -85,11 +90,17 @@ def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
 
 
 def sample(
-    rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Generator, scales: tuple[float, float] = SCALES
+    rgb: np.ndarray,
+    boxes: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scales: tuple[float, float] = SCALES,
+    paste: tuple[list[Patch], float] = ([], 0.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random ``size`` crop of ``rgb`` scaled by ``scales`` (log-uniform; grey padding where it runs
     out), flipped at random, colour-jittered and JPEG-compressed, with the plate boxes that keep at least
-    half their width and height in it."""
+    half their width and height in it. ``paste`` = (patches, p): with probability p, 1-3 plates from the
+    patches are pasted in first (:func:`paste_plates`)."""
     import cv2
 
     f = float(np.exp(rng.uniform(math.log(scales[0]), math.log(scales[1]))))
@@ -112,6 +123,8 @@ def sample(
         (clipped[:, 3] - clipped[:, 1]) >= 0.5 * (b[:, 3] - b[:, 1])
     )
     b = clipped[keep]
+    if paste[0] and rng.random() < paste[1]:
+        canvas, b = paste_plates(canvas, b, paste[0], rng, int(rng.integers(1, 4)))
     if rng.random() < 0.5:
         canvas = canvas[:, ::-1]
         b = np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], 1) if len(b) else b
@@ -120,6 +133,71 @@ def sample(
     decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
     out: np.ndarray = decoded if decoded is not None else canvas
     return np.ascontiguousarray(out), b.astype(np.float32)
+
+
+def plate_patches(images: list[np.ndarray], boxes: list[np.ndarray], min_width: float = 16) -> list[Patch]:
+    """Every plate at least ``min_width`` px wide, cut out with a margin of ``PASTE_MARGIN`` of its height
+    on each side: (RGB patch, the plate's box in the patch)."""
+    out: list[Patch] = []
+    for rgb, bs in zip(images, boxes, strict=True):
+        h, w = rgb.shape[:2]
+        for x1, y1, x2, y2 in bs:
+            if x2 - x1 < min_width:
+                continue
+            m = PASTE_MARGIN * (y2 - y1)
+            px1, py1 = max(0, int(x1 - m)), max(0, int(y1 - m))
+            px2, py2 = min(w, int(math.ceil(x2 + m))), min(h, int(math.ceil(y2 + m)))
+            box = np.array([x1 - px1, y1 - py1, x2 - px1, y2 - py1], np.float32)
+            out.append((np.ascontiguousarray(rgb[py1:py2, px1:px2]), box))
+    return out
+
+
+def paste_plates(
+    canvas: np.ndarray, boxes: np.ndarray, patches: list[Patch], rng: np.random.Generator, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copy-paste augmentation: ``count`` plates from ``patches`` pasted onto ``canvas`` (a copy) at random
+    places and widths (``PASTE_WIDTHS``, log-uniform, at most ``PASTE_GROWTH`` times the plate's own),
+    slightly turned and sheared, feathered into the picture, none over a plate already there; returns the
+    canvas and all boxes (the pasted ones added)."""
+    import cv2
+
+    out, size = canvas.copy(), canvas.shape[0]
+    found = [boxes.reshape(-1, 4)]
+    for _ in range(count):
+        patch, box = patches[int(rng.integers(0, len(patches)))]
+        own = float(box[2] - box[0])
+        low, high = PASTE_WIDTHS[0], min(PASTE_WIDTHS[1], PASTE_GROWTH * own)  # no mush from tiny plates
+        f = float(np.exp(rng.uniform(math.log(low), math.log(max(low, high))))) / own
+        ph, pw = patch.shape[:2]
+        turn = cv2.getRotationMatrix2D((pw / 2, ph / 2), float(rng.uniform(-12, 12)), f)
+        turn[0, 1] += float(rng.uniform(-0.25, 0.25)) * f  # shear: a plate seen from the side
+        corners = np.array([[0, 0, 1], [pw, 0, 1], [0, ph, 1], [pw, ph, 1]], np.float64) @ turn.T
+        lo, hi = corners.min(0), corners.max(0)
+        ow, oh = int(math.ceil(hi[0] - lo[0])), int(math.ceil(hi[1] - lo[1]))
+        if not (2 <= ow < size and 2 <= oh < size):
+            continue
+        turn[:, 2] -= lo
+        x0, y0 = int(rng.integers(0, size - ow)), int(rng.integers(0, size - oh))
+        inner = np.array([[box[0], box[1], 1], [box[2], box[1], 1], [box[0], box[3], 1], [box[2], box[3], 1]])
+        q = inner @ turn.T + (x0, y0)
+        new = np.array([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()], np.float32)
+        if any(_overlaps(new, b) for b in np.concatenate(found)):
+            continue
+        feather = np.zeros((ph, pw), np.float32)
+        m = max(1, int(PASTE_MARGIN * (box[3] - box[1]) / 2))
+        feather[m : ph - m, m : pw - m] = 1
+        soft = cv2.blur(feather, (2 * m + 1, 2 * m + 1))
+        warped = cv2.warpAffine(patch, turn, (ow, oh), flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpAffine(soft, turn, (ow, oh), flags=cv2.INTER_LINEAR)[..., None]
+        region = out[y0 : y0 + oh, x0 : x0 + ow].astype(np.float32)
+        out[y0 : y0 + oh, x0 : x0 + ow] = (region * (1 - alpha) + warped * alpha).round().astype(np.uint8)
+        found.append(new[None])
+    return out, np.concatenate(found).astype(np.float32)
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether boxes ``a`` and ``b`` (x1, y1, x2, y2) intersect."""
+    return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
 
 
 def _between(rng: np.random.Generator, low: float, high: float) -> int:
@@ -189,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--size-weight", type=float, default=0.1, help="weight of the box-size L1 term (default: %(default)s)"
     )
+    ap.add_argument(
+        "--paste",
+        type=float,
+        default=0.0,
+        help="share of crops given 1-3 plates cut from other training photos (copy-paste; default: %(default)s)",
+    )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
     from ..nn import build_model
@@ -199,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     dev_images, dev_boxes = load_split(args.data, held_out=True)
     if not images:
         raise SystemExit(f"no training photos in {args.data}")
+    patches = plate_patches(images, boxes) if args.paste > 0 else []
     print(f"training photos: {len(images)} ({sum(len(b) for b in boxes)} plates); dev: {len(dev_images)} photos")
     start = "centerface" if args.init == "centerface" else "plate_detector"
     model = build_model(start, weights="default").to(dev).train()
@@ -221,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         crops, tgts = [], []
         for _ in range(args.batch):
             k = int(rng.integers(0, len(images)))
-            crop, b = sample(images[k], boxes[k], args.crop, rng)
+            crop, b = sample(images[k], boxes[k], args.crop, rng, paste=(patches, args.paste))
             crops.append(crop)
             tgts.append(targets(b, args.crop))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(dev)

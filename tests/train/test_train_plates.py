@@ -10,7 +10,17 @@ import numpy as np
 import torch
 
 from anonymizer.ops.centers import decode_center_maps
-from anonymizer.train.plates import STRIDE, is_held_out, main, read_boxes, sample, targets
+from anonymizer.train.plates import (
+    PASTE_GROWTH,
+    STRIDE,
+    is_held_out,
+    main,
+    paste_plates,
+    plate_patches,
+    read_boxes,
+    sample,
+    targets,
+)
 
 
 def test_targets_decode_back_to_the_plates() -> None:
@@ -49,6 +59,28 @@ def test_crops_keep_their_plates(tmp_path: Path) -> None:
             cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
             assert crop[cy, cx].mean() > crop.mean() + 20
     assert seen >= 10
+
+
+def test_pasted_plates_lie_where_their_boxes_say() -> None:
+    photo = np.full((240, 320, 3), 40, np.uint8)
+    photo[100:120, 100:160] = 250  # a bright 60 x 20 plate; the one under 16 px wide is not cut out
+    patches = plate_patches([photo], [np.array([[100, 100, 160, 120], [10, 10, 20, 14]], np.float32)])
+    assert len(patches) == 1
+    patch, box = patches[0]
+    assert patch.shape == (30, 70, 3) and box.tolist() == [5, 5, 65, 25]  # a margin of a quarter of 20 px
+    rng = np.random.default_rng(0)
+    there = np.array([[0, 0, 40, 20]], np.float32)
+    added = 0
+    for _ in range(20):
+        canvas = np.full((256, 256, 3), 40, np.uint8)
+        out, boxes = paste_plates(canvas, there, patches, rng, count=3)
+        assert canvas.max() == 40 and boxes[:1].tolist() == there.tolist()  # input untouched, old box kept
+        for x1, y1, x2, y2 in boxes[1:]:
+            added += 1
+            assert x2 - x1 <= 60 * PASTE_GROWTH * 1.3  # grown at most 2.5x (plus the turn)
+            assert not (x1 < 40 and y1 < 20)  # never over the plate already there
+            assert out[int((y1 + y2) / 2), int((x1 + x2) / 2)].mean() > 200  # the centre is on the plate
+    assert added >= 30
 
 
 def _dataset(data: Path, boxes: list[tuple[int, int, int, int]]) -> list[str]:
