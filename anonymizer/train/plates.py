@@ -22,6 +22,7 @@ import argparse
 import csv
 import hashlib
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ PASTE_GROWTH = 2.5  # a pasted plate is at most this many times its own width
 PASTE_MARGIN = 0.25  # context cut around a plate for pasting, as a share of its height, feathered out
 
 Patch = tuple[np.ndarray, np.ndarray]  # a plate cut out with its margin, and the plate's box in it
+
+
+@dataclass(frozen=True)
+class Paste:
+    """Copy-paste settings of :func:`sample`: the share of crops given 1-3 plates from ``patches``, and the
+    width range of the pasted plates (px, log-uniform)."""
+
+    patches: list[Patch] = field(default_factory=list)
+    share: float = 0.0
+    widths: tuple[float, float] = PASTE_WIDTHS
 
 
 def is_held_out(name: str) -> bool:
@@ -95,12 +106,12 @@ def sample(
     size: int,
     rng: np.random.Generator,
     scales: tuple[float, float] = SCALES,
-    paste: tuple[list[Patch], float] = ([], 0.0),
+    paste: Paste = Paste(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random ``size`` crop of ``rgb`` scaled by ``scales`` (log-uniform; grey padding where it runs
     out), flipped at random, colour-jittered and JPEG-compressed, with the plate boxes that keep at least
-    half their width and height in it. ``paste`` = (patches, p): with probability p, 1-3 plates from the
-    patches are pasted in first (:func:`paste_plates`)."""
+    half their width and height in it. ``paste``: the share of crops given 1-3 plates from its patches
+    first (:func:`paste_plates`)."""
     import cv2
 
     f = float(np.exp(rng.uniform(math.log(scales[0]), math.log(scales[1]))))
@@ -123,8 +134,8 @@ def sample(
         (clipped[:, 3] - clipped[:, 1]) >= 0.5 * (b[:, 3] - b[:, 1])
     )
     b = clipped[keep]
-    if paste[0] and rng.random() < paste[1]:
-        canvas, b = paste_plates(canvas, b, paste[0], rng, int(rng.integers(1, 4)))
+    if paste.patches and rng.random() < paste.share:
+        canvas, b = paste_plates(canvas, b, paste.patches, rng, int(rng.integers(1, 4)), paste.widths)
     if rng.random() < 0.5:
         canvas = canvas[:, ::-1]
         b = np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], 1) if len(b) else b
@@ -153,10 +164,15 @@ def plate_patches(images: list[np.ndarray], boxes: list[np.ndarray], min_width: 
 
 
 def paste_plates(
-    canvas: np.ndarray, boxes: np.ndarray, patches: list[Patch], rng: np.random.Generator, count: int
+    canvas: np.ndarray,
+    boxes: np.ndarray,
+    patches: list[Patch],
+    rng: np.random.Generator,
+    count: int,
+    widths: tuple[float, float] = PASTE_WIDTHS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Copy-paste augmentation: ``count`` plates from ``patches`` pasted onto ``canvas`` (a copy) at random
-    places and widths (``PASTE_WIDTHS``, log-uniform, at most ``PASTE_GROWTH`` times the plate's own),
+    places and ``widths`` (px, log-uniform, at most ``PASTE_GROWTH`` times the plate's own),
     slightly turned and sheared, feathered into the picture, none over a plate already there; returns the
     canvas and all boxes (the pasted ones added)."""
     import cv2
@@ -166,7 +182,7 @@ def paste_plates(
     for _ in range(count):
         patch, box = patches[int(rng.integers(0, len(patches)))]
         own = float(box[2] - box[0])
-        low, high = PASTE_WIDTHS[0], min(PASTE_WIDTHS[1], PASTE_GROWTH * own)  # no mush from tiny plates
+        low, high = widths[0], min(widths[1], PASTE_GROWTH * own)  # no mush from tiny plates
         f = float(np.exp(rng.uniform(math.log(low), math.log(max(low, high))))) / own
         ph, pw = patch.shape[:2]
         turn = cv2.getRotationMatrix2D((pw / 2, ph / 2), float(rng.uniform(-12, 12)), f)
@@ -273,6 +289,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="share of crops given 1-3 plates cut from other training photos (copy-paste; default: %(default)s)",
     )
+    ap.add_argument(
+        "--paste-widths",
+        type=float,
+        nargs=2,
+        default=PASTE_WIDTHS,
+        metavar=("LOW", "HIGH"),
+        help="width range of pasted plates in px (default: %(default)s)",
+    )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
     from ..nn import build_model
@@ -283,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     dev_images, dev_boxes = load_split(args.data, held_out=True)
     if not images:
         raise SystemExit(f"no training photos in {args.data}")
-    patches = plate_patches(images, boxes) if args.paste > 0 else []
+    paste = Paste(plate_patches(images, boxes) if args.paste > 0 else [], args.paste, tuple(args.paste_widths))
     print(f"training photos: {len(images)} ({sum(len(b) for b in boxes)} plates); dev: {len(dev_images)} photos")
     start = "centerface" if args.init == "centerface" else "plate_detector"
     model = build_model(start, weights="default").to(dev).train()
@@ -306,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         crops, tgts = [], []
         for _ in range(args.batch):
             k = int(rng.integers(0, len(images)))
-            crop, b = sample(images[k], boxes[k], args.crop, rng, paste=(patches, args.paste))
+            crop, b = sample(images[k], boxes[k], args.crop, rng, paste=paste)
             crops.append(crop)
             tgts.append(targets(b, args.crop))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(dev)

@@ -81,6 +81,8 @@ def test_pasted_plates_lie_where_their_boxes_say() -> None:
             assert not (x1 < 40 and y1 < 20)  # never over the plate already there
             assert out[int((y1 + y2) / 2), int((x1 + x2) / 2)].mean() > 200  # the centre is on the plate
     assert added >= 30
+    _, boxes = paste_plates(np.zeros((256, 256, 3), np.uint8), there, patches, rng, count=3, widths=(8, 20))
+    assert len(boxes) > 1 and (boxes[1:, 2] - boxes[1:, 0]).max() <= 20 * 1.3  # the width range asked for
 
 
 def _dataset(data: Path, boxes: list[tuple[int, int, int, int]]) -> list[str]:
