@@ -7,10 +7,12 @@ Data: ``boxes.csv`` (file, width, height, x1, y1, x2, y2 per plate) and ``images
 tenth of the photos (:func:`is_held_out`, by a digest of the file name) is never trained on and is where
 the dev recall is measured. Each step: ``--batch`` random crops of ``--crop`` px from photos scaled 0.5-3x
 (log-uniform: distant plates as they are, near ones as large as in a close-up), flipped at random,
-colour-jittered and JPEG-compressed. Targets at stride 4 as CenterFace decodes them
-(:func:`anonymizer.ops.centers.decode_center_maps`): a Gaussian peak at each plate's centre, log height and
-width over the stride, the sub-cell offset; CenterNet's focal loss on the heat map and L1 on size and offset
-at the peaks. The landmark maps are not trained.
+colour-jittered and JPEG-compressed; with ``--paste P`` a share P of the crops first gets 1-3 plates cut
+from other training photos (copy-paste; tried, not used for the shipped weights: models/plates.md).
+Targets at stride 4 as CenterFace decodes them (:func:`anonymizer.ops.centers.decode_center_maps`): a
+Gaussian peak at each plate's centre, log height and width over the stride, the sub-cell offset;
+CenterNet's focal loss on the heat map and L1 on size and offset at the peaks. The landmark maps are not
+trained.
 
 Seeded and resumable (``--out`` keeps ``last.pt``; the same command resumes; ``--stop-after`` /
 ``--time-limit`` stop early with a checkpoint), with a progress bar; ``--export`` writes the weights.
