@@ -1,5 +1,5 @@
-"""The plate trainer: targets decode back to their boxes, crops keep their plates, the split is fixed, and a
-tiny run on made-up photos trains, checkpoints and resumes."""
+"""The plate trainer: targets decode back to their boxes, crops keep their plates, pasted plates lie where
+their boxes say, the split is fixed, and a tiny run on made-up photos trains, checkpoints and resumes."""
 
 from __future__ import annotations
 
@@ -122,6 +122,11 @@ def test_split_and_a_tiny_run(tmp_path: Path) -> None:
             "128",
             "--export",
             str(tmp_path / "w.safetensors"),
+            "--paste",  # the resumed step runs with copy-paste on
+            "1.0",
+            "--paste-widths",
+            "8",
+            "40",
         ]
     )
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 2 and (tmp_path / "w.safetensors").is_file()
