@@ -179,6 +179,8 @@ def paste_plates(
     canvas and all boxes (the pasted ones added)."""
     import cv2
 
+    from ..ops.boxes import iou_matrix
+
     out, size = canvas.copy(), canvas.shape[0]
     found = [boxes.reshape(-1, 4)]
     for _ in range(count):
@@ -199,7 +201,7 @@ def paste_plates(
         inner = np.array([[box[0], box[1], 1], [box[2], box[1], 1], [box[0], box[3], 1], [box[2], box[3], 1]])
         q = inner @ turn.T + (x0, y0)
         new = np.array([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()], np.float32)
-        if any(_overlaps(new, b) for b in np.concatenate(found)):
+        if iou_matrix(new[None], np.concatenate(found)).any():  # never over a plate already there
             continue
         feather = np.zeros((ph, pw), np.float32)
         m = max(1, int(PASTE_MARGIN * (box[3] - box[1]) / 2))
@@ -211,11 +213,6 @@ def paste_plates(
         out[y0 : y0 + oh, x0 : x0 + ow] = (region * (1 - alpha) + warped * alpha).round().astype(np.uint8)
         found.append(new[None])
     return out, np.concatenate(found).astype(np.float32)
-
-
-def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether boxes ``a`` and ``b`` (x1, y1, x2, y2) intersect."""
-    return bool(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
 
 
 def _between(rng: np.random.Generator, low: float, high: float) -> int:
