@@ -75,16 +75,21 @@ def read_boxes(root: Path) -> dict[str, np.ndarray]:
     return {k: np.array(v, np.float32).reshape(-1, 4) for k, v in out.items()}
 
 
-def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
+def targets(boxes: np.ndarray, size: int, dense: float = 0.0) -> dict[str, np.ndarray]:
     """Training targets for a ``size`` x ``size`` crop with plate ``boxes`` [K, 4] (crop pixels): heat map
     [1, s, s] (Gaussian peaks, sigma a sixth of the box on each axis), scale [2, s, s] (log h, w over the
-    stride), offset [2, s, s] (y, x) and the mask [s, s] of peak cells, s = size / STRIDE."""
+    stride), offset [2, s, s] (y, x: from the cell to the plate's centre) and the mask [s, s] of the cells
+    whose size and offset are trained, s = size / STRIDE. ``dense`` 0: the peak cell of each plate only
+    (CenterNet); ``dense`` in (0, 1): every cell where the plate's Gaussian is at least ``dense`` (its
+    centre region, where the decoder may read the box when a neighbour of the peak scores highest), each
+    plate's cells weighted by its Gaussian and summing to 1, a cell shared by two plates given to the nearer."""
     s = size // STRIDE
     heat = np.zeros((1, s, s), np.float32)
     scale = np.zeros((2, s, s), np.float32)
     offset = np.zeros((2, s, s), np.float32)
     mask = np.zeros((s, s), np.float32)
     ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    nearest = np.zeros((s, s), np.float32)  # the Gaussian of the plate each trained cell belongs to
     for x1, y1, x2, y2 in boxes:
         w, h = x2 - x1, y2 - y1
         if w < 2 or h < 1:
@@ -94,11 +99,19 @@ def targets(boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
         if not (0 <= ix < s and 0 <= iy < s):
             continue
         sx, sy = max(w / STRIDE / 6, 0.5), max(h / STRIDE / 6, 0.5)
-        heat[0] = np.maximum(heat[0], np.exp(-((xs - cx) ** 2) / (2 * sx**2) - ((ys - cy) ** 2) / (2 * sy**2)))
+        g = np.exp(-((xs - cx) ** 2) / (2 * sx**2) - ((ys - cy) ** 2) / (2 * sy**2))
+        heat[0] = np.maximum(heat[0], g)
         heat[0, iy, ix] = 1.0
-        scale[:, iy, ix] = (math.log(h / STRIDE), math.log(w / STRIDE))
-        offset[:, iy, ix] = (cy - iy, cx - ix)
-        mask[iy, ix] = 1.0
+        cells = np.zeros((s, s), bool)
+        cells[iy, ix] = True
+        if dense > 0:
+            cells |= (g >= dense) & (g >= nearest)
+        nearest = np.where(cells, g, nearest)
+        yy, xx = np.nonzero(cells)
+        scale[:, yy, xx] = np.array([[math.log(h / STRIDE)], [math.log(w / STRIDE)]], np.float32)
+        offset[:, yy, xx] = np.stack([cy - yy, cx - xx]).astype(np.float32)
+        weight = np.where(cells, np.maximum(g, 1e-3), 0.0)
+        mask = np.where(cells, weight / weight.sum(), mask).astype(np.float32)
     return {"heatmap": heat, "scale": scale, "offset": offset, "mask": mask}
 
 
@@ -283,6 +296,13 @@ def main(argv: list[str] | None = None) -> None:
         "--size-weight", type=float, default=0.1, help="weight of the box-size L1 term (default: %(default)s)"
     )
     ap.add_argument(
+        "--dense",
+        type=float,
+        default=0.0,
+        help="train box size and offset at every cell where a plate's Gaussian is at least this, not only at "
+        "its peak (0: the peak only; default: %(default)s)",
+    )
+    ap.add_argument(
         "--paste",
         type=float,
         default=0.0,
@@ -298,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_run_options(ap, save_every=250)
     args = ap.parse_args(argv)
+    if not 0 <= args.dense < 1:
+        ap.error(f"--dense must be in [0, 1), got {args.dense}")
     from ..nn import build_model
 
     dev = seed_and_device(args.seed, args.device)
@@ -331,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
             k = int(rng.integers(0, len(images)))
             crop, b = sample(images[k], boxes[k], args.crop, rng, paste=paste)
             crops.append(crop)
-            tgts.append(targets(b, args.crop))
+            tgts.append(targets(b, args.crop, args.dense))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(dev)
         tgt = {key: torch.from_numpy(np.stack([t[key] for t in tgts])).to(dev) for key in tgts[0]}
         return loss_of(model(x), tgt, args.size_weight)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from anonymizer.ops.boxes import iou_matrix
 from anonymizer.ops.centers import decode_center_maps
 from anonymizer.train.plates import (
     PASTE_GROWTH,
@@ -37,6 +38,24 @@ def test_targets_decode_back_to_the_plates() -> None:
     assert len(found) == 2 and int(t["mask"].sum()) == 2
     got = found[torch.argsort(found[:, 0])].numpy()
     np.testing.assert_allclose(got, boxes, atol=1e-3)  # exactly where and how large the plates are
+
+
+def test_dense_targets_read_the_same_box_from_every_trained_cell() -> None:
+    boxes = np.array([[40, 60, 104, 80], [200, 150, 224, 158]], np.float32)
+    peak, dense = targets(boxes, 256), targets(boxes, 256, dense=0.5)
+    np.testing.assert_array_equal(dense["heatmap"], peak["heatmap"])
+    cells = dense["mask"] > 0
+    assert cells.sum() > 2 * (peak["mask"] > 0).sum()  # the centre regions, not only the peaks
+    assert (dense["heatmap"][0][cells] >= 0.5).all() and np.isclose(dense["mask"].sum(), 2.0)
+    ((found, _, _),) = decode_center_maps(  # every trained cell decoded as if it scored highest
+        torch.from_numpy(cells.astype(np.float32))[None, None],
+        torch.from_numpy(dense["scale"])[None],
+        torch.from_numpy(dense["offset"])[None],
+        torch.zeros(1, 10, 256 // STRIDE, 256 // STRIDE),
+        threshold=0.5,
+    )
+    ious = iou_matrix(found.numpy(), boxes).max(1)
+    np.testing.assert_allclose(ious, 1.0, atol=1e-4)
 
 
 def _photo(path: Path, box: tuple[int, int, int, int]) -> None:
