@@ -19,8 +19,13 @@ DEFAULT_PERSON_THRESHOLD = 0.5
 DEFAULT_PLATE_THRESHOLD = 0.3
 PLATE_MASK_SCALE = 1.6
 PLATE_UPSCALE = 2.0
+#: photos: plates are also looked for in the image reduced by each of these, where no plate was found yet (near
+#: plates, too large for the full-size pass, and some the full-size pass misses; models/plates.md)
+PLATE_REDUCED: tuple[float, ...] = (0.5, 0.75)
 #: videos: plates are found at the frame's own size (the enlarged pass would cost more than the rest)
 PLATE_VIDEO_UPSCALE = 0.0
+#: videos: the reduced pass for near plates (a dashcam's car ahead), one scale to keep the cost down
+PLATE_VIDEO_REDUCED: tuple[float, ...] = (0.5,)
 
 #: the registered face detectors `anonymize` can run: the float CenterFace, and the same network in int8
 #: (about 3x faster on a CPU, the same faces covered on our crowd set, a little more collateral:

@@ -1,20 +1,23 @@
 """Licence plates: how many the shipped pipeline covers, by plate width, on the held-out tenth of
 ../shared/data/plates-train (anonymizer.train.plates.is_held_out; never trained on).
 
-    python benchmarks/plates.py [--weights-file W] [--threshold 0.3] [--upscale 2] [--mask-scale 1.2] [--video]
+    python benchmarks/plates.py [--weights-file W] [--threshold 0.3] [--upscale 2] [--reduced 0.5 0.75]
+                                [--mask-scale 1.2] [--video] [--closeups]
 
 Photos: :class:`anonymizer.pipeline.plates.PlateFinder` (the image's own size, enlarged ``--upscale`` times
-where small candidates are, NMS) and :func:`~anonymizer.pipeline.plates.cover_plates` (solid box,
-``--mask-scale`` times the detection). A plate counts as covered when at least 70% of its labelled box
-changed. Printed: covered by width (< 16, 16-32, 32-64, > 64 px, all; all with 95% of the box changed)
+where small candidates are, NMS; then reduced by each of ``--reduced`` for plates found nowhere else) and
+:func:`~anonymizer.pipeline.plates.cover_plates` (solid box, ``--mask-scale`` times the detection). A plate
+counts as covered when at least 70% of its labelled box changed.
+Printed: covered by width (< 16, 16-32, 32-64, > 64 px, all; all with 95% of the box changed)
 and for the widest plate of each photo (the kind of plate a test set with one plate labelled per photo
 holds), the share of the other pixels changed (outside every labelled plate grown 1.2x), how the detected
 boxes' width and height compare with the labels, and photos/s (2 threads).
 
 ``--video``: each held-out photo becomes a pan (``--frames`` frames of 640x360 moving across the photo
-enlarged 1.5x, 3 px a frame); the video path's planner (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`,
-detection every ``--detect-every`` frames at the frame's own size, tracks between) against the plate
-finder run on every frame: every plate it finds on a frame must lie (70% of its box) under that frame's
+enlarged 1.5x, 3 px a frame); the video path's finder (reduced by ``--video-reduced``) and planner
+(:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`, detection every ``--detect-every`` frames at the
+frame's own size, tracks between) against the same finder run on every frame:
+every plate it finds on a frame must lie (70% of its box) under that frame's
 covers. Printed: plates seen by the every-frame finder, and how many were left uncovered.
 
 ``--closeups``: the same photo table on close-ups made from the held-out plates at least 32 px wide (the
@@ -32,7 +35,14 @@ import cv2
 import numpy as np
 from _data import DATA, require
 
-from anonymizer.defaults import DEFAULT_DETECT_EVERY, DEFAULT_PLATE_THRESHOLD, PLATE_MASK_SCALE, PLATE_UPSCALE
+from anonymizer.defaults import (
+    DEFAULT_DETECT_EVERY,
+    DEFAULT_PLATE_THRESHOLD,
+    PLATE_MASK_SCALE,
+    PLATE_REDUCED,
+    PLATE_UPSCALE,
+    PLATE_VIDEO_REDUCED,
+)
 from anonymizer.media.video import Frame
 from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.boxes import grow_box, iou_matrix
@@ -170,7 +180,9 @@ def main() -> None:
     ap.add_argument("--weights-file", type=Path, default=None, help="plate weights to try (default: the shipped)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_PLATE_THRESHOLD)
     ap.add_argument("--upscale", type=float, default=PLATE_UPSCALE)
+    ap.add_argument("--reduced", type=float, nargs="*", default=list(PLATE_REDUCED), help="reduced passes' scales")
     ap.add_argument("--mask-scale", type=float, default=PLATE_MASK_SCALE)
+    ap.add_argument("--video-reduced", type=float, nargs="*", default=list(PLATE_VIDEO_REDUCED))
     ap.add_argument("--video", action="store_true", help="also the video check (pans over the photos)")
     ap.add_argument("--closeups", action="store_true", help="also the plates >= 32 px as close-ups (100-180 px)")
     ap.add_argument("--frames", type=int, default=40)
@@ -178,20 +190,20 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out photos")
     args = ap.parse_args()
     configure_runtime(2)
-    finder = PlateFinder(threshold=args.threshold, upscale=args.upscale)
+    finder = PlateFinder(threshold=args.threshold, upscale=args.upscale, reduced=tuple(args.reduced))
     if args.weights_file is not None:
         from safetensors.torch import load_file
 
         finder.model.load_state_dict(load_file(str(args.weights_file)))
     images, labels = load_split(require(DATA / "plates-train"), held_out=True)
     images, labels = images[: args.limit], labels[: args.limit]
-    print(f"threshold {args.threshold}, upscale {args.upscale}, mask scale {args.mask_scale}")
+    print(f"threshold {args.threshold}, upscale {args.upscale}, reduced {args.reduced}, mask scale {args.mask_scale}")
     photos(finder, images, labels, args.mask_scale)
     if args.closeups:
         print("close-ups: ", end="")
         photos(finder, *closeups(images, labels), args.mask_scale)
     if args.video:
-        video_finder = PlateFinder(threshold=args.threshold, upscale=0.0)
+        video_finder = PlateFinder(threshold=args.threshold, upscale=0.0, reduced=tuple(args.video_reduced))
         video_finder.model = finder.model
         video(video_finder, images, args.frames, args.detect_every, args.mask_scale)
 

@@ -70,7 +70,10 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
     if photos and "plate" in opts.targets:
         timed("the plate detector (photos)", models.get_plate_finder)
     if videos and "plate" in opts.targets:
-        timed("the plate detector (videos)", lambda: models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE))
+        timed(
+            "the plate detector (videos)",
+            lambda: models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE, reduced=defaults.PLATE_VIDEO_REDUCED),
+        )
     if videos and "face" in opts.targets:
         timed(
             "the face detector (videos)", lambda: video_finders(("face",), opts.threshold, opts.upscale, opts.detector)
@@ -169,7 +172,9 @@ def video_finders(
             upscale=0.0 if upscale is None else upscale,
         )
     if "plate" in targets:
-        finders["plate"] = models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE)
+        finders["plate"] = models.get_plate_finder(
+            upscale=defaults.PLATE_VIDEO_UPSCALE, reduced=defaults.PLATE_VIDEO_REDUCED
+        )
     if "person" in targets:
         finders["person"] = models.get_segmenter(defaults.PERSON_CARRY_THRESHOLD, video=True)
     return finders

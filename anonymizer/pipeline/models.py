@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..defaults import DEFAULT_PLATE_THRESHOLD, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, PLATE_UPSCALE
+from ..defaults import DEFAULT_PLATE_THRESHOLD, DEFAULT_THRESHOLD, DEFAULT_UPSCALE, PLATE_REDUCED, PLATE_UPSCALE
 from .deepfake import DeepfakeScorer
 from .donor_painter import DonorPainter
 from .persons import DEFAULT_PERSON_THRESHOLD, VIDEO_SIDE, PersonSegmenter
@@ -42,14 +42,18 @@ def _segmenter(threshold: float, video: bool) -> PersonSegmenter:
     return PersonSegmenter(threshold=threshold)
 
 
-def get_plate_finder(threshold: float = DEFAULT_PLATE_THRESHOLD, upscale: float = PLATE_UPSCALE) -> PlateFinder:
+def get_plate_finder(
+    threshold: float = DEFAULT_PLATE_THRESHOLD,
+    upscale: float = PLATE_UPSCALE,
+    reduced: tuple[float, ...] = PLATE_REDUCED,
+) -> PlateFinder:
     """A shared :class:`~anonymizer.pipeline.plates.PlateFinder` per setting (the detector is loaded once)."""
-    return _plate_finder(float(threshold), float(upscale))
+    return _plate_finder(float(threshold), float(upscale), tuple(float(r) for r in reduced))
 
 
 @lru_cache(maxsize=2)
-def _plate_finder(threshold: float, upscale: float) -> PlateFinder:
-    return PlateFinder(threshold=threshold, upscale=upscale)
+def _plate_finder(threshold: float, upscale: float, reduced: tuple[float, ...]) -> PlateFinder:
+    return PlateFinder(threshold=threshold, upscale=upscale, reduced=reduced)
 
 
 @lru_cache(maxsize=1)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from ..defaults import DEFAULT_NMS_IOU, DEFAULT_PLATE_THRESHOLD, PLATE_MASK_SCALE, PLATE_UPSCALE
+from ..defaults import DEFAULT_NMS_IOU, DEFAULT_PLATE_THRESHOLD, PLATE_MASK_SCALE, PLATE_REDUCED, PLATE_UPSCALE
 from ..errors import InputError
 from ..nn import build_model
 from ..nn.detectors import FaceDetector
 from ..nn.runtime import configure_runtime
+from ..ops.boxes import iou_matrix
 from ..ops.centers import Decoded
 from ..ops.checks import require_rgb
 from ..ops.replace import METHODS
@@ -23,6 +25,8 @@ class PlateFinder:
     """Plate detection over a whole image: the plate detector at the image's own size, enlarged
     ``upscale`` times (in tiles for large images) where the first pass sees a small candidate however
     faint, and reduced for images over 1280 px; boxes above ``threshold`` merged by non-maximum suppression.
+    Then the image reduced by each of ``reduced`` (scales in (0, 1)) adds the plates found where no box
+    lies yet: near plates the full-size pass misses, without changing any plate it found.
 
     ``find(rgb)`` takes an RGB uint8 (H, W, 3) array and returns plates in its pixels, best first.
     """
@@ -33,6 +37,7 @@ class PlateFinder:
         weights: str | None = "default",
         threshold: float = DEFAULT_PLATE_THRESHOLD,
         upscale: float = PLATE_UPSCALE,
+        reduced: tuple[float, ...] = PLATE_REDUCED,
         nms_iou: float = DEFAULT_NMS_IOU,
         batch_size: int = 4,
         threads: int | None = None,
@@ -41,11 +46,14 @@ class PlateFinder:
             raise InputError(f"plate threshold must be in (0, 1), got {threshold}")
         if upscale != 0 and upscale < 1:
             raise InputError(f"upscale must be 0 (off) or >= 1, got {upscale}")
+        if any(not 0 < r < 1 for r in reduced):
+            raise InputError(f"reduced scales must be in (0, 1), got {reduced}")
         configure_runtime(threads)
         net = build_model("plate_detector", weights=weights)
         assert isinstance(net, FaceDetector)
         self.model = net.eval().to(memory_format=torch.channels_last)
         self.threshold, self.upscale, self.nms_iou, self.batch_size = threshold, upscale, nms_iou, batch_size
+        self.reduced = tuple(reduced)
 
     @torch.inference_mode()
     def find(self, rgb: np.ndarray) -> tuple[Plate, ...]:
@@ -61,11 +69,23 @@ class PlateFinder:
             boxes, scores, lms = (torch.cat([a, b]) for a, b in zip((boxes, scores, lms), more, strict=True))
         keep = scores >= self.threshold
         boxes, scores, _ = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
+        if self.reduced:
+            boxes, scores = self._add_reduced(rgb, boxes, scores)
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
             for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)
             if b[2] > b[0] and b[3] > b[1]
         )
+
+    def _add_reduced(self, rgb: np.ndarray, boxes: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``boxes`` and ``scores`` with the plates the reduced passes find where none of ``boxes`` lies (a
+        near plate the full-size pass misses; where both see one, the full-size pass's box is kept)."""
+        h, w = rgb.shape[:2]
+        passes = [DetectionPass(0, 0, w, h, r) for r in self.reduced]
+        found, conf, lms = self._run(rgb, passes, self.threshold)
+        found, conf, _ = merge_passes(found, conf, lms, nms_iou=self.nms_iou, size=(h, w))
+        new = torch.from_numpy(iou_matrix(found.numpy(), boxes.numpy()).max(1, initial=0.0) <= 0)
+        return torch.cat([boxes, found[new]]), torch.cat([scores, conf[new]])
 
     def _run(self, rgb: np.ndarray, passes: list[DetectionPass], floor: float) -> Decoded:
         return run_passes(self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=self.batch_size)

@@ -15,7 +15,7 @@ from videoclips import car_photo, decode, face_centre, make_clip  # noqa: E402
 
 from anonymizer import Key, Plate  # noqa: E402
 from anonymizer.api import anonymize_image, detect_plates, get_finder, get_plate_finder, restore_image  # noqa: E402
-from anonymizer.defaults import PLATE_MASK_SCALE  # noqa: E402
+from anonymizer.defaults import PLATE_MASK_SCALE, PLATE_REDUCED  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
 from anonymizer.ops.boxes import iou_matrix  # noqa: E402
 from anonymizer.pipeline.options import AnonymizeOptions  # noqa: E402
@@ -79,6 +79,21 @@ def test_the_detector_finds_a_drawn_plate(width: int) -> None:
     assert changed.mean() < 0.05 and len(plates) <= 2  # the car's window and wheels are not plates
 
 
+@pytest.mark.parametrize("width", [120, 200, 320])
+def test_reduced_passes_add_near_plates_and_keep_the_others(width: int) -> None:
+    img, box = car_photo(width)  # 200 and 320: a third to a half of the photo wide, too large for one pass
+    assert PLATE_REDUCED == (0.5, 0.75)
+    alone = PlateFinder(reduced=())
+    alone.model = get_plate_finder().model
+    before, after = alone.find(img), get_plate_finder().find(img)
+    assert after[: len(before)] == before  # what the full-size passes found is kept as it was
+    assert (len(before) == 0) == (width > 160) and after, "the reduced passes found no plate"
+    x1, y1, x2, y2 = box
+    _, _, changed = cover_plates(img, after)
+    assert changed[y1:y2, x1:x2].mean() >= 0.95 and len(after) <= 2
+    assert changed.sum() < 6 * (x2 - x1) * (y2 - y1)  # a box about the plate (grown 1.6x), not over the car
+
+
 def test_photos_of_people_keep_their_pixels(samples: Path) -> None:
     for name in ("astronaut.png", "grace_hopper.jpg", "camera.png", "group_solvay_1927.jpg"):
         rgb = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(samples / name).convert("RGB"))
@@ -92,6 +107,8 @@ def test_bad_settings_and_images() -> None:
         PlateFinder(weights=None, threshold=1.5)
     with pytest.raises(InputError, match="upscale"):
         PlateFinder(weights=None, upscale=0.5)
+    with pytest.raises(InputError, match="reduced"):
+        PlateFinder(weights=None, reduced=(0.5, 1.0))
     with pytest.raises(InputError, match="empty"):
         get_plate_finder().find(np.zeros((0, 10, 3), np.uint8))
 
