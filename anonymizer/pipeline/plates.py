@@ -71,6 +71,8 @@ class PlateFinder:
         boxes, scores, _ = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
         if self.reduced:
             boxes, scores = self._add_reduced(rgb, boxes, scores)
+            order = torch.argsort(scores, descending=True, stable=True)
+            boxes, scores = boxes[order], scores[order]
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
             for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)
