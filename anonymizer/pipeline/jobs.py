@@ -70,10 +70,7 @@ def load_models(jobs: list[Job], opts: AnonymizeOptions) -> None:
     if photos and "plate" in opts.targets:
         timed("the plate detector (photos)", models.get_plate_finder)
     if videos and "plate" in opts.targets:
-        timed(
-            "the plate detector (videos)",
-            lambda: models.get_plate_finder(upscale=defaults.PLATE_VIDEO_UPSCALE, reduced=defaults.PLATE_VIDEO_REDUCED),
-        )
+        timed("the plate detector (videos)", lambda: video_finders(("plate",), opts.threshold, opts.upscale))
     if videos and "face" in opts.targets:
         timed(
             "the face detector (videos)", lambda: video_finders(("face",), opts.threshold, opts.upscale, opts.detector)
@@ -160,7 +157,8 @@ def video_finders(
 ) -> dict[str, Any]:
     """Target -> the shared finder a video uses for it: faces by ``detector`` (default: the video detector,
     :data:`~anonymizer.defaults.DEFAULT_VIDEO_DETECTOR`) at ``threshold`` and ``upscale`` (default: the video
-    threshold, one pass at the frame's size), plates at the frame's own size, persons from the video
+    threshold, one pass at the frame's size), plates at the frame's own size and reduced by
+    :data:`~anonymizer.defaults.PLATE_VIDEO_REDUCED`, persons from the video
     segmenter down to :data:`~anonymizer.defaults.PERSON_CARRY_THRESHOLD`."""
     from . import models
 
