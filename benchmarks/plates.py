@@ -18,7 +18,9 @@ enlarged 1.5x, 3 px a frame); the video path's finder (reduced by ``--video-redu
 (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`, detection every ``--detect-every`` frames at the
 frame's own size, tracks between) against the same finder run on every frame:
 every plate it finds on a frame must lie (70% of its box) under that frame's
-covers. Printed: plates seen by the every-frame finder, and how many were left uncovered.
+covers. Printed: plates seen by the every-frame finder, how many were left uncovered, how often the planner
+looked again at faint candidates on the frames between detections (``--no-watch``: never), and its finder's
+time per frame.
 
 ``--closeups``: the same photo table on close-ups made from the held-out plates at least 32 px wide (the
 photo enlarged so that the plate is 100-180 px wide, cut to 640x480 around it): near plates, as in photos
@@ -143,16 +145,20 @@ def pan(rgb: np.ndarray, frames: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(canvas[y : y + 360, 3 * i : 3 * i + 640]) for i in range(frames)]
 
 
-def video(finder: PlateFinder, images: list[np.ndarray], frames: int, every: int, mask_scale: float) -> None:
-    seen = missed = 0
+def video(
+    finder: PlateFinder, images: list[np.ndarray], frames: int, every: int, mask_scale: float, watch: bool
+) -> None:
+    seen = missed = probes = hits = 0
+    detect_s = 0.0
     t = time.perf_counter()
     for rgb in images:
         views = pan(rgb, frames)
-        planner = CoverPlanner(finder, detect_every=every, hold=12)
+        planner = CoverPlanner(finder, detect_every=every, hold=12, watch=watch)
         planned = []
         for i, v in enumerate(views):
             planned += planner.push(Frame(index=i, rgb=v, pts=i, time=i / 25, in_span=True))
         planned += planner.flush()
+        probes, hits, detect_s = probes + planner.probes, hits + planner.probe_hits, detect_s + planner.detect_s
         for p in planned:
             truth = finder.find(p.frame.rgb)
             covers = [grow_box(b, mask_scale) for b in p.covers.values()]
@@ -164,7 +170,9 @@ def video(finder: PlateFinder, images: list[np.ndarray], frames: int, every: int
                 missed += best < 0.7
     print(
         f"video (pans over {len(images)} photos, {frames} frames each, detection every {every}): every-frame "
-        f"finder's plates {seen}, left uncovered {missed} ({missed / max(seen, 1):.2%}); "
+        f"finder's plates {seen}, left uncovered {missed} ({missed / max(seen, 1):.2%}); faint candidates looked "
+        f"at again {probes} times, {hits} tracks started there; the planner's finder "
+        f"{1000 * detect_s / (len(images) * frames):.1f} ms a frame; "
         f"{len(images) * frames / (time.perf_counter() - t):.1f} frames/s (planner + every-frame reference)"
     )
 
@@ -186,6 +194,7 @@ def main() -> None:
     ap.add_argument("--video", action="store_true", help="also the video check (pans over the photos)")
     ap.add_argument("--closeups", action="store_true", help="also the plates >= 32 px as close-ups (100-180 px)")
     ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--no-watch", action="store_true", help="video: do not look again at faint candidates")
     ap.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY)
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out photos")
     args = ap.parse_args()
@@ -205,7 +214,7 @@ def main() -> None:
     if args.video:
         video_finder = PlateFinder(threshold=args.threshold, upscale=0.0, reduced=tuple(args.video_reduced))
         video_finder.model = finder.model
-        video(video_finder, images, args.frames, args.detect_every, args.mask_scale)
+        video(video_finder, images, args.frames, args.detect_every, args.mask_scale, not args.no_watch)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,17 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
+def inside_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The share of each box a[N, 4]'s area that lies inside each box b[M, 4]: float [N, M] (zeros [N, 0] /
+    [0, M] when either is empty)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None) / np.maximum(area[:, None], 1e-9)
+
+
 def union_box(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
     """The smallest box holding boxes ``a`` (or nothing) and ``b``, float32 [4]."""
     if a is None:

@@ -12,13 +12,13 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
 from ..media.video import Frame
-from ..ops.boxes import grow_box, union_box
+from ..ops.boxes import grow_box, inside_share, union_box
 from ..ops.rotation import boxes_back, points_back, upright
 from ..types import Face, Plate
 from .tracking import FaceTracker, Track, scene_cut
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 BACKFILL_GROWTH = 0.15
 #: between two detections of a track, the interpolated box is grown this much
 INTERP_GROWTH = 1.1
+#: a detection a probe finds (see CoverPlanner's ``watch``) is applied unless this share of it lies inside a cover
+PROBE_COVERED = 0.7
 #: before a track's first detection, once a second detection gives its velocity, its box moved back along it
 #: grows this much per frame
 EXTRAP_GROWTH = 0.1
@@ -39,6 +41,19 @@ class Finder(Protocol):
     """Faces (five landmarks each), plates (none) or persons (a mask each): what a planner tracks."""
 
     def find(self, rgb: np.ndarray) -> Sequence[Face | Plate | Person]: ...
+
+
+@runtime_checkable
+class WatchingFinder(Protocol):
+    """A finder that also names its faint candidates (``find_watched``: found, float32 [K, 5]: box and the
+    scale of the pass that saw it) and can look for objects again in crops around them only (``probe``), as
+    the face and plate finders can."""
+
+    def find(self, rgb: np.ndarray) -> Sequence[Face | Plate | Person]: ...
+
+    def find_watched(self, rgb: np.ndarray) -> tuple[Sequence[Face | Plate], np.ndarray]: ...
+
+    def probe(self, rgb: np.ndarray, boxes: np.ndarray) -> Sequence[Face | Plate]: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,12 @@ class CoverPlanner:
     the span (``Frame.in_span`` False) pass through uncovered. With ``landmarks=True`` the planner also keeps,
     per track, its five landmarks where detected, its face shape (:func:`landmarks_in`) and its best score.
     With ``masks=True`` (persons) it keeps each track's masks where detected (:meth:`masks_near`).
-    Counts: ``detections``, ``tracks`` (new ones), ``scene_cuts``."""
+    With ``watch=True`` and a :class:`WatchingFinder`, each detection frame's faint candidates are looked
+    at again on every frame up to the next detection, in crops around them; one found there that no cover
+    holds starts a track on that frame (covered back to the held frames, as any new track): an object the
+    detector sees on a frame between two detection frames, not on them, is not left showing.
+    Counts: ``detections``, ``tracks`` (new ones), ``scene_cuts``, ``probes`` (crops looked at again) and
+    ``probe_hits`` (tracks they started)."""
 
     def __init__(
         self,
@@ -93,6 +113,7 @@ class CoverPlanner:
         masks: bool = False,
         delay: int | None = None,
         new_score: float | None = None,
+        watch: bool = False,
     ) -> None:
         self.finder, self.detect_every, self.rotation, self.keep_landmarks = finder, detect_every, rotation, landmarks
         self.keep_masks = masks
@@ -109,8 +130,11 @@ class CoverPlanner:
         # track id -> its best detection score (the painter trusts small faces by it)
         self.scores: dict[int, float] = {}
         self.born: dict[int, int] = {}  # track id -> the frame of its first detection
-        self.detections = self.tracks = self.scene_cuts = 0
-        self.detect_s = 0.0  # seconds in the finder
+        self.watch = watch and isinstance(finder, WatchingFinder)
+        # the last detection frame's faint candidates (box on the upright frame, scale of their pass)
+        self.faint = np.zeros((0, 5), np.float32)
+        self.detections = self.tracks = self.scene_cuts = self.probes = self.probe_hits = 0
+        self.detect_s = 0.0  # seconds in the finder (probes included)
         self._thumb: np.ndarray | None = None
         self._span_index = 0
         self._next_detection = 0
@@ -154,6 +178,8 @@ class CoverPlanner:
         else:
             current, _ = self.tracker.update(frame.index, None)
             entry.covers = {tid: b for tid, b in current}
+            if len(self.faint):
+                self._probe(entry)
         self._span_index += 1
         self._last_in_span = entry
 
@@ -165,10 +191,41 @@ class CoverPlanner:
 
     def _detect(self, p: PlannedFrame) -> None:
         """Detect on a held frame, update the tracks, and fix the covers of the frames held with it."""
+        t0 = time.perf_counter()
+        rgb = upright(p.frame.rgb, self.rotation)
+        found: Sequence[Face | Plate | Person]
+        if self.watch:
+            assert isinstance(self.finder, WatchingFinder)
+            found, self.faint = self.finder.find_watched(rgb)
+        else:
+            found = self.finder.find(rgb)
+        self.detect_s += time.perf_counter() - t0
+        self._apply(p, found)
+        p.detected = True
+
+    def _probe(self, p: PlannedFrame) -> None:
+        """Look again around the faint candidates on a frame between detections; what is found there and
+        lies less than PROBE_COVERED inside any cover is applied as this frame's detections (a new track,
+        backfilled; or a track's box where its cover had drifted off)."""
+        assert isinstance(self.finder, WatchingFinder)
         h, w = p.frame.rgb.shape[:2]
         t0 = time.perf_counter()
-        found = self.finder.find(upright(p.frame.rgb, self.rotation))
+        found = self.finder.probe(upright(p.frame.rgb, self.rotation), self.faint)
         self.detect_s += time.perf_counter() - t0
+        self.probes += len(self.faint)
+        boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
+        if self.rotation:
+            boxes = boxes_back(boxes, self.rotation, w, h)
+        covers = np.array(list(p.covers.values()), np.float32).reshape(-1, 4)
+        free = inside_share(boxes, covers).max(1, initial=0.0) < PROBE_COVERED
+        if free.any():
+            before = self.tracks
+            self._apply(p, [f for f, keep in zip(found, free.tolist(), strict=True) if keep])
+            self.probe_hits += self.tracks - before
+
+    def _apply(self, p: PlannedFrame, found: Sequence[Face | Plate | Person]) -> None:
+        """Detections ``found`` on the upright frame of ``p``: tracks updated, covers of the held frames fixed."""
+        h, w = p.frame.rgb.shape[:2]
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
         # landmarks only where kept: a plate finder's detections have none
         lms = np.array(
@@ -193,7 +250,6 @@ class CoverPlanner:
                 self.shapes[tid] = (lms[di] - (boxes[di, :2] + boxes[di, 2:]) / 2) / width
         for tid, b in current:
             p.covers[tid] = union_box(p.covers.get(tid), b)
-        p.detected = True
         held = [q for q in self.pending if q.frame.in_span and self._last_cut <= q.frame.index < p.frame.index]
         self._backfill(p, new, held)
         self._mend(held)

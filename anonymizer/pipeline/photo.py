@@ -28,8 +28,9 @@ from ..errors import InputError
 from ..nn import build_model, prepare_batch
 from ..nn.detectors import FaceDetector
 from ..nn.runtime import configure_runtime
-from ..ops.boxes import drop_contained, nms
+from ..ops.boxes import drop_contained, iou_matrix, nms
 from ..ops.centers import Decoded
+from ..ops.checks import require_rgb
 from ..ops.masks import SHAPES, region_alpha, region_window
 from ..ops.replace import METHODS, composite, replace_patch
 from ..types import Face, Region
@@ -38,6 +39,15 @@ log = logging.getLogger(__name__)
 
 #: candidates of the full-size pass under SEED_SIZE px tall scoring SEED_SCORE decide where the enlarged pass runs
 SEED_SIZE, SEED_SCORE = 32, 0.05
+#: a video's detection frames keep the candidates scoring at least WATCH_SHARE of the threshold they needed
+#: (faint ones) and the frames in between detect again in crops around them (:func:`probe_passes`)
+WATCH_SHARE = 0.5
+#: a faint candidate's crop reaches this many times its longer side beyond it on every side (at least
+#: PROBE_MIN_MARGIN px): room for the object to move between two detection frames, and context for the network
+PROBE_MARGIN, PROBE_MIN_MARGIN = 1.5, 32
+#: probe crops are rounded up to multiples of PROBE_STEP px of their pass and run PROBE_BATCH at a time: crops
+#: of one size share a batch (16 crops of 96 px take a quarter of the time each that one alone takes on 2 cores)
+PROBE_STEP, PROBE_BATCH = 32, 16
 
 __all__ = [
     "DEFAULT_FEATHER",
@@ -48,6 +58,7 @@ __all__ = [
     "FaceFinder",
     "cover_faces",
     "plan_passes",
+    "probe_passes",
     "cover_region",
     "merge_passes",
     "run_passes",
@@ -149,8 +160,36 @@ class FaceFinder:
 
     @torch.inference_mode()
     def find(self, rgb: np.ndarray) -> tuple[Face, ...]:
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise InputError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
+        boxes, scores, lms, needed = self._candidates(rgb)
+        return self._faces(*self._merge(rgb.shape, boxes, scores, lms, needed))
+
+    @torch.inference_mode()
+    def find_watched(self, rgb: np.ndarray) -> tuple[tuple[Face, ...], np.ndarray]:
+        """:meth:`find`'s faces, and the faint candidates (:func:`faint_candidates`, float32 ndarray [K, 5]) a
+        video looks at again on the frames up to its next detection (:meth:`probe`); every candidate is given
+        the scale 1 (a video's finder runs one pass at the frame's size)."""
+        boxes, scores, lms, needed = self._candidates(rgb)
+        merged = self._merge(rgb.shape, boxes, scores, lms, needed)
+        return self._faces(*merged), faint_candidates(boxes, scores, needed, merged[0], nms_iou=self.nms_iou)
+
+    @torch.inference_mode()
+    def probe(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[Face, ...]:
+        """The faces :meth:`find` would keep, looked for only in crops of ``rgb`` around the faint candidates
+        ``boxes`` (ndarray[K, 5], :func:`probe_passes`)."""
+        require_rgb(rgb)
+        passes = probe_passes(boxes, rgb.shape[1], rgb.shape[0])
+        if not passes:
+            return ()
+        floor = self.threshold * min(SMALL_FACE_FACTOR, 1.0)
+        found, scores, lms = run_passes(
+            self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=PROBE_BATCH
+        )
+        needed = size_threshold(found[:, 3] - found[:, 1], self.threshold)
+        return self._faces(*self._merge(rgb.shape, found, scores, lms, needed))
+
+    def _candidates(self, rgb: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Every pass's candidates (boxes, scores, landmarks) and the score each needs to be kept."""
+        require_rgb(rgb)
         h, w = rgb.shape[:2]
         if h == 0 or w == 0:
             raise InputError(f"image is empty: {w}x{h} pixels")
@@ -161,8 +200,14 @@ class FaceFinder:
         if enlarged:
             more = self._run(rgb, enlarged, floor)
             boxes, scores, lms = (torch.cat([a, b]) for a, b in zip((boxes, scores, lms), more, strict=True))
-        keep = scores >= size_threshold(boxes[:, 3] - boxes[:, 1], self.threshold)
-        boxes, scores, lms = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
+        return boxes, scores, lms, size_threshold(boxes[:, 3] - boxes[:, 1], self.threshold)
+
+    def _merge(self, shape: tuple[int, ...], boxes: Tensor, scores: Tensor, lms: Tensor, needed: Tensor) -> Decoded:
+        keep = scores >= needed
+        return merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(shape[0], shape[1]))
+
+    @staticmethod
+    def _faces(boxes: Tensor, scores: Tensor, lms: Tensor) -> tuple[Face, ...]:
         return tuple(
             Face(
                 box=tuple(float(v) for v in b),  # type: ignore[arg-type]
@@ -221,6 +266,39 @@ def merge_passes(boxes: Tensor, scores: Tensor, lms: Tensor, *, nms_iou: float, 
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
     return boxes, scores, lms
+
+
+def faint_candidates(
+    boxes: Tensor, scores: Tensor, needed: Tensor, found: Tensor, *, nms_iou: float, scale: float = 1.0
+) -> np.ndarray:
+    """The candidates of a pass at ``scale`` (``boxes`` Tensor[N, 4] in the image's pixels, ``scores``) that scored
+    under the score each ``needed`` but at least WATCH_SHARE of it, suppressed among themselves, and not
+    overlapping any ``found`` box: float32 ndarray [K, 5] (box, ``scale``), best first."""
+    faint = (scores < needed) & (scores >= needed * WATCH_SHARE)
+    kept = boxes[faint][nms(boxes[faint], scores[faint], nms_iou)].numpy().astype(np.float32).reshape(-1, 4)
+    if len(found) and len(kept):
+        kept = kept[iou_matrix(kept, found.numpy().reshape(-1, 4)).max(1) <= 0]
+    return np.concatenate([kept, np.full((len(kept), 1), scale, np.float32)], axis=1)
+
+
+def probe_passes(faint: np.ndarray, width: int, height: int) -> list[DetectionPass]:
+    """Crops of a ``width`` x ``height`` image around each faint candidate (ndarray[K, 5]: box, the scale of
+    the pass that saw it; :func:`faint_candidates`) at that scale, each reaching PROBE_MARGIN times the box's
+    longer side (at least PROBE_MIN_MARGIN px of the pass) beyond it, then widened to a multiple of
+    PROBE_STEP px of the pass and moved inside the image (clipped where the image is smaller): where a video
+    looks for it again on the frames up to its next detection."""
+    passes = []
+    for x1, y1, x2, y2, scale in np.asarray(faint, np.float32).reshape(-1, 5).tolist():
+        m = max(PROBE_MIN_MARGIN / scale, PROBE_MARGIN * max(x2 - x1, y2 - y1))
+        half_w = np.ceil((x2 - x1 + 2 * m) * scale / PROBE_STEP) * PROBE_STEP / scale / 2
+        half_h = np.ceil((y2 - y1 + 2 * m) * scale / PROBE_STEP) * PROBE_STEP / scale / 2
+        # moved inside the image where it reaches past an edge, so crops keep their size and share batches
+        a = int(max(0.0, min((x1 + x2) / 2 - half_w, width - 2 * half_w)))
+        b = int(max(0.0, min((y1 + y2) / 2 - half_h, height - 2 * half_h)))
+        c, d = min(width, int(a + 2 * half_w)), min(height, int(b + 2 * half_h))
+        if c > a and d > b:
+            passes.append(DetectionPass(a, b, c - a, d - b, scale))
+    return passes
 
 
 def size_threshold(heights: Tensor, threshold: float) -> Tensor:

@@ -16,7 +16,18 @@ from ..ops.centers import Decoded
 from ..ops.checks import require_rgb
 from ..ops.replace import METHODS
 from ..types import Face, Plate, Region
-from .photo import SEED_SCORE, DetectionPass, cover_region, merge_passes, plan_passes, run_passes, seeded_passes
+from .photo import (
+    PROBE_BATCH,
+    SEED_SCORE,
+    DetectionPass,
+    cover_region,
+    faint_candidates,
+    merge_passes,
+    plan_passes,
+    probe_passes,
+    run_passes,
+    seeded_passes,
+)
 
 __all__ = ["PlateFinder", "cover_plates"]
 
@@ -57,12 +68,37 @@ class PlateFinder:
 
     @torch.inference_mode()
     def find(self, rgb: np.ndarray) -> tuple[Plate, ...]:
+        return self._find(rgb, watch=False)[0]
+
+    @torch.inference_mode()
+    def find_watched(self, rgb: np.ndarray) -> tuple[tuple[Plate, ...], np.ndarray]:
+        """:meth:`find`'s plates, and the faint candidates of the full-size and reduced passes
+        (:func:`faint_candidates`, float32 ndarray [K, 5]) a video looks at again on the frames up to its next
+        detection (:meth:`probe`)."""
+        return self._find(rgb, watch=True)
+
+    @torch.inference_mode()
+    def probe(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[Plate, ...]:
+        """The plates scoring at least the threshold in crops of ``rgb`` around the faint candidates ``boxes``
+        (ndarray[K, 5], :func:`probe_passes`), each at the scale of the pass that saw it."""
+        require_rgb(rgb)
+        h, w = rgb.shape[:2]
+        passes = probe_passes(boxes, w, h)
+        if not passes:
+            return ()
+        found, scores, lms = run_passes(
+            self.model, rgb, passes, floor=self.threshold, nms_iou=self.nms_iou, batch_size=PROBE_BATCH
+        )
+        return self._plates(*merge_passes(found, scores, lms, nms_iou=self.nms_iou, size=(h, w))[:2])
+
+    def _find(self, rgb: np.ndarray, *, watch: bool) -> tuple[tuple[Plate, ...], np.ndarray]:
         require_rgb(rgb)
         h, w = rgb.shape[:2]
         if h == 0 or w == 0:
             raise InputError(f"image is empty: {w}x{h} pixels")
         passes = plan_passes(w, h, upscale=self.upscale)
         boxes, scores, lms = self._run(rgb, [p for p in passes if p.scale <= 1], SEED_SCORE)
+        faint = [(boxes, scores, 1.0)]  # the passes' candidates, the faint among them picked at the end
         enlarged = seeded_passes([p for p in passes if p.scale > 1], boxes)
         if enlarged:
             more = self._run(rgb, enlarged, self.threshold)
@@ -70,24 +106,41 @@ class PlateFinder:
         keep = scores >= self.threshold
         boxes, scores, _ = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
         if self.reduced:
-            boxes, scores = self._add_reduced(rgb, boxes, scores)
+            boxes, scores, faint = self._add_reduced(rgb, boxes, scores, faint)
             order = torch.argsort(scores, descending=True, stable=True)
             boxes, scores = boxes[order], scores[order]
+        return self._plates(boxes, scores), self._faint(faint, boxes) if watch else np.zeros((0, 5), np.float32)
+
+    def _add_reduced(
+        self, rgb: np.ndarray, boxes: Tensor, scores: Tensor, faint: list[tuple[Tensor, Tensor, float]]
+    ) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor, float]]]:
+        """``boxes`` and ``scores`` with the plates the reduced passes find where none of ``boxes`` lies (a
+        near plate the full-size pass misses; where both see one, the full-size pass's box is kept); ``faint``
+        with each reduced pass's candidates."""
+        h, w = rgb.shape[:2]
+        runs = [self._run(rgb, [DetectionPass(0, 0, w, h, r)], SEED_SCORE) for r in self.reduced]
+        faint = faint + [(b, s, r) for (b, s, _), r in zip(runs, self.reduced, strict=True)]
+        found, conf, lms = (torch.cat(parts) for parts in zip(*runs, strict=True))
+        keep = conf >= self.threshold
+        found, conf, _ = merge_passes(found[keep], conf[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
+        new = torch.from_numpy(iou_matrix(found.numpy(), boxes.numpy()).max(1, initial=0.0) <= 0)
+        return torch.cat([boxes, found[new]]), torch.cat([scores, conf[new]]), faint
+
+    def _faint(self, passes: list[tuple[Tensor, Tensor, float]], found: Tensor) -> np.ndarray:
+        """The faint candidates of each pass (boxes, scores, scale) that no plate of ``found`` overlaps."""
+        parts = [
+            faint_candidates(b, s, torch.full_like(s, self.threshold), found, nms_iou=self.nms_iou, scale=r)
+            for b, s, r in passes
+        ]
+        return np.concatenate(parts)
+
+    @staticmethod
+    def _plates(boxes: Tensor, scores: Tensor) -> tuple[Plate, ...]:
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
             for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)
             if b[2] > b[0] and b[3] > b[1]
         )
-
-    def _add_reduced(self, rgb: np.ndarray, boxes: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
-        """``boxes`` and ``scores`` with the plates the reduced passes find where none of ``boxes`` lies (a
-        near plate the full-size pass misses; where both see one, the full-size pass's box is kept)."""
-        h, w = rgb.shape[:2]
-        passes = [DetectionPass(0, 0, w, h, r) for r in self.reduced]
-        found, conf, lms = self._run(rgb, passes, self.threshold)
-        found, conf, _ = merge_passes(found, conf, lms, nms_iou=self.nms_iou, size=(h, w))
-        new = torch.from_numpy(iou_matrix(found.numpy(), boxes.numpy()).max(1, initial=0.0) <= 0)
-        return torch.cat([boxes, found[new]]), torch.cat([scores, conf[new]])
 
     def _run(self, rgb: np.ndarray, passes: list[DetectionPass], floor: float) -> Decoded:
         return run_passes(self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=self.batch_size)

@@ -483,7 +483,9 @@ def _planners(
     """One planner per target ("face", "plate", "person") -> its finder, run in step: each detects every
     ``detect_every`` frames (persons at least every :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`), all
     hold back as many frames as the slowest needs; faces keep their landmarks when ``landmarks``, persons
-    their masks, and a person track starts only from :data:`~anonymizer.defaults.DEFAULT_PERSON_THRESHOLD`."""
+    their masks, and a person track starts only from :data:`~anonymizer.defaults.DEFAULT_PERSON_THRESHOLD`.
+    Faces and plates are watched (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`'s ``watch``): the
+    frames between detections look again at each detection's faint candidates."""
     every = {t: min(detect_every, PERSON_DETECT_EVERY) if t == "person" else detect_every for t in finders}
     delay = 2 * max(every.values(), default=detect_every) + 1
     return {
@@ -496,6 +498,7 @@ def _planners(
             landmarks=landmarks and t == "face",
             masks=t == "person",
             new_score=DEFAULT_PERSON_THRESHOLD if t == "person" else None,
+            watch=t in ("face", "plate"),
         )
         for t, f in finders.items()
     }

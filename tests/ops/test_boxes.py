@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anonymizer.errors import InputError
-from anonymizer.ops.boxes import box_iou, drop_contained, grow_box, iou_matrix, nms, union_box
+from anonymizer.ops.boxes import box_iou, drop_contained, grow_box, inside_share, iou_matrix, nms, union_box
 
 
 def test_eye_sized_boxes_inside_a_large_face_are_dropped() -> None:
@@ -91,3 +91,12 @@ def test_detecting_faces_does_not_import_torchvision() -> None:
     code = "import sys; from anonymizer.api import get_finder; get_finder(); print('torchvision' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"  # a second and a half saved on every start
+
+
+def test_inside_share_is_the_part_of_each_box_inside_the_other() -> None:
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    b = np.array([[5, 0, 100, 100], [0, 0, 10, 10]], np.float32)
+    share = inside_share(a, b)
+    np.testing.assert_allclose(share, [[0.5, 1.0], [1.0, 0.0]])
+    assert inside_share(b, a)[0, 1] == pytest.approx(100 / (95 * 100))  # not symmetric
+    assert inside_share(a, np.zeros((0, 4), np.float32)).shape == (2, 0)

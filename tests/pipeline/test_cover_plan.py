@@ -177,3 +177,48 @@ def test_a_weak_detection_carries_a_track_on_but_starts_none() -> None:
     assert 0 in out[3].matched
     boxes = [p.covers[0] for p in out[:8]]
     assert all(b[0] < 60 for b in boxes)  # nothing over the ghost at x = 100
+
+
+class Faint(Script):
+    """A watching finder: on detection frames ``faint`` names the faint candidates; a probe finds what
+    ``probed`` says is visible on that frame, only inside the crops around the candidates it is given."""
+
+    def __init__(self, faces: dict[int, list[Face]], faint: np.ndarray, probed: dict[int, list[Face]]) -> None:
+        super().__init__(faces)
+        self.faint, self.probed = faint, probed
+        self.probe_calls: list[int] = []
+
+    def find_watched(self, rgb: np.ndarray) -> tuple[list[Face], np.ndarray]:
+        return self.find(rgb), self.faint
+
+    def probe(self, rgb: np.ndarray, boxes: np.ndarray) -> list[Face]:
+        index = int(rgb[0, 0, 0])
+        self.probe_calls.append(index)
+        near = [f for f in self.probed.get(index, []) if any(b[0] - 30 <= f.box[0] <= b[2] + 30 for b in boxes)]
+        return near
+
+
+def test_a_face_seen_only_between_detections_is_found_by_looking_again_at_faint_candidates() -> None:
+    faint = np.array([[60, 30, 80, 50, 1.0]], np.float32)
+    finder = Faint({}, faint, {5: [_face(61, 30)]})  # above the threshold on frame 5 only
+    planner = CoverPlanner(finder, detect_every=4, hold=3, watch=True)
+    out = {p.frame.index: p for p in _run(planner, _frames(12))}
+    assert finder.probe_calls == [1, 2, 3, 5, 6, 7, 9, 10, 11]  # every frame between detections
+    assert out[5].covers and planner.probe_hits == 1 and planner.probes == 9
+    assert {4, 5, 6, 7, 8} <= {i for i, p in out.items() if p.covers}  # backfilled like a new track
+    # the same frames without watching: the finder never sees the face
+    blind = CoverPlanner(Faint({}, faint, {5: [_face(61, 30)]}), detect_every=4, hold=3)
+    assert not any(p.covers for p in _run(blind, _frames(12)))
+
+
+def test_looking_again_adds_nothing_a_cover_already_holds_and_needs_a_watching_finder() -> None:
+    faint = np.array([[60, 30, 80, 50, 1.0]], np.float32)
+    tracked = {i: [_face(60, 30)] for i in (0, 4, 8)}
+    finder = Faint(tracked, faint, {i: [_face(61, 30)] for i in range(12)})
+    planner = CoverPlanner(finder, detect_every=4, hold=6, watch=True)
+    _run(planner, _frames(12))
+    assert planner.probes > 0 and planner.probe_hits == 0 and planner.tracks == 1
+    plain = CoverPlanner(Script(tracked), detect_every=4, hold=6, watch=True)  # no find_watched: not watched
+    assert not plain.watch
+    _run(plain, _frames(12))
+    assert plain.probes == 0

@@ -12,7 +12,18 @@ import torch
 
 from anonymizer.errors import InputError
 from anonymizer.media.image import load_image
-from anonymizer.pipeline.photo import FaceFinder, cover_faces, plan_passes, seeded_passes, size_threshold
+from anonymizer.ops.boxes import iou_matrix
+from anonymizer.pipeline.photo import (
+    PROBE_MIN_MARGIN,
+    PROBE_STEP,
+    FaceFinder,
+    cover_faces,
+    faint_candidates,
+    plan_passes,
+    probe_passes,
+    seeded_passes,
+    size_threshold,
+)
 from anonymizer.types import Face, Region
 
 # plan_passes ------------------------------------------------------------------------------------------
@@ -323,3 +334,44 @@ def test_cover_faces_bad_image() -> None:
         cover_faces(np.zeros((40, 40), np.uint8), [_synthetic_face(10, 10, 30, 30)])
     with pytest.raises(InputError, match="RGB uint8"):
         cover_faces(np.zeros((40, 40, 3), np.float32), [_synthetic_face(10, 10, 30, 30)])
+
+
+# watching a video's faint candidates ------------------------------------------------------------------
+
+
+def test_probe_crops_hold_the_candidate_share_one_size_and_stay_inside() -> None:
+    faint = np.array([[300, 150, 320, 160, 1.0], [0, 0, 20, 10, 1.0], [630, 350, 640, 360, 1.0]], np.float32)
+    passes = probe_passes(faint, 640, 360)
+    assert len({(p.w, p.h) for p in passes}) == 1 and passes[0].w % PROBE_STEP == 0  # one batch
+    for p, (x1, y1, x2, y2, _) in zip(passes, faint, strict=True):
+        assert 0 <= p.x <= x1 and x2 <= p.x + p.w <= 640 and 0 <= p.y <= y1 and y2 <= p.y + p.h <= 360
+    (mid,) = probe_passes(faint[:1], 640, 360)
+    assert mid.x <= 300 - PROBE_MIN_MARGIN and mid.x + mid.w >= 320 + PROBE_MIN_MARGIN  # room to move
+    (half,) = probe_passes(np.array([[800, 500, 1000, 550, 0.5]], np.float32), 2000, 1000)
+    assert half.scale == 0.5 and (half.w * 0.5) % PROBE_STEP == 0 and half.x <= 800 - 1.5 * 200
+    assert probe_passes(np.zeros((0, 5), np.float32), 640, 360) == []
+
+
+def test_faint_candidates_are_under_their_threshold_over_its_share_and_apart_from_the_found() -> None:
+    boxes = torch.tensor([[0, 0, 10, 10], [50, 0, 60, 10], [51, 0, 61, 10], [100, 0, 110, 10], [5, 0, 15, 10.0]])
+    scores = torch.tensor([0.1, 0.15, 0.12, 0.05, 0.3])
+    found = torch.tensor([[0, 0, 10, 10.0]])
+    faint = faint_candidates(boxes, scores, torch.full((5,), 0.2), found, nms_iou=0.4, scale=0.5)
+    # [0]: overlaps a found face; [2]: suppressed by [1]; [3]: under half the threshold; [4]: above it
+    np.testing.assert_array_equal(faint, [[50, 0, 60, 10, 0.5]])
+
+
+def test_a_video_finder_names_faint_candidates_and_finds_faces_again_in_crops(samples: Path) -> None:
+    from anonymizer.api import get_finder
+
+    video = get_finder(threshold=0.2, upscale=0.0)  # the video path's face finder settings (one pass)
+    rgb = load_image(samples / "group_solvay_1927.jpg").rgb
+    faces, faint = video.find_watched(rgb)
+    assert faces == video.find(rgb) and len(faces) >= 25
+    assert faint.shape[1] == 5 and len(faint) and (faint[:, 4] == 1).all()
+    found = np.array([f.box for f in faces], np.float32)
+    assert iou_matrix(faint[:, :4], found).max() <= 0
+    # every face looked for again in a crop around it alone is found there, in about the same place
+    again = video.probe(rgb, np.concatenate([found, np.ones((len(found), 1), np.float32)], axis=1))
+    matched = iou_matrix(found, np.array([f.box for f in again], np.float32).reshape(-1, 4)).max(1)
+    assert np.mean(matched > 0.7) >= 0.9, matched

@@ -95,6 +95,23 @@ def test_reduced_passes_add_near_plates_and_keep_the_others(width: int) -> None:
     assert changed.sum() < 6 * (x2 - x1) * (y2 - y1)  # a box about the plate (grown 1.6x), not over the car
 
 
+@pytest.mark.parametrize(("width", "scale"), [(60, 1.0), (200, 0.5)])
+def test_a_plate_is_found_again_in_a_crop_at_the_scale_of_the_pass_that_saw_it(width: int, scale: float) -> None:
+    img, box = car_photo(width)  # 200 px: found only by the 0.5x pass
+    video = PlateFinder(upscale=0.0, reduced=(0.5,))
+    video.model = get_plate_finder().model
+    plates, faint = video.find_watched(img)
+    assert plates == video.find(img) and plates
+    assert faint.shape[1] == 5 and set(faint[:, 4].tolist()) <= {1.0, 0.5}
+    assert iou_matrix(faint[:, :4], np.array([p.box for p in plates], np.float32)).max(initial=0) <= 0
+    again = video.probe(img, np.array([[*box, scale]], np.float32))
+    # the crop alone finds the plate again, and its box covers the plate as the whole frame's did
+    x1, y1, x2, y2 = box
+    assert len(again) == 1 and cover_plates(img, again)[2][y1:y2, x1:x2].mean() >= 0.95
+    if scale == 0.5:  # at the frame's own size the crop sees too little of a plate this large
+        assert not video.probe(img, np.array([[*box, 1.0]], np.float32))
+
+
 def test_photos_of_people_keep_their_pixels(samples: Path) -> None:
     for name in ("astronaut.png", "grace_hopper.jpg", "camera.png", "group_solvay_1927.jpg"):
         rgb = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(samples / name).convert("RGB"))
