@@ -37,7 +37,7 @@ from .media.files import write_atomic, write_private
 from .media.image import PRIVATE_METADATA, LoadedImage, load_image
 from .media.video import probe
 from .pipeline.batch import BatchReport, Job, plan, walk_inputs
-from .pipeline.options import AnonymizeOptions, check_method, parse_targets
+from .pipeline.options import AnonymizeOptions, check_method, parse_targets, parse_watch
 from .pipeline.runner import RayOptions, anonymize_files, detect_files, enhance_files, restore_files
 from .types import Detections, Face, Plate
 from .vault.images import RestoredImage, restore_bytes, restore_file
@@ -93,6 +93,7 @@ __all__ = [
     "is_ready",
     "list_weights",
     "parse_targets",
+    "parse_watch",
     "plan_files",
     "render_audit_html",
     "probe",

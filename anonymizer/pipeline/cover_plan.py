@@ -219,12 +219,12 @@ class CoverPlanner:
         covers = np.array(list(p.covers.values()), np.float32).reshape(-1, 4)
         free = inside_share(boxes, covers).max(1, initial=0.0) < PROBE_COVERED
         if free.any():
-            before = self.tracks
-            self._apply(p, [f for f, keep in zip(found, free.tolist(), strict=True) if keep])
-            self.probe_hits += self.tracks - before
+            new = self._apply(p, [f for f, keep in zip(found, free.tolist(), strict=True) if keep])
+            self.probe_hits += len(new)
 
-    def _apply(self, p: PlannedFrame, found: Sequence[Face | Plate | Person]) -> None:
-        """Detections ``found`` on the upright frame of ``p``: tracks updated, covers of the held frames fixed."""
+    def _apply(self, p: PlannedFrame, found: Sequence[Face | Plate | Person]) -> list[Track]:
+        """Detections ``found`` on the upright frame of ``p``: tracks updated, covers of the held frames fixed;
+        returns the tracks they started."""
         h, w = p.frame.rgb.shape[:2]
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
         # landmarks only where kept: a plate finder's detections have none
@@ -253,6 +253,7 @@ class CoverPlanner:
         held = [q for q in self.pending if q.frame.in_span and self._last_cut <= q.frame.index < p.frame.index]
         self._backfill(p, new, held)
         self._mend(held)
+        return new
 
     def _drop_weak_starts(
         self, found: Sequence[Face | Plate | Person], current: list[tuple[int, np.ndarray]], new: list[Track]

@@ -13,7 +13,7 @@ from ..defaults import ANONYMIZE_METHODS, TARGETS
 from ..errors import InputError
 from ..vault.keys import Key, fingerprint
 
-__all__ = ["AnonymizeOptions", "check_method", "parse_targets"]
+__all__ = ["AnonymizeOptions", "check_method", "parse_targets", "parse_watch"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class AnonymizeOptions:
     keep_private: tuple[str, ...] = ()  # with keep_metadata: the media.image.PRIVATE_METADATA kinds kept too
     vault: str = "embed"
     detect_every: int = defaults.DEFAULT_DETECT_EVERY
+    watch: tuple[str, ...] = defaults.VIDEO_WATCH  # videos: targets whose faint candidates are looked at again
     codec: str = "libx264"
     crf: int = 18
     lossless: bool = False
@@ -44,6 +45,7 @@ class AnonymizeOptions:
     # DEFAULT_VIDEO_DETECTOR for videos
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "watch", parse_watch(self.watch))
         if self.detector is not None and self.detector not in defaults.FACE_DETECTORS:
             raise InputError(
                 f"unknown face detector {self.detector!r}; expected one of {', '.join(defaults.FACE_DETECTORS)}"
@@ -68,6 +70,17 @@ def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     if bad or not items:
         raise InputError(f"targets must be a comma-separated list of {', '.join(TARGETS)}; got {','.join(items)!r}")
     return tuple(t for t in TARGETS if t in items)
+
+
+def parse_watch(watch: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """ "face,plate", "plate" or "none" (or a tuple) -> the targets whose faint candidates a video looks at again
+    between detection frames (faces and plates only; persons are segmented, not probed)."""
+    if watch in ("none", ""):
+        return ()
+    wanted = parse_targets(watch)
+    if "person" in wanted:
+        raise InputError("watch takes face and plate only (or none); persons are segmented, not watched")
+    return wanted
 
 
 def check_method(method: str, targets: tuple[str, ...]) -> None:

@@ -182,7 +182,7 @@ class FaceFinder:
             return ()
         floor = self.threshold * min(SMALL_FACE_FACTOR, 1.0)
         found, scores, lms = run_passes(
-            self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=PROBE_BATCH
+            self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=PROBE_BATCH, pad_together=True
         )
         needed = size_threshold(found[:, 3] - found[:, 1], self.threshold)
         return self._faces(*self._merge(rgb.shape, found, scores, lms, needed))
@@ -230,16 +230,24 @@ def _crops(rgb: np.ndarray, passes: list[DetectionPass]) -> Iterator[Tensor]:
 
 
 def run_passes(
-    model: FaceDetector, rgb: np.ndarray, passes: list[DetectionPass], *, floor: float, nms_iou: float, batch_size: int
+    model: FaceDetector,
+    rgb: np.ndarray,
+    passes: list[DetectionPass],
+    *,
+    floor: float,
+    nms_iou: float,
+    batch_size: int,
+    pad_together: bool = False,
 ) -> Decoded:
     """Candidates of ``model`` on ``passes`` (crops of ``rgb``, resized) scoring above ``floor``, in ``rgb``'s
-    pixels, each pass suppressed on its own (not across passes)."""
+    pixels, each pass suppressed on its own (not across passes). Passes of the same padded size share
+    batches; with ``pad_together`` all do, each padded to the largest (small crops of about one size, where
+    a call costs more than the pixels)."""
     all_boxes, all_scores, all_lms = [torch.zeros(0, 4)], [torch.zeros(0)], [torch.zeros(0, 5, 2)]
     crops = list(_crops(rgb, passes))
-    # Batch passes of the same padded size together (tiles); others run alone.
     groups: dict[tuple[int, int], list[int]] = {}
     for i, c in enumerate(crops):
-        groups.setdefault((-(-c.shape[0] // 32), -(-c.shape[1] // 32)), []).append(i)
+        groups.setdefault((0, 0) if pad_together else (-(-c.shape[0] // 32), -(-c.shape[1] // 32)), []).append(i)
     for idx in groups.values():
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
@@ -284,14 +292,18 @@ def faint_candidates(
 def probe_passes(faint: np.ndarray, width: int, height: int) -> list[DetectionPass]:
     """Crops of a ``width`` x ``height`` image around each faint candidate (ndarray[K, 5]: box, the scale of
     the pass that saw it; :func:`faint_candidates`) at that scale, each reaching PROBE_MARGIN times the box's
-    longer side (at least PROBE_MIN_MARGIN px of the pass) beyond it, then widened to a multiple of
-    PROBE_STEP px of the pass and moved inside the image (clipped where the image is smaller): where a video
-    looks for it again on the frames up to its next detection."""
-    passes = []
+    longer side (at least PROBE_MIN_MARGIN px of the pass) beyond it; crops of one scale whose union is no
+    larger than the two together are merged; each then widened to a multiple of PROBE_STEP px of the pass
+    and moved inside the image (clipped where the image is smaller): where a video looks for the candidates
+    again on the frames up to its next detection."""
+    windows = []
     for x1, y1, x2, y2, scale in np.asarray(faint, np.float32).reshape(-1, 5).tolist():
         m = max(PROBE_MIN_MARGIN / scale, PROBE_MARGIN * max(x2 - x1, y2 - y1))
-        half_w = np.ceil((x2 - x1 + 2 * m) * scale / PROBE_STEP) * PROBE_STEP / scale / 2
-        half_h = np.ceil((y2 - y1 + 2 * m) * scale / PROBE_STEP) * PROBE_STEP / scale / 2
+        windows.append([x1 - m, y1 - m, x2 + m, y2 + m, scale])
+    passes = []
+    for x1, y1, x2, y2, scale in _merged(windows):
+        half_w = np.ceil((x2 - x1) * scale / PROBE_STEP) * PROBE_STEP / scale / 2
+        half_h = np.ceil((y2 - y1) * scale / PROBE_STEP) * PROBE_STEP / scale / 2
         # moved inside the image where it reaches past an edge, so crops keep their size and share batches
         a = int(max(0.0, min((x1 + x2) / 2 - half_w, width - 2 * half_w)))
         b = int(max(0.0, min((y1 + y2) / 2 - half_h, height - 2 * half_h)))
@@ -299,6 +311,30 @@ def probe_passes(faint: np.ndarray, width: int, height: int) -> list[DetectionPa
         if c > a and d > b:
             passes.append(DetectionPass(a, b, c - a, d - b, scale))
     return passes
+
+
+def _merged(windows: list[list[float]]) -> list[list[float]]:
+    """``windows`` ([x1, y1, x2, y2, scale]) with any two of one scale replaced by their union while that
+    union's area is at most the sum of theirs."""
+
+    def area(w: list[float]) -> float:
+        return max(0.0, w[2] - w[0]) * max(0.0, w[3] - w[1])
+
+    out = [list(w) for w in windows]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                u = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), a[4]]
+                if a[4] == b[4] and area(u) <= area(a) + area(b):
+                    out[i], merged = u, True
+                    del out[j]
+                    break
+            if merged:
+                break
+    return out
 
 
 def size_threshold(heights: Tensor, threshold: float) -> Tensor:

@@ -87,7 +87,13 @@ class PlateFinder:
         if not passes:
             return ()
         found, scores, lms = run_passes(
-            self.model, rgb, passes, floor=self.threshold, nms_iou=self.nms_iou, batch_size=PROBE_BATCH
+            self.model,
+            rgb,
+            passes,
+            floor=self.threshold,
+            nms_iou=self.nms_iou,
+            batch_size=PROBE_BATCH,
+            pad_together=True,
         )
         return self._plates(*merge_passes(found, scores, lms, nms_iou=self.nms_iou, size=(h, w))[:2])
 

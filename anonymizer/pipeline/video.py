@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
-from ..defaults import DEFAULT_HOLD_SECONDS, DEFAULT_PERSON_THRESHOLD, PERSON_DETECT_EVERY
+from ..defaults import DEFAULT_HOLD_SECONDS, DEFAULT_PERSON_THRESHOLD, PERSON_DETECT_EVERY, VIDEO_WATCH
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import Frame, FramePump, Stage, Transcoder
@@ -433,7 +433,7 @@ def anonymize_video(
     try:
         hold = max(1, round(hold_seconds * tc.fps))
         found = {t: f for t in o.targets if (f := finders[t]) is not None}
-        planners = _planners(found, o.detect_every, hold, tc.rotation, landmarks=donor is not None)
+        planners = _planners(found, o.detect_every, hold, tc.rotation, landmarks=donor is not None, watch=o.watch)
         pump = FramePump(tc)
         cover_method = "solid" if o.method == "surrogate" else o.method
         output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, cover_method)
@@ -478,14 +478,20 @@ PAINT_AHEAD = 4
 
 
 def _planners(
-    finders: dict[str, Finder], detect_every: int, hold: int, rotation: int, *, landmarks: bool = False
+    finders: dict[str, Finder],
+    detect_every: int,
+    hold: int,
+    rotation: int,
+    *,
+    landmarks: bool = False,
+    watch: tuple[str, ...] = VIDEO_WATCH,
 ) -> dict[str, CoverPlanner]:
     """One planner per target ("face", "plate", "person") -> its finder, run in step: each detects every
     ``detect_every`` frames (persons at least every :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`), all
     hold back as many frames as the slowest needs; faces keep their landmarks when ``landmarks``, persons
     their masks, and a person track starts only from :data:`~anonymizer.defaults.DEFAULT_PERSON_THRESHOLD`.
-    Faces and plates are watched (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`'s ``watch``): the
-    frames between detections look again at each detection's faint candidates."""
+    The targets in ``watch`` (faces, plates) are watched (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`'s
+    ``watch``): the frames between detections look again at each detection's faint candidates."""
     every = {t: min(detect_every, PERSON_DETECT_EVERY) if t == "person" else detect_every for t in finders}
     delay = 2 * max(every.values(), default=detect_every) + 1
     return {
@@ -498,7 +504,7 @@ def _planners(
             landmarks=landmarks and t == "face",
             masks=t == "person",
             new_score=DEFAULT_PERSON_THRESHOLD if t == "person" else None,
-            watch=t in ("face", "plate"),
+            watch=t in watch,
         )
         for t, f in finders.items()
     }

@@ -61,3 +61,17 @@ def test_anonymize_faces_and_plates_photos_and_video(tmp_path: Path, samples: Pa
     r = CliRunner().invoke(app, ["restore", str(out / "car.png"), "-o", str(back), "--password-file", str(pw)])
     assert r.exit_code == 0, r.stderr
     np.testing.assert_array_equal(load_image(back / "car.png").rgb, load_image(src / "car.png").rgb)
+
+
+def test_watch_names_the_targets_looked_at_again_and_refuses_persons(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "clip.mp4", frames=6, audio=False, car=lambda i: (150 + 3 * i, 170, 50))
+    out = tmp_path / "out"
+    base = ["anonymize", str(src), "-o", str(out), "--targets", "face,plate", "--json"]
+    r = CliRunner().invoke(app, [*base, "--watch", "person"])
+    assert r.exit_code == 2 and "--watch" in r.stderr and not out.exists()
+    r = CliRunner().invoke(app, [*base, "--watch", "face,plate"])
+    assert r.exit_code == 0, r.stderr
+    (row,) = map(json.loads, r.stdout.splitlines())
+    assert row["plate_tracks"] == 1

@@ -222,3 +222,22 @@ def test_looking_again_adds_nothing_a_cover_already_holds_and_needs_a_watching_f
     assert not plain.watch
     _run(plain, _frames(12))
     assert plain.probes == 0
+
+
+def test_the_options_name_the_watched_targets_and_the_video_planners_follow_them() -> None:
+    from anonymizer.defaults import VIDEO_WATCH
+    from anonymizer.errors import InputError
+    from anonymizer.pipeline.options import AnonymizeOptions
+    from anonymizer.pipeline.video import _planners
+
+    assert AnonymizeOptions().watch == VIDEO_WATCH == ("plate",)
+    assert AnonymizeOptions(watch="plate, face").watch == ("face", "plate")
+    assert AnonymizeOptions(watch="none").watch == ()
+    for bad in ("person", "faces", "face,person"):
+        with pytest.raises(InputError):
+            AnonymizeOptions(watch=bad)
+    faint = np.zeros((0, 5), np.float32)
+    finders = {"face": Faint({}, faint, {}), "plate": Faint({}, faint, {}), "person": Script({})}
+    planners = _planners(finders, 3, 12, 0, watch=("plate",))  # type: ignore[arg-type]
+    assert {t: p.watch for t, p in planners.items()} == {"face": False, "plate": True, "person": False}
+    assert _planners(finders, 3, 12, 0, watch=("face", "plate"))["face"].watch  # type: ignore[arg-type]
