@@ -99,8 +99,8 @@ class CoverPlanner:
     at again on every frame up to the next detection, in crops around them; one found there that no cover
     holds starts a track on that frame (covered back to the held frames, as any new track): an object the
     detector sees on a frame between two detection frames, not on them, is not left showing.
-    Counts: ``detections``, ``tracks`` (new ones), ``scene_cuts``, ``probes`` (crops looked at again) and
-    ``probe_hits`` (tracks they started)."""
+    Counts: ``detections``, ``tracks`` (new ones), ``scene_cuts``, ``probes`` (faint candidates looked at
+    again, once per frame) and ``probe_hits`` (tracks they started)."""
 
     def __init__(
         self,

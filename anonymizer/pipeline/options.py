@@ -75,12 +75,12 @@ def parse_targets(targets: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
 def parse_watch(watch: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """ "face,plate", "plate" or "none" (or a tuple) -> the targets whose faint candidates a video looks at again
     between detection frames (faces and plates only; persons are segmented, not probed)."""
-    if watch in ("none", ""):
+    items = [t.strip() for t in (watch.split(",") if isinstance(watch, str) else watch)]
+    if items in (["none"], [""], []):
         return ()
-    wanted = parse_targets(watch)
-    if "person" in wanted:
-        raise InputError("watch takes face and plate only (or none); persons are segmented, not watched")
-    return wanted
+    if not set(items) <= {"face", "plate"}:
+        raise InputError(f"watch takes face, plate or both (comma-separated), or none; got {','.join(items)!r}")
+    return parse_targets(items)
 
 
 def check_method(method: str, targets: tuple[str, ...]) -> None:

@@ -45,8 +45,8 @@ WATCH_SHARE = 0.5
 #: a faint candidate's crop reaches this many times its longer side beyond it on every side (at least
 #: PROBE_MIN_MARGIN px): room for the object to move between two detection frames, and context for the network
 PROBE_MARGIN, PROBE_MIN_MARGIN = 1.5, 32
-#: probe crops are rounded up to multiples of PROBE_STEP px of their pass and run PROBE_BATCH at a time: crops
-#: of one size share a batch (16 crops of 96 px take a quarter of the time each that one alone takes on 2 cores)
+#: probe crops are rounded up to multiples of PROBE_STEP px of their pass and run together, PROBE_BATCH at a time,
+#: padded to the largest (16 crops of 96 px take a quarter of the time each that one alone takes on 2 cores)
 PROBE_STEP, PROBE_BATCH = 32, 16
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_UPSCALE",
     "FaceFinder",
     "cover_faces",
+    "faint_candidates",
     "plan_passes",
     "probe_passes",
     "cover_region",

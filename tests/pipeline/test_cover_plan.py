@@ -232,9 +232,9 @@ def test_the_options_name_the_watched_targets_and_the_video_planners_follow_them
 
     assert AnonymizeOptions().watch == VIDEO_WATCH == ("plate",)
     assert AnonymizeOptions(watch="plate, face").watch == ("face", "plate")
-    assert AnonymizeOptions(watch="none").watch == ()
-    for bad in ("person", "faces", "face,person"):
-        with pytest.raises(InputError):
+    assert AnonymizeOptions(watch="none").watch == () == AnonymizeOptions(watch=()).watch
+    for bad in ("person", "faces", "face,person", "face,none"):
+        with pytest.raises(InputError, match="watch takes face, plate"):
             AnonymizeOptions(watch=bad)
     faint = np.zeros((0, 5), np.float32)
     finders = {"face": Faint({}, faint, {}), "plate": Faint({}, faint, {}), "person": Script({})}
