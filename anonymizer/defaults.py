@@ -60,8 +60,8 @@ THRESHOLD_RULE = (
 #: left showing for their frame; the float one on every 5th (the default until then): 3.27x, 98.9%, 161
 DEFAULT_DETECT_EVERY = 3
 #: videos: the targets whose detection frames keep their faint candidates for the frames in between to look at
-#: again (CoverPlanner's ``watch``). Plates (benchmarks/plates.py --video, 2026-12-07): 32 -> 8 of 1,101
-#: every-frame plates left uncovered, plate finder 15.7 -> 24.0 ms a frame. Not faces by default
+#: again (CoverPlanner's ``watch``). Plates (benchmarks/plates.py --video, 2026-12-07): 182 -> 66 of 4,183
+#: every-frame plates left uncovered, plate finder 15.3 -> 25.3 ms a frame. Not faces by default
 #: (benchmarks/video.py, same day): 88 -> 45 every-frame faces showing, but 3.90x -> 2.65x deface's frames/s
 #: (13 faint candidates a frame in a crowd) and collateral 2.36% -> 3.21%
 VIDEO_WATCH: tuple[str, ...] = ("plate",)
