@@ -47,7 +47,7 @@ from anonymizer.defaults import (
 )
 from anonymizer.media.video import Frame
 from anonymizer.nn.runtime import configure_runtime
-from anonymizer.ops.boxes import grow_box, iou_matrix
+from anonymizer.ops.boxes import grow_box, inside_share, iou_matrix
 from anonymizer.pipeline.cover_plan import CoverPlanner
 from anonymizer.pipeline.plates import PlateFinder, cover_plates
 from anonymizer.train.plates import load_split
@@ -84,10 +84,7 @@ def photos(finder: PlateFinder, images: list[np.ndarray], labels: list[np.ndarra
                 if iou[i, j] >= 0.3:
                     lw, lh = plates[i, 2] - plates[i, 0], plates[i, 3] - plates[i, 1]
                     ratios.append(((boxes[j, 2] - boxes[j, 0]) / lw, (boxes[j, 3] - boxes[j, 1]) / lh))
-        inside = np.zeros(diff.shape, bool)
-        for b in plates:
-            x1, y1, x2, y2 = grow_box(b, 1.2)
-            inside[max(0, int(y1)) : int(np.ceil(y2)), max(0, int(x1)) : int(np.ceil(x2))] = True
+        inside = _box_mask([grow_box(b, 1.2) for b in plates], diff.shape)
         changed_out += int((diff & ~inside).sum())
         total_out += int((~inside).sum())
     rate = len(images) / (time.perf_counter() - t)
@@ -175,10 +172,8 @@ def video(
             other, outside = other + o, outside + n
             for plate in truth:
                 seen += 1
-                box = np.array(plate.box, np.float32)
-                area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
-                best = max((_overlap(box, c) / area for c in covers), default=0.0)
-                missed += best < 0.7
+                box = np.array([plate.box], np.float32)
+                missed += inside_share(box, np.array(covers, np.float32).reshape(-1, 4)).max(initial=0.0) < 0.7
     print(
         f"video (pans over {len(images)} photos, {frames} frames each, detection every {every}): every-frame "
         f"finder's plates {seen}, left uncovered {missed} ({missed / max(seen, 1):.2%}); faint candidates looked "
@@ -191,17 +186,16 @@ def video(
 
 def _other_pixels(covers: list[np.ndarray], plates: list[np.ndarray], shape: tuple[int, int]) -> tuple[int, int]:
     """Pixels under ``covers`` outside every box of ``plates``, and all pixels outside them, on a frame."""
-    covered, inside = np.zeros(shape, bool), np.zeros(shape, bool)
-    for boxes, mask in ((covers, covered), (plates, inside)):
-        for x1, y1, x2, y2 in boxes:
-            mask[max(0, int(y1)) : max(0, int(np.ceil(y2))), max(0, int(x1)) : max(0, int(np.ceil(x2)))] = True
+    covered, inside = _box_mask(covers, shape), _box_mask(plates, shape)
     return int((covered & ~inside).sum()), int((~inside).sum())
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    return float(max(w, 0) * max(h, 0))
+def _box_mask(boxes: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """A bool mask of ``shape`` (H, W), True inside any of ``boxes`` (x1, y1, x2, y2; clipped to it)."""
+    mask = np.zeros(shape[:2], bool)
+    for x1, y1, x2, y2 in boxes:
+        mask[max(0, int(y1)) : max(0, int(np.ceil(y2))), max(0, int(x1)) : max(0, int(np.ceil(x2)))] = True
+    return mask
 
 
 def main() -> None:

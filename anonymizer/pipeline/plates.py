@@ -19,6 +19,7 @@ from ..types import Face, Plate, Region
 from .photo import (
     PROBE_BATCH,
     SEED_SCORE,
+    WATCH_SHARE,
     DetectionPass,
     cover_region,
     faint_candidates,
@@ -112,19 +113,25 @@ class PlateFinder:
         keep = scores >= self.threshold
         boxes, scores, _ = merge_passes(boxes[keep], scores[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
         if self.reduced:
-            boxes, scores, faint = self._add_reduced(rgb, boxes, scores, faint)
+            floor = self.threshold * WATCH_SHARE if watch else self.threshold  # faint ones only when watching
+            boxes, scores, faint = self._add_reduced(rgb, boxes, scores, faint, floor)
             order = torch.argsort(scores, descending=True, stable=True)
             boxes, scores = boxes[order], scores[order]
         return self._plates(boxes, scores), self._faint(faint, boxes) if watch else np.zeros((0, 5), np.float32)
 
     def _add_reduced(
-        self, rgb: np.ndarray, boxes: Tensor, scores: Tensor, faint: list[tuple[Tensor, Tensor, float]]
+        self,
+        rgb: np.ndarray,
+        boxes: Tensor,
+        scores: Tensor,
+        faint: list[tuple[Tensor, Tensor, float]],
+        floor: float,
     ) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor, float]]]:
         """``boxes`` and ``scores`` with the plates the reduced passes find where none of ``boxes`` lies (a
         near plate the full-size pass misses; where both see one, the full-size pass's box is kept); ``faint``
-        with each reduced pass's candidates."""
+        with each reduced pass's candidates from ``floor`` up."""
         h, w = rgb.shape[:2]
-        runs = [self._run(rgb, [DetectionPass(0, 0, w, h, r)], SEED_SCORE) for r in self.reduced]
+        runs = [self._run(rgb, [DetectionPass(0, 0, w, h, r)], floor) for r in self.reduced]
         faint = faint + [(b, s, r) for (b, s, _), r in zip(runs, self.reduced, strict=True)]
         found, conf, lms = (torch.cat(parts) for parts in zip(*runs, strict=True))
         keep = conf >= self.threshold
