@@ -65,6 +65,13 @@ DEFAULT_DETECT_EVERY = 3
 #: (benchmarks/video.py, same day): 88 -> 45 every-frame faces showing, but 3.90x -> 2.65x deface's frames/s
 #: (13 faint candidates a frame in a crowd) and collateral 2.36% -> 3.21%
 VIDEO_WATCH: tuple[str, ...] = ("plate",)
+#: videos: plates are detected on every PLATE_DETECT_EVERY-th frame, whatever the faces' cadence (watched, as
+#: above, when it is more than 1). All 65 held-out plate photos as pans (benchmarks/plates.py --video,
+#: 2026-12-07): every frame leaves none of the 4,183 plates the every-frame finder sees uncovered, for 45.3 ms
+#: of plate detection a 640x360 frame; every 3rd frame, watched, 66 uncovered for 25.3 ms. On the 720p crowd
+#: clip of benchmarks/video.py watching cost as much as detecting (many faint candidates): detection 84 s every
+#: frame, 80 s every 3rd watched, 37 s every 3rd unwatched (faces alone 12 s)
+PLATE_DETECT_EVERY = 1
 DEFAULT_HOLD_SECONDS = 0.5
 DEFAULT_VIDEO_THRESHOLD = 0.2
 #: videos: persons are segmented at least this often (benchmarks/video.py --persons); a person track starts

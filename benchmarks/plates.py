@@ -16,11 +16,12 @@ boxes' width and height compare with the labels, and photos/s (2 threads).
 ``--video``: each held-out photo becomes a pan (``--frames`` frames of 640x360 moving across the photo
 enlarged 1.5x, 3 px a frame); the video path's finder (reduced by ``--video-reduced``) and planner
 (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`, detection every ``--detect-every`` frames at the
-frame's own size, tracks between) against the same finder run on every frame:
-every plate it finds on a frame must lie (70% of its box) under that frame's
-covers. Printed: plates seen by the every-frame finder, how many were left uncovered, how often the planner
-looked again at faint candidates on the frames between detections (``--no-watch``: never), its finder's
-time per frame, and the share of the pixels outside the labelled plates (grown 1.2x) under the covers.
+frame's own size, by default every frame as the video path does; tracks between, watched when not every
+frame) against the same finder run on every frame: every plate it finds on a frame must lie (70% of its
+box) under that frame's covers. Printed: plates seen by the every-frame finder, how many were left
+uncovered, how often the planner looked again at faint candidates on the frames between detections
+(``--no-watch``: never), its finder's time per frame, and the share of the pixels outside the labelled
+plates (grown 1.2x) under the covers.
 
 ``--closeups``: the same photo table on close-ups made from the held-out plates at least 32 px wide (the
 photo enlarged so that the plate is 100-180 px wide, cut to 640x480 around it): near plates, as in photos
@@ -38,8 +39,8 @@ import numpy as np
 from _data import DATA, require
 
 from anonymizer.defaults import (
-    DEFAULT_DETECT_EVERY,
     DEFAULT_PLATE_THRESHOLD,
+    PLATE_DETECT_EVERY,
     PLATE_MASK_SCALE,
     PLATE_REDUCED,
     PLATE_UPSCALE,
@@ -157,7 +158,7 @@ def video(
     for rgb, plates in zip(images, labels, strict=True):
         views = pan(rgb, frames)
         y0 = max(0, (round(rgb.shape[0] * 1.5) - 360) // 2)
-        planner = CoverPlanner(finder, detect_every=every, hold=12, watch=watch)
+        planner = CoverPlanner(finder, detect_every=every, hold=12, watch=watch and every > 1)
         planned = []
         for i, v in enumerate(views):
             planned += planner.push(Frame(index=i, rgb=v, pts=i, time=i / 25, in_span=True))
@@ -210,7 +211,7 @@ def main() -> None:
     ap.add_argument("--closeups", action="store_true", help="also the plates >= 32 px as close-ups (100-180 px)")
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--no-watch", action="store_true", help="video: do not look again at faint candidates")
-    ap.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY)
+    ap.add_argument("--detect-every", type=int, default=PLATE_DETECT_EVERY, help="video (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out photos")
     args = ap.parse_args()
     configure_runtime(2)

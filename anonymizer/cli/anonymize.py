@@ -22,6 +22,7 @@ from ..defaults import (
     DEFAULT_VIDEO_DETECTOR,
     DEFAULT_VIDEO_THRESHOLD,
     FACE_DETECTORS,
+    PLATE_DETECT_EVERY,
     SHAPES,
     THRESHOLD_RULE,
     VIDEO_WATCH,
@@ -206,6 +207,16 @@ def anonymize(
             help="Videos: detect faces on every K-th frame (and on scene cuts), track in between.", min=1, max=30
         ),
     ] = DEFAULT_DETECT_EVERY,
+    plate_every: Annotated[
+        int,
+        typer.Option(
+            help="Videos: detect plates on every K-th frame, track in between (watched, see --watch). Every frame "
+            "leaves no plate the detector sees uncovered on its frame; every 3rd left 1.6% uncovered on our test "
+            "pans, for at best half the plate detector's time (README, Licence plates).",
+            min=1,
+            max=30,
+        ),
+    ] = PLATE_DETECT_EVERY,
     watch: Annotated[
         str,
         typer.Option(
@@ -311,6 +322,7 @@ def anonymize(
         vault=vault.value,
         detect_every=detect_every,
         watch=_watch(watch),
+        plate_every=plate_every,
         codec=codec,
         crf=crf,
         lossless=lossless,

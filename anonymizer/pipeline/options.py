@@ -35,6 +35,7 @@ class AnonymizeOptions:
     vault: str = "embed"
     detect_every: int = defaults.DEFAULT_DETECT_EVERY
     watch: tuple[str, ...] = defaults.VIDEO_WATCH  # videos: targets whose faint candidates are looked at again
+    plate_every: int = defaults.PLATE_DETECT_EVERY  # videos: plates are detected on every plate_every-th frame
     codec: str = "libx264"
     crf: int = 18
     lossless: bool = False

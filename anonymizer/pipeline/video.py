@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
-from ..defaults import DEFAULT_HOLD_SECONDS, DEFAULT_PERSON_THRESHOLD, PERSON_DETECT_EVERY, VIDEO_WATCH
+from ..defaults import (
+    DEFAULT_HOLD_SECONDS,
+    DEFAULT_PERSON_THRESHOLD,
+    PERSON_DETECT_EVERY,
+    PLATE_DETECT_EVERY,
+    VIDEO_WATCH,
+)
 from ..errors import InputError, MediaError
 from ..media.files import PRIVATE_MODE, atomic_file
 from ..media.video import Frame, FramePump, Stage, Transcoder
@@ -377,11 +383,12 @@ def anonymize_video(
     """Anonymize ``src`` into ``dest`` (same container) with ``opts`` (method, mask shape, scale and feather,
     ``detect_every``, codec, crf, lossless, the span ``start``/``end`` and ``cut``; their threshold and
     upscale are ``finder``'s business). See the module docstring. ``opts.targets`` says what is covered:
-    faces (found by ``finder``), licence plates (by ``plate_finder``: detected, tracked and held exactly as
-    faces, covered by a box with the method, solid for surrogates) and persons (by ``person_finder``, the
-    person segmenter: tracked by their boxes like faces; on the frames between two detections each track's
-    masks from both are moved and scaled with its box, united and grown with the distance,
-    :func:`place_masks`, :data:`PERSON_GROW_PER_FRAME`; covered with the method, which must not be surrogate).
+    faces (found by ``finder``), licence plates (by ``plate_finder``: detected on every
+    ``opts.plate_every``-th frame, tracked and held as faces, covered by a box with the method, solid for
+    surrogates) and persons (by ``person_finder``, the person segmenter: tracked by their boxes like faces;
+    on the frames between two detections each track's masks from both are moved and scaled with its box,
+    united and grown with the distance, :func:`place_masks`, :data:`PERSON_GROW_PER_FRAME`; covered with
+    the method, which must not be surrogate).
 
     Faces are detected on every ``detect_every``-th frame of the span and on scene cuts, and tracked in
     between; each track stays covered ``hold_seconds`` after its last detection, and a new track is also
@@ -407,8 +414,8 @@ def anonymize_video(
     A piece's ``surrogate_seed`` is used as given: the caller mixes in the video and the piece.
     """
     o = opts or AnonymizeOptions()
-    if o.detect_every < 1:
-        raise InputError(f"detect_every must be >= 1, got {o.detect_every}")
+    if o.detect_every < 1 or o.plate_every < 1:
+        raise InputError(f"detect_every and plate_every must be >= 1, got {o.detect_every} and {o.plate_every}")
     finders = {"face": finder, "plate": plate_finder, "person": person_finder}
     missing = [t for t in o.targets if finders.get(t) is None]
     if missing:
@@ -433,7 +440,15 @@ def anonymize_video(
     try:
         hold = max(1, round(hold_seconds * tc.fps))
         found = {t: f for t in o.targets if (f := finders[t]) is not None}
-        planners = _planners(found, o.detect_every, hold, tc.rotation, landmarks=donor is not None, watch=o.watch)
+        planners = _planners(
+            found,
+            o.detect_every,
+            hold,
+            tc.rotation,
+            landmarks=donor is not None,
+            watch=o.watch,
+            plate_every=o.plate_every,
+        )
         pump = FramePump(tc)
         cover_method = "solid" if o.method == "surrogate" else o.method
         output = _Output(painter, planners, pump, report, sink, progress, keep_boxes, cover_method)
@@ -485,14 +500,17 @@ def _planners(
     *,
     landmarks: bool = False,
     watch: tuple[str, ...] = VIDEO_WATCH,
+    plate_every: int = PLATE_DETECT_EVERY,
 ) -> dict[str, CoverPlanner]:
-    """One planner per target ("face", "plate", "person") -> its finder, run in step: each detects every
-    ``detect_every`` frames (persons at least every :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`), all
-    hold back as many frames as the slowest needs; faces keep their landmarks when ``landmarks``, persons
-    their masks, and a person track starts only from :data:`~anonymizer.defaults.DEFAULT_PERSON_THRESHOLD`.
-    The targets in ``watch`` (faces, plates) are watched (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`'s
+    """One planner per target ("face", "plate", "person") -> its finder, run in step: faces are detected every
+    ``detect_every`` frames, plates every ``plate_every``, persons every ``detect_every`` but at least every
+    :data:`~anonymizer.defaults.PERSON_DETECT_EVERY`; all hold back as many frames as the slowest needs; faces
+    keep their landmarks when ``landmarks``, persons their masks, and a person track starts only from
+    :data:`~anonymizer.defaults.DEFAULT_PERSON_THRESHOLD`. The targets in ``watch`` (faces, plates) that are
+    not detected on every frame are watched (:class:`~anonymizer.pipeline.cover_plan.CoverPlanner`'s
     ``watch``): the frames between detections look again at each detection's faint candidates."""
-    every = {t: min(detect_every, PERSON_DETECT_EVERY) if t == "person" else detect_every for t in finders}
+    cadence = {"person": min(detect_every, PERSON_DETECT_EVERY), "plate": plate_every}
+    every = {t: cadence.get(t, detect_every) for t in finders}
     delay = 2 * max(every.values(), default=detect_every) + 1
     return {
         t: CoverPlanner(
@@ -504,7 +522,7 @@ def _planners(
             landmarks=landmarks and t == "face",
             masks=t == "person",
             new_score=DEFAULT_PERSON_THRESHOLD if t == "person" else None,
-            watch=t in watch,
+            watch=t in watch and every[t] > 1,
         )
         for t, f in finders.items()
     }

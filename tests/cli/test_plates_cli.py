@@ -75,3 +75,17 @@ def test_watch_names_the_targets_looked_at_again_and_refuses_persons(tmp_path: P
     assert r.exit_code == 0, r.stderr
     (row,) = map(json.loads, r.stdout.splitlines())
     assert row["plate_tracks"] == 1
+
+
+def test_plate_every_sets_the_plates_cadence_and_refuses_zero(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "clip.mp4", frames=6, audio=False, car=lambda i: (150 + 3 * i, 170, 50))
+    out = tmp_path / "out"
+    base = ["anonymize", str(src), "-o", str(out), "--targets", "plate", "--json"]
+    r = CliRunner().invoke(app, [*base, "--plate-every", "0"])
+    assert r.exit_code == 2 and "--plate-every" in r.stderr and not out.exists()
+    r = CliRunner().invoke(app, [*base, "--plate-every", "3"])
+    assert r.exit_code == 0, r.stderr
+    (row,) = map(json.loads, r.stdout.splitlines())
+    assert row["plate_tracks"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -238,6 +240,33 @@ def test_the_options_name_the_watched_targets_and_the_video_planners_follow_them
             AnonymizeOptions(watch=bad)
     faint = np.zeros((0, 5), np.float32)
     finders = {"face": Faint({}, faint, {}), "plate": Faint({}, faint, {}), "person": Script({})}
-    planners = _planners(finders, 3, 12, 0, watch=("plate",))  # type: ignore[arg-type]
+    planners = _planners(finders, 3, 12, 0, watch=("plate",), plate_every=3)  # type: ignore[arg-type]
     assert {t: p.watch for t, p in planners.items()} == {"face": False, "plate": True, "person": False}
     assert _planners(finders, 3, 12, 0, watch=("face", "plate"))["face"].watch  # type: ignore[arg-type]
+
+
+def test_video_plates_are_detected_on_every_frame_unless_told_and_only_then_watched() -> None:
+    from anonymizer.defaults import PLATE_DETECT_EVERY
+    from anonymizer.pipeline.options import AnonymizeOptions
+    from anonymizer.pipeline.video import _planners
+
+    assert AnonymizeOptions().plate_every == PLATE_DETECT_EVERY == 1
+    faint = np.zeros((0, 5), np.float32)
+    finders = {"face": Faint({}, faint, {}), "plate": Faint({}, faint, {}), "person": Script({})}
+    planners = _planners(finders, 5, 12, 0, watch=("face", "plate"))  # type: ignore[arg-type]
+    assert {t: p.detect_every for t, p in planners.items()} == {"face": 5, "plate": 1, "person": 3}
+    assert {t: p.watch for t, p in planners.items()} == {"face": True, "plate": False, "person": False}
+    slower = _planners(finders, 2, 12, 0, watch=("plate",), plate_every=4)  # type: ignore[arg-type]
+    assert {t: p.detect_every for t, p in slower.items()} == {"face": 2, "plate": 4, "person": 2}
+    assert slower["plate"].watch and not slower["face"].watch
+
+
+def test_a_video_refuses_plates_detected_less_than_once(tmp_path: Path) -> None:
+    from anonymizer.errors import InputError
+    from anonymizer.pipeline.options import AnonymizeOptions
+    from anonymizer.pipeline.video import anonymize_video
+
+    opts = AnonymizeOptions(targets=("plate",), plate_every=0)
+    with pytest.raises(InputError, match="detect_every and plate_every must be >= 1"):
+        anonymize_video(tmp_path / "in.mp4", tmp_path / "out.mp4", opts, finder=None, plate_finder=Script({}))
+    assert not (tmp_path / "out.mp4").exists()
