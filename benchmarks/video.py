@@ -2,6 +2,7 @@
 
     python benchmarks/video.py [--clip PATH | --clip-cache PATH] [--loops 3] [--detect-every K ...]
         [--ref-cache PATH.npz] [--no-deface] [--detector centerface centerface_int8] [--extra '...']
+        [--sheet PATH.png]
 
 Without --clip, a 1280x720 H.264 clip (with the source's audio) is made with PyAV from
 ../shared/data/videos/facenet-pytorch_video.mp4, looped --loops times. Both tools run as their console
@@ -18,7 +19,8 @@ track is false when no reference face lies inside it in most of its frames. Prin
 longest in frames (a crest or a sign covered throughout shows as one long false track).
 Under each tool's line: the share of reference faces 16 px and taller covered, and the faces our video
 detector finds when run on every frame (threshold 0.2 with the size rule, one pass: what `--detect-every
-1` covers) that the output leaves showing on that frame, with the first frames where it does.
+1` covers) that the output leaves showing on that frame, with the first frames where it does; `--sheet
+PATH.png` writes those as a contact sheet (PATH-<detector>-<k>.png, owner-only) to see whether they are faces.
 
 --persons runs ours with `--targets face,person` instead (no deface: it has no persons) and adds, for the
 persons the video person segmenter finds on every frame (`--ref-cache`'s *_persons.npz keeps them): the
@@ -47,6 +49,7 @@ from _data import DATA, require
 from tqdm import tqdm
 
 from anonymizer.defaults import DEFAULT_VIDEO_DETECTOR, DEFAULT_VIDEO_THRESHOLD
+from anonymizer.media.files import write_private
 from anonymizer.nn.runtime import configure_runtime
 from anonymizer.ops.boxes import iou_matrix
 from anonymizer.pipeline.photo import FaceFinder
@@ -95,13 +98,22 @@ def uncovered(faces: list[np.ndarray], output: Path) -> list[tuple[int, int, np.
     return left
 
 
-def seen_line(ref: list[np.ndarray], every: list[np.ndarray], output: Path) -> str:
+def seen_line(
+    ref: list[np.ndarray],
+    every: list[np.ndarray],
+    output: Path,
+    src: list[np.ndarray] | None = None,
+    sheet: Path | None = None,
+) -> str:
     """What the output leaves showing: reference faces 16 px and taller, and faces the every-frame detector
-    finds (``every``), with their frames and how many of them are reference faces too (IoU > 0.3)."""
+    finds (``every``), with their frames and how many of them are reference faces too (IoU > 0.3). With
+    ``sheet`` (and the source frames ``src``), those every-frame faces as a contact sheet there, to look at."""
     big = [b[(b[:, 3] - b[:, 1]) >= 16] for b in ref]
     n_big = sum(len(b) for b in big)
     missed_big = uncovered(big, output)
     missed = uncovered(every, output)
+    if sheet is not None and src is not None:
+        write_sheet(missed, src, sheet)
     real = sum(len(ref[f]) > 0 and float(iou_matrix(box[None], ref[f]).max()) > 0.3 for f, _, box in missed)
     where = ", ".join(f"{f} ({h} px)" for f, h, _ in missed[:12]) + (" ..." if len(missed) > 12 else "")
     return (
@@ -109,6 +121,30 @@ def seen_line(ref: list[np.ndarray], every: list[np.ndarray], output: Path) -> s
         f"detector's {sum(len(b) for b in every)} faces left showing: {len(missed)} ({real} of them reference faces)"
         + (f": frames {where}" if missed else "")
     )
+
+
+def write_sheet(missed: list[tuple[int, int, np.ndarray]], src: list[np.ndarray], dest: Path) -> None:
+    """A PNG at ``dest`` (owner-only: it shows source faces) of each (frame, height, box) in ``missed``: the
+    source frame around the box (3x its longer side), 128 px, the box in green, frame and height on top;
+    12 a row."""
+    tiles = []
+    for f, h, (x1, y1, x2, y2) in missed:
+        half = 1.5 * max(x2 - x1, y2 - y1, 8)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        a, b = int(max(0, cx - half)), int(max(0, cy - half))
+        crop = src[f][b : int(cy + half), a : int(cx + half)].copy()
+        cv2.rectangle(crop, (int(x1) - a, int(y1) - b), (int(x2) - a, int(y2) - b), (0, 255, 0), 1)
+        tile = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_CUBIC)
+        cv2.putText(tile, f"{f} {h}px", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1)
+        tiles.append(tile)
+    if not tiles:
+        return
+    tiles += [np.zeros((128, 128, 3), np.uint8)] * (-len(tiles) % 12)
+    grid = np.vstack([np.hstack(tiles[i : i + 12]) for i in range(0, len(tiles), 12)])
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(grid[:, :, ::-1]))
+    assert ok
+    write_private(dest, png.tobytes())
+    print(f"    sheet of the {len(missed)} every-frame faces left showing: {dest}")
 
 
 def coverage(ref: list[np.ndarray], output: Path) -> tuple[float, float]:
@@ -292,6 +328,9 @@ def main() -> None:
         default=[DEFAULT_VIDEO_DETECTOR],
         help="our face detector(s), each run at every --detect-every (default: %(default)s, anonymize's for videos)",
     )
+    ap.add_argument(
+        "--sheet", type=Path, help="write the every-frame faces ours leaves showing as SHEET-<detector>-<k>.png"
+    )
     ap.add_argument("--extra", default="", help="extra options for our anonymize, e.g. '--threshold 0.2'")
     ap.add_argument("--no-deface", action="store_true")
     ap.add_argument("--persons", action="store_true", help="ours with --targets face,person; person coverage")
@@ -384,7 +423,8 @@ def ours_run(
         f"collateral {col:6.2%}  "
         f"false tracks {nf} (longest {longest} frames)  speed vs deface {fps / base:4.2f}x"
     )
-    print(seen_line(ref, every, produced))
+    sheet = args.sheet.with_name(f"{args.sheet.stem}-{name}.png") if args.sheet else None
+    print(seen_line(ref, every, produced, src_frames, sheet))
     print(stage_line(stdout, n, secs))
 
 

@@ -178,10 +178,10 @@ def _qparams_names(model: nn.Module) -> list[str]:
 def _fix_qparams(model: nn.Module, qparams: dict[str, Tensor]) -> None:
     """Replace each histogram observer of ``model`` by a fixed one with its scale and zero point from
     ``qparams`` (:func:`searched_qparams`): the same int8 network without the search."""
-    from torch.ao.quantization.observer import FixedQParamsObserver
+    from torch.ao.quantization.observer import FixedQParamsObserver, HistogramObserver
 
-    for name, old in _histograms(model):
-        new = FixedQParamsObserver(
+    fixed = {
+        id(old): FixedQParamsObserver(
             scale=float(qparams[f"{QPARAMS}{name}.scale"]),
             zero_point=int(qparams[f"{QPARAMS}{name}.zero_point"]),
             dtype=old.dtype,
@@ -189,8 +189,14 @@ def _fix_qparams(model: nn.Module, qparams: dict[str, Tensor]) -> None:
             quant_min=old.quant_min,
             quant_max=old.quant_max,
         )
-        parent, _, leaf = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, leaf, new)
+        for name, old in _histograms(model)
+    }
+    # an observer can sit under several names (the graph's nodes name it by any of them): replace each name,
+    # or the conversion searches again under the names left (0.75 of 2.4 s in a build, measured 2026-12-08)
+    for name, old in list(model.named_modules(remove_duplicate=False)):
+        if isinstance(old, HistogramObserver):
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, fixed[id(old)])
 
 
 @torch.no_grad()  # not inference mode: the observers' tensors are loaded into another network later
