@@ -1,13 +1,15 @@
 """Video throughput and face coverage: deface and ours back to back on the same 720p clip.
 
-    python benchmarks/video.py [--clip PATH | --clip-cache PATH] [--loops 3] [--detect-every K ...]
+    python benchmarks/video.py [--clip PATH | --clip-cache PATH] [--talking-heads] [--loops 3] [--detect-every K ...]
         [--ref-cache PATH.npz] [--no-deface] [--detector centerface centerface_int8] [--extra '...']
         [--sheet PATH.png]
 
 Without --clip, a 1280x720 H.264 clip (with the source's audio) is made with PyAV from
-../shared/data/videos/facenet-pytorch_video.mp4, looped --loops times. Both tools run as their console
-scripts (start-up included) with a solid black fill (ours: `--method solid`; `--extra '--method surrogate'`
-times the default surrogates instead, whose coverage this black-pixel test cannot see) on 2 threads.
+../shared/data/videos/facenet-pytorch_video.mp4, looped --loops times (--talking-heads: from the first 60
+frames of each MEAD clip of ../shared/data/videos-real, 1920x1080 actors, scaled to 1280x720). Both tools
+run as their console scripts (start-up included) with a solid black fill (ours: `--method solid`; `--extra
+'--method surrogate'` times the default surrogates instead, whose coverage this black-pixel test cannot
+see) on 2 threads.
 Coverage: reference faces are the default photo detector's faces (multi-scale, threshold 0.5) on every
 frame of the clip, less those in the default clip's coat of arms (NOT_FACES: false faces, by eye). A face
 counts as covered in an output when at least 90% of the inner 60% of its box is black (luma < 40); "whole
@@ -71,6 +73,27 @@ def make_clip(dest: Path, loops: int, gop: int | None = None) -> Path:
                 f = frame.reformat(width=1280, height=720, format="yuv420p")
                 f.pts = n
                 f.time_base = Fraction(1, 25)
+                out.mux(vs.encode(f))
+                n += 1
+    out.mux(vs.encode(None))
+    out.close()
+    return dest
+
+
+def make_talking_heads(dest: Path, per_clip: int = 60) -> Path:
+    """A second 720p clip: the first ``per_clip`` frames of each MEAD clip of ../shared/data/videos-real
+    (actors filmed at 1920x1080), scaled to 1280x720 and joined (the joins are cuts)."""
+    clips = sorted(require(DATA / "videos-real").glob("spectre_MEAD_*.mp4"))
+    out = av.open(str(dest), "w")
+    vs = out.add_stream("libx264", rate=Fraction(25))
+    vs.width, vs.height, vs.pix_fmt = 1280, 720, "yuv420p"
+    vs.options = {"crf": "18", "preset": "veryfast"}
+    n = 0
+    for path in clips:
+        with av.open(str(path)) as inp:
+            for _, frame in zip(range(per_clip), inp.decode(video=0), strict=False):
+                f = frame.reformat(width=1280, height=720, format="yuv420p")
+                f.pts, f.time_base = n, Fraction(1, 25)
                 out.mux(vs.encode(f))
                 n += 1
     out.mux(vs.encode(None))
@@ -340,16 +363,20 @@ def main() -> None:
     ap.add_argument(
         "--clip-cache", type=Path, help="keep the default clip here between runs (made when missing; not with --clip)"
     )
+    ap.add_argument(
+        "--talking-heads", action="store_true", help="the clip made from videos-real's MEAD clips instead (720p)"
+    )
     args = ap.parse_args()
     configure_runtime(2)
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        clip = args.clip or args.clip_cache or tmpd / "clip720.mp4"
+        clip = args.clip or args.clip_cache or tmpd / ("heads720.mp4" if args.talking_heads else "clip720.mp4")
         if args.clip is None and not clip.exists():
             clip.parent.mkdir(parents=True, exist_ok=True)
-            make_clip(clip, args.loops)
+            make_talking_heads(clip) if args.talking_heads else make_clip(clip, args.loops)
         src_frames = frames(clip)
-        not_faces = NOT_FACES if args.clip is None else np.zeros((0, 4), np.float32)
+        default_clip = args.clip is None and not args.talking_heads
+        not_faces = NOT_FACES if default_clip else np.zeros((0, 4), np.float32)
         ref = reference(src_frames, args.ref_cache, not_faces)
         # what `--detect-every 1` sees: the video detector at its defaults on every frame
         every_cache = args.ref_cache.with_name(args.ref_cache.stem + "_every.npz") if args.ref_cache else None
