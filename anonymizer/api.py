@@ -355,7 +355,8 @@ def anonymize_video(
     progress: Callable[[int], None] | None = None,
 ) -> VideoReport:
     """Anonymize the video ``src`` into ``dest`` (the same container) with ``options`` (their video defaults:
-    threshold 0.2, one detection pass per frame every ``detect_every`` frames, faces tracked in between).
+    threshold 0.2, one detection pass per frame every ``detect_every`` frames, faces tracked in between;
+    plates, when targeted, every ``plate_every`` frames: every frame by default).
     With ``key`` the originals are sealed into ``dest.vault`` (:func:`restore_video` opens it);
     ``progress`` is called with the number of frames written."""
     from .pipeline.jobs import run_video
