@@ -6,7 +6,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..defaults import DEFAULT_NMS_IOU, DEFAULT_PLATE_THRESHOLD, PLATE_MASK_SCALE, PLATE_REDUCED, PLATE_UPSCALE
+from ..defaults import (
+    DEFAULT_NMS_IOU,
+    DEFAULT_PLATE_THRESHOLD,
+    PLATE_MASK_SCALE,
+    PLATE_REDUCED,
+    PLATE_REDUCED_MIN_SIDE,
+    PLATE_UPSCALE,
+)
 from ..errors import InputError
 from ..nn import build_model
 from ..nn.detectors import FaceDetector
@@ -30,15 +37,17 @@ from .photo import (
     seeded_passes,
 )
 
-__all__ = ["PlateFinder", "cover_plates"]
+__all__ = ["PlateFinder", "cover_plates", "reduced_scales"]
 
 
 class PlateFinder:
     """Plate detection over a whole image: the plate detector at the image's own size, enlarged
     ``upscale`` times (in tiles for large images) where the first pass sees a small candidate however
     faint, and reduced for images over 1280 px; boxes above ``threshold`` merged by non-maximum suppression.
-    Then the image reduced by each of ``reduced`` (scales in (0, 1)) adds the plates found where no box
-    lies yet: near plates the full-size pass misses, without changing any plate it found.
+    Then the image reduced by each of ``reduced`` (scales in (0, 1); in a large image also by halvings of the
+    smallest while its longer side keeps :data:`~anonymizer.defaults.PLATE_REDUCED_MIN_SIDE` px) adds the
+    plates found where no box lies yet: near plates the full-size pass misses, without changing any plate it
+    found.
 
     ``find(rgb)`` takes an RGB uint8 (H, W, 3) array and returns plates in its pixels, best first.
     """
@@ -131,8 +140,9 @@ class PlateFinder:
         near plate the full-size pass misses; where both see one, the full-size pass's box is kept); ``faint``
         with each reduced pass's candidates from ``floor`` up."""
         h, w = rgb.shape[:2]
-        runs = [self._run(rgb, [DetectionPass(0, 0, w, h, r)], floor) for r in self.reduced]
-        faint = faint + [(b, s, r) for (b, s, _), r in zip(runs, self.reduced, strict=True)]
+        scales = reduced_scales(self.reduced, max(w, h))
+        runs = [self._run(rgb, [DetectionPass(0, 0, w, h, r)], floor) for r in scales]
+        faint = faint + [(b, s, r) for (b, s, _), r in zip(runs, scales, strict=True)]
         found, conf, lms = (torch.cat(parts) for parts in zip(*runs, strict=True))
         keep = conf >= self.threshold
         found, conf, _ = merge_passes(found[keep], conf[keep], lms[keep], nms_iou=self.nms_iou, size=(h, w))
@@ -157,6 +167,15 @@ class PlateFinder:
 
     def _run(self, rgb: np.ndarray, passes: list[DetectionPass], floor: float) -> Decoded:
         return run_passes(self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=self.batch_size)
+
+
+def reduced_scales(reduced: tuple[float, ...], long_side: int) -> tuple[float, ...]:
+    """``reduced``, then halvings of its smallest scale while the image's ``long_side`` reduced by them stays
+    at least :data:`~anonymizer.defaults.PLATE_REDUCED_MIN_SIDE` px (none for a 640-px image)."""
+    scales = list(reduced)
+    while scales and long_side * min(scales) / 2 >= PLATE_REDUCED_MIN_SIDE:
+        scales.append(min(scales) / 2)
+    return tuple(scales)
 
 
 def cover_plates(

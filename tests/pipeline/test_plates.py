@@ -19,7 +19,7 @@ from anonymizer.defaults import PLATE_MASK_SCALE, PLATE_REDUCED  # noqa: E402
 from anonymizer.errors import InputError  # noqa: E402
 from anonymizer.ops.boxes import iou_matrix  # noqa: E402
 from anonymizer.pipeline.options import AnonymizeOptions  # noqa: E402
-from anonymizer.pipeline.plates import PlateFinder, cover_plates  # noqa: E402
+from anonymizer.pipeline.plates import PlateFinder, cover_plates, reduced_scales  # noqa: E402
 from anonymizer.pipeline.video import anonymize_video, restore_video  # noqa: E402
 from anonymizer.vault import parse  # noqa: E402
 
@@ -93,6 +93,23 @@ def test_reduced_passes_add_near_plates_and_keep_the_others(width: int) -> None:
     _, _, changed = cover_plates(img, after)
     assert changed[y1:y2, x1:x2].mean() >= 0.95 and len(after) <= 2
     assert changed.sum() < 6 * (x2 - x1) * (y2 - y1)  # a box about the plate (grown 1.6x), not over the car
+
+
+def test_large_images_are_also_searched_at_halvings_of_the_smallest_reduced_scale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anonymizer.pipeline import plates
+
+    assert reduced_scales((0.5, 0.75), 640) == (0.5, 0.75)  # a 640-px photo: as before
+    assert reduced_scales((0.5, 0.75), 1920) == (0.5, 0.75, 0.25)
+    assert reduced_scales((0.5, 0.75), 4000) == (0.5, 0.75, 0.25, 0.125)
+    assert reduced_scales((), 4000) == ()
+    img, box = car_photo(480, size=(1920, 1440))  # a quarter of the photo wide: 240 px even at 0.5x
+    x1, y1, x2, y2 = box
+    found = get_plate_finder().find(img)
+    assert found and cover_plates(img, found)[2][y1:y2, x1:x2].mean() >= 0.95
+    monkeypatch.setattr(plates, "PLATE_REDUCED_MIN_SIDE", 10_000)  # no halvings: the plate is missed
+    assert not get_plate_finder().find(img)
 
 
 @pytest.mark.parametrize(("width", "scale"), [(60, 1.0), (200, 0.5)])
