@@ -22,9 +22,9 @@ PLATE_UPSCALE = 2.0
 #: photos: plates are also looked for in the image reduced by each of these, where no plate was found yet (near
 #: plates, too large for the full-size pass, and some the full-size pass misses; models/plates.md)
 PLATE_REDUCED: tuple[float, ...] = (0.5, 0.75)
-#: ... and in images larger than 640 px, at half the smallest of those, and half that, while the reduced
-#: image's longer side keeps at least PLATE_REDUCED_MIN_SIDE px (a 1920-px photo also at 0.25x: near plates up
-#: to about 600 px wide; the first 25 held-out photos enlarged 3x: widest plates covered 80.0% -> 88.0%)
+#: ... and at half the smallest of those, and half that, while the reduced image's longer side keeps at least
+#: PLATE_REDUCED_MIN_SIDE px: images of 1280 px and more (a 1920-px photo also at 0.25x: near plates up to about
+#: 600 px wide; the first 25 held-out photos enlarged 3x: widest plates covered 80.0% -> 88.0%). Videos too
 PLATE_REDUCED_MIN_SIDE = 320
 #: videos: plates are found at the frame's own size (the enlarged pass would cost more than the rest)
 PLATE_VIDEO_UPSCALE = 0.0

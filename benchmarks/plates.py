@@ -2,7 +2,7 @@
 ../shared/data/plates-train (anonymizer.train.plates.is_held_out; never trained on).
 
     python benchmarks/plates.py [--weights-file W] [--threshold 0.3] [--upscale 2] [--reduced 0.5 0.75]
-                                [--mask-scale 1.2] [--video] [--closeups]
+                                [--mask-scale 1.2] [--video [--detect-every 1] [--no-watch]] [--closeups]
 
 Photos: :class:`anonymizer.pipeline.plates.PlateFinder` (the image's own size, enlarged ``--upscale`` times
 where small candidates are, NMS; then reduced by each of ``--reduced`` for plates found nowhere else) and

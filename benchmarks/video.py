@@ -373,7 +373,10 @@ def main() -> None:
         clip = args.clip or args.clip_cache or tmpd / ("heads720.mp4" if args.talking_heads else "clip720.mp4")
         if args.clip is None and not clip.exists():
             clip.parent.mkdir(parents=True, exist_ok=True)
-            make_talking_heads(clip) if args.talking_heads else make_clip(clip, args.loops)
+            if args.talking_heads:
+                make_talking_heads(clip)
+            else:
+                make_clip(clip, args.loops)
         src_frames = frames(clip)
         default_clip = args.clip is None and not args.talking_heads
         not_faces = NOT_FACES if default_clip else np.zeros((0, 4), np.float32)
