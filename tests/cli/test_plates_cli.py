@@ -63,12 +63,17 @@ def test_anonymize_faces_and_plates_photos_and_video(tmp_path: Path, samples: Pa
     np.testing.assert_array_equal(load_image(back / "car.png").rgb, load_image(src / "car.png").rgb)
 
 
-def test_watch_names_the_targets_looked_at_again_and_refuses_persons(tmp_path: Path) -> None:
-    src = tmp_path / "in"
+def _car_clip(tmp: Path, targets: str) -> tuple[list[str], Path]:
+    """A 6-frame clip of a drawn car moving right, and `anonymize` arguments for it (and the output folder)."""
+    src = tmp / "in"
     src.mkdir()
     make_clip(src / "clip.mp4", frames=6, audio=False, car=lambda i: (150 + 3 * i, 170, 50))
-    out = tmp_path / "out"
-    base = ["anonymize", str(src), "-o", str(out), "--targets", "face,plate", "--json"]
+    out = tmp / "out"
+    return ["anonymize", str(src), "-o", str(out), "--targets", targets, "--json"], out
+
+
+def test_watch_names_the_targets_looked_at_again_and_refuses_persons(tmp_path: Path) -> None:
+    base, out = _car_clip(tmp_path, "face,plate")
     r = CliRunner().invoke(app, [*base, "--watch", "person"])
     assert r.exit_code == 2 and "--watch" in r.stderr and not out.exists()
     r = CliRunner().invoke(app, [*base, "--watch", "face,plate"])
@@ -78,11 +83,7 @@ def test_watch_names_the_targets_looked_at_again_and_refuses_persons(tmp_path: P
 
 
 def test_plate_every_sets_the_plates_cadence_and_refuses_zero(tmp_path: Path) -> None:
-    src = tmp_path / "in"
-    src.mkdir()
-    make_clip(src / "clip.mp4", frames=6, audio=False, car=lambda i: (150 + 3 * i, 170, 50))
-    out = tmp_path / "out"
-    base = ["anonymize", str(src), "-o", str(out), "--targets", "plate", "--json"]
+    base, out = _car_clip(tmp_path, "plate")
     r = CliRunner().invoke(app, [*base, "--plate-every", "0"])
     assert r.exit_code == 2 and "--plate-every" in r.stderr and not out.exists()
     r = CliRunner().invoke(app, [*base, "--plate-every", "3"])
