@@ -59,6 +59,7 @@ __all__ = [
     "cover_faces",
     "faint_candidates",
     "plan_passes",
+    "probe_candidates",
     "probe_passes",
     "cover_region",
     "merge_passes",
@@ -177,14 +178,11 @@ class FaceFinder:
     def probe(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[Face, ...]:
         """The faces :meth:`find` would keep, looked for only in crops of ``rgb`` around the faint candidates
         ``boxes`` (ndarray[K, 5], :func:`probe_passes`)."""
-        require_rgb(rgb)
-        passes = probe_passes(boxes, rgb.shape[1], rgb.shape[0])
-        if not passes:
-            return ()
         floor = self.threshold * min(SMALL_FACE_FACTOR, 1.0)
-        found, scores, lms = run_passes(
-            self.model, rgb, passes, floor=floor, nms_iou=self.nms_iou, batch_size=PROBE_BATCH, pad_together=True
-        )
+        candidates = probe_candidates(self.model, rgb, boxes, floor=floor, nms_iou=self.nms_iou)
+        if candidates is None:
+            return ()
+        found, scores, lms = candidates
         needed = size_threshold(found[:, 3] - found[:, 1], self.threshold)
         return self._faces(*self._merge(rgb.shape, found, scores, lms, needed))
 
@@ -314,27 +312,39 @@ def probe_passes(faint: np.ndarray, width: int, height: int) -> list[DetectionPa
     return passes
 
 
+def probe_candidates(
+    model: FaceDetector, rgb: np.ndarray, faint: np.ndarray, *, floor: float, nms_iou: float
+) -> Decoded | None:
+    """The candidates of ``model`` scoring above ``floor`` in crops of ``rgb`` around the faint candidates
+    ``faint`` (:func:`probe_passes`), the crops run together in padded batches of PROBE_BATCH; None when no
+    crop lies in the image. What the face and plate finders' ``probe`` share."""
+    require_rgb(rgb)
+    passes = probe_passes(faint, rgb.shape[1], rgb.shape[0])
+    if not passes:
+        return None
+    return run_passes(model, rgb, passes, floor=floor, nms_iou=nms_iou, batch_size=PROBE_BATCH, pad_together=True)
+
+
 def _merged(windows: list[list[float]]) -> list[list[float]]:
     """``windows`` ([x1, y1, x2, y2, scale]) with any two of one scale replaced by their union while that
-    union's area is at most the sum of theirs."""
+    union's area is at most the sum of theirs (always the first such pair, in order)."""
 
     def area(w: list[float]) -> float:
         return max(0.0, w[2] - w[0]) * max(0.0, w[3] - w[1])
 
     out = [list(w) for w in windows]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(out)):
-            for j in range(i + 1, len(out)):
-                a, b = out[i], out[j]
-                u = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), a[4]]
-                if a[4] == b[4] and area(u) <= area(a) + area(b):
-                    out[i], merged = u, True
-                    del out[j]
-                    break
-            if merged:
+    i = 0
+    while i < len(out):
+        for j in range(i + 1, len(out)):
+            a, b = out[i], out[j]
+            u = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), a[4]]
+            if a[4] == b[4] and area(u) <= area(a) + area(b):
+                out[i] = u
+                del out[j]
+                i = 0  # the grown window may now take an earlier one: start again
                 break
+        else:
+            i += 1
     return out
 
 

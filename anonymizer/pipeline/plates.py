@@ -24,7 +24,6 @@ from ..ops.checks import require_rgb
 from ..ops.replace import METHODS
 from ..types import Face, Plate, Region
 from .photo import (
-    PROBE_BATCH,
     SEED_SCORE,
     WATCH_SHARE,
     DetectionPass,
@@ -32,7 +31,7 @@ from .photo import (
     faint_candidates,
     merge_passes,
     plan_passes,
-    probe_passes,
+    probe_candidates,
     run_passes,
     seeded_passes,
 )
@@ -91,21 +90,11 @@ class PlateFinder:
     def probe(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[Plate, ...]:
         """The plates scoring at least the threshold in crops of ``rgb`` around the faint candidates ``boxes``
         (ndarray[K, 5], :func:`probe_passes`), each at the scale of the pass that saw it."""
-        require_rgb(rgb)
-        h, w = rgb.shape[:2]
-        passes = probe_passes(boxes, w, h)
-        if not passes:
+        candidates = probe_candidates(self.model, rgb, boxes, floor=self.threshold, nms_iou=self.nms_iou)
+        if candidates is None:
             return ()
-        found, scores, lms = run_passes(
-            self.model,
-            rgb,
-            passes,
-            floor=self.threshold,
-            nms_iou=self.nms_iou,
-            batch_size=PROBE_BATCH,
-            pad_together=True,
-        )
-        return self._plates(*merge_passes(found, scores, lms, nms_iou=self.nms_iou, size=(h, w))[:2])
+        size = (rgb.shape[0], rgb.shape[1])
+        return self._plates(*merge_passes(*candidates, nms_iou=self.nms_iou, size=size)[:2])
 
     def _find(self, rgb: np.ndarray, *, watch: bool) -> tuple[tuple[Plate, ...], np.ndarray]:
         require_rgb(rgb)
