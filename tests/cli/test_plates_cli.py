@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -63,30 +64,23 @@ def test_anonymize_faces_and_plates_photos_and_video(tmp_path: Path, samples: Pa
     np.testing.assert_array_equal(load_image(back / "car.png").rgb, load_image(src / "car.png").rgb)
 
 
-def _car_clip(tmp: Path, targets: str) -> tuple[list[str], Path]:
-    """A 6-frame clip of a drawn car moving right, and `anonymize` arguments for it (and the output folder)."""
-    src = tmp / "in"
+@pytest.mark.parametrize(
+    ("targets", "option", "refused", "taken"),
+    [("face,plate", "--watch", "person", "face,plate"), ("plate", "--plate-every", "0", "3")],
+)
+def test_video_plate_options_refuse_bad_values_and_take_good_ones(
+    tmp_path: Path, targets: str, option: str, refused: str, taken: str
+) -> None:
+    """--watch names the targets looked at again (persons refused); --plate-every sets the plates' cadence
+    (0 refused): a bad value is a usage error before anything is written, a good one covers the plate."""
+    src = tmp_path / "in"
     src.mkdir()
     make_clip(src / "clip.mp4", frames=6, audio=False, car=lambda i: (150 + 3 * i, 170, 50))
-    out = tmp / "out"
-    return ["anonymize", str(src), "-o", str(out), "--targets", targets, "--json"], out
-
-
-def test_watch_names_the_targets_looked_at_again_and_refuses_persons(tmp_path: Path) -> None:
-    base, out = _car_clip(tmp_path, "face,plate")
-    r = CliRunner().invoke(app, [*base, "--watch", "person"])
-    assert r.exit_code == 2 and "--watch" in r.stderr and not out.exists()
-    r = CliRunner().invoke(app, [*base, "--watch", "face,plate"])
-    assert r.exit_code == 0, r.stderr
-    (row,) = map(json.loads, r.stdout.splitlines())
-    assert row["plate_tracks"] == 1
-
-
-def test_plate_every_sets_the_plates_cadence_and_refuses_zero(tmp_path: Path) -> None:
-    base, out = _car_clip(tmp_path, "plate")
-    r = CliRunner().invoke(app, [*base, "--plate-every", "0"])
-    assert r.exit_code == 2 and "--plate-every" in r.stderr and not out.exists()
-    r = CliRunner().invoke(app, [*base, "--plate-every", "3"])
+    out = tmp_path / "out"
+    base = ["anonymize", str(src), "-o", str(out), "--targets", targets, "--json"]
+    r = CliRunner().invoke(app, [*base, option, refused])
+    assert r.exit_code == 2 and option in r.stderr and not out.exists()
+    r = CliRunner().invoke(app, [*base, option, taken])
     assert r.exit_code == 0, r.stderr
     (row,) = map(json.loads, r.stdout.splitlines())
     assert row["plate_tracks"] == 1
