@@ -14,10 +14,11 @@ TARGETS = ("face", "person", "plate")
 SHAPES = ("ellipse", "box")
 #: Mask R-CNN person score threshold (models/person_maskrcnn.md)
 DEFAULT_PERSON_THRESHOLD = 0.5
-#: licence plates (models/plates.md, benchmarks/plates.py): the score a plate needs, how much its box grows
-#: before it is covered, and the enlargement of the second pass for small, distant plates
+#: licence plates (models/plates.md, benchmarks/plates.py): the score a plate needs, how much its box (fitted
+#: by the plate refiner, models/plate_refiner.md) grows before it is covered, and the enlargement of the second
+#: pass for small, distant plates
 DEFAULT_PLATE_THRESHOLD = 0.3
-PLATE_MASK_SCALE = 1.6
+PLATE_MASK_SCALE = 1.5
 PLATE_UPSCALE = 2.0
 #: photos: plates are also looked for in the image reduced by each of these, where no plate was found yet (near
 #: plates, too large for the full-size pass, and some the full-size pass misses; models/plates.md)

@@ -359,6 +359,23 @@ register_weights(
 
 register_weights(
     WeightSpec(
+        name="plate_refiner",
+        model="plate_refiner",
+        file="plate_refiner.safetensors",
+        sha256="e05b293e53c6baf52fc1798d9050d8cd1c52bd01bb368f5fc9e184275738636e",
+        source="trained here from random: python -m anonymizer.train.plate_refiner (windows around the plate "
+        "detector's boxes on plates-train street photos; see models/plate_refiner.md)",
+        licence="weights: MIT (this project); training data: plates-train (Google Licence Plates, Roboflow "
+        "Universe, CC BY 4.0)",
+        input_spec="RGB, float 0..255, NCHW 64x128: a window four times the detected box "
+        "(anonymizer.ops.plate_windows)",
+        metrics={"plates covered by width, other pixels changed, photos/s": "python benchmarks/plates.py"},
+    )
+)
+
+
+register_weights(
+    WeightSpec(
         name="deepfake",
         model="deepfake",
         file="deepfake.safetensors",

@@ -2,10 +2,12 @@
 ../shared/data/plates-train (anonymizer.train.plates.is_held_out; never trained on).
 
     python benchmarks/plates.py [--weights-file W] [--threshold 0.3] [--upscale 2] [--reduced 0.5 0.75]
-                                [--mask-scale 1.2] [--video [--detect-every 1] [--no-watch]] [--closeups]
+                                [--mask-scale S] [--no-refine | --refiner-file R]
+                                [--video [--detect-every 1] [--no-watch]] [--closeups]
 
 Photos: :class:`anonymizer.pipeline.plates.PlateFinder` (the image's own size, enlarged ``--upscale`` times
-where small candidates are, NMS; then reduced by each of ``--reduced`` for plates found nowhere else) and
+where small candidates are, NMS; then reduced by each of ``--reduced`` for plates found nowhere else; each
+box fitted to its plate by the plate refiner unless ``--no-refine``) and
 :func:`~anonymizer.pipeline.plates.cover_plates` (solid box, ``--mask-scale`` times the detection). A plate
 counts as covered when at least 70% of its labelled box changed.
 Printed: covered by width (< 16, 16-32, 32-64, > 64 px, all; all with 95% of the box changed)
@@ -95,7 +97,7 @@ def photos(finder: PlateFinder, images: list[np.ndarray], labels: list[np.ndarra
     print("|---|---:|---:|")
     for (lo, hi), v in by_bin.items():
         name = f"< {hi} px" if lo == 0 else (f"> {lo} px" if hi > 1000 else f"{lo}-{hi} px")
-        print(f"| {name} | {len(v)} | {np.mean(v) if v else float('nan'):.1%} |")
+        print(f"| {name} | {len(v)} | {f'{np.mean(v):.1%}' if v else '-'} |")
     print(f"| all | {len(every)} | {np.mean(every):.1%} |")
     print(f"| widest plate of each photo | {len(widest)} | {np.mean(widest):.1%} |")
     print(f"| all, 95% of the box changed | {len(whole)} | {np.mean(whole):.1%} |")
@@ -213,23 +215,34 @@ def main() -> None:
     ap.add_argument("--no-watch", action="store_true", help="video: do not look again at faint candidates")
     ap.add_argument("--detect-every", type=int, default=PLATE_DETECT_EVERY, help="video (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out photos")
+    ap.add_argument("--no-refine", action="store_true", help="the detector's boxes as they are (no refiner)")
+    ap.add_argument("--refiner-file", type=Path, default=None, help="refiner weights to try (default: the shipped)")
     args = ap.parse_args()
     configure_runtime(2)
-    finder = PlateFinder(threshold=args.threshold, upscale=args.upscale, reduced=tuple(args.reduced))
-    if args.weights_file is not None:
-        from safetensors.torch import load_file
+    finder = PlateFinder(
+        threshold=args.threshold, upscale=args.upscale, reduced=tuple(args.reduced), refine=not args.no_refine
+    )
+    from safetensors.torch import load_file
 
+    if args.weights_file is not None:
         finder.model.load_state_dict(load_file(str(args.weights_file)))
+    if args.refiner_file is not None and finder.refiner is not None:
+        finder.refiner.load_state_dict(load_file(str(args.refiner_file)))
     images, labels = load_split(require(DATA / "plates-train"), held_out=True)
     images, labels = images[: args.limit], labels[: args.limit]
-    print(f"threshold {args.threshold}, upscale {args.upscale}, reduced {args.reduced}, mask scale {args.mask_scale}")
+    print(
+        f"threshold {args.threshold}, upscale {args.upscale}, reduced {args.reduced}, mask scale {args.mask_scale}, "
+        f"refined: {not args.no_refine}"
+    )
     photos(finder, images, labels, args.mask_scale)
     if args.closeups:
         print("close-ups: ", end="")
         photos(finder, *closeups(images, labels), args.mask_scale)
     if args.video:
-        video_finder = PlateFinder(threshold=args.threshold, upscale=0.0, reduced=tuple(args.video_reduced))
-        video_finder.model = finder.model
+        video_finder = PlateFinder(
+            threshold=args.threshold, upscale=0.0, reduced=tuple(args.video_reduced), refine=not args.no_refine
+        )
+        video_finder.model, video_finder.refiner = finder.model, finder.refiner
         video(video_finder, images, labels, args.frames, args.detect_every, args.mask_scale, not args.no_watch)
 
 

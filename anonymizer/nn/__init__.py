@@ -12,6 +12,7 @@ from .heads import CenterHead
 from .identity import IdentityNet, identity_net
 from .masks import PersonBackbone, person_maskrcnn
 from .necks import TopDownFPN
+from .plate_refiner import PlateRefiner, plate_refiner
 from .quantized import QuantizedDetector, centerface_int8
 from .retinaface import RetinaHead, retinaface, retinaface_loss
 from .selfie import SelfieSegmentation, selfie_segmentation
@@ -30,6 +31,7 @@ __all__ = [
     "MobileNetV2",
     "PatchDiscriminator",
     "PersonBackbone",
+    "PlateRefiner",
     "QuantizedDetector",
     "RetinaHead",
     "SRResNet",
@@ -48,6 +50,7 @@ __all__ = [
     "list_models",
     "person_maskrcnn",
     "plate_detector",
+    "plate_refiner",
     "prepare_batch",
     "register_model",
     "retinaface",

@@ -17,10 +17,12 @@ from ..defaults import (
 from ..errors import InputError
 from ..nn import build_model
 from ..nn.detectors import FaceDetector
+from ..nn.plate_refiner import PlateRefiner
 from ..nn.runtime import configure_runtime
 from ..ops.boxes import iou_matrix
 from ..ops.centers import Decoded
 from ..ops.checks import require_rgb
+from ..ops.plate_windows import cut_windows, from_windows, plate_windows
 from ..ops.replace import METHODS
 from ..types import Face, Plate, Region
 from .photo import (
@@ -36,7 +38,7 @@ from .photo import (
     seeded_passes,
 )
 
-__all__ = ["PlateFinder", "cover_plates", "reduced_scales"]
+__all__ = ["PlateFinder", "cover_plates", "reduced_scales", "refine_boxes"]
 
 
 class PlateFinder:
@@ -46,7 +48,9 @@ class PlateFinder:
     Then the image reduced by each of ``reduced`` (scales in (0, 1); in a large image also by halvings of the
     smallest while its longer side keeps :data:`~anonymizer.defaults.PLATE_REDUCED_MIN_SIDE` px) adds the
     plates found where no box lies yet: near plates the full-size pass misses, without changing any plate it
-    found.
+    found. Last, with ``refine`` (the default), the plate refiner looks again at a window around each box and
+    fits the box to its plate (:func:`refine_boxes`; the detector's boxes are often too narrow or over half a
+    plate), so that a smaller margin covers it (:data:`~anonymizer.defaults.PLATE_MASK_SCALE`).
 
     ``find(rgb)`` takes an RGB uint8 (H, W, 3) array and returns plates in its pixels, best first.
     """
@@ -59,6 +63,7 @@ class PlateFinder:
         upscale: float = PLATE_UPSCALE,
         reduced: tuple[float, ...] = PLATE_REDUCED,
         nms_iou: float = DEFAULT_NMS_IOU,
+        refine: bool = True,
         batch_size: int = 4,
         threads: int | None = None,
     ) -> None:
@@ -74,6 +79,9 @@ class PlateFinder:
         self.model = net.eval().to(memory_format=torch.channels_last)
         self.threshold, self.upscale, self.nms_iou, self.batch_size = threshold, upscale, nms_iou, batch_size
         self.reduced = tuple(reduced)
+        refiner = build_model("plate_refiner", weights=None if weights is None else "default") if refine else None
+        assert refiner is None or isinstance(refiner, PlateRefiner)
+        self.refiner = refiner
 
     @torch.inference_mode()
     def find(self, rgb: np.ndarray) -> tuple[Plate, ...]:
@@ -94,7 +102,7 @@ class PlateFinder:
         if candidates is None:
             return ()
         size = (rgb.shape[0], rgb.shape[1])
-        return self._plates(*merge_passes(*candidates, nms_iou=self.nms_iou, size=size)[:2])
+        return self._plates(rgb, *merge_passes(*candidates, nms_iou=self.nms_iou, size=size)[:2])
 
     def _find(self, rgb: np.ndarray, *, watch: bool) -> tuple[tuple[Plate, ...], np.ndarray]:
         require_rgb(rgb)
@@ -115,7 +123,7 @@ class PlateFinder:
             boxes, scores, faint = self._add_reduced(rgb, boxes, scores, faint, floor)
             order = torch.argsort(scores, descending=True, stable=True)
             boxes, scores = boxes[order], scores[order]
-        return self._plates(boxes, scores), self._faint(faint, boxes) if watch else np.zeros((0, 5), np.float32)
+        return self._plates(rgb, boxes, scores), self._faint(faint, boxes) if watch else np.zeros((0, 5), np.float32)
 
     def _add_reduced(
         self,
@@ -146,11 +154,14 @@ class PlateFinder:
         ]
         return np.concatenate(parts)
 
-    @staticmethod
-    def _plates(boxes: Tensor, scores: Tensor) -> tuple[Plate, ...]:
+    def _plates(self, rgb: np.ndarray, boxes: Tensor, scores: Tensor) -> tuple[Plate, ...]:
+        """The plates of the detector's ``boxes``, each box fitted to its plate by the refiner when there is one."""
+        fitted = boxes.numpy()
+        if self.refiner is not None:
+            fitted = refine_boxes(self.refiner, rgb, fitted)[0]
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
-            for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)
+            for b, s in zip(fitted.tolist(), scores.tolist(), strict=True)
             if b[2] > b[0] and b[3] > b[1]
         )
 
@@ -206,3 +217,16 @@ def cover_plates(
         as_face = Face(box=plate.box, score=plate.score, landmarks=())
         regions.append(Region(face=as_face, box=win, shape="box", kind="plate"))
     return out, tuple(regions), mask
+
+
+@torch.inference_mode()
+def refine_boxes(model: PlateRefiner, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The plate refiner's look at each of ``boxes`` (float32 [N, 4], x1, y1, x2, y2 in the pixels of ``rgb``,
+    RGB uint8 (H, W, 3)): the plate's box (float32 [N, 4], same pixels) and the probability that a plate is
+    there (float32 [N])."""
+    require_rgb(rgb)
+    if not len(boxes):
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    win = plate_windows(boxes)
+    out = model(torch.from_numpy(cut_windows(rgb, win)).permute(0, 3, 1, 2).float()).numpy()
+    return from_windows(out[:, :4], win), (1 / (1 + np.exp(-out[:, 4]))).astype(np.float32)
