@@ -155,10 +155,14 @@ class PlateFinder:
         return np.concatenate(parts)
 
     def _plates(self, rgb: np.ndarray, boxes: Tensor, scores: Tensor) -> tuple[Plate, ...]:
-        """The plates of the detector's ``boxes``, each box fitted to its plate by the refiner when there is one."""
+        """The plates of the detector's ``boxes``, each box fitted to its plate by the refiner when there is one
+        (a fitted box that is empty or overlaps nothing of the detector's falls back to the detector's: a
+        plate is never dropped or moved elsewhere by the refiner)."""
         fitted = boxes.numpy()
-        if self.refiner is not None:
-            fitted = refine_boxes(self.refiner, rgb, fitted)[0]
+        if self.refiner is not None and len(fitted):
+            new = refine_boxes(self.refiner, rgb, fitted)[0]
+            ok = (new[:, 2] > new[:, 0]) & (new[:, 3] > new[:, 1]) & (np.diag(iou_matrix(new, fitted)) > 0)
+            fitted = np.where(ok[:, None], new, fitted)
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
             for b, s in zip(fitted.tolist(), scores.tolist(), strict=True)

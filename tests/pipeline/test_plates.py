@@ -79,6 +79,26 @@ def test_the_detector_finds_a_drawn_plate(width: int) -> None:
     assert changed.mean() < 0.05 and len(plates) <= 2  # the car's window and wheels are not plates
 
 
+@pytest.mark.parametrize("fitted", [(0.5, 0.5, 0.5, 0.6), (0.0, 0.0, 0.05, 0.05)])
+def test_a_fitted_box_that_is_empty_or_elsewhere_falls_back_to_the_detectors(
+    fitted: tuple[float, float, float, float],
+) -> None:
+    import torch
+
+    class Stub(torch.nn.Module):  # a refiner gone wrong: an empty box, or one in the window's corner
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([[*fitted, 0.0]]).expand(len(x), 5)
+
+    img, _ = car_photo(80)
+    raw = PlateFinder(refine=False)
+    raw.model = get_plate_finder().model
+    stubbed = PlateFinder(refine=False)
+    stubbed.model, stubbed.refiner = raw.model, Stub()  # type: ignore[assignment]
+    assert raw.find(img) and stubbed.find(img) == raw.find(img)  # every plate kept, with the detector's box
+    fine = get_plate_finder().find(img)
+    assert [p.score for p in fine] == [p.score for p in raw.find(img)] and fine != raw.find(img)  # fitted
+
+
 @pytest.mark.parametrize("width", [120, 200, 320])
 def test_reduced_passes_add_near_plates_and_keep_the_others(width: int) -> None:
     img, box = car_photo(width)  # 200 and 320: a third to a half of the photo wide, too large for one pass
