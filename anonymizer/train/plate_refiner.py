@@ -9,10 +9,10 @@ Data: plates-train (``--data``), the same fixed tenth held out as for the detect
 at a low threshold (``--mine-threshold``; cached in ``--out``/mined-*.npz): its boxes that overlap a labelled
 plate are real detection errors to learn from, those far from every plate are hard negatives. Each step
 draws ``--batch`` windows (:mod:`anonymizer.ops.plate_windows`): 45% around a labelled plate's box jittered
-(width and height 0.45-1.8x, the centre moved up to a third of the plate; a quarter of them over only a part of
-the plate), 30% around the finder's own
-boxes of a plate, the rest around its false boxes and random plate-sized boxes away from every plate;
-mirrored at random, colour-jittered, blurred now and then and JPEG-compressed. Loss: L1 between the
+(width and height 0.45-1.8x, the centre moved up to a third of the plate; a quarter of them over only a
+part of the plate), 30% around the finder's own boxes of a plate, the rest around its false boxes and
+random plate-sized boxes away from every plate; mirrored at random, colour-jittered, blurred now and then
+and JPEG-compressed. Loss: L1 between the
 predicted and the labelled box (window fractions) and 1 - their IoU on the windows that hold a plate, plus
 binary cross-entropy on the plate score. The dev numbers it prints: on the held-out photos' finder boxes of a
 plate, the median IoU with the label before and after refining, and the share of the finder's boxes kept
@@ -73,8 +73,9 @@ def mine(images: list[np.ndarray], boxes: list[np.ndarray], threshold: float) ->
 
 def jitter(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A detection-like box around the labelled ``box``: width and height 0.45-1.8x, the centre moved up to a
-    third of the plate's width and 0.4 of its height; or, one time in ``PARTIAL``, a box over a part of the
-    plate (0.35-0.8 of its width, anywhere along it), as the detector draws when it sees half a plate."""
+    third of the plate's width and 0.4 of its height; or, for a share ``PARTIAL`` of the draws, a box over a
+    part of the plate (0.35-0.8 of its width, anywhere along it), as the detector draws when it sees half a
+    plate."""
     w, h = box[2] - box[0], box[3] - box[1]
     if rng.random() < PARTIAL:
         part = rng.uniform(0.35, 0.8)
