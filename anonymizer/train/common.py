@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -52,6 +53,15 @@ def seed_and_device(seed: int, device: str | None) -> torch.device:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def warm_cosine(opt: torch.optim.Optimizer, steps: int, warm_part: int = 30) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule of the plate trainers: a linear warm-up over the first ``steps //
+    warm_part`` steps, then a cosine down to zero at ``steps``."""
+    warm = max(1, steps // warm_part)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: min(1.0, (k + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
+    )
 
 
 def checkpoint_state(parts: Mapping[str, Any], rng: np.random.Generator, **extra: Any) -> dict[str, Any]:

@@ -36,7 +36,16 @@ import torch.nn.functional as F
 from ..nn.plate_refiner import PlateRefiner
 from ..ops.boxes import iou_matrix
 from ..ops.plate_windows import cut_windows, plate_windows, to_windows
-from .common import add_run_options, checkpoint_state, finish_run, resume, run_steps, save_checkpoint, seed_and_device
+from .common import (
+    add_run_options,
+    checkpoint_state,
+    finish_run,
+    resume,
+    run_steps,
+    save_checkpoint,
+    seed_and_device,
+    warm_cosine,
+)
 from .plates import load_split
 
 #: shares of a batch: jittered labelled plates, the finder's boxes of a plate; the rest are negatives
@@ -242,10 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model("plate_refiner", weights=None).to(dev).train()
     assert isinstance(model, PlateRefiner)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warm = max(1, args.steps // 30)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(k, args.steps) / args.steps)))
-    )
+    sched = warm_cosine(opt, args.steps)
     rng = np.random.default_rng(args.seed)
     ckpt = args.out / "last.pt"
     parts = {"model": model, "opt": opt, "sched": sched}

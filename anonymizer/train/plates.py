@@ -40,6 +40,7 @@ from .common import (
     run_steps,
     save_checkpoint,
     seed_and_device,
+    warm_cosine,
 )
 
 STRIDE = 4
@@ -333,10 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     start = "centerface" if args.init == "centerface" else "plate_detector"
     model = build_model(start, weights="default").to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warm = max(1, args.steps // 30)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(k, args.steps) / args.steps)))
-    )
+    sched = warm_cosine(opt, args.steps)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / "last.pt"
