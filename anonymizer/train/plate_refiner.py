@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from ..nn import build_model
 
+    if not (args.data / "boxes.csv").is_file():
+        raise SystemExit(f"{args.data}: no boxes.csv here (expected plates-train: boxes.csv and images/)")
     dev = seed_and_device(args.seed, args.device)
     images, boxes = load_split(args.data, held_out=False)
     images, boxes = images[: args.limit], boxes[: args.limit]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from test_train_plates import _dataset
 
@@ -82,3 +83,9 @@ def test_a_tiny_run_mines_trains_and_resumes(tmp_path: Path) -> None:
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["step"] == 2 and "dev IoU" in state["history"][-1]["dev"]
     assert (tmp_path / "w.safetensors").is_file()
+
+
+def test_a_folder_without_plates_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no boxes.csv"):
+        main(["--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()  # nothing written
