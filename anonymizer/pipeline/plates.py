@@ -161,8 +161,8 @@ class PlateFinder:
         fitted = boxes.numpy()
         if self.refiner is not None and len(fitted):
             new = refine_boxes(self.refiner, rgb, fitted)[0]
-            ok = (new[:, 2] > new[:, 0]) & (new[:, 3] > new[:, 1]) & (np.diag(iou_matrix(new, fitted)) > 0)
-            fitted = np.where(ok[:, None], new, fitted)
+            low, high = np.maximum(new[:, :2], fitted[:, :2]), np.minimum(new[:, 2:], fitted[:, 2:])
+            fitted = np.where((high > low).all(1)[:, None], new, fitted)  # non-empty, overlapping its own box
         return tuple(
             Plate(box=(b[0], b[1], b[2], b[3]), score=float(s))
             for b, s in zip(fitted.tolist(), scores.tolist(), strict=True)
