@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..nn.plate_refiner import PlateRefiner
-from ..ops.boxes import iou_matrix
+from ..ops.boxes import grow_box, iou_matrix
 from ..ops.plate_windows import cut_windows, plate_windows, to_windows
 from .common import (
     add_run_options,
@@ -60,7 +60,6 @@ def mine(images: list[np.ndarray], boxes: list[np.ndarray], threshold: float) ->
     overlapping no labelled plate grown 1.5x."""
     from tqdm import tqdm
 
-    from ..ops.boxes import grow_box
     from ..pipeline.plates import PlateFinder
 
     finder = PlateFinder(threshold=threshold, refine=False)  # the boxes the refiner will be given
@@ -70,8 +69,7 @@ def mine(images: list[np.ndarray], boxes: list[np.ndarray], threshold: float) ->
         if not len(found):
             continue
         iou = iou_matrix(found, labels) if len(labels) else np.zeros((len(found), 0), np.float32)
-        grown = np.array([grow_box(b, 1.5) for b in labels], np.float32).reshape(-1, 4)
-        near = iou_matrix(found, grown).max(1, initial=0.0) > 0
+        near = iou_matrix(found, _around(labels)).max(1, initial=0.0) > 0
         for b, row, close in zip(found, iou, near, strict=True):
             if len(row) and row.max() >= 0.1:
                 hits.append([k, *b, int(row.argmax())])
@@ -100,15 +98,17 @@ def jitter(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def random_false(rgb: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """A plate-sized box (8-200 px wide, 2-5 times as wide as high) overlapping no labelled plate grown
     1.5x, or None when the draw hit one."""
-    from ..ops.boxes import grow_box
-
     h, w = rgb.shape[:2]
     bw = float(np.exp(rng.uniform(math.log(8), math.log(200))))
     bh = bw / rng.uniform(2, 5)
     x, y = rng.uniform(0, max(w - bw, 1)), rng.uniform(0, max(h - bh, 1))
     box = np.array([x, y, x + bw, y + bh], np.float32)
-    grown = np.array([grow_box(b, 1.5) for b in labels], np.float32).reshape(-1, 4)
-    return None if iou_matrix(box[None], grown).max(initial=0.0) > 0 else box
+    return None if iou_matrix(box[None], _around(labels)).max(initial=0.0) > 0 else box
+
+
+def _around(labels: np.ndarray) -> np.ndarray:
+    """The labelled plates grown 1.5x (float32 [K, 4]): a box overlapping none of them is a negative."""
+    return np.array([grow_box(b, 1.5) for b in labels], np.float32).reshape(-1, 4)
 
 
 def draw(
